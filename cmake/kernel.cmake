@@ -1,0 +1,61 @@
+# The freestanding kernel ELF (build/lantern.elf) and the bootable ISO (build/lantern.iso).
+get_property(LANTERN_KERNEL_ONLY GLOBAL PROPERTY LANTERN_KERNEL_SOURCES)
+get_property(LANTERN_PORTABLE GLOBAL PROPERTY LANTERN_PORTABLE_SOURCES)
+
+set(LANTERN_LINKER_SCRIPT ${CMAKE_SOURCE_DIR}/kernel/arch/x86_64/linker.ld)
+
+# Code generation for a higher-half x86-64 kernel (see docs/architecture.md):
+# no red zone (interrupts push onto the current stack), kernel code model (top 2 GiB),
+# no PIC, frame pointers for the panic backtrace. SSE stays enabled: libstdc++ and
+# nlohmann/json need it, so interrupt entry saves the FPU/SSE state (kernel/arch/x86_64/isr.S).
+set(LANTERN_KERNEL_CODEGEN
+  -ffreestanding -mno-red-zone -mcmodel=kernel -fno-pic -fno-pie
+  -fno-stack-protector -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+  -fno-asynchronous-unwind-tables -fno-unwind-tables)
+
+add_executable(lantern_kernel ${LANTERN_KERNEL_ONLY} ${LANTERN_PORTABLE})
+set_target_properties(lantern_kernel PROPERTIES
+  OUTPUT_NAME lantern.elf
+  SUFFIX ""
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}
+  LINK_DEPENDS ${LANTERN_LINKER_SCRIPT})
+target_include_directories(lantern_kernel PRIVATE ${CMAKE_SOURCE_DIR})
+target_compile_definitions(lantern_kernel PRIVATE LANTERN_KERNEL=1 JSON_NOEXCEPTION=1 JSON_NO_IO=1
+  LANTERN_VERSION="${PROJECT_VERSION}")
+target_compile_options(lantern_kernel PRIVATE
+  ${LANTERN_KERNEL_CODEGEN}
+  $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti ${LANTERN_WARNINGS}>
+  $<$<COMPILE_LANGUAGE:C>:${LANTERN_WARNINGS}>)
+
+execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libstdc++.a
+  OUTPUT_VARIABLE LANTERN_LIBSTDCXX OUTPUT_STRIP_TRAILING_WHITESPACE)
+execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libgcc.a
+  OUTPUT_VARIABLE LANTERN_LIBGCC OUTPUT_STRIP_TRAILING_WHITESPACE)
+
+target_link_options(lantern_kernel PRIVATE
+  -nostdlib -static -no-pie
+  -Wl,-T,${LANTERN_LINKER_SCRIPT}
+  -Wl,-z,max-page-size=0x1000 -Wl,--build-id=none -Wl,--gc-sections -Wl,-Map=${CMAKE_BINARY_DIR}/lantern.map)
+target_link_libraries(lantern_kernel PRIVATE
+  -Wl,--start-group ${LANTERN_LIBSTDCXX} ${LANTERN_LIBGCC} -Wl,--end-group)
+
+# ---- ISO ------------------------------------------------------------------------------
+get_property(LANTERN_ISO_MODULES GLOBAL PROPERTY LANTERN_ISO_MODULES)          # file paths
+get_property(LANTERN_ISO_MODULE_TARGETS GLOBAL PROPERTY LANTERN_ISO_MODULE_TARGETS)
+set(_module_args "")
+foreach(m IN LISTS LANTERN_ISO_MODULES)
+  list(APPEND _module_args --module ${m})
+endforeach()
+set(LANTERN_ISO ${CMAKE_BINARY_DIR}/lantern.iso)
+add_custom_command(
+  OUTPUT ${LANTERN_ISO}
+  COMMAND ${CMAKE_SOURCE_DIR}/iso/make_iso.sh
+          --kernel $<TARGET_FILE:lantern_kernel>
+          --stage ${CMAKE_BINARY_DIR}/iso
+          --output ${LANTERN_ISO}
+          ${_module_args}
+  DEPENDS lantern_kernel ${LANTERN_ISO_MODULE_TARGETS} ${LANTERN_ISO_MODULES}
+          ${CMAKE_SOURCE_DIR}/iso/make_iso.sh ${CMAKE_SOURCE_DIR}/grub/grub.cfg.in
+  COMMENT "Making build/lantern.iso"
+  VERBATIM)
+add_custom_target(iso ALL DEPENDS ${LANTERN_ISO})
