@@ -1,0 +1,248 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "vmx/pending_events.h"
+
+namespace lantern::vmx {
+namespace {
+
+using T = PendingEventType;
+
+TEST(VmxPendingEvents, ValidEventsAreQueuedWithPositions) {
+  PendingEventQueue q;
+  auto a = q.queue_event(T::kExternalInterrupt, 0x30);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(*a, 0u);
+  auto b = q.queue_event(T::kExternalInterrupt, 0x31);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(*b, 1u);
+  // An NMI goes ahead of the interrupts.
+  auto n = q.queue_event(T::kNmi, 2);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 0u);
+  // An exception goes ahead of everything.
+  auto e = q.queue_event(T::kHardwareException, 14, 0x6);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(*e, 0u);
+  // A second exception queues behind the first (FIFO within a class).
+  auto e2 = q.queue_event(T::kHardwareException, 6);
+  ASSERT_TRUE(e2.has_value());
+  EXPECT_EQ(*e2, 1u);
+  EXPECT_EQ(q.size(), 5u);
+
+  const uint8_t expected_order[] = {14, 6, 2, 0x30, 0x31};
+  for (uint8_t v : expected_order) {
+    auto head = q.pop();
+    ASSERT_TRUE(head.has_value());
+    EXPECT_EQ(head->vector, v);
+  }
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.pop().has_value());
+  EXPECT_FALSE(q.peek().has_value());
+}
+
+TEST(VmxPendingEvents, FullQueueReportsFull) {
+  PendingEventQueue q;
+  for (uint32_t i = 0; i < PendingEventQueue::kCapacity; ++i) {
+    auto pos = q.queue_event(T::kExternalInterrupt, 0x40 + i);
+    ASSERT_TRUE(pos.has_value());
+    EXPECT_EQ(*pos, i);
+  }
+  EXPECT_TRUE(q.full());
+  auto r = q.queue_event(T::kExternalInterrupt, 0x50);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kFull);
+  // An exception does not evict anything either.
+  EXPECT_EQ(q.queue_event(T::kHardwareException, 0).error().code, ErrorCode::kFull);
+  EXPECT_EQ(q.size(), 8u);
+  ASSERT_TRUE(q.pop().has_value());
+  EXPECT_TRUE(q.queue_event(T::kExternalInterrupt, 0x50).has_value());
+}
+
+TEST(VmxPendingEvents, InvalidEventsAreRejectedWithReasons) {
+  struct Case {
+    T type;
+    uint32_t vector;
+    std::optional<uint32_t> error_code;
+    const char* message_fragment;
+  } cases[] = {
+      {T::kNmi, 3, std::nullopt, "vector 2"},
+      {T::kNmi, 2, 0u, "no error code"},
+      {T::kHardwareException, 32, std::nullopt, "0-31"},
+      {T::kHardwareException, 2, std::nullopt, "nmi"},
+      {T::kHardwareException, 13, std::nullopt, "error_code is required"},
+      {T::kHardwareException, 8, std::nullopt, "error_code is required"},
+      {T::kHardwareException, 21, std::nullopt, "error_code is required"},
+      {T::kHardwareException, 6, 0u, "no error code"},
+      {T::kHardwareException, 9, 0u, "no error code"},
+      {T::kHardwareException, 15, 0u, "no error code"},
+      {T::kExternalInterrupt, 15, std::nullopt, "16-255"},
+      {T::kExternalInterrupt, 0, std::nullopt, "16-255"},
+      {T::kExternalInterrupt, 256, std::nullopt, "16-255"},
+      {T::kExternalInterrupt, 0x30, 1u, "no error code"},
+      {static_cast<T>(9), 0x30, std::nullopt, "unknown event type"},
+  };
+  PendingEventQueue q;
+  for (const Case& c : cases) {
+    auto r = q.queue_event(c.type, c.vector, c.error_code);
+    ASSERT_FALSE(r.has_value()) << static_cast<int>(c.type) << " vector " << c.vector;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::strstr(r.error().message, c.message_fragment), nullptr)
+        << r.error().message << " / expected: " << c.message_fragment;
+  }
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(VmxPendingEvents, ErrorCodeVectorsMatchTable6_1) {
+  for (uint32_t v = 0; v < 32; ++v) {
+    const bool expected = v == 8 || v == 10 || v == 11 || v == 12 || v == 13 || v == 14 ||
+                          v == 17 || v == 21;
+    EXPECT_EQ(exception_has_error_code(v), expected) << v;
+  }
+  EXPECT_FALSE(exception_has_error_code(255));
+}
+
+TEST(VmxPendingEvents, EntryInterruptionInfoOfEvents) {
+  auto pf = make_pending_event(T::kHardwareException, 14, 0x2);
+  ASSERT_TRUE(pf.has_value());
+  EXPECT_EQ(pf->entry_interruption_info(), 0x80000b0eu);
+  auto nmi = make_pending_event(T::kNmi, 2, std::nullopt);
+  ASSERT_TRUE(nmi.has_value());
+  EXPECT_EQ(nmi->entry_interruption_info(), 0x80000202u);
+  auto irq = make_pending_event(T::kExternalInterrupt, 0xef, std::nullopt);
+  ASSERT_TRUE(irq.has_value());
+  EXPECT_EQ(irq->entry_interruption_info(), 0x800000efu);
+}
+
+TEST(VmxPendingEvents, SnapshotAndHandBuiltEvents) {
+  PendingEventQueue q;
+  ASSERT_TRUE(q.queue_event(T::kExternalInterrupt, 0x20).has_value());
+  ASSERT_TRUE(q.queue_event(T::kHardwareException, 13, 0x10).has_value());
+  PendingEvent bad;  // hand-built and invalid: re-validated by queue_event
+  bad.type = T::kNmi;
+  bad.vector = 7;
+  EXPECT_EQ(q.queue_event(bad).error().code, ErrorCode::kInvalidArgument);
+  const PendingEventSnapshot s = q.snapshot();
+  ASSERT_EQ(s.count, 2u);
+  EXPECT_EQ(s.events[0].type, T::kHardwareException);
+  EXPECT_EQ(s.events[0].error_code, 0x10u);
+  EXPECT_TRUE(s.events[0].has_error_code);
+  EXPECT_EQ(s.events[1].vector, 0x20);
+  q.clear();
+  EXPECT_EQ(q.snapshot().count, 0u);
+}
+
+TEST(VmxPendingEvents, TypeNamesForTheConsole) {
+  for (T t : {T::kExternalInterrupt, T::kNmi, T::kHardwareException}) {
+    auto parsed = parse_pending_event_type(pending_event_type_name(t));
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(*parsed, t);
+  }
+  EXPECT_EQ(parse_pending_event_type("Interrupt").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(parse_pending_event_type("").error().code, ErrorCode::kInvalidArgument);
+}
+
+// ---- decide_injection --------------------------------------------------------------------
+
+PendingEvent event(T type, uint8_t vector, std::optional<uint32_t> ec = std::nullopt) {
+  auto e = make_pending_event(type, vector, ec);
+  EXPECT_TRUE(e.has_value());
+  return *e;
+}
+
+TEST(VmxPendingEvents, DecisionTable) {
+  const uint64_t kIf = kRflagsIf;
+  struct Case {
+    const char* what;
+    std::optional<PendingEvent> head;
+    uint64_t rflags;
+    uint32_t interruptibility;
+    uint32_t entry_info;
+    InjectionAction expected;
+  } cases[] = {
+      {"empty queue", std::nullopt, kIf, 0, 0, InjectionAction::kNone},
+      {"interrupt, IF=1", event(T::kExternalInterrupt, 0x30), kIf, 0, 0,
+       InjectionAction::kInjectNow},
+      {"interrupt, IF=0", event(T::kExternalInterrupt, 0x30), 0x2, 0, 0,
+       InjectionAction::kRequestInterruptWindow},
+      {"interrupt, STI shadow", event(T::kExternalInterrupt, 0x30), kIf,
+       kInterruptibilityStiBlocking, 0, InjectionAction::kRequestInterruptWindow},
+      {"interrupt, MOV SS shadow", event(T::kExternalInterrupt, 0x30), kIf,
+       kInterruptibilityMovSsBlocking, 0, InjectionAction::kRequestInterruptWindow},
+      {"interrupt, NMI blocking only", event(T::kExternalInterrupt, 0x30), kIf,
+       kInterruptibilityNmiBlocking, 0, InjectionAction::kInjectNow},
+      {"NMI, IF=0", event(T::kNmi, 2), 0, 0, 0, InjectionAction::kInjectNow},
+      {"NMI, NMI blocking", event(T::kNmi, 2), kIf, kInterruptibilityNmiBlocking, 0,
+       InjectionAction::kRequestNmiWindow},
+      {"NMI, MOV SS", event(T::kNmi, 2), kIf, kInterruptibilityMovSsBlocking, 0,
+       InjectionAction::kRequestNmiWindow},
+      {"NMI, STI", event(T::kNmi, 2), kIf, kInterruptibilityStiBlocking, 0,
+       InjectionAction::kRequestNmiWindow},
+      {"exception, everything blocked", event(T::kHardwareException, 13, 0), 0,
+       kInterruptibilityStiBlocking | kInterruptibilityNmiBlocking, 0,
+       InjectionAction::kInjectNow},
+      {"entry slot busy", event(T::kHardwareException, 6), kIf, 0, 0x80000b0e,
+       InjectionAction::kEntrySlotBusy},
+      {"entry field without valid bit is free", event(T::kExternalInterrupt, 0x30), kIf, 0,
+       0x00000b0e, InjectionAction::kInjectNow},
+  };
+  for (const Case& c : cases) {
+    InjectionContext ctx;
+    ctx.guest_rflags = c.rflags;
+    ctx.interruptibility = c.interruptibility;
+    ctx.entry_interruption_info = c.entry_info;
+    const InjectionDecision d = decide_injection(c.head, ctx);
+    EXPECT_EQ(d.action, c.expected) << c.what << ": got " << injection_action_name(d.action);
+    if (c.head && d.action != InjectionAction::kNone) {
+      EXPECT_EQ(d.event.vector, c.head->vector) << c.what;
+    }
+  }
+}
+
+TEST(VmxPendingEvents, BlockedNmiHoldsBackLowerPriorityInterrupts) {
+  PendingEventQueue q;
+  ASSERT_TRUE(q.queue_event(T::kExternalInterrupt, 0x30).has_value());
+  ASSERT_TRUE(q.queue_event(T::kNmi, 2).has_value());
+  InjectionContext ctx;
+  ctx.guest_rflags = kRflagsIf;
+  ctx.interruptibility = kInterruptibilityNmiBlocking;
+  const InjectionDecision d = decide_injection(q, ctx);
+  EXPECT_EQ(d.action, InjectionAction::kRequestNmiWindow);
+  EXPECT_EQ(d.event.type, T::kNmi);
+  EXPECT_EQ(q.size(), 2u);  // deciding does not consume
+}
+
+TEST(VmxPendingEvents, ReinjectionFromIdtVectoring) {
+  // Not valid: nothing to re-inject.
+  EXPECT_FALSE(reinjection_from_idt_vectoring(0x00000b0e, 4, 3).has_value());
+
+  // #PF with error code, bit 12 (undefined) set: dropped; no instruction length.
+  auto pf = reinjection_from_idt_vectoring(0x80001b0e, 0x6, 3);
+  ASSERT_TRUE(pf.has_value());
+  EXPECT_EQ(pf->entry_interruption_info, 0x80000b0eu);
+  EXPECT_EQ(pf->error_code, 0x6u);
+  EXPECT_EQ(pf->instruction_length, 0u);
+
+  // External interrupt: error code ignored.
+  auto irq = reinjection_from_idt_vectoring(0x80000031, 0xdead, 2);
+  ASSERT_TRUE(irq.has_value());
+  EXPECT_EQ(irq->entry_interruption_info, 0x80000031u);
+  EXPECT_EQ(irq->error_code, 0u);
+
+  // INT 0x80 (software interrupt) and INT3 (software exception) carry the length.
+  auto soft = reinjection_from_idt_vectoring(0x80000480, 0, 2);
+  ASSERT_TRUE(soft.has_value());
+  EXPECT_EQ(soft->instruction_length, 2u);
+  auto int3 = reinjection_from_idt_vectoring(0x80000603, 0, 1);
+  ASSERT_TRUE(int3.has_value());
+  EXPECT_EQ(int3->instruction_length, 1u);
+
+  // Reserved bits 30:13 are not copied into the entry field.
+  auto noisy = reinjection_from_idt_vectoring(0xfffff20e, 0, 0);
+  ASSERT_TRUE(noisy.has_value());
+  EXPECT_EQ(noisy->entry_interruption_info, 0x8000020eu);
+}
+
+}  // namespace
+}  // namespace lantern::vmx

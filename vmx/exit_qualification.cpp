@@ -1,0 +1,106 @@
+#include "vmx/exit_qualification.h"
+
+namespace lantern::vmx {
+
+Result<IoQualification> IoQualification::decode(uint64_t q) {
+  // Table 27-5, bits 2:0: size of access, 0 = 1-byte, 1 = 2-byte, 3 = 4-byte.
+  uint8_t size = 0;
+  switch (q & 0x7) {
+    case 0: size = 1; break;
+    case 1: size = 2; break;
+    case 3: size = 4; break;
+    default:
+      return make_error(ErrorCode::kMalformed,
+                        "I/O exit qualification: undefined access size encoding (bits 2:0)",
+                        q & 0x7);
+  }
+  return IoQualification{size,
+                         ((q >> 3) & 1) != 0,  // bit 3: direction (1 = IN)
+                         ((q >> 4) & 1) != 0,  // bit 4: string instruction
+                         ((q >> 5) & 1) != 0,  // bit 5: REP prefixed
+                         ((q >> 6) & 1) != 0,  // bit 6: operand encoding (1 = immediate)
+                         static_cast<uint16_t>((q >> 16) & 0xffff)};  // bits 31:16: port
+}
+
+std::string_view cr_access_type_name(CrAccessType t) {
+  switch (t) {
+    case CrAccessType::kMovToCr: return "mov_to_cr";
+    case CrAccessType::kMovFromCr: return "mov_from_cr";
+    case CrAccessType::kClts: return "clts";
+    case CrAccessType::kLmsw: return "lmsw";
+  }
+  return "?";
+}
+
+Result<CrAccessQualification> CrAccessQualification::decode(uint64_t q) {
+  CrAccessQualification out{
+      static_cast<uint8_t>(q & 0xf),                      // bits 3:0: CR number
+      static_cast<CrAccessType>((q >> 4) & 0x3),          // bits 5:4: access type
+      ((q >> 6) & 1) != 0,                                // bit 6: LMSW operand type
+      static_cast<uint8_t>((q >> 8) & 0xf),               // bits 11:8: GPR
+      static_cast<uint16_t>((q >> 16) & 0xffff)};         // bits 31:16: LMSW source data
+  if (out.access_type == CrAccessType::kMovToCr || out.access_type == CrAccessType::kMovFromCr) {
+    // Only CR0, CR3, CR4 and CR8 can cause MOV-CR exits (SDM Vol. 3C 25.1.3).
+    if (out.cr != 0 && out.cr != 3 && out.cr != 4 && out.cr != 8) {
+      return make_error(ErrorCode::kMalformed,
+                        "CR-access exit qualification: MOV CR names a control register that "
+                        "cannot cause a VM exit",
+                        out.cr);
+    }
+  }
+  return out;
+}
+
+std::string_view interruption_type_name(InterruptionType t) {
+  switch (t) {
+    case InterruptionType::kExternalInterrupt: return "external_interrupt";
+    case InterruptionType::kReserved: return "reserved";
+    case InterruptionType::kNmi: return "nmi";
+    case InterruptionType::kHardwareException: return "hardware_exception";
+    case InterruptionType::kSoftwareInterrupt: return "software_interrupt";
+    case InterruptionType::kPrivilegedSoftwareException: return "privileged_software_exception";
+    case InterruptionType::kSoftwareException: return "software_exception";
+    case InterruptionType::kOtherEvent: return "other_event";
+  }
+  return "?";
+}
+
+Result<uint32_t> encode_entry_interruption_info(InterruptionType type, uint8_t vector,
+                                                bool deliver_error_code) {
+  // SDM Vol. 3C 26.2.1.3 "VM-Entry Control Fields", event injection checks.
+  switch (type) {
+    case InterruptionType::kReserved:
+      return make_error(ErrorCode::kInvalidArgument,
+                        "interruption type 1 is reserved and fails VM entry", 1);
+    case InterruptionType::kNmi:
+      if (vector != 2) {
+        return make_error(ErrorCode::kInvalidArgument, "an injected NMI must use vector 2",
+                          vector);
+      }
+      break;
+    case InterruptionType::kHardwareException:
+      if (vector > 31) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "an injected hardware exception must use a vector 0-31", vector);
+      }
+      break;
+    case InterruptionType::kOtherEvent:
+      if (vector != 0) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "interruption type 7 (other event) requires vector 0 (pending MTF)",
+                          vector);
+      }
+      break;
+    default:
+      break;
+  }
+  if (deliver_error_code && type != InterruptionType::kHardwareException) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "only a hardware exception can deliver an error code",
+                      static_cast<uint8_t>(type));
+  }
+  return static_cast<uint32_t>(vector) | (static_cast<uint32_t>(type) << kIntrInfoTypeShift) |
+         (deliver_error_code ? kIntrInfoErrorCodeValid : 0) | kIntrInfoValid;
+}
+
+}  // namespace lantern::vmx

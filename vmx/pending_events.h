@@ -1,0 +1,145 @@
+// The per-vCPU queue of events waiting to be injected into the guest, and the pure decision
+// "inject now, or ask for a window exit first".
+//
+// The console's POST .../events lands here (through the owning core's mailbox); the vCPU loop
+// calls decide_injection() before every VM entry and writes VM_ENTRY_INTR_INFO_FIELD from the
+// result. The queue holds at most 8 events and keeps them in delivery order: hardware
+// exceptions before NMIs before external interrupts, FIFO within a class.
+//
+// Software interrupts (INT n) are not queued: injecting one needs a VM-entry instruction
+// length and only makes sense when emulating an INT instruction (SDM Vol. 3C 24.8.3), so they
+// are re-injected from IDT-vectoring information only (reinjection_from_idt_vectoring()).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "kernel/lib/result.h"
+
+namespace lantern::vmx {
+
+enum class PendingEventType : uint8_t {
+  kExternalInterrupt,  // vectors 16-255, no error code
+  kNmi,                // vector 2, no error code
+  kHardwareException,  // vectors 0-31 except 2; error code exactly for 8, 10-14, 17, 21
+};
+// "interrupt", "nmi", "exception": the console API's names.
+std::string_view pending_event_type_name(PendingEventType t);
+Result<PendingEventType> parse_pending_event_type(std::string_view name);
+
+// SDM Vol. 3A 6.3.1 / Table 6-1: exceptions that push an error code:
+// #DF(8), #TS(10), #NP(11), #SS(12), #GP(13), #PF(14), #AC(17), #CP(21).
+constexpr bool exception_has_error_code(uint32_t vector) {
+  return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
+}
+
+struct PendingEvent {
+  PendingEventType type = PendingEventType::kExternalInterrupt;
+  uint8_t vector = 0;
+  bool has_error_code = false;
+  uint32_t error_code = 0;
+
+  // The VM_ENTRY_INTR_INFO_FIELD value that injects this event (SDM Vol. 3C 24.8.3).
+  uint32_t entry_interruption_info() const;
+};
+
+// Checks an event against the rules above; kInvalidArgument with a message naming the rule.
+Result<PendingEvent> make_pending_event(PendingEventType type, uint32_t vector,
+                                        std::optional<uint32_t> error_code);
+
+// What the console shows (GET .../events).
+struct PendingEventSnapshot {
+  std::array<PendingEvent, 8> events{};
+  size_t count = 0;
+};
+
+class PendingEventQueue {
+ public:
+  static constexpr size_t kCapacity = 8;
+
+  // Validates and queues an event. Returns its position in delivery order (0 = injected next).
+  // kFull when 8 events are waiting; kInvalidArgument for an invalid event.
+  Result<size_t> queue_event(PendingEventType type, uint32_t vector,
+                             std::optional<uint32_t> error_code = std::nullopt);
+  Result<size_t> queue_event(const PendingEvent& event);
+
+  // The event that will be injected next, if any.
+  std::optional<PendingEvent> peek() const;
+  std::optional<PendingEvent> pop();
+  void clear() { count_ = 0; }
+
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  bool full() const { return count_ == kCapacity; }
+  PendingEventSnapshot snapshot() const;
+
+ private:
+  std::array<PendingEvent, kCapacity> events_{};  // sorted by delivery order
+  size_t count_ = 0;
+};
+
+// ---- The injection decision ------------------------------------------------------------------
+
+// Guest interruptibility state (SDM Vol. 3C 24.4.2, Table 24-3).
+inline constexpr uint32_t kInterruptibilityStiBlocking = 1u << 0;    // blocking by STI
+inline constexpr uint32_t kInterruptibilityMovSsBlocking = 1u << 1;  // blocking by MOV SS
+inline constexpr uint32_t kInterruptibilitySmiBlocking = 1u << 2;    // blocking by SMI
+inline constexpr uint32_t kInterruptibilityNmiBlocking = 1u << 3;    // blocking by NMI
+inline constexpr uint32_t kInterruptibilityEnclave = 1u << 4;        // enclave interruption
+
+inline constexpr uint64_t kRflagsIf = 1u << 9;  // SDM Vol. 1 3.4.3, RFLAGS.IF
+
+struct InjectionContext {
+  uint64_t guest_rflags = 0;            // GUEST_RFLAGS
+  uint32_t interruptibility = 0;        // GUEST_INTERRUPTIBILITY_INFO
+  uint32_t entry_interruption_info = 0; // current VM_ENTRY_INTR_INFO_FIELD (valid = slot busy)
+};
+
+enum class InjectionAction : uint8_t {
+  kNone,                    // nothing is pending
+  kInjectNow,               // write event.entry_interruption_info() and pop the queue
+  kRequestInterruptWindow,  // set "interrupt-window exiting" (SDM Vol. 3C 24.6.2 bit 2)
+  kRequestNmiWindow,        // set "NMI-window exiting" (SDM Vol. 3C 24.6.2 bit 22)
+  kEntrySlotBusy,           // an event (e.g. a re-injection) already occupies the entry field
+};
+std::string_view injection_action_name(InjectionAction a);
+
+struct InjectionDecision {
+  InjectionAction action = InjectionAction::kNone;
+  PendingEvent event{};  // the head event when action is kInjectNow / a window request
+};
+
+// Pure: decides for the head of the queue (highest priority).
+//   - A hardware exception is never blocked by RFLAGS.IF or the interruptibility state.
+//   - An NMI is blocked by NMI blocking, MOV-SS blocking (SDM Vol. 3C 26.3.1.5: VM entry
+//     fails when injecting an NMI with MOV-SS blocking) and STI blocking (some processors
+//     also fail that entry, ibid.): request an NMI window.
+//   - An external interrupt needs RFLAGS.IF = 1 and neither STI nor MOV-SS blocking
+//     (26.3.1.5): otherwise request an interrupt window.
+// Lower-priority events wait behind a blocked head.
+InjectionDecision decide_injection(const std::optional<PendingEvent>& head,
+                                   const InjectionContext& context);
+inline InjectionDecision decide_injection(const PendingEventQueue& queue,
+                                          const InjectionContext& context) {
+  return decide_injection(queue.peek(), context);
+}
+
+// ---- Re-injection of an event whose delivery was interrupted by a VM exit ---------------------
+// SDM Vol. 3C 27.2.4 / 24.9.3: when IDT_VECTORING_INFO_FIELD is valid, the event must be
+// injected again on the next VM entry with the same vector, type and error code; software
+// interrupts and software/privileged-software exceptions also need the exit instruction
+// length in VM_ENTRY_INSTRUCTION_LEN.
+struct Reinjection {
+  uint32_t entry_interruption_info;  // for VM_ENTRY_INTR_INFO_FIELD
+  uint32_t error_code;               // for VM_ENTRY_EXCEPTION_ERROR_CODE (if bit 11 set)
+  uint32_t instruction_length;       // for VM_ENTRY_INSTRUCTION_LEN (0 = leave unchanged)
+};
+// nullopt when the IDT-vectoring information is not valid (bit 31 clear).
+std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring_info,
+                                                          uint32_t idt_vectoring_error_code,
+                                                          uint32_t exit_instruction_length);
+
+}  // namespace lantern::vmx
