@@ -1,0 +1,49 @@
+#include "kernel/core/selftest.h"
+
+#include "kernel/core/log.h"
+
+namespace lantern::selftest {
+namespace {
+
+struct TestCase {
+  const char* name;
+  TestFunction fn;
+};
+constexpr int kMaxTests = 128;
+TestCase g_tests[kMaxTests];
+int g_count = 0;
+int g_dropped = 0;
+
+}  // namespace
+
+Registrar::Registrar(const char* name, TestFunction fn) {
+  if (g_count < kMaxTests) {
+    g_tests[g_count++] = {name, fn};
+  } else {
+    ++g_dropped;  // reported as a failure by run_all(): no test is lost silently
+  }
+}
+
+Summary run_all() {
+  Summary s{0, 0};
+  for (int i = 0; i < g_count; ++i) {
+    auto result = g_tests[i].fn();
+    if (result) {
+      log::contract_line("SELFTEST %s ok", g_tests[i].name);
+      ++s.passed;
+    } else {
+      log::contract_line("SELFTEST %s FAIL %s (%s, line/detail %llu)", g_tests[i].name, result.error().message,
+                         error_code_name(result.error().code),
+                         static_cast<unsigned long long>(result.error().detail));
+      ++s.failed;
+    }
+  }
+  if (g_dropped > 0) {
+    log::contract_line("SELFTEST registry FAIL %d tests did not fit in the registry", g_dropped);
+    ++s.failed;
+  }
+  log::contract_line("selftest: %d passed, %d failed", s.passed, s.failed);
+  return s;
+}
+
+}  // namespace lantern::selftest
