@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Unit tests of the host tooling: tools/emulator.py, tools/apt_sources.py, iso/make_iso.sh and
+the ./lantern argument handling. No emulator and no Lantern build are needed (ctest: tools.unit).
+"""
+import os
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+import apt_sources  # noqa: E402
+import emulator as E  # noqa: E402
+
+READY = "LANTERN READY cpus=4 vmx=4 vcpus=2 ip=10.0.2.15 console=80"
+
+
+class BootLogTest(unittest.TestCase):
+    def test_clean_log_drops_grub_escapes_and_carriage_returns(self):
+        raw = b"\x1b[H\x1b[J\x1b[1;1H  Booting `Lantern'\r\n\r\n\rLANTERN READY x\r\n"
+        self.assertEqual(E.clean_log(raw), "  Booting `Lantern'\n\nLANTERN READY x\n")
+
+    def test_ready_line_fields(self):
+        m = E.READY_RE.search("noise\n" + READY + "\nmore\n")
+        self.assertIsNotNone(m)
+        self.assertEqual((m["cpus"], m["vmx"], m["vcpus"], m["ip"], m["console"]),
+                         ("4", "4", "2", "10.0.2.15", "80"))
+        m = E.READY_RE.search("LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none\n")
+        self.assertEqual((m["ip"], m["console"]), ("none", "none"))
+
+    def test_malformed_ready_lines_do_not_match(self):
+        for bad in ("LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none\n",            # field missing
+                    "LANTERN READY cpus=x vmx=0 vcpus=0 ip=none console=none\n",  # not a number
+                    "xLANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none\n",  # not at start
+                    "LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none junk\n",
+                    "LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=\n"):
+            self.assertIsNone(E.READY_RE.search(bad), bad)
+        # ...but every one of them counts as a READY line for the "exactly once" check.
+        self.assertEqual(len(E.READY_PREFIX_RE.findall(READY + "\n" + READY + " junk\n")), 2)
+
+    def test_selftest_lines(self):
+        log = "SELFTEST frames ok\nSELFTEST ept FAIL bad PML4 entry\nselftest: 1 passed, 1 failed\n"
+        results = [(m["name"], m["result"], m["why"]) for m in E.SELFTEST_RE.finditer(log)]
+        self.assertEqual(results, [("frames", "ok", None), ("ept", "FAIL", "bad PML4 entry")])
+        m = E.SELFTEST_SUMMARY_RE.search(log)
+        self.assertEqual((m["passed"], m["failed"]), ("1", "1"))
+        self.assertIsNone(E.SELFTEST_SUMMARY_RE.search("selftest: 1 passed\n"))
+
+    def test_panic_line(self):
+        self.assertIsNotNone(E.PANIC_RE.search("x\nLANTERN PANIC #PF at 0x10\n"))
+        self.assertIsNone(E.PANIC_RE.search("no LANTERN PANIC here\n"))
+
+    def test_qemu_debug_exit_status(self):
+        self.assertEqual(E.qemu_exit_status(0), 1)
+        self.assertEqual(E.qemu_exit_status(1), 3)
+
+
+class ConfigTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.iso = os.path.join(self.tmp, "x.iso")
+        open(self.iso, "wb").close()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def test_qemu_command_is_tcg_loopback_and_restricted(self):
+        cfg = E.Config(emulator="qemu", iso=self.iso, cpus=4, mem=512, port=8123)
+        cmd = E.qemu_command(cfg, "lantern.iso", "serial.log")
+        joined = " ".join(cmd)
+        self.assertEqual(cmd[0], "qemu-system-x86_64")
+        self.assertIn("-smp 4", joined)
+        self.assertIn("-m 512", joined)
+        self.assertIn("-accel tcg -cpu max", joined)
+        self.assertNotIn("kvm", joined)
+        self.assertIn("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8123-:80", joined)
+        self.assertIn("-device e1000,netdev=n0", joined)
+        self.assertIn("isa-debug-exit,iobase=0xf4,iosize=0x04", joined)
+        self.assertIn("file:serial.log", joined)
+
+    def test_qemu_kvm_and_virtio(self):
+        cfg = E.Config(emulator="qemu", iso=self.iso, port=0, nic="virtio-net", kvm=True)
+        joined = " ".join(E.qemu_command(cfg, "i", "s"))
+        self.assertIn("-accel kvm -cpu host", joined)
+        self.assertIn("virtio-net-pci,netdev=n0", joined)
+        self.assertNotIn("hostfwd", joined)  # port 0: no forward
+
+    def test_bochsrc_matches_the_verified_config(self):
+        cfg = E.Config(emulator="bochs", iso=self.iso, cpus=2, mem=128, port=9000,
+                       extra_forwards=((9001, 22),))
+        rc = E.bochsrc_text(cfg, "lantern.iso", "serial.log")
+        self.assertIn("display_library: term\n", rc)
+        self.assertIn("memory: guest=128, host=128\n", rc)
+        self.assertIn("cpu: model=corei7_skylake_x, count=2, ips=20000000,"
+                      " reset_on_triple_fault=0, ignore_bad_msrs=1\n", rc)
+        self.assertIn("e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=slirp, script=slirp.conf", rc)
+        self.assertIn("ata0-master: type=cdrom, path=lantern.iso, status=inserted\n", rc)
+        self.assertIn("com1: enabled=1, mode=file, dev=serial.log\n", rc)
+        slirp = E.slirp_conf_text(cfg)
+        self.assertTrue(slirp.startswith("# slirp config\n"))
+        self.assertIn("hostfwd    = tcp:127.0.0.1:9000-:80\n", slirp)
+        self.assertIn("hostfwd    = tcp:127.0.0.1:9001-:22\n", slirp)
+        self.assertNotIn("tcp::", slirp)
+        self.assertIn("cpu: model=tigerlake,", E.bochsrc_text(
+            E.Config(emulator="bochs", iso=self.iso, cpu_model="tigerlake"), "i", "s"))
+
+    def test_invalid_configs_are_refused(self):
+        bad = [dict(emulator="bochs", nic="virtio-net"), dict(emulator="bochs", kvm=True),
+               dict(emulator="qemu", cpus=0), dict(emulator="qemu", mem=1),
+               dict(emulator="qemu", nic="ne2k"), dict(emulator="vbox"),
+               dict(emulator="qemu", cpu_model="max -accel kvm"),
+               dict(emulator="qemu", iso=os.path.join(self.tmp, "missing.iso"))]
+        for fields in bad:
+            fields.setdefault("iso", self.iso)
+            with self.assertRaises(E.EmulatorError, msg=str(fields)):
+                E.Config(**fields).validate()
+
+    def test_pick_emulator(self):
+        self.assertEqual(E.pick_emulator("qemu"), ("qemu", False))
+        self.assertEqual(E.pick_emulator("bochs"), ("bochs", False))
+        self.assertIn(E.pick_emulator("auto"), (("qemu", True), ("bochs", False)))
+        with self.assertRaises(ValueError):
+            E.pick_emulator("kvm")
+
+    def test_host_has_vmx_reads_the_flags_line(self):
+        path = os.path.join(self.tmp, "cpuinfo")
+        with open(path, "w") as f:
+            f.write("processor: 0\nflags\t\t: fpu vme vmx sse\n")
+        self.assertTrue(E.host_has_vmx(path))
+        with open(path, "w") as f:
+            f.write("processor: 0\nflags\t\t: fpu vmxnot svm\n")
+        self.assertFalse(E.host_has_vmx(path))
+
+    def test_free_port_is_bindable_and_busy_port_detected(self):
+        port = E.free_port()
+        self.assertTrue(E.port_is_free(port))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            self.assertFalse(E.port_is_free(port))
+
+
+FAKE_EMULATOR = """#!/bin/sh
+# Stand-in for qemu-system-x86_64: a child process, a serial log, then behaviour from $MODE.
+sleep 300 &
+echo $! > child.pid
+echo $$ > leader.pid
+printf 'GRUB\\r\\n' > serial.log
+case "$FAKE_MODE" in
+  ready) printf 'LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none\\r\\n' >> serial.log ;;
+  partial) printf 'LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=no' >> serial.log ;;
+  exit) exit 3 ;;
+esac
+exec sleep 300
+"""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _gone(pid: int, timeout: float = 3.0) -> bool:
+    """True once `pid` is dead or a zombie (SIGKILL is delivered asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class EmulatorProcessTest(unittest.TestCase):
+    """Process-group handling, with a shell script standing in for QEMU."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.iso = os.path.join(self.tmp, "x.iso")
+        open(self.iso, "wb").close()
+        fake = os.path.join(self.tmp, "fake-qemu")
+        with open(fake, "w") as f:
+            f.write(FAKE_EMULATOR)
+        os.chmod(fake, stat.S_IRWXU)
+        self._saved = E.QEMU_BINARY
+        E.QEMU_BINARY = fake
+
+    def tearDown(self):
+        E.QEMU_BINARY = self._saved
+        os.environ.pop("FAKE_MODE", None)
+        shutil.rmtree(self.tmp)
+
+    def _emu(self, mode, **kw):
+        os.environ["FAKE_MODE"] = mode
+        # Work dirs are kept for the pid files, inside self.tmp so tearDown removes them.
+        return E.Emulator(E.Config(emulator="qemu", iso=self.iso, keep_workdir=True,
+                                   workdir=self.tmp, **kw))
+
+    def _pids(self, emu):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                with open(os.path.join(emu.workdir, "child.pid")) as a, \
+                        open(os.path.join(emu.workdir, "leader.pid")) as b:
+                    return int(a.read()), int(b.read())
+            except (OSError, ValueError):
+                time.sleep(0.02)
+        self.fail("fake emulator did not start")
+
+    def test_ready_then_stop_kills_the_whole_group(self):
+        with self._emu("ready") as emu:
+            m, seconds = emu.wait_for(E.READY_RE, 10)
+            self.assertEqual(m["cpus"], "1")
+            self.assertGreaterEqual(seconds, 0)
+            self.assertTrue(emu.alive())
+            child, leader = self._pids(emu)
+            self.assertTrue(_pid_alive(child) and _pid_alive(leader))
+            self.assertEqual(os.getpgid(child), leader)  # its own process group...
+            self.assertNotEqual(os.getpgid(child), os.getpgid(0))  # ...not ours
+        self.assertTrue(_gone(child))
+        self.assertTrue(_gone(leader))
+        self.assertFalse(emu.alive())
+        self.assertIsNotNone(emu.returncode)
+
+    def test_incomplete_line_does_not_match(self):
+        with self._emu("partial") as emu:
+            with self.assertRaises(E.BootTimeout):
+                emu.wait_for(E.READY_RE, 0.5)
+
+    def test_early_exit_is_reported_with_status(self):
+        with self._emu("exit") as emu:
+            with self.assertRaises(E.EmulatorExited) as cm:
+                emu.wait_for(E.READY_RE, 10, what="READY")
+            self.assertIn("status 3", str(cm.exception))
+            self.assertEqual(emu.returncode, 3)
+            child, _ = self._pids(emu)
+        self.assertTrue(_gone(child))  # the leader's leftover child is gone too
+
+    def test_workdir_removed_without_keep(self):
+        os.environ["FAKE_MODE"] = "ready"
+        emu = E.Emulator(E.Config(emulator="qemu", iso=self.iso, workdir=self.tmp))
+        with emu:
+            workdir = emu.workdir
+            self.assertTrue(os.path.isdir(workdir))
+            self.assertTrue(os.path.islink(os.path.join(workdir, "lantern.iso")))
+        self.assertFalse(os.path.exists(workdir))
+        emu.stop()  # idempotent
+
+    def test_sigterm_to_the_python_side_stops_the_emulator(self):
+        script = textwrap.dedent(f"""
+            import os, sys, time
+            sys.path.insert(0, {os.path.join(REPO, 'tools')!r})
+            import emulator as E
+            E.QEMU_BINARY = {E.QEMU_BINARY!r}
+            emu = E.Emulator(E.Config(emulator="qemu", iso={self.iso!r}, keep_workdir=True,
+                                      workdir={self.tmp!r}))
+            with emu:
+                emu.wait_for(E.READY_RE, 10)
+                print(emu.workdir, flush=True)
+                time.sleep(60)
+        """)
+        env = dict(os.environ, FAKE_MODE="ready")
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             env=env)
+        workdir = p.stdout.readline().strip()
+        child, leader = self._pids(type("X", (), {"workdir": workdir})())
+        self.assertTrue(_pid_alive(child))
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 128 + signal.SIGTERM)
+        p.stdout.close()
+        self.assertTrue(_gone(child))
+        self.assertTrue(_gone(leader))
+
+
+class AptSourcesTest(unittest.TestCase):
+    DEB822 = textwrap.dedent("""\
+        Types: deb
+        URIs: http://mirror.example/debian-security
+        Suites: bookworm-security
+        Components: main
+        Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+        Types: deb
+        URIs: http://disabled.example/debian
+        Suites: bookworm
+        Components: main
+        Enabled: no
+
+        # a comment
+        Types: deb deb-src
+        URIs: http://mirror.example/debian/
+        Suites: bookworm bookworm-updates
+        Components: main contrib
+        Signed-By: /etc/keys/k.gpg
+        """)
+
+    def test_deb822_picks_the_release_suite_with_main(self):
+        entries = list(apt_sources.parse_deb822(self.DEB822))
+        self.assertEqual(len(entries), 3)
+        self.assertEqual(apt_sources.pick(entries, "bookworm"),
+                         ("http://mirror.example/debian", "bookworm", "/etc/keys/k.gpg"))
+        self.assertIsNone(apt_sources.pick(entries, "trixie"))
+
+    def test_one_line_format(self):
+        text = ("# deb http://commented.example/debian bookworm main\n"
+                "deb http://sec.example/debian-security bookworm-security main\n"
+                "deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm contrib main\n")
+        self.assertEqual(apt_sources.pick(apt_sources.parse_one_line(text), "bookworm"),
+                         ("http://m.example/debian", "bookworm", "/k.gpg"))
+        text = "deb http://m.example/debian bookworm contrib\ndeb-src http://s.example bookworm main\n"
+        self.assertIsNone(apt_sources.pick(apt_sources.parse_one_line(text), "bookworm"))
+
+    def test_truncated_entries_are_skipped(self):
+        self.assertEqual(list(apt_sources.parse_one_line("deb\ndeb http://x\ndeb [a=b\n")), [])
+        entries = list(apt_sources.parse_deb822("Types: deb\nURIs:\nSuites: bookworm\n"))
+        self.assertIsNone(apt_sources.pick(entries, "bookworm"))
+
+    def test_default_keyring(self):
+        e = list(apt_sources.parse_one_line("deb http://m.example/debian bookworm main\n"))
+        self.assertEqual(apt_sources.pick(e, "bookworm")[2], apt_sources.DEFAULT_KEYRING)
+
+
+def multiboot2_blob() -> bytes:
+    """The smallest file grub-file accepts as Multiboot2: a header with a valid checksum."""
+    magic, arch, length = 0xE85250D6, 0, 24
+    checksum = (-(magic + arch + length)) & 0xFFFFFFFF
+    return struct.pack("<IIIIHHI", magic, arch, length, checksum, 0, 0, 8) + bytes(64)
+
+
+@unittest.skipUnless(shutil.which("grub-mkrescue") and shutil.which("grub-file"),
+                     "grub-mkrescue not installed (./lantern deps)")
+class MakeIsoTest(unittest.TestCase):
+    SCRIPT = os.path.join(REPO, "iso", "make_iso.sh")
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.kernel = os.path.join(self.tmp, "k.elf")
+        with open(self.kernel, "wb") as f:
+            f.write(multiboot2_blob())
+        self.stage = os.path.join(self.tmp, "stage")
+        self.iso = os.path.join(self.tmp, "out", "l.iso")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def run_script(self, *extra, kernel=None):
+        args = [self.SCRIPT, "--kernel", kernel or self.kernel, "--stage", self.stage,
+                "--output", self.iso, *extra]
+        return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def cfg(self):
+        with open(os.path.join(self.stage, "boot", "grub", "grub.cfg")) as f:
+            return f.read()
+
+    def test_iso_and_grub_cfg(self):
+        mod = os.path.join(self.tmp, "guest.bin")
+        with open(mod, "wb") as f:
+            f.write(b"guest")
+        # The same file name twice is a clash.
+        r = self.run_script("--module", f"{mod}=a", "--module", mod)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("two modules are named 'guest.bin'", r.stdout)
+        r = self.run_script("--cmdline", "  selftest  a=$b;c ", "--module", f"{mod}=role=x  y&z")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertGreater(os.path.getsize(self.iso), 100_000)
+        cfg = self.cfg()
+        self.assertIn("  multiboot2 /boot/lantern.elf 'selftest' 'a=$b;c'\n", cfg)
+        self.assertIn("  module2 /boot/modules/guest.bin 'role=x' 'y&z'\n", cfg)
+        self.assertIn("set timeout=0\n", cfg)
+        self.assertIn("serial --unit=0 --speed=115200", cfg)
+        self.assertIn("terminal_output serial console\n", cfg)
+        self.assertNotIn("@", cfg)  # every placeholder filled, template-only (##) comments gone
+        self.assertTrue(cfg.startswith("# Generated by iso/make_iso.sh"))
+        self.assertTrue(os.path.isfile(os.path.join(self.stage, "boot", "modules", "guest.bin")))
+        # A second run without modules empties boot/modules and drops the arguments.
+        r = self.run_script()
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(os.listdir(os.path.join(self.stage, "boot", "modules")), [])
+        self.assertIn("  multiboot2 /boot/lantern.elf\n", self.cfg())
+        self.assertNotIn("module2", self.cfg())
+
+    def test_errors(self):
+        cases = [
+            (["--cmdline", "a'b"], 1, "GRUB would rewrite"),
+            (["--cmdline", 'a"b'], 1, "GRUB would rewrite"),
+            (["--cmdline", "a\\b"], 1, "GRUB would rewrite"),
+            (["--cmdline", "a\nb"], 1, "single line"),
+            (["--module", "/nonexistent/m.bin"], 1, "does not exist"),
+            (["--module", "=args"], 1, "empty path"),
+            (["--bogus"], 2, "unknown argument"),
+            (["--cmdline"], 2, "needs a value"),
+        ]
+        for extra, status, text in cases:
+            r = self.run_script(*extra)
+            self.assertEqual(r.returncode, status, f"{extra}: {r.stdout}")
+            self.assertIn(text, r.stdout, extra)
+            self.assertFalse(os.path.exists(self.iso), extra)
+        r = self.run_script(kernel=os.path.join(self.tmp, "missing.elf"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("does not exist", r.stdout)
+        not_mb2 = os.path.join(self.tmp, "plain.elf")
+        with open(not_mb2, "wb") as f:
+            f.write(bytes(4096))
+        r = self.run_script(kernel=not_mb2)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no Multiboot2 header", r.stdout)
+        odd = os.path.join(self.tmp, "bad name.bin")
+        open(odd, "wb").close()
+        r = self.run_script("--module", odd)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("may only use", r.stdout)
+
+
+class LanternCliTest(unittest.TestCase):
+    """Argument errors exit 2 with usage, before anything is built or installed."""
+
+    def lantern(self, *args):
+        return subprocess.run([os.path.join(REPO, "lantern"), *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=30)
+
+    def test_usage_errors(self):
+        for args, text in [((), "usage:"), (("frobnicate",), "unknown command 'frobnicate'"),
+                           (("run", "--bogus"), "unknown option '--bogus'"),
+                           (("run", "--cpus", "zero"), "positive number"),
+                           (("run", "--cpus"), "needs a value"),
+                           (("run", "--emulator", "vbox"), "auto, bochs or qemu"),
+                           (("run", "--port", "70000"), "at most 65535"),
+                           (("iso",), "-o FILE is required"), (("iso", "-x"), "unknown option"),
+                           (("test", "now"), "unknown option"), (("bench", "-v"), "unknown option"),
+                           (("deps", "--everything"), "unknown option")]:
+            r = self.lantern(*args)
+            self.assertEqual(r.returncode, 2, f"{args}: {r.stdout}")
+            self.assertIn(text, r.stdout, args)
+
+    def test_help(self):
+        r = self.lantern("help")
+        self.assertEqual(r.returncode, 0)
+        for command in ("run", "test", "build", "iso", "bench", "deps"):
+            self.assertIn(f"\n  {command}", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
