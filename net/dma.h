@@ -53,10 +53,16 @@ inline void dma_store(T* p, T value) {
   __atomic_store_n(p, value, __ATOMIC_RELEASE);
 }
 // Orders earlier stores to DMA memory before later stores (descriptor before tail/index).
-inline void dma_wmb() { __atomic_thread_fence(__ATOMIC_RELEASE); }
+inline void dma_wmb() {
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+}
 // Orders earlier DMA-memory reads before later reads (index before the entries it covers).
-inline void dma_rmb() { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+inline void dma_rmb() {
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+}
 // Full fence: earlier stores are globally visible before later loads.
-inline void dma_mb() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void dma_mb() {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
 
 }  // namespace lantern::net

@@ -11,8 +11,8 @@
 namespace lantern::net {
 
 // IEEE 802.3 frame sizes (without the 4-byte FCS, which both NICs strip/append themselves).
-inline constexpr size_t kEthernetHeaderBytes = 14;   // destination, source, EtherType
-inline constexpr size_t kEthernetMaxFrameBytes = 1514;  // 1500-byte MTU + header
+inline constexpr size_t kEthernetHeaderBytes = 14;          // destination, source, EtherType
+inline constexpr size_t kEthernetMaxFrameBytes = 1514;      // 1500-byte MTU + header
 inline constexpr size_t kEthernetMaxVlanFrameBytes = 1518;  // + 802.1Q tag
 
 using MacAddress = std::array<uint8_t, 6>;
@@ -23,10 +23,10 @@ using MacAddress = std::array<uint8_t, 6>;
 struct NicCounters {
   uint64_t rx_packets = 0;
   uint64_t rx_bytes = 0;
-  uint64_t rx_drops = 0;      // rx_runts + rx_oversize
-  uint64_t rx_runts = 0;      // shorter than an Ethernet header
-  uint64_t rx_oversize = 0;   // longer than a buffer / spanning descriptors
-  uint64_t rx_errors = 0;     // error bits in the descriptor, or a malformed completion
+  uint64_t rx_drops = 0;     // rx_runts + rx_oversize
+  uint64_t rx_runts = 0;     // shorter than an Ethernet header
+  uint64_t rx_oversize = 0;  // longer than a buffer / spanning descriptors
+  uint64_t rx_errors = 0;    // error bits in the descriptor, or a malformed completion
   uint64_t tx_packets = 0;
   uint64_t tx_bytes = 0;
   uint64_t tx_errors = 0;     // error bits in a completed transmit descriptor
@@ -44,9 +44,7 @@ struct FrameSink {
   // Wraps any callable that outlives the FrameSink (typically a lambda on the caller's stack).
   template <typename F>
   static FrameSink from(F& callable) {
-    return FrameSink{[](void* ctx, std::span<const uint8_t> frame) {
-                       (*static_cast<F*>(ctx))(frame);
-                     },
+    return FrameSink{[](void* ctx, std::span<const uint8_t> frame) { (*static_cast<F*>(ctx))(frame); },
                      &callable};
   }
 };

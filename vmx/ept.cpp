@@ -3,7 +3,7 @@
 namespace lantern::vmx {
 namespace {
 
-constexpr int kPml4Level = 3;       // PML4E: 512 GiB per entry
+constexpr int kPml4Level = 3;  // PML4E: 512 GiB per entry
 constexpr unsigned kEntriesPerTable = 512;
 // A table entry that references the next table: full permissions, so the leaf decides
 // (SDM Vol. 3C 28.3.2: the access rights are the AND of all levels).
@@ -13,12 +13,16 @@ constexpr uint64_t kLeafAttributeBits = ept_entry::kPermissionMask | ept_entry::
                                         ept_entry::kIgnorePat | ept_entry::kUserExecute |
                                         ept_entry::kSuppressVe;
 
-constexpr uint64_t span_of(int level) { return uint64_t{1} << (12 + 9 * level); }
+constexpr uint64_t span_of(int level) {
+  return uint64_t{1} << (12 + 9 * level);
+}
 constexpr unsigned index_of(uint64_t gpa, int level) {
   return static_cast<unsigned>((gpa >> (12 + 9 * level)) & (kEntriesPerTable - 1));
 }
 // SDM Vol. 3C 28.3.2: an entry is present when any of bits 2:0 is set.
-constexpr bool is_present(uint64_t entry) { return (entry & ept_entry::kPermissionMask) != 0; }
+constexpr bool is_present(uint64_t entry) {
+  return (entry & ept_entry::kPermissionMask) != 0;
+}
 // A leaf: any present PTE, or a PDPTE/PDE with bit 7 set (Tables 28-2, 28-4).
 constexpr bool is_leaf(uint64_t entry, int level) {
   return level == 0 || ((level == 1 || level == 2) && (entry & ept_entry::kLargePage) != 0);
@@ -29,8 +33,7 @@ constexpr bool is_valid_memory_type(EptMemoryType t) {
     case EptMemoryType::kWriteCombining:
     case EptMemoryType::kWriteThrough:
     case EptMemoryType::kWriteProtected:
-    case EptMemoryType::kWriteBack:
-      return true;
+    case EptMemoryType::kWriteBack: return true;
   }
   return false;
 }
@@ -42,16 +45,14 @@ constexpr uint64_t make_leaf(uint64_t hpa, int level, uint8_t permissions, EptMe
 
 }  // namespace
 
-Result<uint64_t> make_eptp(uint64_t pml4_phys, EptMemoryType memory_type,
-                           bool enable_accessed_dirty) {
+Result<uint64_t> make_eptp(uint64_t pml4_phys, EptMemoryType memory_type, bool enable_accessed_dirty) {
   if ((pml4_phys & (kPageSize4K - 1)) != 0 || (pml4_phys & ~ept_entry::kAddressMask) != 0) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "EPT PML4 address must be 4 KiB-aligned and below 2^52", pml4_phys);
+    return make_error(ErrorCode::kInvalidArgument, "EPT PML4 address must be 4 KiB-aligned and below 2^52",
+                      pml4_phys);
   }
   // SDM Vol. 3C 24.6.11: the EPT paging-structure memory type is UC (0) or WB (6).
   if (memory_type != EptMemoryType::kUncacheable && memory_type != EptMemoryType::kWriteBack) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "EPTP memory type must be UC (0) or WB (6)",
+    return make_error(ErrorCode::kInvalidArgument, "EPTP memory type must be UC (0) or WB (6)",
                       static_cast<uint8_t>(memory_type));
   }
   return pml4_phys | static_cast<uint64_t>(memory_type) |
@@ -62,8 +63,7 @@ Result<uint64_t> make_eptp(uint64_t pml4_phys, EptMemoryType memory_type,
 Result<EptBuilder> EptBuilder::create(PageAllocator& allocator, const EptFeatures& features) {
   const uint64_t pml4 = TRY(allocator.alloc_zeroed_page());
   if ((pml4 & (kPageSize4K - 1)) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "page allocator returned an unaligned page",
-                      pml4);
+    return make_error(ErrorCode::kInvalidArgument, "page allocator returned an unaligned page", pml4);
   }
   return EptBuilder(allocator, features, pml4);
 }
@@ -84,32 +84,28 @@ Result<void> EptBuilder::check_range(uint64_t gpa, uint64_t size) const {
                       "EPT guest-physical address and size must be 4 KiB-aligned", gpa);
   }
   if (gpa >= kEptGuestPhysLimit || size > kEptGuestPhysLimit - gpa) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "EPT range ends above 2^48 (4-level EPT limit)", gpa);
+    return make_error(ErrorCode::kInvalidArgument, "EPT range ends above 2^48 (4-level EPT limit)", gpa);
   }
   return ok();
 }
 
-Result<void> EptBuilder::check_leaf_attributes(uint8_t permissions,
-                                               EptMemoryType memory_type) const {
+Result<void> EptBuilder::check_leaf_attributes(uint8_t permissions, EptMemoryType memory_type) const {
   if (permissions == 0) {
     return make_error(ErrorCode::kInvalidArgument,
                       "EPT permissions are empty (an entry with bits 2:0 clear is not present; "
                       "use unmap)");
   }
   if ((permissions & ~kEptRwx) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "EPT permissions have bits other than R/W/X",
-                      permissions);
+    return make_error(ErrorCode::kInvalidArgument, "EPT permissions have bits other than R/W/X", permissions);
   }
   // SDM Vol. 3C 28.3.3.1: write without read is an EPT misconfiguration.
   if ((permissions & kEptWrite) != 0 && (permissions & kEptRead) == 0) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "EPT write permission requires read permission", permissions);
+    return make_error(ErrorCode::kInvalidArgument, "EPT write permission requires read permission",
+                      permissions);
   }
   // 28.3.3.1: execute-only needs IA32_VMX_EPT_VPID_CAP bit 0.
   if (permissions == kEptExecute && !features_.execute_only) {
-    return make_error(ErrorCode::kUnsupported,
-                      "execute-only EPT translations are not supported by this CPU");
+    return make_error(ErrorCode::kUnsupported, "execute-only EPT translations are not supported by this CPU");
   }
   if (!is_valid_memory_type(memory_type)) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -140,8 +136,7 @@ Result<void> EptBuilder::split(uint64_t* entry, int level) {
   const uint64_t base = old & ept_entry::kAddressMask & ~(span_of(level) - 1);
   const uint64_t attributes = old & kLeafAttributeBits;
   for (unsigned i = 0; i < kEntriesPerTable; ++i) {
-    child[i] = (base + i * span_of(child_level)) | attributes |
-               (child_level > 0 ? ept_entry::kLargePage : 0);
+    child[i] = (base + i * span_of(child_level)) | attributes | (child_level > 0 ? ept_entry::kLargePage : 0);
   }
   *entry = child_phys | kTableEntryBits;
   invept_needed_ = true;  // the large translation may be cached (28.4.3.1)
@@ -180,20 +175,18 @@ Result<void> EptBuilder::map(uint64_t gpa, uint64_t hpa, uint64_t size, uint8_t 
   TRY(check_range(gpa, size));
   TRY(check_leaf_attributes(permissions, memory_type));
   if ((hpa & (kPageSize4K - 1)) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "host-physical address must be 4 KiB-aligned",
-                      hpa);
+    return make_error(ErrorCode::kInvalidArgument, "host-physical address must be 4 KiB-aligned", hpa);
   }
   const uint64_t phys_limit = uint64_t{1} << features_.max_phys_bits;
   if (hpa >= phys_limit || size > phys_limit - hpa) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "host-physical range ends above MAXPHYADDR", hpa);
+    return make_error(ErrorCode::kInvalidArgument, "host-physical range ends above MAXPHYADDR", hpa);
   }
   const uint64_t end = gpa + size;
   if (mode == EptMapMode::kFailIfMapped) {
     const uint64_t first = next_mapped(gpa, end);
     if (first != end) {
-      return make_error(ErrorCode::kAlreadyExists,
-                        "guest-physical range overlaps an existing EPT mapping", first);
+      return make_error(ErrorCode::kAlreadyExists, "guest-physical range overlaps an existing EPT mapping",
+                        first);
     }
   }
 
@@ -209,8 +202,7 @@ Result<void> EptBuilder::map(uint64_t gpa, uint64_t hpa, uint64_t size, uint8_t 
     for (int l = 2; l >= 1; --l) {
       const bool supported = (l == 2) ? features_.pages_1g : features_.pages_2m;
       const uint64_t span = span_of(l);
-      if (supported && (cur % span) == 0 && (host % span) == 0 && remaining >= span &&
-          existing_level >= l) {
+      if (supported && (cur % span) == 0 && (host % span) == 0 && remaining >= span && existing_level >= l) {
         level = l;
         break;
       }
@@ -254,8 +246,7 @@ Result<void> EptBuilder::protect(uint64_t gpa, uint64_t size, uint8_t permission
     int level = 0;
     const uint64_t* entry = lookup(cur, &level);
     if (!is_present(*entry)) {
-      return make_error(ErrorCode::kNotFound,
-                        "EPT protect: part of the range is not mapped", cur);
+      return make_error(ErrorCode::kNotFound, "EPT protect: part of the range is not mapped", cur);
     }
     cur = (cur & ~(span_of(level) - 1)) + span_of(level);
   }
@@ -284,14 +275,13 @@ Result<void> EptBuilder::protect(uint64_t gpa, uint64_t size, uint8_t permission
 
 Result<EptTranslation> EptBuilder::translate(uint64_t gpa) const {
   if (gpa >= kEptGuestPhysLimit) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "guest-physical address above 2^48 (4-level EPT limit)", gpa);
+    return make_error(ErrorCode::kInvalidArgument, "guest-physical address above 2^48 (4-level EPT limit)",
+                      gpa);
   }
   int level = 0;
   const uint64_t* entry = lookup(gpa, &level);
   if (!is_present(*entry)) {
-    return make_error(ErrorCode::kNotFound, "no EPT translation for this guest-physical address",
-                      gpa);
+    return make_error(ErrorCode::kNotFound, "no EPT translation for this guest-physical address", gpa);
   }
   const uint64_t span = span_of(level);
   EptTranslation t;
@@ -299,8 +289,8 @@ Result<EptTranslation> EptBuilder::translate(uint64_t gpa) const {
   t.page_size = span;
   t.hpa = (*entry & ept_entry::kAddressMask & ~(span - 1)) | (gpa & (span - 1));
   t.permissions = static_cast<uint8_t>(*entry & ept_entry::kPermissionMask);
-  t.memory_type = static_cast<EptMemoryType>((*entry & ept_entry::kMemoryTypeMask) >>
-                                             ept_entry::kMemoryTypeShift);
+  t.memory_type =
+      static_cast<EptMemoryType>((*entry & ept_entry::kMemoryTypeMask) >> ept_entry::kMemoryTypeShift);
   t.ignore_pat = (*entry & ept_entry::kIgnorePat) != 0;
   return t;
 }

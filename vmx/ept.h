@@ -66,9 +66,9 @@ inline constexpr uint64_t kMemoryTypeMask = uint64_t{7} << 3;
 inline constexpr uint64_t kIgnorePat = 1u << 6;  // leaf entries
 inline constexpr uint64_t kLargePage = 1u << 7;  // PDPTE (1 GiB) / PDE (2 MiB)
 inline constexpr uint64_t kAccessed = 1u << 8;
-inline constexpr uint64_t kDirty = 1u << 9;      // leaf entries
+inline constexpr uint64_t kDirty = 1u << 9;  // leaf entries
 inline constexpr uint64_t kUserExecute = 1u << 10;
-inline constexpr uint64_t kSuppressVe = uint64_t{1} << 63;  // leaf entries
+inline constexpr uint64_t kSuppressVe = uint64_t{1} << 63;       // leaf entries
 inline constexpr uint64_t kAddressMask = 0x000ffffffffff000ull;  // bits 51:12
 }  // namespace ept_entry
 
@@ -76,7 +76,7 @@ inline constexpr uint64_t kAddressMask = 0x000ffffffffff000ull;  // bits 51:12
 namespace eptp {
 inline constexpr uint64_t kMemoryTypeUc = 0;
 inline constexpr uint64_t kMemoryTypeWb = 6;
-inline constexpr unsigned kWalkLengthShift = 3;   // bits 5:3 = walk length - 1
+inline constexpr unsigned kWalkLengthShift = 3;  // bits 5:3 = walk length - 1
 inline constexpr uint64_t kEnableAccessedDirty = 1u << 6;
 }  // namespace eptp
 
@@ -87,8 +87,7 @@ inline constexpr uint64_t kPageSize1G = uint64_t{1} << 30;
 inline constexpr uint64_t kEptGuestPhysLimit = uint64_t{1} << 48;
 
 // EPTP for a 4-level EPT at pml4_phys. memory_type must be UC or WB (24.6.11).
-Result<uint64_t> make_eptp(uint64_t pml4_phys, EptMemoryType memory_type,
-                           bool enable_accessed_dirty);
+Result<uint64_t> make_eptp(uint64_t pml4_phys, EptMemoryType memory_type, bool enable_accessed_dirty);
 
 // The builder's knowledge of the CPU (from VmxCapabilities).
 struct EptFeatures {
@@ -104,12 +103,12 @@ enum class EptMapMode : uint8_t {
 };
 
 struct EptTranslation {
-  uint64_t hpa = 0;           // the host-physical address gpa translates to
-  uint8_t permissions = 0;    // kEptRead | kEptWrite | kEptExecute
+  uint64_t hpa = 0;         // the host-physical address gpa translates to
+  uint8_t permissions = 0;  // kEptRead | kEptWrite | kEptExecute
   EptMemoryType memory_type = EptMemoryType::kUncacheable;
   bool ignore_pat = false;
-  uint64_t page_size = 0;     // 4 KiB, 2 MiB or 1 GiB
-  uint64_t entry = 0;         // the raw leaf entry
+  uint64_t page_size = 0;  // 4 KiB, 2 MiB or 1 GiB
+  uint64_t entry = 0;      // the raw leaf entry
 };
 
 class EptBuilder {
@@ -120,8 +119,8 @@ class EptBuilder {
   // Maps [gpa, gpa+size) to [hpa, hpa+size). gpa, hpa and size must be 4 KiB-aligned and size
   // non-zero; gpa+size <= 2^48; hpa+size <= 2^max_phys_bits. Uses the largest page size that
   // alignment, the remaining length and the features allow.
-  Result<void> map(uint64_t gpa, uint64_t hpa, uint64_t size, uint8_t permissions,
-                   EptMemoryType memory_type, EptMapMode mode = EptMapMode::kFailIfMapped);
+  Result<void> map(uint64_t gpa, uint64_t hpa, uint64_t size, uint8_t permissions, EptMemoryType memory_type,
+                   EptMapMode mode = EptMapMode::kFailIfMapped);
   // Removes every translation in [gpa, gpa+size); holes are fine. Large pages that straddle
   // the range boundary are split so the part outside stays mapped.
   Result<void> unmap(uint64_t gpa, uint64_t size);

@@ -11,8 +11,7 @@ Result<IoQualification> IoQualification::decode(uint64_t q) {
     case 3: size = 4; break;
     default:
       return make_error(ErrorCode::kMalformed,
-                        "I/O exit qualification: undefined access size encoding (bits 2:0)",
-                        q & 0x7);
+                        "I/O exit qualification: undefined access size encoding (bits 2:0)", q & 0x7);
   }
   return IoQualification{size,
                          ((q >> 3) & 1) != 0,  // bit 3: direction (1 = IN)
@@ -33,12 +32,11 @@ std::string_view cr_access_type_name(CrAccessType t) {
 }
 
 Result<CrAccessQualification> CrAccessQualification::decode(uint64_t q) {
-  CrAccessQualification out{
-      static_cast<uint8_t>(q & 0xf),                      // bits 3:0: CR number
-      static_cast<CrAccessType>((q >> 4) & 0x3),          // bits 5:4: access type
-      ((q >> 6) & 1) != 0,                                // bit 6: LMSW operand type
-      static_cast<uint8_t>((q >> 8) & 0xf),               // bits 11:8: GPR
-      static_cast<uint16_t>((q >> 16) & 0xffff)};         // bits 31:16: LMSW source data
+  CrAccessQualification out{static_cast<uint8_t>(q & 0xf),               // bits 3:0: CR number
+                            static_cast<CrAccessType>((q >> 4) & 0x3),   // bits 5:4: access type
+                            ((q >> 6) & 1) != 0,                         // bit 6: LMSW operand type
+                            static_cast<uint8_t>((q >> 8) & 0xf),        // bits 11:8: GPR
+                            static_cast<uint16_t>((q >> 16) & 0xffff)};  // bits 31:16: LMSW source data
   if (out.access_type == CrAccessType::kMovToCr || out.access_type == CrAccessType::kMovFromCr) {
     // Only CR0, CR3, CR4 and CR8 can cause MOV-CR exits (SDM Vol. 3C 25.1.3).
     if (out.cr != 0 && out.cr != 3 && out.cr != 4 && out.cr != 8) {
@@ -70,12 +68,10 @@ Result<uint32_t> encode_entry_interruption_info(InterruptionType type, uint8_t v
   // SDM Vol. 3C 26.2.1.3 "VM-Entry Control Fields", event injection checks.
   switch (type) {
     case InterruptionType::kReserved:
-      return make_error(ErrorCode::kInvalidArgument,
-                        "interruption type 1 is reserved and fails VM entry", 1);
+      return make_error(ErrorCode::kInvalidArgument, "interruption type 1 is reserved and fails VM entry", 1);
     case InterruptionType::kNmi:
       if (vector != 2) {
-        return make_error(ErrorCode::kInvalidArgument, "an injected NMI must use vector 2",
-                          vector);
+        return make_error(ErrorCode::kInvalidArgument, "an injected NMI must use vector 2", vector);
       }
       break;
     case InterruptionType::kHardwareException:
@@ -87,16 +83,13 @@ Result<uint32_t> encode_entry_interruption_info(InterruptionType type, uint8_t v
     case InterruptionType::kOtherEvent:
       if (vector != 0) {
         return make_error(ErrorCode::kInvalidArgument,
-                          "interruption type 7 (other event) requires vector 0 (pending MTF)",
-                          vector);
+                          "interruption type 7 (other event) requires vector 0 (pending MTF)", vector);
       }
       break;
-    default:
-      break;
+    default: break;
   }
   if (deliver_error_code && type != InterruptionType::kHardwareException) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "only a hardware exception can deliver an error code",
+    return make_error(ErrorCode::kInvalidArgument, "only a hardware exception can deliver an error code",
                       static_cast<uint8_t>(type));
   }
   return static_cast<uint32_t>(vector) | (static_cast<uint32_t>(type) << kIntrInfoTypeShift) |

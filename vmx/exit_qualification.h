@@ -20,12 +20,12 @@ namespace lantern::vmx {
 
 // ---- I/O instructions (Table 27-5) ---------------------------------------------------------
 struct IoQualification {
-  uint8_t size_bytes;       // bits 2:0: 0 = 1 byte, 1 = 2 bytes, 3 = 4 bytes (2 is not used)
-  bool in;                  // bit 3: direction, 0 = OUT, 1 = IN
-  bool string;              // bit 4: INS/OUTS
-  bool rep;                 // bit 5: REP prefixed
-  bool immediate_operand;   // bit 6: operand encoding, 0 = DX, 1 = immediate
-  uint16_t port;            // bits 31:16
+  uint8_t size_bytes;      // bits 2:0: 0 = 1 byte, 1 = 2 bytes, 3 = 4 bytes (2 is not used)
+  bool in;                 // bit 3: direction, 0 = OUT, 1 = IN
+  bool string;             // bit 4: INS/OUTS
+  bool rep;                // bit 5: REP prefixed
+  bool immediate_operand;  // bit 6: operand encoding, 0 = DX, 1 = immediate
+  uint16_t port;           // bits 31:16
 
   // kMalformed when bits 2:0 hold an encoding the SDM does not define.
   static Result<IoQualification> decode(uint64_t qualification);
@@ -41,11 +41,11 @@ enum class CrAccessType : uint8_t {
 std::string_view cr_access_type_name(CrAccessType t);
 
 struct CrAccessQualification {
-  uint8_t cr;                  // bits 3:0: control register number (0 for CLTS and LMSW)
-  CrAccessType access_type;    // bits 5:4
-  bool lmsw_memory_operand;    // bit 6: LMSW operand type, 0 = register, 1 = memory
-  uint8_t gpr;                 // bits 11:8: MOV CR general-purpose register (hardware index)
-  uint16_t lmsw_source_data;   // bits 31:16: LMSW source data
+  uint8_t cr;                 // bits 3:0: control register number (0 for CLTS and LMSW)
+  CrAccessType access_type;   // bits 5:4
+  bool lmsw_memory_operand;   // bit 6: LMSW operand type, 0 = register, 1 = memory
+  uint8_t gpr;                // bits 11:8: MOV CR general-purpose register (hardware index)
+  uint16_t lmsw_source_data;  // bits 31:16: LMSW source data
 
   // kMalformed for a CR number other than 0, 3, 4 or 8 on MOV CR.
   static Result<CrAccessQualification> decode(uint64_t qualification);
@@ -53,31 +53,31 @@ struct CrAccessQualification {
 
 // ---- EPT violations (Table 27-7) -----------------------------------------------------------
 struct EptViolationQualification {
-  bool read;                     // bit 0: the access was a data read
-  bool write;                    // bit 1: the access was a data write
-  bool fetch;                    // bit 2: the access was an instruction fetch
-  bool readable;                 // bit 3: the GPA was readable (AND of bit 0 of the entries)
-  bool writable;                 // bit 4: the GPA was writable
-  bool executable;               // bit 5: executable (for supervisor mode with mode-based
-                                 //        execute control)
-  bool user_executable;          // bit 6: executable for user mode (mode-based execute only)
-  bool guest_linear_valid;       // bit 7: GUEST_LINEAR_ADDRESS is valid
-  bool translated_access;        // bit 8 (if bit 7): access to the translation of a linear
-                                 //        address, not to a paging-structure entry
-  bool user_mode_linear;         // bit 9 (advanced EPT violation info): user-mode address
-  bool linear_read_write;        // bit 10 (advanced info): linear address is read/write
-  bool linear_execute_disable;   // bit 11 (advanced info): linear address is execute-disable
-  bool nmi_unblocking;           // bit 12: NMI unblocking due to IRET
-  bool shadow_stack;             // bit 13: shadow-stack access
-  bool supervisor_shadow_stack;  // bit 14: supervisor shadow-stack control
+  bool read;                       // bit 0: the access was a data read
+  bool write;                      // bit 1: the access was a data write
+  bool fetch;                      // bit 2: the access was an instruction fetch
+  bool readable;                   // bit 3: the GPA was readable (AND of bit 0 of the entries)
+  bool writable;                   // bit 4: the GPA was writable
+  bool executable;                 // bit 5: executable (for supervisor mode with mode-based
+                                   //        execute control)
+  bool user_executable;            // bit 6: executable for user mode (mode-based execute only)
+  bool guest_linear_valid;         // bit 7: GUEST_LINEAR_ADDRESS is valid
+  bool translated_access;          // bit 8 (if bit 7): access to the translation of a linear
+                                   //        address, not to a paging-structure entry
+  bool user_mode_linear;           // bit 9 (advanced EPT violation info): user-mode address
+  bool linear_read_write;          // bit 10 (advanced info): linear address is read/write
+  bool linear_execute_disable;     // bit 11 (advanced info): linear address is execute-disable
+  bool nmi_unblocking;             // bit 12: NMI unblocking due to IRET
+  bool shadow_stack;               // bit 13: shadow-stack access
+  bool supervisor_shadow_stack;    // bit 14: supervisor shadow-stack control
   bool guest_paging_verification;  // bit 15: guest-paging verification
-  bool asynchronous;             // bit 16: asynchronous to instruction execution
+  bool asynchronous;               // bit 16: asynchronous to instruction execution
 
   static constexpr EptViolationQualification decode(uint64_t q) {
     auto bit = [q](unsigned n) { return ((q >> n) & 1) != 0; };
-    return EptViolationQualification{bit(0),  bit(1),  bit(2),  bit(3),  bit(4),  bit(5),
-                                     bit(6),  bit(7),  bit(7) && bit(8), bit(9), bit(10),
-                                     bit(11), bit(12), bit(13), bit(14), bit(15), bit(16)};
+    return EptViolationQualification{bit(0),  bit(1),  bit(2),           bit(3),  bit(4),  bit(5),
+                                     bit(6),  bit(7),  bit(7) && bit(8), bit(9),  bit(10), bit(11),
+                                     bit(12), bit(13), bit(14),          bit(15), bit(16)};
   }
 };
 
@@ -95,26 +95,26 @@ enum class InterruptionType : uint8_t {
 };
 std::string_view interruption_type_name(InterruptionType t);
 
-inline constexpr uint32_t kIntrInfoVectorMask = 0xff;        // bits 7:0
-inline constexpr uint32_t kIntrInfoTypeShift = 8;            // bits 10:8
+inline constexpr uint32_t kIntrInfoVectorMask = 0xff;  // bits 7:0
+inline constexpr uint32_t kIntrInfoTypeShift = 8;      // bits 10:8
 inline constexpr uint32_t kIntrInfoTypeMask = 0x7u << 8;
 inline constexpr uint32_t kIntrInfoErrorCodeValid = 1u << 11;  // bit 11
 inline constexpr uint32_t kIntrInfoNmiUnblocking = 1u << 12;   // bit 12 (exit info only)
 inline constexpr uint32_t kIntrInfoValid = 1u << 31;           // bit 31
 
 struct InterruptionInfo {
-  uint8_t vector;            // bits 7:0
-  InterruptionType type;     // bits 10:8
-  bool error_code_valid;     // bit 11
-  bool nmi_unblocking;       // bit 12: NMI unblocking due to IRET (VM-exit field only)
-  bool valid;                // bit 31
+  uint8_t vector;         // bits 7:0
+  InterruptionType type;  // bits 10:8
+  bool error_code_valid;  // bit 11
+  bool nmi_unblocking;    // bit 12: NMI unblocking due to IRET (VM-exit field only)
+  bool valid;             // bit 31
 
   // VM_EXIT_INTR_INFO (24.9.2): bit 12 meaningful.
   static constexpr InterruptionInfo decode_exit(uint32_t raw) {
     return InterruptionInfo{static_cast<uint8_t>(raw & kIntrInfoVectorMask),
                             static_cast<InterruptionType>((raw >> kIntrInfoTypeShift) & 7),
-                            (raw & kIntrInfoErrorCodeValid) != 0,
-                            (raw & kIntrInfoNmiUnblocking) != 0, (raw & kIntrInfoValid) != 0};
+                            (raw & kIntrInfoErrorCodeValid) != 0, (raw & kIntrInfoNmiUnblocking) != 0,
+                            (raw & kIntrInfoValid) != 0};
   }
   // IDT_VECTORING_INFO_FIELD (24.9.3): bit 12 is undefined, so it is reported as false.
   static constexpr InterruptionInfo decode_idt_vectoring(uint32_t raw) {

@@ -5,12 +5,10 @@ namespace {
 
 // Member for each hardware register number (SDM Vol. 2A Table 3-1).
 constexpr uint64_t GeneralRegisters::*kSlots[kGprCount] = {
-    &GeneralRegisters::rax, &GeneralRegisters::rcx, &GeneralRegisters::rdx,
-    &GeneralRegisters::rbx, &GeneralRegisters::rsp_unused, &GeneralRegisters::rbp,
-    &GeneralRegisters::rsi, &GeneralRegisters::rdi, &GeneralRegisters::r8,
-    &GeneralRegisters::r9,  &GeneralRegisters::r10, &GeneralRegisters::r11,
-    &GeneralRegisters::r12, &GeneralRegisters::r13, &GeneralRegisters::r14,
-    &GeneralRegisters::r15};
+    &GeneralRegisters::rax,        &GeneralRegisters::rcx, &GeneralRegisters::rdx, &GeneralRegisters::rbx,
+    &GeneralRegisters::rsp_unused, &GeneralRegisters::rbp, &GeneralRegisters::rsi, &GeneralRegisters::rdi,
+    &GeneralRegisters::r8,         &GeneralRegisters::r9,  &GeneralRegisters::r10, &GeneralRegisters::r11,
+    &GeneralRegisters::r12,        &GeneralRegisters::r13, &GeneralRegisters::r14, &GeneralRegisters::r15};
 
 Result<void> check_index(unsigned index) {
   if (index >= kGprCount) {
@@ -18,8 +16,7 @@ Result<void> check_index(unsigned index) {
   }
   if (index == kGprRspIndex) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "rsp (index 4) lives in the VMCS (GUEST_RSP), not in GeneralRegisters",
-                      index);
+                      "rsp (index 4) lives in the VMCS (GUEST_RSP), not in GeneralRegisters", index);
   }
   return ok();
 }
@@ -83,21 +80,17 @@ Result<void> GeneralRegisters::set_reg_of_index(unsigned index, uint64_t value) 
 
 Result<uint64_t> GeneralRegisters::get_by_width(unsigned index, unsigned width_bytes) const {
   if (width_bytes != 1 && width_bytes != 2 && width_bytes != 4 && width_bytes != 8) {
-    return make_error(ErrorCode::kInvalidArgument, "operand width must be 1, 2, 4 or 8 bytes",
-                      width_bytes);
+    return make_error(ErrorCode::kInvalidArgument, "operand width must be 1, 2, 4 or 8 bytes", width_bytes);
   }
   const uint64_t full = TRY(get_reg_of_index(index));
   return full & width_mask(width_bytes);
 }
 
-Result<void> GeneralRegisters::set_by_width(unsigned index, unsigned width_bytes,
-                                            uint64_t value) {
+Result<void> GeneralRegisters::set_by_width(unsigned index, unsigned width_bytes, uint64_t value) {
   TRY(check_index(index));
   uint64_t& slot = this->*kSlots[index];
   switch (width_bytes) {
-    case 8:
-      slot = value;
-      return ok();
+    case 8: slot = value; return ok();
     case 4:
       // SDM Vol. 1 3.4.1.1: 32-bit operands generate a 32-bit result, zero-extended to 64 bits.
       slot = value & 0xffffffffu;
@@ -108,8 +101,7 @@ Result<void> GeneralRegisters::set_by_width(unsigned index, unsigned width_bytes
       slot = (slot & ~width_mask(width_bytes)) | (value & width_mask(width_bytes));
       return ok();
     default:
-      return make_error(ErrorCode::kInvalidArgument, "operand width must be 1, 2, 4 or 8 bytes",
-                        width_bytes);
+      return make_error(ErrorCode::kInvalidArgument, "operand width must be 1, 2, 4 or 8 bytes", width_bytes);
   }
 }
 
@@ -125,8 +117,7 @@ Result<uint64_t> GeneralRegisters::get(SubRegister r) const {
       return (full >> 8) & 0xff;
     }
   }
-  return make_error(ErrorCode::kInvalidArgument, "not a sub-register",
-                    static_cast<uint8_t>(r));
+  return make_error(ErrorCode::kInvalidArgument, "not a sub-register", static_cast<uint8_t>(r));
 }
 
 Result<void> GeneralRegisters::set(SubRegister r, uint64_t value) {
@@ -144,8 +135,7 @@ Result<void> GeneralRegisters::set(SubRegister r, uint64_t value) {
       return ok();
     }
   }
-  return make_error(ErrorCode::kInvalidArgument, "not a sub-register",
-                    static_cast<uint8_t>(r));
+  return make_error(ErrorCode::kInvalidArgument, "not a sub-register", static_cast<uint8_t>(r));
 }
 
 Result<uint32_t> GeneralRegisters::get32(Gpr r) const {

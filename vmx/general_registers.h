@@ -47,9 +47,8 @@ inline constexpr unsigned kGprRspIndex = 4;
 
 // Name of a 64-bit register by hardware index ("rax".."r15"); "?" when index > 15.
 constexpr std::string_view gpr_name(unsigned index) {
-  constexpr std::string_view kNames[kGprCount] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
-                                                  "rsi", "rdi", "r8",  "r9",  "r10", "r11",
-                                                  "r12", "r13", "r14", "r15"};
+  constexpr std::string_view kNames[kGprCount] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                                  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
   return index < kGprCount ? kNames[index] : std::string_view("?");
 }
 
@@ -58,21 +57,68 @@ constexpr std::string_view gpr_name(unsigned index) {
 // 4 = high byte of the low word (ah, ch, dh, bh: only indices 0-3 have one, SDM Vol. 1 3.4.1).
 enum class SubRegister : uint8_t {
   // 32-bit views.
-  kEax = 0x10, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kEdi,
-  kR8d, kR9d, kR10d, kR11d, kR12d, kR13d, kR14d, kR15d,
+  kEax = 0x10,
+  kEcx,
+  kEdx,
+  kEbx,
+  kEsp,
+  kEbp,
+  kEsi,
+  kEdi,
+  kR8d,
+  kR9d,
+  kR10d,
+  kR11d,
+  kR12d,
+  kR13d,
+  kR14d,
+  kR15d,
   // 16-bit views.
-  kAx = 0x20, kCx, kDx, kBx, kSp, kBp, kSi, kDi,
-  kR8w, kR9w, kR10w, kR11w, kR12w, kR13w, kR14w, kR15w,
+  kAx = 0x20,
+  kCx,
+  kDx,
+  kBx,
+  kSp,
+  kBp,
+  kSi,
+  kDi,
+  kR8w,
+  kR9w,
+  kR10w,
+  kR11w,
+  kR12w,
+  kR13w,
+  kR14w,
+  kR15w,
   // Low-byte views.
-  kAl = 0x30, kCl, kDl, kBl, kSpl, kBpl, kSil, kDil,
-  kR8b, kR9b, kR10b, kR11b, kR12b, kR13b, kR14b, kR15b,
+  kAl = 0x30,
+  kCl,
+  kDl,
+  kBl,
+  kSpl,
+  kBpl,
+  kSil,
+  kDil,
+  kR8b,
+  kR9b,
+  kR10b,
+  kR11b,
+  kR12b,
+  kR13b,
+  kR14b,
+  kR15b,
   // High-byte views (bits 15:8 of rax, rcx, rdx, rbx).
-  kAh = 0x40, kCh, kDh, kBh,
+  kAh = 0x40,
+  kCh,
+  kDh,
+  kBh,
 };
 
 enum class SubRegisterView : uint8_t { kDword = 1, kWord = 2, kLowByte = 3, kHighByte = 4 };
 
-constexpr unsigned sub_register_index(SubRegister r) { return static_cast<uint8_t>(r) & 0xf; }
+constexpr unsigned sub_register_index(SubRegister r) {
+  return static_cast<uint8_t>(r) & 0xf;
+}
 constexpr SubRegisterView sub_register_view(SubRegister r) {
   return static_cast<SubRegisterView>(static_cast<uint8_t>(r) >> 4);
 }

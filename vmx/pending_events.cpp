@@ -65,12 +65,11 @@ Result<PendingEvent> make_pending_event(PendingEventType type, uint32_t vector,
     case PendingEventType::kHardwareException:
       // Vectors 0-31 are exceptions (SDM Vol. 3A 6.3.1); vector 2 is the NMI.
       if (vector > 31) {
-        return make_error(ErrorCode::kInvalidArgument, "an exception vector must be 0-31",
-                          vector);
+        return make_error(ErrorCode::kInvalidArgument, "an exception vector must be 0-31", vector);
       }
       if (vector == 2) {
-        return make_error(ErrorCode::kInvalidArgument,
-                          "vector 2 is the NMI: queue it with type \"nmi\"", vector);
+        return make_error(ErrorCode::kInvalidArgument, "vector 2 is the NMI: queue it with type \"nmi\"",
+                          vector);
       }
       if (exception_has_error_code(vector) && !error_code) {
         return make_error(ErrorCode::kInvalidArgument,
@@ -89,16 +88,13 @@ Result<PendingEvent> make_pending_event(PendingEventType type, uint32_t vector,
       // Vectors 0-15 are illegal for interrupts delivered by the local APIC (SDM Vol. 3A
       // 10.5.2 "Valid Interrupt Vectors").
       if (vector < 16 || vector > 255) {
-        return make_error(ErrorCode::kInvalidArgument,
-                          "an external interrupt vector must be 16-255", vector);
+        return make_error(ErrorCode::kInvalidArgument, "an external interrupt vector must be 16-255", vector);
       }
       if (error_code) {
         return make_error(ErrorCode::kInvalidArgument, "an external interrupt has no error code");
       }
       break;
-    default:
-      return make_error(ErrorCode::kInvalidArgument, "unknown event type",
-                        static_cast<uint8_t>(type));
+    default: return make_error(ErrorCode::kInvalidArgument, "unknown event type", static_cast<uint8_t>(type));
   }
   PendingEvent event;
   event.type = type;
@@ -116,9 +112,9 @@ Result<size_t> PendingEventQueue::queue_event(PendingEventType type, uint32_t ve
 
 Result<size_t> PendingEventQueue::queue_event(const PendingEvent& event) {
   // Re-validate: the event may have been built by hand.
-  const PendingEvent checked = TRY(make_pending_event(
-      event.type, event.vector,
-      event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt));
+  const PendingEvent checked = TRY(
+      make_pending_event(event.type, event.vector,
+                         event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt));
   if (full()) {
     return make_error(ErrorCode::kFull, "pending-event queue is full (capacity 8)", kCapacity);
   }
@@ -164,8 +160,7 @@ std::string_view injection_action_name(InjectionAction a) {
   return "?";
 }
 
-InjectionDecision decide_injection(const std::optional<PendingEvent>& head,
-                                   const InjectionContext& context) {
+InjectionDecision decide_injection(const std::optional<PendingEvent>& head, const InjectionContext& context) {
   if (!head) return InjectionDecision{InjectionAction::kNone, {}};
   if ((context.entry_interruption_info & kIntrInfoValid) != 0) {
     // Only one event can be injected per VM entry (SDM Vol. 3C 26.5).
@@ -173,11 +168,10 @@ InjectionDecision decide_injection(const std::optional<PendingEvent>& head,
   }
   const uint32_t intr = context.interruptibility;
   switch (head->type) {
-    case PendingEventType::kHardwareException:
-      return InjectionDecision{InjectionAction::kInjectNow, *head};
+    case PendingEventType::kHardwareException: return InjectionDecision{InjectionAction::kInjectNow, *head};
     case PendingEventType::kNmi: {
-      const uint32_t blockers = kInterruptibilityNmiBlocking | kInterruptibilityMovSsBlocking |
-                                kInterruptibilityStiBlocking;
+      const uint32_t blockers =
+          kInterruptibilityNmiBlocking | kInterruptibilityMovSsBlocking | kInterruptibilityStiBlocking;
       if ((intr & blockers) != 0) {
         return InjectionDecision{InjectionAction::kRequestNmiWindow, *head};
       }
@@ -185,8 +179,7 @@ InjectionDecision decide_injection(const std::optional<PendingEvent>& head,
     }
     case PendingEventType::kExternalInterrupt: {
       const bool blocked = (context.guest_rflags & kRflagsIf) == 0 ||
-                           (intr & (kInterruptibilityStiBlocking |
-                                    kInterruptibilityMovSsBlocking)) != 0;
+                           (intr & (kInterruptibilityStiBlocking | kInterruptibilityMovSsBlocking)) != 0;
       if (blocked) return InjectionDecision{InjectionAction::kRequestInterruptWindow, *head};
       return InjectionDecision{InjectionAction::kInjectNow, *head};
     }
@@ -201,9 +194,9 @@ std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring
   if (!info.valid) return std::nullopt;
   // Keep vector (7:0), type (10:8) and error-code-valid (11); bit 12 is undefined in the
   // IDT-vectoring field and bits 30:12 are reserved in the entry field (SDM Vol. 3C 24.8.3).
-  const uint32_t entry = (idt_vectoring_info & (kIntrInfoVectorMask | kIntrInfoTypeMask |
-                                                kIntrInfoErrorCodeValid)) |
-                         kIntrInfoValid;
+  const uint32_t entry =
+      (idt_vectoring_info & (kIntrInfoVectorMask | kIntrInfoTypeMask | kIntrInfoErrorCodeValid)) |
+      kIntrInfoValid;
   uint32_t length = 0;
   switch (info.type) {
     case InterruptionType::kSoftwareInterrupt:
@@ -212,8 +205,7 @@ std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring
       // These need VM_ENTRY_INSTRUCTION_LEN (SDM Vol. 3C 24.8.3), taken from the exit.
       length = exit_instruction_length;
       break;
-    default:
-      break;
+    default: break;
   }
   return Reinjection{entry, info.error_code_valid ? idt_vectoring_error_code : 0, length};
 }

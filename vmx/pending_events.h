@@ -93,9 +93,9 @@ inline constexpr uint32_t kInterruptibilityEnclave = 1u << 4;        // enclave 
 inline constexpr uint64_t kRflagsIf = 1u << 9;  // SDM Vol. 1 3.4.3, RFLAGS.IF
 
 struct InjectionContext {
-  uint64_t guest_rflags = 0;            // GUEST_RFLAGS
-  uint32_t interruptibility = 0;        // GUEST_INTERRUPTIBILITY_INFO
-  uint32_t entry_interruption_info = 0; // current VM_ENTRY_INTR_INFO_FIELD (valid = slot busy)
+  uint64_t guest_rflags = 0;             // GUEST_RFLAGS
+  uint32_t interruptibility = 0;         // GUEST_INTERRUPTIBILITY_INFO
+  uint32_t entry_interruption_info = 0;  // current VM_ENTRY_INTR_INFO_FIELD (valid = slot busy)
 };
 
 enum class InjectionAction : uint8_t {
@@ -120,10 +120,8 @@ struct InjectionDecision {
 //   - An external interrupt needs RFLAGS.IF = 1 and neither STI nor MOV-SS blocking
 //     (26.3.1.5): otherwise request an interrupt window.
 // Lower-priority events wait behind a blocked head.
-InjectionDecision decide_injection(const std::optional<PendingEvent>& head,
-                                   const InjectionContext& context);
-inline InjectionDecision decide_injection(const PendingEventQueue& queue,
-                                          const InjectionContext& context) {
+InjectionDecision decide_injection(const std::optional<PendingEvent>& head, const InjectionContext& context);
+inline InjectionDecision decide_injection(const PendingEventQueue& queue, const InjectionContext& context) {
   return decide_injection(queue.peek(), context);
 }
 

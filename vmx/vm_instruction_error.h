@@ -80,8 +80,7 @@ constexpr Error vmx_fail_invalid() {
                     "VMX instruction failed (VMfailInvalid: no current VMCS)", 0);
 }
 constexpr bool is_vm_instruction_error(const Error& e, VmInstructionError which) {
-  return e.code == ErrorCode::kVmxInstructionFailed &&
-         e.detail == static_cast<uint32_t>(which);
+  return e.code == ErrorCode::kVmxInstructionFailed && e.detail == static_cast<uint32_t>(which);
 }
 
 }  // namespace lantern::vmx

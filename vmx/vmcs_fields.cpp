@@ -11,8 +11,7 @@ Result<VmcsFieldRef> find_field_by_name(std::string_view name) {
     if (f.name == name) return VmcsFieldRef{&f, false};
   }
   // NAME_HIGH: the high half of a 64-bit field (SDM Vol. 3C 24.11.2).
-  if (name.size() > kHighSuffix.size() &&
-      name.substr(name.size() - kHighSuffix.size()) == kHighSuffix) {
+  if (name.size() > kHighSuffix.size() && name.substr(name.size() - kHighSuffix.size()) == kHighSuffix) {
     const std::string_view base = name.substr(0, name.size() - kHighSuffix.size());
     for (const VmcsFieldInfo& f : kVmcsFields) {
       if (f.name == base && f.width == VmcsWidth::k64) return VmcsFieldRef{&f, true};
@@ -28,8 +27,8 @@ Result<VmcsFieldRef> find_field_by_encoding(uint32_t encoding) {
   }
   const bool high = (encoding & kVmcsEncodingHighAccess) != 0;
   if (high && vmcs_encoding_width(encoding) != VmcsWidth::k64) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "high access type (bit 0) is only valid for 64-bit fields", encoding);
+    return make_error(ErrorCode::kInvalidArgument, "high access type (bit 0) is only valid for 64-bit fields",
+                      encoding);
   }
   const uint32_t full = encoding & ~kVmcsEncodingHighAccess;
   for (const VmcsFieldInfo& f : kVmcsFields) {

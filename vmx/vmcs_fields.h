@@ -56,9 +56,9 @@ constexpr std::string_view vmcs_group_name(VmcsGroup g) {
 // Bit layout of an encoding (SDM Vol. 3C 24.11.2, Table 24-21).
 inline constexpr uint32_t kVmcsEncodingHighAccess = 1u << 0;
 inline constexpr uint32_t kVmcsEncodingIndexShift = 1;
-inline constexpr uint32_t kVmcsEncodingIndexMask = 0x1ffu;  // bits 9:1
-inline constexpr uint32_t kVmcsEncodingTypeShift = 10;        // bits 11:10
-inline constexpr uint32_t kVmcsEncodingWidthShift = 13;       // bits 14:13
+inline constexpr uint32_t kVmcsEncodingIndexMask = 0x1ffu;                // bits 9:1
+inline constexpr uint32_t kVmcsEncodingTypeShift = 10;                    // bits 11:10
+inline constexpr uint32_t kVmcsEncodingWidthShift = 13;                   // bits 14:13
 inline constexpr uint32_t kVmcsEncodingReservedMask = ~uint32_t{0x6fff};  // bit 12, bits 31:15
 
 constexpr VmcsWidth vmcs_encoding_width(uint32_t encoding) {
@@ -71,8 +71,7 @@ constexpr uint32_t vmcs_encoding_index(uint32_t encoding) {
   return (encoding >> kVmcsEncodingIndexShift) & kVmcsEncodingIndexMask;
 }
 // Build an encoding from its parts, as hvpp does, e.g. for probing.
-constexpr uint32_t make_vmcs_encoding(VmcsWidth width, VmcsGroup group, uint32_t index,
-                                      bool high = false) {
+constexpr uint32_t make_vmcs_encoding(VmcsWidth width, VmcsGroup group, uint32_t index, bool high = false) {
   return (static_cast<uint32_t>(width) << kVmcsEncodingWidthShift) |
          (static_cast<uint32_t>(group) << kVmcsEncodingTypeShift) |
          ((index & kVmcsEncodingIndexMask) << kVmcsEncodingIndexShift) | (high ? 1u : 0u);
@@ -83,8 +82,7 @@ constexpr uint32_t make_vmcs_encoding(VmcsWidth width, VmcsGroup group, uint32_t
 #define LANTERN_VMCS_ENUM_k32(name, encoding)
 #define LANTERN_VMCS_ENUM_k64(name, encoding)
 #define LANTERN_VMCS_ENUM_kNatural(name, encoding)
-#define LANTERN_VMCS_FIELD(name, encoding, width, group, read_only) \
-  LANTERN_VMCS_ENUM_##width(name, encoding)
+#define LANTERN_VMCS_FIELD(name, encoding, width, group, read_only) LANTERN_VMCS_ENUM_##width(name, encoding)
 enum class VmcsField16 : uint32_t {
 #include "vmx/vmcs_fields.def"
 };
@@ -115,10 +113,18 @@ enum class VmcsFieldNatural : uint32_t {
 #undef LANTERN_VMCS_ENUM_k64
 #undef LANTERN_VMCS_ENUM_kNatural
 
-constexpr uint32_t encoding_of(VmcsField16 f) { return static_cast<uint32_t>(f); }
-constexpr uint32_t encoding_of(VmcsField32 f) { return static_cast<uint32_t>(f); }
-constexpr uint32_t encoding_of(VmcsField64 f) { return static_cast<uint32_t>(f); }
-constexpr uint32_t encoding_of(VmcsFieldNatural f) { return static_cast<uint32_t>(f); }
+constexpr uint32_t encoding_of(VmcsField16 f) {
+  return static_cast<uint32_t>(f);
+}
+constexpr uint32_t encoding_of(VmcsField32 f) {
+  return static_cast<uint32_t>(f);
+}
+constexpr uint32_t encoding_of(VmcsField64 f) {
+  return static_cast<uint32_t>(f);
+}
+constexpr uint32_t encoding_of(VmcsFieldNatural f) {
+  return static_cast<uint32_t>(f);
+}
 // The high half of a 64-bit field: a 32-bit access to bits 63:32 (SDM Vol. 3C 24.11.2).
 constexpr uint32_t high_encoding_of(VmcsField64 f) {
   return static_cast<uint32_t>(f) | kVmcsEncodingHighAccess;

@@ -3,7 +3,9 @@
 namespace lantern::vmx {
 namespace {
 
-constexpr bool bit(uint64_t v, unsigned n) { return ((v >> n) & 1) != 0; }
+constexpr bool bit(uint64_t v, unsigned n) {
+  return ((v >> n) & 1) != 0;
+}
 
 }  // namespace
 
@@ -12,11 +14,10 @@ Result<VmxCapabilities> decode_capabilities(const VmxCapabilityMsrs& m) {
   c.msrs = m;
 
   // IA32_VMX_BASIC (SDM Vol. 3D A.1).
-  c.vmcs_revision_id = static_cast<uint32_t>(m.basic & 0x7fffffff);      // bits 30:0
-  c.vmcs_region_bytes = static_cast<uint32_t>((m.basic >> 32) & 0x1fff); // bits 44:32
+  c.vmcs_revision_id = static_cast<uint32_t>(m.basic & 0x7fffffff);       // bits 30:0
+  c.vmcs_region_bytes = static_cast<uint32_t>((m.basic >> 32) & 0x1fff);  // bits 44:32
   if (c.vmcs_region_bytes == 0 || c.vmcs_region_bytes > 4096) {
-    return make_error(ErrorCode::kMalformed,
-                      "IA32_VMX_BASIC reports a VMCS region size outside 1-4096 bytes",
+    return make_error(ErrorCode::kMalformed, "IA32_VMX_BASIC reports a VMCS region size outside 1-4096 bytes",
                       c.vmcs_region_bytes);
   }
   c.physical_address_32bit = bit(m.basic, 48);
@@ -83,7 +84,7 @@ Result<VmxCapabilities> decode_capabilities(const VmxCapabilityMsrs& m) {
   c.activity_hlt = bit(m.misc, 6);
   c.activity_shutdown = bit(m.misc, 7);
   c.activity_wait_for_sipi = bit(m.misc, 8);
-  c.cr3_target_count = static_cast<uint16_t>((m.misc >> 16) & 0x1ff);         // bits 24:16
+  c.cr3_target_count = static_cast<uint16_t>((m.misc >> 16) & 0x1ff);               // bits 24:16
   c.max_msr_list_entries = 512u * (static_cast<uint32_t>((m.misc >> 25) & 7) + 1);  // 27:25
   c.vmwrite_exit_info = bit(m.misc, 29);
   c.zero_length_injection = bit(m.misc, 30);

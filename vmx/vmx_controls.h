@@ -180,18 +180,16 @@ constexpr uint32_t allowed1_of(uint64_t capability_msr) {
 Result<uint32_t> adjust_controls(uint32_t desired, uint64_t capability_msr);
 
 struct AdjustedControls {
-  uint32_t value = 0;            // what to write to the VMCS
-  uint32_t dropped_optional = 0; // optional bits the CPU lacks (silently left out)
+  uint32_t value = 0;             // what to write to the VMCS
+  uint32_t dropped_optional = 0;  // optional bits the CPU lacks (silently left out)
 };
 // `required` bits must be settable (else kUnsupported, detail = missing bits); `optional` bits
 // are kept when the CPU allows them and reported in dropped_optional otherwise.
-Result<AdjustedControls> adjust_controls(uint32_t required, uint32_t optional,
-                                         uint64_t capability_msr);
+Result<AdjustedControls> adjust_controls(uint32_t required, uint32_t optional, uint64_t capability_msr);
 
 // Tertiary controls have no allowed-0 half: IA32_VMX_PROCBASED_CTLS3 is a 64-bit allowed-1
 // mask (SDM Vol. 3D A.3.4).
-Result<uint64_t> adjust_tertiary_controls(uint64_t required, uint64_t optional,
-                                          uint64_t capability_msr);
+Result<uint64_t> adjust_tertiary_controls(uint64_t required, uint64_t optional, uint64_t capability_msr);
 
 // Which MSRs report the pin-based, primary processor-based, exit and entry capabilities:
 // the TRUE_* MSRs (0x48D-0x490) when IA32_VMX_BASIC bit 55 is set, else 0x481-0x484
@@ -204,8 +202,7 @@ struct ControlCapabilityMsrs {
 };
 constexpr ControlCapabilityMsrs control_capability_msrs(uint64_t vmx_basic) {
   if ((vmx_basic & kVmxBasicTrueControls) != 0) {
-    return {kMsrVmxTruePinbasedCtls, kMsrVmxTrueProcbasedCtls, kMsrVmxTrueExitCtls,
-            kMsrVmxTrueEntryCtls};
+    return {kMsrVmxTruePinbasedCtls, kMsrVmxTrueProcbasedCtls, kMsrVmxTrueExitCtls, kMsrVmxTrueEntryCtls};
   }
   return {kMsrVmxPinbasedCtls, kMsrVmxProcbasedCtls, kMsrVmxExitCtls, kMsrVmxEntryCtls};
 }

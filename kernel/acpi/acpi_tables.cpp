@@ -13,8 +13,7 @@ uint16_t load_u16(std::span<const uint8_t> bytes, size_t off) {
 
 uint32_t load_u32(std::span<const uint8_t> bytes, size_t off) {
   return static_cast<uint32_t>(bytes[off]) | (static_cast<uint32_t>(bytes[off + 1]) << 8) |
-         (static_cast<uint32_t>(bytes[off + 2]) << 16) |
-         (static_cast<uint32_t>(bytes[off + 3]) << 24);
+         (static_cast<uint32_t>(bytes[off + 2]) << 16) | (static_cast<uint32_t>(bytes[off + 3]) << 24);
 }
 
 uint64_t load_u64(std::span<const uint8_t> bytes, size_t off) {
@@ -37,8 +36,7 @@ bool checksum_ok(std::span<const uint8_t> bytes) {
 }
 
 // Wraps reader.read() and insists on getting exactly the requested length back.
-Result<std::span<const uint8_t>> read_exact(PhysicalMemoryReader& reader, uint64_t phys,
-                                            size_t length) {
+Result<std::span<const uint8_t>> read_exact(PhysicalMemoryReader& reader, uint64_t phys, size_t length) {
   auto bytes = TRY(reader.read(phys, length));
   if (bytes.size() < length) {
     return make_error(ErrorCode::kTruncated, "acpi: physical read returned fewer bytes", phys);
@@ -74,8 +72,8 @@ constexpr uint64_t kRealModeLimit = 0x100000;    // a real-mode segment cannot r
 // Tries every 16-byte boundary of `window` (starting at physical `base`). A candidate is
 // re-read through the reader with its full length, so an RSDP straddling the end of the window
 // is still validated against real memory rather than against the window's edge.
-Result<Rsdp> scan_window(PhysicalMemoryReader& reader, uint64_t base,
-                         std::span<const uint8_t> window, size_t* rejected) {
+Result<Rsdp> scan_window(PhysicalMemoryReader& reader, uint64_t base, std::span<const uint8_t> window,
+                         size_t* rejected) {
   for (size_t off = 0; off + sizeof(kRsdpSignature) <= window.size(); off += kRsdpAlignment) {
     if (!has_rsdp_signature(window.subspan(off))) continue;
     const uint64_t phys = base + off;
@@ -209,8 +207,7 @@ Result<void> parse_madt_entry(MadtInfo& info, std::span<const uint8_t> entry, si
     case kMadtTypeIoApic: {
       if (!need(kIoApicSize)) break;
       if (info.io_apic_count >= MadtInfo::kMaxIoApics) {
-        return make_error(ErrorCode::kFull, "acpi: MADT lists more I/O APICs than supported",
-                          offset);
+        return make_error(ErrorCode::kFull, "acpi: MADT lists more I/O APICs than supported", offset);
       }
       MadtIoApic& io = info.io_apics[info.io_apic_count++];
       io.id = entry[2];
@@ -221,8 +218,7 @@ Result<void> parse_madt_entry(MadtInfo& info, std::span<const uint8_t> entry, si
     case kMadtTypeInterruptOverride: {
       if (!need(kOverrideSize)) break;
       if (info.override_count >= MadtInfo::kMaxOverrides) {
-        return make_error(ErrorCode::kFull,
-                          "acpi: MADT lists more interrupt source overrides than supported",
+        return make_error(ErrorCode::kFull, "acpi: MADT lists more interrupt source overrides than supported",
                           offset);
       }
       MadtInterruptOverride& iso = info.overrides[info.override_count++];
@@ -235,8 +231,7 @@ Result<void> parse_madt_entry(MadtInfo& info, std::span<const uint8_t> entry, si
     case kMadtTypeLocalApicNmi: {
       if (!need(kLocalApicNmiSize)) break;
       MadtLocalNmi nmi;
-      nmi.acpi_uid =
-          entry[2] == kLocalApicNmiAllProcessors ? MadtLocalNmi::kAllProcessors : entry[2];
+      nmi.acpi_uid = entry[2] == kLocalApicNmiAllProcessors ? MadtLocalNmi::kAllProcessors : entry[2];
       nmi.flags = load_u16(entry, 3);
       nmi.lint = entry[5];
       nmi.x2apic = false;
@@ -259,9 +254,7 @@ Result<void> parse_madt_entry(MadtInfo& info, std::span<const uint8_t> entry, si
       info.local_apic_address_overridden = true;
       return ok();
     }
-    default:
-      ++info.skipped_entries;
-      return ok();
+    default: ++info.skipped_entries; return ok();
   }
   return make_error(ErrorCode::kMalformed, "acpi: MADT entry shorter than its structure", offset);
 }
@@ -305,8 +298,7 @@ Result<Rsdp> parse_rsdp(std::span<const uint8_t> bytes) {
     return make_error(ErrorCode::kMalformed, "acpi: RSDP length field below 36", length);
   }
   if (length > bytes.size()) {
-    return make_error(ErrorCode::kTruncated, "acpi: RSDP length field runs past the bytes given",
-                      length);
+    return make_error(ErrorCode::kTruncated, "acpi: RSDP length field runs past the bytes given", length);
   }
   if (!checksum_ok(bytes.first(length))) {
     return make_error(ErrorCode::kBadChecksum, "acpi: RSDP extended checksum fails", length);
@@ -337,14 +329,12 @@ Result<Rsdp> find_rsdp_in_bios_area(PhysicalMemoryReader& reader) {
     if (found.has_value()) return found;
   }
   return make_error(ErrorCode::kNotFound,
-                    "acpi: no valid RSDP in the EBDA or 0xE0000-0xFFFFF (detail: rejected)",
-                    rejected);
+                    "acpi: no valid RSDP in the EBDA or 0xE0000-0xFFFFF (detail: rejected)", rejected);
 }
 
 Result<SdtHeader> parse_sdt_header(std::span<const uint8_t> table) {
   if (table.size() < SdtHeader::kSize) {
-    return make_error(ErrorCode::kTruncated, "acpi: table shorter than its 36-byte header",
-                      table.size());
+    return make_error(ErrorCode::kTruncated, "acpi: table shorter than its 36-byte header", table.size());
   }
   SdtHeader header;
   header.signature.chars = load_chars<4>(table, kSdtSignatureOff);
@@ -359,8 +349,7 @@ Result<SdtHeader> parse_sdt_header(std::span<const uint8_t> table) {
     return make_error(ErrorCode::kMalformed, "acpi: table length field below 36", header.length);
   }
   if (header.length > table.size()) {
-    return make_error(ErrorCode::kTruncated, "acpi: table length runs past the bytes given",
-                      header.length);
+    return make_error(ErrorCode::kTruncated, "acpi: table length runs past the bytes given", header.length);
   }
   if (!checksum_ok(table.first(header.length))) {
     return make_error(ErrorCode::kBadChecksum, "acpi: table checksum fails", header.length);
@@ -390,14 +379,13 @@ Result<TableDirectory> read_root_table(PhysicalMemoryReader& reader, const Rsdp&
   dir.root_header = TRY(parse_sdt_header(table));
   // 5.2.7: RSDT signature "RSDT", 32-bit entries; 5.2.8: XSDT signature "XSDT", 64-bit entries.
   if (!signature_is(dir.root_header, dir.is_xsdt ? "XSDT" : "RSDT")) {
-    return make_error(ErrorCode::kMalformed, "acpi: root table signature is not RSDT/XSDT",
-                      dir.root_address);
+    return make_error(ErrorCode::kMalformed, "acpi: root table signature is not RSDT/XSDT", dir.root_address);
   }
   const size_t entry_size = dir.is_xsdt ? 8 : 4;
   const size_t body = dir.root_header.length - SdtHeader::kSize;
   if (body % entry_size != 0) {
-    return make_error(ErrorCode::kMalformed,
-                      "acpi: root table entry area is not a whole number of entries", body);
+    return make_error(ErrorCode::kMalformed, "acpi: root table entry area is not a whole number of entries",
+                      body);
   }
   const size_t count = body / entry_size;
   if (count > TableDirectory::kMaxTables) {
@@ -407,9 +395,10 @@ Result<TableDirectory> read_root_table(PhysicalMemoryReader& reader, const Rsdp&
     const size_t off = SdtHeader::kSize + i * entry_size;
     TableEntry& entry = dir.entries[i];
     entry.address = dir.is_xsdt ? load_u64(table, off) : load_u32(table, off);
-    auto sig = entry.address == 0 ? Result<std::span<const uint8_t>>(make_error(
-                                        ErrorCode::kNotFound, "acpi: null table pointer"))
-                                  : read_exact(reader, entry.address, 4);
+    auto sig =
+        entry.address == 0
+            ? Result<std::span<const uint8_t>>(make_error(ErrorCode::kNotFound, "acpi: null table pointer"))
+            : read_exact(reader, entry.address, 4);
     if (sig.has_value()) {
       entry.signature.chars = load_chars<4>(*sig, 0);
       entry.readable = true;
@@ -419,8 +408,8 @@ Result<TableDirectory> read_root_table(PhysicalMemoryReader& reader, const Rsdp&
   return dir;
 }
 
-Result<std::span<const uint8_t>> find_table(PhysicalMemoryReader& reader,
-                                            const TableDirectory& directory, const char sig[4]) {
+Result<std::span<const uint8_t>> find_table(PhysicalMemoryReader& reader, const TableDirectory& directory,
+                                            const char sig[4]) {
   const Signature wanted = make_signature(sig);
   bool have_error = false;
   Error first_error{};
@@ -432,8 +421,7 @@ Result<std::span<const uint8_t>> find_table(PhysicalMemoryReader& reader,
       Signature got;
       got.chars = load_chars<4>(*table, kSdtSignatureOff);
       if (got == wanted) return table;
-      table = make_error(ErrorCode::kMalformed, "acpi: table signature changed under us",
-                         entry.address);
+      table = make_error(ErrorCode::kMalformed, "acpi: table signature changed under us", entry.address);
     }
     if (!have_error) {
       have_error = true;
@@ -485,8 +473,7 @@ Result<MadtInfo> parse_madt(std::span<const uint8_t> table) {
   size_t offset = kMadtEntriesOff;
   while (offset < madt.size()) {
     if (madt.size() - offset < kMadtEntryHeaderSize) {
-      return make_error(ErrorCode::kMalformed, "acpi: MADT entry header runs past the table",
-                        offset);
+      return make_error(ErrorCode::kMalformed, "acpi: MADT entry header runs past the table", offset);
     }
     const size_t length = madt[offset + 1];
     if (length < kMadtEntryHeaderSize) {
@@ -527,8 +514,7 @@ Result<McfgInfo> parse_mcfg(std::span<const uint8_t> table) {
     a.start_bus = table[off + 10];
     a.end_bus = table[off + 11];
     if (a.start_bus > a.end_bus) {
-      return make_error(ErrorCode::kMalformed, "acpi: MCFG allocation start bus above end bus",
-                        off);
+      return make_error(ErrorCode::kMalformed, "acpi: MCFG allocation start bus above end bus", off);
     }
   }
   info.count = count;

@@ -130,8 +130,8 @@ Result<TableDirectory> read_root_table(PhysicalMemoryReader& reader, const Rsdp&
 // Returns the first table listed with signature `sig` whose header and checksum are valid
 // (span of exactly header.length bytes). kNotFound if none is listed; otherwise, if every
 // match is invalid, the error of the first match (kBadChecksum, kMalformed, reader errors...).
-Result<std::span<const uint8_t>> find_table(PhysicalMemoryReader& reader,
-                                            const TableDirectory& directory, const char sig[4]);
+Result<std::span<const uint8_t>> find_table(PhysicalMemoryReader& reader, const TableDirectory& directory,
+                                            const char sig[4]);
 
 // Reads one table at `phys` (header first, then header.length bytes) and validates it.
 Result<std::span<const uint8_t>> read_table_at(PhysicalMemoryReader& reader, uint64_t phys);
@@ -153,7 +153,9 @@ enum class TriggerMode : uint8_t {
   kReserved = 2,  // 10
   kLevel = 3,     // 11
 };
-constexpr Polarity inti_polarity(uint16_t flags) { return static_cast<Polarity>(flags & 0x3); }
+constexpr Polarity inti_polarity(uint16_t flags) {
+  return static_cast<Polarity>(flags & 0x3);
+}
 constexpr TriggerMode inti_trigger(uint16_t flags) {
   return static_cast<TriggerMode>((flags >> 2) & 0x3);
 }
@@ -238,9 +240,7 @@ struct MadtInfo {
 
   bool pcat_compat() const { return (flags & kFlagPcatCompat) != 0; }
   std::span<const MadtCpu> all_cpus() const { return std::span(cpus.data(), cpu_count); }
-  std::span<const MadtIoApic> io_apic_list() const {
-    return std::span(io_apics.data(), io_apic_count);
-  }
+  std::span<const MadtIoApic> io_apic_list() const { return std::span(io_apics.data(), io_apic_count); }
   std::span<const MadtInterruptOverride> override_list() const {
     return std::span(overrides.data(), override_count);
   }

@@ -4,7 +4,9 @@
 namespace lantern {
 namespace {
 
-constexpr bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+constexpr bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 // Hand-written comparisons: std::string_view's compare/find/substr would pull memcmp, memchr
 // and the out_of_range thrower into the freestanding kernel.
@@ -32,8 +34,7 @@ std::optional<std::string_view> cmdline_value(std::string_view cmdline, std::str
     size_t eq = 0;
     while (eq < word_len && word[eq] != '=') ++eq;
     if (!equals(std::string_view(word, eq), key)) continue;
-    found = (eq == word_len) ? std::string_view()
-                             : std::string_view(word + eq + 1, word_len - eq - 1);
+    found = (eq == word_len) ? std::string_view() : std::string_view(word + eq + 1, word_len - eq - 1);
   }
   return found;
 }
@@ -58,10 +59,14 @@ std::optional<uint64_t> cmdline_u64(std::string_view cmdline, std::string_view k
   uint64_t result = 0;
   for (char c : digits) {
     uint64_t d;
-    if (c >= '0' && c <= '9') d = static_cast<uint64_t>(c - '0');
-    else if (base == 16 && c >= 'a' && c <= 'f') d = static_cast<uint64_t>(c - 'a' + 10);
-    else if (base == 16 && c >= 'A' && c <= 'F') d = static_cast<uint64_t>(c - 'A' + 10);
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      d = static_cast<uint64_t>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      d = static_cast<uint64_t>(c - 'a' + 10);
+    else if (base == 16 && c >= 'A' && c <= 'F')
+      d = static_cast<uint64_t>(c - 'A' + 10);
+    else
+      return std::nullopt;
     if (result > (UINT64_MAX - d) / base) return std::nullopt;  // would overflow
     result = result * base + d;
   }

@@ -9,8 +9,7 @@ namespace {
 // Callers guarantee off + width <= bytes.size().
 uint32_t load_u32(std::span<const uint8_t> bytes, size_t off) {
   return static_cast<uint32_t>(bytes[off]) | (static_cast<uint32_t>(bytes[off + 1]) << 8) |
-         (static_cast<uint32_t>(bytes[off + 2]) << 16) |
-         (static_cast<uint32_t>(bytes[off + 3]) << 24);
+         (static_cast<uint32_t>(bytes[off + 2]) << 16) | (static_cast<uint32_t>(bytes[off + 3]) << 24);
 }
 
 uint64_t load_u64(std::span<const uint8_t> bytes, size_t off) {
@@ -29,8 +28,7 @@ struct Tag {
 // Reads a NUL-terminated string occupying body[start..]; the NUL must lie inside the tag.
 Result<std::string_view> tag_string(const Tag& tag, size_t start) {
   if (start >= tag.body.size()) {
-    return make_error(ErrorCode::kMalformed, "multiboot2: tag too small for its string",
-                      tag.offset);
+    return make_error(ErrorCode::kMalformed, "multiboot2: tag too small for its string", tag.offset);
   }
   for (size_t i = start; i < tag.body.size(); ++i) {
     if (tag.body[i] == 0) {
@@ -79,8 +77,7 @@ Result<void> parse_module(const Tag& tag, BootInfo& info) {
     return make_error(ErrorCode::kMalformed, "multiboot2: module tag too small", tag.offset);
   }
   if (info.module_count >= BootInfo::kMaxModules) {
-    return make_error(ErrorCode::kFull, "multiboot2: more modules than BootInfo::kMaxModules",
-                      tag.offset);
+    return make_error(ErrorCode::kFull, "multiboot2: more modules than BootInfo::kMaxModules", tag.offset);
   }
   Module mod;
   mod.start = load_u32(tag.body, kModuleStartOff);
@@ -105,13 +102,12 @@ Result<void> parse_memory_map(const Tag& tag, BootInfo& info) {
   }
   const size_t entries_bytes = tag.body.size() - kMmapEntriesOff;
   if (entries_bytes % entry_size != 0) {
-    return make_error(ErrorCode::kMalformed,
-                      "multiboot2: memory map entries do not fit the tag exactly", tag.offset);
+    return make_error(ErrorCode::kMalformed, "multiboot2: memory map entries do not fit the tag exactly",
+                      tag.offset);
   }
   const size_t count = entries_bytes / entry_size;
   if (count > BootInfo::kMaxMemoryMapEntries) {
-    return make_error(ErrorCode::kFull,
-                      "multiboot2: memory map has more entries than kMaxMemoryMapEntries",
+    return make_error(ErrorCode::kFull, "multiboot2: memory map has more entries than kMaxMemoryMapEntries",
                       tag.offset);
   }
   for (size_t i = 0; i < count; ++i) {
@@ -130,8 +126,7 @@ Result<void> parse_rsdp(const Tag& tag, BootInfo& info) {
   const bool is_new = tag.type == static_cast<uint32_t>(TagType::kAcpiNewRsdp);
   const size_t want = is_new ? AcpiRsdp::kV2Size : AcpiRsdp::kV1Size;
   if (tag.body.size() < kRsdpOff + want) {
-    return make_error(ErrorCode::kMalformed, "multiboot2: ACPI RSDP tag too small for the RSDP",
-                      tag.offset);
+    return make_error(ErrorCode::kMalformed, "multiboot2: ACPI RSDP tag too small for the RSDP", tag.offset);
   }
   // An old RSDP never replaces a new one, whatever the tag order.
   if (!is_new && info.acpi_rsdp.has_value() && info.acpi_rsdp->version == 2) return ok();
@@ -145,28 +140,20 @@ Result<void> parse_rsdp(const Tag& tag, BootInfo& info) {
 
 Result<void> parse_tag(const Tag& tag, BootInfo& info) {
   switch (static_cast<TagType>(tag.type)) {
-    case TagType::kCmdline:
-      info.cmdline = TRY(tag_string(tag, kTagHeaderSize));
-      return ok();
-    case TagType::kBootLoaderName:
-      info.boot_loader_name = TRY(tag_string(tag, kTagHeaderSize));
-      return ok();
-    case TagType::kModule:
-      return parse_module(tag, info);
+    case TagType::kCmdline: info.cmdline = TRY(tag_string(tag, kTagHeaderSize)); return ok();
+    case TagType::kBootLoaderName: info.boot_loader_name = TRY(tag_string(tag, kTagHeaderSize)); return ok();
+    case TagType::kModule: return parse_module(tag, info);
     case TagType::kBasicMemInfo:
       if (tag.body.size() < kMemInfoSize) {
-        return make_error(ErrorCode::kMalformed, "multiboot2: basic meminfo tag too small",
-                          tag.offset);
+        return make_error(ErrorCode::kMalformed, "multiboot2: basic meminfo tag too small", tag.offset);
       }
-      info.basic_meminfo = BasicMemInfo{load_u32(tag.body, kMemInfoLowerOff),
-                                        load_u32(tag.body, kMemInfoUpperOff)};
+      info.basic_meminfo =
+          BasicMemInfo{load_u32(tag.body, kMemInfoLowerOff), load_u32(tag.body, kMemInfoUpperOff)};
       return ok();
-    case TagType::kMemoryMap:
-      return parse_memory_map(tag, info);
+    case TagType::kMemoryMap: return parse_memory_map(tag, info);
     case TagType::kFramebuffer: {
       if (tag.body.size() < kFbMinSize) {
-        return make_error(ErrorCode::kMalformed, "multiboot2: framebuffer tag too small",
-                          tag.offset);
+        return make_error(ErrorCode::kMalformed, "multiboot2: framebuffer tag too small", tag.offset);
       }
       Framebuffer fb;
       fb.addr = load_u64(tag.body, kFbAddrOff);
@@ -179,22 +166,19 @@ Result<void> parse_tag(const Tag& tag, BootInfo& info) {
       return ok();
     }
     case TagType::kAcpiOldRsdp:
-    case TagType::kAcpiNewRsdp:
-      return parse_rsdp(tag, info);
-    default:
-      return ok();  // unknown or uninteresting tag: skipped by its size (spec 3.6.2)
+    case TagType::kAcpiNewRsdp: return parse_rsdp(tag, info);
+    default: return ok();  // unknown or uninteresting tag: skipped by its size (spec 3.6.2)
   }
 }
 
 // Tags that may appear at most once. Bit index = tag type (all < 32).
-constexpr uint32_t kSingleInstanceMask =
-    (1u << static_cast<uint32_t>(TagType::kCmdline)) |
-    (1u << static_cast<uint32_t>(TagType::kBootLoaderName)) |
-    (1u << static_cast<uint32_t>(TagType::kBasicMemInfo)) |
-    (1u << static_cast<uint32_t>(TagType::kMemoryMap)) |
-    (1u << static_cast<uint32_t>(TagType::kFramebuffer)) |
-    (1u << static_cast<uint32_t>(TagType::kAcpiOldRsdp)) |
-    (1u << static_cast<uint32_t>(TagType::kAcpiNewRsdp));
+constexpr uint32_t kSingleInstanceMask = (1u << static_cast<uint32_t>(TagType::kCmdline)) |
+                                         (1u << static_cast<uint32_t>(TagType::kBootLoaderName)) |
+                                         (1u << static_cast<uint32_t>(TagType::kBasicMemInfo)) |
+                                         (1u << static_cast<uint32_t>(TagType::kMemoryMap)) |
+                                         (1u << static_cast<uint32_t>(TagType::kFramebuffer)) |
+                                         (1u << static_cast<uint32_t>(TagType::kAcpiOldRsdp)) |
+                                         (1u << static_cast<uint32_t>(TagType::kAcpiNewRsdp));
 
 }  // namespace
 
@@ -224,8 +208,7 @@ Result<void> parse_into(std::span<const uint8_t> blob, BootInfo& info) {
     return make_error(ErrorCode::kMalformed, "multiboot2: total_size below 8", total_size);
   }
   if (total_size > blob.size()) {
-    return make_error(ErrorCode::kTruncated, "multiboot2: total_size exceeds the blob",
-                      total_size);
+    return make_error(ErrorCode::kTruncated, "multiboot2: total_size exceeds the blob", total_size);
   }
   const std::span<const uint8_t> bytes = blob.first(total_size);
   info.total_size = total_size;

@@ -66,8 +66,8 @@ struct BasicMemInfo {
 };
 
 struct Module {
-  uint64_t start = 0;  // mod_start: physical address of the first byte
-  uint64_t end = 0;    // mod_end: physical address one past the last byte (GRUB: start + size)
+  uint64_t start = 0;        // mod_start: physical address of the first byte
+  uint64_t end = 0;          // mod_end: physical address one past the last byte (GRUB: start + size)
   std::string_view cmdline;  // the module's string (NUL stripped; may be empty)
   uint64_t size() const { return end - start; }
 };
@@ -112,9 +112,7 @@ struct BootInfo {
   std::array<Module, kMaxModules> module_storage{};
   size_t module_count = 0;
 
-  std::span<const MemoryMapEntry> memory_map() const {
-    return {memory_map_storage.data(), memory_map_count};
-  }
+  std::span<const MemoryMapEntry> memory_map() const { return {memory_map_storage.data(), memory_map_count}; }
   std::span<const Module> modules() const { return {module_storage.data(), module_count}; }
 
   // Sum of the lengths of all "available" (type 1) memory map entries. Entries are summed

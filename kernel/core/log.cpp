@@ -49,8 +49,12 @@ bool parse_level(std::string_view text, Level* out) {
   return false;
 }
 
-void set_level(Level level) { g_level = level; }
-Level level() { return g_level; }
+void set_level(Level level) {
+  g_level = level;
+}
+Level level() {
+  return g_level;
+}
 
 void init_ring() {
   void* storage = kmalloc(sizeof(lib::LogRecord) * kRingRecords, alignof(lib::LogRecord));
@@ -76,10 +80,9 @@ void write(Level level, const char* fmt, ...) {
   if (level > g_level) return;
   char line[kLineBytes];
   const uint64_t ns = time::now_ns();
-  int prefix = lib::format(line, sizeof(line), "[%5llu.%06llu] cpu%u %s: ",
-                           static_cast<unsigned long long>(ns / 1'000'000'000),
-                           static_cast<unsigned long long>((ns / 1000) % 1'000'000), current_cpu(),
-                           level_name(level));
+  int prefix = lib::format(
+      line, sizeof(line), "[%5llu.%06llu] cpu%u %s: ", static_cast<unsigned long long>(ns / 1'000'000'000),
+      static_cast<unsigned long long>((ns / 1000) % 1'000'000), current_cpu(), level_name(level));
   if (prefix < 0) prefix = 0;
   va_list args;
   va_start(args, fmt);

@@ -56,7 +56,9 @@ void check(Result<void> result, const char* what) {
   }
 }
 
-void on_timer(interrupts::Frame&) { ++this_cpu().timer_ticks; }
+void on_timer(interrupts::Frame&) {
+  ++this_cpu().timer_ticks;
+}
 
 // `debug.crash=page_fault|invalid_opcode|divide_error` makes the boot fault on purpose, so tests
 // can check the panic report (LANTERN PANIC, registers, backtrace) end to end.
@@ -73,8 +75,8 @@ void crash_if_asked(std::string_view cmdline) {
     volatile uint32_t r = 1 / zero;
     (void)r;
   }
-  LOG_ERROR("boot: debug.crash=%.*s is not page_fault|invalid_opcode|divide_error", static_cast<int>(what->size()),
-            what->data());
+  LOG_ERROR("boot: debug.crash=%.*s is not page_fault|invalid_opcode|divide_error",
+            static_cast<int>(what->size()), what->data());
 }
 
 void apply_log_level(std::string_view cmdline) {
@@ -91,7 +93,9 @@ void apply_log_level(std::string_view cmdline) {
 
 }  // namespace
 
-const BootState& boot_state() { return g_boot; }
+const BootState& boot_state() {
+  return g_boot;
+}
 
 }  // namespace lantern
 
@@ -116,7 +120,8 @@ extern "C" void kernel_main() {
   LOG_INFO("Lantern %s booting; command line \"%.*s\"", LANTERN_VERSION, static_cast<int>(cmdline.size()),
            cmdline.data());
 
-  const uint64_t direct_map_bytes = check(memory::init_frames(g_boot.multiboot, mbi_phys, mbi_size), "memory");
+  const uint64_t direct_map_bytes =
+      check(memory::init_frames(g_boot.multiboot, mbi_phys, mbi_size), "memory");
   check(paging::init(direct_map_bytes), "paging");
   memory::init_heap();
   log::init_ring();
@@ -157,6 +162,7 @@ extern "C" void kernel_main() {
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(), 0u, 0u, "none", "none");
+  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(), 0u, 0u, "none",
+                     "none");
   for (;;) cpu::enable_interrupts_and_halt();
 }

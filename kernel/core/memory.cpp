@@ -22,7 +22,9 @@ IrqSpinlock g_frames_lock;
 IrqSpinlock g_heap_lock;
 bool g_heap_ready = false;
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
 
 // The first place in available RAM below 4 GiB (reachable through the boot direct map)
 // where `bytes` fit without touching a reserved range.
@@ -30,7 +32,8 @@ Result<uint64_t> place_bitmap(const multiboot2::BootInfo& info, std::span<const 
                               uint64_t bytes) {
   for (const auto& e : info.memory_map()) {
     if (!e.available()) continue;
-    uint64_t candidate = align_up(e.base < mm::kLowMemoryLimit ? mm::kLowMemoryLimit : e.base, mm::kFrameSize);
+    uint64_t candidate =
+        align_up(e.base < mm::kLowMemoryLimit ? mm::kLowMemoryLimit : e.base, mm::kFrameSize);
     const uint64_t end = e.base + e.length;
     bool moved = true;
     while (moved && candidate + bytes <= end && candidate + bytes <= kFourGiB) {
@@ -48,18 +51,22 @@ Result<uint64_t> place_bitmap(const multiboot2::BootInfo& info, std::span<const 
 }
 
 Result<std::span<uint8_t>> grow_heap(void*, size_t min_bytes) {
-  const uint64_t bytes = align_up(min_bytes < kHeapGrowMinBytes ? kHeapGrowMinBytes : min_bytes, mm::kFrameSize);
+  const uint64_t bytes =
+      align_up(min_bytes < kHeapGrowMinBytes ? kHeapGrowMinBytes : min_bytes, mm::kFrameSize);
   const uint64_t phys = TRY(alloc_contiguous(bytes / mm::kFrameSize, mm::kFrameSize));
   return std::span<uint8_t>(paging::phys_to_ptr<uint8_t>(phys), bytes);
 }
 
-void heap_corruption(void*, const char* why) { panic("heap corruption: %s", why); }
+void heap_corruption(void*, const char* why) {
+  panic("heap corruption: %s", why);
+}
 
 lib::HeapAllocator g_heap{&grow_heap, nullptr, &heap_corruption, nullptr};
 
 }  // namespace
 
-Result<uint64_t> init_frames(const multiboot2::BootInfo& info, uint64_t boot_info_phys, uint64_t boot_info_size) {
+Result<uint64_t> init_frames(const multiboot2::BootInfo& info, uint64_t boot_info_phys,
+                             uint64_t boot_info_size) {
   mm::PhysRange usable[multiboot2::BootInfo::kMaxMemoryMapEntries];
   size_t usable_count = 0;
   uint64_t max_phys = 0;
@@ -94,7 +101,9 @@ Result<uint64_t> init_frames(const multiboot2::BootInfo& info, uint64_t boot_inf
   return max_phys > kFourGiB ? max_phys : kFourGiB;
 }
 
-void init_heap() { g_heap_ready = true; }
+void init_heap() {
+  g_heap_ready = true;
+}
 
 Result<uint64_t> alloc_frame() {
   IrqSpinlockGuard guard(g_frames_lock);

@@ -42,7 +42,9 @@ class PanicOutputLock {
   bool owned_ = false;
 };
 
-void put(const char* s) { serial::write(s); }
+void put(const char* s) {
+  serial::write(s);
+}
 
 void put_hex(const char* name, uint64_t v) {
   char buf[40];
@@ -135,10 +137,25 @@ void panic_with_frame(const interrupts::Frame& f, const char* reason) {
     put_hex("cs", f.cs);
     put_hex("ss", f.ss);
     put("\n");
-    put_hex("rax", f.rax); put_hex("rbx", f.rbx); put_hex("rcx", f.rcx); put_hex("rdx", f.rdx); put("\n");
-    put_hex("rsi", f.rsi); put_hex("rdi", f.rdi); put_hex("rbp", f.rbp); put_hex("r8 ", f.r8); put("\n");
-    put_hex("r9 ", f.r9); put_hex("r10", f.r10); put_hex("r11", f.r11); put_hex("r12", f.r12); put("\n");
-    put_hex("r13", f.r13); put_hex("r14", f.r14); put_hex("r15", f.r15); put("\n");
+    put_hex("rax", f.rax);
+    put_hex("rbx", f.rbx);
+    put_hex("rcx", f.rcx);
+    put_hex("rdx", f.rdx);
+    put("\n");
+    put_hex("rsi", f.rsi);
+    put_hex("rdi", f.rdi);
+    put_hex("rbp", f.rbp);
+    put_hex("r8 ", f.r8);
+    put("\n");
+    put_hex("r9 ", f.r9);
+    put_hex("r10", f.r10);
+    put_hex("r11", f.r11);
+    put_hex("r12", f.r12);
+    put("\n");
+    put_hex("r13", f.r13);
+    put_hex("r14", f.r14);
+    put_hex("r15", f.r15);
+    put("\n");
     print_control_registers();
     print_backtrace(f.rip, f.rbp);
     serial::drain();

@@ -14,7 +14,7 @@ struct Frame;
 
 }  // namespace lantern
 
-#define LANTERN_ASSERT(cond)                                                       \
-  do {                                                                             \
+#define LANTERN_ASSERT(cond)                                                                  \
+  do {                                                                                        \
     if (!(cond)) ::lantern::panic("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__); \
   } while (0)

@@ -50,6 +50,8 @@ Result<void> discover(const multiboot2::BootInfo& boot, uint64_t direct_map_byte
   return ok();
 }
 
-const Info& info() { return g_info; }
+const Info& info() {
+  return g_info;
+}
 
 }  // namespace lantern::platform

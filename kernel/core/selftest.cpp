@@ -32,8 +32,8 @@ Summary run_all() {
       log::contract_line("SELFTEST %s ok", g_tests[i].name);
       ++s.passed;
     } else {
-      log::contract_line("SELFTEST %s FAIL %s (%s, line/detail %llu)", g_tests[i].name, result.error().message,
-                         error_code_name(result.error().code),
+      log::contract_line("SELFTEST %s FAIL %s (%s, line/detail %llu)", g_tests[i].name,
+                         result.error().message, error_code_name(result.error().code),
                          static_cast<unsigned long long>(result.error().detail));
       ++s.failed;
     }

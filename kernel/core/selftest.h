@@ -28,7 +28,7 @@ Summary run_all();
   static ::lantern::Result<void> selftest_##name()
 
 // Fails the enclosing self-test with the condition's text and line.
-#define SELFTEST_EXPECT(cond)                                                                  \
-  do {                                                                                         \
+#define SELFTEST_EXPECT(cond)                                                                        \
+  do {                                                                                               \
     if (!(cond)) return ::lantern::make_error(::lantern::ErrorCode::kInvalidState, #cond, __LINE__); \
   } while (0)

@@ -35,12 +35,8 @@ LANTERN_SELFTEST(boot_information) {
 
 LANTERN_SELFTEST(json_roundtrip) {
   using nlohmann::json;
-  json doc = {{"name", "lantern"},
-              {"cpus", cpu_count()},
-              {"big", 0xfedcba9876543210ull},
-              {"ratio", 0.15625},
-              {"list", {1, 2, 3}},
-              {"nested", {{"ok", true}, {"none", nullptr}}}};
+  json doc = {{"name", "lantern"}, {"cpus", cpu_count()}, {"big", 0xfedcba9876543210ull},
+              {"ratio", 0.15625},  {"list", {1, 2, 3}},   {"nested", {{"ok", true}, {"none", nullptr}}}};
   const std::string text = doc.dump();
   const json back = json::parse(text, nullptr, false);
   SELFTEST_EXPECT(!back.is_discarded());
@@ -157,7 +153,9 @@ LANTERN_SELFTEST(monotonic_clock_and_timer_ticks) {
 }
 
 std::atomic<uint32_t> g_ipi_seen_mask{0};
-void on_call_ipi(interrupts::Frame&) { g_ipi_seen_mask.fetch_or(1u << this_cpu().index); }
+void on_call_ipi(interrupts::Frame&) {
+  g_ipi_seen_mask.fetch_or(1u << this_cpu().index);
+}
 
 LANTERN_SELFTEST(every_cpu_online_and_answers_ipis) {
   SELFTEST_EXPECT(cpu_count() == boot_state().cpus_expected);

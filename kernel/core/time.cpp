@@ -32,7 +32,8 @@ Result<void> calibrate() {
   const uint64_t start = cpu::rdtsc();
   uint64_t spins = 0;
   while (!(cpu::inb(kPortB) & kPortBOut2)) {
-    if (++spins > 200'000'000) return make_error(ErrorCode::kTimeout, "PIT channel 2 never reached terminal count");
+    if (++spins > 200'000'000)
+      return make_error(ErrorCode::kTimeout, "PIT channel 2 never reached terminal count");
   }
   const uint64_t ticks = cpu::rdtsc() - start;
   if (ticks == 0) return make_error(ErrorCode::kIoError, "TSC does not advance");
@@ -42,7 +43,9 @@ Result<void> calibrate() {
   return ok();
 }
 
-uint64_t tsc_hz() { return g_tsc_hz; }
+uint64_t tsc_hz() {
+  return g_tsc_hz;
+}
 
 uint64_t tsc_to_ns(uint64_t ticks) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * g_ns_per_tick_q32) >> 32);

@@ -51,8 +51,7 @@ class BigUint {
       mul_add_small(1000000000u, 0);
       k -= 9;
     }
-    static constexpr uint32_t kSmall[9] = {1,      10,      100,      1000,     10000,
-                                           100000, 1000000, 10000000, 100000000};
+    static constexpr uint32_t kSmall[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
     if (k > 0) mul_add_small(kSmall[k], 0);
   }
 
@@ -102,8 +101,8 @@ class BigUint {
   void subtract(const BigUint& o) {
     int64_t borrow = 0;
     for (size_t i = 0; i < size_; ++i) {
-      int64_t t = static_cast<int64_t>(words_[i]) - borrow -
-                  static_cast<int64_t>(i < o.size_ ? o.words_[i] : 0);
+      int64_t t =
+          static_cast<int64_t>(words_[i]) - borrow - static_cast<int64_t>(i < o.size_ ? o.words_[i] : 0);
       borrow = t < 0 ? 1 : 0;
       words_[i] = static_cast<uint32_t>(t + (borrow << 32));
     }

@@ -154,9 +154,8 @@ void emit_string(Writer& w, const Spec& spec, const char* s) {
     // glibc prints "(null)" unless the precision is too small to hold it.
     s = (spec.precision < 0 || spec.precision >= 6) ? "(null)" : "";
   }
-  const size_t len = spec.precision < 0
-                         ? str_length(s)
-                         : str_length_bounded(s, static_cast<size_t>(spec.precision));
+  const size_t len =
+      spec.precision < 0 ? str_length(s) : str_length_bounded(s, static_cast<size_t>(spec.precision));
   Padding pad = compute_padding(spec, 0, static_cast<int64_t>(len), false);
   w.repeat(' ', pad.before_spaces);
   w.put_n(s, len);
@@ -372,7 +371,9 @@ void emit_exp_body(Writer& w, const Digits& digits, int frac, bool point, int ex
 
 // ---- Driver -----------------------------------------------------------------------------
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int64_t signed_arg(va_list& args, Length length) {
   switch (length) {
@@ -517,8 +518,7 @@ int run(Writer& w, const char* fmt, va_list args_in) {
       case 'x':
       case 'X': {
         const unsigned base = conv == 'u' ? 10 : (conv == 'o' ? 8 : 16);
-        emit_integer(w, spec, unsigned_arg(args, spec.length), false, false, base, conv == 'X',
-                     false);
+        emit_integer(w, spec, unsigned_arg(args, spec.length), false, false, base, conv == 'X', false);
         break;
       }
       case 'p': {

@@ -34,7 +34,6 @@ int format(char* buf, size_t size, const char* fmt, ...) __attribute__((format(p
 // total number of characters produced. Useful for the serial console and the log.
 using FormatSink = void (*)(void* ctx, const char* data, size_t len);
 int format_to_v(FormatSink sink, void* ctx, const char* fmt, va_list args);
-int format_to(FormatSink sink, void* ctx, const char* fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int format_to(FormatSink sink, void* ctx, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 
 }  // namespace lantern::lib

@@ -35,10 +35,16 @@ constexpr uint64_t kSizeMask = (uint64_t{1} << 48) - 1;
 constexpr size_t kMinBlock = 32;
 constexpr size_t kRegionRecord = 32;
 
-constexpr uintptr_t align_up(uintptr_t v, uintptr_t a) { return (v + a - 1) & ~(a - 1); }
-constexpr uintptr_t align_down(uintptr_t v, uintptr_t a) { return v & ~(a - 1); }
+constexpr uintptr_t align_up(uintptr_t v, uintptr_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
+constexpr uintptr_t align_down(uintptr_t v, uintptr_t a) {
+  return v & ~(a - 1);
+}
 
-int bin_of(size_t size) { return 63 - __builtin_clzll(size); }
+int bin_of(size_t size) {
+  return 63 - __builtin_clzll(size);
+}
 
 // Header accessors, templated so that they can take the private HeapAllocator::Block.
 template <typename B>
@@ -63,8 +69,7 @@ B* next_block(B* b) {
 }
 }  // namespace
 
-HeapAllocator::HeapAllocator(GrowFn grow, void* grow_ctx, CorruptionFn corruption,
-                             void* corruption_ctx)
+HeapAllocator::HeapAllocator(GrowFn grow, void* grow_ctx, CorruptionFn corruption, void* corruption_ctx)
     : grow_(grow), grow_ctx_(grow_ctx), corruption_(corruption), corruption_ctx_(corruption_ctx) {}
 
 void HeapAllocator::report(const char* why) const {
@@ -141,7 +146,9 @@ HeapAllocator::Region* HeapAllocator::find_region(const void* ptr) const {
   return nullptr;
 }
 
-bool HeapAllocator::owns(const void* ptr) const { return find_region(ptr) != nullptr; }
+bool HeapAllocator::owns(const void* ptr) const {
+  return find_region(ptr) != nullptr;
+}
 
 // Placement of a payload of `need` block bytes aligned to `align` inside free block `b`:
 // returns the gap before the new block, or SIZE_MAX when it does not fit.
@@ -364,8 +371,7 @@ bool HeapAllocator::check() const {
       addr += size;
     }
     const Block* sentinel = block_at<Block>(r->sentinel);
-    if (addr != r->sentinel || magic_of(sentinel) != kMagicSentinel ||
-        sentinel->prev_size != prev_size) {
+    if (addr != r->sentinel || magic_of(sentinel) != kMagicSentinel || sentinel->prev_size != prev_size) {
       report("heap check: region end sentinel damaged");
       return false;
     }

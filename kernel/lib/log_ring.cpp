@@ -21,8 +21,7 @@ uint64_t LogRing::oldest_seq() const {
   return next_seq_ > cap ? next_seq_ - cap : 0;
 }
 
-void LogRing::push(LogLevel level, uint32_t cpu, uint64_t timestamp, uint8_t flags,
-                   std::string_view text) {
+void LogRing::push(LogLevel level, uint32_t cpu, uint64_t timestamp, uint8_t flags, std::string_view text) {
   const uint64_t seq = next_seq_++;
   if (records_.empty()) {
     ++dropped_;

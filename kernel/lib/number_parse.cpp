@@ -31,8 +31,12 @@ using ParseBig = detail::BigUint<124>;
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+char to_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c;
+}
 
 // Case-insensitive prefix match against a lowercase word.
 bool matches_word(const char* p, const char* word) {
@@ -359,8 +363,7 @@ IntegerParse parse_integer(const char* s, char** end, int base, NumberStatus* st
     r.negative = *p == '-';
     ++p;
   }
-  if ((base == 0 || base == 16) && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') &&
-      digit_value(p[2]) < 16) {
+  if ((base == 0 || base == 16) && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && digit_value(p[2]) < 16) {
     p += 2;
     base = 16;
   } else if (base == 0) {

@@ -13,20 +13,20 @@ namespace lantern {
 // so keep them snake_case-friendly and stable (see error_code_name()).
 enum class ErrorCode : uint16_t {
   kOk = 0,
-  kInvalidArgument,   // a caller passed something out of range
-  kMalformed,         // a structure read from firmware/loader/guest/network is malformed
-  kTruncated,         // a structure claims more bytes than it has
-  kBadChecksum,       // an ACPI (or similar) checksum does not sum to zero
-  kNotFound,          // the thing asked for does not exist
-  kOutOfMemory,       // frame allocator or heap exhausted
-  kAlreadyExists,     // e.g. mapping an already-mapped page
-  kUnsupported,       // the hardware/firmware lacks a needed feature
-  kBusy,              // the resource is owned elsewhere (e.g. vCPU bound on another core)
-  kFull,              // a bounded queue is full
-  kInvalidState,      // the object is in a state that forbids the operation
-  kTimeout,           // something did not answer in time
+  kInvalidArgument,       // a caller passed something out of range
+  kMalformed,             // a structure read from firmware/loader/guest/network is malformed
+  kTruncated,             // a structure claims more bytes than it has
+  kBadChecksum,           // an ACPI (or similar) checksum does not sum to zero
+  kNotFound,              // the thing asked for does not exist
+  kOutOfMemory,           // frame allocator or heap exhausted
+  kAlreadyExists,         // e.g. mapping an already-mapped page
+  kUnsupported,           // the hardware/firmware lacks a needed feature
+  kBusy,                  // the resource is owned elsewhere (e.g. vCPU bound on another core)
+  kFull,                  // a bounded queue is full
+  kInvalidState,          // the object is in a state that forbids the operation
+  kTimeout,               // something did not answer in time
   kVmxInstructionFailed,  // VMfailValid/VMfailInvalid; detail holds VM-instruction error
-  kIoError,           // a device reported an error
+  kIoError,               // a device reported an error
 };
 
 constexpr const char* error_code_name(ErrorCode code) {
@@ -65,23 +65,29 @@ constexpr Error make_error(ErrorCode code, const char* message, uint64_t detail 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(const T& value) : has_value_(true) { new (&storage_.value) T(value); }  // NOLINT
+  Result(const T& value) : has_value_(true) { new (&storage_.value) T(value); }        // NOLINT
   Result(T&& value) : has_value_(true) { new (&storage_.value) T(std::move(value)); }  // NOLINT
-  Result(Error error) : has_value_(false) { new (&storage_.error) Error(error); }  // NOLINT
+  Result(Error error) : has_value_(false) { new (&storage_.error) Error(error); }      // NOLINT
 
   Result(const Result& other) : has_value_(other.has_value_) {
-    if (has_value_) new (&storage_.value) T(other.storage_.value);
-    else new (&storage_.error) Error(other.storage_.error);
+    if (has_value_)
+      new (&storage_.value) T(other.storage_.value);
+    else
+      new (&storage_.error) Error(other.storage_.error);
   }
   Result(Result&& other) noexcept : has_value_(other.has_value_) {
-    if (has_value_) new (&storage_.value) T(std::move(other.storage_.value));
-    else new (&storage_.error) Error(other.storage_.error);
+    if (has_value_)
+      new (&storage_.value) T(std::move(other.storage_.value));
+    else
+      new (&storage_.error) Error(other.storage_.error);
   }
   Result& operator=(Result other) noexcept {
     destroy();
     has_value_ = other.has_value_;
-    if (has_value_) new (&storage_.value) T(std::move(other.storage_.value));
-    else new (&storage_.error) Error(other.storage_.error);
+    if (has_value_)
+      new (&storage_.value) T(std::move(other.storage_.value));
+    else
+      new (&storage_.error) Error(other.storage_.error);
     return *this;
   }
   ~Result() { destroy(); }
@@ -128,7 +134,9 @@ class [[nodiscard]] Result<void> {
   bool has_value_ = true;
 };
 
-inline Result<void> ok() { return Result<void>(); }
+inline Result<void> ok() {
+  return Result<void>();
+}
 
 }  // namespace lantern
 
@@ -136,10 +144,10 @@ inline Result<void> ok() { return Result<void>(); }
 // otherwise yield the value. Uses a GNU statement expression (g++ and clang both accept it).
 #define LANTERN_TRY_CONCAT2(a, b) a##b
 #define LANTERN_TRY_CONCAT(a, b) LANTERN_TRY_CONCAT2(a, b)
-#define TRY(expr)                                                        \
-  ({                                                                     \
-    auto&& LANTERN_TRY_CONCAT(try_result_, __LINE__) = (expr);           \
-    if (!LANTERN_TRY_CONCAT(try_result_, __LINE__).has_value())          \
-      return LANTERN_TRY_CONCAT(try_result_, __LINE__).error();          \
-    std::move(LANTERN_TRY_CONCAT(try_result_, __LINE__)).value();        \
+#define TRY(expr)                                                 \
+  ({                                                              \
+    auto&& LANTERN_TRY_CONCAT(try_result_, __LINE__) = (expr);    \
+    if (!LANTERN_TRY_CONCAT(try_result_, __LINE__).has_value())   \
+      return LANTERN_TRY_CONCAT(try_result_, __LINE__).error();   \
+    std::move(LANTERN_TRY_CONCAT(try_result_, __LINE__)).value(); \
   })

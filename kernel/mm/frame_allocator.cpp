@@ -8,7 +8,9 @@ namespace {
 constexpr uint64_t kLowFrames = kLowMemoryLimit / kFrameSize;  // frames below 1 MiB
 constexpr uint64_t kAllOnes = ~uint64_t{0};
 
-constexpr uint64_t align_down(uint64_t v, uint64_t a) { return v & ~(a - 1); }
+constexpr uint64_t align_down(uint64_t v, uint64_t a) {
+  return v & ~(a - 1);
+}
 
 // Rounds up to a multiple of `a`; saturates to the highest multiple of `a` instead of wrapping.
 constexpr uint64_t align_up_saturating(uint64_t v, uint64_t a) {
@@ -34,7 +36,9 @@ constexpr uint64_t bit_mask(uint64_t lo, uint64_t hi) {
   return upper & ~((uint64_t{1} << lo) - 1);
 }
 
-constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+constexpr bool is_power_of_two(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 }  // namespace
 
@@ -49,8 +53,10 @@ void FrameAllocator::set_range(uint64_t* bits, uint64_t first, uint64_t end, boo
     const uint64_t lo = first % 64;
     const uint64_t hi = (end - word * 64 >= 64) ? 64 : end - word * 64;
     const uint64_t mask = bit_mask(lo, hi);
-    if (value) bits[word] |= mask;
-    else bits[word] &= ~mask;
+    if (value)
+      bits[word] |= mask;
+    else
+      bits[word] &= ~mask;
     first = word * 64 + hi;
   }
 }
@@ -74,20 +80,17 @@ void FrameAllocator::take(uint64_t frame, uint64_t count) {
   free_count_ -= count;
 }
 
-Result<void> FrameAllocator::init(std::span<const PhysRange> usable,
-                                  std::span<const PhysRange> reserved, void* bitmap_storage,
-                                  size_t bitmap_bytes, uint64_t max_phys) {
+Result<void> FrameAllocator::init(std::span<const PhysRange> usable, std::span<const PhysRange> reserved,
+                                  void* bitmap_storage, size_t bitmap_bytes, uint64_t max_phys) {
   usable_ = free_ = nullptr;
   words_ = 0;
   frame_limit_ = free_count_ = total_count_ = clipped_bytes_ = 0;
   hint_word_ = 0;
 
   if (max_phys <= kLowMemoryLimit) {
-    return make_error(ErrorCode::kInvalidArgument, "frame allocator: max_phys must exceed 1 MiB",
-                      max_phys);
+    return make_error(ErrorCode::kInvalidArgument, "frame allocator: max_phys must exceed 1 MiB", max_phys);
   }
-  if (bitmap_storage == nullptr ||
-      reinterpret_cast<uintptr_t>(bitmap_storage) % alignof(uint64_t) != 0) {
+  if (bitmap_storage == nullptr || reinterpret_cast<uintptr_t>(bitmap_storage) % alignof(uint64_t) != 0) {
     return make_error(ErrorCode::kInvalidArgument,
                       "frame allocator: bitmap storage null or not 8-byte aligned",
                       reinterpret_cast<uintptr_t>(bitmap_storage));
@@ -95,8 +98,7 @@ Result<void> FrameAllocator::init(std::span<const PhysRange> usable,
   const size_t needed = bitmap_bytes_for(max_phys);
   if (bitmap_bytes < needed) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "frame allocator: bitmap storage too small for max_phys (detail = needed)",
-                      needed);
+                      "frame allocator: bitmap storage too small for max_phys (detail = needed)", needed);
   }
 
   const uint64_t frame_limit = max_phys / kFrameSize;  // a partial last frame is not managed
@@ -163,8 +165,7 @@ Result<uint64_t> FrameAllocator::alloc_frame() {
     return frame * kFrameSize;
   }
   // free_count_ said otherwise: the counters and the bitmap disagree.
-  return make_error(ErrorCode::kInvalidState, "frame allocator: free count and bitmap disagree",
-                    free_count_);
+  return make_error(ErrorCode::kInvalidState, "frame allocator: free count and bitmap disagree", free_count_);
 }
 
 Result<uint64_t> FrameAllocator::alloc_contiguous(size_t frames, uint64_t align_bytes) {
@@ -176,8 +177,8 @@ Result<uint64_t> FrameAllocator::alloc_contiguous(size_t frames, uint64_t align_
   }
   if (align_bytes < kFrameSize) align_bytes = kFrameSize;
   if (!is_power_of_two(align_bytes)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "frame allocator: alignment is not a power of two", align_bytes);
+    return make_error(ErrorCode::kInvalidArgument, "frame allocator: alignment is not a power of two",
+                      align_bytes);
   }
   const uint64_t align_frames = align_bytes / kFrameSize;
   const uint64_t count = frames;
@@ -193,19 +194,17 @@ Result<uint64_t> FrameAllocator::alloc_contiguous(size_t frames, uint64_t align_
     }
   }
   return make_error(ErrorCode::kOutOfMemory,
-                    "frame allocator: no free contiguous run of the requested size and alignment",
-                    count);
+                    "frame allocator: no free contiguous run of the requested size and alignment", count);
 }
 
 Result<void> FrameAllocator::free_frame(uint64_t pa) {
   if (pa % kFrameSize != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "frame allocator: free of unaligned address",
-                      pa);
+    return make_error(ErrorCode::kInvalidArgument, "frame allocator: free of unaligned address", pa);
   }
   const uint64_t frame = pa / kFrameSize;
   if (frame >= frame_limit_ || !test(usable_, frame)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "frame allocator: free of a frame that was never usable", pa);
+    return make_error(ErrorCode::kInvalidArgument, "frame allocator: free of a frame that was never usable",
+                      pa);
   }
   if (test(free_, frame)) {
     return make_error(ErrorCode::kInvalidState, "frame allocator: double free", pa);

@@ -75,9 +75,7 @@ class FrameAllocator {
 
  private:
   static size_t words_for(uint64_t frames) { return static_cast<size_t>((frames + 63) / 64); }
-  bool test(const uint64_t* bits, uint64_t frame) const {
-    return (bits[frame / 64] >> (frame % 64)) & 1;
-  }
+  bool test(const uint64_t* bits, uint64_t frame) const { return (bits[frame / 64] >> (frame % 64)) & 1; }
   // Index of the first frame in [first, first + count) that is not free, or first + count.
   uint64_t first_non_free(uint64_t first, uint64_t count) const;
   // Sets (value=true) or clears the bits of frames [first, end) in `bits`.

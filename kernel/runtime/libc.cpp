@@ -70,7 +70,9 @@ extern "C" {
 // runs on every CPU, so it must stay 0.
 char __libc_single_threaded = 0;
 
-int* __errno_location() noexcept { return &g_errno; }
+int* __errno_location() noexcept {
+  return &g_errno;
+}
 
 // ---- <string.h> ---------------------------------------------------------------------------
 
@@ -89,11 +91,15 @@ int memcmp(const void* a, const void* b, size_t n) noexcept {
 void* memchr(const void* p, int value, size_t n) noexcept {
   return const_cast<void*>(lantern::lib::mem_find(p, value, n));
 }
-size_t strlen(const char* s) noexcept { return lantern::lib::str_length(s); }
+size_t strlen(const char* s) noexcept {
+  return lantern::lib::str_length(s);
+}
 size_t strnlen(const char* s, size_t max_len) noexcept {
   return lantern::lib::str_length_bounded(s, max_len);
 }
-int strcmp(const char* a, const char* b) noexcept { return lantern::lib::str_compare(a, b); }
+int strcmp(const char* a, const char* b) noexcept {
+  return lantern::lib::str_compare(a, b);
+}
 int strncmp(const char* a, const char* b, size_t n) noexcept {
   return lantern::lib::str_ncompare(a, b, n);
 }
@@ -161,9 +167,13 @@ unsigned long long strtoull(const char* s, char** end, int base) noexcept {
 int atoi(const char* s) noexcept {
   return static_cast<int>(lantern::lib::parse_i64(s, nullptr, 10, nullptr));
 }
-long atol(const char* s) noexcept { return lantern::lib::parse_i64(s, nullptr, 10, nullptr); }
+long atol(const char* s) noexcept {
+  return lantern::lib::parse_i64(s, nullptr, 10, nullptr);
+}
 
-[[noreturn]] void abort() noexcept { lantern::panic("abort() called"); }
+[[noreturn]] void abort() noexcept {
+  lantern::panic("abort() called");
+}
 
 // assert() failures (nlohmann/json's JSON_ASSERT is assert() unless NDEBUG).
 [[noreturn]] void __assert_fail(const char* assertion, const char* file, unsigned int line,
@@ -174,6 +184,8 @@ long atol(const char* s) noexcept { return lantern::lib::parse_i64(s, nullptr, 1
 
 // ---- <locale.h> ---------------------------------------------------------------------------
 
-lconv* localeconv() noexcept { return &g_c_locale; }
+lconv* localeconv() noexcept {
+  return &g_c_locale;
+}
 
 }  // extern "C"

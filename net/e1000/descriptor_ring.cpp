@@ -6,8 +6,8 @@ namespace lantern::net::e1000 {
 
 Result<void> DescriptorRing::init(uint32_t size) {
   if (size < kRingGranule || size % kRingGranule != 0 || size > 65528) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "e1000: ring size must be a multiple of 8 in [8, 65528]", size);
+    return make_error(ErrorCode::kInvalidArgument, "e1000: ring size must be a multiple of 8 in [8, 65528]",
+                      size);
   }
   size_ = static_cast<uint16_t>(size);
   next_to_use_ = 0;

@@ -80,8 +80,7 @@ Result<void> E1000Device::load_mac() {
   mac_ = mac;
   uint32_t ral = static_cast<uint32_t>(mac[0]) | static_cast<uint32_t>(mac[1]) << 8 |
                  static_cast<uint32_t>(mac[2]) << 16 | static_cast<uint32_t>(mac[3]) << 24;
-  uint32_t rah = static_cast<uint32_t>(mac[4]) | static_cast<uint32_t>(mac[5]) << 8 |
-                 kRahAddressValid;
+  uint32_t rah = static_cast<uint32_t>(mac[4]) | static_cast<uint32_t>(mac[5]) << 8 | kRahAddressValid;
   regs_.write(Reg::kRal0, ral);
   regs_.write(Reg::kRah0, rah);
   return ok();
@@ -146,8 +145,7 @@ void E1000Device::init_transmit() {
 }
 
 Result<void> E1000Device::init(const E1000Config& config) {
-  if (allocated_ && (config.rx_descriptors != rx_.size() ||
-                     config.tx_descriptors != tx_.size())) {
+  if (allocated_ && (config.rx_descriptors != rx_.size() || config.tx_descriptors != tx_.size())) {
     return make_error(ErrorCode::kInvalidState, "e1000: ring sizes fixed by the first init",
                       config.rx_descriptors);
   }
@@ -198,8 +196,7 @@ Result<void> E1000Device::transmit(std::span<const uint8_t> frame) {
     return make_error(ErrorCode::kInvalidState, "e1000: transmit before init");
   }
   if (frame.size() < kEthernetHeaderBytes || frame.size() > kEthernetMaxFrameBytes) {
-    return make_error(ErrorCode::kInvalidArgument, "e1000: frame size out of range",
-                      frame.size());
+    return make_error(ErrorCode::kInvalidArgument, "e1000: frame size out of range", frame.size());
   }
   (void)reclaim_transmitted();
   if (tx_.full()) {
@@ -255,8 +252,7 @@ size_t E1000Device::poll_receive(FrameSink sink, size_t max_descriptors) {
       ++counters_.rx_oversize;
       ++counters_.rx_drops;
     } else {
-      const auto* buffer =
-          static_cast<const uint8_t*>(rx_buffers_.virt) + size_t{slot} * kRxBufferBytes;
+      const auto* buffer = static_cast<const uint8_t*>(rx_buffers_.virt) + size_t{slot} * kRxBufferBytes;
       if (sink.fn) sink(std::span<const uint8_t>(buffer, length));
       ++counters_.rx_packets;
       counters_.rx_bytes += length;

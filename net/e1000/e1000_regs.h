@@ -19,35 +19,35 @@ inline constexpr uint16_t kDevice82540EM = 0x100E;
 inline constexpr uint32_t kRegisterWindowBytes = 128 * 1024;  // BAR0: 128 KiB memory (5.1)
 
 enum class Reg : uint32_t {
-  kCtrl = 0x0000,    // Device Control, 13.4.1
-  kStatus = 0x0008,  // Device Status, 13.4.2
-  kEecd = 0x0010,    // EEPROM/Flash Control, 13.4.3
-  kEerd = 0x0014,    // EEPROM Read, 13.4.4
-  kCtrlExt = 0x0018, // Extended Device Control, 13.4.6
-  kMdic = 0x0020,    // MDI Control, 13.4.7
-  kIcr = 0x00C0,     // Interrupt Cause Read (read clears), 13.4.17
-  kItr = 0x00C4,     // Interrupt Throttling, 13.4.18
-  kIcs = 0x00C8,     // Interrupt Cause Set, 13.4.19
-  kIms = 0x00D0,     // Interrupt Mask Set/Read, 13.4.20
-  kImc = 0x00D8,     // Interrupt Mask Clear, 13.4.21
-  kRctl = 0x0100,    // Receive Control, 13.4.22
-  kTctl = 0x0400,    // Transmit Control, 13.4.33
-  kTipg = 0x0410,    // Transmit IPG, 13.4.34
-  kRdbal = 0x2800,   // Receive Descriptor Base Low, 13.4.25
-  kRdbah = 0x2804,   // Receive Descriptor Base High, 13.4.26
-  kRdlen = 0x2808,   // Receive Descriptor Length, 13.4.27
-  kRdh = 0x2810,     // Receive Descriptor Head, 13.4.28
-  kRdt = 0x2818,     // Receive Descriptor Tail, 13.4.29
-  kRdtr = 0x2820,    // Receive Delay Timer, 13.4.30
-  kTdbal = 0x3800,   // Transmit Descriptor Base Low, 13.4.36
-  kTdbah = 0x3804,   // Transmit Descriptor Base High, 13.4.37
-  kTdlen = 0x3808,   // Transmit Descriptor Length, 13.4.38
-  kTdh = 0x3810,     // Transmit Descriptor Head, 13.4.39
-  kTdt = 0x3818,     // Transmit Descriptor Tail, 13.4.40
-  kTidv = 0x3820,    // Transmit Interrupt Delay Value, 13.4.41
-  kMta = 0x5200,     // Multicast Table Array, 128 dwords 0x5200..0x53FC, 13.4.47
-  kRal0 = 0x5400,    // Receive Address Low (entry 0), 13.4.48
-  kRah0 = 0x5404,    // Receive Address High (entry 0), 13.4.48
+  kCtrl = 0x0000,     // Device Control, 13.4.1
+  kStatus = 0x0008,   // Device Status, 13.4.2
+  kEecd = 0x0010,     // EEPROM/Flash Control, 13.4.3
+  kEerd = 0x0014,     // EEPROM Read, 13.4.4
+  kCtrlExt = 0x0018,  // Extended Device Control, 13.4.6
+  kMdic = 0x0020,     // MDI Control, 13.4.7
+  kIcr = 0x00C0,      // Interrupt Cause Read (read clears), 13.4.17
+  kItr = 0x00C4,      // Interrupt Throttling, 13.4.18
+  kIcs = 0x00C8,      // Interrupt Cause Set, 13.4.19
+  kIms = 0x00D0,      // Interrupt Mask Set/Read, 13.4.20
+  kImc = 0x00D8,      // Interrupt Mask Clear, 13.4.21
+  kRctl = 0x0100,     // Receive Control, 13.4.22
+  kTctl = 0x0400,     // Transmit Control, 13.4.33
+  kTipg = 0x0410,     // Transmit IPG, 13.4.34
+  kRdbal = 0x2800,    // Receive Descriptor Base Low, 13.4.25
+  kRdbah = 0x2804,    // Receive Descriptor Base High, 13.4.26
+  kRdlen = 0x2808,    // Receive Descriptor Length, 13.4.27
+  kRdh = 0x2810,      // Receive Descriptor Head, 13.4.28
+  kRdt = 0x2818,      // Receive Descriptor Tail, 13.4.29
+  kRdtr = 0x2820,     // Receive Delay Timer, 13.4.30
+  kTdbal = 0x3800,    // Transmit Descriptor Base Low, 13.4.36
+  kTdbah = 0x3804,    // Transmit Descriptor Base High, 13.4.37
+  kTdlen = 0x3808,    // Transmit Descriptor Length, 13.4.38
+  kTdh = 0x3810,      // Transmit Descriptor Head, 13.4.39
+  kTdt = 0x3818,      // Transmit Descriptor Tail, 13.4.40
+  kTidv = 0x3820,     // Transmit Interrupt Delay Value, 13.4.41
+  kMta = 0x5200,      // Multicast Table Array, 128 dwords 0x5200..0x53FC, 13.4.47
+  kRal0 = 0x5400,     // Receive Address Low (entry 0), 13.4.48
+  kRah0 = 0x5404,     // Receive Address High (entry 0), 13.4.48
 };
 
 inline constexpr uint32_t kMtaEntries = 128;  // 13.4.47: 4096 bits
@@ -68,8 +68,8 @@ inline constexpr uint32_t kPhyRst = 1u << 31;   // PHY reset
 
 // STATUS, 13.4.2.
 namespace status {
-inline constexpr uint32_t kFd = 1u << 0;   // full duplex
-inline constexpr uint32_t kLu = 1u << 1;   // link up
+inline constexpr uint32_t kFd = 1u << 0;  // full duplex
+inline constexpr uint32_t kLu = 1u << 1;  // link up
 inline constexpr uint32_t kTxoff = 1u << 4;
 inline constexpr uint32_t kSpeedShift = 6;  // bits 7:6: 00 10, 01 100, 1x 1000 Mb/s
 inline constexpr uint32_t kSpeedMask = 0x3u << 6;
@@ -99,32 +99,32 @@ inline constexpr uint32_t kAll = 0xFFFFFFFFu;
 
 // RCTL, 13.4.22.
 namespace rctl {
-inline constexpr uint32_t kEn = 1u << 1;     // receiver enable
-inline constexpr uint32_t kSbp = 1u << 2;    // store bad packets
-inline constexpr uint32_t kUpe = 1u << 3;    // unicast promiscuous
-inline constexpr uint32_t kMpe = 1u << 4;    // multicast promiscuous
-inline constexpr uint32_t kLpe = 1u << 5;    // long packet enable
+inline constexpr uint32_t kEn = 1u << 1;   // receiver enable
+inline constexpr uint32_t kSbp = 1u << 2;  // store bad packets
+inline constexpr uint32_t kUpe = 1u << 3;  // unicast promiscuous
+inline constexpr uint32_t kMpe = 1u << 4;  // multicast promiscuous
+inline constexpr uint32_t kLpe = 1u << 5;  // long packet enable
 inline constexpr uint32_t kLbmMask = 0x3u << 6;
-inline constexpr uint32_t kRdmtsHalf = 0x0u << 8;  // RDMTS bits 9:8: 00 = 1/2 of RDLEN
-inline constexpr uint32_t kMoShift = 12;     // multicast offset, bits 13:12
-inline constexpr uint32_t kBam = 1u << 15;   // broadcast accept mode
+inline constexpr uint32_t kRdmtsHalf = 0x0u << 8;   // RDMTS bits 9:8: 00 = 1/2 of RDLEN
+inline constexpr uint32_t kMoShift = 12;            // multicast offset, bits 13:12
+inline constexpr uint32_t kBam = 1u << 15;          // broadcast accept mode
 inline constexpr uint32_t kBsize2048 = 0x0u << 16;  // BSIZE bits 17:16 = 00 with BSEX = 0
 inline constexpr uint32_t kBsizeMask = 0x3u << 16;
-inline constexpr uint32_t kVfe = 1u << 18;   // VLAN filter enable
-inline constexpr uint32_t kBsex = 1u << 25;  // buffer size extension
-inline constexpr uint32_t kSecrc = 1u << 26; // strip Ethernet CRC
+inline constexpr uint32_t kVfe = 1u << 18;    // VLAN filter enable
+inline constexpr uint32_t kBsex = 1u << 25;   // buffer size extension
+inline constexpr uint32_t kSecrc = 1u << 26;  // strip Ethernet CRC
 }  // namespace rctl
 inline constexpr uint32_t kRxBufferBytes = 2048;  // RCTL.BSIZE = 00b, BSEX = 0
 
 // TCTL, 13.4.33.
 namespace tctl {
-inline constexpr uint32_t kEn = 1u << 1;    // transmit enable
-inline constexpr uint32_t kPsp = 1u << 3;   // pad short packets
-inline constexpr uint32_t kCtShift = 4;     // collision threshold, bits 11:4
-inline constexpr uint32_t kColdShift = 12;  // collision distance, bits 21:12
-inline constexpr uint32_t kRtlc = 1u << 24; // re-transmit on late collision
-inline constexpr uint32_t kCtRecommended = 0x0F;    // 13.4.33: recommended 0Fh
-inline constexpr uint32_t kColdFullDuplex = 0x40;   // 13.4.33: 40h for full duplex
+inline constexpr uint32_t kEn = 1u << 1;           // transmit enable
+inline constexpr uint32_t kPsp = 1u << 3;          // pad short packets
+inline constexpr uint32_t kCtShift = 4;            // collision threshold, bits 11:4
+inline constexpr uint32_t kColdShift = 12;         // collision distance, bits 21:12
+inline constexpr uint32_t kRtlc = 1u << 24;        // re-transmit on late collision
+inline constexpr uint32_t kCtRecommended = 0x0F;   // 13.4.33: recommended 0Fh
+inline constexpr uint32_t kColdFullDuplex = 0x40;  // 13.4.33: 40h for full duplex
 }  // namespace tctl
 
 // TIPG, 13.4.34: IPGT bits 9:0, IPGR1 bits 19:10, IPGR2 bits 29:20; recommended values for
@@ -133,8 +133,7 @@ namespace tipg {
 inline constexpr uint32_t kIpgtShift = 0;
 inline constexpr uint32_t kIpgr1Shift = 10;
 inline constexpr uint32_t kIpgr2Shift = 20;
-inline constexpr uint32_t kRecommended = (10u << kIpgtShift) | (8u << kIpgr1Shift) |
-                                         (6u << kIpgr2Shift);
+inline constexpr uint32_t kRecommended = (10u << kIpgtShift) | (8u << kIpgr1Shift) | (6u << kIpgr2Shift);
 }  // namespace tipg
 
 // RAH, 13.4.48: bits 15:0 address bytes 5:4, bit 31 Address Valid.
@@ -152,7 +151,7 @@ struct RxDescriptor {
   uint16_t checksum;  // packet checksum
   uint8_t status;
   uint8_t errors;
-  uint16_t special;   // VLAN tag
+  uint16_t special;  // VLAN tag
 };
 static_assert(sizeof(RxDescriptor) == 16, "8254x SDM 3.2.3: receive descriptors are 16 bytes");
 static_assert(offsetof(RxDescriptor, status) == 12 && offsetof(RxDescriptor, errors) == 13);
@@ -165,7 +164,7 @@ inline constexpr uint8_t kIxsm = 1u << 2;  // ignore checksum indication
 inline constexpr uint8_t kVp = 1u << 3;    // 802.1Q packet
 inline constexpr uint8_t kTcpcs = 1u << 5;
 inline constexpr uint8_t kIpcs = 1u << 6;
-inline constexpr uint8_t kPif = 1u << 7;   // passed in-exact filter
+inline constexpr uint8_t kPif = 1u << 7;  // passed in-exact filter
 }  // namespace rx_status
 namespace rx_errors {
 inline constexpr uint8_t kCe = 1u << 0;    // CRC or alignment error
@@ -183,10 +182,10 @@ inline constexpr uint8_t kFrameErrors = kCe | kSe | kSeq | kCxe | kRxe;
 struct TxDescriptor {
   uint64_t buffer_address;
   uint16_t length;
-  uint8_t cso;      // checksum offset
+  uint8_t cso;  // checksum offset
   uint8_t command;
   uint8_t status;
-  uint8_t css;      // checksum start
+  uint8_t css;  // checksum start
   uint16_t special;
 };
 static_assert(sizeof(TxDescriptor) == 16, "8254x SDM 3.3.3: transmit descriptors are 16 bytes");
@@ -217,9 +216,7 @@ class Registers {
   uint32_t read(Reg reg) { return window_.read32(static_cast<uint32_t>(reg)); }
   void write(Reg reg, uint32_t value) { window_.write32(static_cast<uint32_t>(reg), value); }
   // Array registers (MTA[i], ...): `reg` plus 4 * index.
-  uint32_t read_at(Reg reg, uint32_t index) {
-    return window_.read32(static_cast<uint32_t>(reg) + 4 * index);
-  }
+  uint32_t read_at(Reg reg, uint32_t index) { return window_.read32(static_cast<uint32_t>(reg) + 4 * index); }
   void write_at(Reg reg, uint32_t index, uint32_t value) {
     window_.write32(static_cast<uint32_t>(reg) + 4 * index, value);
   }

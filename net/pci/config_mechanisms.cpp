@@ -19,17 +19,14 @@ void Cf8ConfigAccess::write32(PciAddress address, uint16_t offset, uint32_t valu
   ports_.out32(kConfigDataPort, value);
 }
 
-Result<uint64_t> ecam_address(const McfgAllocation& allocation, PciAddress address,
-                              uint16_t offset) {
+Result<uint64_t> ecam_address(const McfgAllocation& allocation, PciAddress address, uint16_t offset) {
   if (address.segment != allocation.segment || address.bus < allocation.start_bus ||
       address.bus > allocation.end_bus) {
-    return make_error(ErrorCode::kInvalidArgument, "ecam: bus outside the MCFG allocation",
-                      address.bus);
+    return make_error(ErrorCode::kInvalidArgument, "ecam: bus outside the MCFG allocation", address.bus);
   }
   if (address.device >= kMaxDevicesPerBus || address.function >= kMaxFunctionsPerDevice ||
       offset >= kExtendedConfigSpaceBytes) {
-    return make_error(ErrorCode::kInvalidArgument, "ecam: device/function/offset out of range",
-                      offset);
+    return make_error(ErrorCode::kInvalidArgument, "ecam: device/function/offset out of range", offset);
   }
   // PCIe Base 3.0 table 7-1: bus 27:20, device 19:15, function 14:12, register 11:0.
   return allocation.base + ((static_cast<uint64_t>(address.bus) << 20) |
@@ -39,7 +36,7 @@ Result<uint64_t> ecam_address(const McfgAllocation& allocation, PciAddress addre
 
 namespace {
 
-constexpr size_t kAcpiHeaderBytes = 36;     // ACPI 6.x, table 5-29
+constexpr size_t kAcpiHeaderBytes = 36;      // ACPI 6.x, table 5-29
 constexpr size_t kMcfgFirstAllocation = 44;  // header + 8 reserved bytes (PCI FW 3.0, table 4-2)
 constexpr size_t kMcfgAllocationBytes = 16;  // PCI FW 3.0, table 4-3
 
@@ -82,8 +79,7 @@ Result<McfgTable> parse_mcfg(std::span<const uint8_t> table) {
   static_assert(kAcpiHeaderBytes + 8 == kMcfgFirstAllocation);
 
   McfgTable out;
-  for (size_t at = kMcfgFirstAllocation; at + kMcfgAllocationBytes <= length;
-       at += kMcfgAllocationBytes) {
+  for (size_t at = kMcfgFirstAllocation; at + kMcfgAllocationBytes <= length; at += kMcfgAllocationBytes) {
     if (out.count == out.allocations.size()) break;
     McfgAllocation a;
     a.base = le64(table, at);

@@ -72,8 +72,7 @@ struct McfgAllocation {
 // ECAM address of (address, offset): base + bus << 20 | device << 15 | function << 12 | offset
 // (PCIe Base 3.0, table 7-1). kInvalidArgument if the segment differs, the bus lies outside
 // [start_bus, end_bus], device > 31, function > 7 or offset >= 4096.
-Result<uint64_t> ecam_address(const McfgAllocation& allocation, PciAddress address,
-                              uint16_t offset);
+Result<uint64_t> ecam_address(const McfgAllocation& allocation, PciAddress address, uint16_t offset);
 
 inline constexpr size_t kMaxMcfgAllocations = 8;
 struct McfgTable {

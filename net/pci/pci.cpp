@@ -70,15 +70,13 @@ Result<PciHeader> read_header(PciConfigAccess& access, PciAddress address) {
   }
   // The capabilities pointer is only meaningful in type 0/1 headers with Status bit 4 set
   // (PCI 3.0 6.7); type 2 (CardBus) keeps it at 0x14.
-  if (h.has_capabilities() &&
-      (h.header_type == kHeaderTypeGeneral || h.header_type == kHeaderTypeBridge)) {
+  if (h.has_capabilities() && (h.header_type == kHeaderTypeGeneral || h.header_type == kHeaderTypeBridge)) {
     h.capabilities_pointer = access.read8(address, reg::kCapabilitiesPointer);
   }
   return h;
 }
 
-uint16_t set_command_bits(PciConfigAccess& access, PciAddress address, uint16_t set,
-                          uint16_t clear) {
+uint16_t set_command_bits(PciConfigAccess& access, PciAddress address, uint16_t set, uint16_t clear) {
   uint16_t command = static_cast<uint16_t>(access.read32(address, reg::kCommand));
   command = static_cast<uint16_t>((command | set) & ~clear);
   // Upper half (Status) written as 0: its error bits are RW1C (PCI 3.0 6.2.3).
@@ -113,8 +111,7 @@ void record(PciDeviceList& out, const PciHeader& header, size_t& total) {
 
 }  // namespace
 
-Result<size_t> enumerate(PciConfigAccess& access, PciDeviceList& out, PciBusRange range,
-                         uint16_t segment) {
+Result<size_t> enumerate(PciConfigAccess& access, PciDeviceList& out, PciBusRange range, uint16_t segment) {
   out.count = 0;
   out.dropped = 0;
   if (range.first > range.last) {
@@ -129,8 +126,7 @@ Result<size_t> enumerate(PciConfigAccess& access, PciDeviceList& out, PciBusRang
       record(out, *header0, total);
       if (!header0->multifunction) continue;
       for (uint8_t function = 1; function < kMaxFunctionsPerDevice; ++function) {
-        auto header = read_header(access, PciAddress{segment, static_cast<uint8_t>(bus),
-                                                     device, function});
+        auto header = read_header(access, PciAddress{segment, static_cast<uint8_t>(bus), device, function});
         if (header) record(out, *header, total);
       }
     }

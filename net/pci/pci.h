@@ -27,7 +27,7 @@ struct PciAddress {
 
 inline constexpr uint8_t kMaxDevicesPerBus = 32;
 inline constexpr uint8_t kMaxFunctionsPerDevice = 8;
-inline constexpr uint16_t kConfigSpaceBytes = 256;        // conventional config space (PCI 3.0 6.1)
+inline constexpr uint16_t kConfigSpaceBytes = 256;           // conventional config space (PCI 3.0 6.1)
 inline constexpr uint16_t kExtendedConfigSpaceBytes = 4096;  // PCIe extended space (ECAM only)
 
 // The access seam. Offsets are byte offsets into the function's configuration space; read32 and
@@ -67,9 +67,9 @@ inline constexpr uint16_t kClassCode = 0x0B;
 inline constexpr uint16_t kCacheLineSize = 0x0C;
 inline constexpr uint16_t kLatencyTimer = 0x0D;
 inline constexpr uint16_t kHeaderType = 0x0E;
-inline constexpr uint16_t kBar0 = 0x10;             // BARs: 0x10..0x24 (type 0), 0x10..0x14 (type 1)
-inline constexpr uint16_t kSubsystemVendorId = 0x2C;  // type 0 only
-inline constexpr uint16_t kSubsystemId = 0x2E;        // type 0 only
+inline constexpr uint16_t kBar0 = 0x10;                 // BARs: 0x10..0x24 (type 0), 0x10..0x14 (type 1)
+inline constexpr uint16_t kSubsystemVendorId = 0x2C;    // type 0 only
+inline constexpr uint16_t kSubsystemId = 0x2E;          // type 0 only
 inline constexpr uint16_t kCapabilitiesPointer = 0x34;  // types 0 and 1
 inline constexpr uint16_t kInterruptLine = 0x3C;
 inline constexpr uint16_t kInterruptPin = 0x3D;
@@ -114,8 +114,8 @@ struct PciHeader {
   uint8_t class_code = 0;
   uint8_t header_type = 0;  // bits 6:0 only
   bool multifunction = false;
-  uint8_t interrupt_line = 0;  // what firmware routed INTx to (0xFF: unknown / not connected)
-  uint8_t interrupt_pin = 0;   // 0 none, 1..4 INTA#..INTD# (PCI 3.0 6.2.4)
+  uint8_t interrupt_line = 0;        // what firmware routed INTx to (0xFF: unknown / not connected)
+  uint8_t interrupt_pin = 0;         // 0 none, 1..4 INTA#..INTD# (PCI 3.0 6.2.4)
   uint16_t subsystem_vendor_id = 0;  // type 0 headers only, else 0
   uint16_t subsystem_id = 0;
   uint8_t capabilities_pointer = 0;  // raw; 0 unless the Status register's bit 4 is set
@@ -133,8 +133,7 @@ Result<PciHeader> read_header(PciConfigAccess& access, PciAddress address);
 
 // Sets then clears bits in the Command register. The Status half of that dword is written as
 // zero, which leaves its RW1C bits alone (PCI 3.0 6.2.3). Returns the new command value.
-uint16_t set_command_bits(PciConfigAccess& access, PciAddress address, uint16_t set,
-                          uint16_t clear);
+uint16_t set_command_bits(PciConfigAccess& access, PciAddress address, uint16_t set, uint16_t clear);
 
 // ---- Enumeration ---------------------------------------------------------------------
 //
@@ -171,8 +170,8 @@ struct PciDeviceList {
 // the number of functions found. If more than kMaxPciFunctions exist, the first 64 stay in
 // `out`, `out.dropped` counts the rest and the result is kFull (detail = total found).
 // kInvalidArgument if range.first > range.last.
-Result<size_t> enumerate(PciConfigAccess& access, PciDeviceList& out,
-                         PciBusRange range = PciBusRange{}, uint16_t segment = 0);
+Result<size_t> enumerate(PciConfigAccess& access, PciDeviceList& out, PciBusRange range = PciBusRange{},
+                         uint16_t segment = 0);
 
 // Class codes used by net/ (PCI Code and ID Assignment Specification 1.x, class 02h).
 inline constexpr uint8_t kClassNetwork = 0x02;

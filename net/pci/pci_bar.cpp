@@ -10,12 +10,14 @@ bool is_contiguous_high_mask(uint64_t mask) {
   return size != 0 && (size & (size - 1)) == 0;
 }
 
-uint16_t bar_offset(uint8_t index) { return static_cast<uint16_t>(reg::kBar0 + 4u * index); }
+uint16_t bar_offset(uint8_t index) {
+  return static_cast<uint16_t>(reg::kBar0 + 4u * index);
+}
 
 }  // namespace
 
-Result<PciBar> decode_bar(uint8_t index, uint32_t value_low, uint32_t value_high,
-                          uint32_t sized_low, uint32_t sized_high) {
+Result<PciBar> decode_bar(uint8_t index, uint32_t value_low, uint32_t value_high, uint32_t sized_low,
+                          uint32_t sized_high) {
   PciBar bar;
   bar.index = index;
   if (value_low & bar_bits::kIoSpace) {
@@ -26,8 +28,7 @@ Result<PciBar> decode_bar(uint8_t index, uint32_t value_low, uint32_t value_high
     if ((mask & 0xFFFF0000u) == 0) mask |= 0xFFFF0000u;
     uint64_t mask64 = 0xFFFFFFFF00000000ull | mask;
     if (!is_contiguous_high_mask(mask64)) {
-      return make_error(ErrorCode::kMalformed, "pci: I/O BAR size is not a power of two",
-                        index);
+      return make_error(ErrorCode::kMalformed, "pci: I/O BAR size is not a power of two", index);
     }
     bar.kind = BarKind::kIo;
     bar.base = value_low & bar_bits::kIoAddressMask;
@@ -46,26 +47,23 @@ Result<PciBar> decode_bar(uint8_t index, uint32_t value_low, uint32_t value_high
   bool implemented = is64 ? (mask != 0) : ((sized_low & bar_bits::kMemAddressMask) != 0);
   if (!implemented) return bar;
   if (!is_contiguous_high_mask(mask)) {
-    return make_error(ErrorCode::kMalformed, "pci: memory BAR size is not a power of two",
-                      index);
+    return make_error(ErrorCode::kMalformed, "pci: memory BAR size is not a power of two", index);
   }
   bar.kind = is64 ? BarKind::kMemory64 : BarKind::kMemory32;
   bar.prefetchable = (value_low & bar_bits::kMemPrefetchable) != 0;
-  bar.base = (value_low & bar_bits::kMemAddressMask) |
-             (is64 ? static_cast<uint64_t>(value_high) << 32 : 0);
+  bar.base = (value_low & bar_bits::kMemAddressMask) | (is64 ? static_cast<uint64_t>(value_high) << 32 : 0);
   bar.size = ~mask + 1;
   return bar;
 }
 
-Result<PciBar> probe_bar(PciConfigAccess& access, PciAddress address, uint8_t index,
-                         uint8_t bar_count) {
+Result<PciBar> probe_bar(PciConfigAccess& access, PciAddress address, uint8_t index, uint8_t bar_count) {
   if (index >= bar_count || bar_count > 6) {
     return make_error(ErrorCode::kInvalidArgument, "pci: BAR index out of range", index);
   }
   uint16_t offset = bar_offset(index);
   uint32_t value_low = access.read32(address, offset);
-  bool is64 = (value_low & bar_bits::kIoSpace) == 0 &&
-              (value_low & bar_bits::kMemTypeMask) == bar_bits::kMemType64;
+  bool is64 =
+      (value_low & bar_bits::kIoSpace) == 0 && (value_low & bar_bits::kMemTypeMask) == bar_bits::kMemType64;
   if (is64 && index + 1 >= bar_count) {
     return make_error(ErrorCode::kMalformed, "pci: 64-bit BAR in the last slot", index);
   }

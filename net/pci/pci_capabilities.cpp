@@ -16,8 +16,7 @@ Result<PciCapabilityList> read_capabilities(PciConfigAccess& access, const PciHe
   uint8_t pointer = header.capabilities_pointer & 0xFC;
   while (pointer != 0) {
     if (pointer < kFirstCapabilityOffset) {
-      return make_error(ErrorCode::kMalformed, "pci: capability pointer into the header",
-                        pointer);
+      return make_error(ErrorCode::kMalformed, "pci: capability pointer into the header", pointer);
     }
     if (list.count == kMaxCapabilities) {
       return make_error(ErrorCode::kMalformed, "pci: capability list loops", pointer);
@@ -42,11 +41,9 @@ Result<MsiCapability> decode_msi(PciConfigAccess& access, PciAddress address, ui
   if (mmc > 5) mmc = 5;  // 110b and 111b are reserved (PCI 3.0 6.8.1.3); 32 vectors at most
   msi.vectors_capable = static_cast<uint8_t>(1u << mmc);
   // Structure sizes, PCI 3.0 figure 6-9: 0x0A / 0x0E bytes, 0x14 / 0x18 with masking.
-  unsigned size = msi.per_vector_masking ? (msi.is_64bit ? 0x18 : 0x14)
-                                         : (msi.is_64bit ? 0x0E : 0x0A);
+  unsigned size = msi.per_vector_masking ? (msi.is_64bit ? 0x18 : 0x14) : (msi.is_64bit ? 0x0E : 0x0A);
   if (offset < kFirstCapabilityOffset || offset + size > kConfigSpaceBytes) {
-    return make_error(ErrorCode::kMalformed, "pci: MSI capability runs past config space",
-                      offset);
+    return make_error(ErrorCode::kMalformed, "pci: MSI capability runs past config space", offset);
   }
   return msi;
 }
@@ -54,18 +51,16 @@ Result<MsiCapability> decode_msi(PciConfigAccess& access, PciAddress address, ui
 Result<void> program_msi(PciConfigAccess& access, PciAddress address, const MsiCapability& msi,
                          uint64_t message_address, uint16_t message_data) {
   if ((message_address & 0x3) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "pci: MSI address not dword aligned",
-                      message_address);
+    return make_error(ErrorCode::kInvalidArgument, "pci: MSI address not dword aligned", message_address);
   }
   if (!msi.is_64bit && (message_address >> 32) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "pci: MSI address needs 64 bits",
-                      message_address);
+    return make_error(ErrorCode::kInvalidArgument, "pci: MSI address needs 64 bits", message_address);
   }
   uint16_t control_offset = static_cast<uint16_t>(msi.offset + 2);
   uint16_t control = access.read16(address, control_offset);
   // Off while reprogramming; one vector (MME = 000b).
-  control = static_cast<uint16_t>(control & ~(msi_control::kEnable |
-                                              msi_control::kMultipleMessageEnableMask));
+  control =
+      static_cast<uint16_t>(control & ~(msi_control::kEnable | msi_control::kMultipleMessageEnableMask));
   access.write16(address, control_offset, control);
   access.write32(address, msi.address_offset(), static_cast<uint32_t>(message_address));
   if (msi.is_64bit) {
@@ -73,8 +68,7 @@ Result<void> program_msi(PciConfigAccess& access, PciAddress address, const MsiC
                    static_cast<uint32_t>(message_address >> 32));
   }
   access.write16(address, msi.data_offset(), message_data);
-  access.write16(address, control_offset,
-                 static_cast<uint16_t>(control | msi_control::kEnable));
+  access.write16(address, control_offset, static_cast<uint16_t>(control | msi_control::kEnable));
   return ok();
 }
 
@@ -85,8 +79,8 @@ Result<void> disable_msi(PciConfigAccess& access, PciAddress address, const MsiC
   return ok();
 }
 
-Result<void> set_msi_vector_masked(PciConfigAccess& access, PciAddress address,
-                                   const MsiCapability& msi, uint8_t vector, bool masked) {
+Result<void> set_msi_vector_masked(PciConfigAccess& access, PciAddress address, const MsiCapability& msi,
+                                   uint8_t vector, bool masked) {
   if (!msi.per_vector_masking) {
     return make_error(ErrorCode::kUnsupported, "pci: MSI without per-vector masking", vector);
   }
@@ -108,8 +102,7 @@ Result<void> set_msi_vector_masked(PciConfigAccess& access, PciAddress address,
 Result<MsixCapability> decode_msix(PciConfigAccess& access, PciAddress address, uint8_t offset) {
   // PCI 3.0 figure 6-10: control at +2, Table Offset/BIR at +4, PBA Offset/BIR at +8.
   if (offset < kFirstCapabilityOffset || offset + 12u > kConfigSpaceBytes) {
-    return make_error(ErrorCode::kMalformed, "pci: MSI-X capability runs past config space",
-                      offset);
+    return make_error(ErrorCode::kMalformed, "pci: MSI-X capability runs past config space", offset);
   }
   uint16_t control = access.read16(address, static_cast<uint16_t>(offset + 2));
   uint32_t table = access.read32(address, static_cast<uint16_t>(offset + 4));
@@ -129,8 +122,8 @@ Result<MsixCapability> decode_msix(PciConfigAccess& access, PciAddress address, 
   return msix;
 }
 
-void set_msix_control(PciConfigAccess& access, PciAddress address, const MsixCapability& msix,
-                      bool enable, bool function_mask) {
+void set_msix_control(PciConfigAccess& access, PciAddress address, const MsixCapability& msix, bool enable,
+                      bool function_mask) {
   uint16_t control_offset = static_cast<uint16_t>(msix.offset + 2);
   uint16_t control = access.read16(address, control_offset);
   control = static_cast<uint16_t>(control & ~(msix_control::kEnable | msix_control::kFunctionMask));
@@ -139,28 +132,24 @@ void set_msix_control(PciConfigAccess& access, PciAddress address, const MsixCap
   access.write16(address, control_offset, control);
 }
 
-Result<void> program_msix_entry(MmioWindow& table_bar_window, const MsixCapability& msix,
-                                uint16_t index, uint64_t message_address, uint32_t message_data,
-                                bool masked) {
+Result<void> program_msix_entry(MmioWindow& table_bar_window, const MsixCapability& msix, uint16_t index,
+                                uint64_t message_address, uint32_t message_data, bool masked) {
   if (index >= msix.table_size) {
     return make_error(ErrorCode::kInvalidArgument, "pci: MSI-X entry out of range", index);
   }
-  uint64_t entry64 = static_cast<uint64_t>(msix.table_offset) +
-                     static_cast<uint64_t>(index) * kMsixEntryBytes;
+  uint64_t entry64 =
+      static_cast<uint64_t>(msix.table_offset) + static_cast<uint64_t>(index) * kMsixEntryBytes;
   if (entry64 + kMsixEntryBytes > 0xFFFFFFFFull) {
-    return make_error(ErrorCode::kMalformed, "pci: MSI-X table beyond a 32-bit window",
-                      entry64);
+    return make_error(ErrorCode::kMalformed, "pci: MSI-X table beyond a 32-bit window", entry64);
   }
   uint32_t entry = static_cast<uint32_t>(entry64);
   uint32_t control_offset = entry + kMsixEntryVectorControl;
   uint32_t vector_control = table_bar_window.read32(control_offset);
   table_bar_window.write32(control_offset, vector_control | kMsixVectorMasked);
   table_bar_window.write32(entry + kMsixEntryAddressLow, static_cast<uint32_t>(message_address));
-  table_bar_window.write32(entry + kMsixEntryAddressHigh,
-                           static_cast<uint32_t>(message_address >> 32));
+  table_bar_window.write32(entry + kMsixEntryAddressHigh, static_cast<uint32_t>(message_address >> 32));
   table_bar_window.write32(entry + kMsixEntryData, message_data);
-  vector_control = masked ? (vector_control | kMsixVectorMasked)
-                          : (vector_control & ~kMsixVectorMasked);
+  vector_control = masked ? (vector_control | kMsixVectorMasked) : (vector_control & ~kMsixVectorMasked);
   table_bar_window.write32(control_offset, vector_control);
   return ok();
 }
@@ -201,8 +190,8 @@ Result<VirtioPciLayout> read_virtio_layout(PciConfigAccess& access, PciAddress a
           cap.offset + unsigned{virtio_cap::kNotifyMinLen} > kConfigSpaceBytes) {
         continue;
       }
-      region.notify_off_multiplier = access.read32(
-          address, static_cast<uint16_t>(cap.offset + virtio_cap::kNotifyOffMultiplier));
+      region.notify_off_multiplier =
+          access.read32(address, static_cast<uint16_t>(cap.offset + virtio_cap::kNotifyOffMultiplier));
     }
     *slot = region;
   }

@@ -72,9 +72,7 @@ struct MsiCapability {
   uint16_t address_offset() const { return static_cast<uint16_t>(offset + 0x04); }
   uint16_t data_offset() const { return static_cast<uint16_t>(offset + (is_64bit ? 0x0C : 0x08)); }
   uint16_t mask_offset() const { return static_cast<uint16_t>(offset + (is_64bit ? 0x10 : 0x0C)); }
-  uint16_t pending_offset() const {
-    return static_cast<uint16_t>(offset + (is_64bit ? 0x14 : 0x10));
-  }
+  uint16_t pending_offset() const { return static_cast<uint16_t>(offset + (is_64bit ? 0x14 : 0x10)); }
 };
 
 // kMalformed if the structure would run past configuration space.
@@ -88,8 +86,8 @@ Result<void> program_msi(PciConfigAccess& access, PciAddress address, const MsiC
 Result<void> disable_msi(PciConfigAccess& access, PciAddress address, const MsiCapability& msi);
 // Sets or clears the mask bit of `vector`. kUnsupported without per-vector masking,
 // kInvalidArgument for vector >= vectors_capable.
-Result<void> set_msi_vector_masked(PciConfigAccess& access, PciAddress address,
-                                   const MsiCapability& msi, uint8_t vector, bool masked);
+Result<void> set_msi_vector_masked(PciConfigAccess& access, PciAddress address, const MsiCapability& msi,
+                                   uint8_t vector, bool masked);
 
 // ---- MSI-X (PCI 3.0 6.8.2) -------------------------------------------------------------
 namespace msix_control {
@@ -97,14 +95,14 @@ inline constexpr uint16_t kTableSizeMask = 0x7FF;  // bits 10:0, N - 1
 inline constexpr uint16_t kFunctionMask = 1u << 14;
 inline constexpr uint16_t kEnable = 1u << 15;
 }  // namespace msix_control
-inline constexpr uint32_t kMsixBirMask = 0x7;            // Table/PBA BIR, bits 2:0
-inline constexpr uint32_t kMsixOffsetMask = ~0x7u;       // offset, bits 31:3 (qword aligned)
-inline constexpr uint32_t kMsixEntryBytes = 16;          // PCI 3.0 figure 6-11
+inline constexpr uint32_t kMsixBirMask = 0x7;       // Table/PBA BIR, bits 2:0
+inline constexpr uint32_t kMsixOffsetMask = ~0x7u;  // offset, bits 31:3 (qword aligned)
+inline constexpr uint32_t kMsixEntryBytes = 16;     // PCI 3.0 figure 6-11
 inline constexpr uint32_t kMsixEntryAddressLow = 0x0;
 inline constexpr uint32_t kMsixEntryAddressHigh = 0x4;
 inline constexpr uint32_t kMsixEntryData = 0x8;
 inline constexpr uint32_t kMsixEntryVectorControl = 0xC;
-inline constexpr uint32_t kMsixVectorMasked = 1u << 0;   // Vector Control bit 0
+inline constexpr uint32_t kMsixVectorMasked = 1u << 0;  // Vector Control bit 0
 
 struct MsixCapability {
   uint8_t offset = 0;
@@ -121,8 +119,8 @@ struct MsixCapability {
 // that would run past configuration space.
 Result<MsixCapability> decode_msix(PciConfigAccess& access, PciAddress address, uint8_t offset);
 // Sets MSI-X Enable and Function Mask as given; other control bits are read-only.
-void set_msix_control(PciConfigAccess& access, PciAddress address, const MsixCapability& msix,
-                      bool enable, bool function_mask);
+void set_msix_control(PciConfigAccess& access, PciAddress address, const MsixCapability& msix, bool enable,
+                      bool function_mask);
 // Writes table entry `index` through `table_bar_window`, a window onto the whole of BAR
 // `msix.table_bar` (the entry sits at table_offset + 16 * index). kInvalidArgument for
 // index >= table_size. The entry is masked while it is
@@ -137,7 +135,9 @@ constexpr uint64_t x86_msi_address(uint8_t apic_id) {
   return kMsiAddressBase | (static_cast<uint64_t>(apic_id) << 12);
 }
 // 10.11.2: vector in bits 7:0, delivery mode fixed (000b, bits 10:8), edge trigger (bit 15=0).
-constexpr uint16_t x86_msi_data(uint8_t vector) { return vector; }
+constexpr uint16_t x86_msi_data(uint8_t vector) {
+  return vector;
+}
 
 // ---- virtio vendor capabilities (virtio 1.0 spec 4.1.4) ------------------------------
 enum class VirtioCfgType : uint8_t {

@@ -24,8 +24,7 @@ Result<void> VirtioNetDevice::fail(Error error) {
 Result<void> VirtioNetDevice::negotiate(const VirtioNetConfig& config) {
   uint64_t offered = transport_.device_features();
   if ((offered & feature::kVersion1) == 0) {
-    return fail(make_error(ErrorCode::kUnsupported, "virtio-net: VIRTIO_F_VERSION_1 not offered",
-                           offered));
+    return fail(make_error(ErrorCode::kUnsupported, "virtio-net: VIRTIO_F_VERSION_1 not offered", offered));
   }
   uint64_t wanted = feature::kVersion1 | feature::kNetMac | feature::kNetStatus;
   if (config.allow_event_idx) wanted |= feature::kRingEventIdx;
@@ -34,8 +33,7 @@ Result<void> VirtioNetDevice::negotiate(const VirtioNetConfig& config) {
   transport_.add_status(device_status::kFeaturesOk);
   // 3.1.1 step 6: re-read; if FEATURES_OK is clear the device refused this subset.
   if ((transport_.status() & device_status::kFeaturesOk) == 0) {
-    return fail(make_error(ErrorCode::kUnsupported, "virtio-net: device refused FEATURES_OK",
-                           features_));
+    return fail(make_error(ErrorCode::kUnsupported, "virtio-net: device refused FEATURES_OK", features_));
   }
   return ok();
 }
@@ -53,8 +51,8 @@ Result<void> VirtioNetDevice::setup_queue(uint16_t index, uint16_t max_size, uin
   DmaBuffer ring = TRY(dma_.alloc_dma(layout.total_bytes, 4096));
   TRY(queue.init(size, ring, (features_ & feature::kRingEventIdx) != 0));
   buffers = TRY(dma_.alloc_dma(size_t{size} * kBufferBytes, kBufferBytes));
-  return transport_.enable_queue(index, size, queue.desc_phys(), queue.avail_phys(),
-                                 queue.used_phys(), vector);
+  return transport_.enable_queue(index, size, queue.desc_phys(), queue.avail_phys(), queue.used_phys(),
+                                 vector);
 }
 
 void VirtioNetDevice::read_mac(const VirtioNetConfig& config) {
@@ -90,8 +88,7 @@ Result<void> VirtioNetDevice::init(const VirtioNetConfig& config) {
   if (config.config_vector != kNoVector) transport_.set_config_msix_vector(config.config_vector);
   auto rx = setup_queue(kReceiveQueue, config.max_queue_size, config.rx_vector, rx_, rx_buffers_);
   if (!rx) return fail(rx.error());
-  auto tx = setup_queue(kTransmitQueue, config.max_queue_size, config.tx_vector, tx_,
-                        tx_buffers_);
+  auto tx = setup_queue(kTransmitQueue, config.max_queue_size, config.tx_vector, tx_, tx_buffers_);
   if (!tx) return fail(tx.error());
   read_mac(config);
 
@@ -131,8 +128,7 @@ size_t VirtioNetDevice::reclaim_transmitted() {
 Result<void> VirtioNetDevice::transmit(std::span<const uint8_t> frame) {
   if (!initialized_) return make_error(ErrorCode::kInvalidState, "virtio-net: not initialised");
   if (frame.size() < kEthernetHeaderBytes || frame.size() > kEthernetMaxFrameBytes) {
-    return make_error(ErrorCode::kInvalidArgument, "virtio-net: frame size out of range",
-                      frame.size());
+    return make_error(ErrorCode::kInvalidArgument, "virtio-net: frame size out of range", frame.size());
   }
   (void)reclaim_transmitted();
   if (tx_free_count_ == 0 || tx_.num_free() == 0) {
@@ -184,8 +180,7 @@ size_t VirtioNetDevice::poll_receive(FrameSink sink, size_t max_frames) {
       ++counters_.rx_oversize;
       ++counters_.rx_drops;
     } else {
-      const auto* buffer =
-          static_cast<const uint8_t*>(rx_buffers_.virt) + size_t{slot} * kBufferBytes;
+      const auto* buffer = static_cast<const uint8_t*>(rx_buffers_.virt) + size_t{slot} * kBufferBytes;
       size_t frame_len = len - kHeaderBytes;
       if (sink.fn) sink(std::span<const uint8_t>(buffer + kHeaderBytes, frame_len));
       ++counters_.rx_packets;

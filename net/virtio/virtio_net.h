@@ -62,8 +62,7 @@ class VirtioNetDevice {
   static constexpr uint32_t kBufferBytes = 2048;  // >= 12 + 1514 (5.1.6.3.1: at least 1526)
   static constexpr size_t kHeaderBytes = sizeof(VirtioNetHdr);
 
-  VirtioNetDevice(const VirtioPciWindows& windows, DmaAllocator& dma)
-      : transport_(windows), dma_(dma) {}
+  VirtioNetDevice(const VirtioPciWindows& windows, DmaAllocator& dma) : transport_(windows), dma_(dma) {}
 
   // Device initialisation, 3.1.1: reset, ACKNOWLEDGE, DRIVER, feature negotiation,
   // FEATURES_OK (re-read), queue setup, receive buffers, DRIVER_OK. On failure after
@@ -104,8 +103,8 @@ class VirtioNetDevice {
 
  private:
   Result<void> negotiate(const VirtioNetConfig& config);
-  Result<void> setup_queue(uint16_t index, uint16_t max_size, uint16_t vector,
-                           SplitVirtqueue& queue, DmaBuffer& buffers);
+  Result<void> setup_queue(uint16_t index, uint16_t max_size, uint16_t vector, SplitVirtqueue& queue,
+                           DmaBuffer& buffers);
   void read_mac(const VirtioNetConfig& config);
   Result<void> post_receive_buffer(uint16_t slot);
   Result<void> fail(Error error);

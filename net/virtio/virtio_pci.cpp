@@ -14,8 +14,7 @@ Result<void> VirtioPciTransport::reset(uint32_t poll_limit) {
   for (uint32_t polls = 0; polls < poll_limit; ++polls) {
     if (status() == 0) return ok();
   }
-  return make_error(ErrorCode::kTimeout, "virtio: device_status did not read back 0",
-                    status());
+  return make_error(ErrorCode::kTimeout, "virtio: device_status did not read back 0", status());
 }
 
 uint64_t VirtioPciTransport::device_features() {
@@ -43,25 +42,21 @@ Result<uint16_t> VirtioPciTransport::queue_max_size(uint16_t index) {
   return size;
 }
 
-Result<void> VirtioPciTransport::enable_queue(uint16_t index, uint16_t size, uint64_t desc,
-                                              uint64_t driver, uint64_t device,
-                                              uint16_t msix_vector) {
+Result<void> VirtioPciTransport::enable_queue(uint16_t index, uint16_t size, uint64_t desc, uint64_t driver,
+                                              uint64_t device, uint16_t msix_vector) {
   if (index >= kMaxQueues) {
     return make_error(ErrorCode::kInvalidArgument, "virtio: queue index too large", index);
   }
   w_.common->write16(common_cfg::kQueueSelect, index);
   w_.common->write16(common_cfg::kQueueSize, size);
   w_.common->write16(common_cfg::kQueueMsixVector, msix_vector);
-  if (msix_vector != kNoVector &&
-      w_.common->read16(common_cfg::kQueueMsixVector) == kNoVector) {
-    return make_error(ErrorCode::kIoError, "virtio: device refused the queue MSI-X vector",
-                      index);
+  if (msix_vector != kNoVector && w_.common->read16(common_cfg::kQueueMsixVector) == kNoVector) {
+    return make_error(ErrorCode::kIoError, "virtio: device refused the queue MSI-X vector", index);
   }
   uint64_t notify_off = w_.common->read16(common_cfg::kQueueNotifyOff);
   uint64_t offset = notify_off * w_.notify_off_multiplier;
   if (offset + 2 > w_.notify_length) {
-    return make_error(ErrorCode::kMalformed, "virtio: notify offset outside the notify region",
-                      offset);
+    return make_error(ErrorCode::kMalformed, "virtio: notify offset outside the notify region", offset);
   }
   notify_offset_[index] = static_cast<uint32_t>(offset);
   w_.common->write64(common_cfg::kQueueDesc, desc);

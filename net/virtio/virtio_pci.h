@@ -89,15 +89,17 @@ inline constexpr uint8_t kFailed = 128;
 
 // Feature bits (6 "Reserved Feature Bits"; 5.1.3 for the network device).
 namespace feature {
-inline constexpr uint64_t bit(unsigned n) { return uint64_t{1} << n; }
-inline constexpr uint64_t kNetCsum = bit(0);         // VIRTIO_NET_F_CSUM
-inline constexpr uint64_t kNetMac = bit(5);          // VIRTIO_NET_F_MAC
-inline constexpr uint64_t kNetMrgRxbuf = bit(15);    // VIRTIO_NET_F_MRG_RXBUF
-inline constexpr uint64_t kNetStatus = bit(16);      // VIRTIO_NET_F_STATUS
-inline constexpr uint64_t kNetCtrlVq = bit(17);      // VIRTIO_NET_F_CTRL_VQ
+inline constexpr uint64_t bit(unsigned n) {
+  return uint64_t{1} << n;
+}
+inline constexpr uint64_t kNetCsum = bit(0);            // VIRTIO_NET_F_CSUM
+inline constexpr uint64_t kNetMac = bit(5);             // VIRTIO_NET_F_MAC
+inline constexpr uint64_t kNetMrgRxbuf = bit(15);       // VIRTIO_NET_F_MRG_RXBUF
+inline constexpr uint64_t kNetStatus = bit(16);         // VIRTIO_NET_F_STATUS
+inline constexpr uint64_t kNetCtrlVq = bit(17);         // VIRTIO_NET_F_CTRL_VQ
 inline constexpr uint64_t kRingIndirectDesc = bit(28);  // VIRTIO_F_RING_INDIRECT_DESC
-inline constexpr uint64_t kRingEventIdx = bit(29);   // VIRTIO_F_RING_EVENT_IDX
-inline constexpr uint64_t kVersion1 = bit(32);       // VIRTIO_F_VERSION_1
+inline constexpr uint64_t kRingEventIdx = bit(29);      // VIRTIO_F_RING_EVENT_IDX
+inline constexpr uint64_t kVersion1 = bit(32);          // VIRTIO_F_VERSION_1
 }  // namespace feature
 
 // ISR status bits (4.1.4.5): reading the byte clears it.
@@ -113,7 +115,7 @@ struct VirtioPciWindows {
   uint32_t notify_length = 0;          // bytes of the notify region (capability `length`)
   uint32_t notify_off_multiplier = 0;  // 4.1.4.4
   MmioWindow* isr = nullptr;
-  MmioWindow* device = nullptr;        // device-specific configuration; may be null
+  MmioWindow* device = nullptr;  // device-specific configuration; may be null
 };
 
 class VirtioPciTransport {
@@ -128,13 +130,11 @@ class VirtioPciTransport {
   void set_status(uint8_t status) { w_.common->write8(common_cfg::kDeviceStatus, status); }
   void add_status(uint8_t bits) { set_status(static_cast<uint8_t>(status() | bits)); }
 
-  uint64_t device_features();                    // both 32-bit halves via the select register
+  uint64_t device_features();  // both 32-bit halves via the select register
   void set_driver_features(uint64_t features);
   uint16_t num_queues() { return w_.common->read16(common_cfg::kNumQueues); }
   uint8_t config_generation() { return w_.common->read8(common_cfg::kConfigGeneration); }
-  void set_config_msix_vector(uint16_t vector) {
-    w_.common->write16(common_cfg::kMsixConfig, vector);
-  }
+  void set_config_msix_vector(uint16_t vector) { w_.common->write16(common_cfg::kMsixConfig, vector); }
 
   // Selects queue `index` and returns its maximum size; kNotFound if it is 0 (no such queue,
   // 4.1.4.3) or the index is not below num_queues.
@@ -143,8 +143,8 @@ class VirtioPciTransport {
   // addresses, then queue_enable = 1. Records the queue's notify offset. kIoError if the device
   // refuses the MSI-X vector (reads back NO_VECTOR, 4.1.5.1.2.1); kMalformed if the notify
   // offset lies outside the notify region (4.1.4.4); kInvalidArgument for index >= 8.
-  Result<void> enable_queue(uint16_t index, uint16_t size, uint64_t desc, uint64_t driver,
-                            uint64_t device, uint16_t msix_vector);
+  Result<void> enable_queue(uint16_t index, uint16_t size, uint64_t desc, uint64_t driver, uint64_t device,
+                            uint16_t msix_vector);
   // 4.1.5.2: write the queue index, 16 bits, at queue_notify_off * notify_off_multiplier.
   void notify(uint16_t index);
   // Reading the ISR byte acknowledges the interrupt (4.1.4.5).

@@ -4,9 +4,13 @@ namespace lantern::net::virtio {
 
 namespace {
 
-constexpr size_t align_up(size_t value, size_t align) { return (value + align - 1) & ~(align - 1); }
+constexpr size_t align_up(size_t value, size_t align) {
+  return (value + align - 1) & ~(align - 1);
+}
 
-bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool is_power_of_two(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 }  // namespace
 
@@ -31,10 +35,8 @@ Result<void> SplitVirtqueue::init(uint16_t size, const DmaBuffer& memory, bool e
   }
   VirtqueueLayout layout = TRY(virtqueue_layout(size));
   if (memory.virt == nullptr || memory.size < layout.total_bytes ||
-      (reinterpret_cast<uintptr_t>(memory.virt) % kDescAlign) != 0 ||
-      (memory.phys % kDescAlign) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "virtq: ring memory too small or misaligned",
-                      memory.size);
+      (reinterpret_cast<uintptr_t>(memory.virt) % kDescAlign) != 0 || (memory.phys % kDescAlign) != 0) {
+    return make_error(ErrorCode::kInvalidArgument, "virtq: ring memory too small or misaligned", memory.size);
   }
   auto* bytes = static_cast<uint8_t*>(memory.virt);
   for (size_t i = 0; i < layout.total_bytes; ++i) bytes[i] = 0;
@@ -61,12 +63,10 @@ Result<void> SplitVirtqueue::init(uint16_t size, const DmaBuffer& memory, bool e
 }
 
 Result<uint16_t> SplitVirtqueue::add_buffer(std::span<const VirtqBuffer> readable,
-                                            std::span<const VirtqBuffer> writable,
-                                            uint64_t token) {
+                                            std::span<const VirtqBuffer> writable, uint64_t token) {
   size_t total = readable.size() + writable.size();
   if (total == 0 || total > size_) {
-    return make_error(ErrorCode::kInvalidArgument, "virtq: chain empty or longer than queue",
-                      total);
+    return make_error(ErrorCode::kInvalidArgument, "virtq: chain empty or longer than queue", total);
   }
   if (total > num_free_) {
     return make_error(ErrorCode::kFull, "virtq: not enough free descriptors", num_free_);
@@ -121,8 +121,7 @@ Result<std::optional<VirtqUsed>> SplitVirtqueue::get_used() {
   if (used_idx == last_used_idx_) return std::optional<VirtqUsed>{};
   uint16_t pending = static_cast<uint16_t>(used_idx - last_used_idx_);
   if (pending > size_) {
-    return make_error(ErrorCode::kMalformed, "virtq: used index ran ahead of the queue",
-                      pending);
+    return make_error(ErrorCode::kMalformed, "virtq: used index ran ahead of the queue", pending);
   }
   dma_rmb();  // the entry is read only after the index that covers it
   VirtqUsedElem elem = used_ring()[last_used_idx_ & (size_ - 1)];
@@ -132,8 +131,7 @@ Result<std::optional<VirtqUsed>> SplitVirtqueue::get_used() {
     dma_store(used_event(), last_used_idx_);
   }
   if (elem.id >= size_ || chain_length_[elem.id] == 0) {
-    return make_error(ErrorCode::kMalformed, "virtq: used id is not an outstanding chain",
-                      elem.id);
+    return make_error(ErrorCode::kMalformed, "virtq: used id is not an outstanding chain", elem.id);
   }
   uint16_t head = static_cast<uint16_t>(elem.id);
   uint16_t length = chain_length_[head];

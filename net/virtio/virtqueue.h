@@ -87,7 +87,7 @@ struct VirtqBuffer {
 
 struct VirtqUsed {
   uint64_t token = 0;
-  uint32_t len = 0;   // as reported by the device: bound it by the buffer size before use
+  uint32_t len = 0;  // as reported by the device: bound it by the buffer size before use
   uint16_t head = 0;
 };
 
@@ -106,7 +106,7 @@ class SplitVirtqueue {
   uint64_t desc_phys() const { return phys_ + layout_.desc_offset; }
   uint64_t avail_phys() const { return phys_ + layout_.avail_offset; }  // "driver area"
   uint64_t used_phys() const { return phys_ + layout_.used_offset; }    // "device area"
-  uint16_t avail_idx() const { return avail_idx_; }        // next avail->idx to publish
+  uint16_t avail_idx() const { return avail_idx_; }                     // next avail->idx to publish
   uint16_t last_used_idx() const { return last_used_idx_; }
 
   // Exposes a chain: device-readable buffers first, then device-writable ones (2.4.4.2: the
@@ -114,8 +114,8 @@ class SplitVirtqueue {
   // available ring (3.2.1.1-3.2.1.3). Returns the head descriptor index.
   // kInvalidArgument: empty chain, or longer than the queue; kFull: not enough free
   // descriptors now (nothing is written).
-  Result<uint16_t> add_buffer(std::span<const VirtqBuffer> readable,
-                              std::span<const VirtqBuffer> writable, uint64_t token);
+  Result<uint16_t> add_buffer(std::span<const VirtqBuffer> readable, std::span<const VirtqBuffer> writable,
+                              uint64_t token);
 
   // After add_buffer() calls: whether the device wants a notification for what was published
   // since the last call (2.4.8.2: avail_event with EVENT_IDX, else the used ring's NO_NOTIFY
@@ -146,14 +146,12 @@ class SplitVirtqueue {
   uint16_t* used_flags() const { return used_; }
   uint16_t* used_idx_field() const { return used_ + 1; }
   VirtqUsedElem* used_ring() const { return reinterpret_cast<VirtqUsedElem*>(used_ + 2); }
-  uint16_t* avail_event() const {
-    return reinterpret_cast<uint16_t*>(used_ring() + size_);
-  }
+  uint16_t* avail_event() const { return reinterpret_cast<uint16_t*>(used_ring() + size_); }
 
   uint16_t size_ = 0;
   uint16_t num_free_ = 0;
   uint16_t free_head_ = 0;
-  uint16_t avail_idx_ = 0;       // shadow of avail->idx
+  uint16_t avail_idx_ = 0;         // shadow of avail->idx
   uint16_t kicked_avail_idx_ = 0;  // avail idx at the last kick_prepare()
   uint16_t last_used_idx_ = 0;
   bool event_idx_ = false;

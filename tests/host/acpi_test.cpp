@@ -213,7 +213,9 @@ Bytes make_mcfg(const std::vector<McfgAlloc>& allocs) {
   return make_table("MCFG", body, 1);
 }
 
-std::span<const uint8_t> span_of(const Bytes& b) { return std::span(b.data(), b.size()); }
+std::span<const uint8_t> span_of(const Bytes& b) {
+  return std::span(b.data(), b.size());
+}
 
 // ---- fake physical memory --------------------------------------------------------------------
 // Regions never overlap in these tests; a read must fall entirely inside one region.
@@ -1093,8 +1095,7 @@ TEST(AcpiMcfg, Malformed) {
 
 TEST(AcpiMcfg, Capacity) {
   std::vector<McfgAlloc> allocs;
-  for (uint16_t i = 0; i < 16; ++i)
-    allocs.push_back({0xB0000000ull + i * 0x10000000ull, i, 0, 255});
+  for (uint16_t i = 0; i < 16; ++i) allocs.push_back({0xB0000000ull + i * 0x10000000ull, i, 0, 255});
   auto ok = parse_mcfg(span_of(make_mcfg(allocs)));
   ASSERT_TRUE(ok.has_value()) << ok.error().message;
   EXPECT_EQ(ok->count, 16u);

@@ -59,8 +59,7 @@ TEST(FrameAllocatorInit, BitmapBytesFor) {
 TEST(FrameAllocatorInit, RejectsBadArguments) {
   Harness h(16 * kMiB);
   std::vector<PhysRange> usable{{0, 16 * kMiB}};
-  Result<void> small = h.fa.init(usable, {}, h.storage.data(), h.storage.size() * 8 - 1,
-                                 16 * kMiB);
+  Result<void> small = h.fa.init(usable, {}, h.storage.data(), h.storage.size() * 8 - 1, 16 * kMiB);
   ASSERT_FALSE(small.has_value());
   EXPECT_EQ(small.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(small.error().detail, FrameAllocator::bitmap_bytes_for(16 * kMiB));
@@ -125,11 +124,11 @@ TEST(FrameAllocatorReserved, ReservedRangesAreNeverReturned) {
     uint64_t base, end;  // outward-rounded expectation
   };
   const std::vector<PhysRange> reserved{
-      {2 * kMiB, kMiB + 100},               // kernel image, unaligned end
-      {5 * kMiB + 1, 9},                    // a module inside one frame
-      {8 * kMiB + 4000, 200},               // straddles a frame boundary
-      {63 * kMiB + 12 * kKiB, kMiB},        // ACPI tables past the end of usable RAM
-      {40 * kMiB, 0},                       // empty: reserves nothing
+      {2 * kMiB, kMiB + 100},         // kernel image, unaligned end
+      {5 * kMiB + 1, 9},              // a module inside one frame
+      {8 * kMiB + 4000, 200},         // straddles a frame boundary
+      {63 * kMiB + 12 * kKiB, kMiB},  // ACPI tables past the end of usable RAM
+      {40 * kMiB, 0},                 // empty: reserves nothing
   };
   const std::vector<Span> expected{{2 * kMiB, 3 * kMiB + 4 * kKiB},
                                    {5 * kMiB, 5 * kMiB + 4 * kKiB},
@@ -174,9 +173,9 @@ TEST(FrameAllocatorReserved, OverlappingUsableAndReservedRanges) {
 
 TEST(FrameAllocatorReserved, UnalignedUsableRangesRoundInward) {
   Harness h(8 * kMiB);
-  ASSERT_TRUE(h.init({{kMiB + 1, kMiB - 2},           // [1M+4K, 2M-4K): 254 frames
-                      {3 * kMiB + 100, 3 * kFrameSize}, // only 2 whole frames inside
-                      {5 * kMiB + 1, 100}})             // no whole frame
+  ASSERT_TRUE(h.init({{kMiB + 1, kMiB - 2},              // [1M+4K, 2M-4K): 254 frames
+                      {3 * kMiB + 100, 3 * kFrameSize},  // only 2 whole frames inside
+                      {5 * kMiB + 1, 100}})              // no whole frame
                   .has_value());
   EXPECT_EQ(h.fa.total_frames(), 254u + 2u);
   EXPECT_FALSE(h.fa.is_free(kMiB));
@@ -192,10 +191,10 @@ TEST(FrameAllocatorReserved, UnalignedUsableRangesRoundInward) {
 
 TEST(FrameAllocatorMaxPhys, RangesAboveMaxPhysAreClippedAndCounted) {
   Harness h(12 * kMiB);
-  ASSERT_TRUE(h.init({{kMiB, 7 * kMiB},       // fully below
-                      {10 * kMiB, 4 * kMiB},  // straddles max_phys: 2 MiB clipped
-                      {16 * kMiB, 16 * kMiB}, // fully above: 16 MiB clipped
-                      {4 * kGiB, 1 * kGiB}})  // far above: 1 GiB clipped
+  ASSERT_TRUE(h.init({{kMiB, 7 * kMiB},        // fully below
+                      {10 * kMiB, 4 * kMiB},   // straddles max_phys: 2 MiB clipped
+                      {16 * kMiB, 16 * kMiB},  // fully above: 16 MiB clipped
+                      {4 * kGiB, 1 * kGiB}})   // far above: 1 GiB clipped
                   .has_value());
   EXPECT_EQ(h.fa.total_frames(), (7 + 2) * kMiB / kFrameSize);
   EXPECT_EQ(h.fa.clipped_bytes(), 2 * kMiB + 16 * kMiB + 1 * kGiB);
@@ -365,9 +364,9 @@ TEST(FrameAllocatorContiguous, InvalidArgumentsAndTooLarge) {
 
 TEST(FrameAllocatorStress, RandomAllocFreeMatchesModel) {
   Harness h(40 * kMiB);
-  ASSERT_TRUE(h.init({{kMiB, 3 * kMiB}, {8 * kMiB, 30 * kMiB}},
-                     {{10 * kMiB + 123, 5 * kMiB}, {30 * kMiB, 4096}})
-                  .has_value());
+  ASSERT_TRUE(
+      h.init({{kMiB, 3 * kMiB}, {8 * kMiB, 30 * kMiB}}, {{10 * kMiB + 123, 5 * kMiB}, {30 * kMiB, 4096}})
+          .has_value());
   std::set<uint64_t> held;
   uint64_t state = 12345;
   auto next = [&state] {
@@ -378,8 +377,8 @@ TEST(FrameAllocatorStress, RandomAllocFreeMatchesModel) {
     const uint64_t op = next() % 8;
     if (op < 5 || held.empty()) {
       const uint64_t count = (op == 0) ? 1 + next() % 8 : 1;
-      Result<uint64_t> r = (op == 0) ? h.fa.alloc_contiguous(count, kFrameSize << (next() % 4))
-                                     : h.fa.alloc_frame();
+      Result<uint64_t> r =
+          (op == 0) ? h.fa.alloc_contiguous(count, kFrameSize << (next() % 4)) : h.fa.alloc_frame();
       if (!r.has_value()) {
         ASSERT_EQ(r.error().code, ErrorCode::kOutOfMemory);
         continue;

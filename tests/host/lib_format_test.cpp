@@ -104,9 +104,8 @@ TEST(LibFormat, CharsStringsPointers) {
   expect_like_libc("%s", "text");
   expect_like_libc("[%10s][%-10s][%.2s][%10.2s][%-10.3s]", "abc", "abc", "abc", "abc", "abcdef");
   expect_like_libc("[%.0s]", "abc");
-  expect_like_libc("%s|%10s|%.6s|%.3s|", static_cast<const char*>(nullptr),
-                   static_cast<const char*>(nullptr), static_cast<const char*>(nullptr),
-                   static_cast<const char*>(nullptr));
+  expect_like_libc("%s|%10s|%.6s|%.3s|", static_cast<const char*>(nullptr), static_cast<const char*>(nullptr),
+                   static_cast<const char*>(nullptr), static_cast<const char*>(nullptr));
   int x = 0;
   expect_like_libc("%p", static_cast<void*>(&x));
   expect_like_libc("[%20p][%-20p]", static_cast<void*>(&x), static_cast<void*>(&x));
@@ -222,12 +221,12 @@ const double kSpecialDoubles[] = {0.0,
                                   -std::nan("")};
 
 TEST(LibFormat, DoublesMatchLibcOnSpecialValues) {
-  const char* formats[] = {
-      "%f",   "%F",    "%.0f",   "%.1f",    "%.2f",     "%.20f", "%#.0f", "%e",     "%E",
-      "%.0e", "%#.0e", "%.3e",   "%.16e",   "%.30e",    "%g",    "%G",    "%.0g",   "%.1g",
-      "%.3g", "%.10g", "%.15g",  "%.16g",   "%.17g",    "%.25g", "%#g",   "%#.3g",  "%+g",
-      "% g",  "%+e",   "% .3f",  "%012.3f", "%-12.3e|", "%012g", "%12g",  "%-12g|", "%+012.4e",
-      "%Lf",  "%.40f", "%.350f", "%.100e",  "%#.17g",   "%#G",   "%.4G",  "%010f",  "%-010f|"};
+  const char* formats[] = {"%f",     "%F",    "%.0f",   "%.1f",     "%.2f",   "%.20f", "%#.0f",   "%e",
+                           "%E",     "%.0e",  "%#.0e",  "%.3e",     "%.16e",  "%.30e", "%g",      "%G",
+                           "%.0g",   "%.1g",  "%.3g",   "%.10g",    "%.15g",  "%.16g", "%.17g",   "%.25g",
+                           "%#g",    "%#.3g", "%+g",    "% g",      "%+e",    "% .3f", "%012.3f", "%-12.3e|",
+                           "%012g",  "%12g",  "%-12g|", "%+012.4e", "%Lf",    "%.40f", "%.350f",  "%.100e",
+                           "%#.17g", "%#G",   "%.4G",   "%010f",    "%-010f|"};
   for (const char* f : formats) {
     for (double v : kSpecialDoubles) {
       // glibc drops the trailing zeros of "%#g" when rounding carries into a new exponent
@@ -304,9 +303,7 @@ TEST(LibFormat, RandomDoublesAllConversionsAndPrecisionsMatchLibc) {
     double v;
     switch (i % 4) {
       case 0: v = from_bits(rng()); break;  // anything, including subnormals and huge values
-      case 1:
-        v = std::ldexp(static_cast<double>(rng() >> 11), -static_cast<int>(rng() % 80));
-        break;
+      case 1: v = std::ldexp(static_cast<double>(rng() >> 11), -static_cast<int>(rng() % 80)); break;
       case 2: v = static_cast<double>(static_cast<int64_t>(rng()) >> (rng() % 60)); break;
       default: v = static_cast<double>(rng() % 100000) / 1000.0; break;  // "money" values
     }
@@ -317,8 +314,7 @@ TEST(LibFormat, RandomDoublesAllConversionsAndPrecisionsMatchLibc) {
     char actual[2048];
     const int n = std::snprintf(expected, sizeof(expected), f, precision, v);
     ASSERT_EQ(format(actual, sizeof(actual), f, precision, v), n);
-    ASSERT_STREQ(actual, expected)
-        << f << " precision " << precision << " bits " << std::hex << bits_of(v);
+    ASSERT_STREQ(actual, expected) << f << " precision " << precision << " bits " << std::hex << bits_of(v);
   }
 }
 

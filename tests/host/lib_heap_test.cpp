@@ -36,9 +36,7 @@ struct Grower {
 
 struct Corruption {
   std::vector<std::string> reports;
-  static void report(void* ctx, const char* why) {
-    static_cast<Corruption*>(ctx)->reports.push_back(why);
-  }
+  static void report(void* ctx, const char* why) { static_cast<Corruption*>(ctx)->reports.push_back(why); }
 };
 
 class LibHeap : public ::testing::Test {

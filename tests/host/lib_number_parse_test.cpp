@@ -52,13 +52,11 @@ void expect_strtod_like_libc(const std::string& text) {
 
 TEST(LibNumberParse, DoubleSpecialSpellings) {
   const char* inputs[] = {
-      "0",        "-0",       "+0.0",      "0e999999",     "1",     "-1",
-      "  \t\n42", "3.14",     "-2.5e-3",   "1E10",         "1e+10", ".5",
-      "5.",       "+.5e",     "1e",        "1e+",          "1e-x",  ".",
-      "-",        "",         "abc",       " - 1",         "inf",   "-INF",
-      "Infinity", "infinit",  "infinityx", "nan",          "-NaN",  "nan(abc_1)x",
-      "nan(",     "nan(a b)", "0x",        "00000.000001", "1.5.5", "1e-0",
-      "0.000",    "1_000",    "9e-1",      "123abc"};
+      "0",     "-0",    "+0.0",        "0e999999", "1",        "-1",   "  \t\n42",     "3.14",    "-2.5e-3",
+      "1E10",  "1e+10", ".5",          "5.",       "+.5e",     "1e",   "1e+",          "1e-x",    ".",
+      "-",     "",      "abc",         " - 1",     "inf",      "-INF", "Infinity",     "infinit", "infinityx",
+      "nan",   "-NaN",  "nan(abc_1)x", "nan(",     "nan(a b)", "0x",   "00000.000001", "1.5.5",   "1e-0",
+      "0.000", "1_000", "9e-1",        "123abc"};
   for (const char* s : inputs) expect_strtod_like_libc(s);
 }
 
@@ -269,9 +267,7 @@ TEST(LibNumberParse, RandomIntegersMatchLibc) {
     switch (rng() % 3) {
       case 0: std::snprintf(text, sizeof(text), "%llu", static_cast<unsigned long long>(v)); break;
       case 1: std::snprintf(text, sizeof(text), "-%llx", static_cast<unsigned long long>(v)); break;
-      default:
-        std::snprintf(text, sizeof(text), "0x%llX9", static_cast<unsigned long long>(v));
-        break;
+      default: std::snprintf(text, sizeof(text), "0x%llX9", static_cast<unsigned long long>(v)); break;
     }
     expect_integers_like_libc(text, base);
   }

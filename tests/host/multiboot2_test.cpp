@@ -67,8 +67,7 @@ class Builder {
     }
     return tag(6, p);
   }
-  Builder& framebuffer(uint64_t addr, uint32_t pitch, uint32_t w, uint32_t h, uint8_t bpp,
-                       uint8_t type) {
+  Builder& framebuffer(uint64_t addr, uint32_t pitch, uint32_t w, uint32_t h, uint8_t bpp, uint8_t type) {
     std::vector<uint8_t> p;
     append64(p, addr);
     append32(p, pitch);
@@ -137,13 +136,11 @@ class Aligned {
   size_t misalign_;
 };
 
-void expect_error(const Result<BootInfo>& r, ErrorCode code, uint64_t detail,
-                  std::string_view message_part) {
+void expect_error(const Result<BootInfo>& r, ErrorCode code, uint64_t detail, std::string_view message_part) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, code) << r.error().message;
   EXPECT_EQ(r.error().detail, detail) << r.error().message;
-  EXPECT_NE(std::string(r.error().message).find(message_part), std::string::npos)
-      << r.error().message;
+  EXPECT_NE(std::string(r.error().message).find(message_part), std::string::npos) << r.error().message;
 }
 
 Builder full_builder() {
@@ -305,10 +302,7 @@ TEST(Multiboot2Parse, MaxMemoryMapEntriesAndModulesAccepted) {
 }
 
 TEST(Multiboot2BootInfo, UsableMemorySaturates) {
-  Aligned blob(Builder()
-                   .mmap({{0, UINT64_MAX - 5, 1}, {0, 100, 1}, {0, 1000, 2}})
-                   .end()
-                   .bytes());
+  Aligned blob(Builder().mmap({{0, UINT64_MAX - 5, 1}, {0, 100, 1}, {0, 1000, 2}}).end().bytes());
   Result<BootInfo> r = parse(blob.span());
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->usable_memory_bytes(), UINT64_MAX);
@@ -331,8 +325,7 @@ TEST(Multiboot2Malformed, TotalSizeBelowEight) {
 TEST(Multiboot2Malformed, TotalSizeExceedsBlob) {
   std::vector<uint8_t> bytes = Builder().cmdline("x").end().bytes();
   Aligned blob(bytes);
-  expect_error(parse(blob.span(bytes.size() - 1)), ErrorCode::kTruncated, bytes.size(),
-               "total_size exceeds");
+  expect_error(parse(blob.span(bytes.size() - 1)), ErrorCode::kTruncated, bytes.size(), "total_size exceeds");
 }
 
 TEST(Multiboot2Malformed, TagRunsPastTotalSize) {
@@ -381,8 +374,7 @@ TEST(Multiboot2Malformed, UnpaddedTagsDoNotParse) {
 TEST(Multiboot2Malformed, MissingEndTag) {
   Aligned blob(Builder().cmdline("no end").meminfo(1, 2).bytes());
   Result<BootInfo> r = parse(blob.span());
-  expect_error(r, ErrorCode::kMalformed, Builder().cmdline("no end").meminfo(1, 2).size(),
-               "no end tag");
+  expect_error(r, ErrorCode::kMalformed, Builder().cmdline("no end").meminfo(1, 2).size(), "no end tag");
 }
 
 TEST(Multiboot2Malformed, EndTagWithWrongSize) {
@@ -435,8 +427,7 @@ TEST(Multiboot2Malformed, TooManyModules) {
   for (uint32_t i = 0; i <= BootInfo::kMaxModules; ++i) b.module(0, 1, "");
   Aligned blob(b.end().bytes());
   // Each module tag with an empty string is 17 bytes, padded to 24.
-  expect_error(parse(blob.span()), ErrorCode::kFull, 8 + 24 * BootInfo::kMaxModules,
-               "more modules");
+  expect_error(parse(blob.span()), ErrorCode::kFull, 8 + 24 * BootInfo::kMaxModules, "more modules");
 }
 
 TEST(Multiboot2Malformed, UnterminatedCmdline) {

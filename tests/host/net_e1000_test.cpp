@@ -54,14 +54,9 @@ class FakeE1000 : public RamMmio {
           v = (v & 0xFFFF) | eerd::kDone | (uint32_t{eeprom[addr & 63]} << eerd::kDataShift);
         }
         break;
-      case Reg::kIms:
-        v |= RamMmio::read32(off);
-        break;
-      case Reg::kImc:
-        RamMmio::write32(static_cast<uint32_t>(Reg::kIms), RamMmio::read32(0xD0) & ~v);
-        break;
-      default:
-        break;
+      case Reg::kIms: v |= RamMmio::read32(off); break;
+      case Reg::kImc: RamMmio::write32(static_cast<uint32_t>(Reg::kIms), RamMmio::read32(0xD0) & ~v); break;
+      default: break;
     }
     RamMmio::write32(off, v);
   }
@@ -90,8 +85,8 @@ class FakeE1000 : public RamMmio {
   }
 
   // Writes one frame into the descriptor at RDH. False if the ring is empty (RDH == RDT).
-  bool receive(FakeDma& dma, const std::vector<uint8_t>& frame, uint8_t status_bits,
-               uint8_t errors = 0, int length_override = -1) {
+  bool receive(FakeDma& dma, const std::vector<uint8_t>& frame, uint8_t status_bits, uint8_t errors = 0,
+               int length_override = -1) {
     uint32_t count = get(Reg::kRdlen) / 16;
     uint32_t head = get(Reg::kRdh);
     if (head == get(Reg::kRdt)) return false;
@@ -133,8 +128,8 @@ class E1000Test : public ::testing::Test {
     ASSERT_TRUE(r) << r.error().message;
   }
   size_t poll(std::vector<std::vector<uint8_t>>& out, size_t max = 0) {
-    return dev.poll_receive_with(
-        [&](std::span<const uint8_t> f) { out.emplace_back(f.begin(), f.end()); }, max);
+    return dev.poll_receive_with([&](std::span<const uint8_t> f) { out.emplace_back(f.begin(), f.end()); },
+                                 max);
   }
 
   FakeE1000 hw;
@@ -192,8 +187,8 @@ TEST(DescriptorRingTest, HeadTailArithmeticKeepsOneSlotFree) {
   EXPECT_EQ(r.produce(), 0);  // wraps
   EXPECT_EQ(r.next_to_use(), 1);
   EXPECT_TRUE(r.full());
-  EXPECT_TRUE(r.head_plausible(2));   // == next_to_clean
-  EXPECT_TRUE(r.head_plausible(1));   // == next_to_use: everything done
+  EXPECT_TRUE(r.head_plausible(2));  // == next_to_clean
+  EXPECT_TRUE(r.head_plausible(1));  // == next_to_use: everything done
   EXPECT_TRUE(r.head_plausible(5));
   EXPECT_FALSE(r.head_plausible(8));  // outside the ring
   for (int i = 0; i < 7; ++i) (void)r.consume();
@@ -287,8 +282,7 @@ TEST_F(E1000Test, StuckResetTimesOut) {
 }
 
 TEST_F(E1000Test, RejectsBadRingSizesAndAllocationFailure) {
-  EXPECT_EQ(dev.init(E1000Config{.rx_descriptors = 12}).error().code,
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(dev.init(E1000Config{.rx_descriptors = 12}).error().code, ErrorCode::kInvalidArgument);
   dma.fail_after = 2;
   EXPECT_EQ(dev.init().error().code, ErrorCode::kOutOfMemory);
   EXPECT_FALSE(dev.initialized());
@@ -415,18 +409,18 @@ TEST_F(E1000Test, RingOverrunStopsTheFakeHardware) {
 TEST_F(E1000Test, ReceiveDropsRuntsOversizeAndErrors) {
   init();
   std::vector<std::vector<uint8_t>> got;
-  ASSERT_TRUE(hw.receive_ok(dma, frame_of(13, 0)));                                 // runt
+  ASSERT_TRUE(hw.receive_ok(dma, frame_of(13, 0)));  // runt
   ASSERT_TRUE(hw.receive(dma, frame_of(60, 0), rx_status::kDd | rx_status::kEop,
-                         rx_errors::kCe));                                            // CRC
+                         rx_errors::kCe));  // CRC
   ASSERT_TRUE(hw.receive(dma, frame_of(60, 0), rx_status::kDd | rx_status::kEop, 0,
-                         1600));                                                      // oversize
+                         1600));  // oversize
   ASSERT_TRUE(hw.receive(dma, frame_of(60, 0), rx_status::kDd | rx_status::kEop, 0,
-                         60000));                              // length beyond the buffer
-  ASSERT_TRUE(hw.receive(dma, frame_of(2048, 0), rx_status::kDd));                  // no EOP...
-  ASSERT_TRUE(hw.receive(dma, frame_of(100, 0), rx_status::kDd));                   // ...still
-  ASSERT_TRUE(hw.receive_ok(dma, frame_of(10, 0)));                                 // ...end
+                         60000));                                   // length beyond the buffer
+  ASSERT_TRUE(hw.receive(dma, frame_of(2048, 0), rx_status::kDd));  // no EOP...
+  ASSERT_TRUE(hw.receive(dma, frame_of(100, 0), rx_status::kDd));   // ...still
+  ASSERT_TRUE(hw.receive_ok(dma, frame_of(10, 0)));                 // ...end
   ASSERT_TRUE(hw.receive(dma, frame_of(60, 5), rx_status::kDd | rx_status::kEop,
-                         rx_errors::kIpe));  // checksum-offload bit only: delivered
+                         rx_errors::kIpe));          // checksum-offload bit only: delivered
   ASSERT_TRUE(hw.receive_ok(dma, frame_of(14, 7)));  // smallest acceptable
   EXPECT_EQ(poll(got), 2u);
   ASSERT_EQ(got.size(), 2u);

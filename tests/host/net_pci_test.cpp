@@ -54,8 +54,7 @@ void add_virtio_caps(FakePciConfig::Function& f) {
                           0x01, 0x00, 0x00, 0x00,    // table: BIR 1, offset 0
                           0x01, 0x08, 0x00, 0x00});  // PBA: BIR 1, offset 0x800
   FakePciConfig::add_cap(f, 0x84, cap_id::kVendorSpecific, 0x70, virtio_cap(5, 0, 0, 0, -1, 20));
-  FakePciConfig::add_cap(f, 0x70, cap_id::kVendorSpecific, 0x60,
-                         virtio_cap(2, 4, 0x3000, 0x1000, 4));
+  FakePciConfig::add_cap(f, 0x70, cap_id::kVendorSpecific, 0x60, virtio_cap(2, 4, 0x3000, 0x1000, 4));
   FakePciConfig::add_cap(f, 0x60, cap_id::kVendorSpecific, 0x50, virtio_cap(4, 4, 0x2000, 0x1000));
   FakePciConfig::add_cap(f, 0x50, cap_id::kVendorSpecific, 0x40, virtio_cap(3, 4, 0x1000, 0x1000));
   FakePciConfig::add_cap(f, 0x40, cap_id::kVendorSpecific, 0x00, virtio_cap(1, 4, 0x0000, 0x1000));
@@ -64,7 +63,7 @@ void add_virtio_caps(FakePciConfig::Function& f) {
 class PciTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cfg.add(kHostBridge, 0x8086, 0x1237, 0x06, 0x00);  // i440FX
+    cfg.add(kHostBridge, 0x8086, 0x1237, 0x06, 0x00);                    // i440FX
     cfg.add(kIsa, 0x8086, 0x7000, 0x06, 0x01, 0, kHeaderMultiFunction);  // PIIX3, multi-function
     cfg.add(kIde, 0x8086, 0x7010, 0x01, 0x01, 0x80);
     cfg.add(kAcpi, 0x8086, 0x7113, 0x06, 0x80);
@@ -94,8 +93,8 @@ class PciTest : public ::testing::Test {
     FakePciConfig::add_cap(l, 0x40, cap_id::kPowerManagement, 0x50);
     FakePciConfig::add_cap(l, 0x50, cap_id::kMsi, 0x40);  // points back: a loop
 
-    cfg.add(kSingle, 0x1234, 0x0002, 0x03, 0x00);        // no multi-function bit...
-    cfg.add(kSingleGhost, 0x1234, 0x0002, 0x03, 0x00);   // ...but answers on function 1
+    cfg.add(kSingle, 0x1234, 0x0002, 0x03, 0x00);       // no multi-function bit...
+    cfg.add(kSingleGhost, 0x1234, 0x0002, 0x03, 0x00);  // ...but answers on function 1
 
     auto& b = cfg.add(kBridge, 0x8086, 0x244E, 0x06, 0x04, 0, kHeaderTypeBridge);
     b.set8(0x18, 0);
@@ -105,8 +104,7 @@ class PciTest : public ::testing::Test {
 
     auto& m = cfg.add(kMsiDevice, 0x1234, 0x0004, 0x02, 0x00);
     // MSI at 0x50: 64-bit, per-vector masking, 4 vectors capable (MMC = 2).
-    FakePciConfig::add_cap(m, 0x50, cap_id::kMsi, 0x00,
-                           {static_cast<uint8_t>((2 << 1) | 0x80), 0x01});
+    FakePciConfig::add_cap(m, 0x50, cap_id::kMsi, 0x00, {static_cast<uint8_t>((2 << 1) | 0x80), 0x01});
   }
 
   FakePciConfig cfg;
@@ -197,7 +195,10 @@ TEST_F(PciTest, Cf8AccessReadsThroughPorts) {
 
 std::vector<uint8_t> make_mcfg(std::vector<McfgAllocation> allocs) {
   std::vector<uint8_t> t(44 + 16 * allocs.size(), 0);
-  t[0] = 'M'; t[1] = 'C'; t[2] = 'F'; t[3] = 'G';
+  t[0] = 'M';
+  t[1] = 'C';
+  t[2] = 'F';
+  t[3] = 'G';
   uint32_t len = static_cast<uint32_t>(t.size());
   std::memcpy(&t[4], &len, 4);
   for (size_t i = 0; i < allocs.size(); ++i) {
@@ -294,8 +295,8 @@ TEST_F(PciTest, BridgeHeaderDecodesBusNumbers) {
 TEST_F(PciTest, CommandBitsLeaveStatusErrorsAlone) {
   auto& f = *cfg.find(kE1000);
   f.set16(0x06, 0x8000);  // Detected Parity Error (RW1C) pending
-  uint16_t c = set_command_bits(cfg, kE1000, command::kBusMaster | command::kInterruptDisable,
-                                command::kIoSpace);
+  uint16_t c =
+      set_command_bits(cfg, kE1000, command::kBusMaster | command::kInterruptDisable, command::kIoSpace);
   EXPECT_EQ(c, command::kMemorySpace | command::kBusMaster | command::kInterruptDisable);
   EXPECT_EQ(f.command(), c);
   EXPECT_EQ(f.dword(0x04) >> 16, 0x8000u);  // not cleared by the command write
@@ -307,9 +308,9 @@ TEST_F(PciTest, FullScanFindsEveryFunctionInOrder) {
   PciDeviceList list;
   auto n = enumerate(cfg, list);
   ASSERT_TRUE(n) << n.error().message;
-  std::vector<PciAddress> expected = {kHostBridge, kIsa,  kIde,    kAcpi,       kE1000,
-                                      kVirtio,     kVirtioTransitional, kLoop, kSingle,
-                                      kBridge,     kMsiDevice, kBehindBridge};
+  std::vector<PciAddress> expected = {
+      kHostBridge,         kIsa,  kIde,    kAcpi,   kE1000,     kVirtio,
+      kVirtioTransitional, kLoop, kSingle, kBridge, kMsiDevice, kBehindBridge};
   ASSERT_EQ(*n, expected.size());
   ASSERT_EQ(list.count, expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
@@ -369,7 +370,7 @@ TEST(PciBarDecodeTest, Table) {
       {0xC001, 0, 0x0000FFC1, 0, BarKind::kIo, false, 0xC000, 0x40},  // 16-bit I/O decoder
       {0xFE00000C, 0, 0xFFFFC00C, 0xFFFFFFFF, BarKind::kMemory64, true, 0xFE000000, 0x4000},
       {0x0000000C, 0x8, 0x0000000C, 0xFFFFFFFE, BarKind::kMemory64, true, 0x800000000,
-       0x200000000},  // 8 GiB BAR above 4 GiB
+       0x200000000},                                                                // 8 GiB BAR above 4 GiB
       {0x000A0002, 0, 0xFFFE0002, 0, BarKind::kMemory32, false, 0xA0000, 0x20000},  // <1 MiB
       {0, 0, 0, 0, BarKind::kNone, false, 0, 0},
   };
@@ -513,8 +514,7 @@ TEST_F(PciTest, Msi64BitWithMasking) {
   EXPECT_EQ(f.dword(0x60), 0x4u);
   ASSERT_TRUE(set_msi_vector_masked(cfg, kMsiDevice, *msi, 2, false));
   EXPECT_EQ(f.dword(0x60), 0x0u);
-  EXPECT_EQ(set_msi_vector_masked(cfg, kMsiDevice, *msi, 4, true).error().code,
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(set_msi_vector_masked(cfg, kMsiDevice, *msi, 4, true).error().code, ErrorCode::kInvalidArgument);
   ASSERT_TRUE(disable_msi(cfg, kMsiDevice, *msi));
   EXPECT_FALSE((f.dword(0x50) >> 16) & msi_control::kEnable);
 }
@@ -529,13 +529,11 @@ TEST_F(PciTest, Msi32BitLayoutAndLimits) {
   EXPECT_EQ(msi->data_offset(), 0x58);
   EXPECT_EQ(program_msi(cfg, kMsiDevice, *msi, 0x1'0000'0000ull, 0x30).error().code,
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(program_msi(cfg, kMsiDevice, *msi, 0xFEE00002, 0x30).error().code,
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(program_msi(cfg, kMsiDevice, *msi, 0xFEE00002, 0x30).error().code, ErrorCode::kInvalidArgument);
   ASSERT_TRUE(program_msi(cfg, kMsiDevice, *msi, 0xFEE00000, 0x30));
   EXPECT_EQ(f.dword(0x54), 0xFEE00000u);
   EXPECT_EQ(f.dword(0x58) & 0xFFFF, 0x30u);
-  EXPECT_EQ(set_msi_vector_masked(cfg, kMsiDevice, *msi, 0, true).error().code,
-            ErrorCode::kUnsupported);
+  EXPECT_EQ(set_msi_vector_masked(cfg, kMsiDevice, *msi, 0, true).error().code, ErrorCode::kUnsupported);
   f.cfg[0xF2] = 0x80;
   f.cfg[0xF3] = 0x01;  // 64-bit + masking at 0xF0: 0x18 bytes needed, 0x10 available
   EXPECT_EQ(decode_msi(cfg, kMsiDevice, 0xF0).error().code, ErrorCode::kMalformed);
@@ -615,9 +613,9 @@ TEST_F(PciTest, VirtioLayoutSkipsReservedAndKeepsFirst) {
   ASSERT_TRUE(caps);
   auto layout = read_virtio_layout(cfg, kVirtio, *caps);
   ASSERT_TRUE(layout);
-  EXPECT_EQ(layout->common->bar, 4);          // the reserved-bar one was skipped
+  EXPECT_EQ(layout->common->bar, 4);           // the reserved-bar one was skipped
   EXPECT_EQ(layout->notify->offset, 0x3000u);  // the short one was skipped
-  EXPECT_EQ(layout->isr->bar, 2);             // the first ISR cap wins
+  EXPECT_EQ(layout->isr->bar, 2);              // the first ISR cap wins
   EXPECT_EQ(layout->isr->offset, 0x5000u);
 }
 

@@ -62,10 +62,10 @@ class FakeDma : public DmaAllocator {
  public:
   static constexpr uint64_t kPhysBase = 0x40000000;
   explicit FakeDma(size_t bytes = 4 << 20) : bytes_(bytes) {
-    arena_ = static_cast<uint8_t*>(::operator new(bytes, std::align_val_t{4096}));
+    arena_ = static_cast<uint8_t*>(::operator new (bytes, std::align_val_t{4096}));
     std::memset(arena_, 0xA5, bytes);  // not zero: alloc_dma must zero
   }
-  ~FakeDma() { ::operator delete(arena_, std::align_val_t{4096}); }
+  ~FakeDma() { ::operator delete (arena_, std::align_val_t{4096}); }
   FakeDma(const FakeDma&) = delete;
   FakeDma& operator=(const FakeDma&) = delete;
 
@@ -104,8 +104,8 @@ class FakePciConfig : public pci::PciConfigAccess {
  public:
   struct Function {
     std::array<uint8_t, 256> cfg{};
-    std::array<uint8_t, 256> writable{};      // per-byte: 1 if software may change it
-    std::array<uint32_t, 6> bar_mask{};       // writable address bits of each BAR dword
+    std::array<uint8_t, 256> writable{};  // per-byte: 1 if software may change it
+    std::array<uint32_t, 6> bar_mask{};   // writable address bits of each BAR dword
     int bar_writes_with_decode_on = 0;
 
     uint32_t dword(uint16_t off) const {
@@ -120,15 +120,13 @@ class FakePciConfig : public pci::PciConfigAccess {
   };
 
   static uint64_t key(pci::PciAddress a) {
-    return (uint64_t{a.segment} << 24) | (uint64_t{a.bus} << 16) | (uint64_t{a.device} << 8) |
-           a.function;
+    return (uint64_t{a.segment} << 24) | (uint64_t{a.bus} << 16) | (uint64_t{a.device} << 8) | a.function;
   }
 
   // A type 0 (or type 1) function with the given identity; everything from 0x40 up writable,
   // plus command, cache line, latency, interrupt line.
-  Function& add(pci::PciAddress a, uint16_t vendor, uint16_t device, uint8_t class_code,
-                uint8_t subclass, uint8_t prog_if = 0, uint8_t header_type = 0,
-                uint8_t revision = 0) {
+  Function& add(pci::PciAddress a, uint16_t vendor, uint16_t device, uint8_t class_code, uint8_t subclass,
+                uint8_t prog_if = 0, uint8_t header_type = 0, uint8_t revision = 0) {
     Function& f = functions_[key(a)];
     f.set16(0x00, vendor);
     f.set16(0x02, device);
@@ -157,8 +155,7 @@ class FakePciConfig : public pci::PciConfigAccess {
   }
 
   // Capability: id at `off`, next pointer, then `body` bytes from off + 2.
-  static void add_cap(Function& f, uint8_t off, uint8_t id, uint8_t next,
-                      std::vector<uint8_t> body = {}) {
+  static void add_cap(Function& f, uint8_t off, uint8_t id, uint8_t next, std::vector<uint8_t> body = {}) {
     f.cfg[off] = id;
     f.cfg[off + 1] = next;
     for (size_t i = 0; i < body.size(); ++i) f.cfg[off + 2 + i] = body[i];

@@ -37,8 +37,8 @@ class FakeCommonCfg : public MmioWindow {
   Queue& queue(uint16_t i) { return queues[i]; }
 
   uint64_t device_features = feature::kVersion1 | feature::kNetMac | feature::kNetStatus |
-                             feature::kRingEventIdx | feature::kNetCsum |
-                             feature::kNetMrgRxbuf | feature::kNetCtrlVq;
+                             feature::kRingEventIdx | feature::kNetCsum | feature::kNetMrgRxbuf |
+                             feature::kNetCtrlVq;
   uint64_t driver_features = 0;
   uint8_t status = 0x7F;  // garbage until reset
   uint8_t generation = 0;
@@ -56,8 +56,10 @@ class FakeCommonCfg : public MmioWindow {
     switch (off) {
       case common_cfg::kDeviceFeatureSelect: return check(width, 4, dfsel_);
       case common_cfg::kDeviceFeature:
-        return check(width, 4, dfsel_ == 0 ? device_features & 0xFFFFFFFF
-                                           : dfsel_ == 1 ? device_features >> 32 : 0);
+        return check(width, 4,
+                     dfsel_ == 0   ? device_features & 0xFFFFFFFF
+                     : dfsel_ == 1 ? device_features >> 32
+                                   : 0);
       case common_cfg::kDriverFeatureSelect: return check(width, 4, drvsel_);
       case common_cfg::kNumQueues: return check(width, 2, num_queues);
       case common_cfg::kMsixConfig: return check(width, 2, msix_config);
@@ -76,19 +78,30 @@ class FakeCommonCfg : public MmioWindow {
     return v;
   }
   static void set_half(uint64_t& field, uint32_t off, uint32_t base, uint32_t v) {
-    if (off == base) field = (field & ~0xFFFFFFFFull) | v;
-    else field = (field & 0xFFFFFFFFull) | (uint64_t{v} << 32);
+    if (off == base)
+      field = (field & ~0xFFFFFFFFull) | v;
+    else
+      field = (field & 0xFFFFFFFFull) | (uint64_t{v} << 32);
   }
   void write(uint32_t off, int width, uint32_t v) {
     Queue& q = queues[select_ & 3];
     switch (off) {
-      case common_cfg::kDeviceFeatureSelect: check(width, 4, 0); dfsel_ = v; return;
-      case common_cfg::kDriverFeatureSelect: check(width, 4, 0); drvsel_ = v; return;
+      case common_cfg::kDeviceFeatureSelect:
+        check(width, 4, 0);
+        dfsel_ = v;
+        return;
+      case common_cfg::kDriverFeatureSelect:
+        check(width, 4, 0);
+        drvsel_ = v;
+        return;
       case common_cfg::kDriverFeature:
         check(width, 4, 0);
         if (drvsel_ < 2) set_half(driver_features, drvsel_ == 0 ? 0 : 4, 0, v);
         return;
-      case common_cfg::kMsixConfig: check(width, 2, 0); msix_config = v; return;
+      case common_cfg::kMsixConfig:
+        check(width, 2, 0);
+        msix_config = v;
+        return;
       case common_cfg::kDeviceStatus:
         check(width, 1, 0);
         status_writes.push_back(static_cast<uint8_t>(v));
@@ -101,22 +114,37 @@ class FakeCommonCfg : public MmioWindow {
         if (refuse_features_ok) v &= ~device_status::kFeaturesOk;
         status = static_cast<uint8_t>(v);
         return;
-      case common_cfg::kQueueSelect: check(width, 2, 0); select_ = static_cast<uint16_t>(v); return;
-      case common_cfg::kQueueSize: check(width, 2, 0); q.size = static_cast<uint16_t>(v); return;
+      case common_cfg::kQueueSelect:
+        check(width, 2, 0);
+        select_ = static_cast<uint16_t>(v);
+        return;
+      case common_cfg::kQueueSize:
+        check(width, 2, 0);
+        q.size = static_cast<uint16_t>(v);
+        return;
       case common_cfg::kQueueMsixVector:
         check(width, 2, 0);
         q.msix = accept_msix ? static_cast<uint16_t>(v) : kNoVector;
         return;
-      case common_cfg::kQueueEnable: check(width, 2, 0); q.enable = static_cast<uint16_t>(v); return;
+      case common_cfg::kQueueEnable:
+        check(width, 2, 0);
+        q.enable = static_cast<uint16_t>(v);
+        return;
       case common_cfg::kQueueDesc:
       case common_cfg::kQueueDesc + 4:
-        check(width, 4, 0); set_half(q.desc, off, common_cfg::kQueueDesc, v); return;
+        check(width, 4, 0);
+        set_half(q.desc, off, common_cfg::kQueueDesc, v);
+        return;
       case common_cfg::kQueueDriver:
       case common_cfg::kQueueDriver + 4:
-        check(width, 4, 0); set_half(q.driver, off, common_cfg::kQueueDriver, v); return;
+        check(width, 4, 0);
+        set_half(q.driver, off, common_cfg::kQueueDriver, v);
+        return;
       case common_cfg::kQueueDevice:
       case common_cfg::kQueueDevice + 4:
-        check(width, 4, 0); set_half(q.device, off, common_cfg::kQueueDevice, v); return;
+        check(width, 4, 0);
+        set_half(q.device, off, common_cfg::kQueueDevice, v);
+        return;
       default: ++width_errors; return;
     }
   }
@@ -152,9 +180,7 @@ class VirtioNetTest : public ::testing::Test {
     common.queues[0].notify_off = 0;
     common.queues[1].notify_off = 1;
   }
-  VirtioPciWindows windows() {
-    return VirtioPciWindows{&common, &notify, 0x1000, 4, &isr, &device_cfg};
-  }
+  VirtioPciWindows windows() { return VirtioPciWindows{&common, &notify, 0x1000, 4, &isr, &device_cfg}; }
   void init(VirtioNetConfig config = {}) {
     auto r = dev.init(config);
     ASSERT_TRUE(r) << r.error().message;
@@ -194,8 +220,7 @@ class VirtioNetTest : public ::testing::Test {
     return true;
   }
   size_t poll(std::vector<std::vector<uint8_t>>& out) {
-    return dev.poll_receive_with(
-        [&](std::span<const uint8_t> f) { out.emplace_back(f.begin(), f.end()); });
+    return dev.poll_receive_with([&](std::span<const uint8_t> f) { out.emplace_back(f.begin(), f.end()); });
   }
   size_t notifies_for(uint16_t queue) {
     size_t n = 0;
@@ -234,8 +259,8 @@ TEST_F(VirtioNetTest, InitNegotiatesAndSetsUpQueues) {
   std::vector<uint8_t> expected = {0, 1, 3, 11, 15};
   EXPECT_EQ(common.status_writes, expected);
   EXPECT_EQ(common.status, 15);
-  EXPECT_EQ(common.driver_features, feature::kVersion1 | feature::kNetMac |
-                                        feature::kNetStatus | feature::kRingEventIdx);
+  EXPECT_EQ(common.driver_features,
+            feature::kVersion1 | feature::kNetMac | feature::kNetStatus | feature::kRingEventIdx);
   EXPECT_EQ(dev.features(), common.driver_features);
   for (uint16_t q : {kReceiveQueue, kTransmitQueue}) {
     const auto& cq = common.queues[q];
@@ -410,11 +435,11 @@ TEST_F(VirtioNetTest, ReceiveDeliversFramesAndReposts) {
 
 TEST_F(VirtioNetTest, ReceiveDropsBadLengths) {
   init(VirtioNetConfig{.max_queue_size = 8});
-  ASSERT_TRUE(device_receive(frame_of(13, 0)));                 // runt frame
-  ASSERT_TRUE(device_receive(frame_of(60, 0), 5));              // shorter than the header
-  ASSERT_TRUE(device_receive(frame_of(60, 0), 12 + 1600));      // oversize
-  ASSERT_TRUE(device_receive(frame_of(60, 0), 100000));         // beyond the buffer
-  ASSERT_TRUE(device_receive(frame_of(14, 3)));                 // smallest good frame
+  ASSERT_TRUE(device_receive(frame_of(13, 0)));             // runt frame
+  ASSERT_TRUE(device_receive(frame_of(60, 0), 5));          // shorter than the header
+  ASSERT_TRUE(device_receive(frame_of(60, 0), 12 + 1600));  // oversize
+  ASSERT_TRUE(device_receive(frame_of(60, 0), 100000));     // beyond the buffer
+  ASSERT_TRUE(device_receive(frame_of(14, 3)));             // smallest good frame
   std::vector<std::vector<uint8_t>> got;
   EXPECT_EQ(poll(got), 1u);
   ASSERT_EQ(got.size(), 1u);

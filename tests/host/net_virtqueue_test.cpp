@@ -186,9 +186,9 @@ TEST_F(VirtqueueTest, OutOfOrderCompletionRebuildsFreeList) {
   make(8);
   VirtqBuffer b = buf(0x1000, 1);
   VirtqBuffer pair[2] = {b, b};
-  auto a = q.add_buffer(pair, {}, 1);   // 2 descriptors
+  auto a = q.add_buffer(pair, {}, 1);  // 2 descriptors
   auto c = q.add_buffer(std::span(&b, 1), {}, 2);
-  auto d = q.add_buffer(pair, {}, 3);   // 2 descriptors
+  auto d = q.add_buffer(pair, {}, 3);  // 2 descriptors
   ASSERT_TRUE(a && c && d);
   EXPECT_EQ(q.num_free(), 3);
   dev->push_used(*d, 0);
@@ -325,7 +325,7 @@ TEST(VirtqNeedEventTest, Arithmetic) {
   EXPECT_FALSE(virtq_need_event(1, 1, 0));  // event at 1 not yet crossed (1 -> 2 would)
   EXPECT_TRUE(virtq_need_event(5, 8, 3));
   EXPECT_FALSE(virtq_need_event(9, 8, 3));
-  EXPECT_FALSE(virtq_need_event(2, 8, 3));  // already passed before old
+  EXPECT_FALSE(virtq_need_event(2, 8, 3));         // already passed before old
   EXPECT_TRUE(virtq_need_event(65535, 1, 65534));  // across the wrap
   EXPECT_TRUE(virtq_need_event(0, 2, 65535));
   EXPECT_FALSE(virtq_need_event(3, 2, 65535));
@@ -340,7 +340,7 @@ TEST_F(VirtqueueTest, EventIdxSuppression) {
   ASSERT_TRUE(q.add_buffer(std::span(&b, 1), {}, 2));
   EXPECT_FALSE(q.kick_prepare());  // idx 0 -> 2: entry 2 not yet published
   ASSERT_TRUE(q.add_buffer(std::span(&b, 1), {}, 3));
-  EXPECT_TRUE(q.kick_prepare());   // 2 -> 3 crosses it
+  EXPECT_TRUE(q.kick_prepare());           // 2 -> 3 crosses it
   dev->set_used_flags(kUsedFlagNoNotify);  // ignored under EVENT_IDX
   dev->set_avail_event(3);
   ASSERT_TRUE(q.add_buffer(std::span(&b, 1), {}, 4));
@@ -354,7 +354,7 @@ TEST_F(VirtqueueTest, EventIdxSuppression) {
   EXPECT_EQ(dev->avail_flags(), 0);  // flags stay 0 with EVENT_IDX (2.4.7.1)
   EXPECT_EQ(dev->used_event(), 0);   // already passed: no interrupt
   ASSERT_TRUE(q.get_used());
-  EXPECT_EQ(dev->used_event(), 0);   // not re-armed while disabled
+  EXPECT_EQ(dev->used_event(), 0);  // not re-armed while disabled
   EXPECT_FALSE(q.enable_interrupts());
   EXPECT_EQ(dev->used_event(), 2);
 }

@@ -47,12 +47,10 @@ TEST(VmxControls, RequiredBitTheCpuLacksIsAnError) {
 TEST(VmxControls, OptionalBitsAreDroppedAndReported) {
   const uint64_t msr = cap_msr(0x16, 0x3f);
   auto v = adjust_controls(pin_based::kNmiExiting | pin_based::kVirtualNmis,
-                           pin_based::kActivatePreemptionTimer | pin_based::kProcessPostedInterrupts,
-                           msr);
+                           pin_based::kActivatePreemptionTimer | pin_based::kProcessPostedInterrupts, msr);
   ASSERT_TRUE(v.has_value());
   EXPECT_EQ(v->value, 0x16u | pin_based::kNmiExiting | pin_based::kVirtualNmis);
-  EXPECT_EQ(v->dropped_optional,
-            pin_based::kActivatePreemptionTimer | pin_based::kProcessPostedInterrupts);
+  EXPECT_EQ(v->dropped_optional, pin_based::kActivatePreemptionTimer | pin_based::kProcessPostedInterrupts);
 
   // Optional bits the CPU has are kept, and nothing is reported.
   auto all = adjust_controls(0, pin_based::kVirtualNmis, msr);
@@ -70,8 +68,8 @@ TEST(VmxControls, ContradictoryCapabilityMsrIsMalformed) {
 }
 
 TEST(VmxControls, BochsSecondaryControls) {
-  const uint32_t required = proc_based2::kEnableEpt | proc_based2::kEnableVpid |
-                            proc_based2::kUnrestrictedGuest;
+  const uint32_t required =
+      proc_based2::kEnableEpt | proc_based2::kEnableVpid | proc_based2::kUnrestrictedGuest;
   const uint32_t optional = proc_based2::kEnablePml | proc_based2::kEnableXsavesXrstors |
                             proc_based2::kUseTscScaling | proc_based2::kEnableRdtscp;
   for (const BochsModel& m : kBochsModels) {
@@ -121,10 +119,9 @@ constexpr uint64_t kBasicRevision = 0x12;
 constexpr uint64_t kBasicBase = kBasicRevision | (uint64_t{0x1000} << 32) |  // 4 KiB region
                                 (uint64_t{6} << 50) |                        // WB
                                 (uint64_t{1} << 54);                         // INS/OUTS info
-constexpr uint64_t kEptVpidCapAll =
-    (1ull << 0) | (1ull << 6) | (1ull << 14) | (1ull << 16) | (1ull << 17) | (1ull << 20) |
-    (1ull << 21) | (1ull << 25) | (1ull << 26) | (1ull << 32) | (1ull << 40) | (1ull << 41) |
-    (1ull << 42) | (1ull << 43);
+constexpr uint64_t kEptVpidCapAll = (1ull << 0) | (1ull << 6) | (1ull << 14) | (1ull << 16) | (1ull << 17) |
+                                    (1ull << 20) | (1ull << 21) | (1ull << 25) | (1ull << 26) | (1ull << 32) |
+                                    (1ull << 40) | (1ull << 41) | (1ull << 42) | (1ull << 43);
 
 testing::FakeVmcs fake_cpu(uint32_t secondary_allowed1, bool true_controls) {
   testing::FakeVmcs hw;
@@ -200,9 +197,8 @@ TEST(VmxCapabilities, EptAndVpidDetails) {
   EXPECT_TRUE(c->ept_1g_pages);
   EXPECT_TRUE(c->ept_accessed_dirty);
   EXPECT_TRUE(c->invept.supported && c->invept.single_context && c->invept.all_context);
-  EXPECT_TRUE(c->invvpid.supported && c->invvpid.individual_address &&
-              c->invvpid.single_context && c->invvpid.all_context &&
-              c->invvpid.single_context_retaining_globals);
+  EXPECT_TRUE(c->invvpid.supported && c->invvpid.individual_address && c->invvpid.single_context &&
+              c->invvpid.all_context && c->invvpid.single_context_retaining_globals);
   EXPECT_TRUE(c->preemption_timer);
   EXPECT_EQ(c->preemption_timer_rate, 5);
   EXPECT_TRUE(c->save_preemption_timer);
@@ -229,7 +225,7 @@ TEST(VmxCapabilities, EptAndVpidDetails) {
 TEST(VmxCapabilities, MissingSecondaryControlsMeansNoEptAndNoExtraMsrReads) {
   testing::FakeVmcs hw = fake_cpu(0x47fff, false);
   hw.msrs[kMsrVmxProcbasedCtls] = cap_msr(proc_based::kDefault1, 0x7ffdfffe);  // no bit 31
-  hw.msrs.erase(kMsrVmxProcbasedCtls2);  // would #GP
+  hw.msrs.erase(kMsrVmxProcbasedCtls2);                                        // would #GP
   hw.msrs.erase(kMsrVmxEptVpidCap);
   auto c = read_capabilities(hw);
   ASSERT_TRUE(c.has_value()) << c.error().message;

@@ -10,11 +10,21 @@ TEST(VmxDecoders, ExitReasonNames) {
   struct Case {
     uint32_t number;
     const char* name;
-  } cases[] = {{0, "EXCEPTION_NMI"},     {1, "EXTERNAL_INTERRUPT"}, {7, "INTERRUPT_WINDOW"},
-               {10, "CPUID"},            {12, "HLT"},               {18, "VMCALL"},
-               {28, "CR_ACCESS"},        {30, "IO_INSTRUCTION"},    {31, "MSR_READ"},
-               {32, "MSR_WRITE"},        {33, "INVALID_GUEST_STATE"}, {48, "EPT_VIOLATION"},
-               {49, "EPT_MISCONFIG"},    {52, "PREEMPTION_TIMER"},  {55, "XSETBV"},
+  } cases[] = {{0, "EXCEPTION_NMI"},
+               {1, "EXTERNAL_INTERRUPT"},
+               {7, "INTERRUPT_WINDOW"},
+               {10, "CPUID"},
+               {12, "HLT"},
+               {18, "VMCALL"},
+               {28, "CR_ACCESS"},
+               {30, "IO_INSTRUCTION"},
+               {31, "MSR_READ"},
+               {32, "MSR_WRITE"},
+               {33, "INVALID_GUEST_STATE"},
+               {48, "EPT_VIOLATION"},
+               {49, "EPT_MISCONFIG"},
+               {52, "PREEMPTION_TIMER"},
+               {55, "XSETBV"},
                {79, "WRMSRLIST"}};
   for (const Case& c : cases) {
     EXPECT_EQ(exit_reason_name(c.number), c.name) << c.number;
@@ -87,14 +97,14 @@ TEST(VmxDecoders, CrAccessQualificationTable) {
     bool lmsw_mem;
     uint16_t lmsw_data;
   } cases[] = {
-      {0x00000000, 0, CrAccessType::kMovToCr, 0, false, 0},     // mov cr0, rax
-      {0x00000303, 3, CrAccessType::kMovToCr, 3, false, 0},     // mov cr3, rbx
-      {0x00000f04, 4, CrAccessType::kMovToCr, 15, false, 0},    // mov cr4, r15
-      {0x00000118, 8, CrAccessType::kMovFromCr, 1, false, 0},   // mov rcx, cr8
-      {0x00000713, 3, CrAccessType::kMovFromCr, 7, false, 0},   // mov rdi, cr3
-      {0x00000020, 0, CrAccessType::kClts, 0, false, 0},        // clts
-      {0x00110030, 0, CrAccessType::kLmsw, 0, false, 0x0011},   // lmsw ax (PE|ET)
-      {0xfffe0070, 0, CrAccessType::kLmsw, 0, true, 0xfffe},    // lmsw [mem]
+      {0x00000000, 0, CrAccessType::kMovToCr, 0, false, 0},    // mov cr0, rax
+      {0x00000303, 3, CrAccessType::kMovToCr, 3, false, 0},    // mov cr3, rbx
+      {0x00000f04, 4, CrAccessType::kMovToCr, 15, false, 0},   // mov cr4, r15
+      {0x00000118, 8, CrAccessType::kMovFromCr, 1, false, 0},  // mov rcx, cr8
+      {0x00000713, 3, CrAccessType::kMovFromCr, 7, false, 0},  // mov rdi, cr3
+      {0x00000020, 0, CrAccessType::kClts, 0, false, 0},       // clts
+      {0x00110030, 0, CrAccessType::kLmsw, 0, false, 0x0011},  // lmsw ax (PE|ET)
+      {0xfffe0070, 0, CrAccessType::kLmsw, 0, true, 0xfffe},   // lmsw [mem]
   };
   for (const Case& c : cases) {
     auto q = CrAccessQualification::decode(c.raw);
@@ -157,13 +167,13 @@ TEST(VmxDecoders, InterruptionInfoTable) {
     InterruptionType type;
     bool ec, nmi_unblock, valid;
   } cases[] = {
-      {0x80000b0e, 14, InterruptionType::kHardwareException, true, false, true},   // #PF
-      {0x80000202, 2, InterruptionType::kNmi, false, false, true},                 // NMI
+      {0x80000b0e, 14, InterruptionType::kHardwareException, true, false, true},  // #PF
+      {0x80000202, 2, InterruptionType::kNmi, false, false, true},                // NMI
       {0x80000020, 0x20, InterruptionType::kExternalInterrupt, false, false, true},
-      {0x80000603, 3, InterruptionType::kSoftwareException, false, false, true},   // INT3
+      {0x80000603, 3, InterruptionType::kSoftwareException, false, false, true},     // INT3
       {0x80000480, 0x80, InterruptionType::kSoftwareInterrupt, false, false, true},  // INT 80h
-      {0x80001306, 6, InterruptionType::kHardwareException, false, true, true},     // #UD, bit 12
-      {0x00000b0d, 13, InterruptionType::kHardwareException, true, false, false},  // not valid
+      {0x80001306, 6, InterruptionType::kHardwareException, false, true, true},      // #UD, bit 12
+      {0x00000b0d, 13, InterruptionType::kHardwareException, true, false, false},    // not valid
   };
   for (const Case& c : cases) {
     auto i = InterruptionInfo::decode_exit(c.raw);

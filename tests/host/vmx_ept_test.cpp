@@ -73,8 +73,7 @@ TEST(VmxEpt, EptpValue) {
   auto uc = make_eptp(0x200000, EptMemoryType::kUncacheable, false);
   ASSERT_TRUE(uc.has_value());
   EXPECT_EQ(*uc, 0x200018u);
-  EXPECT_EQ(make_eptp(0x200008, EptMemoryType::kWriteBack, false).error().code,
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(make_eptp(0x200008, EptMemoryType::kWriteBack, false).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(make_eptp(0x200000, EptMemoryType::kWriteThrough, false).error().code,
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(make_eptp(uint64_t{1} << 52, EptMemoryType::kWriteBack, false).error().code,
@@ -144,9 +143,8 @@ TEST(VmxEpt, MixedPageSizesFollowAlignment) {
   struct Probe {
     uint64_t gpa;
     uint64_t size;
-  } probes[] = {{kMiB2 - k4K, k4K},       {kMiB2, kMiB2},         {kMiB2 + 0x1000, kMiB2},
-                {2 * kMiB2 - k4K, kMiB2}, {2 * kMiB2 - 1, kMiB2}, {2 * kMiB2, k4K},
-                {2 * kMiB2 + 0xfff, k4K}};
+  } probes[] = {{kMiB2 - k4K, k4K},     {kMiB2, kMiB2},   {kMiB2 + 0x1000, kMiB2}, {2 * kMiB2 - k4K, kMiB2},
+                {2 * kMiB2 - 1, kMiB2}, {2 * kMiB2, k4K}, {2 * kMiB2 + 0xfff, k4K}};
   for (const Probe& p : probes) {
     auto t = ept.translate(p.gpa);
     ASSERT_TRUE(t.has_value()) << std::hex << p.gpa;
@@ -167,8 +165,7 @@ TEST(VmxEpt, NoLargePagesWithoutCapabilityOrHostAlignment) {
   FakePageAllocator alloc2;
   EptBuilder misaligned = make_builder(alloc2, kAllPages);
   // GPA 2 MiB-aligned, HPA only 4 KiB-aligned: 4 KiB pages.
-  ASSERT_TRUE(misaligned.map(kMiB2, kMiB2 + k4K, kMiB2, kEptRwx, EptMemoryType::kWriteBack)
-                  .has_value());
+  ASSERT_TRUE(misaligned.map(kMiB2, kMiB2 + k4K, kMiB2, kEptRwx, EptMemoryType::kWriteBack).has_value());
   auto t = misaligned.translate(kMiB2 + 5 * k4K);
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->page_size, k4K);
@@ -206,9 +203,8 @@ TEST(VmxEpt, RemapInsideLargePageSplitsIt) {
   EptBuilder ept = make_builder(alloc, kAllPages);
   ASSERT_TRUE(ept.map(0, 0x4000'0000, kMiB2, kEptRwx, EptMemoryType::kWriteThrough).has_value());
   ASSERT_EQ(ept.translate(0)->page_size, kMiB2);
-  ASSERT_TRUE(ept.map(0x5000, 0xabc000, k4K, kEptRead, EptMemoryType::kUncacheable,
-                      EptMapMode::kRemap)
-                  .has_value());
+  ASSERT_TRUE(
+      ept.map(0x5000, 0xabc000, k4K, kEptRead, EptMemoryType::kUncacheable, EptMapMode::kRemap).has_value());
   EXPECT_TRUE(ept.invept_needed());
   auto remapped = ept.translate(0x5008);
   ASSERT_TRUE(remapped.has_value());
@@ -237,9 +233,8 @@ TEST(VmxEpt, RemapWithLargePageOverExistingTableUsesThatTable) {
   EptBuilder ept = make_builder(alloc, kAllPages);
   ASSERT_TRUE(ept.map(0x3000, 0x3000, k4K, kEptRwx, EptMemoryType::kWriteBack).has_value());
   const uint64_t pages_before = ept.table_pages();
-  ASSERT_TRUE(ept.map(0, 0x8000'0000, kMiB2, kEptRead, EptMemoryType::kWriteBack,
-                      EptMapMode::kRemap)
-                  .has_value());
+  ASSERT_TRUE(
+      ept.map(0, 0x8000'0000, kMiB2, kEptRead, EptMemoryType::kWriteBack, EptMapMode::kRemap).has_value());
   EXPECT_EQ(ept.table_pages(), pages_before) << "no table leaked or replaced";
   auto t = ept.translate(0x3000);
   ASSERT_TRUE(t.has_value());
@@ -275,8 +270,7 @@ TEST(VmxEpt, ProtectChangesPermissionsAndNeedsAFullyMappedRange) {
   FakePageAllocator alloc;
   EptBuilder ept = make_builder(alloc, kAllPages);
   ASSERT_TRUE(ept.map(0, 0, kMiB2, kEptRwx, EptMemoryType::kWriteBack).has_value());
-  ASSERT_TRUE(ept.map(kMiB2 + k4K, kMiB2 + k4K, k4K, kEptRwx, EptMemoryType::kWriteBack)
-                  .has_value());
+  ASSERT_TRUE(ept.map(kMiB2 + k4K, kMiB2 + k4K, k4K, kEptRwx, EptMemoryType::kWriteBack).has_value());
   // Same permissions: no change, no split, no INVEPT.
   const uint64_t pages = ept.table_pages();
   ASSERT_TRUE(ept.protect(0x1000, k4K, kEptRwx).has_value());
@@ -312,12 +306,9 @@ TEST(VmxEpt, InvalidArgumentsAreRejected) {
     ErrorCode expected;
   } cases[] = {
       {"zero size", 0, 0, 0, kEptRwx, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
-      {"gpa misaligned", 0x800, 0, k4K, kEptRwx, EptMemoryType::kWriteBack,
-       ErrorCode::kInvalidArgument},
-      {"size misaligned", 0, 0, 0x1800, kEptRwx, EptMemoryType::kWriteBack,
-       ErrorCode::kInvalidArgument},
-      {"hpa misaligned", 0, 0x10, k4K, kEptRwx, EptMemoryType::kWriteBack,
-       ErrorCode::kInvalidArgument},
+      {"gpa misaligned", 0x800, 0, k4K, kEptRwx, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
+      {"size misaligned", 0, 0, 0x1800, kEptRwx, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
+      {"hpa misaligned", 0, 0x10, k4K, kEptRwx, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
       {"above 2^48", (uint64_t{1} << 48) - k4K, 0, 2 * k4K, kEptRwx, EptMemoryType::kWriteBack,
        ErrorCode::kInvalidArgument},
       {"gpa wraps", ~uint64_t{0xfff}, 0, 2 * k4K, kEptRwx, EptMemoryType::kWriteBack,
@@ -325,20 +316,15 @@ TEST(VmxEpt, InvalidArgumentsAreRejected) {
       {"hpa above MAXPHYADDR", 0, uint64_t{1} << 46, k4K, kEptRwx, EptMemoryType::kWriteBack,
        ErrorCode::kInvalidArgument},
       {"no permissions", 0, 0, k4K, 0, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
-      {"write without read", 0, 0, k4K, kEptWrite, EptMemoryType::kWriteBack,
+      {"write without read", 0, 0, k4K, kEptWrite, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
+      {"write+execute without read", 0, 0, k4K, kEptWrite | kEptExecute, EptMemoryType::kWriteBack,
        ErrorCode::kInvalidArgument},
-      {"write+execute without read", 0, 0, k4K, kEptWrite | kEptExecute,
-       EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
-      {"stray permission bit", 0, 0, k4K, 0x9, EptMemoryType::kWriteBack,
-       ErrorCode::kInvalidArgument},
+      {"stray permission bit", 0, 0, k4K, 0x9, EptMemoryType::kWriteBack, ErrorCode::kInvalidArgument},
       {"execute-only unsupported", 0, 0, k4K, kEptExecute, EptMemoryType::kWriteBack,
        ErrorCode::kUnsupported},
-      {"memory type 2", 0, 0, k4K, kEptRwx, static_cast<EptMemoryType>(2),
-       ErrorCode::kInvalidArgument},
-      {"memory type 3", 0, 0, k4K, kEptRwx, static_cast<EptMemoryType>(3),
-       ErrorCode::kInvalidArgument},
-      {"memory type 7", 0, 0, k4K, kEptRwx, static_cast<EptMemoryType>(7),
-       ErrorCode::kInvalidArgument},
+      {"memory type 2", 0, 0, k4K, kEptRwx, static_cast<EptMemoryType>(2), ErrorCode::kInvalidArgument},
+      {"memory type 3", 0, 0, k4K, kEptRwx, static_cast<EptMemoryType>(3), ErrorCode::kInvalidArgument},
+      {"memory type 7", 0, 0, k4K, kEptRwx, static_cast<EptMemoryType>(7), ErrorCode::kInvalidArgument},
   };
   for (const Case& c : cases) {
     auto r = ept.map(c.gpa, c.hpa, c.size, c.perms, c.type);

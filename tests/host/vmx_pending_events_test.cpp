@@ -96,8 +96,7 @@ TEST(VmxPendingEvents, InvalidEventsAreRejectedWithReasons) {
 
 TEST(VmxPendingEvents, ErrorCodeVectorsMatchTable6_1) {
   for (uint32_t v = 0; v < 32; ++v) {
-    const bool expected = v == 8 || v == 10 || v == 11 || v == 12 || v == 13 || v == 14 ||
-                          v == 17 || v == 21;
+    const bool expected = v == 8 || v == 10 || v == 11 || v == 12 || v == 13 || v == 14 || v == 17 || v == 21;
     EXPECT_EQ(exception_has_error_code(v), expected) << v;
   }
   EXPECT_FALSE(exception_has_error_code(255));
@@ -162,16 +161,15 @@ TEST(VmxPendingEvents, DecisionTable) {
     InjectionAction expected;
   } cases[] = {
       {"empty queue", std::nullopt, kIf, 0, 0, InjectionAction::kNone},
-      {"interrupt, IF=1", event(T::kExternalInterrupt, 0x30), kIf, 0, 0,
-       InjectionAction::kInjectNow},
+      {"interrupt, IF=1", event(T::kExternalInterrupt, 0x30), kIf, 0, 0, InjectionAction::kInjectNow},
       {"interrupt, IF=0", event(T::kExternalInterrupt, 0x30), 0x2, 0, 0,
        InjectionAction::kRequestInterruptWindow},
-      {"interrupt, STI shadow", event(T::kExternalInterrupt, 0x30), kIf,
-       kInterruptibilityStiBlocking, 0, InjectionAction::kRequestInterruptWindow},
-      {"interrupt, MOV SS shadow", event(T::kExternalInterrupt, 0x30), kIf,
-       kInterruptibilityMovSsBlocking, 0, InjectionAction::kRequestInterruptWindow},
-      {"interrupt, NMI blocking only", event(T::kExternalInterrupt, 0x30), kIf,
-       kInterruptibilityNmiBlocking, 0, InjectionAction::kInjectNow},
+      {"interrupt, STI shadow", event(T::kExternalInterrupt, 0x30), kIf, kInterruptibilityStiBlocking, 0,
+       InjectionAction::kRequestInterruptWindow},
+      {"interrupt, MOV SS shadow", event(T::kExternalInterrupt, 0x30), kIf, kInterruptibilityMovSsBlocking, 0,
+       InjectionAction::kRequestInterruptWindow},
+      {"interrupt, NMI blocking only", event(T::kExternalInterrupt, 0x30), kIf, kInterruptibilityNmiBlocking,
+       0, InjectionAction::kInjectNow},
       {"NMI, IF=0", event(T::kNmi, 2), 0, 0, 0, InjectionAction::kInjectNow},
       {"NMI, NMI blocking", event(T::kNmi, 2), kIf, kInterruptibilityNmiBlocking, 0,
        InjectionAction::kRequestNmiWindow},
@@ -180,12 +178,11 @@ TEST(VmxPendingEvents, DecisionTable) {
       {"NMI, STI", event(T::kNmi, 2), kIf, kInterruptibilityStiBlocking, 0,
        InjectionAction::kRequestNmiWindow},
       {"exception, everything blocked", event(T::kHardwareException, 13, 0), 0,
-       kInterruptibilityStiBlocking | kInterruptibilityNmiBlocking, 0,
-       InjectionAction::kInjectNow},
+       kInterruptibilityStiBlocking | kInterruptibilityNmiBlocking, 0, InjectionAction::kInjectNow},
       {"entry slot busy", event(T::kHardwareException, 6), kIf, 0, 0x80000b0e,
        InjectionAction::kEntrySlotBusy},
-      {"entry field without valid bit is free", event(T::kExternalInterrupt, 0x30), kIf, 0,
-       0x00000b0e, InjectionAction::kInjectNow},
+      {"entry field without valid bit is free", event(T::kExternalInterrupt, 0x30), kIf, 0, 0x00000b0e,
+       InjectionAction::kInjectNow},
   };
   for (const Case& c : cases) {
     InjectionContext ctx;

@@ -31,14 +31,11 @@ TEST(VmxRegisters, GetByIndexReadsTheMatchingMember) {
   struct Case {
     unsigned index;
     uint64_t GeneralRegisters::*member;
-  } cases[] = {{0, &GeneralRegisters::rax},  {1, &GeneralRegisters::rcx},
-               {2, &GeneralRegisters::rdx},  {3, &GeneralRegisters::rbx},
-               {5, &GeneralRegisters::rbp},  {6, &GeneralRegisters::rsi},
-               {7, &GeneralRegisters::rdi},  {8, &GeneralRegisters::r8},
-               {9, &GeneralRegisters::r9},   {10, &GeneralRegisters::r10},
-               {11, &GeneralRegisters::r11}, {12, &GeneralRegisters::r12},
-               {13, &GeneralRegisters::r13}, {14, &GeneralRegisters::r14},
-               {15, &GeneralRegisters::r15}};
+  } cases[] = {{0, &GeneralRegisters::rax},  {1, &GeneralRegisters::rcx},  {2, &GeneralRegisters::rdx},
+               {3, &GeneralRegisters::rbx},  {5, &GeneralRegisters::rbp},  {6, &GeneralRegisters::rsi},
+               {7, &GeneralRegisters::rdi},  {8, &GeneralRegisters::r8},   {9, &GeneralRegisters::r9},
+               {10, &GeneralRegisters::r10}, {11, &GeneralRegisters::r11}, {12, &GeneralRegisters::r12},
+               {13, &GeneralRegisters::r13}, {14, &GeneralRegisters::r14}, {15, &GeneralRegisters::r15}};
   for (const Case& c : cases) {
     auto v = r.get_reg_of_index(c.index);
     ASSERT_TRUE(v.has_value()) << c.index;

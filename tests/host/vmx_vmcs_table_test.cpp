@@ -3,10 +3,10 @@
 #include <set>
 #include <string>
 
+#include "vmx/testing/fake_vmx_hw.h"
 #include "vmx/vm_instruction_error.h"
 #include "vmx/vmcs_fields.h"
 #include "vmx/vmx_hw.h"
-#include "vmx/testing/fake_vmx_hw.h"
 
 namespace lantern::vmx {
 namespace {
@@ -87,8 +87,7 @@ TEST(VmxVmcsTable, EveryEntryIsConsistentAndCoversEveryGroupAndWidth) {
     EXPECT_EQ(vmcs_encoding_width(f.encoding), f.width) << f.name;
     EXPECT_EQ(vmcs_encoding_group(f.encoding), f.group) << f.name;
     EXPECT_EQ(f.encoding & 1, 0u) << f.name;
-    EXPECT_EQ(make_vmcs_encoding(f.width, f.group, vmcs_encoding_index(f.encoding)), f.encoding)
-        << f.name;
+    EXPECT_EQ(make_vmcs_encoding(f.width, f.group, vmcs_encoding_index(f.encoding)), f.encoding) << f.name;
     seen.insert({static_cast<int>(f.width), static_cast<int>(f.group)});
     names.insert(std::string(f.name));
   }
@@ -96,8 +95,7 @@ TEST(VmxVmcsTable, EveryEntryIsConsistentAndCoversEveryGroupAndWidth) {
   // Every width has control, guest and host fields; 16-bit has no read-only data field.
   for (int w = 0; w < 4; ++w) {
     for (int g = 0; g < 4; ++g) {
-      if (w == static_cast<int>(VmcsWidth::k16) && g == static_cast<int>(VmcsGroup::kReadOnlyData))
-        continue;
+      if (w == static_cast<int>(VmcsWidth::k16) && g == static_cast<int>(VmcsGroup::kReadOnlyData)) continue;
       EXPECT_TRUE(seen.count({w, g})) << "width " << w << " group " << g;
     }
   }

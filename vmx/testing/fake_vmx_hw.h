@@ -49,8 +49,7 @@ class FakeVmxHw {
     }
     const bool high = (encoding & kVmcsEncodingHighAccess) != 0;
     auto it = values.find(encoding & ~kVmcsEncodingHighAccess);
-    if (it == values.end() ||
-        (high && vmcs_encoding_width(encoding) != VmcsWidth::k64)) {
+    if (it == values.end() || (high && vmcs_encoding_width(encoding) != VmcsWidth::k64)) {
       return vmx_fail_valid(static_cast<uint32_t>(VmInstructionError::kUnsupportedVmcsComponent));
     }
     return high ? (it->second >> 32) : truncate(encoding, it->second);

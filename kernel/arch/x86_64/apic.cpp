@@ -30,11 +30,11 @@ constexpr uint32_t kRegTimerInitial = 0x380;
 constexpr uint32_t kRegTimerCurrent = 0x390;
 constexpr uint32_t kRegTimerDivide = 0x3e0;
 
-constexpr uint32_t kSpuriousEnable = 1u << 8;      // SVR bit 8: APIC software enable
+constexpr uint32_t kSpuriousEnable = 1u << 8;  // SVR bit 8: APIC software enable
 constexpr uint32_t kLvtMasked = 1u << 16;
-constexpr uint32_t kLvtTimerPeriodic = 1u << 17;   // SDM Vol. 3 Figure 11-8
+constexpr uint32_t kLvtTimerPeriodic = 1u << 17;  // SDM Vol. 3 Figure 11-8
 constexpr uint32_t kLvtDeliveryNmi = 0x4u << 8;
-constexpr uint32_t kTimerDivideBy16 = 0x3;         // SDM Vol. 3 Figure 11-10
+constexpr uint32_t kTimerDivideBy16 = 0x3;  // SDM Vol. 3 Figure 11-10
 
 // ICR (SDM Vol. 3 Figure 11-12).
 constexpr uint32_t kIcrDeliveryFixed = 0x0u << 8;
@@ -75,7 +75,9 @@ void write_icr(uint32_t apic_id, uint32_t low) {
 
 }  // namespace
 
-bool x2apic_mode() { return g_x2apic; }
+bool x2apic_mode() {
+  return g_x2apic;
+}
 
 Result<void> init_this_cpu(bool bsp) {
   const auto leaf1 = cpu::cpuid(1);
@@ -110,16 +112,22 @@ uint32_t id() {
   return g_x2apic ? raw : raw >> 24;  // xAPIC: ID in bits 31:24 (SDM Vol. 3 Figure 11-6)
 }
 
-void end_of_interrupt() { write(kRegEoi, 0); }
+void end_of_interrupt() {
+  write(kRegEoi, 0);
+}
 
 void send_fixed_ipi(uint32_t apic_id, uint8_t vector) {
   write_icr(apic_id, kIcrDeliveryFixed | kIcrLevelAssert | vector);
 }
-void send_init(uint32_t apic_id) { write_icr(apic_id, kIcrDeliveryInit | kIcrLevelAssert); }
+void send_init(uint32_t apic_id) {
+  write_icr(apic_id, kIcrDeliveryInit | kIcrLevelAssert);
+}
 void send_startup(uint32_t apic_id, uint8_t page) {
   write_icr(apic_id, kIcrDeliveryStartup | kIcrLevelAssert | page);
 }
-void send_nmi(uint32_t apic_id) { write_icr(apic_id, kIcrDeliveryNmi | kIcrLevelAssert); }
+void send_nmi(uint32_t apic_id) {
+  write_icr(apic_id, kIcrDeliveryNmi | kIcrLevelAssert);
+}
 
 Result<void> calibrate_timer() {
   write(kRegTimerDivide, kTimerDivideBy16);
@@ -136,7 +144,9 @@ Result<void> calibrate_timer() {
   return ok();
 }
 
-uint64_t timer_hz() { return g_timer_hz; }
+uint64_t timer_hz() {
+  return g_timer_hz;
+}
 
 void start_periodic_timer(uint32_t hz, uint8_t vector) {
   if (g_timer_hz == 0 || hz == 0) return;

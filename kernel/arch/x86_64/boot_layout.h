@@ -13,9 +13,9 @@
 /* The AP trampoline page (kernel/arch/x86_64/ap_trampoline.S): code from offset 0, a
  * parameter block at AP_TRAMPOLINE_DATA_OFFSET filled by smp.cpp. */
 #define AP_TRAMPOLINE_DATA_OFFSET 0xf00
-#define AP_DATA_BOOT_CR3 0x00    /* u64: page tables with the low identity map (< 4 GiB) */
-#define AP_DATA_FINAL_CR3 0x08   /* u64: the kernel's page tables */
-#define AP_DATA_STACK_TOP 0x10   /* u64 */
-#define AP_DATA_PERCPU 0x18      /* u64: PerCpu* */
-#define AP_DATA_ENTRY 0x20       /* u64: higher-half entry (ap_long_mode_entry) */
-#define AP_DATA_EFER 0x28        /* u64: EFER bits to set (LME, NXE) */
+#define AP_DATA_BOOT_CR3 0x00  /* u64: page tables with the low identity map (< 4 GiB) */
+#define AP_DATA_FINAL_CR3 0x08 /* u64: the kernel's page tables */
+#define AP_DATA_STACK_TOP 0x10 /* u64 */
+#define AP_DATA_PERCPU 0x18    /* u64: PerCpu* */
+#define AP_DATA_ENTRY 0x20     /* u64: higher-half entry (ap_long_mode_entry) */
+#define AP_DATA_EFER 0x28      /* u64: EFER bits to set (LME, NXE) */

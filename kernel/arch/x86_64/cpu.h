@@ -6,9 +6,15 @@
 namespace lantern::cpu {
 
 // ---- Port I/O (SDM Vol. 1 18.2) ----
-inline void outb(uint16_t port, uint8_t v) { asm volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-inline void outw(uint16_t port, uint16_t v) { asm volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
-inline void outl(uint16_t port, uint32_t v) { asm volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
+inline void outb(uint16_t port, uint8_t v) {
+  asm volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+}
+inline void outw(uint16_t port, uint16_t v) {
+  asm volatile("outw %0, %1" ::"a"(v), "Nd"(port));
+}
+inline void outl(uint16_t port, uint32_t v) {
+  asm volatile("outl %0, %1" ::"a"(v), "Nd"(port));
+}
 inline uint8_t inb(uint16_t port) {
   uint8_t v;
   asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
@@ -25,7 +31,9 @@ inline uint32_t inl(uint16_t port) {
   return v;
 }
 // A write to port 0x80 (POST code) takes about 1 us on PC hardware: the classic I/O delay.
-inline void io_wait() { outb(0x80, 0); }
+inline void io_wait() {
+  outb(0x80, 0);
+}
 
 // ---- MSRs ----
 inline uint64_t rdmsr(uint32_t msr) {
@@ -57,13 +65,35 @@ inline CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0) {
 }
 
 // ---- Control registers ----
-inline uint64_t read_cr0() { uint64_t v; asm volatile("mov %%cr0, %0" : "=r"(v)); return v; }
-inline uint64_t read_cr2() { uint64_t v; asm volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-inline uint64_t read_cr3() { uint64_t v; asm volatile("mov %%cr3, %0" : "=r"(v)); return v; }
-inline uint64_t read_cr4() { uint64_t v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
-inline void write_cr0(uint64_t v) { asm volatile("mov %0, %%cr0" ::"r"(v) : "memory"); }
-inline void write_cr3(uint64_t v) { asm volatile("mov %0, %%cr3" ::"r"(v) : "memory"); }
-inline void write_cr4(uint64_t v) { asm volatile("mov %0, %%cr4" ::"r"(v) : "memory"); }
+inline uint64_t read_cr0() {
+  uint64_t v;
+  asm volatile("mov %%cr0, %0" : "=r"(v));
+  return v;
+}
+inline uint64_t read_cr2() {
+  uint64_t v;
+  asm volatile("mov %%cr2, %0" : "=r"(v));
+  return v;
+}
+inline uint64_t read_cr3() {
+  uint64_t v;
+  asm volatile("mov %%cr3, %0" : "=r"(v));
+  return v;
+}
+inline uint64_t read_cr4() {
+  uint64_t v;
+  asm volatile("mov %%cr4, %0" : "=r"(v));
+  return v;
+}
+inline void write_cr0(uint64_t v) {
+  asm volatile("mov %0, %%cr0" ::"r"(v) : "memory");
+}
+inline void write_cr3(uint64_t v) {
+  asm volatile("mov %0, %%cr3" ::"r"(v) : "memory");
+}
+inline void write_cr4(uint64_t v) {
+  asm volatile("mov %0, %%cr4" ::"r"(v) : "memory");
+}
 
 // ---- Misc ----
 inline uint64_t rdtsc() {
@@ -71,20 +101,36 @@ inline uint64_t rdtsc() {
   asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
   return (static_cast<uint64_t>(hi) << 32) | lo;
 }
-inline void pause() { asm volatile("pause"); }
-inline void halt() { asm volatile("hlt"); }
-inline void disable_interrupts() { asm volatile("cli" ::: "memory"); }
-inline void enable_interrupts() { asm volatile("sti" ::: "memory"); }
-inline void enable_interrupts_and_halt() { asm volatile("sti; hlt" ::: "memory"); }
+inline void pause() {
+  asm volatile("pause");
+}
+inline void halt() {
+  asm volatile("hlt");
+}
+inline void disable_interrupts() {
+  asm volatile("cli" ::: "memory");
+}
+inline void enable_interrupts() {
+  asm volatile("sti" ::: "memory");
+}
+inline void enable_interrupts_and_halt() {
+  asm volatile("sti; hlt" ::: "memory");
+}
 inline uint64_t read_rflags() {
   uint64_t v;
   asm volatile("pushfq; popq %0" : "=r"(v));
   return v;
 }
 constexpr uint64_t kRflagsIf = 1ull << 9;  // SDM Vol. 1 3.4.3: interrupt enable flag
-inline bool interrupts_enabled() { return (read_rflags() & kRflagsIf) != 0; }
-inline void invlpg(uint64_t virt) { asm volatile("invlpg (%0)" ::"r"(virt) : "memory"); }
-inline void flush_tlb() { write_cr3(read_cr3()); }
+inline bool interrupts_enabled() {
+  return (read_rflags() & kRflagsIf) != 0;
+}
+inline void invlpg(uint64_t virt) {
+  asm volatile("invlpg (%0)" ::"r"(virt) : "memory");
+}
+inline void flush_tlb() {
+  write_cr3(read_cr3());
+}
 
 [[noreturn]] inline void halt_forever() {
   for (;;) {

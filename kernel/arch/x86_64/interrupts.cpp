@@ -39,16 +39,38 @@ void set_gate(uint8_t vector, uint8_t ist) {
   g.reserved = 0;
 }
 
-const char* const kExceptionNames[32] = {
-    "divide error (#DE)", "debug (#DB)", "non-maskable interrupt (NMI)", "breakpoint (#BP)",
-    "overflow (#OF)", "bound range exceeded (#BR)", "invalid opcode (#UD)", "device not available (#NM)",
-    "double fault (#DF)", "coprocessor segment overrun", "invalid TSS (#TS)", "segment not present (#NP)",
-    "stack-segment fault (#SS)", "general protection (#GP)", "page fault (#PF)", "reserved (15)",
-    "x87 floating-point error (#MF)", "alignment check (#AC)", "machine check (#MC)",
-    "SIMD floating-point exception (#XM)", "virtualization exception (#VE)",
-    "control protection (#CP)", "reserved (22)", "reserved (23)", "reserved (24)", "reserved (25)",
-    "reserved (26)", "reserved (27)", "hypervisor injection (#HV)", "VMM communication (#VC)",
-    "security exception (#SX)", "reserved (31)"};
+const char* const kExceptionNames[32] = {"divide error (#DE)",
+                                         "debug (#DB)",
+                                         "non-maskable interrupt (NMI)",
+                                         "breakpoint (#BP)",
+                                         "overflow (#OF)",
+                                         "bound range exceeded (#BR)",
+                                         "invalid opcode (#UD)",
+                                         "device not available (#NM)",
+                                         "double fault (#DF)",
+                                         "coprocessor segment overrun",
+                                         "invalid TSS (#TS)",
+                                         "segment not present (#NP)",
+                                         "stack-segment fault (#SS)",
+                                         "general protection (#GP)",
+                                         "page fault (#PF)",
+                                         "reserved (15)",
+                                         "x87 floating-point error (#MF)",
+                                         "alignment check (#AC)",
+                                         "machine check (#MC)",
+                                         "SIMD floating-point exception (#XM)",
+                                         "virtualization exception (#VE)",
+                                         "control protection (#CP)",
+                                         "reserved (22)",
+                                         "reserved (23)",
+                                         "reserved (24)",
+                                         "reserved (25)",
+                                         "reserved (26)",
+                                         "reserved (27)",
+                                         "hypervisor injection (#HV)",
+                                         "VMM communication (#VC)",
+                                         "security exception (#SX)",
+                                         "reserved (31)"};
 
 }  // namespace
 
@@ -68,7 +90,9 @@ void load_idt() {
   asm volatile("lidt %0" ::"m"(ptr));
 }
 
-void set_handler(uint8_t vector, Handler handler) { g_handlers[vector] = handler; }
+void set_handler(uint8_t vector, Handler handler) {
+  g_handlers[vector] = handler;
+}
 
 }  // namespace lantern::interrupts
 

@@ -38,7 +38,8 @@ void write_reg(const IoApic& io, uint32_t reg, uint32_t value) {
 
 Result<IoApic*> find(uint32_t gsi) {
   for (size_t i = 0; i < g_count; ++i) {
-    if (gsi >= g_ioapics[i].gsi_base && gsi < g_ioapics[i].gsi_base + g_ioapics[i].entries) return &g_ioapics[i];
+    if (gsi >= g_ioapics[i].gsi_base && gsi < g_ioapics[i].gsi_base + g_ioapics[i].entries)
+      return &g_ioapics[i];
   }
   return make_error(ErrorCode::kNotFound, "no I/O APIC serves this GSI", gsi);
 }
@@ -58,7 +59,7 @@ void disable_legacy_pic() {
   constexpr uint16_t kPic1Cmd = 0x20, kPic1Data = 0x21, kPic2Cmd = 0xa0, kPic2Data = 0xa1;
   cpu::outb(kPic1Cmd, 0x11);  // ICW1: init, ICW4 needed
   cpu::outb(kPic2Cmd, 0x11);
-  cpu::outb(kPic1Data, interrupts::kVectorLegacyPicBase);      // ICW2: vector base
+  cpu::outb(kPic1Data, interrupts::kVectorLegacyPicBase);  // ICW2: vector base
   cpu::outb(kPic2Data, interrupts::kVectorLegacyPicBase + 8);
   cpu::outb(kPic1Data, 0x04);  // ICW3: slave on IRQ2
   cpu::outb(kPic2Data, 0x02);

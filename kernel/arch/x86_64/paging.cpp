@@ -19,7 +19,7 @@ constexpr uint64_t kPteWriteThrough = 1ull << 3;  // PWT
 constexpr uint64_t kPteCacheDisable = 1ull << 4;  // PCD
 constexpr uint64_t kPteLarge = 1ull << 7;         // PS in a PDPTE (1 GiB) or PDE (2 MiB)
 constexpr uint64_t kPteGlobal = 1ull << 8;
-constexpr uint64_t kPteNoExecute = 1ull << 63;    // XD, needs IA32_EFER.NXE
+constexpr uint64_t kPteNoExecute = 1ull << 63;  // XD, needs IA32_EFER.NXE
 constexpr uint64_t kPteAddressMask = 0x000ffffffffff000ull;
 
 constexpr uint64_t kMmioWindowSize = 64ull << 30;
@@ -30,9 +30,13 @@ bool g_nx = false;
 bool g_huge_direct = false;
 uint64_t g_mmio_next = MMIO_MAP_BASE;
 
-unsigned index_at(uint64_t virt, int level) { return (virt >> (12 + 9 * (level - 1))) & 511; }
+unsigned index_at(uint64_t virt, int level) {
+  return (virt >> (12 + 9 * (level - 1))) & 511;
+}
 
-uint64_t* table_at(uint64_t phys) { return phys_to_ptr<uint64_t>(phys & kPteAddressMask); }
+uint64_t* table_at(uint64_t phys) {
+  return phys_to_ptr<uint64_t>(phys & kPteAddressMask);
+}
 
 Result<uint64_t> new_table() {
   const uint64_t frame = TRY(memory::alloc_frame());
@@ -84,8 +88,12 @@ Result<void> map_kernel_section(uint64_t pml4, const char* start, const char* en
 
 }  // namespace
 
-uint64_t kernel_cr3() { return g_pml4_phys; }
-bool large_direct_map_pages() { return g_huge_direct; }
+uint64_t kernel_cr3() {
+  return g_pml4_phys;
+}
+bool large_direct_map_pages() {
+  return g_huge_direct;
+}
 
 Result<uint64_t> virt_to_phys(uint64_t virt) {
   if (virt >= KERNEL_VMA) return virt - KERNEL_VMA;

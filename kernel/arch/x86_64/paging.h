@@ -20,7 +20,9 @@ constexpr uint64_t kUncached = 1u << 2;
 
 enum class PageSize { k4KiB, k2MiB };
 
-inline uint64_t phys_to_virt(uint64_t phys) { return DIRECT_MAP_BASE + phys; }
+inline uint64_t phys_to_virt(uint64_t phys) {
+  return DIRECT_MAP_BASE + phys;
+}
 template <typename T>
 T* phys_to_ptr(uint64_t phys) {
   return reinterpret_cast<T*>(phys_to_virt(phys));

@@ -23,8 +23,12 @@ void register_cpu(PerCpu* cpu) {
   g_cpu_count.fetch_add(1);
 }
 
-uint32_t cpu_count() { return g_cpu_count.load(); }
+uint32_t cpu_count() {
+  return g_cpu_count.load();
+}
 
-PerCpu* cpu_by_index(uint32_t index) { return index < kMaxCpus ? g_cpus[index] : nullptr; }
+PerCpu* cpu_by_index(uint32_t index) {
+  return index < kMaxCpus ? g_cpus[index] : nullptr;
+}
 
 }  // namespace lantern

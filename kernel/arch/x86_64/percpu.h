@@ -34,7 +34,7 @@ inline PerCpu& this_cpu() {
 PerCpu* this_cpu_or_null();
 void install_percpu(PerCpu* cpu);
 
-uint32_t cpu_count();                 // CPUs that reported in
+uint32_t cpu_count();                  // CPUs that reported in
 PerCpu* cpu_by_index(uint32_t index);  // nullptr if out of range
 void register_cpu(PerCpu* cpu);
 

@@ -7,20 +7,20 @@ namespace {
 
 // 16550 register offsets from the base port (PC16550D datasheet, Table 2).
 constexpr uint16_t kCom1 = 0x3f8;
-constexpr uint16_t kData = 0;         // RBR/THR, or DLL when LCR.DLAB = 1
-constexpr uint16_t kIntEnable = 1;    // IER, or DLM when LCR.DLAB = 1
-constexpr uint16_t kFifoControl = 2;  // FCR
-constexpr uint16_t kLineControl = 3;  // LCR
-constexpr uint16_t kModemControl = 4; // MCR
-constexpr uint16_t kLineStatus = 5;   // LSR
+constexpr uint16_t kData = 0;          // RBR/THR, or DLL when LCR.DLAB = 1
+constexpr uint16_t kIntEnable = 1;     // IER, or DLM when LCR.DLAB = 1
+constexpr uint16_t kFifoControl = 2;   // FCR
+constexpr uint16_t kLineControl = 3;   // LCR
+constexpr uint16_t kModemControl = 4;  // MCR
+constexpr uint16_t kLineStatus = 5;    // LSR
 
-constexpr uint8_t kLcrDlab = 0x80;            // divisor latch access
-constexpr uint8_t kLcr8N1 = 0x03;             // 8 data bits, no parity, 1 stop bit
-constexpr uint8_t kFcrEnableClear = 0xc7;     // enable FIFOs, clear both, 14-byte threshold
-constexpr uint8_t kMcrDtrRtsOut2 = 0x0b;      // DTR, RTS, OUT2
-constexpr uint8_t kLsrThrEmpty = 0x20;        // LSR bit 5: THR empty
+constexpr uint8_t kLcrDlab = 0x80;              // divisor latch access
+constexpr uint8_t kLcr8N1 = 0x03;               // 8 data bits, no parity, 1 stop bit
+constexpr uint8_t kFcrEnableClear = 0xc7;       // enable FIFOs, clear both, 14-byte threshold
+constexpr uint8_t kMcrDtrRtsOut2 = 0x0b;        // DTR, RTS, OUT2
+constexpr uint8_t kLsrThrEmpty = 0x20;          // LSR bit 5: THR empty
 constexpr uint8_t kLsrTransmitterEmpty = 0x40;  // LSR bit 6: THR and shift register empty
-constexpr uint16_t kDivisor115200 = 1;        // 1.8432 MHz / (16 * 115200)
+constexpr uint16_t kDivisor115200 = 1;          // 1.8432 MHz / (16 * 115200)
 
 bool g_present = false;
 

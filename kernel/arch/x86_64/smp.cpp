@@ -20,7 +20,7 @@ extern "C" void ap_main(lantern::PerCpu* cpu);
 namespace lantern::smp {
 namespace {
 
-constexpr uint64_t kEferLme = 1ull << 8;   // SDM Vol. 4 Table 2-2, IA32_EFER
+constexpr uint64_t kEferLme = 1ull << 8;  // SDM Vol. 4 Table 2-2, IA32_EFER
 constexpr uint64_t kEferNxe = 1ull << 11;
 constexpr uint64_t kInitDelayUs = 10'000;  // SDM Vol. 3 9.4.4.1: 10 ms after INIT
 constexpr uint64_t kSipiDelayUs = 200;     // 200 us between the two SIPIs
