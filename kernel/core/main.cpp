@@ -41,19 +41,19 @@ void run_global_constructors() {
   for (InitFunction* f = __init_array_start; f != __init_array_end; ++f) (*f)();
 }
 
+// A boot step that cannot fail without leaving the machine unusable: its error is a panic.
+[[noreturn]] void boot_step_failed(const char* what, const Error& error) {
+  panic("%s: %s (%s, detail 0x%llx)", what, error.message, error_code_name(error.code),
+        static_cast<unsigned long long>(error.detail));
+}
+
 template <typename T>
 T check(Result<T> result, const char* what) {
-  if (!result) {
-    panic("%s: %s (%s, detail 0x%llx)", what, result.error().message, error_code_name(result.error().code),
-          static_cast<unsigned long long>(result.error().detail));
-  }
+  if (!result) boot_step_failed(what, result.error());
   return std::move(result).value();
 }
 void check(Result<void> result, const char* what) {
-  if (!result) {
-    panic("%s: %s (%s, detail 0x%llx)", what, result.error().message, error_code_name(result.error().code),
-          static_cast<unsigned long long>(result.error().detail));
-  }
+  if (!result) boot_step_failed(what, result.error());
 }
 
 void on_timer(interrupts::Frame&) {

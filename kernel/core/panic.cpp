@@ -74,6 +74,26 @@ void print_backtrace(uint64_t rip, uint64_t rbp) {
   put("(resolve with: addr2line -fipe build/lantern.elf <address>)\n");
 }
 
+struct NamedValue {
+  const char* name;
+  uint64_t value;
+};
+
+// Prints name=0x... pairs, `per_line` to a line.
+template <size_t N>
+void put_rows(const NamedValue (&values)[N], size_t per_line) {
+  for (size_t i = 0; i < N; ++i) {
+    put_hex(values[i].name, values[i].value);
+    if ((i + 1) % per_line == 0 || i + 1 == N) put("\n");
+  }
+}
+
+void put_header(const char* reason) {
+  put("\nLANTERN PANIC ");
+  put(reason);
+  put("\n");
+}
+
 void print_cpu_line(uint64_t vector, uint64_t error_code, bool has_vector) {
   PerCpu* c = this_cpu_or_null();
   char buf[96];
@@ -106,9 +126,7 @@ void panic(const char* fmt, ...) {
     va_start(args, fmt);
     lib::format_v(message, sizeof(message), fmt, args);
     va_end(args);
-    put("\nLANTERN PANIC ");
-    put(message);
-    put("\n");
+    put_header(message);
     print_cpu_line(0, 0, false);
     uint64_t rsp, rbp;
     asm volatile("movq %%rsp, %0; movq %%rbp, %1" : "=r"(rsp), "=r"(rbp));
@@ -127,35 +145,14 @@ void panic_with_frame(const interrupts::Frame& f, const char* reason) {
   cpu::disable_interrupts();
   {
     PanicOutputLock lock;
-    put("\nLANTERN PANIC ");
-    put(reason);
-    put("\n");
+    put_header(reason);
     print_cpu_line(f.vector, f.error_code, true);
-    put_hex("rip", f.rip);
-    put_hex("rsp", f.rsp);
-    put_hex("rflags", f.rflags);
-    put_hex("cs", f.cs);
-    put_hex("ss", f.ss);
-    put("\n");
-    put_hex("rax", f.rax);
-    put_hex("rbx", f.rbx);
-    put_hex("rcx", f.rcx);
-    put_hex("rdx", f.rdx);
-    put("\n");
-    put_hex("rsi", f.rsi);
-    put_hex("rdi", f.rdi);
-    put_hex("rbp", f.rbp);
-    put_hex("r8 ", f.r8);
-    put("\n");
-    put_hex("r9 ", f.r9);
-    put_hex("r10", f.r10);
-    put_hex("r11", f.r11);
-    put_hex("r12", f.r12);
-    put("\n");
-    put_hex("r13", f.r13);
-    put_hex("r14", f.r14);
-    put_hex("r15", f.r15);
-    put("\n");
+    const NamedValue registers[] = {{"rip", f.rip}, {"rsp", f.rsp}, {"rflags", f.rflags}, {"cs", f.cs},
+                                    {"ss", f.ss},   {"rax", f.rax}, {"rbx", f.rbx},       {"rcx", f.rcx},
+                                    {"rdx", f.rdx}, {"rsi", f.rsi}, {"rdi", f.rdi},       {"rbp", f.rbp},
+                                    {"r8 ", f.r8},  {"r9 ", f.r9},  {"r10", f.r10},       {"r11", f.r11},
+                                    {"r12", f.r12}, {"r13", f.r13}, {"r14", f.r14},       {"r15", f.r15}};
+    put_rows(registers, 5);
     print_control_registers();
     print_backtrace(f.rip, f.rbp);
     serial::drain();
