@@ -35,6 +35,7 @@ execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libgcc.a
 target_link_options(lantern_kernel PRIVATE
   -nostdlib -static -no-pie
   -Wl,-T,${LANTERN_LINKER_SCRIPT}
+  -Wl,--no-warn-rwx-segments  # the 32-bit .boot segment is RWX by design (linker.ld)
   -Wl,-z,max-page-size=0x1000 -Wl,--build-id=none -Wl,--gc-sections -Wl,-Map=${CMAKE_BINARY_DIR}/lantern.map)
 target_link_libraries(lantern_kernel PRIVATE
   -Wl,--start-group ${LANTERN_LIBSTDCXX} ${LANTERN_LIBGCC} -Wl,--end-group)

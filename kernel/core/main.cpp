@@ -20,6 +20,7 @@
 #include "kernel/core/power.h"
 #include "kernel/core/selftest.h"
 #include "kernel/core/time.h"
+#include "net/stack/net.h"
 
 extern "C" uint32_t boot_multiboot_magic;
 extern "C" uint32_t boot_multiboot_info;
@@ -162,7 +163,16 @@ extern "C" void kernel_main() {
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(), 0u, 0u, "none",
-                     "none");
-  for (;;) cpu::enable_interrupts_and_halt();
+  // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
+  auto net_started = net::start(cmdline);
+  if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
+  const net::NetStatus net_status = net_started ? *net_started : net::status();
+  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(), 0u, 0u, net_status.ip,
+                     net_status.console);
+  // The BSP owns lwIP (net/stack/README.md): it polls between interrupts; the timer tick and
+  // NIC interrupts wake it.
+  for (;;) {
+    net::poll();
+    cpu::enable_interrupts_and_halt();
+  }
 }

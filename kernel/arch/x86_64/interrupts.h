@@ -19,7 +19,8 @@ constexpr uint8_t kVectorLegacyPicBase = 0x20;
 constexpr uint8_t kVectorTimer = 0x40;         // LAPIC timer
 constexpr uint8_t kVectorCallFunction = 0x41;  // IPI: run queued work on this core
 constexpr uint8_t kVectorWakeup = 0x42;        // IPI: just leave HLT / force a VM exit
-constexpr uint8_t kVectorIoApicBase = 0x50;    // IOAPIC GSIs are routed from here on
+constexpr uint8_t kVectorIoApicBase = 0x50;    // IOAPIC GSI n is routed to 0x50 + n (24 inputs: to 0x67)
+constexpr uint8_t kVectorNicMsi = 0x70;        // the NIC's MSI / MSI-X vector (net/kernel/nic_probe.cpp)
 constexpr uint8_t kVectorSpurious = 0xff;      // LAPIC spurious vector (low nibble 0xf)
 
 using Handler = void (*)(Frame& frame);
