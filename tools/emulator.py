@@ -61,7 +61,9 @@ BOCHS_VMX_CPU_MODELS = (
     "corei7_icelake_u",
     "tigerlake",
 )
-NICS = ("e1000", "virtio-net", "none")
+# "virtio-net-modern" is a modern-only device (disable-legacy=on: 1AF4:1041); "virtio-net" is the
+# transitional one (1AF4:1000).
+NICS = ("e1000", "virtio-net", "virtio-net-modern", "none")
 GUEST_HTTP_PORT = 80
 # isa-debug-exit: writing v to port 0xf4 ends QEMU with status (v << 1) | 1.
 QEMU_DEBUG_EXIT_PORT = 0xF4
@@ -150,7 +152,7 @@ class Config:
     mem: int = 256  # MiB
     # Host port on 127.0.0.1 forwarded to the guest's port 80. None: pick a free one. 0: no forward.
     port: Optional[int] = None
-    nic: str = "e1000"  # "e1000", "virtio-net" (QEMU only) or "none"
+    nic: str = "e1000"  # "e1000", "virtio-net", "virtio-net-modern" (QEMU only) or "none"
     kvm: bool = False  # QEMU only; only for `./lantern run` on a host with usable VMX
     cpu_model: Optional[str] = None  # QEMU: "max" (TCG) / "host" (KVM); Bochs: DEFAULT_BOCHS_CPU
     bochs_ips: int = 20_000_000  # emulators.md: 4M..20M is the sweet spot with clock sync=none
@@ -172,7 +174,7 @@ class Config:
         if self.nic not in NICS:
             raise EmulatorError(f"unknown NIC '{self.nic}' (expected one of {', '.join(NICS)})")
         if self.emulator == "bochs":
-            if self.nic == "virtio-net":
+            if self.nic.startswith("virtio-net"):
                 raise EmulatorError("Bochs has no virtio-net device: use --nic e1000 or QEMU")
             if self.kvm:
                 raise EmulatorError("KVM is a QEMU accelerator; Bochs cannot use it")
@@ -209,7 +211,8 @@ def qemu_command(cfg: Config, iso: str, serial: str) -> list[str]:
         netdev = "user,id=n0,restrict=on"
         for host, guest in cfg.forwards():
             netdev += f",hostfwd=tcp:127.0.0.1:{host}-:{guest}"
-        device = "e1000" if cfg.nic == "e1000" else "virtio-net-pci"
+        device = {"e1000": "e1000", "virtio-net": "virtio-net-pci",
+                  "virtio-net-modern": "virtio-net-pci,disable-legacy=on"}[cfg.nic]
         cmd += ["-netdev", netdev, "-device", f"{device},netdev=n0,mac={cfg.mac}"]
     else:
         cmd += ["-nic", "none"]

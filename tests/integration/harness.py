@@ -71,7 +71,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--kernel", default=None, help="build/lantern.elf, for tests that remaster")
     p.add_argument("--cpus", type=int, default=1)
     p.add_argument("--mem", type=int, default=256)
-    p.add_argument("--nic", default="e1000", choices=("e1000", "virtio-net"))
+    p.add_argument("--nic", default="e1000", choices=emulator.NICS)
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for each expected line (default: qemu 30, bochs 120)")
     p.add_argument("--keep-workdir", action="store_true", help="keep the emulator's work dir")
