@@ -157,16 +157,16 @@ extern "C" void kernel_main() {
   g_boot.cpus_expected = candidates;
   LOG_INFO("smp: %u of %u CPUs online", 1 + started, candidates);
 
+  // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
+  auto net_started = net::start(cmdline);
+  if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
+  const net::NetStatus net_status = net_started ? *net_started : net::status();
   crash_if_asked(cmdline);
   if (cmdline_has_flag(cmdline, "selftest")) {
     const auto summary = selftest::run_all();
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
-  auto net_started = net::start(cmdline);
-  if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
-  const net::NetStatus net_status = net_started ? *net_started : net::status();
   log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(), 0u, 0u, net_status.ip,
                      net_status.console);
   // The BSP owns lwIP (net/stack/README.md): it polls between interrupts; the timer tick and
