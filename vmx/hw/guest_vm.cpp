@@ -1,0 +1,352 @@
+#include "vmx/hw/guest_vm.h"
+
+#include <variant>
+
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/boot/cmdline.h"
+#include "kernel/core/boot_state.h"
+#include "kernel/core/log.h"
+#include "kernel/core/memory.h"
+#include "kernel/core/time.h"
+#include "kernel/lib/string.h"
+#include "vmx/hw/vmx_operation.h"
+
+namespace lantern::vmx {
+namespace {
+
+// 16550 UART registers at base 0x3f8 (PC16550D datasheet, Table 2): THR at +0 (write),
+// LSR at +5 with bit 5 THR empty and bit 6 transmitter empty.
+constexpr uint16_t kUartBase = 0x3f8;
+constexpr uint16_t kUartLsr = kUartBase + 5;
+constexpr uint32_t kUartLsrIdle = 0x60;
+// QEMU's isa-debug-exit port (emulators.md): a write ends the VM with that status.
+constexpr uint16_t kExitPort = 0xf4;
+// A read from a port nobody decodes floats high on the ISA bus.
+constexpr uint32_t kFloatingBus = 0xffffffff;
+// A halted guest is woken 100 times a second until it has a vlapic timer of its own.
+constexpr uint64_t kGuestHaltWakeHz = 100;
+
+constexpr char kGuestMagic[8] = {'L', 'N', 'T', 'G', 'U', 'E', 'S', 'T'};
+constexpr size_t kGuestMagicOffset = 8;
+constexpr size_t kGuestNameOffset = 16;
+constexpr size_t kGuestNameBytes = 16;
+constexpr size_t kGuestHeaderBytes = kGuestNameOffset + kGuestNameBytes;
+
+class KernelPageAllocator final : public PageAllocator {
+ public:
+  Result<uint64_t> alloc_zeroed_page() override {
+    const uint64_t phys = TRY(memory::alloc_frame());
+    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, paging::kPageSize);
+    return phys;
+  }
+  void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
+};
+KernelPageAllocator g_page_allocator;
+
+struct DemoSlot {
+  GuestVm* vm = nullptr;
+  VmxVcpu* vcpu = nullptr;
+};
+DemoSlot g_demo[kMaxCpus];
+
+// The guest program named `name` among the boot modules (see the header layout in guest_vm.h).
+Result<std::span<const uint8_t>> find_guest_program(std::string_view name) {
+  for (const auto& module : boot_state().multiboot.modules()) {
+    if (module.size() < kGuestHeaderBytes) continue;
+    const auto* bytes = paging::phys_to_ptr<const uint8_t>(module.start);
+    if (lib::mem_compare(bytes + kGuestMagicOffset, kGuestMagic, sizeof(kGuestMagic)) != 0) continue;
+    const char* stored = reinterpret_cast<const char*>(bytes + kGuestNameOffset);
+    size_t len = 0;
+    while (len < kGuestNameBytes && stored[len] != '\0') ++len;
+    if (std::string_view(stored, len) == name) return std::span<const uint8_t>(bytes, module.size());
+  }
+  return make_error(ErrorCode::kNotFound, "no boot module holds the guest program");
+}
+
+bool demo_enabled() {
+  const std::string_view cmdline = boot_state().multiboot.cmdline.value_or("");
+  if (cmdline_has_flag(cmdline, "selftest") || cmdline_has_flag(cmdline, "bench")) return false;
+  if (auto v = cmdline_value(cmdline, "vmx.demo"); v && (*v == "0" || *v == "off" || *v == "no")) return false;
+  return true;
+}
+
+uint8_t max_phys_bits() {
+  // CPUID.80000008H:EAX[7:0] = physical-address width (SDM Vol. 2A CPUID).
+  if (cpu::cpuid(0x80000000).eax >= 0x80000008) return static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
+  return 36;
+}
+
+}  // namespace
+
+void GuestConsole::put(uint32_t vm_id, char c) {
+  buffer_[total_ % kBufferBytes] = c;
+  ++total_;
+  if (c == '\r') return;
+  if (c == '\n' || line_len_ == sizeof(line_) - 1) {
+    LOG_INFO("guest vm%u: %.*s", vm_id, static_cast<int>(line_len_), line_);
+    line_len_ = 0;
+    if (c == '\n') return;
+  }
+  line_[line_len_++] = (c >= 0x20 && c < 0x7f) ? c : '.';
+}
+
+size_t GuestConsole::copy_out(char* out, size_t capacity) const {
+  const uint64_t available = total_ < kBufferBytes ? total_ : kBufferBytes;
+  const size_t n = capacity < available ? capacity : static_cast<size_t>(available);
+  const uint64_t first = total_ - n;
+  for (size_t i = 0; i < n; ++i) out[i] = buffer_[(first + i) % kBufferBytes];
+  return n;
+}
+
+Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) {
+  const VmxCapabilities* caps = capabilities();
+  if (caps == nullptr) return make_error(ErrorCode::kUnsupported, "VMX is not available");
+  if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
+    return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
+  }
+  const std::span<const uint8_t> program = TRY(find_guest_program(program_name));
+  if (program.size() > kGuestMemoryBytes - kGuestLoadAddress) {
+    return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
+  }
+  void* mem = kmalloc(sizeof(GuestVm), 16);
+  if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
+  auto* vm = new (mem) GuestVm();
+  vm->vm_id = vm_id;
+  auto block = memory::alloc_contiguous(kGuestMemoryBytes / paging::kPageSize, kGuestMemoryBytes);
+  if (!block) {
+    kfree(vm);
+    return block.error();
+  }
+  vm->memory_phys = *block;
+  auto* guest_ram = paging::phys_to_ptr<uint8_t>(vm->memory_phys);
+  lib::mem_set(guest_ram, 0, kGuestMemoryBytes);
+  lib::mem_copy(guest_ram + kGuestLoadAddress, program.data(), program.size());
+
+  EptFeatures features;
+  features.pages_2m = caps->ept_2m_pages;
+  features.pages_1g = caps->ept_1g_pages;
+  features.execute_only = caps->ept_execute_only;
+  features.max_phys_bits = max_phys_bits();
+  auto ept = EptBuilder::create(g_page_allocator, features);
+  Result<void> mapped = ept ? ept->map(0, vm->memory_phys, kGuestMemoryBytes, kEptRwx, EptMemoryType::kWriteBack)
+                            : Result<void>(ept.error());
+  if (!mapped) {
+    (void)memory::free_frame(vm->memory_phys);  // only the first frame; the rest leaks (rare path)
+    kfree(vm);
+    return mapped.error();
+  }
+  vm->eptp = ept->eptp();
+  return vm;
+}
+
+Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id) {
+  VmxVcpu* vcpu = TRY(VmxVcpu::create(vm.vm_id, vcpu_id));
+  GuestEntry entry;
+  entry.mode = GuestMode::kRealMode;
+  entry.cs_selector = 0;
+  entry.rip = kGuestLoadAddress;
+  entry.rsp = kGuestStackTop;
+  Result<void> r = vcpu->setup(vm.eptp, entry);
+  if (r) r = vcpu->bind_to_current_processor();
+  if (!r) {
+    VmxVcpu::destroy(vcpu);
+    return r.error();
+  }
+  return vcpu;
+}
+
+Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) {
+  if (const auto* w = std::get_if<exits::IoWrite>(&exit)) {
+    if (w->port == kUartBase) {
+      vm.console.put(vm.vm_id, static_cast<char>(w->data & 0xff));
+    } else if (w->port == kExitPort) {
+      vm.exit_requested = true;
+      vm.exit_status = w->data;
+    }
+    return true;  // other ports: writes go nowhere
+  }
+  if (const auto* r = std::get_if<exits::IoRead>(&exit)) {
+    uint32_t value = kFloatingBus;
+    if (r->port == kUartLsr) {
+      value = kUartLsrIdle;
+    } else if (r->port >= kUartBase && r->port < kUartBase + 8) {
+      value = 0;
+    }
+    TRY(vcpu.complete_io_read(value));
+    return true;
+  }
+  if (std::holds_alternative<exits::MsrRead>(exit)) {
+    TRY(vcpu.complete_msr_read(0));
+    return true;
+  }
+  if (std::holds_alternative<exits::MsrWrite>(exit) || std::holds_alternative<exits::Nothing>(exit) ||
+      std::holds_alternative<exits::ExternalInterrupt>(exit)) {
+    return true;
+  }
+  if (std::holds_alternative<exits::Halt>(exit)) {
+    // The guest waits for an interrupt. Until the vlapic exists, a timer wakes it: preferably
+    // the VMX preemption timer, with the guest in the HLT activity state (the core idles inside
+    // VMX non-root); otherwise this core halts until its next host interrupt.
+    if (vcpu.can_sleep_in_hlt()) {
+      const VmxCapabilities* caps = capabilities();
+      const uint64_t ticks = (time::tsc_hz() / kGuestHaltWakeHz) >> caps->preemption_timer_rate;
+      TRY(vcpu.sleep_in_hlt(static_cast<uint32_t>(ticks > 0xffffffffu ? 0xffffffffu : (ticks == 0 ? 1 : ticks))));
+      return true;
+    }
+    const bool were_enabled = cpu::interrupts_enabled();
+    cpu::enable_interrupts_and_halt();
+    if (!were_enabled) cpu::disable_interrupts();
+    return true;
+  }
+  if (const auto* h = std::get_if<exits::Hypercall>(&exit)) {
+    switch (h->nr) {
+      case kHypercallNull:
+      case kHypercallHeartbeat:
+        vcpu.set_hypercall_result(0);
+        return true;
+      case kHypercallInjectInterrupt: {
+        auto queued = vcpu.events().queue_event(PendingEventType::kExternalInterrupt,
+                                                static_cast<uint32_t>(h->args[0]));
+        vcpu.set_hypercall_result(queued ? 0 : ~uint64_t{0});
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+Result<void> prepare_demo_vcpu_on_this_cpu() {
+  if (!this_cpu_in_vmx_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
+  if (!demo_enabled()) return make_error(ErrorCode::kInvalidState, "the demo guest is off for this boot mode");
+  const uint32_t index = this_cpu().index;
+  GuestVm* vm = TRY(create_guest_vm(index, "demo"));
+  auto vcpu = create_bound_vcpu(*vm, 0);
+  if (!vcpu) {
+    LOG_ERROR("vmx: cpu%u: demo vCPU: %s (detail %llu)", index, vcpu.error().message,
+              static_cast<unsigned long long>(vcpu.error().detail));
+    return vcpu.error();
+  }
+  g_demo[index] = DemoSlot{vm, *vcpu};
+  LOG_INFO("vmx: cpu%u: demo VM %u with vCPU 0 bound here", index, vm->vm_id);
+  return ok();
+}
+
+void run_vcpu_loop_on_this_cpu(HostWork host_work) {
+  const uint32_t index = this_cpu().index;
+  if (index >= kMaxCpus || g_demo[index].vcpu == nullptr) return;
+  GuestVm& vm = *g_demo[index].vm;
+  VmxVcpu& vcpu = *g_demo[index].vcpu;
+  for (;;) {
+    auto exit = vcpu.run();
+    if (!exit) {
+      LOG_ERROR("vmx: vm%u vcpu%u: run failed: %s (%s, detail %llu)", vm.vm_id, vcpu.vcpu_id(),
+                exit.error().message, error_code_name(exit.error().code),
+                static_cast<unsigned long long>(exit.error().detail));
+      break;
+    }
+    auto handled = handle_device_exit(vm, vcpu, *exit);
+    if (!handled) {
+      LOG_ERROR("vmx: vm%u: device exit: %s", vm.vm_id, handled.error().message);
+      break;
+    }
+    if (!*handled) {
+      if (std::holds_alternative<exits::Hypercall>(*exit)) {
+        vcpu.set_hypercall_result(~uint64_t{0});  // unknown hypercall
+        continue;
+      }
+      const std::string_view kind = vm_exit_kind_name(*exit);
+      LOG_ERROR("vmx: vm%u vcpu%u: %.*s; the vCPU stops", vm.vm_id, vcpu.vcpu_id(), static_cast<int>(kind.size()),
+                kind.data());
+      break;
+    }
+    if (vm.exit_requested) {
+      LOG_INFO("vmx: vm%u: guest wrote 0x%x to the exit port", vm.vm_id, vm.exit_status);
+      break;
+    }
+    if (host_work != nullptr &&
+        (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
+         std::holds_alternative<exits::Nothing>(*exit))) {
+      host_work();
+    }
+  }
+  LOG_WARN("vmx: cpu%u: demo vCPU stopped after %llu exits; this core idles", index,
+           static_cast<unsigned long long>(vcpu.total_exits()));
+}
+
+Result<void> run_benchmarks() {
+  if (!this_cpu_in_vmx_operation()) {
+    const char* why = unavailable_reason();
+    LOG_WARN("bench: skipped: no VMX (%s)", why != nullptr ? why : "this core is not in VMX operation");
+    return make_error(ErrorCode::kUnsupported, "bench needs VMX");
+  }
+  // Ids as in tests/guests/bench.S; id 0 is the baseline (a NOP between the two RDTSCs).
+  constexpr const char* kNames[] = {"baseline", "vmcall_roundtrip", "cpuid_exit", "io_exit", "msr_exit",
+                                    "inject_interrupt"};
+  constexpr size_t kCount = sizeof(kNames) / sizeof(kNames[0]);
+  struct Figure {
+    bool present = false;
+    uint64_t total = 0;
+    uint64_t iterations = 0;
+    uint64_t minimum = 0;
+  } figures[kCount];
+
+  GuestVm* vm = TRY(create_guest_vm(1000, "bench"));
+  VmxVcpu* vcpu = TRY(create_bound_vcpu(*vm, 0));
+  Result<void> outcome = ok();
+  for (;;) {
+    auto exit = vcpu->run();
+    if (!exit) {
+      outcome = exit.error();
+      break;
+    }
+    if (const auto* h = std::get_if<exits::Hypercall>(&*exit); h != nullptr && h->nr == kHypercallBenchResult) {
+      if (h->args[0] < kCount) {
+        figures[h->args[0]] = Figure{true, h->args[1], h->args[2], h->args[3]};
+      }
+      vcpu->set_hypercall_result(0);
+      continue;
+    }
+    auto handled = handle_device_exit(*vm, *vcpu, *exit);
+    if (!handled) {
+      outcome = handled.error();
+      break;
+    }
+    if (!*handled) {
+      outcome = make_error(ErrorCode::kInvalidState, "bench guest made an exit the bench does not handle");
+      break;
+    }
+    if (vm->exit_requested) break;
+  }
+  if (!outcome) {
+    LOG_ERROR("bench: the guest failed: %s (detail %llu)", outcome.error().message,
+              static_cast<unsigned long long>(outcome.error().detail));
+    VmxVcpu::destroy(vcpu);
+    return outcome;
+  }
+  if (!figures[0].present) {
+    VmxVcpu::destroy(vcpu);
+    return make_error(ErrorCode::kInvalidState, "bench guest reported no baseline");
+  }
+  const uint64_t baseline = figures[0].minimum;
+  for (size_t i = 1; i < kCount; ++i) {
+    const Figure& f = figures[i];
+    if (!f.present || f.iterations == 0) {
+      LOG_ERROR("bench: %s: no result from the guest", kNames[i]);
+      continue;
+    }
+    const uint64_t cost = f.minimum > baseline ? f.minimum - baseline : 0;
+    const uint64_t average = f.total / f.iterations;
+    LOG_INFO("bench: %s: min %llu, mean %llu, baseline %llu ticks over %llu iterations", kNames[i],
+             static_cast<unsigned long long>(f.minimum), static_cast<unsigned long long>(average),
+             static_cast<unsigned long long>(baseline), static_cast<unsigned long long>(f.iterations));
+    log::contract_line("BENCH %s %llu ticks", kNames[i], static_cast<unsigned long long>(cost));
+  }
+  VmxVcpu::destroy(vcpu);
+  return ok();
+}
+
+}  // namespace lantern::vmx

@@ -1,0 +1,83 @@
+// A guest VM as the kernel runs it today: guest memory under EPT, a loaded guest program (a GRUB
+// module built from tests/guests/), the minimal guest devices (a 16550 UART transmitter at 0x3f8
+// whose output goes to a per-VM console buffer and to the log, and the QEMU-compatible exit
+// port 0xf4), and the per-core loop that runs one vCPU bound to its core. Kernel-only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "kernel/lib/result.h"
+#include "vmx/ept.h"
+#include "vmx/hw/vcpu.h"
+
+namespace lantern::vmx {
+
+// Guest programs start with this header (tests/guests/guest_header.inc), loaded at GPA 0x1000:
+//   offset 0   a jump over the header
+//   offset 8   "LNTGUEST"
+//   offset 16  the program's name, NUL-padded to 16 bytes
+inline constexpr uint64_t kGuestLoadAddress = 0x1000;
+inline constexpr uint64_t kGuestStackTop = 0x1000;  // real mode: SS:SP = 0:0x1000, below the code
+inline constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
+
+// The per-VM console: what the guest wrote to its UART. Lines also go to the log, prefixed.
+class GuestConsole {
+ public:
+  static constexpr size_t kBufferBytes = 4096;
+  void put(uint32_t vm_id, char c);
+  // The last bytes written (up to kBufferBytes), oldest first; returns how many were copied.
+  size_t copy_out(char* out, size_t capacity) const;
+  uint64_t total_bytes() const { return total_; }
+
+ private:
+  char buffer_[kBufferBytes] = {};
+  uint64_t total_ = 0;
+  char line_[120] = {};
+  size_t line_len_ = 0;
+};
+
+struct GuestVm {
+  uint32_t vm_id = 0;
+  uint64_t memory_phys = 0;  // GPA 0 .. kGuestMemoryBytes maps here
+  uint64_t eptp = 0;
+  GuestConsole console;
+  bool exit_requested = false;  // the guest wrote to port 0xf4
+  uint32_t exit_status = 0;
+};
+
+// Creates a VM with kGuestMemoryBytes of RAM (EPT identity of GPA 0.. onto one contiguous host
+// block) and loads the guest program `name` from the boot modules. kNotFound when no module
+// carries that name.
+Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name);
+// A vCPU of `vm` created, set up (real mode at the load address) and bound to this core.
+Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id);
+
+// Handles the exits the guest devices own: UART and exit-port I/O, other ports (reads return
+// all ones), MSR reads (0) and writes (ignored), HLT (waits for the next host interrupt), and
+// hypercall 0 (null, returns 0). Returns false for an exit the caller must handle (a hypercall
+// other than 0, a nested page fault, a stop).
+Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit);
+
+// Hypercall numbers shared with tests/guests/*.S.
+inline constexpr uint64_t kHypercallNull = 0;
+inline constexpr uint64_t kHypercallHeartbeat = 1;
+inline constexpr uint64_t kHypercallInjectInterrupt = 2;  // queue external interrupt args[0]
+inline constexpr uint64_t kHypercallBenchResult = 0x20;   // id, total ticks, iterations, min
+
+// The demo: on each core in VMX operation, one VM with one vCPU running the "demo" guest.
+// prepare_* creates and binds it (call before the core reports online, so READY can count it);
+// run_* loops forever when a vCPU was prepared and returns at once otherwise. The demo is off
+// with `selftest`, `bench` or `vmx.demo=0` on the command line.
+// host_work (may be null) runs between exits whenever the guest is idle or a host interrupt
+// arrived (the BSP passes net::poll), so a core running a vCPU still does its host duties.
+using HostWork = void (*)();
+Result<void> prepare_demo_vcpu_on_this_cpu();
+void run_vcpu_loop_on_this_cpu(HostWork host_work = nullptr);
+
+// `bench` mode (on the BSP): runs tests/guests/bench.S and prints
+// `BENCH <name> <n> ticks` lines (guest TSC ticks per operation, minimum over the iterations).
+Result<void> run_benchmarks();
+
+}  // namespace lantern::vmx

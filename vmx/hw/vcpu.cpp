@@ -1,0 +1,764 @@
+#include "vmx/hw/vcpu.h"
+
+#include <atomic>
+#include <new>
+
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/descriptors.h"
+#include "kernel/arch/x86_64/interrupts.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/log.h"
+#include "kernel/core/memory.h"
+#include "kernel/lib/string.h"
+#include "vmx/ept.h"
+#include "vmx/exit_qualification.h"
+#include "vmx/hw/vmx_operation.h"
+#include "vmx/vmx_controls.h"
+
+extern "C" uint64_t vmx_enter(lantern::vmx::GeneralRegisters* regs, uint64_t launched,
+                              lantern::vmx::VmxFastPath* fast);
+extern "C" char vmx_exit_entry[];
+extern "C" void interrupt_dispatch(lantern::interrupts::Frame* frame);
+
+namespace lantern::vmx {
+namespace {
+
+using F16 = VmcsField16;
+using F32 = VmcsField32;
+using F64 = VmcsField64;
+using FN = VmcsFieldNatural;
+
+std::atomic<uint32_t> g_vcpus_started{0};
+
+// CR0 bits (SDM Vol. 3A 2.5).
+constexpr uint64_t kCr0Pe = 1u << 0;
+constexpr uint64_t kCr0Et = 1u << 4;
+constexpr uint64_t kCr0Pg = 1u << 31;
+// RFLAGS bit 1 is reserved and always 1 (SDM Vol. 1 3.4.3).
+constexpr uint64_t kRflagsReserved1 = 1u << 1;
+// DR7 after reset: 0x400 (SDM Vol. 3B 18.2.4, bit 10 reserved 1).
+constexpr uint64_t kDr7Reset = 0x400;
+// VMCS link pointer: all ones when VMCS shadowing is not used (SDM Vol. 3C 24.4.2, 26.3.1.5).
+constexpr uint64_t kVmcsLinkPointerNone = ~uint64_t{0};
+
+// Segment access rights as in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): bits 3:0 type,
+// bit 4 S, bits 6:5 DPL, bit 7 P, bit 12 AVL, bit 13 L, bit 14 D/B, bit 15 G, bit 16 unusable.
+constexpr uint32_t kArCode16 = 0x9b;     // P, S, type 11: execute/read, accessed
+constexpr uint32_t kArData16 = 0x93;     // P, S, type 3: read/write, accessed
+constexpr uint32_t kArTssBusy32 = 0x8b;  // P, type 11: busy 32-bit TSS (26.3.1.2: TR type 3 or 11)
+constexpr uint32_t kArUnusable = 1u << 16;
+constexpr uint32_t kRealModeLimit = 0xffff;
+constexpr uint32_t kRealModeIdtLimit = 0x3ff;  // 256 four-byte IVT entries (SDM Vol. 3A 21.1.4)
+
+// CPUID (SDM Vol. 2A CPUID, Table 3-8/3-10): leaf 1 ECX bit 5 VMX, bit 31 "hypervisor present"
+// (reserved for hypervisors, always 0 on bare hardware), EBX bits 31:24 initial APIC ID.
+constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
+constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
+constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
+
+// Guest interruptibility: blocking by STI (bit 0) and by MOV SS (bit 1) end once the next
+// instruction completes, so skipping an instruction clears them (SDM Vol. 3C 24.4.2, Table 24-3).
+constexpr uint32_t kInterruptibilityShadow = kInterruptibilityStiBlocking | kInterruptibilityMovSsBlocking;
+
+// #UD for VMX instructions executed by the guest (SDM Vol. 3A Table 6-1, vector 6).
+constexpr uint8_t kVectorInvalidOpcode = 6;
+constexpr uint8_t kVectorNmi = 2;
+// Guest activity states (SDM Vol. 3C 24.4.2): 0 active, 1 HLT.
+constexpr uint32_t kActivityActive = 0;
+constexpr uint32_t kActivityHlt = 1;
+
+Result<uint64_t> alloc_page(uint8_t fill) {
+  const uint64_t phys = TRY(memory::alloc_frame());
+  lib::mem_set(paging::phys_to_ptr<void>(phys), fill, paging::kPageSize);
+  return phys;
+}
+
+void free_page(uint64_t phys) {
+  if (phys != 0) (void)memory::free_frame(phys);
+}
+
+uint16_t read_fs_selector() {
+  uint16_t s;
+  asm volatile("movw %%fs, %0" : "=r"(s));
+  return s;
+}
+uint16_t read_gs_selector() {
+  uint16_t s;
+  asm volatile("movw %%gs, %0" : "=r"(s));
+  return s;
+}
+uint64_t read_gdtr_base() {
+  DescriptorPointer p{};
+  asm volatile("sgdt %0" : "=m"(p));
+  return p.base;
+}
+uint64_t read_idtr_base() {
+  DescriptorPointer p{};
+  asm volatile("sidt %0" : "=m"(p));
+  return p.base;
+}
+
+// SYSENTER MSRs (SDM Vol. 4 Table 2-2) and the fixed-bit MSRs (SDM Vol. 3D A.7, A.8).
+constexpr uint32_t kMsrSysenterCs = 0x174;
+constexpr uint32_t kMsrSysenterEsp = 0x175;
+constexpr uint32_t kMsrSysenterEip = 0x176;
+
+}  // namespace
+
+uint32_t vcpus_started() { return g_vcpus_started.load(); }
+
+// ---- Life cycle ------------------------------------------------------------------------------
+
+Result<VmxVcpu*> VmxVcpu::create(uint32_t vm_id, uint32_t vcpu_id) {
+  const VmxCapabilities* caps = capabilities();
+  if (caps == nullptr || !this_cpu_in_vmx_operation()) {
+    return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
+  }
+  void* mem = kmalloc(sizeof(VmxVcpu), 64);
+  if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a vCPU");
+  auto* vcpu = new (mem) VmxVcpu(vm_id, vcpu_id);
+
+  auto fail = [vcpu](const Error& e) -> Result<VmxVcpu*> {
+    destroy(vcpu);
+    return e;
+  };
+  // VMCS region: revision identifier in bits 30:0 of the first dword (SDM Vol. 3C 24.2).
+  auto vmcs = alloc_page(0);
+  if (!vmcs) return fail(vmcs.error());
+  vcpu->vmcs_phys_ = *vmcs;
+  *paging::phys_to_ptr<uint32_t>(vcpu->vmcs_phys_) = caps->vmcs_revision_id & 0x7fffffff;
+  // I/O bitmaps A (ports 0-0x7fff) and B (0x8000-0xffff) and the MSR bitmap (read low, read high,
+  // write low, write high: 1 KiB each), a set bit means "exit" (SDM Vol. 3C 24.6.4, 24.6.9).
+  // Lantern's guests get intercept-everything by default.
+  auto io_a = alloc_page(0xff);
+  if (!io_a) return fail(io_a.error());
+  vcpu->io_bitmap_a_phys_ = *io_a;
+  auto io_b = alloc_page(0xff);
+  if (!io_b) return fail(io_b.error());
+  vcpu->io_bitmap_b_phys_ = *io_b;
+  auto msr = alloc_page(0xff);
+  if (!msr) return fail(msr.error());
+  vcpu->msr_bitmap_phys_ = *msr;
+  // VMCLEAR initialises the launch state to "clear" (SDM Vol. 3C 24.11.3).
+  if (auto r = hw::vmclear(vcpu->vmcs_phys_); !r) return fail(r.error());
+  return vcpu;
+}
+
+void VmxVcpu::destroy(VmxVcpu* vcpu) {
+  if (vcpu == nullptr) return;
+  if (vcpu->bound_cpu_ >= 0 && static_cast<uint32_t>(vcpu->bound_cpu_) == this_cpu().index) {
+    (void)vcpu->unbind_from_current_processor();
+  }
+  free_page(vcpu->vmcs_phys_);
+  free_page(vcpu->io_bitmap_a_phys_);
+  free_page(vcpu->io_bitmap_b_phys_);
+  free_page(vcpu->msr_bitmap_phys_);
+  vcpu->~VmxVcpu();
+  kfree(vcpu);
+}
+
+Result<void> VmxVcpu::setup(uint64_t eptp, const GuestEntry& entry) {
+  if (setup_done_) return make_error(ErrorCode::kInvalidState, "vCPU is already set up");
+  const uint32_t me = this_cpu().index;
+  cpu::InterruptsOff irq_off;
+  bool temporary = false;
+  if (bound_cpu_ >= 0 && static_cast<uint32_t>(bound_cpu_) != me) {
+    return make_error(ErrorCode::kBusy, "vCPU is bound to another core", static_cast<uint64_t>(bound_cpu_));
+  }
+  if (bound_cpu_ < 0) {
+    TRY(hw::vmptrld(vmcs_phys_));
+    temporary = true;
+  }
+  Result<void> r = write_controls(eptp);
+  if (r) r = write_guest_state(entry);
+  if (temporary) {
+    auto cleared = hw::vmclear(vmcs_phys_);
+    if (r && !cleared) r = cleared;
+  }
+  if (!r) return r;
+  setup_done_ = true;
+  g_vcpus_started.fetch_add(1);
+  return ok();
+}
+
+Result<void> VmxVcpu::bind_to_current_processor() {
+  const uint32_t me = this_cpu().index;
+  if (bound_cpu_ >= 0) {
+    if (static_cast<uint32_t>(bound_cpu_) == me) return ok();
+    return make_error(ErrorCode::kBusy, "vCPU is bound to another core", static_cast<uint64_t>(bound_cpu_));
+  }
+  if (!this_cpu_in_vmx_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
+  cpu::InterruptsOff irq_off;
+  TRY(hw::vmptrld(vmcs_phys_));
+  if (auto r = write_host_state(); !r) {
+    (void)hw::vmclear(vmcs_phys_);
+    return r;
+  }
+  bound_cpu_ = static_cast<int32_t>(me);
+  return ok();
+}
+
+Result<void> VmxVcpu::unbind_from_current_processor() {
+  if (bound_cpu_ < 0) return make_error(ErrorCode::kInvalidState, "vCPU is not bound");
+  if (static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kBusy, "vCPU is bound to another core", static_cast<uint64_t>(bound_cpu_));
+  }
+  cpu::InterruptsOff irq_off;
+  TRY(hw::vmclear(vmcs_phys_));
+  bound_cpu_ = -1;
+  launched_ = false;  // VMCLEAR made the launch state "clear": the next entry is a VMLAUNCH
+  return ok();
+}
+
+// ---- VMCS contents ---------------------------------------------------------------------------
+
+Result<void> VmxVcpu::write_controls(uint64_t eptp) {
+  const VmxCapabilities& caps = *capabilities();
+  // Pin-based (SDM Vol. 3C 24.6.1): host interrupts and NMIs always exit.
+  const auto pin = TRY(adjust_controls(pin_based::kExternalInterruptExiting | pin_based::kNmiExiting,
+                                       pin_based::kVirtualNmis, caps.pinbased_ctls));
+  // Primary processor-based (24.6.2): HLT exits, I/O and MSR bitmaps, secondary controls.
+  const auto primary = TRY(adjust_controls(proc_based::kHltExiting | proc_based::kUseIoBitmaps |
+                                               proc_based::kUseMsrBitmaps |
+                                               proc_based::kActivateSecondaryControls,
+                                           0, caps.procbased_ctls));
+  // Secondary (24.6.2): EPT and unrestricted guest (real-mode guests need it, 26.3.1.1).
+  const auto secondary = TRY(adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest, 0,
+                                             caps.procbased2_ctls));
+  // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
+  // in VM_EXIT_INTR_INFO), save/load IA32_EFER when offered.
+  const auto exit = TRY(adjust_controls(exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
+                                        exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer, caps.exit_ctls));
+  // VM-entry controls (24.8.1): not IA-32e mode; load IA32_EFER when offered.
+  const auto entry = TRY(adjust_controls(0, entry_ctls::kLoadIa32Efer, caps.entry_ctls));
+
+  pin_controls_ = pin.value;
+  primary_controls_ = primary.value;
+  preemption_timer_allowed_ = caps.preemption_timer;
+  activity_hlt_allowed_ = caps.activity_hlt;
+  nmi_window_allowed_ = caps.nmi_window_exiting && (pin.value & pin_based::kVirtualNmis) != 0;
+
+  TRY(vmcs_write(hw_, F32::PIN_BASED_VM_EXEC_CONTROL, pin.value));
+  TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary.value));
+  TRY(vmcs_write(hw_, F32::SECONDARY_VM_EXEC_CONTROL, secondary.value));
+  TRY(vmcs_write(hw_, F32::VM_EXIT_CONTROLS, exit.value));
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, entry.value));
+  TRY(vmcs_write(hw_, F32::EXCEPTION_BITMAP, 0));
+  TRY(vmcs_write(hw_, F32::PAGE_FAULT_ERROR_CODE_MASK, 0));
+  TRY(vmcs_write(hw_, F32::PAGE_FAULT_ERROR_CODE_MATCH, 0));
+  TRY(vmcs_write(hw_, F32::CR3_TARGET_COUNT, 0));
+  TRY(vmcs_write(hw_, F32::VM_EXIT_MSR_STORE_COUNT, 0));
+  TRY(vmcs_write(hw_, F32::VM_EXIT_MSR_LOAD_COUNT, 0));
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_MSR_LOAD_COUNT, 0));
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, 0));
+  TRY(vmcs_write(hw_, F64::IO_BITMAP_A, io_bitmap_a_phys_));
+  TRY(vmcs_write(hw_, F64::IO_BITMAP_B, io_bitmap_b_phys_));
+  TRY(vmcs_write(hw_, F64::MSR_BITMAP, msr_bitmap_phys_));
+  TRY(vmcs_write(hw_, F64::EPT_POINTER, eptp));
+  TRY(vmcs_write(hw_, F64::TSC_OFFSET, 0));
+  TRY(vmcs_write(hw_, F64::VMCS_LINK_POINTER, kVmcsLinkPointerNone));
+
+  // CR0/CR4: bits VMX operation fixes (SDM Vol. 3D A.7, A.8) are owned by the host (guest/host
+  // mask, 24.6.6); the guest reads its own view from the read shadow. With unrestricted guest,
+  // PE and PG are the guest's (26.3.1.1).
+  const uint64_t cr0_fixed0 = cpu::rdmsr(kMsrVmxCr0Fixed0);
+  const uint64_t cr0_fixed1 = cpu::rdmsr(kMsrVmxCr0Fixed1);
+  const uint64_t cr4_fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);
+  const uint64_t cr4_fixed1 = cpu::rdmsr(kMsrVmxCr4Fixed1);
+  const uint64_t cr0_mask = ((cr0_fixed0 | ~cr0_fixed1) & 0xffffffffu) & ~(kCr0Pe | kCr0Pg);
+  const uint64_t cr4_mask = (cr4_fixed0 | ~cr4_fixed1) & 0xffffffffu;
+  TRY(vmcs_write(hw_, FN::CR0_GUEST_HOST_MASK, cr0_mask));
+  TRY(vmcs_write(hw_, FN::CR0_READ_SHADOW, kCr0Et));
+  TRY(vmcs_write(hw_, FN::CR4_GUEST_HOST_MASK, cr4_mask));
+  TRY(vmcs_write(hw_, FN::CR4_READ_SHADOW, 0));
+  (void)cr4_fixed1;
+  return ok();
+}
+
+Result<void> VmxVcpu::write_guest_state(const GuestEntry& entry) {
+  if (entry.mode != GuestMode::kRealMode) {
+    return make_error(ErrorCode::kUnsupported, "only real-mode guests are supported so far");
+  }
+  const uint64_t cr0_fixed0 = cpu::rdmsr(kMsrVmxCr0Fixed0);
+  const uint64_t cr0_fixed1 = cpu::rdmsr(kMsrVmxCr0Fixed1);
+  const uint64_t cr4_fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);
+  const uint64_t cr4_fixed1 = cpu::rdmsr(kMsrVmxCr4Fixed1);
+  // Real mode: PE = PG = 0 (allowed under unrestricted guest), other fixed bits honoured.
+  const uint64_t cr0 = ((cr0_fixed0 & ~(kCr0Pe | kCr0Pg)) | kCr0Et) & cr0_fixed1;
+  const uint64_t cr4 = cr4_fixed0 & cr4_fixed1;
+  TRY(vmcs_write(hw_, FN::GUEST_CR0, cr0));
+  TRY(vmcs_write(hw_, FN::GUEST_CR3, 0));
+  TRY(vmcs_write(hw_, FN::GUEST_CR4, cr4));
+  TRY(vmcs_write(hw_, FN::GUEST_DR7, kDr7Reset));
+  TRY(vmcs_write(hw_, FN::GUEST_RSP, entry.rsp));
+  TRY(vmcs_write(hw_, FN::GUEST_RIP, entry.rip));
+  TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, kRflagsReserved1));
+
+  // Segments in real mode: base = selector << 4, 64 KiB limit (SDM Vol. 3C 26.3.1.2 with
+  // unrestricted guest: CS type 11, data type 3, SS DPL 0).
+  TRY(vmcs_write(hw_, F16::GUEST_CS_SELECTOR, entry.cs_selector));
+  TRY(vmcs_write(hw_, FN::GUEST_CS_BASE, static_cast<uint64_t>(entry.cs_selector) << 4));
+  TRY(vmcs_write(hw_, F32::GUEST_CS_LIMIT, kRealModeLimit));
+  TRY(vmcs_write(hw_, F32::GUEST_CS_AR_BYTES, kArCode16));
+  const F16 data_selectors[] = {F16::GUEST_DS_SELECTOR, F16::GUEST_ES_SELECTOR, F16::GUEST_FS_SELECTOR,
+                                F16::GUEST_GS_SELECTOR, F16::GUEST_SS_SELECTOR};
+  const FN data_bases[] = {FN::GUEST_DS_BASE, FN::GUEST_ES_BASE, FN::GUEST_FS_BASE, FN::GUEST_GS_BASE,
+                           FN::GUEST_SS_BASE};
+  const F32 data_limits[] = {F32::GUEST_DS_LIMIT, F32::GUEST_ES_LIMIT, F32::GUEST_FS_LIMIT,
+                             F32::GUEST_GS_LIMIT, F32::GUEST_SS_LIMIT};
+  const F32 data_ar[] = {F32::GUEST_DS_AR_BYTES, F32::GUEST_ES_AR_BYTES, F32::GUEST_FS_AR_BYTES,
+                         F32::GUEST_GS_AR_BYTES, F32::GUEST_SS_AR_BYTES};
+  for (int i = 0; i < 5; ++i) {
+    TRY(vmcs_write(hw_, data_selectors[i], 0));
+    TRY(vmcs_write(hw_, data_bases[i], 0));
+    TRY(vmcs_write(hw_, data_limits[i], kRealModeLimit));
+    TRY(vmcs_write(hw_, data_ar[i], kArData16));
+  }
+  TRY(vmcs_write(hw_, F16::GUEST_LDTR_SELECTOR, 0));
+  TRY(vmcs_write(hw_, FN::GUEST_LDTR_BASE, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_LDTR_LIMIT, kRealModeLimit));
+  TRY(vmcs_write(hw_, F32::GUEST_LDTR_AR_BYTES, kArUnusable));
+  TRY(vmcs_write(hw_, F16::GUEST_TR_SELECTOR, 0));
+  TRY(vmcs_write(hw_, FN::GUEST_TR_BASE, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_TR_LIMIT, kRealModeLimit));
+  TRY(vmcs_write(hw_, F32::GUEST_TR_AR_BYTES, kArTssBusy32));
+  TRY(vmcs_write(hw_, FN::GUEST_GDTR_BASE, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_GDTR_LIMIT, kRealModeLimit));
+  TRY(vmcs_write(hw_, FN::GUEST_IDTR_BASE, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_IDTR_LIMIT, kRealModeIdtLimit));
+
+  // Non-register state (SDM Vol. 3C 24.4.2): active, nothing blocked, no pending #DB.
+  TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, 0));
+  TRY(vmcs_write(hw_, FN::GUEST_PENDING_DBG_EXCEPTIONS, 0));
+  TRY(vmcs_write(hw_, F64::GUEST_IA32_DEBUGCTL, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_SYSENTER_CS, 0));
+  TRY(vmcs_write(hw_, FN::GUEST_SYSENTER_ESP, 0));
+  TRY(vmcs_write(hw_, FN::GUEST_SYSENTER_EIP, 0));
+  const uint32_t entry_controls = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+  if ((entry_controls & entry_ctls::kLoadIa32Efer) != 0) {
+    TRY(vmcs_write(hw_, F64::GUEST_IA32_EFER, 0));  // real mode: LME = LMA = 0
+  }
+  (void)cr4_fixed1;
+  (void)cr0_fixed1;
+  return ok();
+}
+
+// Host state of *this* core, loaded by every VM exit (SDM Vol. 3C 24.5, checked by 26.2.3).
+Result<void> VmxVcpu::write_host_state() {
+  PerCpu& me = this_cpu();
+  TRY(vmcs_write(hw_, FN::HOST_CR0, cpu::read_cr0()));
+  TRY(vmcs_write(hw_, FN::HOST_CR3, cpu::read_cr3()));
+  TRY(vmcs_write(hw_, FN::HOST_CR4, cpu::read_cr4()));
+  // Selectors need RPL = 0 and TI = 0 (26.2.3); FS/GS as this core has them.
+  TRY(vmcs_write(hw_, F16::HOST_CS_SELECTOR, kKernelCodeSelector));
+  TRY(vmcs_write(hw_, F16::HOST_SS_SELECTOR, kKernelDataSelector));
+  TRY(vmcs_write(hw_, F16::HOST_DS_SELECTOR, kKernelDataSelector));
+  TRY(vmcs_write(hw_, F16::HOST_ES_SELECTOR, kKernelDataSelector));
+  TRY(vmcs_write(hw_, F16::HOST_FS_SELECTOR, static_cast<uint16_t>(read_fs_selector() & 0xfff8)));
+  TRY(vmcs_write(hw_, F16::HOST_GS_SELECTOR, static_cast<uint16_t>(read_gs_selector() & 0xfff8)));
+  TRY(vmcs_write(hw_, F16::HOST_TR_SELECTOR, kTssSelector));
+  TRY(vmcs_write(hw_, FN::HOST_FS_BASE, cpu::rdmsr(cpu::kMsrFsBase)));
+  TRY(vmcs_write(hw_, FN::HOST_GS_BASE, cpu::rdmsr(cpu::kMsrGsBase)));  // this core's PerCpu
+  TRY(vmcs_write(hw_, FN::HOST_TR_BASE, reinterpret_cast<uint64_t>(&me.tss)));
+  TRY(vmcs_write(hw_, FN::HOST_GDTR_BASE, read_gdtr_base()));
+  TRY(vmcs_write(hw_, FN::HOST_IDTR_BASE, read_idtr_base()));
+  TRY(vmcs_write(hw_, F32::HOST_IA32_SYSENTER_CS, static_cast<uint32_t>(cpu::rdmsr(kMsrSysenterCs))));
+  TRY(vmcs_write(hw_, FN::HOST_IA32_SYSENTER_ESP, cpu::rdmsr(kMsrSysenterEsp)));
+  TRY(vmcs_write(hw_, FN::HOST_IA32_SYSENTER_EIP, cpu::rdmsr(kMsrSysenterEip)));
+  const uint32_t exit_controls = TRY(vmcs_read(hw_, F32::VM_EXIT_CONTROLS));
+  if ((exit_controls & exit_ctls::kLoadIa32Efer) != 0) {
+    TRY(vmcs_write(hw_, F64::HOST_IA32_EFER, cpu::rdmsr(cpu::kMsrEfer)));
+  }
+  TRY(vmcs_write(hw_, FN::HOST_RIP, reinterpret_cast<uint64_t>(vmx_exit_entry)));
+  // HOST_RSP is written by vmx_enter on every entry.
+  return ok();
+}
+
+Result<void> VmxVcpu::set_preemption_timer(uint32_t value) {
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  if (!preemption_timer_allowed_) return make_error(ErrorCode::kUnsupported, "no VMX preemption timer");
+  uint32_t pin = pin_controls_;
+  if (value != 0) {
+    pin |= pin_based::kActivatePreemptionTimer;
+    TRY(vmcs_write(hw_, F32::VMX_PREEMPTION_TIMER_VALUE, value));
+  } else {
+    pin &= ~pin_based::kActivatePreemptionTimer;
+  }
+  if (pin != pin_controls_) {
+    TRY(vmcs_write(hw_, F32::PIN_BASED_VM_EXEC_CONTROL, pin));
+    pin_controls_ = pin;
+  }
+  return ok();
+}
+
+Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
+  if (!can_sleep_in_hlt()) return make_error(ErrorCode::kUnsupported, "no HLT activity state or preemption timer");
+  TRY(set_preemption_timer(preemption_timer_value));
+  // Activity state 1 = HLT (SDM Vol. 3C 24.4.2, Table 24-3; allowed per IA32_VMX_MISC bit 6).
+  TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+  sleeping_in_hlt_ = true;
+  return ok();
+}
+
+// ---- Running ---------------------------------------------------------------------------------
+
+Result<void> VmxVcpu::inject_pending_event() {
+  if (events_.empty()) return ok();
+  InjectionContext context;
+  context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+  context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+  context.entry_interruption_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
+  const InjectionDecision decision = decide_injection(events_, context);
+  uint32_t primary = primary_controls_;
+  switch (decision.action) {
+    case InjectionAction::kNone:
+    case InjectionAction::kEntrySlotBusy:
+      break;
+    case InjectionAction::kInjectNow:
+      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, decision.event.entry_interruption_info()));
+      if (decision.event.has_error_code) {
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, decision.event.error_code));
+      }
+      (void)events_.pop();
+      break;
+    case InjectionAction::kRequestInterruptWindow:
+      primary |= proc_based::kInterruptWindowExiting;
+      break;
+    case InjectionAction::kRequestNmiWindow:
+      if (nmi_window_allowed_) primary |= proc_based::kNmiWindowExiting;
+      break;
+  }
+  if (primary != primary_controls_) {
+    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
+    primary_controls_ = primary;
+  }
+  return ok();
+}
+
+Result<VmExit> VmxVcpu::run() {
+  if (stop_message_ != nullptr) {
+    return make_error(ErrorCode::kInvalidState, stop_message_, stop_exit_reason_);
+  }
+  if (!setup_done_) return make_error(ErrorCode::kInvalidState, "vCPU is not set up");
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  if (pending_completion_ != PendingCompletion::kNone) {
+    return make_error(ErrorCode::kInvalidState, "complete the pending IoRead/MsrRead exit first");
+  }
+  cpu::InterruptsOff irq_off;
+  TRY(inject_pending_event());
+  // The stub may resume null hypercalls itself only while nothing waits for injection.
+  fast_.enabled = (fast_allowed_ && events_.empty() &&
+                   (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
+                      ? 1
+                      : 0;
+  const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
+  if (flags != 0) {
+    // VMfailInvalid (CF, bit 0) or VMfailValid (ZF, bit 6): SDM Vol. 3C 30.2.
+    if ((flags & 1) != 0) return vmx_fail_invalid();
+    const uint32_t number = TRY(vmcs_read(hw_, F32::VM_INSTRUCTION_ERROR));
+    return vmx_fail_valid(number);
+  }
+  launched_ = true;
+
+  ExitInfo exit;
+  exit.raw_reason = TRY(vmcs_read(hw_, F32::VM_EXIT_REASON));
+  exit.basic = static_cast<uint16_t>(exit.raw_reason & 0xffff);
+  exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
+  exit.rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
+  exit.instruction_length = TRY(vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN));
+  record_exit(exit);
+
+  if (ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
+    // VM entry failed while loading guest state (SDM Vol. 3C 26.8): the vCPU cannot go on.
+    (void)stop(exit, "VM entry failed (invalid guest state, MSR loading or machine check)");
+    return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
+  }
+  // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4).
+  const uint32_t idt_vectoring = TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
+  if ((idt_vectoring & kIntrInfoValid) != 0) {
+    const uint32_t error_code = TRY(vmcs_read(hw_, F32::IDT_VECTORING_ERROR_CODE));
+    if (auto re = reinjection_from_idt_vectoring(idt_vectoring, error_code, exit.instruction_length)) {
+      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, re->entry_interruption_info));
+      if ((re->entry_interruption_info & kIntrInfoErrorCodeValid) != 0) {
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, re->error_code));
+      }
+      if (re->instruction_length != 0) {
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_INSTRUCTION_LEN, re->instruction_length));
+      }
+    }
+  }
+  return handle_exit(exit);
+}
+
+Result<VmExit> VmxVcpu::handle_exit(const ExitInfo& exit) {
+  const auto& table = exit_handlers();
+  const ExitHandler handler = exit.basic < table.size() ? table[exit.basic] : nullptr;
+  if (handler == nullptr) return on_unexpected(exit);
+  return (this->*handler)(exit);
+}
+
+const std::array<VmxVcpu::ExitHandler, kExitReasonTableSize>& VmxVcpu::exit_handlers() {
+  static const std::array<ExitHandler, kExitReasonTableSize> table = [] {
+    std::array<ExitHandler, kExitReasonTableSize> t{};
+    auto set = [&t](ExitReason r, ExitHandler h) { t[static_cast<size_t>(r)] = h; };
+    set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi);
+    set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt);
+    set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault);
+    set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window);
+    set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window);
+    set(ExitReason::CPUID, &VmxVcpu::on_cpuid);
+    set(ExitReason::HLT, &VmxVcpu::on_hlt);
+    set(ExitReason::INVD, &VmxVcpu::on_skip_instruction);
+    set(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction);
+    set(ExitReason::VMCALL, &VmxVcpu::on_vmcall);
+    for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
+                         ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
+                         ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
+      set(r, &VmxVcpu::on_vmx_instruction);
+    }
+    set(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io);
+    set(ExitReason::MSR_READ, &VmxVcpu::on_msr_read);
+    set(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write);
+    set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation);
+    set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer);
+    return t;
+  }();
+  return table;
+}
+
+void VmxVcpu::record_exit(const ExitInfo& exit) {
+  if (exit.basic < kExitReasonTableSize) ++exit_counts_[exit.basic];
+  ++total_exits_;
+  ring_[ring_next_] = ExitRecord{exit.raw_reason, exit.qualification, exit.rip, cpu::rdtsc()};
+  ring_next_ = (ring_next_ + 1) % kExitRingSize;
+}
+
+size_t VmxVcpu::recent_exits(ExitRecord* out, size_t capacity) const {
+  const size_t available = total_exits_ < kExitRingSize ? static_cast<size_t>(total_exits_) : kExitRingSize;
+  const size_t n = capacity < available ? capacity : available;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = ring_[(ring_next_ + kExitRingSize - 1 - i) % kExitRingSize];
+  }
+  return n;
+}
+
+Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
+  TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + exit.instruction_length));
+  const uint32_t interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+  if ((interruptibility & kInterruptibilityShadow) != 0) {
+    TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~kInterruptibilityShadow));
+  }
+  return ok();
+}
+
+void VmxVcpu::dump_vmcs(const char* why) {
+  LOG_ERROR("vmx: vm%u vcpu%u VMCS dump (%s):", vm_id_, vcpu_id_, why);
+  auto fields = for_each_supported_field(hw_, [](const VmcsFieldInfo& info, uint64_t value) {
+    LOG_ERROR("  %-32.*s 0x%llx", static_cast<int>(info.name.size()), info.name.data(),
+              static_cast<unsigned long long>(value));
+  });
+  if (!fields) {
+    LOG_ERROR("  VMCS dump stopped: %s (detail %llu)", fields.error().message,
+              static_cast<unsigned long long>(fields.error().detail));
+  }
+}
+
+Result<VmExit> VmxVcpu::stop(const ExitInfo& exit, const char* message) {
+  stop_message_ = message;
+  stop_exit_reason_ = exit.raw_reason;
+  const std::string_view name = exit_reason_name(exit.basic);
+  LOG_ERROR("vmx: vm%u vcpu%u stopped: %s (exit reason %u %.*s, qualification 0x%llx, RIP 0x%llx)", vm_id_,
+            vcpu_id_, message, exit.basic, static_cast<int>(name.size()), name.data(),
+            static_cast<unsigned long long>(exit.qualification), static_cast<unsigned long long>(exit.rip));
+  dump_vmcs(message);
+  return make_error(ErrorCode::kInvalidState, message, exit.raw_reason);
+}
+
+// ---- Exit handlers ---------------------------------------------------------------------------
+
+Result<VmExit> VmxVcpu::on_unexpected(const ExitInfo& exit) { return stop(exit, "unexpected VM exit"); }
+
+Result<VmExit> VmxVcpu::on_exception_or_nmi(const ExitInfo& exit) {
+  const uint32_t raw = TRY(vmcs_read(hw_, F32::VM_EXIT_INTR_INFO));
+  const InterruptionInfo info = InterruptionInfo::decode_exit(raw);
+  if (info.valid && info.type == InterruptionType::kNmi) {
+    // A host NMI (NMI exiting): hand it to the host's NMI gate.
+    asm volatile("int $2" ::: "memory");
+    (void)kVectorNmi;
+    return VmExit{exits::Nothing{}};
+  }
+  return on_unexpected(exit);
+}
+
+Result<VmExit> VmxVcpu::on_external_interrupt(const ExitInfo&) {
+  // With "acknowledge interrupt on exit" the vector is in VM_EXIT_INTR_INFO and the interrupt
+  // is already acknowledged (SDM Vol. 3C 27.2.2): run the host handler now, which also EOIs.
+  const uint32_t raw = TRY(vmcs_read(hw_, F32::VM_EXIT_INTR_INFO));
+  const InterruptionInfo info = InterruptionInfo::decode_exit(raw);
+  if (!info.valid) return VmExit{exits::Nothing{}};
+  interrupts::Frame frame{};
+  frame.vector = info.vector;
+  frame.cs = kKernelCodeSelector;
+  frame.ss = kKernelDataSelector;
+  frame.rflags = cpu::read_rflags();
+  frame.rip = reinterpret_cast<uint64_t>(vmx_exit_entry);
+  interrupt_dispatch(&frame);
+  return VmExit{exits::ExternalInterrupt{info.vector}};
+}
+
+Result<VmExit> VmxVcpu::on_triple_fault(const ExitInfo& exit) {
+  (void)stop(exit, "guest triple fault (shutdown)");
+  return VmExit{exits::SystemDown{}};
+}
+
+Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
+  // The window is open: stop asking; inject_pending_event() injects before the next entry.
+  const uint32_t primary =
+      primary_controls_ & ~(proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
+  if (primary != primary_controls_) {
+    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
+    primary_controls_ = primary;
+  }
+  return VmExit{exits::Nothing{}};
+}
+
+Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
+  const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
+  const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
+  cpu::CpuidResult r{};
+  if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
+    if (leaf == kCpuidHypervisorLeaf) {
+      r.eax = kCpuidHypervisorLeaf;  // highest hypervisor leaf
+      lib::mem_copy(&r.ebx, kCpuidHypervisorSignature + 0, 4);
+      lib::mem_copy(&r.ecx, kCpuidHypervisorSignature + 4, 4);
+      lib::mem_copy(&r.edx, kCpuidHypervisorSignature + 8, 4);
+    }
+  } else {
+    r = cpu::cpuid(leaf, subleaf);
+    if (leaf == 1) {
+      r.ecx = (r.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor;
+      r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
+    }
+  }
+  // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
+  regs_.rax = r.eax;
+  regs_.rbx = r.ebx;
+  regs_.rcx = r.ecx;
+  regs_.rdx = r.edx;
+  TRY(advance_rip(exit));
+  return VmExit{exits::Nothing{}};
+}
+
+Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
+  TRY(advance_rip(exit));
+  return VmExit{exits::Halt{}};
+}
+
+Result<VmExit> VmxVcpu::on_skip_instruction(const ExitInfo& exit) {
+  TRY(advance_rip(exit));
+  return VmExit{exits::Nothing{}};
+}
+
+Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
+  TRY(advance_rip(exit));
+  return VmExit{exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
+}
+
+Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {
+  // Lantern offers no nested VMX: the instruction raises #UD in the guest (SDM Vol. 3C 25.1.3
+  // lists them as unconditional exits; on hardware without VMX they are #UD).
+  const uint32_t info = TRY(encode_entry_interruption_info(InterruptionType::kHardwareException,
+                                                           kVectorInvalidOpcode, false));
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
+  return VmExit{exits::Nothing{}};
+}
+
+Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
+  auto q = IoQualification::decode(exit.qualification);
+  if (!q) return stop(exit, "malformed I/O exit qualification");
+  if (q->string || q->rep) return stop(exit, "string I/O (INS/OUTS) is not supported yet");
+  if (q->in) {
+    pending_completion_ = PendingCompletion::kIoRead;
+    pending_io_width_ = q->size_bytes;
+    pending_instruction_length_ = exit.instruction_length;
+    return VmExit{exits::IoRead{q->port, q->size_bytes}};
+  }
+  const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
+  const uint32_t data = static_cast<uint32_t>(regs_.rax & mask);
+  TRY(advance_rip(exit));
+  return VmExit{exits::IoWrite{q->port, q->size_bytes, data}};
+}
+
+Result<void> VmxVcpu::complete_io_read(uint32_t value) {
+  if (pending_completion_ != PendingCompletion::kIoRead) {
+    return make_error(ErrorCode::kInvalidState, "no IoRead exit is waiting for completion");
+  }
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  // IN writes AL/AX/EAX; a 32-bit write zero-extends into RAX (SDM Vol. 1 3.4.1.1).
+  TRY(regs_.set_by_width(static_cast<unsigned>(Gpr::kRax), pending_io_width_, value));
+  cpu::InterruptsOff irq_off;
+  const uint64_t rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
+  TRY(advance_rip(ExitInfo{0, 0, 0, rip, pending_instruction_length_}));
+  pending_completion_ = PendingCompletion::kNone;
+  return ok();
+}
+
+Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+  pending_completion_ = PendingCompletion::kMsrRead;
+  pending_instruction_length_ = exit.instruction_length;
+  return VmExit{exits::MsrRead{static_cast<uint32_t>(regs_.rcx)}};
+}
+
+Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
+  if (pending_completion_ != PendingCompletion::kMsrRead) {
+    return make_error(ErrorCode::kInvalidState, "no MsrRead exit is waiting for completion");
+  }
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX (SDM Vol. 2B RDMSR).
+  TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(value)));
+  TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(value >> 32)));
+  cpu::InterruptsOff irq_off;
+  const uint64_t rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
+  TRY(advance_rip(ExitInfo{0, 0, 0, rip, pending_instruction_length_}));
+  pending_completion_ = PendingCompletion::kNone;
+  return ok();
+}
+
+Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
+  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
+  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
+  TRY(advance_rip(exit));
+  return VmExit{exits::MsrWrite{msr, value}};
+}
+
+Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {
+  const uint64_t gpa = TRY(vmcs_read(hw_, F64::GUEST_PHYSICAL_ADDRESS));
+  const EptViolationQualification q = EptViolationQualification::decode(exit.qualification);
+  uint8_t access = 0;
+  if (q.read) access |= kEptRead;
+  if (q.write) access |= kEptWrite;
+  if (q.fetch) access |= kEptExecute;
+  return VmExit{exits::NestedPageFault{gpa, access}};
+}
+
+Result<VmExit> VmxVcpu::on_preemption_timer(const ExitInfo&) {
+  if (sleeping_in_hlt_) {
+    // The wake-up time has come: the guest continues after its HLT (RIP was already advanced).
+    TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
+    TRY(set_preemption_timer(0));
+    sleeping_in_hlt_ = false;
+  }
+  return VmExit{exits::Nothing{}};
+}
+
+}  // namespace lantern::vmx

@@ -1,0 +1,197 @@
+// VmxVcpu: one virtual CPU backed by a VMCS (the vCPU API). Kernel-only.
+//
+//   create(vm_id, vcpu_id)      VMCS (revision from IA32_VMX_BASIC, VMCLEARed), I/O bitmaps A/B
+//                               and MSR bitmap intercepting everything, the event queue.
+//   setup(eptp, entry)          controls, EPT pointer and the whole initial guest state; once.
+//   bind_to_current_processor() VMPTRLD here + host state of this core; bound elsewhere = kBusy.
+//   unbind_from_current_processor()  VMCLEAR (the next run() on a new binding VMLAUNCHes).
+//   run()                       VMLAUNCH first, VMRESUME after; returns the exit with its data.
+//                               A VMfail is an error value carrying VM_INSTRUCTION_ERROR.
+//   complete_io_read/complete_msr_read   finish IoRead/MsrRead exits and advance RIP.
+//
+// Exits are dispatched through one table indexed by basic exit reason; an exit without a
+// handler takes the unexpected-exit path: VMCS dump to the log, the vCPU stops alone with a
+// recorded reason, and run() returns kInvalidState from then on. Every exit is counted per
+// reason and recorded in a ring of the last 64 (reason, qualification, RIP, TSC).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernel/lib/result.h"
+#include "vmx/exit_reason.h"
+#include "vmx/general_registers.h"
+#include "vmx/hw/vmx_instructions.h"
+#include "vmx/pending_events.h"
+#include "vmx/vcpu_exit.h"
+#include "vmx/vmx_capabilities.h"
+
+namespace lantern::vmx {
+
+enum class GuestMode : uint8_t {
+  kRealMode,  // CR0.PE = 0 under "unrestricted guest" (SDM Vol. 3C 26.3.1.1)
+};
+
+struct GuestEntry {
+  GuestMode mode = GuestMode::kRealMode;
+  uint16_t cs_selector = 0;  // real mode: CS base = selector << 4
+  uint64_t rip = 0;          // offset within CS
+  uint64_t rsp = 0;          // SS = 0
+};
+
+struct ExitRecord {
+  uint32_t reason;          // raw VM_EXIT_REASON
+  uint64_t qualification;   // EXIT_QUALIFICATION
+  uint64_t rip;             // GUEST_RIP at the exit
+  uint64_t tsc;             // host TSC at the exit
+};
+
+// Hypervisor CPUID leaf (Lantern's signature at 0x40000000, SDM Vol. 2A CPUID: leaves
+// 0x40000000-0x4FFFFFFF are reserved for hypervisors and return zeros on bare hardware).
+inline constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
+inline constexpr char kCpuidHypervisorSignature[13] = "LanternVMXhv";
+
+// Shared with vmx/hw/vmx_entry.S (offsets 0 and 8).
+struct VmxFastPath {
+  uint64_t enabled = 0;
+  uint64_t null_hypercalls = 0;
+};
+static_assert(offsetof(VmxFastPath, enabled) == 0 && offsetof(VmxFastPath, null_hypercalls) == 8);
+
+class VmxVcpu {
+ public:
+  static constexpr size_t kExitRingSize = 64;
+
+  // Needs this core in VMX operation (VMCLEAR initialises the VMCS). Freed by destroy().
+  static Result<VmxVcpu*> create(uint32_t vm_id, uint32_t vcpu_id);
+  // Unbinds (if bound here) and frees the VMCS, bitmaps and object.
+  static void destroy(VmxVcpu* vcpu);
+
+  // Second call: kInvalidState. Callable bound (on the owning core) or unbound.
+  Result<void> setup(uint64_t eptp, const GuestEntry& entry);
+  Result<void> bind_to_current_processor();
+  Result<void> unbind_from_current_processor();
+
+  // Must run on the bound core. Disables interrupts around the entry itself.
+  Result<VmExit> run();
+  Result<void> complete_io_read(uint32_t value);
+  Result<void> complete_msr_read(uint64_t value);
+  void set_hypercall_result(uint64_t value) { regs_.rax = value; }
+
+  // Arms the VMX preemption timer for the next entries (0 = off). The value counts down at
+  // TSC >> rate (SDM Vol. 3C 25.5.1); an expiry is handled inside run() (Nothing).
+  Result<void> set_preemption_timer(uint32_t value);
+
+  // Puts the guest in the HLT activity state (SDM Vol. 3C 24.4.2) with the preemption timer
+  // armed: the vCPU sleeps inside VMX non-root until the timer expires (the expiry makes it
+  // active again; run() returns Nothing) or a host interrupt exits. kUnsupported when the CPU
+  // lacks the HLT activity state or the preemption timer.
+  Result<void> sleep_in_hlt(uint32_t preemption_timer_value);
+  bool can_sleep_in_hlt() const { return preemption_timer_allowed_ && activity_hlt_allowed_; }
+
+  GeneralRegisters& registers() { return regs_; }
+  const GeneralRegisters& registers() const { return regs_; }
+  PendingEventQueue& events() { return events_; }
+
+  uint32_t vm_id() const { return vm_id_; }
+  uint32_t vcpu_id() const { return vcpu_id_; }
+  bool is_setup() const { return setup_done_; }
+  bool bound() const { return bound_cpu_ >= 0; }
+  int32_t bound_cpu() const { return bound_cpu_; }
+  bool stopped() const { return stop_message_ != nullptr; }
+  const char* stop_message() const { return stop_message_; }
+  uint32_t stop_exit_reason() const { return stop_exit_reason_; }
+
+  // Null hypercalls resumed by the asm stub are counted (as VMCALL) but not in the ring.
+  uint64_t exit_count(uint32_t basic_reason) const {
+    if (basic_reason >= kExitReasonTableSize) return 0;
+    return exit_counts_[basic_reason] +
+           (basic_reason == static_cast<uint32_t>(ExitReason::VMCALL) ? fast_.null_hypercalls : 0);
+  }
+  uint64_t total_exits() const { return total_exits_ + fast_.null_hypercalls; }
+  uint64_t fast_null_hypercalls() const { return fast_.null_hypercalls; }
+  // The stub's null-hypercall fast path (on by default).
+  void set_fast_null_hypercall(bool on) { fast_allowed_ = on; }
+  // Copies up to `capacity` most recent exits, newest first; returns how many.
+  size_t recent_exits(ExitRecord* out, size_t capacity) const;
+
+  // Logs every VMCS field this CPU supports (must run on the bound core).
+  void dump_vmcs(const char* why);
+
+  struct ExitInfo {
+    uint32_t raw_reason;
+    uint16_t basic;
+    uint64_t qualification;
+    uint64_t rip;
+    uint32_t instruction_length;
+  };
+  using ExitHandler = Result<VmExit> (VmxVcpu::*)(const ExitInfo&);
+
+ private:
+  VmxVcpu(uint32_t vm_id, uint32_t vcpu_id) : vm_id_(vm_id), vcpu_id_(vcpu_id) {}
+
+  Result<void> write_controls(uint64_t eptp);
+  Result<void> write_guest_state(const GuestEntry& entry);
+  Result<void> write_host_state();
+  Result<void> inject_pending_event();
+  Result<void> advance_rip(const ExitInfo& exit);
+  Result<VmExit> stop(const ExitInfo& exit, const char* message);
+  Result<VmExit> handle_exit(const ExitInfo& exit);
+  void record_exit(const ExitInfo& exit);
+
+  Result<VmExit> on_unexpected(const ExitInfo& exit);
+  Result<VmExit> on_exception_or_nmi(const ExitInfo& exit);
+  Result<VmExit> on_external_interrupt(const ExitInfo& exit);
+  Result<VmExit> on_triple_fault(const ExitInfo& exit);
+  Result<VmExit> on_interrupt_window(const ExitInfo& exit);
+  Result<VmExit> on_cpuid(const ExitInfo& exit);
+  Result<VmExit> on_hlt(const ExitInfo& exit);
+  Result<VmExit> on_skip_instruction(const ExitInfo& exit);
+  Result<VmExit> on_vmcall(const ExitInfo& exit);
+  Result<VmExit> on_vmx_instruction(const ExitInfo& exit);
+  Result<VmExit> on_io(const ExitInfo& exit);
+  Result<VmExit> on_msr_read(const ExitInfo& exit);
+  Result<VmExit> on_msr_write(const ExitInfo& exit);
+  Result<VmExit> on_ept_violation(const ExitInfo& exit);
+  Result<VmExit> on_preemption_timer(const ExitInfo& exit);
+
+  static const std::array<ExitHandler, kExitReasonTableSize>& exit_handlers();
+
+  GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
+  uint32_t vm_id_;
+  uint32_t vcpu_id_;
+  uint64_t vmcs_phys_ = 0;
+  uint64_t io_bitmap_a_phys_ = 0;
+  uint64_t io_bitmap_b_phys_ = 0;
+  uint64_t msr_bitmap_phys_ = 0;
+  int32_t bound_cpu_ = -1;
+  bool setup_done_ = false;
+  bool launched_ = false;
+  bool preemption_timer_allowed_ = false;
+  bool nmi_window_allowed_ = false;
+  bool activity_hlt_allowed_ = false;
+  bool sleeping_in_hlt_ = false;
+  uint32_t pin_controls_ = 0;
+  uint32_t primary_controls_ = 0;
+  enum class PendingCompletion : uint8_t { kNone, kIoRead, kMsrRead };
+  PendingCompletion pending_completion_ = PendingCompletion::kNone;
+  uint8_t pending_io_width_ = 0;
+  uint32_t pending_instruction_length_ = 0;
+  const char* stop_message_ = nullptr;
+  uint32_t stop_exit_reason_ = 0;
+  PendingEventQueue events_;
+  hw::KernelVmxHw hw_;
+  VmxFastPath fast_;
+  bool fast_allowed_ = true;
+
+  std::array<uint64_t, kExitReasonTableSize> exit_counts_{};
+  uint64_t total_exits_ = 0;
+  std::array<ExitRecord, kExitRingSize> ring_{};
+  size_t ring_next_ = 0;
+};
+
+// vCPUs created by VmxVcpu::create() since boot (the READY line's vcpus=).
+uint32_t vcpus_started();
+
+}  // namespace lantern::vmx

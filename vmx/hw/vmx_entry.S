@@ -1,0 +1,168 @@
+/* VM entry and exit for VmxVcpu::run() (vmx/hw/vcpu.cpp).
+ *
+ *   uint64_t vmx_enter(GeneralRegisters* regs, uint64_t launched, VmxFastPath* fast);
+ *
+ * Saves the host's callee-saved registers (SysV ABI: rbx, rbp, r12-r15), pushes `regs`,
+ * writes HOST_RSP (VMCS field 0x6c14, SDM Vol. 3D Appendix B.4.4) with the resulting stack
+ * pointer, loads the guest's general registers from `regs` (VM entry does not load them:
+ * SDM Vol. 3C 26.3.2 lists what it loads), then VMRESUME when `launched` != 0, else VMLAUNCH.
+ *
+ * On success the CPU continues at HOST_RIP = vmx_exit_entry with RSP = HOST_RSP (SDM Vol. 3C
+ * 27.5.3): the stub stores the guest registers back into `regs`, restores the host's and
+ * returns 0. When VMLAUNCH/VMRESUME fail (VMfailInvalid CF=1 / VMfailValid ZF=1, SDM Vol. 3C
+ * 30.2) execution falls through: the stub returns RFLAGS, which is never 0 (bit 1 is always 1).
+ *
+ * Null-hypercall fast path: when fast->enabled != 0 and the exit is a VMCALL (basic reason 18,
+ * SDM Vol. 3D Appendix C) with guest RAX = 0 and no STI/MOV-SS blocking, the stub advances
+ * GUEST_RIP by VM_EXIT_INSTRUCTION_LEN, counts it in fast->null_hypercalls, leaves RAX = 0 (the
+ * result) and resumes the guest without returning to C++. VmxVcpu::run() turns the path off
+ * whenever an event is pending, so injection decisions are never skipped.
+ *
+ * GeneralRegisters layout: 8 * hardware register number (vmx/general_registers.h). Slot 4 (rsp)
+ * is unused: the guest RSP is GUEST_RSP in the VMCS. VM exits clear RFLAGS except bit 1
+ * (SDM Vol. 3C 27.5.3), so the host continues with IF = 0 and DF = 0. */
+
+#define REG_RAX 0
+#define REG_RCX 8
+#define REG_RDX 16
+#define REG_RBX 24
+#define REG_RBP 40
+#define REG_RSI 48
+#define REG_RDI 56
+#define REG_R8 64
+#define REG_R9 72
+#define REG_R10 80
+#define REG_R11 88
+#define REG_R12 96
+#define REG_R13 104
+#define REG_R14 112
+#define REG_R15 120
+#define VMCS_HOST_RSP 0x6c14
+/* Encodings, SDM Vol. 3D Appendix B. */
+#define VMCS_VM_EXIT_REASON 0x4402
+#define VMCS_VM_EXIT_INSTRUCTION_LEN 0x440c
+#define VMCS_GUEST_INTERRUPTIBILITY_INFO 0x4824
+#define VMCS_GUEST_RIP 0x681e
+#define EXIT_REASON_VMCALL 18
+#define FAST_ENABLED 0
+#define FAST_NULL_HYPERCALLS 8
+
+.text
+.global vmx_enter
+.type vmx_enter, @function
+vmx_enter:
+  pushq %rbp
+  movq %rsp, %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  pushq %rdx                   /* fast, at 8(HOST_RSP) */
+  pushq %rdi                   /* regs, found again at (HOST_RSP) after the exit */
+
+  movl $VMCS_HOST_RSP, %eax
+  vmwrite %rsp, %rax
+  jbe .Lfail                   /* CF or ZF: VMWRITE failed */
+
+  testq %rsi, %rsi             /* ZF = !launched; the MOVs below leave the flags alone */
+  movq REG_RAX(%rdi), %rax
+  movq REG_RCX(%rdi), %rcx
+  movq REG_RDX(%rdi), %rdx
+  movq REG_RBX(%rdi), %rbx
+  movq REG_RBP(%rdi), %rbp
+  movq REG_RSI(%rdi), %rsi
+  movq REG_R8(%rdi), %r8
+  movq REG_R9(%rdi), %r9
+  movq REG_R10(%rdi), %r10
+  movq REG_R11(%rdi), %r11
+  movq REG_R12(%rdi), %r12
+  movq REG_R13(%rdi), %r13
+  movq REG_R14(%rdi), %r14
+  movq REG_R15(%rdi), %r15
+  movq REG_RDI(%rdi), %rdi
+  jnz 1f
+  vmlaunch
+  jmp .Lfail
+1:
+  vmresume
+.Lfail:
+  pushfq
+  popq %rax
+  addq $16, %rsp               /* regs, fast */
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size vmx_enter, . - vmx_enter
+
+.global vmx_exit_entry
+.type vmx_exit_entry, @function
+vmx_exit_entry:
+  testq %rax, %rax             /* null hypercall: guest rax == 0 */
+  jnz .Lslow
+  pushq %rcx
+  pushq %rdx
+  movq 24(%rsp), %rcx          /* fast (after rdx, rcx, regs) */
+  cmpq $0, FAST_ENABLED(%rcx)
+  je .Lslow_restore
+  movl $VMCS_VM_EXIT_REASON, %edx
+  vmread %rdx, %rax
+  cmpl $EXIT_REASON_VMCALL, %eax
+  jne .Lslow_restore
+  movl $VMCS_GUEST_INTERRUPTIBILITY_INFO, %edx
+  vmread %rdx, %rax
+  testl $3, %eax               /* blocking by STI / MOV SS: let C++ clear it */
+  jnz .Lslow_restore
+  movl $VMCS_VM_EXIT_INSTRUCTION_LEN, %edx
+  vmread %rdx, %rax
+  movl $VMCS_GUEST_RIP, %edx
+  vmread %rdx, %rcx
+  addq %rax, %rcx
+  vmwrite %rcx, %rdx
+  movq 24(%rsp), %rcx
+  incq FAST_NULL_HYPERCALLS(%rcx)
+  popq %rdx
+  popq %rcx
+  xorl %eax, %eax              /* the hypercall's result */
+  vmresume
+  /* VMRESUME failed: report it like vmx_enter does (the guest registers are lost). */
+  jmp .Lfail
+.Lslow_restore:
+  popq %rdx
+  popq %rcx
+  xorl %eax, %eax              /* guest rax was 0 */
+.Lslow:
+  pushq %rdi                   /* guest rdi; regs is now at 8(%rsp) */
+  movq 8(%rsp), %rdi
+  movq %rax, REG_RAX(%rdi)
+  movq %rcx, REG_RCX(%rdi)
+  movq %rdx, REG_RDX(%rdi)
+  movq %rbx, REG_RBX(%rdi)
+  movq %rbp, REG_RBP(%rdi)
+  movq %rsi, REG_RSI(%rdi)
+  movq %r8, REG_R8(%rdi)
+  movq %r9, REG_R9(%rdi)
+  movq %r10, REG_R10(%rdi)
+  movq %r11, REG_R11(%rdi)
+  movq %r12, REG_R12(%rdi)
+  movq %r13, REG_R13(%rdi)
+  movq %r14, REG_R14(%rdi)
+  movq %r15, REG_R15(%rdi)
+  popq %rax
+  movq %rax, REG_RDI(%rdi)
+  addq $16, %rsp               /* regs, fast */
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  xorl %eax, %eax
+  ret
+.size vmx_exit_entry, . - vmx_exit_entry
+
+.section .note.GNU-stack,"",@progbits
