@@ -21,6 +21,9 @@
 #include "kernel/core/selftest.h"
 #include "kernel/core/time.h"
 #include "net/stack/net.h"
+#include "vmx/hw/guest_vm.h"
+#include "vmx/hw/vcpu.h"
+#include "vmx/hw/vmx_operation.h"
 
 extern "C" uint32_t boot_multiboot_magic;
 extern "C" uint32_t boot_multiboot_info;
@@ -147,6 +150,7 @@ extern "C" void kernel_main() {
   interrupts::set_handler(interrupts::kVectorTimer, &on_timer);
   apic::start_periodic_timer(kTimerHz, interrupts::kVectorTimer);
   cpu::enable_interrupts();
+  (void)vmx::enable_on_this_cpu();  // without VMX it logs why; the boot goes on with vmx=0
 
   uint32_t apic_ids[kMaxCpus];
   uint32_t candidates = 0;
@@ -162,13 +166,21 @@ extern "C" void kernel_main() {
   if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
   const net::NetStatus net_status = net_started ? *net_started : net::status();
   crash_if_asked(cmdline);
+  if (cmdline_has_flag(cmdline, "bench")) {
+    auto bench = vmx::run_benchmarks();  // prints the BENCH lines
+    power::exit_emulator(bench.has_value());
+  }
   if (cmdline_has_flag(cmdline, "selftest")) {
     const auto summary = selftest::run_all();
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(), 0u, 0u, net_status.ip,
-                     net_status.console);
+  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
+  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(),
+                     vmx::cores_in_vmx_operation(), vmx::vcpus_started(), net_status.ip, net_status.console);
+  // With a demo vCPU the BSP runs it and polls the network between exits; returns at once
+  // without one.
+  vmx::run_vcpu_loop_on_this_cpu(&net::poll);
   // The BSP owns lwIP (net/stack/README.md): it polls between interrupts; the timer tick and
   // NIC interrupts wake it.
   for (;;) {

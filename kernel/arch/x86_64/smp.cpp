@@ -11,6 +11,8 @@
 #include "kernel/core/panic.h"
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
+#include "vmx/hw/guest_vm.h"
+#include "vmx/hw/vmx_operation.h"
 
 extern "C" char ap_trampoline_start[], ap_trampoline_end[];
 extern "C" char ap_long_mode_entry[];
@@ -121,9 +123,12 @@ extern "C" void ap_main(lantern::PerCpu* cpu) {
     LOG_WARN("cpu%u: APIC ID %u, MADT said %u", cpu->index, apic::id(), cpu->apic_id);
     cpu->apic_id = apic::id();
   }
+  (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
+  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
   register_cpu(cpu);
   cpu->online_tsc = cpu::rdtsc();
   cpu->online.store(true, std::memory_order_release);
   LOG_INFO("cpu%u online (APIC ID %u)", cpu->index, cpu->apic_id);
+  vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
   for (;;) cpu::enable_interrupts_and_halt();
 }
