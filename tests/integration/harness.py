@@ -72,6 +72,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=1)
     p.add_argument("--mem", type=int, default=256)
     p.add_argument("--nic", default="e1000", choices=emulator.NICS)
+    p.add_argument("--cpu-model", default=None, help="Bochs CPU model (default corei7_skylake_x)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for each expected line (default: qemu 30, bochs 120)")
     p.add_argument("--keep-workdir", action="store_true", help="keep the emulator's work dir")
@@ -90,7 +91,7 @@ _current: list[Emulator] = []  # the running emulator, for the failure report
 def boot(args, iso: Optional[str] = None, **overrides) -> Iterator[Emulator]:
     """Start the emulator from the common arguments (overrides: any Config field)."""
     fields = dict(emulator=args.emulator, iso=iso or args.iso, cpus=args.cpus, mem=args.mem,
-                  nic=args.nic, keep_workdir=args.keep_workdir)
+                  nic=args.nic, cpu_model=args.cpu_model, keep_workdir=args.keep_workdir)
     fields.update(overrides)
     emu = Emulator(Config(**fields))
     with emu:
@@ -136,14 +137,25 @@ def assert_ready_once(emu: Emulator, settle: float = 1.0) -> None:
 
 
 # ---- ISO remastering ----------------------------------------------------------------------------
+def default_modules(kernel: str) -> list[str]:
+    """The modules the build put on its own ISO (build/iso/boot/modules/: the guest programs)."""
+    staged = os.path.join(os.path.dirname(os.path.abspath(kernel)), "iso", "boot", "modules")
+    if not os.path.isdir(staged):
+        return []
+    return sorted(os.path.join(staged, n) for n in os.listdir(staged)
+                  if os.path.isfile(os.path.join(staged, n)))
+
+
 def remaster(args, out_dir: str, cmdline: str, modules: tuple[str, ...] = ()) -> str:
-    """Make <out_dir>/lantern.iso from --kernel with another command line (iso/make_iso.sh)."""
+    """Make <out_dir>/lantern.iso from --kernel with another command line (iso/make_iso.sh).
+
+    The build's own modules (default_modules) come first, then `modules`."""
     check(bool(args.kernel), "this test needs --kernel (build/lantern.elf)")
     check(os.path.isfile(args.kernel), f"kernel {args.kernel} does not exist")
     iso = os.path.join(out_dir, "lantern.iso")
     cmd = [MAKE_ISO, "--kernel", args.kernel, "--stage", os.path.join(out_dir, "stage"),
            "--output", iso, "--cmdline", cmdline]
-    for m in modules:
+    for m in default_modules(args.kernel) + list(modules):
         cmd += ["--module", m]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     check(r.returncode == 0, f"make_iso.sh failed ({r.returncode}):\n{r.stdout}")
