@@ -16,6 +16,7 @@
 #include "lwip/netif.h"
 #include "lwip/timeouts.h"
 #include "net/kernel/nic_probe.h"
+#include "net/stack/discard_listener.h"
 #include "net/stack/http_listener.h"
 #include "net/stack/ip_config.h"
 #include "net/stack/netif_bridge.h"
@@ -230,6 +231,10 @@ Result<NetStatus> start(std::string_view cmdline) {
     lib::format(g_status.console, sizeof(g_status.console), "%u", static_cast<unsigned>(kConsolePort));
   } else {
     LOG_ERROR("net: HTTP listener on port %u failed: %s", kConsolePort, listening.error().message);
+  }
+  // RFC 863 discard: the sink for `./lantern bench` bulk uploads (net/stack/discard_listener.h).
+  if (auto discard = discard_listener_start(kDiscardPort); !discard) {
+    LOG_ERROR("net: discard listener on port %u failed: %s", kDiscardPort, discard.error().message);
   }
 
   if (config->mode == AddressMode::kDhcp) {
