@@ -215,12 +215,14 @@ TEST_F(E1000Test, InitProgramsTheDevice) {
   uint32_t c = hw.get(Reg::kCtrl);
   EXPECT_TRUE(c & ctrl::kSlu);
   EXPECT_FALSE(c & (ctrl::kRst | ctrl::kLrst | ctrl::kPhyRst));
-  // Receive ring: 32 descriptors, all but one given to hardware.
+  // Receive ring: the configured number of descriptors, all but one given to hardware.
+  constexpr uint32_t kRx = E1000Config{}.rx_descriptors;
+  static_assert(kRx == 128, "the default ring must outsize lwIP's TCP window (e1000_device.h)");
   EXPECT_EQ(hw.get(Reg::kRdbal), static_cast<uint32_t>(dev.rx_ring_phys()));
   EXPECT_EQ(dev.rx_ring_phys() % 16, 0u);
-  EXPECT_EQ(hw.get(Reg::kRdlen), 32u * 16);
+  EXPECT_EQ(hw.get(Reg::kRdlen), kRx * 16);
   EXPECT_EQ(hw.get(Reg::kRdh), 0u);
-  EXPECT_EQ(hw.get(Reg::kRdt), 31u);
+  EXPECT_EQ(hw.get(Reg::kRdt), kRx - 1);
   uint32_t rctl = hw.get(Reg::kRctl);
   EXPECT_TRUE(rctl & rctl::kEn);
   EXPECT_TRUE(rctl & rctl::kBam);
@@ -432,7 +434,7 @@ TEST_F(E1000Test, ReceiveDropsRuntsOversizeAndErrors) {
   EXPECT_EQ(c.rx_oversize, 3u);  // 1600, 60000, and the three-descriptor frame once
   EXPECT_EQ(c.rx_drops, 4u);
   EXPECT_EQ(c.rx_packets, 2u);
-  EXPECT_EQ(dev.rx_ring().in_flight(), 31);  // every descriptor went back
+  EXPECT_EQ(dev.rx_ring().in_flight(), E1000Config{}.rx_descriptors - 1);  // every descriptor went back
 }
 
 TEST_F(E1000Test, ReinitKeepsBuffersAndResetsRings) {
