@@ -120,8 +120,10 @@ err_t on_recv(void* arg, struct tcp_pcb* pcb, struct pbuf* p, err_t err) {
     return ERR_OK;
   }
   if (err != ERR_OK) {
+    // We took the pbuf (freed it): ERR_OK tells lwIP so. Returning err would make lwIP keep it
+    // as refused data and free it again.
     pbuf_free(p);
-    return err;
+    return ERR_OK;
   }
   c->idle_polls = 0;
   const u16_t total = p->tot_len;
