@@ -185,6 +185,13 @@ extern "C" void kernel_main() {
   // NIC interrupts wake it.
   for (;;) {
     net::poll();
-    cpu::enable_interrupts_and_halt();
+    // An interrupt that arrived during poll() left work: check with interrupts off, so a new one
+    // cannot slip in between the check and HLT (STI's one-instruction shadow covers HLT).
+    cpu::disable_interrupts();
+    if (net::work_pending()) {
+      cpu::enable_interrupts();
+    } else {
+      cpu::enable_interrupts_and_halt();
+    }
   }
 }
