@@ -17,13 +17,12 @@ with 1 CPU (lwIP runs on the BSP only, net/stack/README.md):
 Where the time goes (measured on the project's 2-core machine, QEMU 7.2 TCG, 1 vCPU, while
 another emulator kept one host core busy; this script prints the per-thread CPU use to stderr, and
 `--kernel build/lantern.elf --net-irq poll|intx` repeats the network part with that interrupt mode):
-- e1000, ~0.95 MB/s: packet loss, not CPU. The driver's RX ring has 32 descriptors (31 usable,
-  net/e1000 E1000Config) and lwIP advertises 32 segments (lwipopts.h TCP_WND). When the ring is
-  full QEMU's e1000 model drops the frame (receiver overrun) instead of queueing it; slirp's TCP
-  recovers once by fast retransmit, after that only by 1-1.5 s retransmission timeouts. A capture
-  of the guest link (-object filter-dump) spent 2.9 s of a 2.94 s upload in such gaps; both QEMU
-  threads sit at ~1% and net.irq=poll gives the same figure. With 128 RX descriptors (an
-  experiment, not in the tree) the same upload ran at ~90-97 MB/s.
+- e1000, ~110 MB/s with 128 RX descriptors. With the earlier 32 (31 usable) it managed ~0.95 MB/s:
+  lwIP advertises 32 segments (lwipopts.h TCP_WND), and when the ring is full QEMU's e1000 model
+  drops the frame (receiver overrun) instead of queueing it; slirp's TCP then recovers only by
+  1-1.5 s retransmission timeouts (a capture of the guest link, -object filter-dump, spent 2.9 s of
+  a 2.94 s upload in such gaps, with both QEMU threads at ~1%). The ring now outsizes the window
+  (net/e1000/e1000_device.h).
 - virtio-net, ~80-90 MB/s: no loss (QEMU queues when the ring is empty). Neither QEMU thread is
   saturated (vCPU thread ~40%, main loop with slirp and the device models ~15-30%, the Python
   client ~2%), and a 38% larger TCP_WND did not change the figure, so it is neither TCG's copy and
@@ -39,9 +38,19 @@ another emulator kept one host core busy; this script prints the per-thread CPU 
   transmit runs slirp synchronously on the vCPU thread and the reply lands in the RX ring before
   the poll pass ends.
 
-Exit-cost benchmarks (VMCALL round trips and friends) come with the VMX work; in Bochs they must be
-measured in guest TSC ticks, never wall time (emulators.md). Python 3 standard library only; the
-network benchmarks only talk to 127.0.0.1, and every loop is bounded by count and by time.
+VMX exit costs, under Bochs (corei7_skylake_x, 1 CPU), in guest TSC ticks — deterministic there
+for a given build and configuration, unlike wall time (emulators.md). The kernel boots with
+`bench` on its command line, runs tests/guests/bench.S, and prints the lines itself
+(vmx/hw/guest_vm.cpp run_benchmarks: the minimum over the guest's iterations minus an RDTSC
+baseline):
+  BENCH vmcall_roundtrip <n> ticks   null hypercall (VMCALL, rax=0) out and back
+  BENCH cpuid_exit <n> ticks         CPUID emulated by the exit handler
+  BENCH io_exit <n> ticks            OUT to a port the hypervisor handles
+  BENCH msr_exit <n> ticks           RDMSR emulated by the exit handler
+  BENCH inject_interrupt <n> ticks   an interrupt queued and injected at the next entry
+
+Python 3 standard library only; the network benchmarks only talk to 127.0.0.1, and every loop is
+bounded by count and by time.
 """
 from __future__ import annotations
 
@@ -70,6 +79,9 @@ BOOT_BENCHMARKS = {
     "boot_bochs_smp4": ("bochs", 4, 120.0),
 }
 # bench name -> emulator NIC (QEMU TCG)
+VMX_BENCHMARK = "vmx_exits"
+VMX_FIGURES = ("vmcall_roundtrip", "cpuid_exit", "io_exit", "msr_exit", "inject_interrupt")
+VMX_BENCH_TIMEOUT = 240.0
 NET_BENCHMARKS = {
     "net_e1000": ("e1000", "e1000"),
     "net_virtio": ("virtio", "virtio-net"),
@@ -218,13 +230,35 @@ def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float)
 
 
 def remaster(kernel: str, out_dir: str, cmdline: str) -> str:
+    """An ISO with another command line; the build's guest modules (build/iso/boot/modules) stay."""
     iso = os.path.join(out_dir, "lantern.iso")
     cmd = [MAKE_ISO, "--kernel", kernel, "--stage", os.path.join(out_dir, "stage"),
            "--output", iso, "--cmdline", cmdline]
+    staged = os.path.join(os.path.dirname(os.path.abspath(kernel)), "iso", "boot", "modules")
+    if os.path.isdir(staged):
+        for name in sorted(os.listdir(staged)):
+            cmd += ["--module", os.path.join(staged, name)]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
     if r.returncode != 0:
         raise BenchError(f"make_iso.sh failed ({r.returncode}):\n{r.stdout}")
     return iso
+
+
+def vmx_benchmarks(kernel: str, out_dir: str) -> list[str]:
+    """Boots Bochs with `bench` and returns the kernel's `BENCH <name> <n> ticks` lines."""
+    iso = remaster(kernel, os.path.join(out_dir, "vmx"), "bench")
+    cfg = emu_mod.Config(emulator="bochs", iso=iso, cpus=1, nic="none")
+    with emu_mod.Emulator(cfg) as emu:
+        emu.wait_exit(VMX_BENCH_TIMEOUT)
+        log = emu.log()
+    found = dict(re.findall(r"^BENCH (\w+) (\d+) ticks$", log, re.M))
+    if not found:
+        raise BenchError("no BENCH lines from the kernel's bench mode; log tail:\n"
+                         + "\n".join(log.splitlines()[-15:]))
+    missing = [f for f in VMX_FIGURES if f not in found]
+    if missing:
+        raise BenchError(f"the kernel did not report {', '.join(missing)}")
+    return [f"BENCH {name} {found[name]} ticks" for name in VMX_FIGURES]
 
 
 def net_benchmarks(iso: str, label: str, nic: str, suffix: str, upload_bytes: int,
@@ -274,7 +308,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="lantern.elf: with --net-irq other than auto, the ISO is remastered from it")
     p.add_argument("--runs", type=int, default=1, help="boots per boot benchmark (median is printed)")
     p.add_argument("--only", action="append", default=[],
-                   choices=sorted(BOOT_BENCHMARKS) + sorted(NET_BENCHMARKS),
+                   choices=sorted(BOOT_BENCHMARKS) + sorted(NET_BENCHMARKS) + [VMX_BENCHMARK],
                    help="run only this benchmark (repeatable)")
     p.add_argument("--net-irq", default="auto", choices=("auto", "intx", "poll"),
                    help="network benchmarks with net.irq=<this> (names get a _<this> suffix)")
@@ -303,6 +337,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"BENCH {name} {statistics.median(samples):.0f} ms", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="lantern-bench-") as tmp:
+        if not args.only or VMX_BENCHMARK in args.only:
+            try:
+                if not args.kernel:
+                    raise BenchError("needs --kernel (build/lantern.elf): the ISO is remastered with `bench`")
+                for line in vmx_benchmarks(args.kernel, tmp):
+                    print(line, flush=True)
+            except (BenchError, emu_mod.EmulatorError, OSError, subprocess.SubprocessError) as e:
+                print(f"bench.py: {VMX_BENCHMARK} failed: {e}", file=sys.stderr)
+                status = 1
         iso, suffix = args.iso, ""
         for name, (label, nic) in NET_BENCHMARKS.items():
             if args.only and name not in args.only:
