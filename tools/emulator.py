@@ -155,6 +155,7 @@ class Config:
     nic: str = "e1000"  # "e1000", "virtio-net", "virtio-net-modern" (QEMU only) or "none"
     kvm: bool = False  # QEMU only; only for `./lantern run` on a host with usable VMX
     cpu_model: Optional[str] = None  # QEMU: "max" (TCG) / "host" (KVM); Bochs: DEFAULT_BOCHS_CPU
+    machine: str = "pc"  # QEMU: "pc" (i440FX, PCI through 0xCF8/0xCFC) or "q35" (ECAM from ACPI MCFG)
     bochs_ips: int = 20_000_000  # emulators.md: 4M..20M is the sweet spot with clock sync=none
     extra_forwards: tuple[tuple[int, int], ...] = ()  # more (host_port, guest_port) pairs
     serial_log: Optional[str] = None  # also expose the serial log at this path (symlink)
@@ -171,6 +172,10 @@ class Config:
             raise EmulatorError(f"cpus must be 1..64, not {self.cpus}")
         if not 32 <= self.mem <= 65536:
             raise EmulatorError(f"mem must be 32..65536 MiB, not {self.mem}")
+        if self.machine not in ("pc", "q35"):
+            raise EmulatorError(f"unknown machine '{self.machine}' (expected pc or q35)")
+        if self.emulator == "bochs" and self.machine != "pc":
+            raise EmulatorError("Bochs emulates only the i440FX PC; --machine q35 is QEMU only")
         if self.nic not in NICS:
             raise EmulatorError(f"unknown NIC '{self.nic}' (expected one of {', '.join(NICS)})")
         if self.emulator == "bochs":
@@ -198,7 +203,7 @@ class Config:
 # ---- command lines and config files -------------------------------------------------------------
 def qemu_command(cfg: Config, iso: str, serial: str) -> list[str]:
     cmd = [
-        QEMU_BINARY, "-M", "pc", "-m", str(cfg.mem), "-smp", str(cfg.cpus),
+        QEMU_BINARY, "-M", cfg.machine, "-m", str(cfg.mem), "-smp", str(cfg.cpus),
         "-cdrom", iso, "-boot", "d", "-display", "none", "-monitor", "none",
         "-no-reboot", "-serial", f"file:{serial}",
         "-device", f"isa-debug-exit,iobase={QEMU_DEBUG_EXIT_PORT:#x},iosize=0x04",

@@ -138,6 +138,9 @@ def test(args):
             log = emu.log()
             nic_line = "net: e1000 " if args.nic == "e1000" else "net: virtio-net 1af4:"
             harness.check(nic_line in log, f"no '{nic_line}' line in the log")
+            if args.machine == "q35":
+                harness.check("pci: ECAM at 0x" in log and "functions (ECAM)" in log,
+                              "q35 has an MCFG table, but PCI was not reached through ECAM")
             if args.nic == "virtio-net-modern":
                 harness.check("virtio-net 1af4:1041" in log, "modern device not probed as 1af4:1041")
             doc = check_system(args, emu.port)
