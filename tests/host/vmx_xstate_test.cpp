@@ -1,0 +1,66 @@
+#include "vmx/xstate.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstring>
+
+namespace lantern::vmx {
+namespace {
+
+constexpr uint64_t kSkylakeX = kXcr0X87 | kXcr0Sse | kXcr0Avx | kXcr0Avx512 | kXcr0Pkru;
+constexpr uint64_t kSseOnly = kXcr0X87 | kXcr0Sse;
+
+TEST(VmxXstate, ValidValuesPass) {
+  EXPECT_EQ(check_xsetbv(0, kXcr0X87, kSkylakeX), XsetbvFault::kOk);
+  EXPECT_EQ(check_xsetbv(0, kXcr0X87 | kXcr0Sse, kSkylakeX), XsetbvFault::kOk);
+  EXPECT_EQ(check_xsetbv(0, kXcr0X87 | kXcr0Sse | kXcr0Avx, kSkylakeX), XsetbvFault::kOk);
+  EXPECT_EQ(check_xsetbv(0, kSkylakeX, kSkylakeX), XsetbvFault::kOk);
+  const uint64_t all = kXcr0X87 | kXcr0Sse | kXcr0BndRegs | kXcr0BndCsr | kXcr0TileCfg | kXcr0TileData;
+  EXPECT_EQ(check_xsetbv(0, all, all), XsetbvFault::kOk);
+}
+
+TEST(VmxXstate, EachRuleFaults) {
+  EXPECT_EQ(check_xsetbv(1, kSseOnly, kSkylakeX), XsetbvFault::kNotXcr0);
+  EXPECT_EQ(check_xsetbv(0xffffffffu, kSseOnly, kSkylakeX), XsetbvFault::kNotXcr0);
+  EXPECT_EQ(check_xsetbv(0, 0, kSkylakeX), XsetbvFault::kX87Clear);
+  EXPECT_EQ(check_xsetbv(0, kXcr0Sse, kSkylakeX), XsetbvFault::kX87Clear);
+  EXPECT_EQ(check_xsetbv(0, kXcr0X87 | kXcr0Avx, kSkylakeX), XsetbvFault::kAvxWithoutSse);
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0Avx, kSseOnly), XsetbvFault::kUnsupportedBit);
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | (1ull << 63), kSkylakeX), XsetbvFault::kUnsupportedBit);
+  const uint64_t mpx = kSseOnly | kXcr0BndRegs | kXcr0BndCsr;
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0BndRegs, mpx), XsetbvFault::kBndMismatch);
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0BndCsr, mpx), XsetbvFault::kBndMismatch);
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0Avx | kXcr0Opmask, kSkylakeX), XsetbvFault::kAvx512Incomplete);
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0Avx512, kSkylakeX), XsetbvFault::kAvx512Incomplete);
+  const uint64_t amx = kSseOnly | kXcr0TileCfg | kXcr0TileData;
+  EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0TileData, amx), XsetbvFault::kAmxMismatch);
+}
+
+TEST(VmxXstate, FaultNamesAreDistinct) {
+  EXPECT_STREQ(xsetbv_fault_name(XsetbvFault::kOk), "ok");
+  EXPECT_STRNE(xsetbv_fault_name(XsetbvFault::kX87Clear), xsetbv_fault_name(XsetbvFault::kAvxWithoutSse));
+  EXPECT_STREQ(xsetbv_fault_name(static_cast<XsetbvFault>(200)), "?");
+}
+
+TEST(VmxXstate, InitialGuestArea) {
+  std::array<uint8_t, 1024> area;
+  area.fill(0xcc);
+  ASSERT_TRUE(init_guest_xsave_area(area.data(), area.size()));
+  uint16_t fcw;
+  uint32_t mxcsr;
+  uint64_t xstate_bv;
+  std::memcpy(&fcw, area.data() + kFxsaveFcwOffset, 2);
+  std::memcpy(&mxcsr, area.data() + kFxsaveMxcsrOffset, 4);
+  std::memcpy(&xstate_bv, area.data() + kXsaveHeaderOffset, 8);
+  EXPECT_EQ(fcw, 0x037f);
+  EXPECT_EQ(mxcsr, 0x1f80u);
+  EXPECT_EQ(xstate_bv, 0u);
+  EXPECT_EQ(area[160], 0);  // XMM0 (legacy area byte 160) cleared
+  EXPECT_EQ(area[kXsaveMinimumBytes], 0xcc);  // nothing past the header is touched
+  EXPECT_FALSE(init_guest_xsave_area(area.data(), kXsaveMinimumBytes - 1));
+  EXPECT_FALSE(init_guest_xsave_area(nullptr, 4096));
+}
+
+}  // namespace
+}  // namespace lantern::vmx

@@ -1,0 +1,45 @@
+#include "vmx/xstate.h"
+
+namespace lantern::vmx {
+
+bool init_guest_xsave_area(uint8_t* area, size_t size) {
+  if (area == nullptr || size < kXsaveMinimumBytes) return false;
+  for (size_t i = 0; i < kXsaveMinimumBytes; ++i) area[i] = 0;
+  area[kFxsaveFcwOffset] = static_cast<uint8_t>(kFcwReset & 0xff);
+  area[kFxsaveFcwOffset + 1] = static_cast<uint8_t>(kFcwReset >> 8);
+  for (size_t i = 0; i < 4; ++i) {
+    area[kFxsaveMxcsrOffset + i] = static_cast<uint8_t>(kMxcsrReset >> (8 * i));
+  }
+  return true;
+}
+
+const char* xsetbv_fault_name(XsetbvFault f) {
+  switch (f) {
+    case XsetbvFault::kOk: return "ok";
+    case XsetbvFault::kNotXcr0: return "ECX is not 0 (only XCR0 is writable)";
+    case XsetbvFault::kX87Clear: return "XCR0 bit 0 (x87) must be 1";
+    case XsetbvFault::kUnsupportedBit: return "XCR0 sets a bit the host does not support";
+    case XsetbvFault::kAvxWithoutSse: return "XCR0 enables AVX without SSE";
+    case XsetbvFault::kBndMismatch: return "XCR0 bits 3 and 4 (MPX) differ";
+    case XsetbvFault::kAvx512Incomplete: return "XCR0 bits 7:5 (AVX-512) are partial or lack AVX";
+    case XsetbvFault::kAmxMismatch: return "XCR0 bits 17 and 18 (AMX) differ";
+  }
+  return "?";
+}
+
+XsetbvFault check_xsetbv(uint32_t xcr_index, uint64_t value, uint64_t supported_xcr0) {
+  // SDM Vol. 2C XSETBV, Operation and exceptions; Vol. 1 13.3 for the bit dependencies.
+  if (xcr_index != 0) return XsetbvFault::kNotXcr0;
+  if ((value & kXcr0X87) == 0) return XsetbvFault::kX87Clear;
+  if ((value & ~supported_xcr0) != 0) return XsetbvFault::kUnsupportedBit;
+  if ((value & kXcr0Avx) != 0 && (value & kXcr0Sse) == 0) return XsetbvFault::kAvxWithoutSse;
+  if (((value & kXcr0BndRegs) != 0) != ((value & kXcr0BndCsr) != 0)) return XsetbvFault::kBndMismatch;
+  const uint64_t avx512 = value & kXcr0Avx512;
+  if (avx512 != 0 && (avx512 != kXcr0Avx512 || (value & kXcr0Avx) == 0)) {
+    return XsetbvFault::kAvx512Incomplete;
+  }
+  if (((value & kXcr0TileCfg) != 0) != ((value & kXcr0TileData) != 0)) return XsetbvFault::kAmxMismatch;
+  return XsetbvFault::kOk;
+}
+
+}  // namespace lantern::vmx

@@ -1,0 +1,62 @@
+// Extended processor state (XSAVE) facts the hypervisor needs, as pure code: the XCR0 bits,
+// the rules an XSETBV must satisfy (a guest's XSETBV always exits, SDM Vol. 3C 25.1.2, and
+// Lantern validates it before loading the guest's XCR0), and the legacy-area defaults a fresh
+// guest starts with. The kernel side (XSAVE/XRSTOR around VM entry) is in vmx/hw/vcpu.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lantern::vmx {
+
+// XCR0 state-component bits (SDM Vol. 1 13.1, 13.3).
+inline constexpr uint64_t kXcr0X87 = 1ull << 0;
+inline constexpr uint64_t kXcr0Sse = 1ull << 1;
+inline constexpr uint64_t kXcr0Avx = 1ull << 2;
+inline constexpr uint64_t kXcr0BndRegs = 1ull << 3;
+inline constexpr uint64_t kXcr0BndCsr = 1ull << 4;
+inline constexpr uint64_t kXcr0Opmask = 1ull << 5;
+inline constexpr uint64_t kXcr0ZmmHi256 = 1ull << 6;
+inline constexpr uint64_t kXcr0Hi16Zmm = 1ull << 7;
+inline constexpr uint64_t kXcr0Pkru = 1ull << 9;
+inline constexpr uint64_t kXcr0TileCfg = 1ull << 17;
+inline constexpr uint64_t kXcr0TileData = 1ull << 18;
+inline constexpr uint64_t kXcr0Avx512 = kXcr0Opmask | kXcr0ZmmHi256 | kXcr0Hi16Zmm;
+
+// XCR0 after reset and for a new vCPU: x87 only (SDM Vol. 1 13.3).
+inline constexpr uint64_t kXcr0Reset = kXcr0X87;
+
+// Legacy region of the XSAVE/FXSAVE area (SDM Vol. 1 10.5.1, Table 10-2): FCW at byte 0,
+// MXCSR at byte 24; their power-up values are 0x037f (SDM Vol. 1 8.1.5) and 0x1f80 (10.2.3.1).
+inline constexpr size_t kFxsaveFcwOffset = 0;
+inline constexpr size_t kFxsaveMxcsrOffset = 24;
+inline constexpr uint16_t kFcwReset = 0x037f;
+inline constexpr uint32_t kMxcsrReset = 0x1f80;
+inline constexpr size_t kFxsaveAreaBytes = 512;
+// XSAVE header: XSTATE_BV at byte 512, XCOMP_BV at 520 (SDM Vol. 1 13.4.2).
+inline constexpr size_t kXsaveHeaderOffset = 512;
+inline constexpr size_t kXsaveMinimumBytes = 576;  // legacy area + header
+
+// Writes the state a vCPU starts with into a zeroed save area of at least 576 bytes: x87 and
+// SSE in their init configuration with FCW and MXCSR at their reset values, XSTATE_BV = 0 (so
+// XRSTOR puts every other component in its init state). False when the area is too small.
+bool init_guest_xsave_area(uint8_t* area, size_t size);
+
+// Why an XSETBV faults, or kOk. Every reason is a #GP(0) in the guest (SDM Vol. 2C XSETBV,
+// "Protected Mode Exceptions").
+enum class XsetbvFault : uint8_t {
+  kOk,
+  kNotXcr0,             // ECX != 0: only XCR0 is writable
+  kX87Clear,            // bit 0 must be 1
+  kUnsupportedBit,      // a bit the processor does not support (CPUID.(EAX=0DH,ECX=0):EDX:EAX)
+  kAvxWithoutSse,       // bit 2 needs bit 1
+  kBndMismatch,         // bits 3 and 4 are set together or not at all
+  kAvx512Incomplete,    // bits 7:5 are all set or all clear, and need bit 2
+  kAmxMismatch,         // bits 17 and 18 are set together or not at all
+};
+const char* xsetbv_fault_name(XsetbvFault f);
+
+// `supported_xcr0` is what the host offers guests (at most CPUID.(EAX=0DH,ECX=0):EDX:EAX).
+XsetbvFault check_xsetbv(uint32_t xcr_index, uint64_t value, uint64_t supported_xcr0);
+
+}  // namespace lantern::vmx
