@@ -81,8 +81,9 @@ main:
   mov $0x42, %al
   out %al, $EXIT_PORT
 
-  /* 8. An exit Lantern has no handler for yet: MOV to CR4 changing a host-owned bit (VMXE,
-   *    set in the guest/host mask) is a CR-access exit -> the unexpected-exit path. */
-  mov $0x2000, %eax
-  mov %eax, %cr4
+  /* 8. An exit Lantern cannot complete: string I/O (OUTSB) stops this vCPU alone, with the
+   *    reason recorded (vmx/hw/vcpu.cpp on_io). */
+  xor %si, %si
+  mov $0x80, %dx
+  outsb
   jmp .

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <new>
 
+#include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/descriptors.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -14,6 +15,9 @@
 #include "vmx/ept.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vmx_operation.h"
+#include "vmx/cr_access.h"
+#include "vmx/hw/xstate_hw.h"
+#include "vmx/xstate.h"
 #include "vmx/vmx_controls.h"
 
 extern "C" uint64_t vmx_enter(lantern::vmx::GeneralRegisters* regs, uint64_t launched,
@@ -56,6 +60,12 @@ constexpr uint32_t kRealModeIdtLimit = 0x3ff;  // 256 four-byte IVT entries (SDM
 constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
+// CPUID.01H:ECX[26] XSAVE, [27] OSXSAVE; leaf 0DH enumerates XSAVE state (SDM Vol. 2A CPUID).
+constexpr uint32_t kCpuid1EcxXsave = 1u << 26;
+constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
+constexpr uint32_t kCpuidXsaveLeaf = 0xd;
+// CR4.OSXSAVE (SDM Vol. 3A 2.5).
+constexpr uint64_t kCr4Osxsave = 1u << 18;
 
 // Guest interruptibility: blocking by STI (bit 0) and by MOV SS (bit 1) end once the next
 // instruction completes, so skipping an instruction clears them (SDM Vol. 3C 24.4.2, Table 24-3).
@@ -63,6 +73,7 @@ constexpr uint32_t kInterruptibilityShadow = kInterruptibilityStiBlocking | kInt
 
 // #UD for VMX instructions executed by the guest (SDM Vol. 3A Table 6-1, vector 6).
 constexpr uint8_t kVectorInvalidOpcode = 6;
+constexpr uint8_t kVectorGeneralProtection = 13;
 constexpr uint8_t kVectorNmi = 2;
 // Guest activity states (SDM Vol. 3C 24.4.2): 0 active, 1 HLT.
 constexpr uint32_t kActivityActive = 0;
@@ -140,6 +151,16 @@ Result<VmxVcpu*> VmxVcpu::create(uint32_t vm_id, uint32_t vcpu_id) {
   auto msr = alloc_page(0xff);
   if (!msr) return fail(msr.error());
   vcpu->msr_bitmap_phys_ = *msr;
+  // Extended state: the guest's area starts in the init state (FCW/MXCSR at reset values);
+  // the host's is filled by XSAVE/FXSAVE at every entry (SDM Vol. 1 13.7, 10.5).
+  auto guest_xstate = alloc_page(0);
+  if (!guest_xstate) return fail(guest_xstate.error());
+  vcpu->guest_xstate_phys_ = *guest_xstate;
+  (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(vcpu->guest_xstate_phys_), paging::kPageSize);
+  auto host_xstate_area = alloc_page(0);
+  if (!host_xstate_area) return fail(host_xstate_area.error());
+  vcpu->host_xstate_phys_ = *host_xstate_area;
+  vcpu->guest_xcr0_ = kXcr0Reset;
   // VMCLEAR initialises the launch state to "clear" (SDM Vol. 3C 24.11.3).
   if (auto r = hw::vmclear(vcpu->vmcs_phys_); !r) return fail(r.error());
   return vcpu;
@@ -154,6 +175,8 @@ void VmxVcpu::destroy(VmxVcpu* vcpu) {
   free_page(vcpu->io_bitmap_a_phys_);
   free_page(vcpu->io_bitmap_b_phys_);
   free_page(vcpu->msr_bitmap_phys_);
+  free_page(vcpu->guest_xstate_phys_);
+  free_page(vcpu->host_xstate_phys_);
   vcpu->~VmxVcpu();
   kfree(vcpu);
 }
@@ -406,7 +429,37 @@ Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
 
 // ---- Running ---------------------------------------------------------------------------------
 
+Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code) {
+  size_t position;
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    position = TRY(events_.queue_event(type, vector, error_code));
+  }
+  // Kick the owning core: the wake-up IPI is a host interrupt, so a running guest exits
+  // ("external-interrupt exiting", SDM Vol. 3C 24.6.1) and a halted core wakes; either way the
+  // loop re-enters through run(), which injects.
+  const int32_t owner = bound_cpu_.load(std::memory_order_acquire);
+  PerCpu* self = this_cpu_or_null();
+  if (owner >= 0 && (self == nullptr || self->index != static_cast<uint32_t>(owner))) {
+    if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(owner)); target != nullptr) {
+      apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
+    }
+  }
+  return position;
+}
+
+PendingEventSnapshot VmxVcpu::pending_events() const {
+  IrqSpinlockGuard guard(events_lock_);
+  return events_.snapshot();
+}
+
+size_t VmxVcpu::pending_event_count() const {
+  IrqSpinlockGuard guard(events_lock_);
+  return events_.size();
+}
+
 Result<void> VmxVcpu::inject_pending_event() {
+  IrqSpinlockGuard guard(events_lock_);
   if (events_.empty()) return ok();
   InjectionContext context;
   context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
@@ -416,15 +469,35 @@ Result<void> VmxVcpu::inject_pending_event() {
   uint32_t primary = primary_controls_;
   switch (decision.action) {
     case InjectionAction::kNone:
-    case InjectionAction::kEntrySlotBusy:
       break;
-    case InjectionAction::kInjectNow:
-      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, decision.event.entry_interruption_info()));
-      if (decision.event.has_error_code) {
+    case InjectionAction::kEntrySlotBusy:
+      // A re-injection owns the entry field: come back as soon as the guest can take an
+      // interrupt again (an NMI/exception will be retried at the next exit anyway).
+      if (decision.event.type == PendingEventType::kExternalInterrupt) {
+        primary |= proc_based::kInterruptWindowExiting;
+      }
+      break;
+    case InjectionAction::kInjectNow: {
+      uint32_t info = decision.event.entry_interruption_info();
+      // With unrestricted guest and CR0.PE = 0 the "deliver error code" bit must be 0, or the
+      // VM entry fails (SDM Vol. 3C 26.2.1.3): real mode pushes no error codes.
+      const uint64_t guest_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+      if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
+      if ((info & kIntrInfoErrorCodeValid) != 0) {
         TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, decision.event.error_code));
       }
+      if (sleeping_in_hlt_) {
+        // Only some events may be injected in the HLT activity state (SDM Vol. 3C 26.3.1.5):
+        // the event ends the HLT, so enter active and drop the wake-up timer.
+        TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
+        TRY(set_preemption_timer(0));
+        sleeping_in_hlt_ = false;
+      }
+      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
       (void)events_.pop();
+      ++events_injected_;
       break;
+    }
     case InjectionAction::kRequestInterruptWindow:
       primary |= proc_based::kInterruptWindowExiting;
       break;
@@ -453,11 +526,14 @@ Result<VmExit> VmxVcpu::run() {
   cpu::InterruptsOff irq_off;
   TRY(inject_pending_event());
   // The stub may resume null hypercalls itself only while nothing waits for injection.
-  fast_.enabled = (fast_allowed_ && events_.empty() &&
+  fast_.enabled = (fast_allowed_ && pending_event_count() == 0 &&
                    (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
                       ? 1
                       : 0;
+  // Interrupts are off from here to the restore: nothing on this core sees the guest's state.
+  switch_to_guest_xstate();
   const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
+  switch_to_host_xstate();
   if (flags != 0) {
     // VMfailInvalid (CF, bit 0) or VMfailValid (ZF, bit 6): SDM Vol. 3C 30.2.
     if ((flags & 1) != 0) return vmx_fail_invalid();
@@ -496,6 +572,51 @@ Result<VmExit> VmxVcpu::run() {
   return handle_exit(exit);
 }
 
+// The guest's x87/SSE/AVX... registers and XCR0 are live only between these two calls, with
+// interrupts off and no compiled code in between but the call into the entry stub (which
+// touches no extended state). XCR0 is not switched by VM entry/exit (SDM Vol. 3C 26, 27), so
+// it is switched here (SDM Vol. 1 13.3, 13.7, 13.8).
+void VmxVcpu::switch_to_guest_xstate() {
+  const HostXstate& x = host_xstate();
+  void* host_area = paging::phys_to_ptr<void>(host_xstate_phys_);
+  void* guest_area = paging::phys_to_ptr<void>(guest_xstate_phys_);
+  if (x.mode == XstateMode::kXsave) {
+    hw::xsave(host_area);
+    if (guest_xcr0_ != x.host_xcr0) hw::xsetbv(0, guest_xcr0_);
+    hw::xrstor(guest_area);
+  } else if (x.mode == XstateMode::kFxsave) {
+    hw::fxsave(host_area);
+    hw::fxrstor(guest_area);
+  }
+}
+
+void VmxVcpu::switch_to_host_xstate() {
+  const HostXstate& x = host_xstate();
+  void* host_area = paging::phys_to_ptr<void>(host_xstate_phys_);
+  void* guest_area = paging::phys_to_ptr<void>(guest_xstate_phys_);
+  if (x.mode == XstateMode::kXsave) {
+    hw::xsave(guest_area);
+    if (guest_xcr0_ != x.host_xcr0) hw::xsetbv(0, x.host_xcr0);
+    hw::xrstor(host_area);
+  } else if (x.mode == XstateMode::kFxsave) {
+    hw::fxsave(guest_area);
+    hw::fxrstor(host_area);
+  }
+}
+
+Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_t> error_code) {
+  uint32_t info = TRY(encode_entry_interruption_info(InterruptionType::kHardwareException, vector,
+                                                      error_code.has_value()));
+  // With unrestricted guest and CR0.PE = 0, "deliver error code" must be 0 (SDM Vol. 3C 26.2.1.3).
+  const uint64_t guest_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+  if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
+  if ((info & kIntrInfoErrorCodeValid) != 0) {
+    TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, *error_code));
+  }
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
+  return ok();
+}
+
 Result<VmExit> VmxVcpu::handle_exit(const ExitInfo& exit) {
   const auto& table = exit_handlers();
   const ExitHandler handler = exit.basic < table.size() ? table[exit.basic] : nullptr;
@@ -527,6 +648,8 @@ const std::array<VmxVcpu::ExitHandler, kExitReasonTableSize>& VmxVcpu::exit_hand
     set(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write);
     set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation);
     set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer);
+    set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv);
+    set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access);
     return t;
   }();
   return table;
@@ -641,9 +764,20 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
     }
   } else {
     r = cpu::cpuid(leaf, subleaf);
+    const HostXstate& x = host_xstate();
     if (leaf == 1) {
       r.ecx = (r.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor;
       r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
+      // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
+      // offered only when the host switches XCR0 for guests.
+      const uint64_t guest_cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
+      r.ecx &= ~kCpuid1EcxOsxsave;
+      if ((guest_cr4 & kCr4Osxsave) != 0) r.ecx |= kCpuid1EcxOsxsave;
+      if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
+    } else if (leaf == kCpuidXsaveLeaf && subleaf == 0) {
+      // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
+      r.eax &= static_cast<uint32_t>(x.guest_xcr0);
+      r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
     }
   }
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
@@ -759,6 +893,81 @@ Result<VmExit> VmxVcpu::on_preemption_timer(const ExitInfo&) {
     sleeping_in_hlt_ = false;
   }
   return VmExit{exits::Nothing{}};
+}
+
+}  // namespace lantern::vmx
+
+namespace lantern::vmx {
+
+Result<VmExit> VmxVcpu::on_xsetbv(const ExitInfo& exit) {
+  // XSETBV always exits (SDM Vol. 3C 25.1.2); CPL and CR4.OSXSAVE were checked by the processor
+  // before the exit (25.1.1). The value is checked against what the host lets guests enable.
+  const uint32_t index = static_cast<uint32_t>(regs_.rcx);
+  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
+  const HostXstate& x = host_xstate();
+  const uint64_t allowed = x.mode == XstateMode::kXsave ? x.guest_xcr0 : 0;
+  const XsetbvFault fault = check_xsetbv(index, value, allowed);
+  if (fault != XsetbvFault::kOk) {
+    LOG_DEBUG("vmx: vm%u vcpu%u: XSETBV(%u, 0x%llx) -> #GP: %s", vm_id_, vcpu_id_, index,
+              static_cast<unsigned long long>(value), xsetbv_fault_name(fault));
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));
+    return VmExit{exits::Nothing{}};
+  }
+  guest_xcr0_ = value;  // loaded by switch_to_guest_xstate() at the next entry
+  TRY(advance_rip(exit));
+  return VmExit{exits::Nothing{}};
+}
+
+Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
+  // Exit qualification for control-register accesses: SDM Vol. 3C 27.2.1, Table 27-3.
+  auto q = CrAccessQualification::decode(exit.qualification);
+  if (!q) return stop(exit, "malformed CR-access exit qualification");
+  auto read_gpr = [this](uint8_t gpr) -> Result<uint64_t> {
+    if (gpr == static_cast<uint8_t>(Gpr::kRsp)) return vmcs_read(hw_, FN::GUEST_RSP);
+    return regs_.get_reg_of_index(gpr);
+  };
+  // Lantern's guests are not in IA-32e mode (the entry control is never set): 32-bit operands.
+  constexpr uint64_t kOperandMask = 0xffffffffu;
+  if (q->access_type == CrAccessType::kMovToCr && (q->cr == 0 || q->cr == 4)) {
+    const uint64_t value = TRY(read_gpr(q->gpr)) & kOperandMask;
+    CrWriteContext context;
+    CrWriteResult result;
+    if (q->cr == 0) {
+      context.fixed0 = cpu::rdmsr(kMsrVmxCr0Fixed0);
+      context.fixed1 = cpu::rdmsr(kMsrVmxCr0Fixed1);
+      context.guest_owned = kCr0Pe | kCr0Pg;  // unrestricted guest (SDM Vol. 3C 26.3.1.1)
+      result = evaluate_cr0_write(context, value);
+    } else {
+      context.fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);
+      context.fixed1 = cpu::rdmsr(kMsrVmxCr4Fixed1);
+      context.forbidden = kCr4VmxeBit | kCr4SmxeBit;  // no nested VMX/SMX: CPUID hides them
+      result = evaluate_cr4_write(context, value);
+    }
+    if (result.gp) {
+      LOG_DEBUG("vmx: vm%u vcpu%u: MOV to CR%u 0x%llx -> #GP: %s", vm_id_, vcpu_id_, q->cr,
+                static_cast<unsigned long long>(value), result.reason);
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return VmExit{exits::Nothing{}};
+    }
+    TRY(vmcs_write(hw_, q->cr == 0 ? FN::GUEST_CR0 : FN::GUEST_CR4, result.guest_value));
+    TRY(vmcs_write(hw_, q->cr == 0 ? FN::CR0_READ_SHADOW : FN::CR4_READ_SHADOW, result.read_shadow));
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
+  if (q->cr == 3 && q->access_type == CrAccessType::kMovToCr) {
+    // Only when the CPU forces CR3-load exiting: with EPT the guest's CR3 is its own.
+    TRY(vmcs_write(hw_, FN::GUEST_CR3, TRY(read_gpr(q->gpr)) & kOperandMask));
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
+  if (q->cr == 3 && q->access_type == CrAccessType::kMovFromCr && q->gpr != static_cast<uint8_t>(Gpr::kRsp)) {
+    TRY(regs_.set_reg_of_index(q->gpr, TRY(vmcs_read(hw_, FN::GUEST_CR3)) & kOperandMask));
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
+  // CLTS/LMSW never exit under Lantern's masks (TS is the guest's, LMSW cannot reach NE), and
+  // CR8 exists only in 64-bit mode: stop this vCPU with the reason, never the host.
+  return stop(exit, "unsupported control-register access (CLTS, LMSW, CR8 or MOV from CR3 to RSP)");
 }
 
 }  // namespace lantern::vmx

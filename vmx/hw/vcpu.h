@@ -16,9 +16,12 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
+#include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
@@ -92,7 +95,17 @@ class VmxVcpu {
 
   GeneralRegisters& registers() { return regs_; }
   const GeneralRegisters& registers() const { return regs_; }
-  PendingEventQueue& events() { return events_; }
+  // Queues an event for injection (the bounded queue of 8: kFull when full, kInvalidArgument
+  // for an invalid event; see pending_events.h). Callable from any core: the queue is locked,
+  // and a vCPU bound to another core is kicked (a wake-up IPI forces a VM exit or ends its
+  // core's HLT) so the event goes in at the next entry. Returns the event's position.
+  Result<size_t> queue_event(PendingEventType type, uint32_t vector,
+                             std::optional<uint32_t> error_code = std::nullopt);
+  PendingEventSnapshot pending_events() const;
+  // The guest's XCR0 (set by its validated XSETBVs).
+  uint64_t guest_xcr0() const { return guest_xcr0_; }
+  size_t pending_event_count() const;
+  uint64_t events_injected() const { return events_injected_; }
 
   uint32_t vm_id() const { return vm_id_; }
   uint32_t vcpu_id() const { return vcpu_id_; }
@@ -155,6 +168,14 @@ class VmxVcpu {
   Result<VmExit> on_msr_write(const ExitInfo& exit);
   Result<VmExit> on_ept_violation(const ExitInfo& exit);
   Result<VmExit> on_preemption_timer(const ExitInfo& exit);
+  Result<VmExit> on_xsetbv(const ExitInfo& exit);
+  Result<VmExit> on_cr_access(const ExitInfo& exit);
+
+  // Writes a hardware exception into the VM-entry interruption field for the next entry (the
+  // error code is dropped in real mode, where none is pushed).
+  Result<void> inject_exception_now(uint8_t vector, std::optional<uint32_t> error_code);
+  void switch_to_guest_xstate();
+  void switch_to_host_xstate();
 
   static const std::array<ExitHandler, kExitReasonTableSize>& exit_handlers();
 
@@ -165,7 +186,10 @@ class VmxVcpu {
   uint64_t io_bitmap_a_phys_ = 0;
   uint64_t io_bitmap_b_phys_ = 0;
   uint64_t msr_bitmap_phys_ = 0;
-  int32_t bound_cpu_ = -1;
+  uint64_t guest_xstate_phys_ = 0;  // the guest's XSAVE/FXSAVE area (64-byte aligned page)
+  uint64_t host_xstate_phys_ = 0;   // the host's, saved across the guest's run
+  uint64_t guest_xcr0_ = 1;         // XCR0 reset value: x87 only (SDM Vol. 1 13.3)
+  std::atomic<int32_t> bound_cpu_{-1};  // read by queue_event() on other cores
   bool setup_done_ = false;
   bool launched_ = false;
   bool preemption_timer_allowed_ = false;
@@ -180,7 +204,9 @@ class VmxVcpu {
   uint32_t pending_instruction_length_ = 0;
   const char* stop_message_ = nullptr;
   uint32_t stop_exit_reason_ = 0;
-  PendingEventQueue events_;
+  mutable IrqSpinlock events_lock_;
+  PendingEventQueue events_;  // guarded by events_lock_
+  uint64_t events_injected_ = 0;
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;
   bool fast_allowed_ = true;

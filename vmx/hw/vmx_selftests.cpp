@@ -1,8 +1,11 @@
 // In-kernel VMX self-tests (`selftest` on the command line). Without VMX (QEMU TCG) each test
 // passes after logging "skipped: no VMX"; under Bochs they drive tests/guests/selftest.S through
 // the real VMX instructions.
+#include <atomic>
 #include <variant>
 
+#include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
 #include "kernel/core/selftest.h"
@@ -11,6 +14,9 @@
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/hw/vmx_operation.h"
+#include "vmx/cr_access.h"
+#include "vmx/hw/xstate_hw.h"
+#include "vmx/xstate.h"
 
 namespace lantern::vmx {
 namespace {
@@ -162,16 +168,240 @@ LANTERN_SELFTEST(vmx_guest_exits) {
   auto unexpected = vcpu.run();
   SELFTEST_EXPECT(!unexpected && unexpected.error().code == ErrorCode::kInvalidState);
   SELFTEST_EXPECT(vcpu.stopped());
-  SELFTEST_EXPECT((vcpu.stop_exit_reason() & 0xffff) == static_cast<uint32_t>(ExitReason::CR_ACCESS));
+  SELFTEST_EXPECT((vcpu.stop_exit_reason() & 0xffff) == static_cast<uint32_t>(ExitReason::IO_INSTRUCTION));
   SELFTEST_EXPECT(!vcpu.run());
 
   // Accounting: every exit counted, the ring holds the latest first.
   SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::VMCALL)) == 6);
-  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::IO_INSTRUCTION)) == 7);
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::IO_INSTRUCTION)) == 8);
   ExitRecord recent[2];
   SELFTEST_EXPECT(vcpu.recent_exits(recent, 2) == 2);
-  SELFTEST_EXPECT((recent[0].reason & 0xffff) == static_cast<uint32_t>(ExitReason::CR_ACCESS));
+  SELFTEST_EXPECT((recent[0].reason & 0xffff) == static_cast<uint32_t>(ExitReason::IO_INSTRUCTION));
   SELFTEST_EXPECT((recent[1].reason & 0xffff) == static_cast<uint32_t>(ExitReason::IO_INSTRUCTION));
+  SELFTEST_EXPECT(recent[0].rip != recent[1].rip);
+  return ok();
+}
+
+// The next hypercall, with the guest devices (UART, HLT, ...) handled on the way.
+Result<exits::Hypercall> next_hypercall(GuestVm& vm, VmxVcpu& vcpu) {
+  for (int i = 0; i < 100; ++i) {
+    VmExit exit = TRY(next_exit(vcpu));
+    if (auto* hc = std::get_if<exits::Hypercall>(&exit)) return *hc;
+    const bool handled = TRY(handle_device_exit(vm, vcpu, exit));
+    if (!handled) return make_error(ErrorCode::kInvalidState, "guest made an exit the test does not expect");
+  }
+  return make_error(ErrorCode::kTimeout, "the guest made no hypercall in 100 exits");
+}
+
+// Hypercalls of tests/guests/events.S.
+constexpr uint64_t kEvReady = 0x30;
+constexpr uint64_t kEvReport = 0x31;
+constexpr uint64_t kEvWindow = 0x32;
+constexpr uint64_t kEvDone = 0x33;
+constexpr uint64_t kNoErrorCode = 0xffffffff;
+
+std::atomic<VmxVcpu*> g_remote_vcpu{nullptr};
+std::atomic<int> g_remote_result{-1};
+void queue_from_remote_core(interrupts::Frame&) {
+  VmxVcpu* vcpu = g_remote_vcpu.exchange(nullptr);
+  if (vcpu == nullptr) return;
+  auto queued = vcpu->queue_event(PendingEventType::kExternalInterrupt, 0x43);
+  g_remote_result.store(queued ? static_cast<int>(*queued) : -2);
+}
+
+LANTERN_SELFTEST(vmx_event_injection) {
+  if (skip_without_vmx("vmx_event_injection")) return ok();
+  GuestVm* vm = TRY(create_guest_vm(902, "events"));
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  auto expect_ready = [&](uint64_t step) -> Result<bool> {
+    const exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+    if (hc.nr != kEvReady || hc.args[0] != step) {
+      LOG_ERROR("vmx_event_injection: expected ready %llu, got hypercall 0x%llx (0x%llx)",
+                static_cast<unsigned long long>(step), static_cast<unsigned long long>(hc.nr),
+                static_cast<unsigned long long>(hc.args[0]));
+      return false;
+    }
+    return true;
+  };
+  auto expect_report = [&](uint64_t vector, uint64_t error_code) -> Result<bool> {
+    const exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+    if (hc.nr != kEvReport || hc.args[0] != vector || (hc.args[1] & 0xffffffffu) != error_code) {
+      LOG_ERROR("vmx_event_injection: expected vector 0x%llx error 0x%llx, got hypercall 0x%llx (0x%llx, 0x%llx)",
+                static_cast<unsigned long long>(vector), static_cast<unsigned long long>(error_code),
+                static_cast<unsigned long long>(hc.nr), static_cast<unsigned long long>(hc.args[0]),
+                static_cast<unsigned long long>(hc.args[1]));
+      return false;
+    }
+    return true;
+  };
+
+  // 1-4: each event arrives in the guest's IDT with its vector (and error code exactly when the
+  // vector has one).
+  SELFTEST_EXPECT(TRY(expect_ready(1)));
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x40)) == 0);
+  SELFTEST_EXPECT(TRY(expect_report(0x40, kNoErrorCode)));
+  SELFTEST_EXPECT(TRY(expect_ready(2)));
+  TRY(vcpu.queue_event(PendingEventType::kNmi, 2));
+  SELFTEST_EXPECT(TRY(expect_report(2, kNoErrorCode)));
+  SELFTEST_EXPECT(TRY(expect_ready(3)));
+  TRY(vcpu.queue_event(PendingEventType::kHardwareException, 13, 0x1238));
+  SELFTEST_EXPECT(TRY(expect_report(13, 0x1238)));
+  SELFTEST_EXPECT(TRY(expect_ready(4)));
+  TRY(vcpu.queue_event(PendingEventType::kHardwareException, 6));
+  SELFTEST_EXPECT(TRY(expect_report(6, kNoErrorCode)));
+  SELFTEST_EXPECT(vcpu.events_injected() == 4);
+
+  // 5: with RFLAGS.IF = 0 the interrupt waits (interrupt-window exiting), and goes in after STI
+  // and the instruction in its shadow.
+  SELFTEST_EXPECT(TRY(expect_ready(5)));
+  TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x41));
+  const exits::Hypercall window = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(window.nr == kEvWindow && window.args[0] == 4);
+  SELFTEST_EXPECT(vcpu.pending_event_count() == 1);
+  SELFTEST_EXPECT(TRY(expect_report(0x41, kNoErrorCode)));
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::INTERRUPT_WINDOW)) >= 1);
+
+  // 6: three at once, queued lowest priority first: the exception goes first, the NMI nests in
+  // its handler, and the interrupt waits for the IRET that sets IF again.
+  SELFTEST_EXPECT(TRY(expect_ready(6)));
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x40)) == 0);
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kNmi, 2)) == 0);
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kHardwareException, 13, 0)) == 0);
+  SELFTEST_EXPECT(TRY(expect_report(13, 0)));
+  SELFTEST_EXPECT(TRY(expect_report(2, kNoErrorCode)));
+  SELFTEST_EXPECT(TRY(expect_report(0x40, kNoErrorCode)));
+  const exits::Hypercall done = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(done.nr == kEvDone && done.args[0] == 8);
+  SELFTEST_EXPECT(vcpu.pending_event_count() == 0);
+
+  // 7. From another core: an AP queues an interrupt while this core's guest sleeps in HLT; the
+  //    queue is locked and the AP kicks this core with the wake-up IPI, which makes the guest exit.
+  VmExit e = TRY(next_exit(vcpu));
+  SELFTEST_EXPECT(std::holds_alternative<exits::Halt>(e));
+  if (cpu_count() > 1) {
+    if (vcpu.can_sleep_in_hlt()) TRY(vcpu.sleep_in_hlt(0xffffffffu));
+    g_remote_vcpu.store(&vcpu);
+    g_remote_result.store(-1);
+    interrupts::set_handler(interrupts::kVectorCallFunction, &queue_from_remote_core);
+    apic::send_fixed_ipi(cpu_by_index(1)->apic_id, interrupts::kVectorCallFunction);
+    bool kicked = false;
+    Result<bool> reported = false;
+    for (int i = 0; i < 10000; ++i) {
+      auto exit = vcpu.run();
+      if (!exit) {
+        reported = exit.error();
+        break;
+      }
+      if (auto* ext = std::get_if<exits::ExternalInterrupt>(&*exit); ext && ext->vector == interrupts::kVectorWakeup) {
+        kicked = true;
+      }
+      if (auto* hc = std::get_if<exits::Hypercall>(&*exit)) {
+        reported = hc->nr == kEvReport && hc->args[0] == 0x43 && (hc->args[1] & 0xffffffffu) == kNoErrorCode;
+        break;
+      }
+    }
+    // The AP stores its result after queue_event() returned; the guest may have been faster.
+    for (int i = 0; i < 1000000 && g_remote_result.load() == -1; ++i) cpu::pause();
+    interrupts::set_handler(interrupts::kVectorCallFunction, nullptr);
+    SELFTEST_EXPECT(g_remote_result.load() == 0);
+    SELFTEST_EXPECT(TRY(std::move(reported)));
+    SELFTEST_EXPECT(kicked);
+  }
+
+  // The queue's rules through the vCPU API: invalid events and a full queue are errors.
+  auto bad = vcpu.queue_event(PendingEventType::kHardwareException, 13);  // #GP needs an error code
+  SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kInvalidArgument);
+  bad = vcpu.queue_event(PendingEventType::kNmi, 3);
+  SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kInvalidArgument);
+  for (uint32_t i = 0; i < PendingEventQueue::kCapacity; ++i) {
+    SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x50 + i)) == i);
+  }
+  bad = vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x60);
+  SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kFull);
+  SELFTEST_EXPECT(!vcpu.stopped());
+  return ok();
+}
+
+// Host-side XMM probes: the host's own values in XMM0/XMM7 and MXCSR around guest runs.
+struct alignas(16) Xmm {
+  uint64_t lo, hi;
+};
+void host_load_xmm(const Xmm& v) {
+  asm volatile("movdqu %0, %%xmm0\n\tmovdqu %0, %%xmm7" ::"m"(v) : "xmm0", "xmm7");
+}
+Xmm host_read_xmm7() {
+  Xmm v;
+  asm volatile("movdqu %%xmm7, %0" : "=m"(v));
+  return v;
+}
+uint32_t host_read_mxcsr() {
+  uint32_t v;
+  asm volatile("stmxcsr %0" : "=m"(v));
+  return v;
+}
+
+LANTERN_SELFTEST(vmx_xstate_isolation) {
+  if (skip_without_vmx("vmx_xstate_isolation")) return ok();
+  GuestVm* vm = TRY(create_guest_vm(903, "xstate"));
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  const HostXstate& x = host_xstate();
+  SELFTEST_EXPECT(x.mode != XstateMode::kNone);
+
+  exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == 0x40);
+  const uint32_t features = static_cast<uint32_t>(hc.args[0]);
+  const bool xsave = (features & (1u << 26)) != 0;  // CPUID.01H:ECX[26]
+  const bool avx = xsave && (features & (1u << 28)) != 0 && (x.guest_xcr0 & kXcr0Avx) != 0;
+  SELFTEST_EXPECT(xsave == (x.mode == XstateMode::kXsave));
+  if (xsave) {
+    // Four invalid XSETBVs, each a #GP(0) in the guest; the XCR0 stays x87 only.
+    for (int i = 0; i < 4; ++i) {
+      hc = TRY(next_hypercall(*vm, vcpu));
+      SELFTEST_EXPECT(hc.nr == 0x31 && hc.args[0] == 13 && (hc.args[1] & 0xffffffffu) == 0);
+      SELFTEST_EXPECT(vcpu.guest_xcr0() == kXcr0Reset);
+    }
+    // The valid one is loaded: the guest reads it back with XGETBV (no exit).
+    hc = TRY(next_hypercall(*vm, vcpu));
+    const uint64_t expected = avx ? (kXcr0X87 | kXcr0Sse | kXcr0Avx) : (kXcr0X87 | kXcr0Sse);
+    SELFTEST_EXPECT(hc.nr == 0x42 && hc.args[0] == expected && hc.args[1] == 0);
+    SELFTEST_EXPECT(vcpu.guest_xcr0() == expected);
+    SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::XSETBV)) == 5);
+    SELFTEST_EXPECT(hw::xgetbv(0) == x.host_xcr0);  // the host's XCR0 is back after the exits
+  }
+  // The guest loads its pattern; then, at each exit, the host puts its own values in the same
+  // registers, and checks that the guest's never show up on the host side.
+  const Xmm host_pattern{0x5555aaaa5555aaaaull, 0x0f0f0f0ff0f0f0f0ull};
+  const uint32_t host_mxcsr = host_read_mxcsr();
+  host_load_xmm(host_pattern);
+  hc = TRY(next_hypercall(*vm, vcpu));
+  Xmm seen = host_read_xmm7();
+  SELFTEST_EXPECT(hc.nr == 0x43);
+  SELFTEST_EXPECT(seen.lo == host_pattern.lo && seen.hi == host_pattern.hi);
+  SELFTEST_EXPECT(host_read_mxcsr() == host_mxcsr);
+  for (int i = 0; i < 3; ++i) {
+    host_load_xmm(Xmm{host_pattern.lo + i, host_pattern.hi - i});
+    hc = TRY(next_hypercall(*vm, vcpu));
+    seen = host_read_xmm7();
+    SELFTEST_EXPECT(hc.nr == 0x44);
+    SELFTEST_EXPECT(seen.lo == host_pattern.lo + i && seen.hi == host_pattern.hi - i);
+    SELFTEST_EXPECT(host_read_mxcsr() == host_mxcsr);
+  }
+  // The guest compares what it reads back with what it loaded: nothing changed.
+  hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == 0x45);
+  SELFTEST_EXPECT(hc.args[0] == 0);
+  // CR4 through the mask and read shadow: setting VMXE is #GP(0) (no nested VMX); the guest
+  // reads VMXE = 0 (shadow) and its own OSFXSR; the real CR4 keeps VMXE (SDM Vol. 3C 24.6.6).
+  hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == 0x31 && hc.args[0] == 13 && (hc.args[1] & 0xffffffffu) == 0);
+  hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == 0x46 && (hc.args[0] & kCr4VmxeBit) == 0 && (hc.args[0] & (1u << 9)) != 0);
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::CR_ACCESS)) >= 1);
+  SELFTEST_EXPECT(!vcpu.stopped());
+  LOG_INFO("selftest vmx_xstate_isolation: %s, guest XCR0 0x%llx, AVX %s", xsave ? "XSAVE" : "FXSAVE",
+           static_cast<unsigned long long>(vcpu.guest_xcr0()), avx ? "yes" : "no");
   return ok();
 }
 

@@ -1,0 +1,51 @@
+/* Event-injection guest (vmx/hw/vmx_selftests.cpp, vmx_event_injection). Runs in 32-bit
+ * protected mode (pm32.inc), because only protected mode delivers exception error codes (SDM
+ * Vol. 3A 6.13; with unrestricted guest and CR0.PE = 0 an injected event cannot carry one, SDM
+ * Vol. 3C 26.2.1.3). Every handler reports by VMCALL 0x31 (pm32.inc). The main line announces
+ * each step by VMCALL 0x30 (edi = step), so the host queues the step's events when the guest is
+ * ready for them. */
+#include "guest_header.inc"
+GUEST_HEADER("events")
+
+#define HC_EV_READY 0x30
+#define HC_EV_WINDOW 0x32
+#define HC_EV_DONE 0x33
+
+#include "pm32.inc"
+
+pm32_main:
+  sti
+
+  /* Steps 1-4: an interrupt, an NMI, #GP with an error code, #UD without. */
+  mov $1, %ebx
+2:
+  mov $HC_EV_READY, %eax
+  mov %ebx, %edi
+  vmcall
+  inc %ebx
+  cmp $5, %ebx
+  jne 2b
+
+  /* Step 5: IF = 0, the interrupt must wait for the interrupt window (after STI + one insn). */
+  cli
+  mov $HC_EV_READY, %eax
+  mov $5, %edi
+  vmcall
+  mov $HC_EV_WINDOW, %eax
+  mov handled, %edi
+  vmcall
+  sti
+  nop
+
+  /* Step 6: three events at once, delivered exception, NMI (nested), then the interrupt. */
+  mov $HC_EV_READY, %eax
+  mov $6, %edi
+  vmcall
+
+  mov $HC_EV_DONE, %eax
+  mov handled, %edi
+  vmcall
+3:
+  hlt
+  jmp 3b
+
