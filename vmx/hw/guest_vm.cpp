@@ -11,6 +11,7 @@
 #include "kernel/core/memory.h"
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
+#include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/vmx_operation.h"
 
 namespace lantern::vmx {
@@ -267,10 +268,17 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
       LOG_INFO("vmx: vm%u: guest wrote 0x%x to the exit port", vm.vm_id, vm.exit_status);
       break;
     }
-    if (host_work != nullptr &&
-        (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
-         std::holds_alternative<exits::Nothing>(*exit))) {
-      host_work();
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
+        std::holds_alternative<exits::Nothing>(*exit)) {
+      if (host_work != nullptr) host_work();
+      // Work posted to this core (core_mailbox.h): it may run guests of its own, so the demo
+      // vCPU's VMCS is made current again afterwards.
+      if (poll_core_mailbox()) {
+        if (auto r = vcpu.reload_on_this_cpu(); !r) {
+          LOG_ERROR("vmx: vm%u: cannot reload the VMCS after mailbox work: %s", vm.vm_id, r.error().message);
+          break;
+        }
+      }
     }
   }
   LOG_WARN("vmx: cpu%u: demo vCPU stopped after %llu exits; this core idles", index,

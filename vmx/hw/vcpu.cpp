@@ -222,6 +222,14 @@ Result<void> VmxVcpu::bind_to_current_processor() {
   return ok();
 }
 
+Result<void> VmxVcpu::reload_on_this_cpu() {
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  cpu::InterruptsOff irq_off;
+  return hw::vmptrld(vmcs_phys_);
+}
+
 Result<void> VmxVcpu::unbind_from_current_processor() {
   if (bound_cpu_ < 0) return make_error(ErrorCode::kInvalidState, "vCPU is not bound");
   if (static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {

@@ -75,6 +75,9 @@ class VmxVcpu {
   Result<void> setup(uint64_t eptp, const GuestEntry& entry);
   Result<void> bind_to_current_processor();
   Result<void> unbind_from_current_processor();
+  // Makes this vCPU's VMCS current again on the core it is bound to (VMPTRLD), after other work
+  // on that core loaded other VMCSs. The launch state is kept (no VMCLEAR).
+  Result<void> reload_on_this_cpu();
 
   // Must run on the bound core. Disables interrupts around the entry itself.
   Result<VmExit> run();

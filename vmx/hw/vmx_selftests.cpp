@@ -8,8 +8,10 @@
 #include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
+#include "kernel/core/time.h"
 #include "kernel/core/selftest.h"
 #include "kernel/lib/string.h"
+#include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
@@ -44,6 +46,85 @@ struct VcpuGuard {
   ~VcpuGuard() { VmxVcpu::destroy(vcpu); }
 };
 
+// VM ids of the self-test guests: the test's base id plus 100 per core, so the copies that run
+// at once on every core have distinct VMs (and distinct console prefixes).
+uint32_t vm_id_for_this_core(uint32_t base) { return base + 100 * this_cpu().index; }
+
+// How long the BSP waits for an AP's copy of a guest test (emulated time; Bochs runs every CPU
+// in one host thread, so the APs' copies are no faster than the BSP's).
+constexpr uint64_t kCoreTestTimeoutUs = 120'000'000;
+
+// "cpuN: <message>" for a failure on core N: the SELFTEST FAIL line names the core. One buffer
+// per core, written once per failing test run (the message must outlive the Result).
+constexpr size_t kFailureTextBytes = 112;
+char g_failure_text[kMaxCpus][kFailureTextBytes];
+const char* name_core_in_failure(uint32_t core, const char* message) {
+  char* out = g_failure_text[core % kMaxCpus];
+  size_t n = 0;
+  auto put = [&](char c) {
+    if (n + 1 < kFailureTextBytes) out[n++] = c;
+  };
+  for (const char* p = "cpu"; *p != '\0'; ++p) put(*p);
+  char digits[10];
+  int d = 0;
+  uint32_t v = core;
+  do {
+    digits[d++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && d < 10);
+  while (d > 0) put(digits[--d]);
+  put(':');
+  put(' ');
+  for (const char* p = message != nullptr ? message : ""; *p != '\0'; ++p) put(*p);
+  out[n] = '\0';
+  return out;
+}
+
+// Runs `body` on every online core at once: posts it to each AP through the mailbox, runs the
+// BSP's own copy, then collects every AP's result. The first failure (in core order: the BSP's,
+// then the APs') is returned with the core named in its message; every failure is logged.
+Result<void> run_on_every_core(const char* test, CoreWork body) {
+  const uint32_t me = this_cpu().index;
+  bool posted[kMaxCpus] = {};
+  uint32_t cores = 0;
+  uint32_t passed = 0;
+  Error first{};
+  auto record = [&](uint32_t core, const Result<void>& r) {
+    ++cores;
+    if (r) {
+      ++passed;
+      return;
+    }
+    LOG_ERROR("selftest %s: cpu%u FAIL %s (%s, line/detail %llu)", test, core, r.error().message,
+              error_code_name(r.error().code), static_cast<unsigned long long>(r.error().detail));
+    if (first.code == ErrorCode::kOk) {
+      first = Error{r.error().code, name_core_in_failure(core, r.error().message), r.error().detail};
+    }
+  };
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (i == me || cpu_by_index(i) == nullptr) continue;
+    auto p = post_core_work(i, body, i);
+    if (p) {
+      posted[i] = true;
+    } else {
+      record(i, p);
+    }
+  }
+  Result<void> mine = body(me);
+  // Collect the APs first so that a failing BSP copy never leaves work behind in the mailboxes.
+  Result<void> theirs[kMaxCpus];
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (posted[i]) theirs[i] = wait_core_work(i, kCoreTestTimeoutUs);
+  }
+  record(me, mine);
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (posted[i]) record(i, theirs[i]);
+  }
+  if (first.code != ErrorCode::kOk) return first;
+  LOG_INFO("selftest %s: passed on %u of %u cores at once", test, passed, cores);
+  return ok();
+}
+
 LANTERN_SELFTEST(vmx_every_core_in_vmx_operation) {
   if (skip_without_vmx("vmx_every_core_in_vmx_operation")) return ok();
   SELFTEST_EXPECT(capabilities() != nullptr);
@@ -74,9 +155,9 @@ LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
   return ok();
 }
 
-LANTERN_SELFTEST(vmx_guest_exits) {
+Result<void> guest_exits_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_guest_exits")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(901, "selftest"));
+  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(901), "selftest"));
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 3))};
   VmxVcpu& vcpu = *guard.vcpu;
   GeneralRegisters& regs = vcpu.registers();
@@ -209,9 +290,9 @@ void queue_from_remote_core(interrupts::Frame&) {
   g_remote_result.store(queued ? static_cast<int>(*queued) : -2);
 }
 
-LANTERN_SELFTEST(vmx_event_injection) {
+Result<void> event_injection_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_event_injection")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(902, "events"));
+  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(902), "events"));
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   auto expect_ready = [&](uint64_t step) -> Result<bool> {
@@ -277,9 +358,11 @@ LANTERN_SELFTEST(vmx_event_injection) {
 
   // 7. From another core: an AP queues an interrupt while this core's guest sleeps in HLT; the
   //    queue is locked and the AP kicks this core with the wake-up IPI, which makes the guest exit.
+  //    Only the BSP's copy does this step (cpu1 queues into it while cpu1 runs its own copy:
+  //    the IPI reaches cpu1 as a host interrupt exit of its guest).
   VmExit e = TRY(next_exit(vcpu));
   SELFTEST_EXPECT(std::holds_alternative<exits::Halt>(e));
-  if (cpu_count() > 1) {
+  if (cpu_count() > 1 && this_cpu().index == 0 && cpu_by_index(1) != nullptr) {
     if (vcpu.can_sleep_in_hlt()) TRY(vcpu.sleep_in_hlt(0xffffffffu));
     g_remote_vcpu.store(&vcpu);
     g_remote_result.store(-1);
@@ -341,9 +424,9 @@ uint32_t host_read_mxcsr() {
   return v;
 }
 
-LANTERN_SELFTEST(vmx_xstate_isolation) {
+Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_xstate_isolation")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(903, "xstate"));
+  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(903), "xstate"));
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   const HostXstate& x = host_xstate();
@@ -400,8 +483,128 @@ LANTERN_SELFTEST(vmx_xstate_isolation) {
   SELFTEST_EXPECT(hc.nr == 0x46 && (hc.args[0] & kCr4VmxeBit) == 0 && (hc.args[0] & (1u << 9)) != 0);
   SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::CR_ACCESS)) >= 1);
   SELFTEST_EXPECT(!vcpu.stopped());
-  LOG_INFO("selftest vmx_xstate_isolation: %s, guest XCR0 0x%llx, AVX %s", xsave ? "XSAVE" : "FXSAVE",
-           static_cast<unsigned long long>(vcpu.guest_xcr0()), avx ? "yes" : "no");
+  LOG_INFO("selftest vmx_xstate_isolation: cpu%u: %s, guest XCR0 0x%llx, AVX %s", this_cpu().index,
+           xsave ? "XSAVE" : "FXSAVE", static_cast<unsigned long long>(vcpu.guest_xcr0()), avx ? "yes" : "no");
+  return ok();
+}
+
+// The guest self-tests above run on every core at once (the BSP's copy and one per AP).
+LANTERN_SELFTEST(vmx_guest_exits) {
+  if (skip_without_vmx("vmx_guest_exits")) return ok();
+  return run_on_every_core("vmx_guest_exits", &guest_exits_on_this_core);
+}
+LANTERN_SELFTEST(vmx_event_injection) {
+  if (skip_without_vmx("vmx_event_injection")) return ok();
+  return run_on_every_core("vmx_event_injection", &event_injection_on_this_core);
+}
+LANTERN_SELFTEST(vmx_xstate_isolation) {
+  if (skip_without_vmx("vmx_xstate_isolation")) return ok();
+  return run_on_every_core("vmx_xstate_isolation", &xstate_isolation_on_this_core);
+}
+
+// Hypercalls of tests/guests/triple.S.
+constexpr uint64_t kTripleHello = 0x50;
+
+// On this core: the "triple" guest says hello, then triple-faults. The vCPU stops with
+// SystemDown and the reason recorded, stays stopped, and nothing of the guest ran after the fault.
+Result<void> triple_fault_on_this_core(uint64_t) {
+  if (skip_without_vmx("vmx_triple_fault_on_ap")) return ok();
+  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(904), "triple"));
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  const exits::Hypercall hello = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hello.nr == kTripleHello);
+  vcpu.set_hypercall_result(0);
+  const VmExit down = TRY(next_exit(vcpu));
+  SELFTEST_EXPECT(std::holds_alternative<exits::SystemDown>(down));
+  SELFTEST_EXPECT(vcpu.stopped());
+  SELFTEST_EXPECT(vcpu.stop_message() != nullptr);
+  SELFTEST_EXPECT((vcpu.stop_exit_reason() & 0xffff) == static_cast<uint32_t>(ExitReason::TRIPLE_FAULT));
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::TRIPLE_FAULT)) == 1);
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::VMCALL)) == 1);  // no 0x51
+  auto again = vcpu.run();  // a stopped vCPU stays stopped
+  SELFTEST_EXPECT(!again && again.error().code == ErrorCode::kInvalidState);
+  LOG_INFO("selftest vmx_triple_fault_on_ap: cpu%u: vm%u vcpu0 stopped with SystemDown (%s)", this_cpu().index,
+           vm->vm_id, vcpu.stop_message());
+  return ok();
+}
+
+Result<void> nothing_on_this_core(uint64_t) { return ok(); }
+
+// A guest that triple-faults on every AP at once while the BSP's own guest (the demo program)
+// keeps running: each AP's vCPU stops with SystemDown, the BSP's guest keeps making heartbeat
+// hypercalls before, during and after, and every AP's host side still answers the mailbox.
+LANTERN_SELFTEST(vmx_triple_fault_on_ap) {
+  if (skip_without_vmx("vmx_triple_fault_on_ap")) return ok();
+  const uint32_t me = this_cpu().index;
+  bool posted[kMaxCpus] = {};
+  uint32_t aps = 0;
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (i != me && cpu_by_index(i) != nullptr) {
+      posted[i] = true;
+      ++aps;
+    }
+  }
+  if (aps == 0) {
+    LOG_INFO("selftest vmx_triple_fault_on_ap: one core: the triple fault runs on the BSP alone");
+    return triple_fault_on_this_core(0);
+  }
+  GuestVm* vm = TRY(create_guest_vm(905, "demo"));
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  uint64_t heartbeats = 0;
+  auto run_bsp_guest_until_heartbeat = [&]() -> Result<void> {
+    for (int i = 0; i < 1000; ++i) {
+      const VmExit exit = TRY(next_exit(vcpu));
+      if (auto* hc = std::get_if<exits::Hypercall>(&exit); hc && hc->nr == kHypercallHeartbeat) {
+        vcpu.set_hypercall_result(0);
+        ++heartbeats;
+        return ok();
+      }
+      if (!TRY(handle_device_exit(*vm, vcpu, exit))) {
+        return make_error(ErrorCode::kInvalidState, "the BSP's demo guest made an unexpected exit");
+      }
+    }
+    return make_error(ErrorCode::kTimeout, "the BSP's demo guest made no heartbeat in 1000 exits");
+  };
+  TRY(run_bsp_guest_until_heartbeat());  // the BSP's guest runs before the APs start theirs
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (!posted[i]) continue;
+    if (auto p = post_core_work(i, &triple_fault_on_this_core, 0); !p) {
+      return Error{p.error().code, name_core_in_failure(i, p.error().message), p.error().detail};
+    }
+  }
+  // The BSP's guest runs while the APs' guests triple-fault.
+  const uint64_t deadline = time::now_ns() + kCoreTestTimeoutUs * 1000;
+  for (;;) {
+    TRY(run_bsp_guest_until_heartbeat());
+    bool all_done = true;
+    for (uint32_t i = 0; i < kMaxCpus; ++i) all_done = all_done && (!posted[i] || core_work_done(i));
+    if (all_done || time::now_ns() >= deadline) break;
+  }
+  const uint64_t heartbeats_during = heartbeats;
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (!posted[i]) continue;
+    if (auto r = wait_core_work(i, kCoreTestTimeoutUs); !r) {
+      LOG_ERROR("selftest vmx_triple_fault_on_ap: cpu%u FAIL %s (%s, line/detail %llu)", i, r.error().message,
+                error_code_name(r.error().code), static_cast<unsigned long long>(r.error().detail));
+      return Error{r.error().code, name_core_in_failure(i, r.error().message), r.error().detail};
+    }
+  }
+  // After the faults: the BSP's guest goes on, and every AP's host side still takes work.
+  for (int i = 0; i < 3; ++i) TRY(run_bsp_guest_until_heartbeat());
+  SELFTEST_EXPECT(!vcpu.stopped());
+  SELFTEST_EXPECT(heartbeats >= heartbeats_during + 3 && heartbeats_during >= 2);
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::TRIPLE_FAULT)) == 0);
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    if (!posted[i]) continue;
+    if (auto r = run_on_core(i, &nothing_on_this_core, 0, kCoreTestTimeoutUs); !r) {
+      return Error{r.error().code, name_core_in_failure(i, r.error().message), r.error().detail};
+    }
+  }
+  LOG_INFO("selftest vmx_triple_fault_on_ap: %u APs' guests triple-faulted; the BSP's guest made %llu heartbeats "
+           "meanwhile and %llu after; every core still answers",
+           aps, static_cast<unsigned long long>(heartbeats_during), static_cast<unsigned long long>(heartbeats - heartbeats_during));
   return ok();
 }
 

@@ -11,6 +11,7 @@
 #include "kernel/core/panic.h"
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
+#include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vmx_operation.h"
 
@@ -130,5 +131,5 @@ extern "C" void ap_main(lantern::PerCpu* cpu) {
   cpu->online.store(true, std::memory_order_release);
   LOG_INFO("cpu%u online (APIC ID %u)", cpu->index, cpu->apic_id);
   vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
-  for (;;) cpu::enable_interrupts_and_halt();
+  vmx::idle_loop_on_this_cpu();      // halts; runs work posted to this core (vmx/hw/core_mailbox.h)
 }
