@@ -1,0 +1,199 @@
+// The emulated local APIC of one vCPU (SDM Vol. 3A Chapter 11 "Advanced Programmable Interrupt
+// Controller (APIC)"). Portable: no hardware access, time is passed in explicitly as TSC values.
+//
+// Two register views of the same state: the xAPIC MMIO page (read_mmio/write_mmio, reached through
+// EPT violations on the APIC page) and the x2APIC MSRs 0x800-0x8FF (read_msr/write_msr, reached
+// through RDMSR/WRMSR exits). set_x2apic_mode() is called by the owner when the guest flips
+// IA32_APIC_BASE.EXTD (bit 10, SDM 11.12.1); in x2APIC mode the MMIO view errors and vice versa.
+//
+// Interrupt flow the vCPU loop drives: accept_interrupt() (IRR), highest_deliverable() (what may be
+// injected now), acknowledge() when it injects (IRR -> ISR), the guest's EOI write (ISR cleared).
+// Side effects the caller must act on are collected after each write: take_ipi() (ICR writes other
+// than self-IPIs) and take_level_eoi() (EOI of a level-triggered vector, to forward to the IOAPIC).
+//
+// Timer (SDM 11.5.4): set_time()/poll_timer() with the guest's TSC; next_deadline() tells the
+// hypervisor when to arm its preemption timer.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "kernel/lib/result.h"
+
+namespace lantern::vmx {
+
+// SDM 11.6.1, Figure 11-12: ICR bits 10:8.
+enum class IpiDeliveryMode : uint8_t {
+  kFixed = 0,
+  kLowestPriority = 1,
+  kSmi = 2,
+  kNmi = 4,
+  kInit = 5,
+  kStartup = 6,
+};
+
+// SDM 11.6.1: ICR bits 19:18 (destination shorthand).
+enum class IpiShorthand : uint8_t {
+  kNone = 0,
+  kSelf = 1,
+  kAllIncludingSelf = 2,
+  kAllExcludingSelf = 3,
+};
+
+// What a guest ICR write asks for. The caller routes it to the target vCPUs of the VM.
+struct IpiRequest {
+  IpiDeliveryMode delivery_mode = IpiDeliveryMode::kFixed;
+  uint8_t vector = 0;  // ICR 7:0 (for SIPI: the start page)
+  IpiShorthand shorthand = IpiShorthand::kNone;
+  bool logical_destination = false;  // ICR bit 11
+  uint32_t destination = 0;          // xAPIC: ICR 63:56; x2APIC: ICR 63:32
+  bool level_assert = true;          // ICR bit 14
+  bool level_triggered = false;      // ICR bit 15
+  uint32_t source_apic_id = 0;
+};
+
+enum class LapicTimerMode : uint8_t {  // SDM 11.5.1, Figure 11-8: LVT timer bits 18:17
+  kOneShot = 0,
+  kPeriodic = 1,
+  kTscDeadline = 2,
+};
+
+class VirtualLapic {
+ public:
+  // xAPIC MMIO offsets (SDM 11.4.1 Table 11-1); x2APIC MSR = 0x800 + (offset >> 4) (Table 11-6).
+  static constexpr uint32_t kOffId = 0x20;
+  static constexpr uint32_t kOffVersion = 0x30;
+  static constexpr uint32_t kOffTpr = 0x80;
+  static constexpr uint32_t kOffApr = 0x90;
+  static constexpr uint32_t kOffPpr = 0xA0;
+  static constexpr uint32_t kOffEoi = 0xB0;
+  static constexpr uint32_t kOffLdr = 0xD0;
+  static constexpr uint32_t kOffDfr = 0xE0;
+  static constexpr uint32_t kOffSvr = 0xF0;
+  static constexpr uint32_t kOffIsr = 0x100;  // 8 registers, 0x100-0x170
+  static constexpr uint32_t kOffTmr = 0x180;  // 0x180-0x1F0
+  static constexpr uint32_t kOffIrr = 0x200;  // 0x200-0x270
+  static constexpr uint32_t kOffEsr = 0x280;
+  static constexpr uint32_t kOffLvtCmci = 0x2F0;
+  static constexpr uint32_t kOffIcrLow = 0x300;
+  static constexpr uint32_t kOffIcrHigh = 0x310;
+  static constexpr uint32_t kOffLvtTimer = 0x320;
+  static constexpr uint32_t kOffLvtThermal = 0x330;
+  static constexpr uint32_t kOffLvtPerf = 0x340;
+  static constexpr uint32_t kOffLvtLint0 = 0x350;
+  static constexpr uint32_t kOffLvtLint1 = 0x360;
+  static constexpr uint32_t kOffLvtError = 0x370;
+  static constexpr uint32_t kOffTimerInitial = 0x380;
+  static constexpr uint32_t kOffTimerCurrent = 0x390;
+  static constexpr uint32_t kOffTimerDivide = 0x3E0;
+  static constexpr uint32_t kMsrBase = 0x800;
+  static constexpr uint32_t kMsrIcr = 0x830;
+  static constexpr uint32_t kMsrSelfIpi = 0x83F;      // SDM 11.12.11
+  static constexpr uint32_t kMsrTscDeadline = 0x6E0;  // IA32_TSC_DEADLINE, SDM 11.5.4.1
+  // SDM 11.4.8 Figure 11-7: version 0x14 (integrated APIC), max LVT entry 6 in bits 23:16.
+  static constexpr uint32_t kVersion = 0x14 | (6u << 16);
+  static constexpr uint64_t kNoDeadline = ~0ull;
+  static constexpr uint32_t kMaxTscPerBusClock = 1u << 20;
+
+  // tsc_per_bus_clock: TSC ticks per APIC bus clock (timer count at divide-by-1); clamped to
+  // [1, kMaxTscPerBusClock] so deadlines cannot overflow 64 bits.
+  explicit VirtualLapic(uint32_t apic_id, uint32_t tsc_per_bus_clock = 1);
+
+  // The state after INIT / power-up (SDM 11.4.7.1): software-disabled, LVTs masked.
+  void reset();
+
+  uint32_t apic_id() const { return apic_id_; }
+  bool x2apic_mode() const { return x2apic_; }
+  void set_x2apic_mode(bool on) { x2apic_ = on; }
+  bool software_enabled() const { return (svr_ & kSvrEnable) != 0; }
+
+  // x2APIC MSRs 0x800-0x8FF. Errors (the caller injects #GP(0)): not in x2APIC mode, reserved or
+  // xAPIC-only registers (APR, DFR, ICR high), reads of write-only (EOI, SELF_IPI), writes to
+  // read-only registers, non-zero bits 63:32 (except ICR), non-zero writes to EOI and ESR.
+  Result<uint64_t> read_msr(uint32_t msr);
+  Result<void> write_msr(uint32_t msr, uint64_t value);
+
+  // The xAPIC page. Errors: x2APIC mode, offset beyond 0xFF0 or not 16-byte aligned (the caller
+  // only passes aligned 4-byte accesses), reserved offsets. Writes to read-only registers are
+  // ignored as on hardware.
+  Result<uint32_t> read_mmio(uint32_t offset);
+  Result<void> write_mmio(uint32_t offset, uint32_t value);
+
+  // IA32_TSC_DEADLINE (SDM 11.5.4.1): reads 0 and ignores writes outside TSC-deadline mode.
+  uint64_t read_tsc_deadline() const;
+  void write_tsc_deadline(uint64_t deadline);
+
+  // A fixed interrupt arriving (from an IPI, the IOAPIC, an LVT). false when refused: the APIC
+  // is software-disabled (SDM 11.4.7.2), or vector < 16 (illegal, ESR bit 6, SDM 11.5.3).
+  bool accept_interrupt(uint8_t vector, bool level_triggered);
+  // Highest IRR vector whose priority class exceeds PPR's (SDM 11.8.3); none when disabled.
+  std::optional<uint8_t> highest_deliverable() const;
+  // The hypervisor injected `vector`: IRR -> ISR (SDM 11.8.4). kInvalidState if not in IRR.
+  Result<void> acknowledge(uint8_t vector);
+
+  uint8_t tpr() const { return static_cast<uint8_t>(tpr_); }
+  uint8_t ppr() const;  // SDM 11.8.3.1
+  bool irr_bit(uint8_t v) const { return test(irr_, v); }
+  bool isr_bit(uint8_t v) const { return test(isr_, v); }
+  bool tmr_bit(uint8_t v) const { return test(tmr_, v); }
+
+  // Side effects of the last write (cleared by the next read_/write_ call that produces one).
+  std::optional<IpiRequest> take_ipi();
+  std::optional<uint8_t> take_level_eoi();
+
+  // Timer. set_time() moves the clock (never backwards); poll_timer() also fires an expired
+  // timer: returns the number of expirations since the last poll (periodic expirations that
+  // were missed coalesce into one IRR bit). next_deadline(): TSC of the next expiration that
+  // raises an interrupt, or kNoDeadline.
+  void set_time(uint64_t now_tsc);
+  uint32_t poll_timer(uint64_t now_tsc);
+  uint64_t next_deadline() const;
+  LapicTimerMode timer_mode() const;
+
+ private:
+  using Bits256 = std::array<uint32_t, 8>;
+  static constexpr uint32_t kSvrEnable = 1u << 8;  // SDM 11.9, Figure 11-23
+  static constexpr uint32_t kLvtMask = 1u << 16;   // SDM 11.5.1 Figure 11-8
+  static constexpr size_t kLvtCount = 7;           // CMCI, timer, thermal, perf, LINT0/1, error
+
+  static bool test(const Bits256& b, uint8_t v) { return (b[v >> 5] >> (v & 31)) & 1; }
+  static void set(Bits256& b, uint8_t v) { b[v >> 5] |= 1u << (v & 31); }
+  static void clear(Bits256& b, uint8_t v) { b[v >> 5] &= ~(1u << (v & 31)); }
+  static std::optional<uint8_t> highest(const Bits256& b);
+
+  Result<uint64_t> read_reg(uint32_t index);
+  Result<void> write_reg(uint32_t index, uint64_t value);
+  uint32_t ldr() const;
+  void write_svr(uint32_t value);
+  void write_lvt(size_t lvt, uint32_t value);
+  void do_eoi();
+  void send_ipi(uint64_t icr);
+  uint64_t ticks_per_count() const;
+  uint32_t current_count() const;
+  void arm_count_timer(uint32_t initial);
+
+  uint32_t apic_id_;
+  uint32_t tsc_per_bus_clock_;
+  bool x2apic_ = false;
+  uint32_t tpr_ = 0;
+  uint32_t xapic_ldr_ = 0;
+  uint32_t dfr_ = 0xFFFFFFFF;
+  uint32_t svr_ = 0xFF;
+  Bits256 isr_{}, tmr_{}, irr_{};
+  uint32_t esr_ = 0;
+  uint32_t esr_pending_ = 0;
+  uint64_t icr_ = 0;
+  std::array<uint32_t, kLvtCount> lvt_{};
+  uint32_t timer_initial_ = 0;
+  uint32_t timer_divide_ = 0;
+  uint64_t now_ = 0;
+  bool timer_armed_ = false;
+  uint64_t timer_fire_ = 0;  // TSC of the next expiration (count or deadline timer)
+  uint64_t tsc_deadline_ = 0;
+  std::optional<IpiRequest> ipi_;
+  std::optional<uint8_t> level_eoi_;
+};
+
+}  // namespace lantern::vmx
