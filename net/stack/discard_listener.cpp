@@ -5,6 +5,7 @@
 #include "kernel/core/log.h"
 #include "lwip/tcp.h"
 #include "net/stack/net.h"
+#include "net/stack/tcp_listen.h"
 
 namespace lantern::net {
 namespace {
@@ -135,19 +136,7 @@ err_t on_accept(void*, struct tcp_pcb* pcb, err_t err) {
 
 Result<void> discard_listener_start(uint16_t port) {
   if (g_started) return make_error(ErrorCode::kInvalidState, "discard listener already started");
-  struct tcp_pcb* pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
-  if (pcb == nullptr) return make_error(ErrorCode::kOutOfMemory, "tcp_new failed");
-  const err_t bound = tcp_bind(pcb, IP4_ADDR_ANY, port);
-  if (bound != ERR_OK) {
-    tcp_close(pcb);
-    return make_error(ErrorCode::kBusy, "tcp_bind failed", static_cast<uint64_t>(-bound));
-  }
-  struct tcp_pcb* listener = tcp_listen_with_backlog(pcb, kMaxDiscardConnections);
-  if (listener == nullptr) {
-    tcp_close(pcb);
-    return make_error(ErrorCode::kOutOfMemory, "tcp_listen failed");
-  }
-  tcp_accept(listener, on_accept);
+  TRY(tcp_listen_on(port, kMaxDiscardConnections, on_accept));
   g_started = true;
   return ok();
 }

@@ -9,6 +9,7 @@
 #include "kernel/core/time.h"
 #include "lwip/tcp.h"
 #include "net/stack/http_placeholder.h"
+#include "net/stack/tcp_listen.h"
 
 namespace lantern::net {
 namespace {
@@ -201,19 +202,7 @@ err_t on_accept(void*, struct tcp_pcb* pcb, err_t err) {
 
 Result<void> http_listener_start(uint16_t port, StackCounters* counters) {
   g_counters = counters;
-  struct tcp_pcb* pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
-  if (pcb == nullptr) return make_error(ErrorCode::kOutOfMemory, "tcp_new failed");
-  const err_t bound = tcp_bind(pcb, IP4_ADDR_ANY, port);
-  if (bound != ERR_OK) {
-    tcp_close(pcb);
-    return make_error(ErrorCode::kBusy, "tcp_bind failed", static_cast<uint64_t>(-bound));
-  }
-  struct tcp_pcb* listener = tcp_listen_with_backlog(pcb, TCP_DEFAULT_LISTEN_BACKLOG);
-  if (listener == nullptr) {
-    tcp_close(pcb);
-    return make_error(ErrorCode::kOutOfMemory, "tcp_listen failed");
-  }
-  tcp_accept(listener, on_accept);
+  TRY(tcp_listen_on(port, TCP_DEFAULT_LISTEN_BACKLOG, on_accept));
   return ok();
 }
 
