@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <optional>
+#include <utility>
 
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -35,11 +36,14 @@ constexpr uint32_t kE1000InterruptMask =
 
 KernelDmaAllocator g_dma;
 
-class E1000Nic final : public NicDriver {
+// Forwards the NicDriver interface to a portable driver; the subclasses add only what differs
+// (the name and how an interrupt is acknowledged).
+template <typename Device>
+class DeviceNic : public NicDriver {
  public:
-  E1000Nic(MmioWindow& regs, DmaAllocator& dma) : dev_(regs, dma) {}
-  e1000::E1000Device& device() { return dev_; }
-  const char* name() const override { return "e1000"; }
+  template <typename... Args>
+  explicit DeviceNic(Args&&... args) : dev_(std::forward<Args>(args)...) {}
+  Device& device() { return dev_; }
   const MacAddress& mac() const override { return dev_.mac(); }
   bool link_up() override { return dev_.link_up(); }
   Result<void> transmit(std::span<const uint8_t> frame) override { return dev_.transmit(frame); }
@@ -48,32 +52,28 @@ class E1000Nic final : public NicDriver {
     return dev_.poll_receive(sink, max_frames);
   }
   const NicCounters& counters() const override { return dev_.counters(); }
-  bool acknowledge_interrupt() override { return dev_.read_and_clear_interrupt_cause() != 0; }
 
- private:
-  e1000::E1000Device dev_;
+ protected:
+  Device dev_;
 };
 
-class VirtioNic final : public NicDriver {
+class E1000Nic final : public DeviceNic<e1000::E1000Device> {
  public:
-  VirtioNic(const virtio::VirtioPciWindows& windows, DmaAllocator& dma) : dev_(windows, dma) {}
-  virtio::VirtioNetDevice& device() { return dev_; }
+  E1000Nic(MmioWindow& regs, DmaAllocator& dma) : DeviceNic(regs, dma) {}
+  const char* name() const override { return "e1000"; }
+  bool acknowledge_interrupt() override { return dev_.read_and_clear_interrupt_cause() != 0; }
+};
+
+class VirtioNic final : public DeviceNic<virtio::VirtioNetDevice> {
+ public:
+  VirtioNic(const virtio::VirtioPciWindows& windows, DmaAllocator& dma) : DeviceNic(windows, dma) {}
   void set_msix(bool msix) { msix_ = msix; }
   const char* name() const override { return "virtio-net"; }
-  const MacAddress& mac() const override { return dev_.mac(); }
-  bool link_up() override { return dev_.link_up(); }
-  Result<void> transmit(std::span<const uint8_t> frame) override { return dev_.transmit(frame); }
-  size_t reclaim_transmitted() override { return dev_.reclaim_transmitted(); }
-  size_t poll_receive(FrameSink sink, size_t max_frames) override {
-    return dev_.poll_receive(sink, max_frames);
-  }
-  const NicCounters& counters() const override { return dev_.counters(); }
   // MSI-X messages need no acknowledgement; with INTx, reading the ISR byte deasserts the line
   // (virtio 1.0 4.1.4.5).
   bool acknowledge_interrupt() override { return msix_ || dev_.read_isr() != 0; }
 
  private:
-  virtio::VirtioNetDevice dev_;
   bool msix_ = false;
 };
 
@@ -96,7 +96,9 @@ void on_nic_interrupt(interrupts::Frame&) {
   if (g_on_interrupt) g_on_interrupt();
 }
 
-void delay_us(uint32_t microseconds) { time::delay_us(microseconds); }
+void delay_us(uint32_t microseconds) {
+  time::delay_us(microseconds);
+}
 
 Result<KernelMmioWindow*> map_bar(pci::PciConfigAccess& access, const pci::PciHeader& header, uint8_t index) {
   if (index >= 6) return make_error(ErrorCode::kInvalidArgument, "BAR index above 5", index);
@@ -145,8 +147,8 @@ Result<uint32_t> wire_intx(pci::PciConfigAccess& access, const pci::PciHeader& h
   pci::set_command_bits(access, header.address, 0, pci::command::kInterruptDisable);
   TRY(ioapic::route(gsi, static_cast<uint8_t>(vector), apic::id(), level, active_low));
   LOG_INFO("net: INTx pin %c, line %u -> GSI %u, vector 0x%x, %s/%s%s", 'A' + header.interrupt_pin - 1,
-           header.interrupt_line, gsi, vector, level ? "level" : "edge", active_low ? "active-low" : "active-high",
-           flags != 0 ? " (MADT override)" : "");
+           header.interrupt_line, gsi, vector, level ? "level" : "edge",
+           active_low ? "active-low" : "active-high", flags != 0 ? " (MADT override)" : "");
   return gsi;
 }
 
@@ -217,7 +219,8 @@ Result<void> init_virtio(pci::PciConfigAccess& access, const pci::PciHeader& hea
   std::optional<pci::MsixCapability> msix;
   if (preference == IrqPreference::kAuto && msi_cap == nullptr && msix_cap != nullptr) {
     auto decoded = pci::decode_msix(access, header.address, msix_cap->offset);
-    auto table = decoded ? map_bar(access, header, decoded->table_bar) : Result<KernelMmioWindow*>(decoded.error());
+    auto table =
+        decoded ? map_bar(access, header, decoded->table_bar) : Result<KernelMmioWindow*>(decoded.error());
     if (table) {
       interrupts::set_handler(kVectorNetMsi, &on_nic_interrupt);
       auto programmed = pci::program_msix_entry(**table, *decoded, 0,
@@ -282,8 +285,12 @@ const char* irq_mode_name(IrqMode mode) {
   return "unknown";
 }
 
-uint64_t nic_interrupts() { return g_interrupts.load(std::memory_order_relaxed); }
-uint64_t nic_interrupts_unclaimed() { return g_unclaimed.load(std::memory_order_relaxed); }
+uint64_t nic_interrupts() {
+  return g_interrupts.load(std::memory_order_relaxed);
+}
+uint64_t nic_interrupts_unclaimed() {
+  return g_unclaimed.load(std::memory_order_relaxed);
+}
 
 Result<ProbedNic> probe_nic(IrqPreference preference, void (*on_interrupt)()) {
   if (g_nic != nullptr) return make_error(ErrorCode::kInvalidState, "NIC already probed");
@@ -295,8 +302,9 @@ Result<ProbedNic> probe_nic(IrqPreference preference, void (*on_interrupt)()) {
   LOG_INFO("pci: %zu functions (%s)", devices.count, pci_info.ecam ? "ECAM" : "ports 0xCF8/0xCFC");
 
   for (const pci::PciHeader& header : devices) {
-    const bool e1000 = header.vendor_id == e1000::kVendorIntel &&
-                       (header.device_id == e1000::kDevice82540EM || header.device_id == kDevice82545EMCopper);
+    const bool e1000 =
+        header.vendor_id == e1000::kVendorIntel &&
+        (header.device_id == e1000::kDevice82540EM || header.device_id == kDevice82545EMCopper);
     const bool virtio_net = virtio::is_virtio_net(header);
     if (!e1000 && !virtio_net) continue;
     ProbedNic out;
@@ -311,7 +319,8 @@ Result<ProbedNic> probe_nic(IrqPreference preference, void (*on_interrupt)()) {
     if (!initialised) return initialised.error();
     return out;
   }
-  return make_error(ErrorCode::kNotFound, "no supported NIC (e1000 8086:100e/100f, virtio-net 1af4:1041/1000)");
+  return make_error(ErrorCode::kNotFound,
+                    "no supported NIC (e1000 8086:100e/100f, virtio-net 1af4:1041/1000)");
 }
 
 }  // namespace lantern::net::kernel
