@@ -1,0 +1,171 @@
+// What the console API reads and asks for, as plain data, and the one seam to the hypervisor:
+// ConsoleBackend. Portable: the kernel implements the backend over vmx/ (web/kernel/), host
+// tests use a fake. Handlers (web/api/) shape these structs into JSON; they never touch vmx/hw.
+//
+// Threading: every call is made on the core that owns lwIP (the BSP) from the HTTP server. A
+// call that needs another core (a snapshot) waits for it at most the backend's timeout and then
+// fails with kTimeout (the API answers 503).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernel/lib/result.h"
+#include "vmx/general_registers.h"
+#include "vmx/pending_events.h"
+
+namespace lantern::web::api {
+
+struct VmxCapabilitySummary {
+  bool ept = false, ept_large_pages = false, ept_1g_pages = false, vpid = false;
+  bool unrestricted_guest = false, preemption_timer = false, nmi_window = false;
+  bool activity_hlt = false, true_controls = false, xsaves = false;
+  uint32_t vmcs_revision = 0;
+};
+
+struct NetPoolLevel {  // one lwIP memory pool (memp) or the heap
+  std::string name;    // "TCP_PCB", "PBUF_POOL", "heap", ...
+  uint64_t used = 0;
+  uint64_t max = 0;    // high-water mark
+  uint64_t avail = 0;  // capacity
+  uint64_t errors = 0; // failed allocations
+};
+
+struct SystemSummary {
+  std::string name = "lantern";
+  std::string version;
+  uint64_t uptime_ms = 0;
+  uint32_t cpus_online = 0;
+  uint32_t vmx_cores = 0;       // cores in VMX operation
+  bool vmx_available = false;   // Lantern can run guests
+  bool vmx_cpuid = false;       // CPUID.01H:ECX.VMX[bit 5]
+  std::string vmx_reason;       // why not available ("" when available)
+  VmxCapabilitySummary vmx_caps;
+  uint32_t vcpus = 0;
+  std::string cmdline;
+  // Network and console
+  std::string ip;               // "10.0.2.15" or "none"
+  std::string nic;              // "e1000", "virtio-net", "none"
+  uint64_t http_connections_open = 0;
+  uint64_t http_connections_total = 0;
+  uint64_t http_requests = 0;
+  uint64_t http_refused = 0;
+  std::vector<NetPoolLevel> net_pools;
+};
+
+enum class CpuVmxState : uint8_t { kOn, kOff, kUnsupported };
+struct CpuSummary {
+  uint32_t index = 0;
+  uint32_t apic_id = 0;
+  bool bsp = false;
+  CpuVmxState vmx = CpuVmxState::kUnsupported;
+  std::vector<std::pair<uint32_t, uint32_t>> vcpus;  // (vm, vcpu) bound here
+};
+
+enum class VcpuState : uint8_t { kCreated, kRunning, kHalted, kStopped };
+struct VcpuSummary {
+  uint32_t vm = 0;
+  uint32_t vcpu = 0;
+  int32_t cpu = -1;  // bound core index, -1 when unbound
+  VcpuState state = VcpuState::kCreated;
+  bool launched = false;
+  uint64_t exits = 0;
+  std::optional<uint32_t> last_exit_reason;  // basic reason
+  std::string stop_reason;                   // when stopped
+  size_t pending_events = 0;
+  uint64_t events_injected = 0;
+};
+
+enum class VmState : uint8_t { kRunning, kStopped, kExited };
+struct VmSummary {
+  uint32_t vm = 0;
+  std::string program;  // the guest program's name ("demo", ...)
+  VmState state = VmState::kRunning;
+  uint64_t memory_bytes = 0;
+  uint32_t vcpu_count = 0;
+  uint64_t console_bytes = 0;  // total bytes the guest wrote to its UART
+  std::optional<uint32_t> exit_status;  // when the guest wrote to port 0xf4
+};
+
+struct SegmentSummary {
+  uint16_t selector = 0;
+  uint64_t base = 0;
+  uint32_t limit = 0;
+  uint32_t access_rights = 0;  // VMCS format (SDM Vol. 3C 24.4.1, Table 24-2)
+};
+
+struct VmcsValue {
+  uint16_t field_index = 0;  // index into vmx::kVmcsFields
+  uint64_t value = 0;
+};
+
+struct ExitRecordView {
+  uint32_t reason = 0;  // raw VM_EXIT_REASON
+  uint64_t qualification = 0;
+  uint64_t rip = 0;
+  uint64_t tsc = 0;
+};
+
+// Everything about one vCPU, read on its owning core at one exit (consistent).
+struct VcpuSnapshot {
+  VcpuSummary summary;
+  vmx::GeneralRegisters regs{};
+  uint64_t rsp = 0, rip = 0, rflags = 0, cr0 = 0, cr2 = 0, cr3 = 0, cr4 = 0, efer = 0;
+  // es, cs, ss, ds, fs, gs, ldtr, tr in that order
+  std::array<SegmentSummary, 8> segments{};
+  // Every field this CPU supports, in kVmcsFields order. Empty when the vCPU was never set up.
+  std::vector<VmcsValue> vmcs;
+  std::array<uint64_t, 80> exit_counts{};  // per basic exit reason (vmx::kExitReasonTableSize)
+  std::vector<ExitRecordView> recent_exits;  // newest first, up to 64
+  uint64_t tsc = 0;                          // host TSC when taken
+};
+
+struct ConsoleText {
+  uint64_t start = 0;   // offset of the first byte of `text` in the guest's output stream
+  uint64_t next = 0;    // pass as ?since= next time (= total bytes written so far)
+  uint64_t missed = 0;  // bytes between `since` and `start` that the buffer no longer holds
+  std::string text;
+};
+
+struct LogLine {
+  uint64_t seq = 0;
+  uint64_t timestamp_ns = 0;
+  uint32_t cpu = 0;
+  std::string level;  // "error", "warn", "info", "debug"
+  std::string text;
+  bool truncated = false;
+};
+struct LogChunk {
+  std::vector<LogLine> lines;
+  uint64_t next = 0;
+  uint64_t missed = 0;
+};
+
+class ConsoleBackend {
+ public:
+  virtual ~ConsoleBackend() = default;
+
+  virtual SystemSummary system() = 0;
+  virtual std::vector<CpuSummary> cpus() = 0;
+  virtual std::vector<VmSummary> vms() = 0;
+  // Summaries read without the owning core (counters may be a few exits old).
+  virtual std::vector<VcpuSummary> vcpus() = 0;
+
+  // kNotFound: no such vCPU. kTimeout: the owning core did not answer in time.
+  virtual Result<VcpuSnapshot> snapshot(uint32_t vm, uint32_t vcpu) = 0;
+  // kNotFound: no such vCPU.
+  virtual Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) = 0;
+  // Returns the queue position. kNotFound: no such vCPU; kFull: 8 waiting; kInvalidState: the
+  // vCPU has stopped; kInvalidArgument: the event breaks an architectural rule.
+  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type,
+                                     uint32_t vector, std::optional<uint32_t> error_code) = 0;
+  // kNotFound: no such VM. At most max_bytes of text.
+  virtual Result<ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) = 0;
+  virtual LogChunk log(uint64_t since, size_t max_lines) = 0;
+};
+
+}  // namespace lantern::web::api
