@@ -76,6 +76,12 @@ uint64_t read_ring(uint64_t since, std::span<lib::LogRecord> out, uint64_t* drop
   return g_ring->read_since(since, out).count;
 }
 
+lib::LogRing::ReadResult read_ring_since(uint64_t since, std::span<lib::LogRecord> out) {
+  IrqSpinlockGuard guard(g_lock);
+  if (g_ring == nullptr) return {};
+  return g_ring->read_since(since, out);
+}
+
 void write(Level level, const char* fmt, ...) {
   if (level > g_level) return;
   char line[kLineBytes];

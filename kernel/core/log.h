@@ -21,6 +21,8 @@ void init_ring();  // once the heap exists: records before it are on COM1 only
 // Copies records with sequence number >= since into out; returns how many. *dropped (when
 // non-null) receives how many records the ring has overwritten since boot.
 uint64_t read_ring(uint64_t since, std::span<lib::LogRecord> out, uint64_t* dropped);
+// The same with the ring's full answer (next sequence number, records missed since `since`).
+lib::LogRing::ReadResult read_ring_since(uint64_t since, std::span<lib::LogRecord> out);
 void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 // A bare contract line (READY, SELFTEST ...): no prefix, never filtered.
 void contract_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));

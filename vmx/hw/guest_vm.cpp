@@ -12,6 +12,7 @@
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
 #include "vmx/hw/core_mailbox.h"
+#include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
 namespace lantern::vmx {
@@ -82,8 +83,7 @@ uint8_t max_phys_bits() {
 }  // namespace
 
 void GuestConsole::put(uint32_t vm_id, char c) {
-  buffer_[total_ % kBufferBytes] = c;
-  ++total_;
+  output_.put(c);
   if (c == '\r') return;
   if (c == '\n' || line_len_ == sizeof(line_) - 1) {
     LOG_INFO("guest vm%u: %.*s", vm_id, static_cast<int>(line_len_), line_);
@@ -91,14 +91,6 @@ void GuestConsole::put(uint32_t vm_id, char c) {
     if (c == '\n') return;
   }
   line_[line_len_++] = (c >= 0x20 && c < 0x7f) ? c : '.';
-}
-
-size_t GuestConsole::copy_out(char* out, size_t capacity) const {
-  const uint64_t available = total_ < kBufferBytes ? total_ : kBufferBytes;
-  const size_t n = capacity < available ? capacity : static_cast<size_t>(available);
-  const uint64_t first = total_ - n;
-  for (size_t i = 0; i < n; ++i) out[i] = buffer_[(first + i) % kBufferBytes];
-  return n;
 }
 
 Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) {
@@ -232,6 +224,9 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
     return vcpu.error();
   }
   g_demo[index] = DemoSlot{vm, *vcpu};
+  // The console (web/kernel/) finds the demo through the registry; the demo lives until reboot.
+  if (auto r = publish_vm(*vm, "demo"); !r) LOG_ERROR("vmx: cpu%u: publish VM: %s", index, r.error().message);
+  if (auto r = publish_vcpu(*vm, **vcpu); !r) LOG_ERROR("vmx: cpu%u: publish vCPU: %s", index, r.error().message);
   LOG_INFO("vmx: cpu%u: demo VM %u with vCPU 0 bound here", index, vm->vm_id);
   return ok();
 }

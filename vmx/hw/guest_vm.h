@@ -11,6 +11,7 @@
 #include "kernel/lib/result.h"
 #include "vmx/ept.h"
 #include "vmx/hw/vcpu.h"
+#include "vmx/output_ring.h"
 
 namespace lantern::vmx {
 
@@ -25,15 +26,16 @@ inline constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
 // The per-VM console: what the guest wrote to its UART. Lines also go to the log, prefixed.
 class GuestConsole {
  public:
-  static constexpr size_t kBufferBytes = 4096;
+  static constexpr size_t kBufferBytes = OutputRing::kReadableBytes;
   void put(uint32_t vm_id, char c);
-  // The last bytes written (up to kBufferBytes), oldest first; returns how many were copied.
-  size_t copy_out(char* out, size_t capacity) const;
-  uint64_t total_bytes() const { return total_; }
+  uint64_t total_bytes() const { return output_.total(); }
+  // What the guest wrote from stream offset `since` on (OutputRing::read_since); any core.
+  OutputRing::Slice read_since(uint64_t since, char* out, size_t capacity) const {
+    return output_.read_since(since, out, capacity);
+  }
 
  private:
-  char buffer_[kBufferBytes] = {};
-  uint64_t total_ = 0;
+  OutputRing output_;
   char line_[120] = {};
   size_t line_len_ = 0;
 };

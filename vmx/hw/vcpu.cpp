@@ -540,7 +540,11 @@ Result<VmExit> VmxVcpu::run() {
                       : 0;
   // Interrupts are off from here to the restore: nothing on this core sees the guest's state.
   switch_to_guest_xstate();
+  // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
+  // is switched by hand. MOV to CR2 serializes (SDM Vol. 3A 9.3), so only when it differs.
+  if (cpu::read_cr2() != guest_cr2_) cpu::write_cr2(guest_cr2_);
   const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
+  guest_cr2_ = cpu::read_cr2();
   switch_to_host_xstate();
   if (flags != 0) {
     // VMfailInvalid (CF, bit 0) or VMfailValid (ZF, bit 6): SDM Vol. 3C 30.2.

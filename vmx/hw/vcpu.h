@@ -115,6 +115,10 @@ class VmxVcpu {
   bool is_setup() const { return setup_done_; }
   bool bound() const { return bound_cpu_ >= 0; }
   int32_t bound_cpu() const { return bound_cpu_; }
+  uint64_t guest_cr2() const { return guest_cr2_; }
+  bool launched() const { return launched_; }
+  bool halted() const { return sleeping_in_hlt_; }  // in activity state HLT (SDM Vol. 3C 24.4.2)
+  uint64_t vmcs_phys() const { return vmcs_phys_; }
   bool stopped() const { return stop_message_ != nullptr; }
   const char* stop_message() const { return stop_message_; }
   uint32_t stop_exit_reason() const { return stop_exit_reason_; }
@@ -192,6 +196,7 @@ class VmxVcpu {
   uint64_t guest_xstate_phys_ = 0;  // the guest's XSAVE/FXSAVE area (64-byte aligned page)
   uint64_t host_xstate_phys_ = 0;   // the host's, saved across the guest's run
   uint64_t guest_xcr0_ = 1;         // XCR0 reset value: x87 only (SDM Vol. 1 13.3)
+  uint64_t guest_cr2_ = 0;          // CR2 is switched by hand (not in the VMCS)
   std::atomic<int32_t> bound_cpu_{-1};  // read by queue_event() on other cores
   bool setup_done_ = false;
   bool launched_ = false;

@@ -88,6 +88,9 @@ inline uint64_t read_cr4() {
 inline void write_cr0(uint64_t v) {
   asm volatile("mov %0, %%cr0" ::"r"(v) : "memory");
 }
+inline void write_cr2(uint64_t v) {
+  asm volatile("mov %0, %%cr2" : : "r"(v) : "memory");
+}
 inline void write_cr3(uint64_t v) {
   asm volatile("mov %0, %%cr3" ::"r"(v) : "memory");
 }

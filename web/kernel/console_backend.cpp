@@ -1,0 +1,290 @@
+#include "web/kernel/console_backend.h"
+
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/boot_state.h"
+#include "kernel/core/log.h"
+#include "kernel/core/time.h"
+#include "net/stack/net.h"
+#include "vmx/hw/vcpu_capture.h"
+#include "vmx/hw/vm_registry.h"
+#include "vmx/hw/vmx_operation.h"
+
+namespace lantern::web {
+namespace {
+
+using api::VcpuState;
+
+VcpuState state_of(bool stopped, bool halted, bool launched) {
+  if (stopped) return VcpuState::kStopped;
+  if (halted) return VcpuState::kHalted;
+  return launched ? VcpuState::kRunning : VcpuState::kCreated;
+}
+
+api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
+  api::VcpuSummary s;
+  s.vm = vcpu.vm_id();
+  s.vcpu = vcpu.vcpu_id();
+  s.cpu = vcpu.bound_cpu();
+  s.launched = vcpu.launched();
+  s.state = state_of(vcpu.stopped(), vcpu.halted(), vcpu.launched());
+  s.exits = vcpu.total_exits();
+  vmx::ExitRecord last;
+  if (vcpu.recent_exits(&last, 1) == 1) s.last_exit_reason = last.reason & 0xffff;
+  if (vcpu.stopped()) s.stop_reason = vcpu.stop_message();
+  s.pending_events = vcpu.pending_event_count();
+  s.events_injected = vcpu.events_injected();
+  return s;
+}
+
+// The index of a field in kVmcsFields (the table is fixed at compile time).
+size_t field_index(std::string_view name) {
+  for (size_t i = 0; i < vmx::kVmcsFieldCount; ++i) {
+    if (vmx::kVmcsFields[i].name == name) return i;
+  }
+  return vmx::kVmcsFieldCount;
+}
+
+uint64_t field_value(const vmx::VcpuCapture& c, std::string_view name) {
+  const size_t i = field_index(name);
+  return (i < vmx::kVmcsFieldCount && c.vmcs_supported[i]) ? c.vmcs_values[i] : 0;
+}
+
+api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcpu) {
+  api::VcpuSnapshot s;
+  s.summary.vm = c.vm;
+  s.summary.vcpu = c.vcpu;
+  s.summary.cpu = c.cpu;
+  s.summary.launched = c.launched;
+  s.summary.state = state_of(c.stopped, c.halted, c.launched);
+  s.summary.exits = c.total_exits;
+  if (c.recent_count > 0) s.summary.last_exit_reason = c.recent[0].reason & 0xffff;
+  if (c.stopped && c.stop_message != nullptr) s.summary.stop_reason = c.stop_message;
+  s.summary.pending_events = vcpu.pending_event_count();
+  s.summary.events_injected = c.events_injected;
+  s.regs = c.regs;
+  s.rsp = field_value(c, "GUEST_RSP");
+  s.rip = field_value(c, "GUEST_RIP");
+  s.rflags = field_value(c, "GUEST_RFLAGS");
+  s.cr0 = field_value(c, "GUEST_CR0");
+  s.cr2 = c.cr2;
+  s.cr3 = field_value(c, "GUEST_CR3");
+  s.cr4 = field_value(c, "GUEST_CR4");
+  s.efer = field_value(c, "GUEST_IA32_EFER");
+  // Segment fields by name (SDM Vol. 3C 24.4.1): selector, base, limit, access rights.
+  static constexpr std::string_view kSegments[8] = {"ES", "CS", "SS", "DS", "FS", "GS", "LDTR", "TR"};
+  for (size_t i = 0; i < 8; ++i) {
+    char name[40];
+    auto field = [&](std::string_view suffix) {
+      size_t n = 0;
+      for (char ch : std::string_view("GUEST_")) name[n++] = ch;
+      for (char ch : kSegments[i]) name[n++] = ch;
+      name[n++] = '_';
+      for (char ch : suffix) name[n++] = ch;
+      return field_value(c, std::string_view(name, n));
+    };
+    s.segments[i].selector = static_cast<uint16_t>(field("SELECTOR"));
+    s.segments[i].base = field("BASE");
+    s.segments[i].limit = static_cast<uint32_t>(field("LIMIT"));
+    s.segments[i].access_rights = static_cast<uint32_t>(field("AR_BYTES"));
+  }
+  if (c.vmcs_valid) {
+    for (size_t i = 0; i < vmx::kVmcsFieldCount; ++i) {
+      if (c.vmcs_supported[i]) s.vmcs.push_back(api::VmcsValue{static_cast<uint16_t>(i), c.vmcs_values[i]});
+    }
+  }
+  for (size_t r = 0; r < s.exit_counts.size() && r < c.exit_counts.size(); ++r) s.exit_counts[r] = c.exit_counts[r];
+  for (size_t i = 0; i < c.recent_count; ++i) {
+    const vmx::ExitRecord& e = c.recent[i];
+    s.recent_exits.push_back(api::ExitRecordView{e.reason, e.qualification, e.rip, e.tsc});
+  }
+  s.tsc = c.tsc;
+  return s;
+}
+
+}  // namespace
+
+api::SystemSummary KernelConsoleBackend::system() {
+  api::SystemSummary s;
+  s.version = LANTERN_VERSION;
+  s.uptime_ms = time::now_ns() / 1'000'000;
+  s.cpus_online = cpu_count();
+  s.vmx_cores = vmx::cores_in_vmx_operation();
+  s.vmx_available = s.vmx_cores > 0;
+  s.vmx_cpuid = (cpu::cpuid(1).ecx & (1u << 5)) != 0;  // CPUID.01H:ECX.VMX[bit 5] (SDM Vol. 3C 23.6)
+  if (const char* why = vmx::unavailable_reason(); why != nullptr) s.vmx_reason = why;
+  if (const vmx::VmxCapabilities* caps = vmx::capabilities(); caps != nullptr) {
+    s.vmx_caps.ept = caps->ept;
+    s.vmx_caps.ept_large_pages = caps->ept_2m_pages;
+    s.vmx_caps.ept_1g_pages = caps->ept_1g_pages;
+    s.vmx_caps.vpid = caps->vpid;
+    s.vmx_caps.unrestricted_guest = caps->unrestricted_guest;
+    s.vmx_caps.preemption_timer = caps->preemption_timer;
+    s.vmx_caps.nmi_window = caps->nmi_window_exiting;
+    s.vmx_caps.activity_hlt = caps->activity_hlt;
+    s.vmx_caps.true_controls = caps->true_controls;
+    s.vmx_caps.xsaves = caps->xsaves;
+    s.vmx_caps.vmcs_revision = caps->vmcs_revision_id;
+  }
+  for (const api::VcpuSummary& v : vcpus()) {
+    (void)v;
+    ++s.vcpus;
+  }
+  s.cmdline = std::string(boot_state().multiboot.cmdline.value_or(""));
+  const net::NetStatus n = net::status();
+  s.ip = n.ip;
+  s.nic = n.nic;
+  s.http_connections_total = n.stack.http_connections;
+  s.http_refused = n.stack.http_refused;
+  s.http_requests = n.stack.http_responses;
+  return s;
+}
+
+std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
+  std::vector<api::CpuSummary> out;
+  vmx::PublishedVm vms[vmx::kMaxPublishedVms];
+  const size_t vm_count = vmx::published_vms(vms, vmx::kMaxPublishedVms);
+  const bool any_vmx = vmx::cores_in_vmx_operation() > 0;
+  for (uint32_t i = 0; i < kMaxCpus; ++i) {
+    PerCpu* cpu = cpu_by_index(i);
+    if (cpu == nullptr || !cpu->online.load(std::memory_order_acquire)) continue;
+    api::CpuSummary c;
+    c.index = cpu->index;
+    c.apic_id = cpu->apic_id;
+    c.bsp = cpu->index == 0;
+    // Cores either all run VMX or none (enable_on_this_cpu() on each; a core that failed while
+    // others succeeded logs why and has no vCPU bound).
+    c.vmx = any_vmx ? api::CpuVmxState::kOn : api::CpuVmxState::kUnsupported;
+    for (size_t v = 0; v < vm_count; ++v) {
+      for (uint32_t k = 0; k < vms[v].vcpu_count; ++k) {
+        if (vms[v].vcpus[k]->bound_cpu() == static_cast<int32_t>(i))
+          c.vcpus.emplace_back(vms[v].vm->vm_id, vms[v].vcpus[k]->vcpu_id());
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<api::VmSummary> KernelConsoleBackend::vms() {
+  std::vector<api::VmSummary> out;
+  vmx::PublishedVm vms[vmx::kMaxPublishedVms];
+  const size_t n = vmx::published_vms(vms, vmx::kMaxPublishedVms);
+  for (size_t i = 0; i < n; ++i) {
+    const vmx::GuestVm& vm = *vms[i].vm;
+    api::VmSummary s;
+    s.vm = vm.vm_id;
+    s.program = vms[i].program;
+    s.memory_bytes = vmx::kGuestMemoryBytes;
+    s.vcpu_count = vms[i].vcpu_count;
+    s.console_bytes = vm.console.total_bytes();
+    bool all_stopped = vms[i].vcpu_count > 0;
+    for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) all_stopped = all_stopped && vms[i].vcpus[k]->stopped();
+    if (vm.exit_requested) {
+      s.state = api::VmState::kExited;
+      s.exit_status = vm.exit_status;
+    } else {
+      s.state = all_stopped ? api::VmState::kStopped : api::VmState::kRunning;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<api::VcpuSummary> KernelConsoleBackend::vcpus() {
+  std::vector<api::VcpuSummary> out;
+  vmx::PublishedVm vms[vmx::kMaxPublishedVms];
+  const size_t n = vmx::published_vms(vms, vmx::kMaxPublishedVms);
+  for (size_t i = 0; i < n; ++i) {
+    for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) out.push_back(summary_of(*vms[i].vcpus[k]));
+  }
+  return out;
+}
+
+Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t vcpu) {
+  vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
+  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  static vmx::VcpuCapture capture;  // ~5 KiB: off the stack; only the BSP calls this
+  if (auto r = vmx::capture_vcpu(*target, capture, capture_timeout_us_); !r) {
+    if (r.error().code == ErrorCode::kTimeout || r.error().code == ErrorCode::kBusy) {
+      ++snapshots_timed_out_;
+      return make_error(ErrorCode::kTimeout, "the vCPU's core did not answer in time", r.error().detail);
+    }
+    return r.error();
+  }
+  ++snapshots_taken_;
+  return snapshot_of(capture, *target);
+}
+
+Result<vmx::PendingEventSnapshot> KernelConsoleBackend::pending_events(uint32_t vm, uint32_t vcpu) {
+  vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
+  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  return target->pending_events();
+}
+
+Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type,
+                                                 uint32_t vector, std::optional<uint32_t> error_code) {
+  vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
+  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  if (target->stopped()) return make_error(ErrorCode::kInvalidState, "the vCPU has stopped", vcpu);
+  return target->queue_event(type, vector, error_code);
+}
+
+Result<api::ConsoleText> KernelConsoleBackend::console(uint32_t vm, uint64_t since, size_t max_bytes) {
+  vmx::GuestVm* target = vmx::find_published_vm(vm);
+  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm);
+  api::ConsoleText out;
+  const size_t capacity = max_bytes < vmx::GuestConsole::kBufferBytes ? max_bytes : vmx::GuestConsole::kBufferBytes;
+  out.text.resize(capacity);
+  const vmx::OutputRing::Slice slice = target->console.read_since(since, out.text.data(), capacity);
+  out.text.resize(slice.length);
+  out.start = slice.start;
+  out.next = slice.next;
+  out.missed = slice.start > since ? slice.start - since : 0;
+  return out;
+}
+
+api::LogChunk KernelConsoleBackend::log(uint64_t since, size_t max_lines) {
+  api::LogChunk out;
+  constexpr size_t kBatch = 32;
+  static lib::LogRecord records[kBatch];  // 7 KiB: off the stack; only the BSP calls this
+  uint64_t cursor = since;
+  bool first = true;
+  // A message split over several records (kLogContinues) becomes one line, even past max_lines.
+  auto room_for = [&](const lib::LogRecord& rec) {
+    return out.lines.size() < max_lines || ((rec.flags & lib::kLogContinuation) != 0 && !out.lines.empty());
+  };
+  for (;;) {
+    const lib::LogRing::ReadResult r = log::read_ring_since(cursor, std::span<lib::LogRecord>(records, kBatch));
+    if (first) {
+      out.missed = r.missed;
+      first = false;
+    }
+    if (r.count == 0) {
+      out.next = r.next_seq;
+      break;
+    }
+    size_t i = 0;
+    for (; i < r.count && room_for(records[i]); ++i) {
+      const lib::LogRecord& rec = records[i];
+      if ((rec.flags & lib::kLogContinuation) != 0 && !out.lines.empty()) {
+        out.lines.back().text.append(rec.text_view());
+      } else {
+        api::LogLine line;
+        line.seq = rec.seq;
+        line.timestamp_ns = rec.timestamp;
+        line.cpu = rec.cpu;
+        line.level = lib::log_level_name(rec.level);
+        line.text = std::string(rec.text_view());
+        out.lines.push_back(std::move(line));
+      }
+      if ((rec.flags & lib::kLogTruncated) != 0) out.lines.back().truncated = true;
+      cursor = rec.seq + 1;
+    }
+    out.next = cursor;
+    if (i < r.count || r.count < kBatch) break;
+  }
+  return out;
+}
+
+}  // namespace lantern::web

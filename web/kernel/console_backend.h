@@ -1,0 +1,38 @@
+// The kernel's ConsoleBackend (web/api/console_model.h): reads the VM registry, the vCPUs'
+// captures from their owning cores, the guest consoles, the log ring and the network status.
+// Kernel-only; every call runs on the BSP (the core that owns lwIP and the HTTP server).
+#pragma once
+
+#include <cstdint>
+
+#include "web/api/console_model.h"
+
+namespace lantern::web {
+
+class KernelConsoleBackend final : public api::ConsoleBackend {
+ public:
+  // `capture_timeout_us`: how long a snapshot waits for the owning core before kTimeout (503).
+  explicit KernelConsoleBackend(uint64_t capture_timeout_us) : capture_timeout_us_(capture_timeout_us) {}
+
+  api::SystemSummary system() override;
+  std::vector<api::CpuSummary> cpus() override;
+  std::vector<api::VmSummary> vms() override;
+  std::vector<api::VcpuSummary> vcpus() override;
+  Result<api::VcpuSnapshot> snapshot(uint32_t vm, uint32_t vcpu) override;
+  Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) override;
+  Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
+                             std::optional<uint32_t> error_code) override;
+  Result<api::ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) override;
+  api::LogChunk log(uint64_t since, size_t max_lines) override;
+
+  // Snapshot latencies (BSP TSC ticks from request to answer) for the bench and /system.
+  uint64_t snapshots_taken() const { return snapshots_taken_; }
+  uint64_t snapshots_timed_out() const { return snapshots_timed_out_; }
+
+ private:
+  uint64_t capture_timeout_us_;
+  uint64_t snapshots_taken_ = 0;
+  uint64_t snapshots_timed_out_ = 0;
+};
+
+}  // namespace lantern::web
