@@ -49,6 +49,17 @@ baseline):
   BENCH msr_exit <n> ticks           RDMSR emulated by the exit handler
   BENCH inject_interrupt <n> ticks   an interrupt queued and injected at the next entry
 
+Debug console API (web/), one keep-alive connection, sequential requests:
+  BENCH api_vcpus_rps <n> req/s          GET /api/v1/vcpus under Bochs (4 CPUs, demo guests)
+  BENCH api_regs_p50 <n> ms              GET .../vcpus/0/regs of a vCPU on another core than the
+  BENCH api_regs_p99 <n> ms              BSP (the snapshot goes through that core's mailbox)
+  BENCH snapshot_latency_p99 <n> ms      kernel-side time from posting the capture to the owning
+                                         core's answer, from the `Server-Timing: snapshot;dur=`
+                                         header (kernel TSC time: under Bochs that is emulated
+                                         time, see emulators.md)
+  BENCH api_vcpus_rps_qemu <n> req/s     GET /api/v1/vcpus under QEMU TCG (no VMX: an empty list)
+  BENCH api_system_rps_qemu <n> req/s    GET /api/v1/system under QEMU TCG
+
 Python 3 standard library only; the network benchmarks only talk to 127.0.0.1, and every loop is
 bounded by count and by time.
 """
@@ -82,6 +93,12 @@ BOOT_BENCHMARKS = {
 VMX_BENCHMARK = "vmx_exits"
 VMX_FIGURES = ("vmcall_roundtrip", "cpuid_exit", "io_exit", "msr_exit", "inject_interrupt")
 VMX_BENCH_TIMEOUT = 240.0
+API_BENCHMARK_BOCHS = "api_bochs"
+API_BENCHMARK_QEMU = "api_qemu"
+API_SECONDS = 20.0  # each request-rate or latency loop stops after this long
+API_REQUESTS = 400  # ... or after this many requests
+API_READY_TIMEOUT = {"qemu": 30.0, "bochs": 180.0}
+SERVER_TIMING_RE = re.compile(r"snapshot;dur=(?P<ms>[0-9.]+)")
 NET_BENCHMARKS = {
     "net_e1000": ("e1000", "e1000"),
     "net_virtio": ("virtio", "virtio-net"),
@@ -301,6 +318,105 @@ def net_benchmarks(iso: str, label: str, nic: str, suffix: str, upload_bytes: in
     return lines
 
 
+class KeepAliveClient:
+    """Sequential HTTP/1.1 requests on one connection to 127.0.0.1 (reconnects when closed)."""
+
+    def __init__(self, port: int):
+        import http.client
+        self._http = http.client
+        self.port = port
+        self.conn = None
+
+    def get(self, path: str) -> tuple[int, dict, bytes]:
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = self._http.HTTPConnection("127.0.0.1", self.port, timeout=SOCKET_TIMEOUT)
+            try:
+                self.conn.request("GET", path)
+                r = self.conn.getresponse()
+                body = r.read()
+                headers = {k.lower(): v for k, v in r.getheaders()}
+                if headers.get("connection", "").lower() == "close":
+                    self.close()
+                return r.status, headers, body
+            except (self._http.HTTPException, OSError) as e:
+                self.close()
+                if attempt == 2:
+                    raise BenchError(f"GET {path}: {e}") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def request_rate(client: KeepAliveClient, path: str) -> tuple[float, int]:
+    """Requests per second of sequential GETs of `path` (bounded by API_REQUESTS and API_SECONDS)."""
+    count = 0
+    start = time.monotonic()
+    while count < API_REQUESTS and time.monotonic() - start < API_SECONDS:
+        status, _, body = client.get(path)
+        if status != 200:
+            raise BenchError(f"GET {path} answered {status}: {body[:200]!r}")
+        count += 1
+    return count / (time.monotonic() - start), count
+
+
+def api_benchmarks(iso: str, emulator: str) -> list[str]:
+    """Boots `emulator` with 4 CPUs (Bochs) or 2 (QEMU TCG) and the demo guests; returns BENCH lines."""
+    cpus = 4 if emulator == "bochs" else 2
+    cfg = emu_mod.Config(emulator=emulator, iso=iso, cpus=cpus)
+    lines = []
+    with emu_mod.Emulator(cfg) as emu:
+        try:
+            ready, _ = emu.wait_for(emu_mod.READY_RE, API_READY_TIMEOUT[emulator])
+            if ready.group("console") == "none":
+                raise BenchError(f"no console: {ready.group(0)}")
+            client = KeepAliveClient(emu.port)
+            if emulator == "qemu":
+                rate, n = request_rate(client, "/api/v1/vcpus")
+                print(f"bench.py: api_vcpus_rps_qemu: {n} requests", file=sys.stderr, flush=True)
+                lines.append(f"BENCH api_vcpus_rps_qemu {rate:.1f} req/s")
+                rate, n = request_rate(client, "/api/v1/system")
+                print(f"bench.py: api_system_rps_qemu: {n} requests", file=sys.stderr, flush=True)
+                lines.append(f"BENCH api_system_rps_qemu {rate:.1f} req/s")
+                return lines
+            if int(ready.group("vcpus")) < 2:
+                raise BenchError(f"needs demo vCPUs on at least 2 cores: {ready.group(0)}")
+            rate, n = request_rate(client, "/api/v1/vcpus")
+            print(f"bench.py: api_vcpus_rps: {n} requests", file=sys.stderr, flush=True)
+            lines.append(f"BENCH api_vcpus_rps {rate:.1f} req/s")
+            # vm 1 runs on core 1 (one demo VM per core, vm id = core index): a remote capture.
+            path = "/api/v1/vms/1/vcpus/0/regs"
+            wall, kernel = [], []
+            start = time.monotonic()
+            while len(wall) < API_REQUESTS and time.monotonic() - start < API_SECONDS:
+                t0 = time.monotonic()
+                status, headers, body = client.get(path)
+                wall.append((time.monotonic() - t0) * 1000.0)
+                if status != 200:
+                    raise BenchError(f"GET {path} answered {status}: {body[:200]!r}")
+                m = SERVER_TIMING_RE.search(headers.get("server-timing", ""))
+                if m is None:
+                    raise BenchError(f"GET {path}: no Server-Timing snapshot;dur= header: {headers}")
+                kernel.append(float(m.group("ms")))
+            if len(wall) < RTT_MIN_SAMPLES:
+                raise BenchError(f"only {len(wall)} regs requests completed in {API_SECONDS:g} s")
+            print(f"bench.py: api_regs: {len(wall)} requests, min {min(wall):.2f} ms, max {max(wall):.2f} ms;"
+                  f" snapshot min {min(kernel):.3f} ms max {max(kernel):.3f} ms", file=sys.stderr, flush=True)
+            lines.append(f"BENCH api_regs_p50 {statistics.median(wall):.2f} ms")
+            lines.append(f"BENCH api_regs_p99 {percentile(wall, 99):.2f} ms")
+            lines.append(f"BENCH snapshot_latency_p99 {percentile(kernel, 99):.3f} ms")
+            client.close()
+            m = emu_mod.PANIC_RE.search(emu.log())
+            if m:
+                raise BenchError(f"kernel panicked: {m.group(0)}")
+        except (BenchError, emu_mod.EmulatorError) as e:
+            raise BenchError(f"{e}\n--- serial log tail ---\n{emu.log_tail()}") from e
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="bench.py", description=__doc__.splitlines()[0])
     p.add_argument("--iso", required=True)
@@ -308,7 +424,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="lantern.elf: with --net-irq other than auto, the ISO is remastered from it")
     p.add_argument("--runs", type=int, default=1, help="boots per boot benchmark (median is printed)")
     p.add_argument("--only", action="append", default=[],
-                   choices=sorted(BOOT_BENCHMARKS) + sorted(NET_BENCHMARKS) + [VMX_BENCHMARK],
+                   choices=sorted(BOOT_BENCHMARKS) + sorted(NET_BENCHMARKS)
+                   + [VMX_BENCHMARK, API_BENCHMARK_BOCHS, API_BENCHMARK_QEMU],
                    help="run only this benchmark (repeatable)")
     p.add_argument("--net-irq", default="auto", choices=("auto", "intx", "poll"),
                    help="network benchmarks with net.irq=<this> (names get a _<this> suffix)")
@@ -345,6 +462,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                     print(line, flush=True)
             except (BenchError, emu_mod.EmulatorError, OSError, subprocess.SubprocessError) as e:
                 print(f"bench.py: {VMX_BENCHMARK} failed: {e}", file=sys.stderr)
+                status = 1
+        for name, emulator in ((API_BENCHMARK_BOCHS, "bochs"), (API_BENCHMARK_QEMU, "qemu")):
+            if args.only and name not in args.only:
+                continue
+            try:
+                for line in api_benchmarks(args.iso, emulator):
+                    print(line, flush=True)
+            except (BenchError, emu_mod.EmulatorError, OSError) as e:
+                print(f"bench.py: {name} failed: {e}", file=sys.stderr)
                 status = 1
         iso, suffix = args.iso, ""
         for name, (label, nic) in NET_BENCHMARKS.items():
