@@ -17,7 +17,9 @@ void set_bit(uint8_t* bytes, uint32_t bit, bool value) {
     bytes[bit / 8] &= static_cast<uint8_t>(~mask);
   }
 }
-bool test_bit(const uint8_t* bytes, uint32_t bit) { return ((bytes[bit / 8] >> (bit % 8)) & 1) != 0; }
+bool test_bit(const uint8_t* bytes, uint32_t bit) {
+  return ((bytes[bit / 8] >> (bit % 8)) & 1) != 0;
+}
 
 // The quarter offset and bit index of `msr`, or false when the MSR is in no bitmap range.
 bool locate_msr(uint32_t msr, bool write, size_t& offset, uint32_t& bit) {
@@ -66,7 +68,8 @@ bool io_access_exits(IoBitmaps bitmaps, uint32_t port, uint32_t width) {
   // An access wrapping around the 64 KiB I/O space exits (SDM Vol. 3C 25.1.3).
   if (port >= kIoPortCount || width == 0 || width > kIoPortCount - port) return true;
   for (uint32_t p = port; p < port + width; ++p) {
-    const bool bit = p < kIoBitmapBFirstPort ? test_bit(bitmaps.a, p) : test_bit(bitmaps.b, p - kIoBitmapBFirstPort);
+    const bool bit =
+        p < kIoBitmapBFirstPort ? test_bit(bitmaps.a, p) : test_bit(bitmaps.b, p - kIoBitmapBFirstPort);
     if (bit) return true;
   }
   return false;
@@ -89,8 +92,8 @@ Result<void> set_msr_intercept(uint8_t* msr_bitmap, MsrRange range, MsrAccess ac
     }
     // Entirely outside both ranges: RDMSR/WRMSR always exit (SDM Vol. 3C 25.1.3).
     if (on) return ok();
-    return make_error(ErrorCode::kInvalidArgument, "MSR outside 0-0x1FFF and 0xC0000000-0xC0001FFF always exits",
-                      range.first);
+    return make_error(ErrorCode::kInvalidArgument,
+                      "MSR outside 0-0x1FFF and 0xC0000000-0xC0001FFF always exits", range.first);
   }
   for (uint32_t i = 0; i < range.count; ++i) {
     const uint32_t msr = range.first + i;

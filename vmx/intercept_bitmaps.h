@@ -22,7 +22,7 @@
 
 namespace lantern::vmx {
 
-inline constexpr size_t kIoBitmapBytes = 4096;   // each of A and B
+inline constexpr size_t kIoBitmapBytes = 4096;  // each of A and B
 inline constexpr size_t kMsrBitmapBytes = 4096;
 inline constexpr uint32_t kIoPortCount = 0x10000;
 inline constexpr uint32_t kIoBitmapBFirstPort = 0x8000;

@@ -4,7 +4,8 @@
 
 namespace lantern::vmx {
 
-EferWriteResult evaluate_efer_write(uint64_t current_efer, uint64_t value, uint64_t guest_cr0, uint64_t writable) {
+EferWriteResult evaluate_efer_write(uint64_t current_efer, uint64_t value, uint64_t guest_cr0,
+                                    uint64_t writable) {
   EferWriteResult r;
   const uint64_t requested = value & ~kEferLma;
   if ((requested & ~writable) != 0) {
@@ -49,7 +50,8 @@ PagingTransition evaluate_paging_transition(uint64_t old_cr0, uint64_t new_cr0, 
 }
 
 uint32_t entry_controls_following_efer(uint32_t entry_controls, uint64_t efer) {
-  return (efer & kEferLma) != 0 ? (entry_controls | kEntryIa32eModeGuest) : (entry_controls & ~kEntryIa32eModeGuest);
+  return (efer & kEferLma) != 0 ? (entry_controls | kEntryIa32eModeGuest)
+                                : (entry_controls & ~kEntryIa32eModeGuest);
 }
 
 uint64_t cr_operand_mask(bool ia32e_mode, bool cs_long) {

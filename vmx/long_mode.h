@@ -36,7 +36,8 @@ struct EferWriteResult {
 // CPU offers them). #GP for any other bit (reserved, SDM Vol. 4 Table 2-2) and for changing LME
 // while CR0.PG = 1 (SDM Vol. 3A 9.8.5: LME may change only with paging off). LMA is read-only:
 // the written value of bit 10 is ignored and the current LMA is kept.
-EferWriteResult evaluate_efer_write(uint64_t current_efer, uint64_t value, uint64_t guest_cr0, uint64_t writable);
+EferWriteResult evaluate_efer_write(uint64_t current_efer, uint64_t value, uint64_t guest_cr0,
+                                    uint64_t writable);
 
 struct PagingTransition {
   bool gp = false;

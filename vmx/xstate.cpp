@@ -50,6 +50,8 @@ XssSupport decode_xss_support(uint32_t eax, uint32_t ecx, uint32_t edx) {
   return x;
 }
 
-bool xss_write_allowed(uint64_t value, uint64_t allowed) { return (value & ~allowed) == 0; }
+bool xss_write_allowed(uint64_t value, uint64_t allowed) {
+  return (value & ~allowed) == 0;
+}
 
 }  // namespace lantern::vmx

@@ -377,7 +377,6 @@ TEST(VmxEpt, AllocationFailuresPropagate) {
   EXPECT_EQ(EptBuilder::create(alloc4, kAllPages).error().code, ErrorCode::kInvalidArgument);
 }
 
-
 TEST(VmxEpt, ReleaseTablesFreesEveryTablePageAndNothingElse) {
   FakePageAllocator alloc;
   EptBuilder ept = make_builder(alloc, kAllPages);

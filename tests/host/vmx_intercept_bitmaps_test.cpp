@@ -183,7 +183,7 @@ TEST(VmxMsrBitmap, OutOfRangeMsrsAlwaysExitAndCannotBePassedThrough) {
 
 TEST(VmxMsrBitmap, RangesCrossingARangeEdgeAreRejectedWithNothingChanged) {
   Msr m;
-  EXPECT_FALSE(set_msr_intercept(m.page.data(), {0x1fff, 2}, MsrAccess::kRead, false));    // 0x1fff-0x2000
+  EXPECT_FALSE(set_msr_intercept(m.page.data(), {0x1fff, 2}, MsrAccess::kRead, false));      // 0x1fff-0x2000
   EXPECT_FALSE(set_msr_intercept(m.page.data(), {0xbfffffff, 2}, MsrAccess::kRead, false));  // into high
   EXPECT_FALSE(set_msr_intercept(m.page.data(), {0xc0001fff, 2}, MsrAccess::kRead, false));  // out of high
   EXPECT_FALSE(set_msr_intercept(m.page.data(), {0x1fff, 2}, MsrAccess::kRead, true));

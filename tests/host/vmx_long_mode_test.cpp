@@ -29,15 +29,16 @@ TEST(VmxLongMode, EferLmaIsReadOnly) {
   // Writing LMA = 1 with paging off does not activate long mode...
   EXPECT_EQ(evaluate_efer_write(0, kEferLme | kEferLma, 0, kWritable).efer, kEferLme);
   // ... and writing LMA = 0 while active keeps it (SCE toggled, LME unchanged).
-  const EferWriteResult r = evaluate_efer_write(kEferLme | kEferLma, kEferLme | kEferSce, kPe | kPg, kWritable);
+  const EferWriteResult r =
+      evaluate_efer_write(kEferLme | kEferLma, kEferLme | kEferSce, kPe | kPg, kWritable);
   EXPECT_FALSE(r.gp);
   EXPECT_EQ(r.efer, kEferLme | kEferLma | kEferSce);
 }
 
 TEST(VmxLongMode, EferLmeCannotChangeWithPagingOn) {
-  EXPECT_TRUE(evaluate_efer_write(0, kEferLme, kPe | kPg, kWritable).gp);                  // set
-  EXPECT_TRUE(evaluate_efer_write(kEferLme | kEferLma, 0, kPe | kPg, kWritable).gp);      // clear
-  EXPECT_FALSE(evaluate_efer_write(kEferLme, 0, kPe, kWritable).gp);                       // paging off: fine
+  EXPECT_TRUE(evaluate_efer_write(0, kEferLme, kPe | kPg, kWritable).gp);             // set
+  EXPECT_TRUE(evaluate_efer_write(kEferLme | kEferLma, 0, kPe | kPg, kWritable).gp);  // clear
+  EXPECT_FALSE(evaluate_efer_write(kEferLme, 0, kPe, kWritable).gp);                  // paging off: fine
 }
 
 TEST(VmxLongMode, PagingOnWithLmeActivatesIa32eMode) {
@@ -70,7 +71,8 @@ TEST(VmxLongMode, PagingOffLeavesIa32eModeOnlyFromCompatibilityMode) {
 
 TEST(VmxLongMode, UnchangedPgKeepsTheMode) {
   const uint64_t active = kEferLme | kEferLma;
-  const PagingTransition t = evaluate_paging_transition(kPe | kPg, kPe | kPg | (1u << 16), kCr4PaeBit, active, true);
+  const PagingTransition t =
+      evaluate_paging_transition(kPe | kPg, kPe | kPg | (1u << 16), kCr4PaeBit, active, true);
   EXPECT_FALSE(t.gp);
   EXPECT_EQ(t.efer, active);
   EXPECT_TRUE(t.ia32e_mode);

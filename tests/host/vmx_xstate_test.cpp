@@ -62,7 +62,6 @@ TEST(VmxXstate, InitialGuestArea) {
   EXPECT_FALSE(init_guest_xsave_area(nullptr, 4096));
 }
 
-
 TEST(VmxXstate, XssSupportFromCpuidLeafDSubleaf1) {
   // Skylake-like: XSAVEOPT|XSAVEC|XGETBV1|XSAVES (EAX 0xf), PT (bit 8) in ECX.
   const XssSupport with = decode_xss_support(0xf, 1u << 8, 0);

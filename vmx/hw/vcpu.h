@@ -46,11 +46,11 @@ struct GuestEntry {
 
 // The guest's IA-32e mode as the VMCS holds it (see vmx/long_mode.h).
 struct GuestLongModeState {
-  uint64_t efer = 0;          // GUEST_IA32_EFER
-  bool ia32e_mode = false;    // the "IA-32e mode guest" VM-entry control
-  bool cs_long = false;       // GUEST_CS_AR_BYTES.L
-  uint64_t cr0 = 0;           // GUEST_CR0
-  uint64_t cr4 = 0;           // GUEST_CR4
+  uint64_t efer = 0;        // GUEST_IA32_EFER
+  bool ia32e_mode = false;  // the "IA-32e mode guest" VM-entry control
+  bool cs_long = false;     // GUEST_CS_AR_BYTES.L
+  uint64_t cr0 = 0;         // GUEST_CR0
+  uint64_t cr4 = 0;         // GUEST_CR4
 };
 
 struct ExitRecord {

@@ -105,7 +105,8 @@ Result<bool> VmxVcpu::apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0
   const uint64_t efer = TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER));
   const uint64_t cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
   const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
-  const PagingTransition t = evaluate_paging_transition(old_cr0, new_cr0, cr4, efer, (cs_ar & kSegmentArLong) != 0);
+  const PagingTransition t =
+      evaluate_paging_transition(old_cr0, new_cr0, cr4, efer, (cs_ar & kSegmentArLong) != 0);
   if (t.gp) {
     LOG_DEBUG("vmx: vm%u vcpu%u: MOV to CR0 0x%llx -> #GP: %s", vm_id_, vcpu_id_,
               static_cast<unsigned long long>(new_cr0), t.reason);

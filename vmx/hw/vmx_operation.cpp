@@ -132,12 +132,15 @@ void enable_xstate_on_this_cpu() {
              static_cast<unsigned long long>(x.cpu_xcr0), static_cast<unsigned long long>(x.guest_xcr0),
              static_cast<unsigned long long>(x.host_xcr0), x.area_bytes);
     if (x.xsaves) {
-      LOG_INFO("vmx: xstate: IA32_XSS switched on entry/exit (XSAVES present; CPU XSS bits 0x%llx, host XSS 0x%llx, "
-               "guests may set 0x%llx)",
-               static_cast<unsigned long long>(x.cpu_xss), static_cast<unsigned long long>(x.host_xss),
-               static_cast<unsigned long long>(x.guest_xss));
+      LOG_INFO(
+          "vmx: xstate: IA32_XSS switched on entry/exit (XSAVES present; CPU XSS bits 0x%llx, host XSS "
+          "0x%llx, "
+          "guests may set 0x%llx)",
+          static_cast<unsigned long long>(x.cpu_xss), static_cast<unsigned long long>(x.host_xss),
+          static_cast<unsigned long long>(x.guest_xss));
     } else {
-      LOG_INFO("vmx: xstate: IA32_XSS not switched: this CPU has no XSAVES (CPUID.(EAX=0DH,ECX=1):EAX[3] = 0)");
+      LOG_INFO(
+          "vmx: xstate: IA32_XSS not switched: this CPU has no XSAVES (CPUID.(EAX=0DH,ECX=1):EAX[3] = 0)");
     }
   }
 }

@@ -8,17 +8,17 @@
 #include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
-#include "kernel/core/time.h"
 #include "kernel/core/selftest.h"
+#include "kernel/core/time.h"
 #include "kernel/lib/string.h"
+#include "vmx/cr_access.h"
 #include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/hw/vmx_operation.h"
-#include "vmx/cr_access.h"
-#include "vmx/long_mode.h"
 #include "vmx/hw/xstate_hw.h"
+#include "vmx/long_mode.h"
 #include "vmx/xstate.h"
 
 namespace lantern::vmx {
@@ -593,7 +593,8 @@ Result<void> long_mode_on_this_core(uint64_t) {
   TRY(vcpu.set_msr_intercept(MsrRange{0x10, 1}, MsrAccess::kRead, false));
   SELFTEST_EXPECT(!vcpu.set_msr_intercept(MsrRange{kMsrIa32Efer, 1}, MsrAccess::kRead, false));
   SELFTEST_EXPECT(!vcpu.set_msr_intercept(MsrRange{0x40000000, 1}, MsrAccess::kRead, false));
-  SELFTEST_EXPECT(!vcpu.io_intercepted(0x80) && vcpu.io_intercepted(0x81) && !vcpu.msr_intercepted(0x10, false));
+  SELFTEST_EXPECT(!vcpu.io_intercepted(0x80) && vcpu.io_intercepted(0x81) &&
+                  !vcpu.msr_intercepted(0x10, false));
   SELFTEST_EXPECT(vcpu.msr_intercepted(0x10, true));
   const uint64_t io_exits = vcpu.exit_count(kIo);
   const uint64_t rdmsr_exits = vcpu.exit_count(kRdmsr);
@@ -613,10 +614,11 @@ Result<void> long_mode_on_this_core(uint64_t) {
   SELFTEST_EXPECT(!vcpu.stopped());
   const GuestLongModeState end = TRY(vcpu.long_mode_state());
   SELFTEST_EXPECT(end.ia32e_mode && end.cs_long);
-  LOG_INFO("selftest vmx_long_mode: cpu%u: vm%u in 64-bit mode, EFER 0x%llx, CR0 0x%llx, CR4 0x%llx, %llu exits",
-           this_cpu().index, vm->vm_id, static_cast<unsigned long long>(end.efer),
-           static_cast<unsigned long long>(end.cr0), static_cast<unsigned long long>(end.cr4),
-           static_cast<unsigned long long>(vcpu.total_exits()));
+  LOG_INFO(
+      "selftest vmx_long_mode: cpu%u: vm%u in 64-bit mode, EFER 0x%llx, CR0 0x%llx, CR4 0x%llx, %llu exits",
+      this_cpu().index, vm->vm_id, static_cast<unsigned long long>(end.efer),
+      static_cast<unsigned long long>(end.cr0), static_cast<unsigned long long>(end.cr4),
+      static_cast<unsigned long long>(vcpu.total_exits()));
   return ok();
 }
 

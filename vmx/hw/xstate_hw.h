@@ -24,9 +24,9 @@ struct HostXstate {
   // bits guests may set (guest_xss) are none for now. The vCPU still switches the MSR on
   // entry/exit whenever the guest's value differs from the host's.
   bool xsaves = false;
-  uint64_t cpu_xss = 0;       // IA32_XSS bits the processor supports
-  uint64_t host_xss = 0;      // IA32_XSS while the host runs
-  uint64_t guest_xss = 0;     // IA32_XSS bits guests may set
+  uint64_t cpu_xss = 0;    // IA32_XSS bits the processor supports
+  uint64_t host_xss = 0;   // IA32_XSS while the host runs
+  uint64_t guest_xss = 0;  // IA32_XSS bits guests may set
 };
 
 // Set by vmx::enable_on_this_cpu() (vmx_operation.cpp) on the first core.
