@@ -295,4 +295,31 @@ Result<EptTranslation> EptBuilder::translate(uint64_t gpa) const {
   return t;
 }
 
+namespace {
+
+// Frees the table at `phys` (at `level`, 3 = PML4) and every table below it: an entry
+// references a table when it is present (bits 2:0) and is not a large-page leaf (bit 7 in a
+// PDPTE/PDE); PTEs are always leaves (SDM Vol. 3C Tables 28-1..28-6).
+uint64_t release_table(PageAllocator& allocator, uint64_t phys, int level) {
+  uint64_t freed = 0;
+  if (level > 0) {
+    const auto* entries = static_cast<const uint64_t*>(allocator.phys_to_virt(phys));
+    for (unsigned i = 0; i < kEntriesPerTable; ++i) {
+      const uint64_t e = entries[i];
+      if ((e & ept_entry::kPermissionMask) == 0) continue;
+      if (level < kPml4Level && (e & ept_entry::kLargePage) != 0) continue;
+      freed += release_table(allocator, e & ept_entry::kAddressMask, level - 1);
+    }
+  }
+  allocator.free_page(phys);
+  return freed + 1;
+}
+
+}  // namespace
+
+uint64_t EptBuilder::release_tables(PageAllocator& allocator, uint64_t pml4_phys) {
+  if (pml4_phys == 0) return 0;
+  return release_table(allocator, pml4_phys & ept_entry::kAddressMask, kPml4Level);
+}
+
 }  // namespace lantern::vmx

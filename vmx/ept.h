@@ -35,6 +35,8 @@ struct PageAllocator {
   virtual Result<uint64_t> alloc_zeroed_page() = 0;
   // Where the kernel (or the test) can access that physical page.
   virtual void* phys_to_virt(uint64_t phys) = 0;
+  // Returns a page from alloc_zeroed_page() (used when an EPT is torn down).
+  virtual void free_page(uint64_t phys) = 0;
 
  protected:
   ~PageAllocator() = default;
@@ -138,6 +140,11 @@ class EptBuilder {
   void clear_invept_needed() { invept_needed_ = false; }
   // How many table pages (including the PML4) have been allocated.
   uint64_t table_pages() const { return table_pages_; }
+
+  // Frees every paging-structure page reachable from the PML4 at `pml4_phys` (the PML4 itself,
+  // PDPTs, PDs and PTs; never the guest memory the leaves map) through `allocator`. Returns how
+  // many pages were freed. The EPT must no longer be in use (no VMCS running on it).
+  static uint64_t release_tables(PageAllocator& allocator, uint64_t pml4_phys);
 
  private:
   EptBuilder(PageAllocator& allocator, const EptFeatures& features, uint64_t pml4_phys)

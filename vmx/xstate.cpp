@@ -42,4 +42,16 @@ XsetbvFault check_xsetbv(uint32_t xcr_index, uint64_t value, uint64_t supported_
   return XsetbvFault::kOk;
 }
 
+XssSupport decode_xss_support(uint32_t eax, uint32_t ecx, uint32_t edx) {
+  XssSupport x;
+  if ((eax & kCpuidXsaveSubleaf1EaxXsaves) == 0) return x;
+  x.xsaves = true;
+  x.supported = (static_cast<uint64_t>(edx) << 32) | ecx;
+  return x;
+}
+
+bool xss_write_allowed(uint64_t value, uint64_t allowed) {
+  return (value & ~allowed) == 0;
+}
+
 }  // namespace lantern::vmx

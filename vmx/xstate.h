@@ -59,4 +59,21 @@ const char* xsetbv_fault_name(XsetbvFault f);
 // `supported_xcr0` is what the host offers guests (at most CPUID.(EAX=0DH,ECX=0):EDX:EAX).
 XsetbvFault check_xsetbv(uint32_t xcr_index, uint64_t value, uint64_t supported_xcr0);
 
+// IA32_XSS: the supervisor state components XSAVES/XRSTORS manage (SDM Vol. 1 13.3; Vol. 4
+// Table 2-2, MSR 0xDA0; reset value 0).
+inline constexpr uint32_t kMsrIa32Xss = 0xda0;
+// CPUID.(EAX=0DH,ECX=1):EAX[3]: XSAVES/XRSTORS and IA32_XSS are supported; ECX/EDX of that
+// subleaf are the IA32_XSS bits the processor supports (SDM Vol. 1 13.2, Vol. 2A CPUID).
+inline constexpr uint32_t kCpuidXsaveSubleaf1EaxXsaves = 1u << 3;
+
+struct XssSupport {
+  bool xsaves = false;     // XSAVES/XRSTORS and IA32_XSS exist
+  uint64_t supported = 0;  // IA32_XSS bits the processor supports
+};
+// Decodes CPUID.(EAX=0DH,ECX=1). No XSAVES: nothing supported, whatever ECX/EDX say.
+XssSupport decode_xss_support(uint32_t eax, uint32_t ecx, uint32_t edx);
+// A WRMSR to IA32_XSS: true when `value` sets only bits in `allowed` (else #GP(0), SDM Vol. 4
+// Table 2-2: reserved bits of IA32_XSS fault).
+bool xss_write_allowed(uint64_t value, uint64_t allowed);
+
 }  // namespace lantern::vmx

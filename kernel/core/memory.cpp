@@ -120,6 +120,11 @@ Result<void> free_frame(uint64_t phys) {
   return g_frames.free_frame(phys);
 }
 
+Result<void> free_contiguous(uint64_t phys, size_t frames) {
+  IrqSpinlockGuard guard(g_frames_lock);
+  return g_frames.free_contiguous(phys, frames);
+}
+
 Stats stats() {
   Stats s{};
   {

@@ -19,6 +19,7 @@ void init_heap();
 Result<uint64_t> alloc_frame();
 Result<uint64_t> alloc_contiguous(size_t frames, uint64_t align_bytes);
 Result<void> free_frame(uint64_t phys);
+Result<void> free_contiguous(uint64_t phys, size_t frames);
 
 struct Stats {
   uint64_t total_frames;

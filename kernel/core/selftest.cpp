@@ -1,6 +1,8 @@
 #include "kernel/core/selftest.h"
 
 #include "kernel/core/log.h"
+#include "kernel/core/memory.h"
+#include "kernel/mm/frame_allocator.h"
 
 namespace lantern::selftest {
 namespace {
@@ -26,8 +28,15 @@ Registrar::Registrar(const char* name, TestFunction fn) {
 
 Summary run_all() {
   Summary s{0, 0};
+  const memory::Stats before = memory::stats();
   for (int i = 0; i < g_count; ++i) {
+    const uint64_t frames_before = memory::stats().free_frames;
     auto result = g_tests[i].fn();
+    const uint64_t frames_after = memory::stats().free_frames;
+    if (frames_after < frames_before) {
+      LOG_INFO("selftest %s: %llu KiB of frames still allocated after it", g_tests[i].name,
+               static_cast<unsigned long long>((frames_before - frames_after) * mm::kFrameSize / 1024));
+    }
     if (result) {
       log::contract_line("SELFTEST %s ok", g_tests[i].name);
       ++s.passed;
@@ -42,6 +51,13 @@ Summary run_all() {
     log::contract_line("SELFTEST registry FAIL %d tests did not fit in the registry", g_dropped);
     ++s.failed;
   }
+  // What the tests left allocated: guest VMs, vCPUs and their pages are freed when a test ends.
+  const memory::Stats after = memory::stats();
+  LOG_INFO("selftest: free memory before %llu KiB, after %llu KiB; heap in use before %llu, after %llu bytes",
+           static_cast<unsigned long long>(before.free_frames * mm::kFrameSize / 1024),
+           static_cast<unsigned long long>(after.free_frames * mm::kFrameSize / 1024),
+           static_cast<unsigned long long>(before.heap_bytes_in_use),
+           static_cast<unsigned long long>(after.heap_bytes_in_use));
   log::contract_line("selftest: %d passed, %d failed", s.passed, s.failed);
   return s;
 }

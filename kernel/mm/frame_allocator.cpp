@@ -214,6 +214,28 @@ Result<void> FrameAllocator::free_frame(uint64_t pa) {
   return ok();
 }
 
+Result<void> FrameAllocator::free_contiguous(uint64_t pa, size_t frames) {
+  if (pa % kFrameSize != 0) {
+    return make_error(ErrorCode::kInvalidArgument, "frame allocator: free of unaligned address", pa);
+  }
+  const uint64_t first = pa / kFrameSize;
+  if (frames == 0 || first >= frame_limit_ || frames > frame_limit_ - first) {
+    return make_error(ErrorCode::kInvalidArgument, "frame allocator: free of a run outside the managed range",
+                      pa);
+  }
+  for (uint64_t f = first; f < first + frames; ++f) {
+    if (!test(usable_, f)) {
+      return make_error(ErrorCode::kInvalidArgument, "frame allocator: free of a frame that was never usable",
+                        f * kFrameSize);
+    }
+    if (test(free_, f))
+      return make_error(ErrorCode::kInvalidState, "frame allocator: double free", f * kFrameSize);
+  }
+  set_range(free_, first, first + frames, true);
+  free_count_ += frames;
+  return ok();
+}
+
 bool FrameAllocator::is_free(uint64_t pa) const {
   const uint64_t frame = pa / kFrameSize;
   return frame < frame_limit_ && test(free_, frame);

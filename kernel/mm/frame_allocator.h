@@ -64,6 +64,10 @@ class FrameAllocator {
   // Returns one frame. kInvalidArgument if `pa` is not 4 KiB aligned or was never usable
   // (reserved, below 1 MiB, outside the map, at/above max_phys); kInvalidState on a double free.
   Result<void> free_frame(uint64_t pa);
+  // Returns `frames` frames starting at `pa` (e.g. a run from alloc_contiguous()). Every frame
+  // is checked first: on any error (as free_frame(), detail = the offending address, or
+  // kInvalidArgument for frames == 0 or a run past the managed range) nothing is freed.
+  Result<void> free_contiguous(uint64_t pa, size_t frames);
 
   uint64_t free_frames() const { return free_count_; }
   uint64_t total_frames() const { return total_count_; }

@@ -316,6 +316,48 @@ TEST(FrameAllocatorContiguous, AlignedRunsFor2MiBPages) {
   EXPECT_EQ(h.fa.free_frames(), h.fa.total_frames() - 1);
 }
 
+TEST(FrameAllocatorContiguous, FreeContiguousReturnsTheWholeRun) {
+  Harness h(16 * kMiB);
+  ASSERT_TRUE(h.init({{0, 16 * kMiB}}).has_value());
+  const uint64_t before = h.fa.free_frames();
+  Result<uint64_t> run = h.fa.alloc_contiguous(512, 2 * kMiB);
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(h.fa.free_frames(), before - 512);
+  ASSERT_TRUE(h.fa.free_contiguous(*run, 512).has_value());
+  EXPECT_EQ(h.fa.free_frames(), before);
+  for (uint64_t i = 0; i < 512; ++i) EXPECT_TRUE(h.fa.is_free(*run + i * kFrameSize));
+  // The same 2 MiB run can be handed out again.
+  Result<uint64_t> again = h.fa.alloc_contiguous(512, 2 * kMiB);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, *run);
+}
+
+TEST(FrameAllocatorContiguous, FreeContiguousChecksEveryFrameFirst) {
+  Harness h(16 * kMiB);
+  ASSERT_TRUE(h.init({{0, 16 * kMiB}}, {{8 * kMiB, kFrameSize}}).has_value());
+  Result<uint64_t> run = h.fa.alloc_contiguous(4, kFrameSize);
+  ASSERT_TRUE(run.has_value());
+  const uint64_t after_alloc = h.fa.free_frames();
+  // One frame of the run freed already: freeing the run is a double free and frees nothing.
+  ASSERT_TRUE(h.fa.free_frame(*run + 2 * kFrameSize).has_value());
+  Result<void> r = h.fa.free_contiguous(*run, 4);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidState);
+  EXPECT_EQ(r.error().detail, *run + 2 * kFrameSize);
+  EXPECT_EQ(h.fa.free_frames(), after_alloc + 1);
+  EXPECT_FALSE(h.fa.is_free(*run));
+  // A run over a reserved frame, unaligned, empty or past the end: rejected.
+  EXPECT_EQ(h.fa.free_contiguous(8 * kMiB, 1).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(h.fa.free_contiguous(*run + 1, 1).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(h.fa.free_contiguous(*run, 0).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(h.fa.free_contiguous(16 * kMiB - kFrameSize, 2).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(h.fa.free_frames(), after_alloc + 1);
+  // The rest of the run frees fine in two pieces.
+  ASSERT_TRUE(h.fa.free_contiguous(*run, 2).has_value());
+  ASSERT_TRUE(h.fa.free_contiguous(*run + 3 * kFrameSize, 1).has_value());
+  EXPECT_EQ(h.fa.free_frames(), after_alloc + 4);
+}
+
 TEST(FrameAllocatorContiguous, SkipsHolesAndReservedFrames) {
   Harness h(16 * kMiB);
   // [1 MiB, 1 MiB + 8 frames) then a reserved frame, then a run of 16 frames.

@@ -33,12 +33,18 @@ class FakePageAllocator final : public PageAllocator {
     }
     return it->second->words.data();
   }
+  void free_page(uint64_t phys) override {
+    ++frees;
+    if (pages_.erase(phys) != 1) ADD_FAILURE() << "free_page of an unknown page " << std::hex << phys;
+  }
+  size_t live_pages() const { return pages_.size(); }
   // The entry at `index` of the table at `phys`.
   uint64_t entry(uint64_t phys, unsigned index) {
     return static_cast<uint64_t*>(phys_to_virt(phys & ept_entry::kAddressMask))[index];
   }
 
   int allocations = 0;
+  int frees = 0;
   int fail_after = -1;
   bool hand_out_unaligned = false;
 
@@ -369,6 +375,33 @@ TEST(VmxEpt, AllocationFailuresPropagate) {
   FakePageAllocator alloc4;
   alloc4.hand_out_unaligned = true;
   EXPECT_EQ(EptBuilder::create(alloc4, kAllPages).error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(VmxEpt, ReleaseTablesFreesEveryTablePageAndNothingElse) {
+  FakePageAllocator alloc;
+  EptBuilder ept = make_builder(alloc, kAllPages);
+  // A 1 GiB page, 2 MiB pages and 4 KiB pages in different PML4 slots: PML4, 2 PDPTs, PDs, PTs.
+  ASSERT_TRUE(ept.map(0, 0x40000000, kGiB, kEptRwx, EptMemoryType::kWriteBack));
+  ASSERT_TRUE(ept.map(kGiB, 0x80000000, 4 * kMiB2, kEptRwx, EptMemoryType::kWriteBack));
+  ASSERT_TRUE(ept.map(kGiB + 4 * kMiB2, 0x90000000, 3 * k4K, kEptRead, EptMemoryType::kWriteBack));
+  ASSERT_TRUE(ept.map(uint64_t{1} << 40, 0xa0000000, k4K, kEptRwx, EptMemoryType::kUncacheable));
+  const uint64_t tables = ept.table_pages();
+  ASSERT_EQ(static_cast<uint64_t>(alloc.allocations), tables);
+  ASSERT_GE(tables, 6u);
+  EXPECT_EQ(EptBuilder::release_tables(alloc, ept.pml4_phys()), tables);
+  EXPECT_EQ(static_cast<uint64_t>(alloc.frees), tables);
+  EXPECT_EQ(alloc.live_pages(), 0u);
+}
+
+TEST(VmxEpt, ReleaseTablesAfterSplitAndUnmap) {
+  FakePageAllocator alloc;
+  EptBuilder ept = make_builder(alloc, kAllPages);
+  ASSERT_TRUE(ept.map(0, 0x200000, 2 * kMiB2, kEptRwx, EptMemoryType::kWriteBack));
+  ASSERT_TRUE(ept.unmap(k4K, k4K));  // splits the first 2 MiB page into a PT
+  ASSERT_GT(ept.table_pages(), 3u);
+  EXPECT_EQ(EptBuilder::release_tables(alloc, ept.eptp()), ept.table_pages());  // EPTP bits ignored
+  EXPECT_EQ(alloc.live_pages(), 0u);
+  EXPECT_EQ(EptBuilder::release_tables(alloc, 0), 0u);
 }
 
 }  // namespace

@@ -62,5 +62,25 @@ TEST(VmxXstate, InitialGuestArea) {
   EXPECT_FALSE(init_guest_xsave_area(nullptr, 4096));
 }
 
+TEST(VmxXstate, XssSupportFromCpuidLeafDSubleaf1) {
+  // Skylake-like: XSAVEOPT|XSAVEC|XGETBV1|XSAVES (EAX 0xf), PT (bit 8) in ECX.
+  const XssSupport with = decode_xss_support(0xf, 1u << 8, 0);
+  EXPECT_TRUE(with.xsaves);
+  EXPECT_EQ(with.supported, 1ull << 8);
+  const XssSupport high = decode_xss_support(kCpuidXsaveSubleaf1EaxXsaves, 0, 1);
+  EXPECT_EQ(high.supported, 1ull << 32);
+  // Haswell-like: XSAVEOPT only, no XSAVES: no IA32_XSS at all.
+  const XssSupport without = decode_xss_support(0x1, 1u << 8, 0);
+  EXPECT_FALSE(without.xsaves);
+  EXPECT_EQ(without.supported, 0u);
+}
+
+TEST(VmxXstate, XssWritesOnlyAllowedBits) {
+  EXPECT_TRUE(xss_write_allowed(0, 0));
+  EXPECT_FALSE(xss_write_allowed(1ull << 8, 0));
+  EXPECT_TRUE(xss_write_allowed(1ull << 8, 1ull << 8));
+  EXPECT_FALSE(xss_write_allowed((1ull << 8) | (1ull << 11), 1ull << 8));
+}
+
 }  // namespace
 }  // namespace lantern::vmx

@@ -4,8 +4,18 @@
 Expects `SELFTEST <name> ok` lines, a final `selftest: N passed, 0 failed` with N > 0, no
 LANTERN PANIC, and the kernel ending the emulator: QEMU through isa-debug-exit with value 0 (exit
 status 1), Bochs through the shutdown port 0x8900 (Bochs always exits with status 1).
+Under Bochs (VMX) the 64-bit long-mode guest test must have run and passed on every core, and
+the suite must give back the memory its guest VMs used (free frames and heap before/after).
 """
+import re
+
 import harness
+
+# Guest VMs (2 MiB RAM + EPT + VMCS/bitmaps/xstate pages each) are freed when a test ends; what
+# stays allocated across the whole suite must be far below one VM's worth.
+MAX_SUITE_LEAK_KIB = 1024
+MEMORY_RE = re.compile(r"selftest: free memory before (?P<before>\d+) KiB, after (?P<after>\d+) KiB; "
+                       r"heap in use before (?P<heap_before>\d+), after (?P<heap_after>\d+) bytes")
 
 # Seconds the emulator may take to exit after the summary line.
 EXIT_GRACE = 15.0
@@ -30,6 +40,22 @@ def test(args):
             harness.check(passed > 0, "summary reports no test passed")
             harness.check(len(results) == passed + failed,
                           f"{len(results)} SELFTEST lines, but the summary counts {passed + failed}")
+            memory = MEMORY_RE.search(log)
+            harness.check(memory is not None, "no 'selftest: free memory before/after' line")
+            leak_kib = int(memory.group("before")) - int(memory.group("after"))
+            heap_leak = int(memory.group("heap_after")) - int(memory.group("heap_before"))
+            print(f"{args.emulator}: {memory.group(0)}", flush=True)
+            harness.check(leak_kib <= MAX_SUITE_LEAK_KIB, f"the suite kept {leak_kib} KiB of frames")
+            harness.check(heap_leak <= MAX_SUITE_LEAK_KIB * 1024, f"the suite kept {heap_leak} heap bytes")
+            if args.emulator == "bochs":
+                harness.check("SELFTEST vmx_long_mode ok" in log, "the long-mode guest test did not pass")
+                cores = f"selftest vmx_long_mode: passed on {args.cpus} of {args.cpus} cores at once"
+                harness.check(cores in log, f"missing '{cores}'")
+                # IA32_EFER.LME (bit 8) and LMA (bit 10) as the vCPU left them (SDM Vol. 3A 2.2.1).
+                efers = [int(v, 16) for v in
+                         re.findall(r"selftest vmx_long_mode: cpu\d+: vm\d+ in 64-bit mode, EFER 0x([0-9a-f]+)", log)]
+                harness.check(len(efers) == args.cpus and all(e & 0x500 == 0x500 for e in efers),
+                              f"not every core's long-mode guest reported EFER.LME|LMA: {efers}")
             expected = (harness.qemu_exit_status(0) if args.emulator == "qemu"
                         else BOCHS_SHUTDOWN_STATUS)
             harness.check(status == expected,

@@ -44,6 +44,7 @@ class KernelPageAllocator final : public PageAllocator {
     return phys;
   }
   void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
+  void free_page(uint64_t phys) override { (void)memory::free_frame(phys); }
 };
 KernelPageAllocator g_page_allocator;
 
@@ -126,12 +127,26 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
   Result<void> mapped = ept ? ept->map(0, vm->memory_phys, kGuestMemoryBytes, kEptRwx, EptMemoryType::kWriteBack)
                             : Result<void>(ept.error());
   if (!mapped) {
-    (void)memory::free_frame(vm->memory_phys);  // only the first frame; the rest leaks (rare path)
-    kfree(vm);
+    if (ept) (void)EptBuilder::release_tables(g_page_allocator, ept->pml4_phys());
+    vm->eptp = 0;
+    destroy_guest_vm(vm);
     return mapped.error();
   }
   vm->eptp = ept->eptp();
   return vm;
+}
+
+void destroy_guest_vm(GuestVm* vm) {
+  if (vm == nullptr) return;
+  if (vm->eptp != 0) (void)EptBuilder::release_tables(g_page_allocator, vm->eptp & ept_entry::kAddressMask);
+  if (vm->memory_phys != 0) {
+    if (auto r = memory::free_contiguous(vm->memory_phys, kGuestMemoryBytes / paging::kPageSize); !r) {
+      LOG_ERROR("vmx: vm%u: guest memory not freed: %s (detail 0x%llx)", vm->vm_id, r.error().message,
+                static_cast<unsigned long long>(r.error().detail));
+    }
+  }
+  vm->~GuestVm();
+  kfree(vm);
 }
 
 Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id) {
@@ -298,7 +313,12 @@ Result<void> run_benchmarks() {
   } figures[kCount];
 
   GuestVm* vm = TRY(create_guest_vm(1000, "bench"));
-  VmxVcpu* vcpu = TRY(create_bound_vcpu(*vm, 0));
+  auto bound = create_bound_vcpu(*vm, 0);
+  if (!bound) {
+    destroy_guest_vm(vm);
+    return bound.error();
+  }
+  VmxVcpu* vcpu = *bound;
   Result<void> outcome = ok();
   for (;;) {
     auto exit = vcpu->run();
@@ -328,10 +348,12 @@ Result<void> run_benchmarks() {
     LOG_ERROR("bench: the guest failed: %s (detail %llu)", outcome.error().message,
               static_cast<unsigned long long>(outcome.error().detail));
     VmxVcpu::destroy(vcpu);
+    destroy_guest_vm(vm);
     return outcome;
   }
   if (!figures[0].present) {
     VmxVcpu::destroy(vcpu);
+    destroy_guest_vm(vm);
     return make_error(ErrorCode::kInvalidState, "bench guest reported no baseline");
   }
   const uint64_t baseline = figures[0].minimum;
@@ -349,6 +371,7 @@ Result<void> run_benchmarks() {
     log::contract_line("BENCH %s %llu ticks", kNames[i], static_cast<unsigned long long>(cost));
   }
   VmxVcpu::destroy(vcpu);
+  destroy_guest_vm(vm);
   return ok();
 }
 

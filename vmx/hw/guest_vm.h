@@ -53,6 +53,9 @@ struct GuestVm {
 // block) and loads the guest program `name` from the boot modules. kNotFound when no module
 // carries that name.
 Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name);
+// Frees what create_guest_vm() allocated: the guest memory, every EPT paging-structure page
+// and the GuestVm itself. Its vCPUs must be destroyed first (no VMCS may still use the EPT).
+void destroy_guest_vm(GuestVm* vm);
 // A vCPU of `vm` created, set up (real mode at the load address) and bound to this core.
 Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id);
 

@@ -292,12 +292,14 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
 
   // CR0/CR4: bits VMX operation fixes (SDM Vol. 3D A.7, A.8) are owned by the host (guest/host
   // mask, 24.6.6); the guest reads its own view from the read shadow. With unrestricted guest,
-  // PE and PG are the guest's (26.3.1.1).
+  // PE and PG may take any value (26.3.1.1): PE is the guest's alone; PG stays host-owned so
+  // that a MOV to CR0 changing it exits and the vCPU switches EFER.LMA and the "IA-32e mode
+  // guest" entry control with it (vcpu_long_mode.cpp, vmx/long_mode.h).
   const uint64_t cr0_fixed0 = cpu::rdmsr(kMsrVmxCr0Fixed0);
   const uint64_t cr0_fixed1 = cpu::rdmsr(kMsrVmxCr0Fixed1);
   const uint64_t cr4_fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);
   const uint64_t cr4_fixed1 = cpu::rdmsr(kMsrVmxCr4Fixed1);
-  const uint64_t cr0_mask = ((cr0_fixed0 | ~cr0_fixed1) & 0xffffffffu) & ~(kCr0Pe | kCr0Pg);
+  const uint64_t cr0_mask = (((cr0_fixed0 | ~cr0_fixed1) & 0xffffffffu) & ~kCr0Pe) | kCr0Pg;
   const uint64_t cr4_mask = (cr4_fixed0 | ~cr4_fixed1) & 0xffffffffu;
   TRY(vmcs_write(hw_, FN::CR0_GUEST_HOST_MASK, cr0_mask));
   TRY(vmcs_write(hw_, FN::CR0_READ_SHADOW, kCr0Et));
@@ -595,6 +597,8 @@ void VmxVcpu::switch_to_guest_xstate() {
   if (x.mode == XstateMode::kXsave) {
     hw::xsave(host_area);
     if (guest_xcr0_ != x.host_xcr0) hw::xsetbv(0, guest_xcr0_);
+    // IA32_XSS is not switched by VM entry/exit either (SDM Vol. 1 13.3; Vol. 3C 26, 27).
+    if (x.xsaves && guest_xss_ != x.host_xss) cpu::wrmsr(kMsrIa32Xss, guest_xss_);
     hw::xrstor(guest_area);
   } else if (x.mode == XstateMode::kFxsave) {
     hw::fxsave(host_area);
@@ -609,6 +613,7 @@ void VmxVcpu::switch_to_host_xstate() {
   if (x.mode == XstateMode::kXsave) {
     hw::xsave(guest_area);
     if (guest_xcr0_ != x.host_xcr0) hw::xsetbv(0, x.host_xcr0);
+    if (x.xsaves && guest_xss_ != x.host_xss) cpu::wrmsr(kMsrIa32Xss, x.host_xss);
     hw::xrstor(host_area);
   } else if (x.mode == XstateMode::kFxsave) {
     hw::fxsave(guest_area);
@@ -790,6 +795,12 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
       r.eax &= static_cast<uint32_t>(x.guest_xcr0);
       r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
+    } else if (leaf == kCpuidXsaveLeaf && subleaf == 1) {
+      // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
+      // 24.6.2): hide it and the IA32_XSS bits (EAX[3], ECX, EDX; SDM Vol. 2A CPUID leaf 0DH).
+      r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
+      r.ecx = 0;
+      r.edx = 0;
     }
   }
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
@@ -858,6 +869,7 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+  if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
   pending_completion_ = PendingCompletion::kMsrRead;
   pending_instruction_length_ = exit.instruction_length;
   return VmExit{exits::MsrRead{static_cast<uint32_t>(regs_.rcx)}};
@@ -881,6 +893,7 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
+  if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   TRY(advance_rip(exit));
@@ -938,8 +951,8 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
     if (gpr == static_cast<uint8_t>(Gpr::kRsp)) return vmcs_read(hw_, FN::GUEST_RSP);
     return regs_.get_reg_of_index(gpr);
   };
-  // Lantern's guests are not in IA-32e mode (the entry control is never set): 32-bit operands.
-  constexpr uint64_t kOperandMask = 0xffffffffu;
+  // 64-bit operands in 64-bit mode, 32-bit otherwise (SDM Vol. 2B MOV CR).
+  const uint64_t kOperandMask = TRY(guest_cr_operand_mask());
   if (q->access_type == CrAccessType::kMovToCr && (q->cr == 0 || q->cr == 4)) {
     const uint64_t value = TRY(read_gpr(q->gpr)) & kOperandMask;
     CrWriteContext context;
@@ -960,6 +973,10 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
                 static_cast<unsigned long long>(value), result.reason);
       TRY(inject_exception_now(kVectorGeneralProtection, 0));
       return VmExit{exits::Nothing{}};
+    }
+    if (q->cr == 0) {
+      const uint64_t old_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+      if (!TRY(apply_paging_transition(old_cr0, result.guest_value))) return VmExit{exits::Nothing{}};
     }
     TRY(vmcs_write(hw_, q->cr == 0 ? FN::GUEST_CR0 : FN::GUEST_CR4, result.guest_value));
     TRY(vmcs_write(hw_, q->cr == 0 ? FN::CR0_READ_SHADOW : FN::CR4_READ_SHADOW, result.read_shadow));

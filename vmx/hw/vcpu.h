@@ -26,6 +26,7 @@
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
 #include "vmx/hw/vmx_instructions.h"
+#include "vmx/intercept_bitmaps.h"
 #include "vmx/pending_events.h"
 #include "vmx/vcpu_exit.h"
 #include "vmx/vmx_capabilities.h"
@@ -41,6 +42,15 @@ struct GuestEntry {
   uint16_t cs_selector = 0;  // real mode: CS base = selector << 4
   uint64_t rip = 0;          // offset within CS
   uint64_t rsp = 0;          // SS = 0
+};
+
+// The guest's IA-32e mode as the VMCS holds it (see vmx/long_mode.h).
+struct GuestLongModeState {
+  uint64_t efer = 0;        // GUEST_IA32_EFER
+  bool ia32e_mode = false;  // the "IA-32e mode guest" VM-entry control
+  bool cs_long = false;     // GUEST_CS_AR_BYTES.L
+  uint64_t cr0 = 0;         // GUEST_CR0
+  uint64_t cr4 = 0;         // GUEST_CR4
 };
 
 struct ExitRecord {
@@ -95,6 +105,19 @@ class VmxVcpu {
   // lacks the HLT activity state or the preemption timer.
   Result<void> sleep_in_hlt(uint32_t preemption_timer_value);
   bool can_sleep_in_hlt() const { return preemption_timer_allowed_ && activity_hlt_allowed_; }
+
+  // I/O and MSR bitmaps (vmx/intercept_bitmaps.h): every access exits by default; passthrough
+  // is explicit. Callable on the bound core between run()s, or while unbound; the change
+  // applies from the next entry. Errors as set_io_intercept()/set_msr_intercept() there.
+  Result<void> set_io_intercept(IoPortRange range, bool on);
+  Result<void> set_msr_intercept(MsrRange range, MsrAccess access, bool on);
+  bool io_intercepted(uint32_t port, uint32_t width = 1) const;
+  bool msr_intercepted(uint32_t msr, bool write) const;
+
+  // Must run on the bound core.
+  Result<GuestLongModeState> long_mode_state();
+  // The guest's IA32_XSS (switched at entry/exit when the CPU has XSAVES, xstate_hw.h).
+  uint64_t guest_xss() const { return guest_xss_; }
 
   GeneralRegisters& registers() { return regs_; }
   const GeneralRegisters& registers() const { return regs_; }
@@ -181,6 +204,14 @@ class VmxVcpu {
   // Writes a hardware exception into the VM-entry interruption field for the next entry (the
   // error code is dropped in real mode, where none is pushed).
   Result<void> inject_exception_now(uint8_t vector, std::optional<uint32_t> error_code);
+  // vcpu_long_mode.cpp: MSRs the vCPU emulates itself (IA32_EFER, IA32_XSS): the exit result,
+  // or nullopt when the MSR goes to the caller.
+  Result<std::optional<VmExit>> handle_owned_msr(const ExitInfo& exit, bool write);
+  // A MOV to CR0 from old_cr0 to new_cr0: updates EFER.LMA and the "IA-32e mode guest" entry
+  // control (vmx/long_mode.h). False when the move is #GP (injected; nothing changed).
+  Result<bool> apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0);
+  // Operand mask of MOV CR in the guest's current mode.
+  Result<uint64_t> guest_cr_operand_mask();
   void switch_to_guest_xstate();
   void switch_to_host_xstate();
 
@@ -197,6 +228,7 @@ class VmxVcpu {
   uint64_t host_xstate_phys_ = 0;   // the host's, saved across the guest's run
   uint64_t guest_xcr0_ = 1;         // XCR0 reset value: x87 only (SDM Vol. 1 13.3)
   uint64_t guest_cr2_ = 0;          // CR2 is switched by hand (not in the VMCS)
+  uint64_t guest_xss_ = 0;          // IA32_XSS reset value: 0 (SDM Vol. 4 Table 2-2, MSR 0xDA0)
   std::atomic<int32_t> bound_cpu_{-1};  // read by queue_event() on other cores
   bool setup_done_ = false;
   bool launched_ = false;

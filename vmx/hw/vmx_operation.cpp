@@ -114,6 +114,13 @@ void enable_xstate_on_this_cpu() {
       x.guest_xcr0 &= kXcr0X87 | kXcr0Sse | kXcr0Avx;
       x.area_bytes = 832;
     }
+    // IA32_XSS exists when CPUID.(EAX=0DH,ECX=1):EAX[3] says XSAVES (SDM Vol. 1 13.2); the host
+    // runs with 0 in it (no supervisor component in use).
+    const cpu::CpuidResult d1 = cpu::cpuid(kCpuidXsaveLeaf, 1);
+    const XssSupport xss = decode_xss_support(d1.eax, d1.ecx, d1.edx);
+    x.xsaves = xss.xsaves;
+    x.cpu_xss = xss.supported;
+    if (x.xsaves) cpu::wrmsr(kMsrIa32Xss, x.host_xss);
   } else if ((leaf1.edx & kCpuid1EdxFxsr) != 0) {
     x.mode = XstateMode::kFxsave;
     x.area_bytes = kFxsaveAreaBytes;
@@ -124,6 +131,17 @@ void enable_xstate_on_this_cpu() {
              x.mode == XstateMode::kXsave ? "XSAVE" : (x.mode == XstateMode::kFxsave ? "FXSAVE" : "none"),
              static_cast<unsigned long long>(x.cpu_xcr0), static_cast<unsigned long long>(x.guest_xcr0),
              static_cast<unsigned long long>(x.host_xcr0), x.area_bytes);
+    if (x.xsaves) {
+      LOG_INFO(
+          "vmx: xstate: IA32_XSS switched on entry/exit (XSAVES present; CPU XSS bits 0x%llx, host XSS "
+          "0x%llx, "
+          "guests may set 0x%llx)",
+          static_cast<unsigned long long>(x.cpu_xss), static_cast<unsigned long long>(x.host_xss),
+          static_cast<unsigned long long>(x.guest_xss));
+    } else {
+      LOG_INFO(
+          "vmx: xstate: IA32_XSS not switched: this CPU has no XSAVES (CPUID.(EAX=0DH,ECX=1):EAX[3] = 0)");
+    }
   }
 }
 

@@ -8,16 +8,17 @@
 #include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
-#include "kernel/core/time.h"
 #include "kernel/core/selftest.h"
+#include "kernel/core/time.h"
 #include "kernel/lib/string.h"
+#include "vmx/cr_access.h"
 #include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/hw/vmx_operation.h"
-#include "vmx/cr_access.h"
 #include "vmx/hw/xstate_hw.h"
+#include "vmx/long_mode.h"
 #include "vmx/xstate.h"
 
 namespace lantern::vmx {
@@ -44,6 +45,11 @@ Result<VmExit> next_exit(VmxVcpu& vcpu) {
 struct VcpuGuard {
   VmxVcpu* vcpu;
   ~VcpuGuard() { VmxVcpu::destroy(vcpu); }
+};
+// Declared before the VcpuGuard, so the vCPU goes first and then its VM (memory, EPT).
+struct VmGuard {
+  GuestVm* vm;
+  ~VmGuard() { destroy_guest_vm(vm); }
 };
 
 // VM ids of the self-test guests: the test's base id plus 100 per core, so the copies that run
@@ -134,7 +140,8 @@ LANTERN_SELFTEST(vmx_every_core_in_vmx_operation) {
 
 LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
   if (skip_without_vmx("vmx_vmfail_is_a_value")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(900, "selftest"));
+  VmGuard vm_guard{TRY(create_guest_vm(900, "selftest"))};
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   // The vCPU's VMCS is current: VMPTRLD of an unaligned address is VMfailValid with error 9
   // (SDM Vol. 3C 30.4, Table 30-1), and the current VMCS stays.
@@ -157,7 +164,8 @@ LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
 
 Result<void> guest_exits_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_guest_exits")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(901), "selftest"));
+  VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(901), "selftest"))};
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 3))};
   VmxVcpu& vcpu = *guard.vcpu;
   GeneralRegisters& regs = vcpu.registers();
@@ -292,7 +300,8 @@ void queue_from_remote_core(interrupts::Frame&) {
 
 Result<void> event_injection_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_event_injection")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(902), "events"));
+  VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(902), "events"))};
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   auto expect_ready = [&](uint64_t step) -> Result<bool> {
@@ -426,7 +435,8 @@ uint32_t host_read_mxcsr() {
 
 Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_xstate_isolation")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(903), "xstate"));
+  VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(903), "xstate"))};
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   const HostXstate& x = host_xstate();
@@ -488,6 +498,130 @@ Result<void> xstate_isolation_on_this_core(uint64_t) {
   return ok();
 }
 
+// On this core: tests/guests/longmode.S builds its own 4-level page tables, sets EFER.LME and
+// CR0.PG (the vCPU activates IA-32e mode: EFER.LMA and the "IA-32e mode guest" entry control),
+// far-jumps to 64-bit code and makes 64-bit hypercalls, port I/O, RDMSR/WRMSR and CPUID; then
+// passthrough of one port and one MSR through the bitmaps.
+Result<void> long_mode_on_this_core(uint64_t) {
+  if (skip_without_vmx("vmx_long_mode")) return ok();
+  VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(906), "longmode"))};
+  GuestVm* vm = vm_guard.vm;
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  GeneralRegisters& regs = vcpu.registers();
+  regs.r15 = 0xf15f15f15f15f15full;
+  const uint32_t kIo = static_cast<uint32_t>(ExitReason::IO_INSTRUCTION);
+  const uint32_t kRdmsr = static_cast<uint32_t>(ExitReason::MSR_READ);
+
+  // 1. Six 64-bit arguments in rdi, rsi, rdx, rcx, r8, r9; the result goes back in rax.
+  VmExit e = TRY(next_exit(vcpu));
+  auto* hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x60);
+  SELFTEST_EXPECT(hc->args[0] == 0x0123456789abcdefull && hc->args[1] == 0xfedcba9876543210ull);
+  SELFTEST_EXPECT(hc->args[2] == 0x1122334455667788ull && hc->args[3] == 0x8877665544332211ull);
+  SELFTEST_EXPECT(hc->args[4] == 0xa5a5a5a55a5a5a5aull && hc->args[5] == 0x0f0f0f0ff0f0f0f0ull);
+  const GuestLongModeState mode = TRY(vcpu.long_mode_state());
+  SELFTEST_EXPECT(mode.ia32e_mode && mode.cs_long);
+  SELFTEST_EXPECT((mode.efer & (kEferLme | kEferLma)) == (kEferLme | kEferLma));
+  SELFTEST_EXPECT((mode.cr0 & kCr0PgBit) != 0 && (mode.cr4 & kCr4PaeBit) != 0);
+  vcpu.set_hypercall_result(0xdeadbeefcafebabeull);
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x61 && hc->args[0] == 0xdeadbeefcafebabeull);
+  SELFTEST_EXPECT(regs.r15 == 0xf15f15f15f15f15full);
+
+  // 2. The guest's own view: EFER.LME|LMA (emulated RDMSR), CR0.PG|PE, CR4.PAE, and its paging:
+  //    a value written through the identity map reads back through two aliases.
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x62);
+  SELFTEST_EXPECT((hc->args[0] & (kEferLme | kEferLma)) == (kEferLme | kEferLma));
+  SELFTEST_EXPECT((hc->args[1] & (kCr0PgBit | kCr0PeBit)) == (kCr0PgBit | kCr0PeBit));
+  SELFTEST_EXPECT((hc->args[2] & kCr4PaeBit) != 0);
+  SELFTEST_EXPECT(hc->args[3] == 0x1234abcd5678ef00ull && hc->args[4] == 0x1234abcd5678ef00ull);
+
+  // 3. 64-bit port I/O: OUT data is the matching part of rax; IN AL keeps bits 63:8, IN EAX
+  //    zero-extends.
+  e = TRY(next_exit(vcpu));
+  auto* out = std::get_if<exits::IoWrite>(&e);
+  SELFTEST_EXPECT(out != nullptr && out->port == 0x80 && out->width == 1 && out->data == 0x5a);
+  e = TRY(next_exit(vcpu));
+  out = std::get_if<exits::IoWrite>(&e);
+  SELFTEST_EXPECT(out != nullptr && out->port == 0x8000 && out->width == 2 && out->data == 0xbeef);
+  e = TRY(next_exit(vcpu));
+  out = std::get_if<exits::IoWrite>(&e);
+  SELFTEST_EXPECT(out != nullptr && out->port == 0xfffc && out->width == 4 && out->data == 0xdeadbeef);
+  e = TRY(next_exit(vcpu));
+  auto* in = std::get_if<exits::IoRead>(&e);
+  SELFTEST_EXPECT(in != nullptr && in->port == 0x60 && in->width == 1);
+  TRY(vcpu.complete_io_read(0x7e));
+  e = TRY(next_exit(vcpu));
+  in = std::get_if<exits::IoRead>(&e);
+  SELFTEST_EXPECT(in != nullptr && in->port == 0x8004 && in->width == 4);
+  TRY(vcpu.complete_io_read(0xcafef00d));
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x63);
+  SELFTEST_EXPECT(hc->args[0] == 0xffffffffffffff7eull && hc->args[1] == 0xcafef00dull);
+
+  // 4. RDMSR completes EDX:EAX with the upper halves cleared; WRMSR's value is EDX:EAX.
+  e = TRY(next_exit(vcpu));
+  auto* rd = std::get_if<exits::MsrRead>(&e);
+  SELFTEST_EXPECT(rd != nullptr && rd->msr == 0x1234);
+  TRY(vcpu.complete_msr_read(0x1122334455667788ull));
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x64 && hc->args[0] == 0x55667788 && hc->args[1] == 0x11223344);
+  e = TRY(next_exit(vcpu));
+  auto* wr = std::get_if<exits::MsrWrite>(&e);
+  SELFTEST_EXPECT(wr != nullptr && wr->msr == 0x4321 && wr->value == 0x01020304aabbccddull);
+
+  // 5. CPUID: CPUID.80000001H:EDX[29] (Intel 64) visible, EBX zero-extended; hypervisor bit.
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x65);
+  SELFTEST_EXPECT((hc->args[0] & (1u << 29)) != 0 && (hc->args[1] >> 32) == 0);
+  SELFTEST_EXPECT((hc->args[2] & (1u << 31)) != 0 && (hc->args[2] & (1u << 5)) == 0);
+
+  // 6. Passthrough through the bitmaps: port 0x80 and RDMSR 0x10 make no exit; IA32_EFER can
+  //    never be passed through; intercepting port 0x80 again makes it exit again.
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x66);
+  SELFTEST_EXPECT(vcpu.io_intercepted(0x80) && vcpu.msr_intercepted(0x10, false));
+  TRY(vcpu.set_io_intercept(IoPortRange{0x80, 1}, false));
+  TRY(vcpu.set_msr_intercept(MsrRange{0x10, 1}, MsrAccess::kRead, false));
+  SELFTEST_EXPECT(!vcpu.set_msr_intercept(MsrRange{kMsrIa32Efer, 1}, MsrAccess::kRead, false));
+  SELFTEST_EXPECT(!vcpu.set_msr_intercept(MsrRange{0x40000000, 1}, MsrAccess::kRead, false));
+  SELFTEST_EXPECT(!vcpu.io_intercepted(0x80) && vcpu.io_intercepted(0x81) &&
+                  !vcpu.msr_intercepted(0x10, false));
+  SELFTEST_EXPECT(vcpu.msr_intercepted(0x10, true));
+  const uint64_t io_exits = vcpu.exit_count(kIo);
+  const uint64_t rdmsr_exits = vcpu.exit_count(kRdmsr);
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x67 && hc->args[0] != 0);  // the TSC, read directly
+  SELFTEST_EXPECT(vcpu.exit_count(kIo) == io_exits && vcpu.exit_count(kRdmsr) == rdmsr_exits);
+  TRY(vcpu.set_io_intercept(IoPortRange{0x80, 1}, true));
+  e = TRY(next_exit(vcpu));
+  out = std::get_if<exits::IoWrite>(&e);
+  SELFTEST_EXPECT(out != nullptr && out->port == 0x80 && out->data == 0x22);
+
+  // 7. The exit port, still in 64-bit mode.
+  e = TRY(next_exit(vcpu));
+  out = std::get_if<exits::IoWrite>(&e);
+  SELFTEST_EXPECT(out != nullptr && out->port == 0xf4 && out->data == 0x64);
+  SELFTEST_EXPECT(!vcpu.stopped());
+  const GuestLongModeState end = TRY(vcpu.long_mode_state());
+  SELFTEST_EXPECT(end.ia32e_mode && end.cs_long);
+  LOG_INFO(
+      "selftest vmx_long_mode: cpu%u: vm%u in 64-bit mode, EFER 0x%llx, CR0 0x%llx, CR4 0x%llx, %llu exits",
+      this_cpu().index, vm->vm_id, static_cast<unsigned long long>(end.efer),
+      static_cast<unsigned long long>(end.cr0), static_cast<unsigned long long>(end.cr4),
+      static_cast<unsigned long long>(vcpu.total_exits()));
+  return ok();
+}
+
 // The guest self-tests above run on every core at once (the BSP's copy and one per AP).
 LANTERN_SELFTEST(vmx_guest_exits) {
   if (skip_without_vmx("vmx_guest_exits")) return ok();
@@ -501,6 +635,10 @@ LANTERN_SELFTEST(vmx_xstate_isolation) {
   if (skip_without_vmx("vmx_xstate_isolation")) return ok();
   return run_on_every_core("vmx_xstate_isolation", &xstate_isolation_on_this_core);
 }
+LANTERN_SELFTEST(vmx_long_mode) {
+  if (skip_without_vmx("vmx_long_mode")) return ok();
+  return run_on_every_core("vmx_long_mode", &long_mode_on_this_core);
+}
 
 // Hypercalls of tests/guests/triple.S.
 constexpr uint64_t kTripleHello = 0x50;
@@ -509,7 +647,8 @@ constexpr uint64_t kTripleHello = 0x50;
 // SystemDown and the reason recorded, stays stopped, and nothing of the guest ran after the fault.
 Result<void> triple_fault_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_triple_fault_on_ap")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(904), "triple"));
+  VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(904), "triple"))};
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   const exits::Hypercall hello = TRY(next_hypercall(*vm, vcpu));
@@ -549,7 +688,8 @@ LANTERN_SELFTEST(vmx_triple_fault_on_ap) {
     LOG_INFO("selftest vmx_triple_fault_on_ap: one core: the triple fault runs on the BSP alone");
     return triple_fault_on_this_core(0);
   }
-  GuestVm* vm = TRY(create_guest_vm(905, "demo"));
+  VmGuard vm_guard{TRY(create_guest_vm(905, "demo"))};
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   uint64_t heartbeats = 0;

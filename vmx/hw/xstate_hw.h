@@ -18,6 +18,15 @@ struct HostXstate {
   uint64_t guest_xcr0 = 0;    // what guests may enable (the above, limited to fit one page)
   uint64_t host_xcr0 = 0;     // XCR0 while the host runs (x87 | SSE)
   uint32_t area_bytes = 0;    // save-area size for guest_xcr0
+  // IA32_XSS (SDM Vol. 1 13.3): present when CPUID.(EAX=0DH,ECX=1):EAX[3] (XSAVES) is set.
+  // Lantern's host uses XSAVE, not XSAVES, and enables no supervisor component (host_xss = 0);
+  // guests get no XSAVES either (the "enable XSAVES/XRSTORS" control stays 0), so the IA32_XSS
+  // bits guests may set (guest_xss) are none for now. The vCPU still switches the MSR on
+  // entry/exit whenever the guest's value differs from the host's.
+  bool xsaves = false;
+  uint64_t cpu_xss = 0;    // IA32_XSS bits the processor supports
+  uint64_t host_xss = 0;   // IA32_XSS while the host runs
+  uint64_t guest_xss = 0;  // IA32_XSS bits guests may set
 };
 
 // Set by vmx::enable_on_this_cpu() (vmx_operation.cpp) on the first core.

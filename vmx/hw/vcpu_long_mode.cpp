@@ -1,0 +1,183 @@
+// VmxVcpu, continued: what the vCPU owns beyond the exit table in vcpu.cpp — the guest's
+// IA-32e mode (IA32_EFER and the CR0.PG transition, vmx/long_mode.h), its IA32_XSS, and the
+// I/O and MSR bitmaps (vmx/intercept_bitmaps.h). Kernel-only.
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/log.h"
+#include "vmx/cr_access.h"
+#include "vmx/hw/vcpu.h"
+#include "vmx/hw/xstate_hw.h"
+#include "vmx/long_mode.h"
+#include "vmx/vmx_controls.h"
+#include "vmx/xstate.h"
+
+namespace lantern::vmx {
+namespace {
+
+using F32 = VmcsField32;
+using F64 = VmcsField64;
+using FN = VmcsFieldNatural;
+
+// CPUID.80000001H:EDX (SDM Vol. 2A CPUID, Table 3-8): bit 11 SYSCALL/SYSRET, bit 20 execute
+// disable, bit 29 Intel 64 architecture (long mode).
+constexpr uint32_t kCpuidExtendedFeatures = 0x80000001;
+constexpr uint32_t kCpuidExt1EdxSyscall = 1u << 11;
+constexpr uint32_t kCpuidExt1EdxNx = 1u << 20;
+constexpr uint32_t kCpuidExt1EdxLm = 1u << 29;
+constexpr uint8_t kVectorGeneralProtection = 13;
+
+// The IA32_EFER bits a guest may set: those the CPU has.
+uint64_t writable_efer_bits() {
+  if (cpu::cpuid(0x80000000).eax < kCpuidExtendedFeatures) return 0;
+  const uint32_t edx = cpu::cpuid(kCpuidExtendedFeatures).edx;
+  uint64_t bits = 0;
+  if ((edx & kCpuidExt1EdxSyscall) != 0) bits |= kEferSce;
+  if ((edx & kCpuidExt1EdxNx) != 0) bits |= kEferNxe;
+  if ((edx & kCpuidExt1EdxLm) != 0) bits |= kEferLme;
+  return bits;
+}
+
+}  // namespace
+
+Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bool write) {
+  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
+  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
+  if (msr == kMsrIa32Efer) {
+    // The guest's EFER lives in the VMCS and is loaded by VM entry ("load IA32_EFER", SDM Vol.
+    // 3C 24.8.1, 26.3.2.1). Without that control the guest cannot own an EFER: #GP.
+    const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+    if ((entry & entry_ctls::kLoadIa32Efer) == 0) {
+      LOG_DEBUG("vmx: vm%u vcpu%u: IA32_EFER access without the load-IA32_EFER entry control -> #GP", vm_id_,
+                vcpu_id_);
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    const uint64_t efer = TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER));
+    if (!write) {
+      // RDMSR loads EDX:EAX, clearing the upper halves (SDM Vol. 2B RDMSR).
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(efer)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(efer >> 32)));
+      TRY(advance_rip(exit));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    const uint64_t cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+    const EferWriteResult r = evaluate_efer_write(efer, value, cr0, writable_efer_bits());
+    if (r.gp) {
+      LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_EFER 0x%llx -> #GP: %s", vm_id_, vcpu_id_,
+                static_cast<unsigned long long>(value), r.reason);
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    TRY(vmcs_write(hw_, F64::GUEST_IA32_EFER, r.efer));
+    TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, entry_controls_following_efer(entry, r.efer)));
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
+  if (msr == kMsrIa32Xss) {
+    const HostXstate& x = host_xstate();
+    if (!x.xsaves) {
+      // No IA32_XSS on this CPU: the MSR does not exist, RDMSR/WRMSR are #GP (SDM Vol. 4 2.1).
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    if (!write) {
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(guest_xss_)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(guest_xss_ >> 32)));
+    } else if (xss_write_allowed(value, x.guest_xss)) {
+      guest_xss_ = value;  // loaded by switch_to_guest_xstate() at the next entry
+    } else {
+      LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_XSS 0x%llx -> #GP", vm_id_, vcpu_id_,
+                static_cast<unsigned long long>(value));
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
+  return std::optional<VmExit>();
+}
+
+Result<bool> VmxVcpu::apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0) {
+  if (((old_cr0 ^ new_cr0) & kCr0PgBit) == 0) return true;
+  const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+  if ((entry & entry_ctls::kLoadIa32Efer) == 0) return true;  // EFER is never the guest's then (LME = 0)
+  const uint64_t efer = TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER));
+  const uint64_t cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
+  const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
+  const PagingTransition t =
+      evaluate_paging_transition(old_cr0, new_cr0, cr4, efer, (cs_ar & kSegmentArLong) != 0);
+  if (t.gp) {
+    LOG_DEBUG("vmx: vm%u vcpu%u: MOV to CR0 0x%llx -> #GP: %s", vm_id_, vcpu_id_,
+              static_cast<unsigned long long>(new_cr0), t.reason);
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));
+    return false;
+  }
+  if (t.efer != efer) {
+    TRY(vmcs_write(hw_, F64::GUEST_IA32_EFER, t.efer));
+    LOG_DEBUG("vmx: vm%u vcpu%u: IA-32e mode %s", vm_id_, vcpu_id_, t.ia32e_mode ? "activated" : "left");
+  }
+  // "IA-32e mode guest" follows EFER.LMA (SDM Vol. 3C 24.8.1; checked at entry, 26.2.4).
+  const uint32_t new_entry = entry_controls_following_efer(entry, t.efer);
+  if (new_entry != entry) TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, new_entry));
+  return true;
+}
+
+Result<uint64_t> VmxVcpu::guest_cr_operand_mask() {
+  const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+  const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
+  return cr_operand_mask((entry & kEntryIa32eModeGuest) != 0, (cs_ar & kSegmentArLong) != 0);
+}
+
+Result<GuestLongModeState> VmxVcpu::long_mode_state() {
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  cpu::InterruptsOff irq_off;
+  GuestLongModeState s;
+  const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+  if ((entry & entry_ctls::kLoadIa32Efer) != 0) s.efer = TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER));
+  s.ia32e_mode = (entry & kEntryIa32eModeGuest) != 0;
+  s.cs_long = (TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES)) & kSegmentArLong) != 0;
+  s.cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+  s.cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
+  return s;
+}
+
+// ---- I/O and MSR bitmaps --------------------------------------------------------------------
+
+Result<void> VmxVcpu::set_io_intercept(IoPortRange range, bool on) {
+  if (bound_cpu_ >= 0 && static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kBusy, "vCPU is bound to another core", static_cast<uint64_t>(bound_cpu_));
+  }
+  return vmx::set_io_intercept(IoBitmaps{paging::phys_to_ptr<uint8_t>(io_bitmap_a_phys_),
+                                         paging::phys_to_ptr<uint8_t>(io_bitmap_b_phys_)},
+                               range, on);
+}
+
+Result<void> VmxVcpu::set_msr_intercept(MsrRange range, MsrAccess access, bool on) {
+  if (bound_cpu_ >= 0 && static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kBusy, "vCPU is bound to another core", static_cast<uint64_t>(bound_cpu_));
+  }
+  // IA32_EFER and IA32_XSS are the vCPU's own (long mode, xstate switching): never passed through.
+  if (!on) {
+    for (uint32_t owned : {kMsrIa32Efer, kMsrIa32Xss}) {
+      if (owned >= range.first && owned - range.first < range.count) {
+        return make_error(ErrorCode::kInvalidArgument, "IA32_EFER/IA32_XSS are emulated by the vCPU", owned);
+      }
+    }
+  }
+  return vmx::set_msr_intercept(paging::phys_to_ptr<uint8_t>(msr_bitmap_phys_), range, access, on);
+}
+
+bool VmxVcpu::io_intercepted(uint32_t port, uint32_t width) const {
+  return io_access_exits(IoBitmaps{paging::phys_to_ptr<uint8_t>(io_bitmap_a_phys_),
+                                   paging::phys_to_ptr<uint8_t>(io_bitmap_b_phys_)},
+                         port, width);
+}
+
+bool VmxVcpu::msr_intercepted(uint32_t msr, bool write) const {
+  return msr_access_exits(paging::phys_to_ptr<const uint8_t>(msr_bitmap_phys_), msr, write);
+}
+
+}  // namespace lantern::vmx
