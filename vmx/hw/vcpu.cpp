@@ -161,6 +161,7 @@ Result<VmxVcpu*> VmxVcpu::create(uint32_t vm_id, uint32_t vcpu_id) {
   if (!host_xstate_area) return fail(host_xstate_area.error());
   vcpu->host_xstate_phys_ = *host_xstate_area;
   vcpu->guest_xcr0_ = kXcr0Reset;
+  vcpu->init_vlapic();
   // VMCLEAR initialises the launch state to "clear" (SDM Vol. 3C 24.11.3).
   if (auto r = hw::vmclear(vcpu->vmcs_phys_); !r) return fail(r.error());
   return vcpu;
@@ -171,6 +172,7 @@ void VmxVcpu::destroy(VmxVcpu* vcpu) {
   if (vcpu->bound_cpu_ >= 0 && static_cast<uint32_t>(vcpu->bound_cpu_) == this_cpu().index) {
     (void)vcpu->unbind_from_current_processor();
   }
+  vcpu->leave_group();
   free_page(vcpu->vmcs_phys_);
   free_page(vcpu->io_bitmap_a_phys_);
   free_page(vcpu->io_bitmap_b_phys_);
@@ -200,6 +202,7 @@ Result<void> VmxVcpu::setup(uint64_t eptp, const GuestEntry& entry) {
     if (r && !cleared) r = cleared;
   }
   if (!r) return r;
+  eptp_ = eptp;
   setup_done_ = true;
   g_vcpus_started.fetch_add(1);
   return ok();
@@ -412,6 +415,11 @@ Result<void> VmxVcpu::set_preemption_timer(uint32_t value) {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   if (!preemption_timer_allowed_) return make_error(ErrorCode::kUnsupported, "no VMX preemption timer");
+  requested_preemption_timer_ = value;  // run() may aim it earlier, at a vlapic timer deadline
+  return apply_preemption_timer(value);
+}
+
+Result<void> VmxVcpu::apply_preemption_timer(uint32_t value) {
   uint32_t pin = pin_controls_;
   if (value != 0) {
     pin |= pin_based::kActivatePreemptionTimer;
@@ -443,16 +451,7 @@ Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector, std:
     IrqSpinlockGuard guard(events_lock_);
     position = TRY(events_.queue_event(type, vector, error_code));
   }
-  // Kick the owning core: the wake-up IPI is a host interrupt, so a running guest exits
-  // ("external-interrupt exiting", SDM Vol. 3C 24.6.1) and a halted core wakes; either way the
-  // loop re-enters through run(), which injects.
-  const int32_t owner = bound_cpu_.load(std::memory_order_acquire);
-  PerCpu* self = this_cpu_or_null();
-  if (owner >= 0 && (self == nullptr || self->index != static_cast<uint32_t>(owner))) {
-    if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(owner)); target != nullptr) {
-      apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
-    }
-  }
+  kick_owner();  // a vCPU bound elsewhere exits (or its core wakes) and run() injects
   return position;
 }
 
@@ -532,12 +531,14 @@ Result<VmExit> VmxVcpu::run() {
     return make_error(ErrorCode::kInvalidState, "complete the pending IoRead/MsrRead exit first");
   }
   cpu::InterruptsOff irq_off;
+  TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
   TRY(inject_pending_event());
   // The stub may resume null hypercalls itself only while nothing waits for injection.
   fast_.enabled = (fast_allowed_ && pending_event_count() == 0 &&
                    (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
                       ? 1
                       : 0;
+  TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
   // Interrupts are off from here to the restore: nothing on this core sees the guest's state.
   switch_to_guest_xstate();
   const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
@@ -788,6 +789,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
     }
   }
+  vlapic_adjust_cpuid(leaf, r);
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
   regs_.rax = r.eax;
   regs_.rbx = r.ebx;
@@ -799,6 +801,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
   TRY(advance_rip(exit));
+  if (auto handled = TRY(vlapic_on_hlt()); handled) return *handled;  // sleeps until a vlapic timer
   return VmExit{exits::Halt{}};
 }
 
@@ -854,6 +857,8 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+  if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
   pending_completion_ = PendingCompletion::kMsrRead;
   pending_instruction_length_ = exit.instruction_length;
   return VmExit{exits::MsrRead{static_cast<uint32_t>(regs_.rcx)}};
@@ -877,6 +882,8 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
+  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+  if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   TRY(advance_rip(exit));
@@ -890,6 +897,7 @@ Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {
   if (q.read) access |= kEptRead;
   if (q.write) access |= kEptWrite;
   if (q.fetch) access |= kEptExecute;
+  if (auto handled = TRY(vlapic_mmio(exit, gpa, q.write)); handled) return *handled;  // the xAPIC page
   return VmExit{exits::NestedPageFault{gpa, access}};
 }
 
