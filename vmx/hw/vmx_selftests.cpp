@@ -617,6 +617,58 @@ LANTERN_SELFTEST(vmx_vlapic) {
   return run_on_every_core("vmx_vlapic", &vlapic_on_this_core);
 }
 
+// Two vCPUs of one VM on two cores (tests/guests/ipi.S): vCPU 0 on the BSP writes its ICR, a
+// fixed IPI to x2APIC ID 1; vCPU 1 on cpu1 receives it in its IDT (the vector is posted to its
+// vlapic and cpu1 is kicked with the wake-up IPI).
+constexpr uint64_t kIpiVector = 0x45;
+std::atomic<GuestVm*> g_ipi_vm{nullptr};
+
+Result<void> ipi_receiver_on_this_core(uint64_t) {
+  GuestVm* vm = g_ipi_vm.load();
+  if (vm == nullptr) return make_error(ErrorCode::kInvalidState, "no VM for the IPI receiver");
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 1))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == kEvReport && hc.args[0] == kIpiVector &&
+                  (hc.args[1] & 0xffffffffu) == kNoErrorCode);
+  hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == 0x72);
+  SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 1);
+  SELFTEST_EXPECT(!vcpu.vlapic().isr_bit(kIpiVector));  // the guest's EOI cleared it
+  return ok();
+}
+
+LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
+  if (skip_without_vmx("vmx_vlapic_ipi_between_vcpus")) return ok();
+  if (cpu_count() < 2 || cpu_by_index(1) == nullptr || this_cpu().index == 1) {
+    LOG_INFO("selftest vmx_vlapic_ipi_between_vcpus: skipped: needs a second core");
+    return ok();
+  }
+  GuestVm* vm = TRY(create_guest_vm(908, "ipi"));
+  g_ipi_vm.store(vm);
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  TRY(post_core_work(1, &ipi_receiver_on_this_core, 0));
+  exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+  Result<void> sender = ok();
+  if (hc.nr != 0x70) sender = make_error(ErrorCode::kInvalidState, "the sender did not start");
+  if (sender) {
+    hc = TRY(next_hypercall(*vm, vcpu));  // the guest waited for vCPU 1 and wrote the ICR
+    if (hc.nr != 0x71) sender = make_error(ErrorCode::kInvalidState, "the sender did not send");
+  }
+  // Always collect cpu1's result, so no work is left in its mailbox.
+  const Result<void> receiver = wait_core_work(1, kCoreTestTimeoutUs);
+  g_ipi_vm.store(nullptr);
+  TRY(sender);
+  if (!receiver)
+    return Error{receiver.error().code, name_core_in_failure(1, receiver.error().message),
+                 receiver.error().detail};
+  SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 0);  // the IPI went to vCPU 1 only
+  LOG_INFO(
+      "selftest vmx_vlapic_ipi_between_vcpus: vm908 vcpu0 (cpu0) -> vcpu1 (cpu1): vector 0x45 delivered");
+  return ok();
+}
+
 // The demo guest prints one console line per event injected from the pending-event queue
 // (tests/guests/demo.S), and keeps running after each: what a console user sees after queueing.
 LANTERN_SELFTEST(vmx_demo_event_lines) {
