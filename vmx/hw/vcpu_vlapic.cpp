@@ -142,9 +142,11 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
   if (auto vector = vlapic_.highest_deliverable()) {
     fast_.enabled = 0;
     const uint32_t entry_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
-    if ((entry_info & kIntrInfoValid) != 0 || pending_event_count() != 0) {
+    if ((entry_info & kIntrInfoValid) != 0) {
       // The entry slot is taken (a queued event or a re-injection goes first): come back when
-      // the guest can take an interrupt again.
+      // the guest can take an interrupt again. With the slot free, a queued event that is still
+      // blocked (an NMI under NMI blocking, an interrupt under IF = 0) does not hold the vlapic
+      // back: its interrupt goes in when RFLAGS.IF and interruptibility allow it.
       primary |= proc_based::kInterruptWindowExiting;
     } else {
       InjectionContext context;
