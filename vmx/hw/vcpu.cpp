@@ -466,6 +466,7 @@ size_t VmxVcpu::pending_event_count() const {
 }
 
 Result<void> VmxVcpu::inject_pending_event() {
+  if (wait_for_sipi_) return ok();  // every event is blocked until a SIPI (vcpu_vlapic.cpp)
   IrqSpinlockGuard guard(events_lock_);
   if (events_.empty()) return ok();
   InjectionContext context;

@@ -157,6 +157,13 @@ class VmxVcpu {
   // A fixed interrupt for this vCPU's vlapic from any core (another vCPU's IPI, a device):
   // posted lock-free, moved into the IRR before the next entry; the owner core is kicked.
   void post_interrupt(uint8_t vector);
+  // INIT and SIPI from another vCPU's ICR (any core): INIT resets the vlapic (keeping x2APIC mode),
+  // drops pending events and parks the vCPU halted with interrupts blocked ("wait-for-SIPI",
+  // SDM Vol. 3A 9.4, 11.4.7.3); a SIPI while waiting restarts it in real mode at CS = vector << 8,
+  // IP = 0 (SDM 8.4.4.1 / 9.4.4). A SIPI at any other time is ignored.
+  void post_init();
+  void post_sipi(uint8_t vector);
+  bool waiting_for_sipi() const { return wait_for_sipi_; }
   // TSC ticks per vlapic bus clock (the timer's count rate at divide-by-1).
   uint32_t vlapic_tsc_per_bus_clock() const { return vlapic_tsc_per_bus_clock_; }
   uint64_t vlapic_interrupts_injected() const { return vlapic_injected_; }
@@ -217,6 +224,8 @@ class VmxVcpu {
   void kick_owner();
   Result<void> apply_preemption_timer(uint32_t value);
   Result<void> vlapic_before_entry();
+  Result<void> enter_wait_for_sipi();
+  Result<void> start_from_sipi(uint8_t vector);
   Result<void> inject_vlapic_interrupt();
   Result<std::optional<VmExit>> vlapic_on_hlt();
   Result<std::optional<VmExit>> vlapic_msr_read(const ExitInfo& exit);
@@ -268,6 +277,9 @@ class VmxVcpu {
   VcpuGroup* group_ = nullptr;
   std::array<std::atomic<uint64_t>, 4> posted_vectors_{};  // post_interrupt(), 256 bits
   uint64_t vlapic_injected_ = 0;
+  std::atomic<bool> posted_init_{false};
+  std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector when a SIPI is posted
+  bool wait_for_sipi_ = false;
 
   std::array<uint64_t, kExitReasonTableSize> exit_counts_{};
   uint64_t total_exits_ = 0;

@@ -26,6 +26,7 @@
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/mmio_decode.h"
 #include "vmx/vmx_controls.h"
+#include "vmx/xstate.h"
 
 namespace lantern::vmx {
 namespace {
@@ -55,6 +56,9 @@ constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 
 constexpr uint64_t kCr0Pg = 1u << 31;  // SDM Vol. 3A 2.5
+constexpr uint64_t kCr0Et = 1u << 4;   // SDM Vol. 3A 2.5 (the read shadow's reset value)
+// RFLAGS bit 1 is reserved and always 1 (SDM Vol. 1 3.4.3).
+constexpr uint64_t kRflagsReserved1 = 1u << 1;
 constexpr uint8_t kVectorGeneralProtection = 13;
 constexpr uint32_t kActivityActive = 0;  // SDM Vol. 3C 24.4.2
 constexpr uint32_t kActivityHlt = 1;
@@ -123,7 +127,74 @@ void VmxVcpu::post_interrupt(uint8_t vector) {
   kick_owner();
 }
 
+void VmxVcpu::post_init() {
+  posted_init_.store(true, std::memory_order_seq_cst);
+  kick_owner();
+}
+
+void VmxVcpu::post_sipi(uint8_t vector) {
+  posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  kick_owner();
+}
+
+Result<void> VmxVcpu::enter_wait_for_sipi() {
+  // SDM 11.4.7.3: after INIT the local APIC is as after power-up except its ID (and, SDM
+  // 11.12.5.1, x2APIC mode stays); SDM 9.4: the processor then waits for a SIPI with every
+  // interrupt blocked. Modelled as the HLT activity state with no injection.
+  const bool x2apic = vlapic_.x2apic_mode();
+  vlapic_.reset();
+  vlapic_.set_x2apic_mode(x2apic);
+  for (auto& word : posted_vectors_) word.store(0);
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    events_.clear();
+  }
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, 0));
+  const uint32_t primary =
+      primary_controls_ & ~(proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
+  if (primary != primary_controls_) {
+    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
+    primary_controls_ = primary;
+  }
+  requested_preemption_timer_ = 0;
+  if ((pin_controls_ & pin_based::kActivatePreemptionTimer) != 0) TRY(apply_preemption_timer(0));
+  // RFLAGS.IF stays 1 although nothing is injected while parked (the injection paths check
+  // wait_for_sipi_): Bochs does not leave a guest's HLT for a host interrupt (external-interrupt
+  // exiting) when the guest's IF is 0, and the SIPI's kick must make it exit.
+  TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, kRflagsReserved1 | kRflagsIf));
+  TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+  sleeping_in_hlt_ = false;
+  wait_for_sipi_ = true;
+  return ok();
+}
+
+Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
+  // SDM 9.4.4 / 8.4.4.1: the SIPI vector VV starts the processor in real mode at VV00:0000.
+  GuestEntry entry;
+  entry.mode = GuestMode::kRealMode;
+  entry.cs_selector = static_cast<uint16_t>(vector << 8);
+  entry.rip = 0;
+  entry.rsp = 0;
+  TRY(write_guest_state(entry));  // also active, RFLAGS = 2, nothing blocked
+  TRY(vmcs_write(hw_, FN::CR0_READ_SHADOW, kCr0Et));
+  TRY(vmcs_write(hw_, FN::CR4_READ_SHADOW, 0));
+  regs_ = GeneralRegisters{};
+  guest_xcr0_ = kXcr0Reset;
+  (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
+  pending_completion_ = PendingCompletion::kNone;
+  wait_for_sipi_ = false;
+  return ok();
+}
+
 Result<void> VmxVcpu::vlapic_before_entry() {
+  // INIT/SIPI posted by other vCPUs. The SIPI is read first: an INIT posted before it is then
+  // seen too, and a SIPI posted after this read stays for the next entry.
+  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
+    const uint32_t sipi = posted_sipi_.exchange(0, std::memory_order_seq_cst);
+    if (posted_init_.exchange(false, std::memory_order_seq_cst)) TRY(enter_wait_for_sipi());
+    if ((sipi & 0x100u) != 0 && wait_for_sipi_) TRY(start_from_sipi(static_cast<uint8_t>(sipi & 0xff)));
+  }
   for (size_t word = 0; word < posted_vectors_.size(); ++word) {
     uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
     while (bits != 0) {
@@ -139,6 +210,12 @@ Result<void> VmxVcpu::vlapic_before_entry() {
 
 Result<void> VmxVcpu::inject_vlapic_interrupt() {
   uint32_t primary = primary_controls_;
+  if (wait_for_sipi_) {
+    // Parked after INIT: stays halted (a host interrupt exit may have recorded it active).
+    TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+    fast_.enabled = 0;
+    return ok();
+  }
   if (auto vector = vlapic_.highest_deliverable()) {
     fast_.enabled = 0;
     const uint32_t entry_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
@@ -322,9 +399,8 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
     if (!vlapic_.x2apic_mode()) return false;  // xAPIC flat/cluster logical: not supported
     return (ipi.destination >> 16) == (id >> 4) && ((ipi.destination >> (id & 0xf)) & 1) != 0;
   };
-  if (ipi.delivery_mode == IpiDeliveryMode::kInit || ipi.delivery_mode == IpiDeliveryMode::kStartup) {
-    LOG_WARN("vmx: vm%u vcpu%u: INIT/SIPI IPIs are not supported; dropped", vm_id_, vcpu_id_);
-    return;
+  if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
+    return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU
   }
   if (ipi.logical_destination && !vlapic_.x2apic_mode() && ipi.shorthand == IpiShorthand::kNone) {
     LOG_WARN("vmx: vm%u vcpu%u: xAPIC logical-destination IPIs are not supported; dropped", vm_id_, vcpu_id_);
@@ -344,6 +420,8 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
         }
         break;
       case IpiDeliveryMode::kNmi: (void)target->queue_event(PendingEventType::kNmi, 2); break;
+      case IpiDeliveryMode::kInit: target->post_init(); break;
+      case IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
       default:  // SMI: nothing to deliver it to
         break;
     }

@@ -622,6 +622,7 @@ LANTERN_SELFTEST(vmx_vlapic) {
 // vlapic and cpu1 is kicked with the wake-up IPI).
 constexpr uint64_t kIpiVector = 0x45;
 std::atomic<GuestVm*> g_ipi_vm{nullptr};
+std::atomic<uint64_t> g_ipi_restart_cs{~uint64_t{0}};
 
 Result<void> ipi_receiver_on_this_core(uint64_t) {
   GuestVm* vm = g_ipi_vm.load();
@@ -635,7 +636,21 @@ Result<void> ipi_receiver_on_this_core(uint64_t) {
   SELFTEST_EXPECT(hc.nr == 0x72);
   SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 1);
   SELFTEST_EXPECT(!vcpu.vlapic().isr_bit(kIpiVector));  // the guest's EOI cleared it
-  return ok();
+  // INIT parks this vCPU, the SIPI restarts it in real mode; it reports its CS.
+  for (int i = 0; i < 5000; ++i) {
+    const VmExit exit = TRY(next_exit(vcpu));
+    if (const auto* restart = std::get_if<exits::Hypercall>(&exit)) {
+      SELFTEST_EXPECT(restart->nr == 0x73);
+      g_ipi_restart_cs.store(restart->args[0]);
+      SELFTEST_EXPECT(!vcpu.waiting_for_sipi());
+      SELFTEST_EXPECT(vcpu.vlapic().x2apic_mode() && !vcpu.vlapic().software_enabled());  // INIT reset
+      return ok();
+    }
+    if (!TRY(handle_device_exit(*vm, vcpu, exit))) {
+      return make_error(ErrorCode::kInvalidState, "the IPI receiver made an unexpected exit");
+    }
+  }
+  return make_error(ErrorCode::kTimeout, "vCPU 1 did not restart after INIT/SIPI");
 }
 
 LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
@@ -646,6 +661,7 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
   }
   GuestVm* vm = TRY(create_guest_vm(908, "ipi"));
   g_ipi_vm.store(vm);
+  g_ipi_restart_cs.store(~uint64_t{0});
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   TRY(post_core_work(1, &ipi_receiver_on_this_core, 0));
@@ -656,6 +672,12 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
     hc = TRY(next_hypercall(*vm, vcpu));  // the guest waited for vCPU 1 and wrote the ICR
     if (hc.nr != 0x71) sender = make_error(ErrorCode::kInvalidState, "the sender did not send");
   }
+  uint64_t sipi_vector = ~uint64_t{0};
+  if (sender) {
+    hc = TRY(next_hypercall(*vm, vcpu));  // INIT and SIPI sent to vCPU 1
+    if (hc.nr != 0x74) sender = make_error(ErrorCode::kInvalidState, "the sender did not send INIT/SIPI");
+    sipi_vector = hc.args[0];
+  }
   // Always collect cpu1's result, so no work is left in its mailbox.
   const Result<void> receiver = wait_core_work(1, kCoreTestTimeoutUs);
   g_ipi_vm.store(nullptr);
@@ -664,8 +686,11 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
     return Error{receiver.error().code, name_core_in_failure(1, receiver.error().message),
                  receiver.error().detail};
   SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 0);  // the IPI went to vCPU 1 only
+  SELFTEST_EXPECT(sipi_vector != 0 && sipi_vector < 0x100 && g_ipi_restart_cs.load() == (sipi_vector << 8));
   LOG_INFO(
-      "selftest vmx_vlapic_ipi_between_vcpus: vm908 vcpu0 (cpu0) -> vcpu1 (cpu1): vector 0x45 delivered");
+      "selftest vmx_vlapic_ipi_between_vcpus: vm908 vcpu0 (cpu0) -> vcpu1 (cpu1): vector 0x45 delivered; "
+      "INIT + SIPI 0x%llx restarted vcpu1 at CS 0x%llx",
+      static_cast<unsigned long long>(sipi_vector), static_cast<unsigned long long>(g_ipi_restart_cs.load()));
   return ok();
 }
 
