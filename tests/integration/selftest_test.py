@@ -14,7 +14,7 @@ EXIT_GRACE = 15.0
 BOCHS_SHUTDOWN_STATUS = 1
 # Self-tests that must be present and pass (they log "skipped: no VMX" and pass without VMX):
 # the vlapic wired into the exit path (xAPIC MMIO and x2APIC MSRs, one-shot/TSC-deadline timers
-# waking HLT, the periodic timer, self-IPIs), a fixed IPI between two vCPUs of a VM on two cores,
+# waking HLT, the periodic timer, self-IPIs), a fixed IPI and INIT + SIPI between two vCPUs of a VM,
 # and the demo guest's console line per queued event.
 REQUIRED_TESTS = ("vmx_vlapic", "vmx_vlapic_ipi_between_vcpus", "vmx_demo_event_lines")
 
