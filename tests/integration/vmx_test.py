@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """VMX at boot. Under Bochs (which emulates VMX): READY says vmx=<cpus> vcpus=<cpus>, every core's
-demo guest prints its banner through the guest UART, and the guests keep running (a second
-`demo: rounds` line per VM appears). Under QEMU TCG (no VMX): READY says vmx=0 vcpus=0, the log
+demo guest prints its banner through the guest UART, and the guests keep running on their
+periodic vlapic timer (a `demo: rounds <n> ticks <t>` line per VM, printed every 256 timer
+interrupts). Under QEMU TCG (no VMX): READY says vmx=0 vcpus=0, the log
 says why, and the console still answers."""
 import re
 
@@ -27,10 +28,12 @@ def test(args):
         for vm in range(args.cpus):
             emu.wait_for(re.compile(rf"guest vm{vm}: Lantern demo guest"), harness.timeout_of(args),
                          what=f"the banner of guest vm{vm}")
-        # Guests keep running after READY: each VM prints `demo: rounds N` every 1024 rounds.
+        # Guests keep running after READY: each VM prints `demo: rounds N ticks T` every 256 ticks
+        # of its x2APIC periodic timer (the vlapic's interrupts end its HLTs).
         for vm in range(args.cpus):
-            emu.wait_for(re.compile(rf"guest vm{vm}: demo: rounds 0*[1-9a-f][0-9a-f]*"), harness.timeout_of(args),
-                         what=f"guest vm{vm} still running")
+            emu.wait_for(re.compile(rf"guest vm{vm}: demo: rounds 0*[1-9a-f][0-9a-f]* ticks 0*[1-9a-f][0-9a-f]*"),
+                         harness.timeout_of(args), what=f"guest vm{vm} still running on its vlapic timer")
+        harness.check(not re.search(r"vcpu\d+ stopped", emu.log()), "a demo vCPU stopped")
         harness.assert_no_panic(emu)
 
 

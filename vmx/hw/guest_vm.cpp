@@ -27,7 +27,7 @@ constexpr uint32_t kUartLsrIdle = 0x60;
 constexpr uint16_t kExitPort = 0xf4;
 // A read from a port nobody decodes floats high on the ISA bus.
 constexpr uint32_t kFloatingBus = 0xffffffff;
-// A halted guest is woken 100 times a second until it has a vlapic timer of its own.
+// A halted guest without an armed vlapic timer is woken 100 times a second.
 constexpr uint64_t kGuestHaltWakeHz = 100;
 
 constexpr char kGuestMagic[8] = {'L', 'N', 'T', 'G', 'U', 'E', 'S', 'T'};
@@ -157,6 +157,7 @@ Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id) {
   entry.rip = kGuestLoadAddress;
   entry.rsp = kGuestStackTop;
   Result<void> r = vcpu->setup(vm.eptp, entry);
+  if (r) r = vcpu->join_group(&vm.vcpus);
   if (r) r = vcpu->bind_to_current_processor();
   if (!r) {
     VmxVcpu::destroy(vcpu);
@@ -194,7 +195,7 @@ Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) 
     return true;
   }
   if (std::holds_alternative<exits::Halt>(exit)) {
-    // The guest waits for an interrupt. Until the vlapic exists, a timer wakes it: preferably
+    // The guest waits with no vlapic timer armed (or IF = 0): a 100 Hz wake-up, preferably
     // the VMX preemption timer, with the guest in the HLT activity state (the core idles inside
     // VMX non-root); otherwise this core halts until its next host interrupt.
     if (vcpu.can_sleep_in_hlt()) {

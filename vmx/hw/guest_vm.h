@@ -45,6 +45,7 @@ struct GuestVm {
   uint64_t memory_phys = 0;  // GPA 0 .. kGuestMemoryBytes maps here
   uint64_t eptp = 0;
   GuestConsole console;
+  VcpuGroup vcpus;              // by vcpu_id: the targets of vlapic IPIs
   bool exit_requested = false;  // the guest wrote to port 0xf4
   uint32_t exit_status = 0;
 };
@@ -56,11 +57,13 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name);
 // Frees what create_guest_vm() allocated: the guest memory, every EPT paging-structure page
 // and the GuestVm itself. Its vCPUs must be destroyed first (no VMCS may still use the EPT).
 void destroy_guest_vm(GuestVm* vm);
-// A vCPU of `vm` created, set up (real mode at the load address) and bound to this core.
+// A vCPU of `vm` created, set up (real mode at the load address), joined to the VM's vCPU group
+// (vlapic IPIs) and bound to this core.
 Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id);
 
 // Handles the exits the guest devices own: UART and exit-port I/O, other ports (reads return
-// all ones), MSR reads (0) and writes (ignored), HLT (waits for the next host interrupt), and
+// all ones), MSR reads (0) and writes (ignored; the vlapic's MSRs never get here), HLT that the
+// vlapic did not turn into a timed sleep (a 100 Hz wake-up or the next host interrupt), and
 // hypercall 0 (null, returns 0). Returns false for an exit the caller must handle (a hypercall
 // other than 0, a nested page fault, a stop).
 Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit);

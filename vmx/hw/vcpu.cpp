@@ -17,6 +17,7 @@
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/cr_access.h"
 #include "vmx/hw/xstate_hw.h"
+#include "vmx/long_mode.h"
 #include "vmx/xstate.h"
 #include "vmx/vmx_controls.h"
 
@@ -161,6 +162,7 @@ Result<VmxVcpu*> VmxVcpu::create(uint32_t vm_id, uint32_t vcpu_id) {
   if (!host_xstate_area) return fail(host_xstate_area.error());
   vcpu->host_xstate_phys_ = *host_xstate_area;
   vcpu->guest_xcr0_ = kXcr0Reset;
+  vcpu->init_vlapic();
   // VMCLEAR initialises the launch state to "clear" (SDM Vol. 3C 24.11.3).
   if (auto r = hw::vmclear(vcpu->vmcs_phys_); !r) return fail(r.error());
   return vcpu;
@@ -171,6 +173,7 @@ void VmxVcpu::destroy(VmxVcpu* vcpu) {
   if (vcpu->bound_cpu_ >= 0 && static_cast<uint32_t>(vcpu->bound_cpu_) == this_cpu().index) {
     (void)vcpu->unbind_from_current_processor();
   }
+  vcpu->leave_group();
   free_page(vcpu->vmcs_phys_);
   free_page(vcpu->io_bitmap_a_phys_);
   free_page(vcpu->io_bitmap_b_phys_);
@@ -200,6 +203,7 @@ Result<void> VmxVcpu::setup(uint64_t eptp, const GuestEntry& entry) {
     if (r && !cleared) r = cleared;
   }
   if (!r) return r;
+  eptp_ = eptp;
   setup_done_ = true;
   g_vcpus_started.fetch_add(1);
   return ok();
@@ -373,6 +377,11 @@ Result<void> VmxVcpu::write_guest_state(const GuestEntry& entry) {
   if ((entry_controls & entry_ctls::kLoadIa32Efer) != 0) {
     TRY(vmcs_write(hw_, F64::GUEST_IA32_EFER, 0));  // real mode: LME = LMA = 0
   }
+  // A restart (INIT + SIPI) of a vCPU that was in long mode: "IA-32e mode guest" must follow
+  // EFER.LMA = 0 again, or the real-mode entry fails its checks (SDM Vol. 3C 26.2.1.3, 26.3.1.1).
+  if ((entry_controls & kEntryIa32eModeGuest) != 0) {
+    TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, entry_controls & ~kEntryIa32eModeGuest));
+  }
   (void)cr4_fixed1;
   (void)cr0_fixed1;
   return ok();
@@ -414,6 +423,11 @@ Result<void> VmxVcpu::set_preemption_timer(uint32_t value) {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   if (!preemption_timer_allowed_) return make_error(ErrorCode::kUnsupported, "no VMX preemption timer");
+  requested_preemption_timer_ = value;  // run() may aim it earlier, at a vlapic timer deadline
+  return apply_preemption_timer(value);
+}
+
+Result<void> VmxVcpu::apply_preemption_timer(uint32_t value) {
   uint32_t pin = pin_controls_;
   if (value != 0) {
     pin |= pin_based::kActivatePreemptionTimer;
@@ -445,16 +459,7 @@ Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector, std:
     IrqSpinlockGuard guard(events_lock_);
     position = TRY(events_.queue_event(type, vector, error_code));
   }
-  // Kick the owning core: the wake-up IPI is a host interrupt, so a running guest exits
-  // ("external-interrupt exiting", SDM Vol. 3C 24.6.1) and a halted core wakes; either way the
-  // loop re-enters through run(), which injects.
-  const int32_t owner = bound_cpu_.load(std::memory_order_acquire);
-  PerCpu* self = this_cpu_or_null();
-  if (owner >= 0 && (self == nullptr || self->index != static_cast<uint32_t>(owner))) {
-    if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(owner)); target != nullptr) {
-      apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
-    }
-  }
+  kick_owner();  // a vCPU bound elsewhere exits (or its core wakes) and run() injects
   return position;
 }
 
@@ -469,6 +474,7 @@ size_t VmxVcpu::pending_event_count() const {
 }
 
 Result<void> VmxVcpu::inject_pending_event() {
+  if (wait_for_sipi_) return ok();  // every event is blocked until a SIPI (vcpu_vlapic.cpp)
   IrqSpinlockGuard guard(events_lock_);
   if (events_.empty()) return ok();
   InjectionContext context;
@@ -534,12 +540,14 @@ Result<VmExit> VmxVcpu::run() {
     return make_error(ErrorCode::kInvalidState, "complete the pending IoRead/MsrRead exit first");
   }
   cpu::InterruptsOff irq_off;
+  TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
   TRY(inject_pending_event());
   // The stub may resume null hypercalls itself only while nothing waits for injection.
   fast_.enabled = (fast_allowed_ && pending_event_count() == 0 &&
                    (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
                       ? 1
                       : 0;
+  TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
   // Interrupts are off from here to the restore: nothing on this core sees the guest's state.
   switch_to_guest_xstate();
   // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
@@ -803,6 +811,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       r.edx = 0;
     }
   }
+  vlapic_adjust_cpuid(leaf, r);
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
   regs_.rax = r.eax;
   regs_.rbx = r.ebx;
@@ -814,6 +823,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
   TRY(advance_rip(exit));
+  if (auto handled = TRY(vlapic_on_hlt()); handled) return *handled;  // sleeps until a vlapic timer
   return VmExit{exits::Halt{}};
 }
 
@@ -869,6 +879,8 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+  if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
   if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
   pending_completion_ = PendingCompletion::kMsrRead;
   pending_instruction_length_ = exit.instruction_length;
@@ -893,6 +905,8 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
+  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+  if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
   if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
@@ -907,6 +921,7 @@ Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {
   if (q.read) access |= kEptRead;
   if (q.write) access |= kEptWrite;
   if (q.fetch) access |= kEptExecute;
+  if (auto handled = TRY(vlapic_mmio(exit, gpa, q.write)); handled) return *handled;  // the xAPIC page
   return VmExit{exits::NestedPageFault{gpa, access}};
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
 #include "vmx/exit_reason.h"
@@ -29,6 +30,7 @@
 #include "vmx/intercept_bitmaps.h"
 #include "vmx/pending_events.h"
 #include "vmx/vcpu_exit.h"
+#include "vmx/vlapic.h"
 #include "vmx/vmx_capabilities.h"
 
 namespace lantern::vmx {
@@ -64,6 +66,17 @@ struct ExitRecord {
 // 0x40000000-0x4FFFFFFF are reserved for hypervisors and return zeros on bare hardware).
 inline constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
 inline constexpr char kCpuidHypervisorSignature[13] = "LanternVMXhv";
+// Timing leaf (the de-facto hypervisor convention also used by VMware and KVM): EAX = TSC
+// frequency in kHz, EBX = the vlapic's bus (timer) frequency in kHz. 0x40000000.EAX = this leaf.
+inline constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
+
+class VmxVcpu;
+// The vCPUs of one VM, indexed by vcpu_id (= x2APIC ID): how a vlapic IPI finds its target.
+// Owned by the VM; a vCPU joins at creation and leaves when destroyed.
+struct VcpuGroup {
+  static constexpr size_t kMaxVcpus = 16;
+  std::array<std::atomic<VmxVcpu*>, kMaxVcpus> members{};
+};
 
 // Shared with vmx/hw/vmx_entry.S (offsets 0 and 8).
 struct VmxFastPath {
@@ -159,6 +172,29 @@ class VmxVcpu {
   // Copies up to `capacity` most recent exits, newest first; returns how many.
   size_t recent_exits(ExitRecord* out, size_t capacity) const;
 
+  // ---- vlapic (vmx/hw/vcpu_vlapic.cpp) ----
+  // The emulated local APIC (x2APIC MSRs 0x800-0x8FF, IA32_TSC_DEADLINE, IA32_APIC_BASE and the
+  // xAPIC page at IA32_APIC_BASE through EPT violations are handled inside run()). Owner core only.
+  VirtualLapic& vlapic() { return vlapic_; }
+  const VirtualLapic& vlapic() const { return vlapic_; }
+  uint64_t apic_base() const { return apic_base_; }
+  // Joins `group` at index vcpu_id (IPIs between vCPUs of one VM). kInvalidArgument when the
+  // id does not fit, kBusy when the slot is taken.
+  Result<void> join_group(VcpuGroup* group);
+  // A fixed interrupt for this vCPU's vlapic from any core (another vCPU's IPI, a device):
+  // posted lock-free, moved into the IRR before the next entry; the owner core is kicked.
+  void post_interrupt(uint8_t vector);
+  // INIT and SIPI from another vCPU's ICR (any core): INIT resets the vlapic (keeping x2APIC mode),
+  // drops pending events and parks the vCPU halted with interrupts blocked ("wait-for-SIPI",
+  // SDM Vol. 3A 9.4, 11.4.7.3); a SIPI while waiting restarts it in real mode at CS = vector << 8,
+  // IP = 0 (SDM 8.4.4.1 / 9.4.4). A SIPI at any other time is ignored.
+  void post_init();
+  void post_sipi(uint8_t vector);
+  bool waiting_for_sipi() const { return wait_for_sipi_; }
+  // TSC ticks per vlapic bus clock (the timer's count rate at divide-by-1).
+  uint32_t vlapic_tsc_per_bus_clock() const { return vlapic_tsc_per_bus_clock_; }
+  uint64_t vlapic_interrupts_injected() const { return vlapic_injected_; }
+
   // Logs every VMCS field this CPU supports (must run on the bound core).
   void dump_vmcs(const char* why);
 
@@ -217,6 +253,25 @@ class VmxVcpu {
 
   static const std::array<ExitHandler, kExitReasonTableSize>& exit_handlers();
 
+  // vlapic hooks (vmx/hw/vcpu_vlapic.cpp): nullopt = not a vlapic exit, the normal path goes on.
+  void init_vlapic();
+  void leave_group();
+  void kick_owner();
+  Result<void> apply_preemption_timer(uint32_t value);
+  Result<void> vlapic_before_entry();
+  Result<void> enter_wait_for_sipi();
+  Result<void> start_from_sipi(uint8_t vector);
+  Result<void> inject_vlapic_interrupt();
+  Result<std::optional<VmExit>> vlapic_on_hlt();
+  Result<std::optional<VmExit>> vlapic_msr_read(const ExitInfo& exit);
+  Result<std::optional<VmExit>> vlapic_msr_write(const ExitInfo& exit);
+  Result<std::optional<VmExit>> vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write);
+  Result<void> write_apic_base(uint64_t value);
+  void route_vlapic_side_effects();
+  void deliver_ipi(const IpiRequest& ipi);
+  void vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const;
+  Result<size_t> read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const;
+
   GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
   uint32_t vm_id_;
   uint32_t vcpu_id_;
@@ -250,6 +305,18 @@ class VmxVcpu {
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;
   bool fast_allowed_ = true;
+
+  uint64_t eptp_ = 0;
+  uint32_t requested_preemption_timer_ = 0;  // set_preemption_timer()'s value (0 = off)
+  VirtualLapic vlapic_{0};
+  uint32_t vlapic_tsc_per_bus_clock_ = 1;
+  uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it
+  VcpuGroup* group_ = nullptr;
+  std::array<std::atomic<uint64_t>, 4> posted_vectors_{};  // post_interrupt(), 256 bits
+  uint64_t vlapic_injected_ = 0;
+  std::atomic<bool> posted_init_{false};
+  std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector when a SIPI is posted
+  bool wait_for_sipi_ = false;
 
   std::array<uint64_t, kExitReasonTableSize> exit_counts_{};
   uint64_t total_exits_ = 0;

@@ -2,6 +2,7 @@
 // passes after logging "skipped: no VMX"; under Bochs they drive tests/guests/selftest.S through
 // the real VMX instructions.
 #include <atomic>
+#include <string_view>
 #include <variant>
 
 #include "kernel/arch/x86_64/apic.h"
@@ -231,7 +232,7 @@ Result<void> guest_exits_on_this_core(uint64_t) {
   lib::mem_copy(signature + 4, &hc->args[1], 4);
   lib::mem_copy(signature + 8, &hc->args[2], 4);
   SELFTEST_EXPECT(lib::mem_compare(signature, kCpuidHypervisorSignature, 12) == 0);
-  SELFTEST_EXPECT(hc->args[3] == kCpuidHypervisorLeaf);
+  SELFTEST_EXPECT(hc->args[3] == kCpuidHypervisorTimingLeaf);  // the highest hypervisor leaf
 
   // 5. RDMSR completed as EDX:EAX; WRMSR value from EDX:EAX.
   e = TRY(next_exit(vcpu));
@@ -638,6 +639,256 @@ LANTERN_SELFTEST(vmx_xstate_isolation) {
 LANTERN_SELFTEST(vmx_long_mode) {
   if (skip_without_vmx("vmx_long_mode")) return ok();
   return run_on_every_core("vmx_long_mode", &long_mode_on_this_core);
+}
+
+// ---- vlapic (tests/guests/vlapic.S) -----------------------------------------------------------
+
+// Values of tests/guests/vlapic.S.
+constexpr uint64_t kVlTimerVector = 0x44;
+constexpr uint64_t kVlOneShotCount = 200000;
+constexpr uint64_t kVlDeadlineTicks = 300000;
+constexpr uint64_t kVlPeriodCount = 100000;
+constexpr uint32_t kVlVcpuId = 2;
+
+// The next exit, which must be a hypercall: a HLT the vlapic should have handled inside (or any
+// other exit) is a failure here, not something to paper over with the device model.
+Result<exits::Hypercall> strict_hypercall(VmxVcpu& vcpu, const char* step) {
+  const VmExit e = TRY(next_exit(vcpu));
+  if (const auto* hc = std::get_if<exits::Hypercall>(&e)) return *hc;
+  const std::string_view kind = vm_exit_kind_name(e);
+  LOG_ERROR("vmx_vlapic: %s: expected a hypercall, got %.*s", step, static_cast<int>(kind.size()),
+            kind.data());
+  return make_error(ErrorCode::kInvalidState, "vlapic guest made an unexpected exit");
+}
+
+Result<void> vlapic_on_this_core(uint64_t) {
+  if (skip_without_vmx("vmx_vlapic")) return ok();
+  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(906), "vlapic"));
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, kVlVcpuId))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  const uint64_t tpc = vcpu.vlapic_tsc_per_bus_clock();
+  auto report = [&](const char* step, uint64_t vector, uint64_t error_code) -> Result<bool> {
+    const exits::Hypercall hc = TRY(strict_hypercall(vcpu, step));
+    const bool good = hc.nr == kEvReport && hc.args[0] == vector && (hc.args[1] & 0xffffffffu) == error_code;
+    if (!good) {
+      LOG_ERROR("vmx_vlapic: %s: expected vector 0x%llx error 0x%llx, got hypercall 0x%llx (0x%llx, 0x%llx)",
+                step, static_cast<unsigned long long>(vector), static_cast<unsigned long long>(error_code),
+                static_cast<unsigned long long>(hc.nr), static_cast<unsigned long long>(hc.args[0]),
+                static_cast<unsigned long long>(hc.args[1]));
+    }
+    return good;
+  };
+
+  // 1. xAPIC page through EPT violations and the MOV decoder: TPR written by MOV m32,imm32 and
+  //    MOV m32,r32 reads back through MOV r32,m32; version and ID (bits 31:24) as the SDM says.
+  exits::Hypercall hc = TRY(strict_hypercall(vcpu, "xAPIC MMIO"));
+  SELFTEST_EXPECT(hc.nr == 0x60);
+  SELFTEST_EXPECT(hc.args[0] == 0x20 && hc.args[1] == 0x30);
+  SELFTEST_EXPECT(hc.args[2] == VirtualLapic::kVersion);
+  SELFTEST_EXPECT(hc.args[3] == (kVlVcpuId << 24));
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::EPT_VIOLATION)) == 6);
+
+  // 2. x2APIC mode: IA32_APIC_BASE shows EN and EXTD at the default base (not BSP: vCPU 2); the
+  //    ID MSR is the full x2APIC ID; the SVR written through the page survived the switch.
+  hc = TRY(strict_hypercall(vcpu, "x2APIC MSRs"));
+  SELFTEST_EXPECT(hc.nr == 0x61);
+  SELFTEST_EXPECT(hc.args[0] == (0xfee00000u | (1u << 11) | (1u << 10)));
+  SELFTEST_EXPECT(hc.args[1] == kVlVcpuId && hc.args[2] == VirtualLapic::kVersion && hc.args[3] == 0x1ff);
+  SELFTEST_EXPECT(vcpu.vlapic().x2apic_mode());
+
+  // 3. WRMSR to the read-only ID: #GP(0) in the guest, the vCPU keeps running.
+  SELFTEST_EXPECT(TRY(report("x2APIC ID write", 13, 0)));
+
+  // 4. One-shot: HLT sleeps (inside run(): no Halt exit) until the timer interrupt.
+  SELFTEST_EXPECT(TRY(report("one-shot", kVlTimerVector, kNoErrorCode)));
+  hc = TRY(strict_hypercall(vcpu, "one-shot done"));
+  SELFTEST_EXPECT(hc.nr == 0x62 && hc.args[0] == 2);
+  SELFTEST_EXPECT(hc.args[1] >= kVlOneShotCount * tpc);
+  SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::HLT)) == 1);
+  const uint64_t one_shot_ticks = hc.args[1];
+
+  // 5. TSC deadline: the same, and IA32_TSC_DEADLINE reads 0 once it fired.
+  SELFTEST_EXPECT(TRY(report("TSC deadline", kVlTimerVector, kNoErrorCode)));
+  hc = TRY(strict_hypercall(vcpu, "TSC deadline done"));
+  SELFTEST_EXPECT(hc.nr == 0x63 && hc.args[0] == 3);
+  SELFTEST_EXPECT(hc.args[1] >= kVlDeadlineTicks && hc.args[2] == 0);
+  const uint64_t deadline_ticks = hc.args[1];
+
+  // 6. Periodic: five ticks (or more, if one more fell before the guest stopped the timer), no
+  //    faster than the period; the current count reads 0 once stopped.
+  uint64_t ticks = 0;
+  for (int i = 0; i < 20; ++i) {
+    hc = TRY(strict_hypercall(vcpu, "periodic"));
+    if (hc.nr != kEvReport) break;
+    SELFTEST_EXPECT(hc.args[0] == kVlTimerVector);
+    ++ticks;
+  }
+  SELFTEST_EXPECT(ticks >= 5 && hc.nr == 0x64 && hc.args[0] == 3 + ticks);
+  SELFTEST_EXPECT(hc.args[1] >= 5 * kVlPeriodCount * tpc && hc.args[2] == 0);
+  const uint64_t periodic_ticks = hc.args[1];
+
+  // 7. Self-IPIs: the SELF_IPI MSR, the ICR's self shorthand and the ICR to the own ID, each
+  //    taken after its WRMSR; after the EOIs nothing is in service and the PPR is 0.
+  SELFTEST_EXPECT(TRY(report("SELF_IPI", 0x45, kNoErrorCode)));
+  SELFTEST_EXPECT(TRY(report("ICR self", 0x46, kNoErrorCode)));
+  SELFTEST_EXPECT(TRY(report("ICR own ID", 0x47, kNoErrorCode)));
+  hc = TRY(strict_hypercall(vcpu, "self-IPIs done"));
+  SELFTEST_EXPECT(hc.nr == 0x65 && hc.args[0] == 6 + ticks);
+  SELFTEST_EXPECT(hc.args[1] == 0 && hc.args[2] == 0);
+  const VmExit end = TRY(next_exit(vcpu));
+  const auto* out = std::get_if<exits::IoWrite>(&end);
+  SELFTEST_EXPECT(out != nullptr && out->port == 0xf4 && out->data == 0x42);
+  SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 5 + ticks);
+  SELFTEST_EXPECT(!vcpu.stopped());
+  LOG_INFO(
+      "selftest vmx_vlapic: cpu%u: one-shot woke HLT after %llu ticks, TSC deadline after %llu, %llu "
+      "periodic "
+      "ticks in %llu, 3 self-IPIs (TSC ticks per bus clock %llu)",
+      this_cpu().index, static_cast<unsigned long long>(one_shot_ticks),
+      static_cast<unsigned long long>(deadline_ticks), static_cast<unsigned long long>(ticks),
+      static_cast<unsigned long long>(periodic_ticks), static_cast<unsigned long long>(tpc));
+  return ok();
+}
+
+LANTERN_SELFTEST(vmx_vlapic) {
+  if (skip_without_vmx("vmx_vlapic")) return ok();
+  return run_on_every_core("vmx_vlapic", &vlapic_on_this_core);
+}
+
+// Two vCPUs of one VM on two cores (tests/guests/ipi.S): vCPU 0 on the BSP writes its ICR, a
+// fixed IPI to x2APIC ID 1; vCPU 1 on cpu1 receives it in its IDT (the vector is posted to its
+// vlapic and cpu1 is kicked with the wake-up IPI).
+constexpr uint64_t kIpiVector = 0x45;
+std::atomic<GuestVm*> g_ipi_vm{nullptr};
+std::atomic<uint64_t> g_ipi_restart_cs{~uint64_t{0}};
+
+Result<void> ipi_receiver_on_this_core(uint64_t) {
+  GuestVm* vm = g_ipi_vm.load();
+  if (vm == nullptr) return make_error(ErrorCode::kInvalidState, "no VM for the IPI receiver");
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 1))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == kEvReport && hc.args[0] == kIpiVector &&
+                  (hc.args[1] & 0xffffffffu) == kNoErrorCode);
+  hc = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(hc.nr == 0x72);
+  SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 1);
+  SELFTEST_EXPECT(!vcpu.vlapic().isr_bit(kIpiVector));  // the guest's EOI cleared it
+  // INIT parks this vCPU, the SIPI restarts it in real mode; it reports its CS.
+  for (int i = 0; i < 5000; ++i) {
+    const VmExit exit = TRY(next_exit(vcpu));
+    if (const auto* restart = std::get_if<exits::Hypercall>(&exit)) {
+      SELFTEST_EXPECT(restart->nr == 0x73);
+      g_ipi_restart_cs.store(restart->args[0]);
+      SELFTEST_EXPECT(!vcpu.waiting_for_sipi());
+      SELFTEST_EXPECT(vcpu.vlapic().x2apic_mode() && !vcpu.vlapic().software_enabled());  // INIT reset
+      return ok();
+    }
+    if (!TRY(handle_device_exit(*vm, vcpu, exit))) {
+      return make_error(ErrorCode::kInvalidState, "the IPI receiver made an unexpected exit");
+    }
+  }
+  return make_error(ErrorCode::kTimeout, "vCPU 1 did not restart after INIT/SIPI");
+}
+
+LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
+  if (skip_without_vmx("vmx_vlapic_ipi_between_vcpus")) return ok();
+  if (cpu_count() < 2 || cpu_by_index(1) == nullptr || this_cpu().index == 1) {
+    LOG_INFO("selftest vmx_vlapic_ipi_between_vcpus: skipped: needs a second core");
+    return ok();
+  }
+  GuestVm* vm = TRY(create_guest_vm(908, "ipi"));
+  g_ipi_vm.store(vm);
+  g_ipi_restart_cs.store(~uint64_t{0});
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  TRY(post_core_work(1, &ipi_receiver_on_this_core, 0));
+  exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
+  Result<void> sender = ok();
+  if (hc.nr != 0x70) sender = make_error(ErrorCode::kInvalidState, "the sender did not start");
+  if (sender) {
+    hc = TRY(next_hypercall(*vm, vcpu));  // the guest waited for vCPU 1 and wrote the ICR
+    if (hc.nr != 0x71) sender = make_error(ErrorCode::kInvalidState, "the sender did not send");
+  }
+  uint64_t sipi_vector = ~uint64_t{0};
+  if (sender) {
+    hc = TRY(next_hypercall(*vm, vcpu));  // INIT and SIPI sent to vCPU 1
+    if (hc.nr != 0x74) sender = make_error(ErrorCode::kInvalidState, "the sender did not send INIT/SIPI");
+    sipi_vector = hc.args[0];
+  }
+  // Always collect cpu1's result, so no work is left in its mailbox.
+  const Result<void> receiver = wait_core_work(1, kCoreTestTimeoutUs);
+  g_ipi_vm.store(nullptr);
+  TRY(sender);
+  if (!receiver)
+    return Error{receiver.error().code, name_core_in_failure(1, receiver.error().message),
+                 receiver.error().detail};
+  SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() == 0);  // the IPI went to vCPU 1 only
+  SELFTEST_EXPECT(sipi_vector != 0 && sipi_vector < 0x100 && g_ipi_restart_cs.load() == (sipi_vector << 8));
+  LOG_INFO(
+      "selftest vmx_vlapic_ipi_between_vcpus: vm908 vcpu0 (cpu0) -> vcpu1 (cpu1): vector 0x45 delivered; "
+      "INIT + SIPI 0x%llx restarted vcpu1 at CS 0x%llx",
+      static_cast<unsigned long long>(sipi_vector), static_cast<unsigned long long>(g_ipi_restart_cs.load()));
+  return ok();
+}
+
+// The demo guest prints one console line per event injected from the pending-event queue
+// (tests/guests/demo.S), and keeps running after each: what a console user sees after queueing.
+LANTERN_SELFTEST(vmx_demo_event_lines) {
+  if (skip_without_vmx("vmx_demo_event_lines")) return ok();
+  GuestVm* vm = TRY(create_guest_vm(907, "demo"));
+  VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
+  VmxVcpu& vcpu = *guard.vcpu;
+  uint64_t heartbeats = 0;
+  // Runs the guest (devices handled) until `line` is in its console, or `heartbeat_goal`
+  // heartbeats were seen when line is null.
+  auto run_until = [&](const char* line, uint64_t heartbeat_goal) -> Result<bool> {
+    static char text[GuestConsole::kBufferBytes + 1];
+    for (int i = 0; i < 20000; ++i) {
+      const VmExit exit = TRY(next_exit(vcpu));
+      if (const auto* hc = std::get_if<exits::Hypercall>(&exit); hc && hc->nr == kHypercallHeartbeat)
+        ++heartbeats;
+      if (!TRY(handle_device_exit(*vm, vcpu, exit))) {
+        return make_error(ErrorCode::kInvalidState, "the demo guest made an unexpected exit");
+      }
+      if (line == nullptr) {
+        if (heartbeats >= heartbeat_goal) return true;
+        continue;
+      }
+      const size_t n = vm->console.read_since(0, text, GuestConsole::kBufferBytes).length;  // all it holds
+      text[n] = '\0';
+      if (std::string_view(text, n).find(line) != std::string_view::npos) return true;
+    }
+    LOG_ERROR("vmx_demo_event_lines: no '%s' in the console after 20000 exits",
+              line != nullptr ? line : "(heartbeats)");
+    return false;
+  };
+  SELFTEST_EXPECT(TRY(run_until(nullptr, 2)));  // IDT and timer are set up before the first heartbeat
+  struct Case {
+    PendingEventType type;
+    uint32_t vector;
+    std::optional<uint32_t> error_code;
+    const char* line;
+  };
+  const Case cases[] = {
+      {PendingEventType::kExternalInterrupt, 0x41, std::nullopt, "IRQ 0x41\n"},
+      {PendingEventType::kNmi, 2, std::nullopt, "NMI\n"},
+      {PendingEventType::kHardwareException, 13, 0x1238, "EXC 0x0d ERR 0x00001238\n"},
+      {PendingEventType::kHardwareException, 6, std::nullopt, "EXC 0x06\n"},
+      {PendingEventType::kHardwareException, 14, 0x2, "EXC 0x0e ERR 0x00000002\n"},
+      {PendingEventType::kExternalInterrupt, 0xd0, std::nullopt, "IRQ 0xd0\n"},
+  };
+  for (const Case& c : cases) {
+    TRY(vcpu.queue_event(c.type, c.vector, c.error_code));
+    SELFTEST_EXPECT(TRY(run_until(c.line, 0)));
+  }
+  // The guest resumed after every event: it goes on with heartbeats and timer ticks.
+  const uint64_t before = heartbeats;
+  SELFTEST_EXPECT(TRY(run_until(nullptr, before + 3)));
+  SELFTEST_EXPECT(vcpu.events_injected() == sizeof(cases) / sizeof(cases[0]));
+  SELFTEST_EXPECT(vcpu.vlapic_interrupts_injected() >= 1);
+  SELFTEST_EXPECT(!vcpu.stopped());
+  return ok();
 }
 
 // Hypercalls of tests/guests/triple.S.

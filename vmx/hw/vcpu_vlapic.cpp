@@ -1,0 +1,530 @@
+// The vlapic side of VmxVcpu: the emulated local APIC (vmx/vlapic.h) wired into the exit path.
+//
+//   RDMSR/WRMSR 0x800-0x8FF   x2APIC registers (SDM Vol. 3A 11.12); an invalid access is #GP(0)
+//   RDMSR/WRMSR 0x6E0         IA32_TSC_DEADLINE (11.5.4.1)
+//   RDMSR/WRMSR 0x1B          IA32_APIC_BASE (11.4.4, 11.12.1): enable/x2APIC bits, validated
+//   EPT violation on the page at IA32_APIC_BASE (xAPIC mode): the instruction is fetched and
+//                             decoded (vmx/mmio_decode.h), the register read/written, RIP advanced
+//   before every entry        posted IPIs -> IRR, the timer polled against the TSC, the highest
+//                             deliverable vector injected (or an interrupt window requested), and
+//                             the VMX preemption timer armed for the next timer deadline
+//   HLT                       with RFLAGS.IF = 1 and an armed timer: the guest sleeps in the HLT
+//                             activity state until the deadline (handled inside, Nothing)
+//
+// Kept apart from vcpu.cpp so the exit paths there only carry one-line hooks.
+#include <atomic>
+
+#include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/interrupts.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/log.h"
+#include "kernel/core/time.h"
+#include "vmx/exit_qualification.h"
+#include "vmx/hw/vcpu.h"
+#include "vmx/hw/vmx_operation.h"
+#include "vmx/mmio_decode.h"
+#include "vmx/vmx_controls.h"
+#include "vmx/xstate.h"
+
+namespace lantern::vmx {
+namespace {
+
+using F32 = VmcsField32;
+using FN = VmcsFieldNatural;
+
+// IA32_APIC_BASE (SDM Vol. 3A 11.4.4, Figure 11-5; 11.12.1): BSP bit 8, EXTD (x2APIC) bit 10,
+// EN (global enable) bit 11, base in bits MAXPHYADDR-1:12; bits 7:0 and 9 are reserved.
+constexpr uint32_t kMsrApicBase = 0x1b;
+constexpr uint64_t kApicBaseBsp = 1u << 8;
+constexpr uint64_t kApicBaseExtd = 1u << 10;
+constexpr uint64_t kApicBaseEnable = 1u << 11;
+constexpr uint64_t kApicBaseReservedLow = 0x2ffu;  // bits 7:0 and 9
+constexpr uint64_t kApicBasePageMask = ~uint64_t{0xfff};
+constexpr uint64_t kApicBaseDefault = 0xfee00000;  // SDM 11.4.1: the power-up base
+constexpr uint32_t kMsrX2apicFirst = 0x800;        // SDM 11.12.1.2, Table 11-6
+constexpr uint32_t kMsrX2apicLast = 0x8ff;
+
+// The vlapic timer's bus clock: the TSC divided down to at most this rate.
+constexpr uint64_t kNominalBusHz = 100'000'000;
+
+// CPUID.01H (SDM Vol. 2A CPUID, Table 3-10/3-11): ECX[21] x2APIC, ECX[24] TSC-deadline,
+// EDX[9] APIC on chip.
+constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
+constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
+constexpr uint32_t kCpuid1EdxApic = 1u << 9;
+
+constexpr uint64_t kCr0Pg = 1u << 31;  // SDM Vol. 3A 2.5
+constexpr uint64_t kCr0Et = 1u << 4;   // SDM Vol. 3A 2.5 (the read shadow's reset value)
+// RFLAGS bit 1 is reserved and always 1 (SDM Vol. 1 3.4.3).
+constexpr uint64_t kRflagsReserved1 = 1u << 1;
+constexpr uint8_t kVectorGeneralProtection = 13;
+constexpr uint32_t kActivityActive = 0;  // SDM Vol. 3C 24.4.2
+constexpr uint32_t kActivityHlt = 1;
+// Segment access rights in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): bit 13 L, bit 14 D/B.
+constexpr uint32_t kArLong = 1u << 13;
+constexpr uint32_t kArDefault32 = 1u << 14;
+// EPT paging-structure entries (SDM Vol. 3C 28.3.2, Tables 28-1..28-6): bits 2:0 R/W/X (any
+// set = present), bit 7 page size (PDPTE: 1 GiB, PDE: 2 MiB), address bits 51:12.
+constexpr uint64_t kEptPresentMask = 7;
+constexpr uint64_t kEptLargePage = 1u << 7;
+constexpr uint64_t kEptAddressMask = 0x000ffffffffff000ull;
+
+uint8_t guest_max_phys_bits() {
+  // CPUID.80000008H:EAX[7:0] (SDM Vol. 2A CPUID); 36 when the leaf is missing.
+  if (cpu::cpuid(0x80000000).eax >= 0x80000008)
+    return static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
+  return 36;
+}
+
+}  // namespace
+
+void VmxVcpu::init_vlapic() {
+  const uint64_t hz = time::tsc_hz();
+  uint64_t ratio = hz / kNominalBusHz;
+  if (ratio == 0) ratio = 1;
+  if (ratio > VirtualLapic::kMaxTscPerBusClock) ratio = VirtualLapic::kMaxTscPerBusClock;
+  vlapic_tsc_per_bus_clock_ = static_cast<uint32_t>(ratio);
+  vlapic_ = VirtualLapic(vcpu_id_, vlapic_tsc_per_bus_clock_);
+  // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
+  apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
+}
+
+Result<void> VmxVcpu::join_group(VcpuGroup* group) {
+  if (group == nullptr || vcpu_id_ >= VcpuGroup::kMaxVcpus) {
+    return make_error(ErrorCode::kInvalidArgument, "vCPU id outside the VM's vCPU group", vcpu_id_);
+  }
+  VmxVcpu* expected = nullptr;
+  if (!group->members[vcpu_id_].compare_exchange_strong(expected, this)) {
+    return make_error(ErrorCode::kBusy, "another vCPU of the VM has this id", vcpu_id_);
+  }
+  group_ = group;
+  return ok();
+}
+
+void VmxVcpu::leave_group() {
+  if (group_ == nullptr) return;
+  VmxVcpu* expected = this;
+  (void)group_->members[vcpu_id_].compare_exchange_strong(expected, nullptr);
+  group_ = nullptr;
+}
+
+void VmxVcpu::kick_owner() {
+  // The wake-up IPI is a host interrupt: a running guest exits ("external-interrupt exiting",
+  // SDM Vol. 3C 24.6.1) and a halted core wakes; either way the loop re-enters through run().
+  const int32_t owner = bound_cpu_.load(std::memory_order_acquire);
+  PerCpu* self = this_cpu_or_null();
+  if (owner >= 0 && (self == nullptr || self->index != static_cast<uint32_t>(owner))) {
+    if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(owner)); target != nullptr) {
+      apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
+    }
+  }
+}
+
+void VmxVcpu::post_interrupt(uint8_t vector) {
+  posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  kick_owner();
+}
+
+void VmxVcpu::post_init() {
+  posted_init_.store(true, std::memory_order_seq_cst);
+  kick_owner();
+}
+
+void VmxVcpu::post_sipi(uint8_t vector) {
+  posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  kick_owner();
+}
+
+Result<void> VmxVcpu::enter_wait_for_sipi() {
+  // SDM 11.4.7.3: after INIT the local APIC is as after power-up except its ID (and, SDM
+  // 11.12.5.1, x2APIC mode stays); SDM 9.4: the processor then waits for a SIPI with every
+  // interrupt blocked. Modelled as the HLT activity state with no injection.
+  const bool x2apic = vlapic_.x2apic_mode();
+  vlapic_.reset();
+  vlapic_.set_x2apic_mode(x2apic);
+  for (auto& word : posted_vectors_) word.store(0);
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    events_.clear();
+  }
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, 0));
+  const uint32_t primary =
+      primary_controls_ & ~(proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
+  if (primary != primary_controls_) {
+    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
+    primary_controls_ = primary;
+  }
+  requested_preemption_timer_ = 0;
+  if ((pin_controls_ & pin_based::kActivatePreemptionTimer) != 0) TRY(apply_preemption_timer(0));
+  // RFLAGS.IF stays 1 although nothing is injected while parked (the injection paths check
+  // wait_for_sipi_): Bochs does not leave a guest's HLT for a host interrupt (external-interrupt
+  // exiting) when the guest's IF is 0, and the SIPI's kick must make it exit.
+  TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, kRflagsReserved1 | kRflagsIf));
+  TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, 0));
+  TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+  sleeping_in_hlt_ = false;
+  wait_for_sipi_ = true;
+  return ok();
+}
+
+Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
+  // SDM 9.4.4 / 8.4.4.1: the SIPI vector VV starts the processor in real mode at VV00:0000.
+  GuestEntry entry;
+  entry.mode = GuestMode::kRealMode;
+  entry.cs_selector = static_cast<uint16_t>(vector << 8);
+  entry.rip = 0;
+  entry.rsp = 0;
+  TRY(write_guest_state(entry));  // also active, RFLAGS = 2, nothing blocked
+  TRY(vmcs_write(hw_, FN::CR0_READ_SHADOW, kCr0Et));
+  TRY(vmcs_write(hw_, FN::CR4_READ_SHADOW, 0));
+  regs_ = GeneralRegisters{};
+  guest_xcr0_ = kXcr0Reset;
+  (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
+  pending_completion_ = PendingCompletion::kNone;
+  wait_for_sipi_ = false;
+  return ok();
+}
+
+Result<void> VmxVcpu::vlapic_before_entry() {
+  // INIT/SIPI posted by other vCPUs. The SIPI is read first: an INIT posted before it is then
+  // seen too, and a SIPI posted after this read stays for the next entry.
+  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
+    const uint32_t sipi = posted_sipi_.exchange(0, std::memory_order_seq_cst);
+    if (posted_init_.exchange(false, std::memory_order_seq_cst)) TRY(enter_wait_for_sipi());
+    if ((sipi & 0x100u) != 0 && wait_for_sipi_) TRY(start_from_sipi(static_cast<uint8_t>(sipi & 0xff)));
+  }
+  for (size_t word = 0; word < posted_vectors_.size(); ++word) {
+    uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
+    while (bits != 0) {
+      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), false);
+    }
+  }
+  // The guest's TSC is the host's (TSC_OFFSET 0, no TSC scaling).
+  (void)vlapic_.poll_timer(cpu::rdtsc());
+  return ok();
+}
+
+Result<void> VmxVcpu::inject_vlapic_interrupt() {
+  uint32_t primary = primary_controls_;
+  if (wait_for_sipi_) {
+    // Parked after INIT: stays halted (a host interrupt exit may have recorded it active).
+    TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+    fast_.enabled = 0;
+    return ok();
+  }
+  if (auto vector = vlapic_.highest_deliverable()) {
+    fast_.enabled = 0;
+    const uint32_t entry_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
+    if ((entry_info & kIntrInfoValid) != 0) {
+      // The entry slot is taken (a queued event or a re-injection goes first): come back when
+      // the guest can take an interrupt again. With the slot free, a queued event that is still
+      // blocked (an NMI under NMI blocking, an interrupt under IF = 0) does not hold the vlapic
+      // back: its interrupt goes in when RFLAGS.IF and interruptibility allow it.
+      primary |= proc_based::kInterruptWindowExiting;
+    } else {
+      InjectionContext context;
+      context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+      context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+      context.entry_interruption_info = entry_info;
+      PendingEvent event;
+      event.type = PendingEventType::kExternalInterrupt;
+      event.vector = *vector;
+      const InjectionDecision decision = decide_injection(event, context);
+      if (decision.action == InjectionAction::kInjectNow) {
+        // SDM 11.8.4: the APIC hands the vector to the core, moving it from IRR to ISR.
+        TRY(vlapic_.acknowledge(*vector));
+        if (sleeping_in_hlt_) {
+          // The interrupt ends the HLT (SDM Vol. 3C 26.3.1.5): enter active.
+          TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
+          sleeping_in_hlt_ = false;
+          requested_preemption_timer_ = 0;
+        }
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, event.entry_interruption_info()));
+        ++vlapic_injected_;
+      } else if (decision.action == InjectionAction::kRequestInterruptWindow) {
+        primary |= proc_based::kInterruptWindowExiting;
+      }
+    }
+  }
+  if (primary != primary_controls_) {
+    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
+    primary_controls_ = primary;
+  }
+  if (sleeping_in_hlt_) {
+    // Still asleep: a host interrupt that made the guest exit may have been recorded as the
+    // end of its HLT (Bochs saves "active"); only an event for the guest or the wake-up timer
+    // ends the sleep, so it goes back in halted (SDM Vol. 3C 24.4.2).
+    const uint32_t activity = TRY(vmcs_read(hw_, F32::GUEST_ACTIVITY_STATE));
+    if (activity != kActivityHlt) TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+  }
+  if (!preemption_timer_allowed_) return ok();  // the timer is polled at the next exit instead
+  // The VMX preemption timer counts down from its VMCS value at every entry, at TSC >> rate
+  // (SDM Vol. 3C 25.5.1): aim it at the vlapic's next deadline, or the caller's own value if
+  // that comes first. Rounded up so the exit is never early.
+  uint32_t value = requested_preemption_timer_;
+  const uint64_t deadline = vlapic_.next_deadline();
+  if (deadline != VirtualLapic::kNoDeadline) {
+    fast_.enabled = 0;  // the stub's fast path would restart the timer at every resume
+    const uint64_t now = cpu::rdtsc();
+    const uint8_t rate = capabilities()->preemption_timer_rate;
+    uint64_t ticks = deadline > now ? ((deadline - now) >> rate) + 1 : 1;
+    if (ticks > 0xffffffffu) ticks = 0xffffffffu;
+    if (value == 0 || ticks < value) value = static_cast<uint32_t>(ticks);
+  }
+  if (value != 0 || (pin_controls_ & pin_based::kActivatePreemptionTimer) != 0) {
+    TRY(apply_preemption_timer(value));
+  }
+  return ok();
+}
+
+Result<std::optional<VmExit>> VmxVcpu::vlapic_on_hlt() {
+  const uint64_t rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+  if ((rflags & kRflagsIf) == 0) return std::optional<VmExit>{};  // nothing but an NMI wakes it
+  TRY(vlapic_before_entry());
+  if (vlapic_.highest_deliverable() || pending_event_count() != 0) {
+    return std::optional<VmExit>{exits::Nothing{}};  // injected at the next entry: HLT returns
+  }
+  if (vlapic_.next_deadline() == VirtualLapic::kNoDeadline || !can_sleep_in_hlt()) {
+    return std::optional<VmExit>{};  // the caller decides how to wait (exits::Halt)
+  }
+  // Sleep inside VMX non-root until the timer deadline (the preemption timer is aimed at it
+  // before the entry) or until a host interrupt (a posted IPI, a queued event) makes it exit.
+  TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+  sleeping_in_hlt_ = true;
+  requested_preemption_timer_ = 0;
+  return std::optional<VmExit>{exits::Nothing{}};
+}
+
+Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
+  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
+  uint64_t value = 0;
+  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
+    auto r = vlapic_.read_msr(msr);
+    if (!r) {
+      // SDM 11.12.1.2: RDMSR of a reserved/write-only x2APIC register, or outside x2APIC mode.
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>{exits::Nothing{}};
+    }
+    value = *r;
+  } else if (msr == VirtualLapic::kMsrTscDeadline) {
+    value = vlapic_.read_tsc_deadline();
+  } else if (msr == kMsrApicBase) {
+    value = apic_base_;
+  } else {
+    return std::optional<VmExit>{};
+  }
+  // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX (SDM Vol. 2B RDMSR).
+  regs_.rax = static_cast<uint32_t>(value);
+  regs_.rdx = static_cast<uint32_t>(value >> 32);
+  TRY(advance_rip(exit));
+  return std::optional<VmExit>{exits::Nothing{}};
+}
+
+Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
+  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
+  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
+  Result<void> r = ok();
+  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
+    r = vlapic_.write_msr(msr, value);
+    if (r) route_vlapic_side_effects();
+  } else if (msr == VirtualLapic::kMsrTscDeadline) {
+    vlapic_.write_tsc_deadline(value);
+  } else if (msr == kMsrApicBase) {
+    r = write_apic_base(value);
+  } else {
+    return std::optional<VmExit>{};
+  }
+  if (!r) {
+    LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR 0x%x <- 0x%llx -> #GP: %s", vm_id_, vcpu_id_, msr,
+              static_cast<unsigned long long>(value), r.error().message);
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));
+    return std::optional<VmExit>{exits::Nothing{}};
+  }
+  TRY(advance_rip(exit));
+  return std::optional<VmExit>{exits::Nothing{}};
+}
+
+Result<void> VmxVcpu::write_apic_base(uint64_t value) {
+  const uint64_t reserved = kApicBaseReservedLow | ~((uint64_t{1} << guest_max_phys_bits()) - 1);
+  if ((value & reserved) != 0)
+    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: reserved bits");
+  const bool enable = (value & kApicBaseEnable) != 0;
+  const bool extd = (value & kApicBaseExtd) != 0;
+  const bool was_enabled = (apic_base_ & kApicBaseEnable) != 0;
+  const bool was_x2apic = was_enabled && (apic_base_ & kApicBaseExtd) != 0;
+  // SDM 11.12.5, Figure 11-26: EN=0 EXTD=1 is invalid; x2APIC -> xAPIC and disabled -> x2APIC
+  // are invalid transitions (#GP).
+  if (extd && !enable) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: EXTD without EN");
+  if (was_x2apic && enable && !extd) {
+    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: x2APIC to xAPIC without disabling first");
+  }
+  if (!was_enabled && extd)
+    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: disabled to x2APIC");
+  if (enable && (value & kApicBasePageMask) != kApicBaseDefault) {
+    return make_error(ErrorCode::kUnsupported, "IA32_APIC_BASE: relocating the APIC page is not supported");
+  }
+  if (!enable) {
+    // SDM 11.4.3: a hardware-disabled APIC loses its state; re-enabling starts from reset.
+    vlapic_.reset();
+    vlapic_.set_x2apic_mode(false);
+  } else {
+    vlapic_.set_x2apic_mode(extd);
+  }
+  apic_base_ = (value & (kApicBasePageMask | kApicBaseEnable | kApicBaseExtd)) | (apic_base_ & kApicBaseBsp);
+  return ok();
+}
+
+void VmxVcpu::route_vlapic_side_effects() {
+  if (auto ipi = vlapic_.take_ipi()) deliver_ipi(*ipi);
+  (void)vlapic_.take_level_eoi();  // no IOAPIC to forward a level-triggered EOI to
+}
+
+void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
+  // Destinations (SDM 11.6.2): shorthands, physical (an APIC ID, all ones = broadcast) and, in
+  // x2APIC mode, logical cluster (11.12.10.2: ID[19:4] in 31:16, bit ID[3:0] in 15:0).
+  auto matches = [&](uint32_t id) {
+    switch (ipi.shorthand) {
+      case IpiShorthand::kSelf: return id == vcpu_id_;
+      case IpiShorthand::kAllIncludingSelf: return true;
+      case IpiShorthand::kAllExcludingSelf: return id != vcpu_id_;
+      case IpiShorthand::kNone: break;
+    }
+    const uint32_t broadcast = vlapic_.x2apic_mode() ? 0xffffffffu : 0xffu;
+    if (ipi.destination == broadcast) return true;
+    if (!ipi.logical_destination) return id == ipi.destination;
+    if (!vlapic_.x2apic_mode()) return false;  // xAPIC flat/cluster logical: not supported
+    return (ipi.destination >> 16) == (id >> 4) && ((ipi.destination >> (id & 0xf)) & 1) != 0;
+  };
+  if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
+    return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU
+  }
+  if (ipi.logical_destination && !vlapic_.x2apic_mode() && ipi.shorthand == IpiShorthand::kNone) {
+    LOG_WARN("vmx: vm%u vcpu%u: xAPIC logical-destination IPIs are not supported; dropped", vm_id_, vcpu_id_);
+    return;
+  }
+  for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
+    if (!matches(id)) continue;
+    VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
+    if (target == nullptr) continue;
+    switch (ipi.delivery_mode) {
+      case IpiDeliveryMode::kFixed:
+      case IpiDeliveryMode::kLowestPriority:
+        if (target == this) {
+          (void)vlapic_.accept_interrupt(ipi.vector, ipi.level_triggered);
+        } else {
+          target->post_interrupt(ipi.vector);
+        }
+        break;
+      case IpiDeliveryMode::kNmi: (void)target->queue_event(PendingEventType::kNmi, 2); break;
+      case IpiDeliveryMode::kInit: target->post_init(); break;
+      case IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
+      default:  // SMI: nothing to deliver it to
+        break;
+    }
+    // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
+    if (ipi.delivery_mode == IpiDeliveryMode::kLowestPriority) break;
+  }
+}
+
+void VmxVcpu::vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const {
+  if (leaf == 1) {
+    // The vlapic offers x2APIC and the TSC-deadline timer whatever the host has.
+    r.ecx |= kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
+    r.edx &= ~kCpuid1EdxApic;
+    if ((apic_base_ & kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
+  } else if (leaf == kCpuidHypervisorLeaf) {
+    r.eax = kCpuidHypervisorTimingLeaf;
+  } else if (leaf == kCpuidHypervisorTimingLeaf) {
+    const uint64_t tsc_khz = time::tsc_hz() / 1000;
+    r.eax = static_cast<uint32_t>(tsc_khz);
+    r.ebx = static_cast<uint32_t>(tsc_khz / vlapic_tsc_per_bus_clock_);
+    r.ecx = 0;
+    r.edx = 0;
+  }
+}
+
+Result<size_t> VmxVcpu::read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const {
+  // Walks this vCPU's EPT (SDM Vol. 3C 28.3.2) for each byte; stops at the first unmapped one.
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t address = gpa + i;
+    uint64_t table = eptp_ & kEptAddressMask;
+    uint64_t host = 0;
+    bool found = false;
+    for (int level = 4; level >= 1; --level) {
+      const unsigned shift = 12 + 9 * (level - 1);
+      const uint64_t entry = paging::phys_to_ptr<const uint64_t>(table)[(address >> shift) & 511];
+      if ((entry & kEptPresentMask) == 0) break;
+      if (level == 1 || ((level == 2 || level == 3) && (entry & kEptLargePage) != 0)) {
+        const uint64_t page_mask = (uint64_t{1} << shift) - 1;
+        host = (entry & kEptAddressMask & ~page_mask) | (address & page_mask);
+        found = true;
+        break;
+      }
+      table = entry & kEptAddressMask;
+    }
+    if (!found) return i;
+    out[i] = *paging::phys_to_ptr<const uint8_t>(host);
+  }
+  return n;
+}
+
+Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write) {
+  if ((apic_base_ & kApicBaseEnable) == 0 || vlapic_.x2apic_mode() ||
+      (gpa & kApicBasePageMask) != (apic_base_ & kApicBasePageMask)) {
+    return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
+  }
+  auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
+  // The faulting instruction: CS base + RIP, with guest paging off linear = guest-physical.
+  const uint64_t cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+  if ((cr0 & kCr0Pg) != 0) {
+    return stop_with(
+        "xAPIC MMIO with guest paging on: fetching the instruction needs a guest page walk (not supported)");
+  }
+  const uint64_t cs_base = TRY(vmcs_read(hw_, FN::GUEST_CS_BASE));
+  const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
+  const CodeSize code_size = (cs_ar & kArLong) != 0        ? CodeSize::k64
+                             : (cs_ar & kArDefault32) != 0 ? CodeSize::k32
+                                                           : CodeSize::k16;
+  const uint64_t linear = (cs_base + exit.rip) & 0xffffffffu;  // no paging: 32-bit linear space
+  uint8_t bytes[kMaxInstructionBytes] = {};
+  const size_t fetched = TRY(read_guest_physical(linear, bytes, sizeof(bytes)));
+  auto move = decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
+  if (!move) return stop_with("xAPIC MMIO: unsupported instruction (only MOV r32<->m32 and MOV m32, imm32)");
+  if (move->store != write)
+    return stop_with("xAPIC MMIO: the decoded direction does not match the EPT violation");
+  const uint32_t offset = static_cast<uint32_t>(gpa & 0xfff);
+  constexpr unsigned kRsp = static_cast<unsigned>(Gpr::kRsp);
+  if (move->store) {
+    uint32_t value = move->imm;
+    if (!move->immediate) {
+      value = static_cast<uint32_t>(move->gpr == kRsp ? TRY(vmcs_read(hw_, FN::GUEST_RSP))
+                                                      : TRY(regs_.get_reg_of_index(move->gpr)));
+    }
+    if (auto r = vlapic_.write_mmio(offset, value); !r) {
+      // An xAPIC ignores writes to reserved offsets (its ESR flags them, SDM 11.5.3).
+      LOG_DEBUG("vmx: vm%u vcpu%u: xAPIC write 0x%x <- 0x%x ignored: %s", vm_id_, vcpu_id_, offset, value,
+                r.error().message);
+    }
+    route_vlapic_side_effects();
+  } else {
+    auto r = vlapic_.read_mmio(offset);
+    const uint32_t value = r ? *r : 0;  // reserved offsets read as 0
+    // A 32-bit load zero-extends into the 64-bit register (SDM Vol. 1 3.4.1.1).
+    if (move->gpr == kRsp) {
+      TRY(vmcs_write(hw_, FN::GUEST_RSP, value));
+    } else {
+      TRY(regs_.set_reg_of_index(move->gpr, value));
+    }
+  }
+  // EPT violations carry no instruction length (SDM Vol. 3C 27.2.5): the decoder's is used.
+  ExitInfo decoded = exit;
+  decoded.instruction_length = move->length;
+  TRY(advance_rip(decoded));
+  return std::optional<VmExit>{exits::Nothing{}};
+}
+
+}  // namespace lantern::vmx
