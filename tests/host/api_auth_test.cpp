@@ -135,5 +135,30 @@ TEST(ApiAuth, BearerTokenParsing) {
   EXPECT_EQ(bearer_token(""), std::nullopt);
 }
 
+TEST(ApiAuth, ConfigFromTheKernelCommandLine) {
+  AuthConfig c = auth_config_from_cmdline("loglevel=info console.token=abc console.readonly_open=1");
+  EXPECT_EQ(c.token, "abc");
+  EXPECT_TRUE(c.readonly_open);
+  c = auth_config_from_cmdline("console.token=a console.token=b=c console.readonly_open=0");
+  EXPECT_EQ(c.token, "b=c");  // the last word wins; the value may contain '='
+  EXPECT_FALSE(c.readonly_open);
+  c = auth_config_from_cmdline("selftest");
+  EXPECT_TRUE(c.token.empty());
+  EXPECT_FALSE(c.readonly_open);
+}
+
+TEST(ApiAuth, TokenIsRedactedFromTheSystemCommandLine) {
+  EXPECT_EQ(redact_cmdline("a console.token=s3cret  b\tconsole.token=x console.tokens=y"),
+            "a console.token=<redacted>  b\tconsole.token=<redacted> console.tokens=y");
+  EXPECT_EQ(redact_cmdline(""), "");
+  FakeBackend backend;
+  backend.system_summary.cmdline = std::string("loglevel=debug console.token=") + kToken;
+  Api api(backend, AuthConfig{kToken, true});
+  http::Response r = api.handle(make_request(http::Method::kGet, "/api/v1/system"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(body_json(r)["cmdline"], "loglevel=debug console.token=<redacted>");
+  EXPECT_EQ(r.body.find(kToken), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lantern::web::api

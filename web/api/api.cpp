@@ -62,7 +62,9 @@ Response vcpu_not_found(const PathParams& p) {
 // ---- Handlers -----------------------------------------------------------------------------
 
 Response get_system(const RouteContext& c) {
-  return json_response(system_json(c.backend.system()));
+  SystemSummary summary = c.backend.system();
+  summary.cmdline = redact_cmdline(summary.cmdline);  // the token must not leak to open readers
+  return json_response(system_json(summary));
 }
 
 Response get_cpus(const RouteContext& c) {

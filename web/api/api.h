@@ -4,7 +4,7 @@
 //
 // Wiring (kernel): construct once, after the backend, and hand it to the server:
 //   static KernelConsoleBackend backend(...);
-//   static web::api::Api api(backend, web::api::AuthConfig{token, readonly_open});
+//   static web::api::Api api(backend, web::api::auth_config_from_cmdline(cmdline));
 //   server.set_handler(&api);   // or however web/http/server.h takes a RequestHandler&
 // The Api keeps a reference to the backend; both must outlive the server.
 #pragma once

@@ -1,9 +1,13 @@
 #include "web/api/auth.h"
 
+#include "kernel/boot/cmdline.h"
+
 namespace lantern::web::api {
 namespace {
 
 using http::error_response;
+
+constexpr std::string_view kTokenKey = "console.token";
 
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -21,6 +25,40 @@ http::Response unauthorized(bool token_sent) {
 }
 
 }  // namespace
+
+AuthConfig auth_config_from_cmdline(std::string_view cmdline) {
+  AuthConfig config;
+  if (const std::optional<std::string_view> token = cmdline_value(cmdline, kTokenKey)) {
+    config.token = std::string(*token);
+  }
+  config.readonly_open = cmdline_has_flag(cmdline, "console.readonly_open");
+  return config;
+}
+
+std::string redact_cmdline(std::string_view cmdline) {
+  // Same word splitting as kernel/boot/cmdline.h: ASCII space, tab, CR, LF.
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  const std::string prefix = std::string(kTokenKey) + "=";
+  std::string out;
+  size_t i = 0;
+  while (i < cmdline.size()) {
+    if (is_space(cmdline[i])) {
+      out += cmdline[i++];
+      continue;
+    }
+    size_t end = i;
+    while (end < cmdline.size() && !is_space(cmdline[end])) ++end;
+    const std::string_view word = cmdline.substr(i, end - i);
+    if (word.substr(0, prefix.size()) == prefix) {
+      out += prefix;
+      out += "<redacted>";
+    } else {
+      out += word;
+    }
+    i = end;
+  }
+  return out;
+}
 
 bool constant_time_equals(std::string_view expected, std::string_view given) {
   // The loop runs over `expected` only, so the time does not reveal how much of `given` matched

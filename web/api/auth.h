@@ -20,6 +20,14 @@ struct AuthConfig {
   bool readonly_open = false;  // with a token, GET/HEAD stay open
 };
 
+// From the kernel command line: `console.token=<t>` (last one wins) and `console.readonly_open=1`
+// (kernel/boot/cmdline.h rules: 0/no/off/false disable).
+AuthConfig auth_config_from_cmdline(std::string_view cmdline);
+
+// The command line with every `console.token=` value replaced by "<redacted>", for GET /system
+// (which may be open to readers without the token).
+std::string redact_cmdline(std::string_view cmdline);
+
 // Equal strings -> true. Runs over all of `expected` whatever `given` is.
 bool constant_time_equals(std::string_view expected, std::string_view given);
 
