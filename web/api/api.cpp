@@ -446,9 +446,12 @@ Response Api::handle(const Request& request) {
           404, "not_found",
           "no resource at " + printable(request.path, 128) + " (GET /api/v1/openapi.json lists every route)");
     case MatchKind::kMethodNotAllowed: {
-      Response r = error_response(405, "method_not_allowed",
-                                  printable(request.method_text, 16) + " is not allowed on " +
-                                      printable(request.path, 128) + "; allowed: " + match.allow);
+      Response r = error_response(
+          405, "method_not_allowed",
+          printable(request.method_text.empty() ? http::method_name(request.method)
+                                                : std::string_view(request.method_text),
+                    16) +
+              " is not allowed on " + printable(request.path, 128) + "; allowed: " + match.allow);
       r.headers.push_back({"allow", match.allow});
       return r;
     }
