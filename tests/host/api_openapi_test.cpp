@@ -2,8 +2,10 @@
 // output against the schema the document gives it.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "api_fake_backend.h"
 #include "api_test_util.h"
@@ -175,6 +177,24 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
     std::vector<std::string> errors;
     validate_schema(body, schema, schemas, p.request.target, errors);
     EXPECT_TRUE(errors.empty()) << errors.size() << " violations, first: " << errors.front();
+  }
+}
+
+// docs/api.md documents every route as a heading "`METHOD /api/v1/...`", so a new route needs docs.
+TEST(ApiOpenApi, EveryRouteIsInTheApiReference) {
+  std::ifstream file(std::string(LANTERN_SOURCE_DIR) + "/docs/api.md");
+  ASSERT_TRUE(file.good());
+  std::stringstream text;
+  text << file.rdbuf();
+  std::string headings;
+  std::string line;
+  while (std::getline(text, line)) {
+    if (line.rfind("### ", 0) == 0) headings += line + "\n";
+  }
+  for (const Route& route : api_routes()) {
+    const std::string entry =
+        "`" + std::string(http::method_name(route.method)) + " " + std::string(route.pattern) + "`";
+    EXPECT_NE(headings.find(entry), std::string::npos) << entry << " has no heading in docs/api.md";
   }
 }
 
