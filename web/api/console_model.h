@@ -30,9 +30,9 @@ struct VmxCapabilitySummary {
 struct NetPoolLevel {  // one lwIP memory pool (memp) or the heap
   std::string name;    // "TCP_PCB", "PBUF_POOL", "heap", ...
   uint64_t used = 0;
-  uint64_t max = 0;     // high-water mark
-  uint64_t avail = 0;   // capacity
-  uint64_t errors = 0;  // failed allocations
+  uint64_t max = 0;    // high-water mark
+  uint64_t avail = 0;  // capacity
+  uint64_t errors = 0; // failed allocations
 };
 
 struct SystemSummary {
@@ -40,16 +40,16 @@ struct SystemSummary {
   std::string version;
   uint64_t uptime_ms = 0;
   uint32_t cpus_online = 0;
-  uint32_t vmx_cores = 0;      // cores in VMX operation
-  bool vmx_available = false;  // Lantern can run guests
-  bool vmx_cpuid = false;      // CPUID.01H:ECX.VMX[bit 5]
-  std::string vmx_reason;      // why not available ("" when available)
+  uint32_t vmx_cores = 0;       // cores in VMX operation
+  bool vmx_available = false;   // Lantern can run guests
+  bool vmx_cpuid = false;       // CPUID.01H:ECX.VMX[bit 5]
+  std::string vmx_reason;       // why not available ("" when available)
   VmxCapabilitySummary vmx_caps;
   uint32_t vcpus = 0;
   std::string cmdline;
   // Network and console
-  std::string ip;   // "10.0.2.15" or "none"
-  std::string nic;  // "e1000", "virtio-net", "none"
+  std::string ip;               // "10.0.2.15" or "none"
+  std::string nic;              // "e1000", "virtio-net", "none"
   uint64_t http_connections_open = 0;
   uint64_t http_connections_total = 0;
   uint64_t http_requests = 0;
@@ -87,7 +87,7 @@ struct VmSummary {
   VmState state = VmState::kRunning;
   uint64_t memory_bytes = 0;
   uint32_t vcpu_count = 0;
-  uint64_t console_bytes = 0;           // total bytes the guest wrote to its UART
+  uint64_t console_bytes = 0;  // total bytes the guest wrote to its UART
   std::optional<uint32_t> exit_status;  // when the guest wrote to port 0xf4
 };
 
@@ -119,7 +119,7 @@ struct VcpuSnapshot {
   std::array<SegmentSummary, 8> segments{};
   // Every field this CPU supports, in kVmcsFields order. Empty when the vCPU was never set up.
   std::vector<VmcsValue> vmcs;
-  std::array<uint64_t, 80> exit_counts{};    // per basic exit reason (vmx::kExitReasonTableSize)
+  std::array<uint64_t, 80> exit_counts{};  // per basic exit reason (vmx::kExitReasonTableSize)
   std::vector<ExitRecordView> recent_exits;  // newest first, up to 64
   uint64_t tsc = 0;                          // host TSC when taken
 };
@@ -161,8 +161,8 @@ class ConsoleBackend {
   virtual Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) = 0;
   // Returns the queue position. kNotFound: no such vCPU; kFull: 8 waiting; kInvalidState: the
   // vCPU has stopped; kInvalidArgument: the event breaks an architectural rule.
-  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
-                                     std::optional<uint32_t> error_code) = 0;
+  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type,
+                                     uint32_t vector, std::optional<uint32_t> error_code) = 0;
   // kNotFound: no such VM. At most max_bytes of text.
   virtual Result<ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) = 0;
   virtual LogChunk log(uint64_t since, size_t max_lines) = 0;
