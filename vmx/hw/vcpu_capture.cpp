@@ -15,6 +15,7 @@ void capture_software_state(const VmxVcpu& vcpu, VcpuCapture& out) {
   out.cpu = vcpu.bound_cpu();
   out.launched = vcpu.launched();
   out.halted = vcpu.halted();
+  out.parked = vcpu.waiting_for_sipi();
   out.stopped = vcpu.stopped();
   out.stop_message = vcpu.stop_message();
   out.regs = vcpu.registers();

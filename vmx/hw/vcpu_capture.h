@@ -24,6 +24,7 @@ struct VcpuCapture {
   int32_t cpu = -1;
   bool launched = false;
   bool halted = false;   // sleeping in HLT (activity state HLT) at the capture
+  bool parked = false;   // INIT received, waiting for a SIPI
   bool stopped = false;
   const char* stop_message = nullptr;  // static text, when stopped
   GeneralRegisters regs{};

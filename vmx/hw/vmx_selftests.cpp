@@ -663,7 +663,8 @@ Result<exits::Hypercall> strict_hypercall(VmxVcpu& vcpu, const char* step) {
 
 Result<void> vlapic_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_vlapic")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(vm_id_for_this_core(906), "vlapic"));
+  VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(906), "vlapic"))};  // freed after the vCPUs (declared first)
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, kVlVcpuId))};
   VmxVcpu& vcpu = *guard.vcpu;
   const uint64_t tpc = vcpu.vlapic_tsc_per_bus_clock();
@@ -797,7 +798,8 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
     LOG_INFO("selftest vmx_vlapic_ipi_between_vcpus: skipped: needs a second core");
     return ok();
   }
-  GuestVm* vm = TRY(create_guest_vm(908, "ipi"));
+  VmGuard vm_guard{TRY(create_guest_vm(908, "ipi"))};  // freed after the vCPUs (declared first)
+  GuestVm* vm = vm_guard.vm;
   g_ipi_vm.store(vm);
   g_ipi_restart_cs.store(~uint64_t{0});
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
@@ -836,7 +838,8 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
 // (tests/guests/demo.S), and keeps running after each: what a console user sees after queueing.
 LANTERN_SELFTEST(vmx_demo_event_lines) {
   if (skip_without_vmx("vmx_demo_event_lines")) return ok();
-  GuestVm* vm = TRY(create_guest_vm(907, "demo"));
+  VmGuard vm_guard{TRY(create_guest_vm(907, "demo"))};  // freed after the vCPUs (declared first)
+  GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   uint64_t heartbeats = 0;

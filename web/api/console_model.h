@@ -66,6 +66,8 @@ struct CpuSummary {
   std::vector<std::pair<uint32_t, uint32_t>> vcpus;  // (vm, vcpu) bound here
 };
 
+// kRunning: launched and taking its turns (including HLT sleeps, see in_hlt). kHalted: parked
+// until something restarts it (INIT, waiting for a SIPI). kStopped: stopped for good, with a reason.
 enum class VcpuState : uint8_t { kCreated, kRunning, kHalted, kStopped };
 struct VcpuSummary {
   uint32_t vm = 0;
@@ -73,6 +75,7 @@ struct VcpuSummary {
   int32_t cpu = -1;  // bound core index, -1 when unbound
   VcpuState state = VcpuState::kCreated;
   bool launched = false;
+  bool in_hlt = false;  // running, but sleeping in HLT until its next interrupt (activity state HLT)
   uint64_t exits = 0;
   std::optional<uint32_t> last_exit_reason;  // basic reason
   std::string stop_reason;                   // when stopped
@@ -122,6 +125,7 @@ struct VcpuSnapshot {
   std::array<uint64_t, 80> exit_counts{};  // per basic exit reason (vmx::kExitReasonTableSize)
   std::vector<ExitRecordView> recent_exits;  // newest first, up to 64
   uint64_t tsc = 0;                          // host TSC when taken
+  uint64_t capture_ns = 0;  // from asking the owning core to its answer (Server-Timing)
 };
 
 struct ConsoleText {

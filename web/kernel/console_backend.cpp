@@ -15,9 +15,9 @@ namespace {
 
 using api::VcpuState;
 
-VcpuState state_of(bool stopped, bool halted, bool launched) {
+VcpuState state_of(bool stopped, bool parked, bool launched) {
   if (stopped) return VcpuState::kStopped;
-  if (halted) return VcpuState::kHalted;
+  if (parked) return VcpuState::kHalted;
   return launched ? VcpuState::kRunning : VcpuState::kCreated;
 }
 
@@ -27,7 +27,8 @@ api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
   s.vcpu = vcpu.vcpu_id();
   s.cpu = vcpu.bound_cpu();
   s.launched = vcpu.launched();
-  s.state = state_of(vcpu.stopped(), vcpu.halted(), vcpu.launched());
+  s.state = state_of(vcpu.stopped(), vcpu.waiting_for_sipi(), vcpu.launched());
+  s.in_hlt = vcpu.halted();
   s.exits = vcpu.total_exits();
   vmx::ExitRecord last;
   if (vcpu.recent_exits(&last, 1) == 1) s.last_exit_reason = last.reason & 0xffff;
@@ -56,7 +57,8 @@ api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcp
   s.summary.vcpu = c.vcpu;
   s.summary.cpu = c.cpu;
   s.summary.launched = c.launched;
-  s.summary.state = state_of(c.stopped, c.halted, c.launched);
+  s.summary.state = state_of(c.stopped, c.parked, c.launched);
+  s.summary.in_hlt = c.halted;
   s.summary.exits = c.total_exits;
   if (c.recent_count > 0) s.summary.last_exit_reason = c.recent[0].reason & 0xffff;
   if (c.stopped && c.stop_message != nullptr) s.summary.stop_reason = c.stop_message;
@@ -205,6 +207,7 @@ Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t v
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
   if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
   static vmx::VcpuCapture capture;  // ~5 KiB: off the stack; only the BSP calls this
+  const uint64_t asked_ns = time::now_ns();
   if (auto r = vmx::capture_vcpu(*target, capture, capture_timeout_us_); !r) {
     if (r.error().code == ErrorCode::kTimeout || r.error().code == ErrorCode::kBusy) {
       ++snapshots_timed_out_;
@@ -213,7 +216,9 @@ Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t v
     return r.error();
   }
   ++snapshots_taken_;
-  return snapshot_of(capture, *target);
+  api::VcpuSnapshot snapshot = snapshot_of(capture, *target);
+  snapshot.capture_ns = time::now_ns() - asked_ns;
+  return snapshot;
 }
 
 Result<vmx::PendingEventSnapshot> KernelConsoleBackend::pending_events(uint32_t vm, uint32_t vcpu) {
