@@ -24,6 +24,8 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
+#include "web/kernel/http_server.h"
+#include "web/kernel/temporary_system_handler.h"
 
 extern "C" uint32_t boot_multiboot_magic;
 extern "C" uint32_t boot_multiboot_info;
@@ -164,7 +166,16 @@ extern "C" void kernel_main() {
   // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
   auto net_started = net::start(cmdline);
   if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
-  const net::NetStatus net_status = net_started ? *net_started : net::status();
+  // The debug console (web/kernel/http_server.h) on port 80 when the network runs; without it the
+  // READY line says console=none. TEMPORARY handler until the web/api router is wired in.
+  static web::kernel::TemporarySystemHandler console_handler;
+  if (net::status().running) {
+    if (auto console = web::kernel::http_server_start(net::kConsolePort, &console_handler); !console) {
+      LOG_ERROR("http: console on port %u failed: %s", static_cast<unsigned>(net::kConsolePort),
+                console.error().message);
+    }
+  }
+  const net::NetStatus net_status = net::status();
   crash_if_asked(cmdline);
   if (cmdline_has_flag(cmdline, "bench")) {
     auto bench = vmx::run_benchmarks();  // prints the BENCH lines

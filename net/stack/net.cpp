@@ -17,7 +17,6 @@
 #include "lwip/timeouts.h"
 #include "net/kernel/nic_probe.h"
 #include "net/stack/discard_listener.h"
-#include "net/stack/http_listener.h"
 #include "net/stack/ip_config.h"
 #include "net/stack/netif_bridge.h"
 #include "netif/ethernet.h"
@@ -26,10 +25,10 @@ namespace lantern::net {
 namespace {
 
 constexpr uint64_t kNsPerMs = 1000000;
-constexpr uint64_t kLinkWaitMs = 2000;   // a NIC that never raises link: give up after 2 s
-constexpr uint64_t kDhcpWaitMs = 5000;   // the brief's bound: ~5 s of emulated time
-constexpr uint64_t kLinkCheckMs = 100;   // poll() looks at the link this often
-constexpr size_t kRxBudgetPerPoll = 256; // frames per poll(): timers keep running under a flood
+constexpr uint64_t kLinkWaitMs = 2000;    // a NIC that never raises link: give up after 2 s
+constexpr uint64_t kDhcpWaitMs = 5000;    // the brief's bound: ~5 s of emulated time
+constexpr uint64_t kLinkCheckMs = 100;    // poll() looks at the link this often
+constexpr size_t kRxBudgetPerPoll = 256;  // frames per poll(): timers keep running under a flood
 constexpr size_t kRxBatch = 64;
 constexpr size_t kPostQueueSize = 64;
 
@@ -55,9 +54,13 @@ PostedWork g_post_queue[kPostQueueSize];
 size_t g_post_head = 0;  // next to run
 size_t g_post_count = 0;
 
-void on_nic_interrupt() { g_irq_pending.store(true, std::memory_order_release); }
+void on_nic_interrupt() {
+  g_irq_pending.store(true, std::memory_order_release);
+}
 
-bool on_owner_core() { return this_cpu().apic_id == g_owner_apic_id; }
+bool on_owner_core() {
+  return this_cpu().apic_id == g_owner_apic_id;
+}
 
 void ip_text(const ip4_addr_t& addr, char* out, size_t size) {
   const uint32_t a = lwip_ntohl(ip4_addr_get_u32(&addr));
@@ -151,7 +154,8 @@ kernel::IrqPreference irq_preference(std::string_view cmdline) {
   if (!value || *value == "auto") return kernel::IrqPreference::kAuto;
   if (*value == "intx") return kernel::IrqPreference::kIntx;
   if (*value == "poll") return kernel::IrqPreference::kPoll;
-  LOG_WARN("net: net.irq=%.*s is not auto|intx|poll; using auto", static_cast<int>(value->size()), value->data());
+  LOG_WARN("net: net.irq=%.*s is not auto|intx|poll; using auto", static_cast<int>(value->size()),
+           value->data());
   return kernel::IrqPreference::kAuto;
 }
 
@@ -195,10 +199,11 @@ Result<NetStatus> start(std::string_view cmdline) {
   g_status.irq = kernel::irq_mode_name(g_nic.irq);
   g_status.mac = g_nic.driver->mac();
   const auto& mac = g_status.mac;
-  LOG_INFO("net: %s MAC %02x:%02x:%02x:%02x:%02x:%02x, interrupts: %s", g_status.nic, mac[0], mac[1], mac[2], mac[3],
-           mac[4], mac[5], g_status.irq);
+  LOG_INFO("net: %s MAC %02x:%02x:%02x:%02x:%02x:%02x, interrupts: %s", g_status.nic, mac[0], mac[1], mac[2],
+           mac[3], mac[4], mac[5], g_status.irq);
   if (g_nic.irq == kernel::IrqMode::kPolled) {
-    LOG_WARN("net: %s raises no interrupt we can use: polled from the idle loop and timer tick only", g_status.nic);
+    LOG_WARN("net: %s raises no interrupt we can use: polled from the idle loop and timer tick only",
+             g_status.nic);
   }
 
   lwip_init();
@@ -225,13 +230,6 @@ Result<NetStatus> start(std::string_view cmdline) {
   }
   follow_link(true);
 
-  auto listening = http_listener_start(kConsolePort, &g_counters);
-  if (listening) {
-    g_status.console_port = kConsolePort;
-    lib::format(g_status.console, sizeof(g_status.console), "%u", static_cast<unsigned>(kConsolePort));
-  } else {
-    LOG_ERROR("net: HTTP listener on port %u failed: %s", kConsolePort, listening.error().message);
-  }
   // RFC 863 discard: the sink for `./lantern bench` bulk uploads (net/stack/discard_listener.h).
   if (auto discard = discard_listener_start(kDiscardPort); !discard) {
     LOG_ERROR("net: discard listener on port %u failed: %s", kDiscardPort, discard.error().message);
@@ -250,28 +248,38 @@ Result<NetStatus> start(std::string_view cmdline) {
   ip_text(*netif_ip4_addr(&g_bridge.netif), ip_s, sizeof(ip_s));
   ip_text(*netif_ip4_netmask(&g_bridge.netif), mask_s, sizeof(mask_s));
   ip_text(*netif_ip4_gw(&g_bridge.netif), gw_s, sizeof(gw_s));
-  LOG_INFO("net: %s %s netmask %s gateway %s, link %s, %llu NIC interrupts so far", g_status.address_mode, ip_s,
-           mask_s, gw_s, g_link_up ? "up" : "down", static_cast<unsigned long long>(kernel::nic_interrupts()));
+  LOG_INFO("net: %s %s netmask %s gateway %s, link %s, %llu NIC interrupts so far", g_status.address_mode,
+           ip_s, mask_s, gw_s, g_link_up ? "up" : "down",
+           static_cast<unsigned long long>(kernel::nic_interrupts()));
   return status();
 }
 
 void poll() {
   if (!g_status.running) return;
-  if (!on_owner_core()) return;  // other cores use post()
+  if (!on_owner_core()) return;                                     // other cores use post()
   if (g_in_poll.exchange(true, std::memory_order_acquire)) return;  // re-entered from the tick
   poll_once();
   g_in_poll.store(false, std::memory_order_release);
 }
 
-bool work_pending() { return g_irq_pending.load(std::memory_order_acquire) || g_post_count != 0; }
+bool work_pending() {
+  return g_irq_pending.load(std::memory_order_acquire) || g_post_count != 0;
+}
 
 Result<void> post(void (*fn)(void* arg), void* arg) {
   if (fn == nullptr) return make_error(ErrorCode::kInvalidArgument, "net::post of a null function");
   IrqSpinlockGuard guard(g_post_lock);
-  if (g_post_count == kPostQueueSize) return make_error(ErrorCode::kFull, "net::post queue full", kPostQueueSize);
+  if (g_post_count == kPostQueueSize)
+    return make_error(ErrorCode::kFull, "net::post queue full", kPostQueueSize);
   g_post_queue[(g_post_head + g_post_count) % kPostQueueSize] = PostedWork{fn, arg};
   ++g_post_count;
   return ok();
+}
+
+StackCounters& console_listening(uint16_t port) {
+  g_status.console_port = port;
+  lib::format(g_status.console, sizeof(g_status.console), "%u", static_cast<unsigned>(port));
+  return g_counters;
 }
 
 NetStatus status() {
