@@ -25,10 +25,10 @@ namespace lantern::net {
 namespace {
 
 constexpr uint64_t kNsPerMs = 1000000;
-constexpr uint64_t kLinkWaitMs = 2000;    // a NIC that never raises link: give up after 2 s
-constexpr uint64_t kDhcpWaitMs = 5000;    // the brief's bound: ~5 s of emulated time
-constexpr uint64_t kLinkCheckMs = 100;    // poll() looks at the link this often
-constexpr size_t kRxBudgetPerPoll = 256;  // frames per poll(): timers keep running under a flood
+constexpr uint64_t kLinkWaitMs = 2000;   // a NIC that never raises link: give up after 2 s
+constexpr uint64_t kDhcpWaitMs = 5000;   // the brief's bound: ~5 s of emulated time
+constexpr uint64_t kLinkCheckMs = 100;   // poll() looks at the link this often
+constexpr size_t kRxBudgetPerPoll = 256; // frames per poll(): timers keep running under a flood
 constexpr size_t kRxBatch = 64;
 constexpr size_t kPostQueueSize = 64;
 
@@ -54,13 +54,9 @@ PostedWork g_post_queue[kPostQueueSize];
 size_t g_post_head = 0;  // next to run
 size_t g_post_count = 0;
 
-void on_nic_interrupt() {
-  g_irq_pending.store(true, std::memory_order_release);
-}
+void on_nic_interrupt() { g_irq_pending.store(true, std::memory_order_release); }
 
-bool on_owner_core() {
-  return this_cpu().apic_id == g_owner_apic_id;
-}
+bool on_owner_core() { return this_cpu().apic_id == g_owner_apic_id; }
 
 void ip_text(const ip4_addr_t& addr, char* out, size_t size) {
   const uint32_t a = lwip_ntohl(ip4_addr_get_u32(&addr));
@@ -154,8 +150,7 @@ kernel::IrqPreference irq_preference(std::string_view cmdline) {
   if (!value || *value == "auto") return kernel::IrqPreference::kAuto;
   if (*value == "intx") return kernel::IrqPreference::kIntx;
   if (*value == "poll") return kernel::IrqPreference::kPoll;
-  LOG_WARN("net: net.irq=%.*s is not auto|intx|poll; using auto", static_cast<int>(value->size()),
-           value->data());
+  LOG_WARN("net: net.irq=%.*s is not auto|intx|poll; using auto", static_cast<int>(value->size()), value->data());
   return kernel::IrqPreference::kAuto;
 }
 
@@ -199,11 +194,10 @@ Result<NetStatus> start(std::string_view cmdline) {
   g_status.irq = kernel::irq_mode_name(g_nic.irq);
   g_status.mac = g_nic.driver->mac();
   const auto& mac = g_status.mac;
-  LOG_INFO("net: %s MAC %02x:%02x:%02x:%02x:%02x:%02x, interrupts: %s", g_status.nic, mac[0], mac[1], mac[2],
-           mac[3], mac[4], mac[5], g_status.irq);
+  LOG_INFO("net: %s MAC %02x:%02x:%02x:%02x:%02x:%02x, interrupts: %s", g_status.nic, mac[0], mac[1], mac[2], mac[3],
+           mac[4], mac[5], g_status.irq);
   if (g_nic.irq == kernel::IrqMode::kPolled) {
-    LOG_WARN("net: %s raises no interrupt we can use: polled from the idle loop and timer tick only",
-             g_status.nic);
+    LOG_WARN("net: %s raises no interrupt we can use: polled from the idle loop and timer tick only", g_status.nic);
   }
 
   lwip_init();
@@ -248,29 +242,25 @@ Result<NetStatus> start(std::string_view cmdline) {
   ip_text(*netif_ip4_addr(&g_bridge.netif), ip_s, sizeof(ip_s));
   ip_text(*netif_ip4_netmask(&g_bridge.netif), mask_s, sizeof(mask_s));
   ip_text(*netif_ip4_gw(&g_bridge.netif), gw_s, sizeof(gw_s));
-  LOG_INFO("net: %s %s netmask %s gateway %s, link %s, %llu NIC interrupts so far", g_status.address_mode,
-           ip_s, mask_s, gw_s, g_link_up ? "up" : "down",
-           static_cast<unsigned long long>(kernel::nic_interrupts()));
+  LOG_INFO("net: %s %s netmask %s gateway %s, link %s, %llu NIC interrupts so far", g_status.address_mode, ip_s,
+           mask_s, gw_s, g_link_up ? "up" : "down", static_cast<unsigned long long>(kernel::nic_interrupts()));
   return status();
 }
 
 void poll() {
   if (!g_status.running) return;
-  if (!on_owner_core()) return;                                     // other cores use post()
+  if (!on_owner_core()) return;  // other cores use post()
   if (g_in_poll.exchange(true, std::memory_order_acquire)) return;  // re-entered from the tick
   poll_once();
   g_in_poll.store(false, std::memory_order_release);
 }
 
-bool work_pending() {
-  return g_irq_pending.load(std::memory_order_acquire) || g_post_count != 0;
-}
+bool work_pending() { return g_irq_pending.load(std::memory_order_acquire) || g_post_count != 0; }
 
 Result<void> post(void (*fn)(void* arg), void* arg) {
   if (fn == nullptr) return make_error(ErrorCode::kInvalidArgument, "net::post of a null function");
   IrqSpinlockGuard guard(g_post_lock);
-  if (g_post_count == kPostQueueSize)
-    return make_error(ErrorCode::kFull, "net::post queue full", kPostQueueSize);
+  if (g_post_count == kPostQueueSize) return make_error(ErrorCode::kFull, "net::post queue full", kPostQueueSize);
   g_post_queue[(g_post_head + g_post_count) % kPostQueueSize] = PostedWork{fn, arg};
   ++g_post_count;
   return ok();

@@ -28,10 +28,10 @@ struct StackCounters {
   uint64_t rx_malformed = 0;     // dropped: shorter than an Ethernet header or over 1518 bytes
   uint64_t rx_input_errors = 0;  // lwIP's input refused the pbuf
   uint64_t tx_frames = 0;
-  uint64_t tx_dropped = 0;  // driver refused (ring full after reclaim, bad length)
-  uint64_t interrupts = 0;  // NIC interrupts taken
-  uint64_t polls = 0;       // poll() passes that ran
-  uint64_t posted = 0;      // work items run from post()
+  uint64_t tx_dropped = 0;       // driver refused (ring full after reclaim, bad length)
+  uint64_t interrupts = 0;       // NIC interrupts taken
+  uint64_t polls = 0;            // poll() passes that ran
+  uint64_t posted = 0;           // work items run from post()
   // The console's HTTP server (web/kernel/http_server.cpp) keeps these (console_listening()).
   uint64_t http_connections = 0;     // accepted
   uint64_t http_refused = 0;         // no free connection slot: reset
@@ -44,12 +44,12 @@ struct StackCounters {
 };
 
 struct NetStatus {
-  bool running = false;      // a NIC was found and lwIP is up
-  char ip[16] = "none";      // "10.0.2.15", or "none" (no NIC, no link, no lease yet)
-  char console[6] = "none";  // "80" once the console's HTTP server listens, else "none"
+  bool running = false;           // a NIC was found and lwIP is up
+  char ip[16] = "none";           // "10.0.2.15", or "none" (no NIC, no link, no lease yet)
+  char console[6] = "none";       // "80" once the console's HTTP server listens, else "none"
   uint16_t console_port = 0;
-  const char* nic = "none";           // "e1000", "virtio-net" or "none"
-  const char* irq = "none";           // "msi", "msix", "intx", "polled" or "none"
+  const char* nic = "none";       // "e1000", "virtio-net" or "none"
+  const char* irq = "none";       // "msi", "msix", "intx", "polled" or "none"
   const char* address_mode = "dhcp";  // "dhcp", "static" or "off"
   MacAddress mac{};
   bool link_up = false;
