@@ -10,6 +10,7 @@ Checks, each against what the kernel served:
     unsupported transfer coding -> 501;
   - keep-alive and pipelining: several requests in one write, answered in order on one
     connection (HEAD with the GET's Content-Length and no body), then more on the same one;
+  - a 1 MiB body streamed chunked (BodySource) through lwIP, HEAD of it, a slow reader;
   - a slow client (half a request, then silence) gets 408 and a close after the request timeout
     (5 s) while 16 concurrent clients are all answered meanwhile;
   - afterwards the server still answers, its counters moved, and lwIP's pool levels reported by
@@ -179,6 +180,47 @@ def check_keep_alive_and_pipelining(port):
     print("keep-alive + pipelining: 4 pipelined + 4 sequential on one connection, in order", flush=True)
 
 
+def pattern(n):
+    return (b"0123456789abcdef" * (n // 16 + 1))[:n]
+
+
+def check_streaming(port):
+    """A large body from a BodySource (the temporary handler's /api/v1/debug/stream) goes out
+    chunked through lwIP's send buffer, also to a client that reads slowly, and the connection's
+    framing survives it."""
+    size = 1 << 20
+    with connect(port) as s:
+        reader = Reader(s)
+        started = time.monotonic()
+        s.sendall(f"GET /api/v1/debug/stream?bytes={size} HTTP/1.1\r\nHost: l\r\n\r\n".encode())
+        status, headers, body = reader.response()
+        seconds = time.monotonic() - started
+        harness.check(status == 200 and headers.get("transfer-encoding") == "chunked",
+                      f"streamed GET: {status} {headers}")
+        harness.check(body == pattern(size), f"streamed body: {len(body)} bytes, expected {size} of the pattern")
+        s.sendall(b"HEAD /api/v1/debug/stream?bytes=1000 HTTP/1.1\r\nHost: l\r\n\r\n")
+        status, headers, _ = reader.response(head_only=True)
+        harness.check(status == 200 and headers.get("transfer-encoding") == "chunked", f"streamed HEAD: {headers}")
+        # A slow reader: 256 KiB taken 8 KiB at a time with pauses; the server waits on its send buffer.
+        s.sendall(b"GET /api/v1/debug/stream?bytes=262144 HTTP/1.1\r\nHost: l\r\n\r\n")
+        time.sleep(0.5)
+        raw = b""
+        while b"0\r\n\r\n" not in raw[-16:]:
+            data = s.recv(8192)
+            harness.check(bool(data), "the server closed during the slow read")
+            raw += data
+            time.sleep(0.01)
+        head, _, chunked = raw.partition(b"\r\n\r\n")
+        harness.check(head.startswith(b"HTTP/1.1 200"), f"slow read: {head[:100]!r}")
+        reader.buf = head + b"\r\n\r\n" + chunked
+        status, _, body = reader.response()
+        harness.check(body == pattern(262144), f"slow read body: {len(body)} bytes")
+        s.sendall(b"GET /api/v1/system HTTP/1.1\r\nHost: l\r\n\r\n")
+        status, _, body = reader.response()
+        harness.check(status == 200 and json.loads(body)["name"] == "lantern", f"after streaming: {status}")
+    print(f"streaming: 1 MiB chunked in {seconds:.2f} s, HEAD, a slow 256 KiB reader, keep-alive intact", flush=True)
+
+
 def check_slow_client_and_concurrency(port):
     # Connect first: the emulator's user network accepts forwarded connections one at a time
     # (slirp listens with a backlog of 1), so 16 connects alone can take seconds of SYN retries.
@@ -241,6 +283,7 @@ def test(args):
 
         check_errors(port)
         check_keep_alive_and_pipelining(port)
+        check_streaming(port)
         check_slow_client_and_concurrency(port)
 
         # Lingering closes end within ~2 s; give lwIP a few seconds to finish every handshake.

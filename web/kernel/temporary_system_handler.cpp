@@ -5,6 +5,7 @@
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/time.h"
+#include "lwip/stats.h"
 #include "net/stack/net.h"
 #include "web/kernel/net_pools.h"
 
@@ -12,6 +13,45 @@ namespace lantern::web::kernel {
 namespace {
 
 using nlohmann::json;
+
+constexpr uint64_t kMaxStreamTestBytes = 16u << 20;
+
+// N bytes of "0123456789abcdef" repeated; byte i is the pattern's (i % 16)th.
+class PatternSource final : public http::BodySource {
+ public:
+  explicit PatternSource(uint64_t total) : total_(total) {}
+  bool next(std::string& out, size_t max_bytes) override {
+    static constexpr char kPattern[] = "0123456789abcdef";
+    uint64_t n = total_ - sent_;
+    if (n > max_bytes) n = max_bytes;
+    for (uint64_t i = 0; i < n; ++i) out += kPattern[(sent_ + i) % 16];
+    sent_ += n;
+    return sent_ < total_;
+  }
+
+ private:
+  uint64_t total_;
+  uint64_t sent_ = 0;
+};
+
+http::Response stream_test_response(const http::Request& request) {
+  const auto bytes = request.query_param("bytes");
+  uint64_t n = 0;
+  bool valid = bytes.has_value() && !bytes->empty() && bytes->size() <= 9;
+  if (valid) {
+    for (char c : *bytes) {
+      if (c < '0' || c > '9') valid = false;
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+  }
+  if (!valid || n > kMaxStreamTestBytes) {
+    return http::error_response(400, "bad_request", "bytes=N with N at most 16777216 is required");
+  }
+  http::Response r;
+  r.content_type = "text/plain; charset=utf-8";
+  r.stream = std::make_unique<PatternSource>(n);
+  return r;
+}
 
 // CPUID.01H:ECX.VMX[bit 5] (Intel SDM Vol. 3C 24.6 "Discovering support for VMX").
 constexpr uint32_t kCpuidEcxVmx = 1u << 5;
@@ -25,13 +65,32 @@ http::Response system_response() {
     pools.push_back(
         {{"name", p.name}, {"used", p.used}, {"max", p.max}, {"avail", p.avail}, {"errors", p.errors}});
   }
-  const net::StackCounters s = net::status().stack;
+  const net::NetStatus st = net::status();
+  const net::StackCounters& s = st.stack;
+  const net::NicCounters& nic = st.counters;
+  json net_counters = {{"nic_rx_packets", nic.rx_packets},
+                       {"nic_rx_drops", nic.rx_drops},
+                       {"nic_rx_errors", nic.rx_errors},
+                       {"nic_tx_packets", nic.tx_packets},
+                       {"nic_tx_ring_full", nic.tx_ring_full},
+                       {"rx_frames", s.rx_frames},
+                       {"rx_no_pbuf", s.rx_no_pbuf},
+                       {"rx_input_errors", s.rx_input_errors},
+                       {"tx_frames", s.tx_frames},
+                       {"tx_dropped", s.tx_dropped},
+                       {"interrupts", s.interrupts},
+                       {"polls", s.polls},
+                       {"tcp_drops", lwip_stats.tcp.drop},
+                       {"tcp_mem_errors", lwip_stats.tcp.memerr},
+                       {"tcp_xmit", lwip_stats.tcp.xmit},
+                       {"tcp_recv", lwip_stats.tcp.recv}};
   json body = {{"name", "lantern"},
                {"version", LANTERN_VERSION},
                {"uptime_ms", time::now_ns() / 1000000},
                {"cpus", cpu_count()},
                {"vmx", std::move(vmx)},
                {"net_pools", std::move(pools)},
+               {"net", std::move(net_counters)},
                {"http",
                 {{"open", s.http_open},
                  {"connections", s.http_connections},
@@ -49,6 +108,10 @@ http::Response system_response() {
 }  // namespace
 
 http::Response TemporarySystemHandler::handle(const http::Request& request) {
+  if (request.path == "/api/v1/debug/stream" &&
+      (request.method == http::Method::kGet || request.method == http::Method::kHead)) {
+    return stream_test_response(request);
+  }
   if (request.path != "/api/v1/system") {
     return http::error_response(404, "not_found",
                                 "no such resource (this temporary handler serves /api/v1/system)");

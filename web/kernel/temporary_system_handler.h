@@ -7,10 +7,14 @@
 //                                   "net_pools":[{"name","used","max","avail","errors"},...],
 //                                   "http":{"open":...,"connections":...,"requests":...}}
 //   other methods there     -> 405 method_not_allowed (Allow: GET, HEAD)
+//   GET /api/v1/debug/stream?bytes=N  (N <= 16 MiB) -> 200, N bytes of "0123456789abcdef"
+//                              repeated, text/plain, produced by a BodySource piece by piece, so
+//                              tests can prove large bodies stream through lwIP (http_test.py)
 //   anything else           -> 404 not_found
 //
 // The integrator replaces it with the web/api router in the http_server_start() call
-// (kernel/core/main.cpp) and deletes these two files.
+// (kernel/core/main.cpp) and deletes these two files (http_test.py's streaming check then moves
+// to a streamed API resource such as the VMCS dump).
 #pragma once
 
 #include "web/http/message.h"
