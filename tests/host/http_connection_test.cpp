@@ -323,6 +323,25 @@ TEST(HttpConnection, ContentLengthAndChunkedRequestBodies) {
   EXPECT_EQ(parse_responses(f.drain()).size(), 2u);
 }
 
+TEST(HttpConnection, ExpectContinueIsAnsweredBeforeTheBody) {
+  Fixture f;
+  f.send("POST /p HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_EQ(f.drain(), "HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_TRUE(f.handler.requests.empty());
+  f.send("hello");
+  const auto responses = parse_responses(f.drain());
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(responses[0].body, "POST /p hello");
+
+  Fixture big;  // too large: the final 413 instead of 100
+  big.send("POST /p HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999\r\n\r\n");
+  expect_error(parse_responses(big.drain())[0], 413, "body_too_large");
+
+  Fixture no_body;  // nothing to wait for: no 100
+  no_body.send("GET /g HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(parse_responses(no_body.drain())[0].status, 200);
+}
+
 TEST(HttpConnection, NoContentResponsesHaveNoLength) {
   Fixture f;
   f.send("GET /empty HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n");

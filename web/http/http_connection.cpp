@@ -150,6 +150,18 @@ struct HttpConnection::ParserHooks {
       }
       target.remove_prefix(slash);
     }
+    // Expect: 100-continue (RFC 9110 10.1.1): a client waiting before it sends the body (curl
+    // does for bodies over 1 KiB) is told to go on, after any responses queued before it.
+    const bool body_follows =
+        (p->content_length != UINT64_MAX && p->content_length > 0) || (p->flags & F_CHUNKED);
+    const auto expect = r.header("expect");
+    if (expect && equals_lower(*expect, "100-continue") && r.http_minor >= 1 && body_follows) {
+      Outgoing go_on;
+      go_on.head = "HTTP/1.1 100 Continue\r\n\r\n";
+      go_on.framing = Framing::kNone;
+      if (!c.has_output()) c.last_output_progress_ms_ = c.parser_->now_ms;
+      c.queue_.push_back(std::move(go_on));
+    }
     const size_t question = target.find('?');
     r.path = std::string(target.substr(0, question));
     r.query = question == std::string_view::npos ? std::string() : std::string(target.substr(question + 1));

@@ -12,6 +12,8 @@
 //     the connection stops parsing and stops acknowledging input (take_consumed_input()), so TCP
 //     flow control holds the client back.
 //   - HEAD (RFC 9110 9.3.2): the handler's response head with the real Content-Length, no body.
+//   - `Expect: 100-continue` with a body to come: `100 Continue` (RFC 9110 10.1.1) in order, or
+//     the final 413 when the announced body is too large.
 //   - Request bodies: Content-Length, or chunked transfer coding. Any other transfer coding is
 //     501 Not Implemented (RFC 9112 6.1: "A server that receives a request message with a
 //     transfer coding it does not understand SHOULD respond with 501").
