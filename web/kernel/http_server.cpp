@@ -32,6 +32,7 @@ struct ServerConnection {
   bool peer_closed = false;
   bool draining = false;  // our FIN is queued; input is dropped until the peer's FIN
   uint8_t drain_polls = 0;
+  bool waiting_for_memory = false;  // tcp_write said ERR_MEM (lwIP's segments or heap ran out)
 };
 
 std::array<ServerConnection*, kMaxHttpConnections> g_slots{};
@@ -127,12 +128,13 @@ err_t finish(ServerConnection* c) {
   return ERR_OK;
 }
 
-// Moves engine output into the send buffer while it has room, then closes or aborts if the engine
-// says so. Returns ERR_ABRT when the pcb was aborted.
-err_t pump(ServerConnection* c) {
-  if (c->draining) return ERR_OK;
+// Moves engine output into the send buffer while it has room. ERR_OK, or the tcp_write() error
+// other than ERR_MEM (ERR_MEM: lwIP's TCP segments or heap ran out; retried later).
+err_t write_output(ServerConnection* c) {
   const uint64_t now = now_ms();
   bool wrote = false;
+  err_t result = ERR_OK;
+  c->waiting_for_memory = false;
   for (;;) {
     size_t room = tcp_sndbuf(c->pcb);
     if (room == 0 || tcp_sndqueuelen(c->pcb) >= TCP_SND_QUEUELEN) break;
@@ -140,16 +142,41 @@ err_t pump(ServerConnection* c) {
     const std::string_view out = c->engine.peek_output(room);
     if (out.empty()) break;
     const err_t err = tcp_write(c->pcb, out.data(), static_cast<u16_t>(out.size()), TCP_WRITE_FLAG_COPY);
-    if (err == ERR_MEM) break;  // no segment or heap right now: retried from the sent/poll callbacks
-    if (err != ERR_OK) return abort_connection(c);
+    if (err == ERR_MEM) {
+      c->waiting_for_memory = true;
+      break;
+    }
+    if (err != ERR_OK) {
+      result = err;
+      break;
+    }
     c->engine.consume_output(out.size(), now);
     wrote = true;
   }
   acknowledge(c);
   if (wrote) tcp_output(c->pcb);
+  return result;
+}
+
+// Writes what the send buffer takes, then closes or aborts if the engine says so. Returns
+// ERR_ABRT when the pcb was aborted.
+err_t pump(ServerConnection* c) {
+  if (c->draining) return ERR_OK;
+  if (write_output(c) != ERR_OK) return abort_connection(c);
   if (c->engine.should_abort()) return abort_connection(c);
   if (c->engine.should_close()) return finish(c);
   return ERR_OK;
+}
+
+// Segments or heap were just freed (an ACK on `freed_by`): other connections that met ERR_MEM
+// write now instead of at their next poll (~1 s). Only writes: closing or aborting another pcb
+// from inside this pcb's callback is left to that pcb's own sent/poll callbacks.
+void retry_waiting_for_memory(const ServerConnection* freed_by) {
+  for (ServerConnection* other : g_slots) {
+    if (other != nullptr && other != freed_by && other->waiting_for_memory && !other->draining) {
+      (void)write_output(other);
+    }
+  }
 }
 
 err_t on_recv(void* arg, struct tcp_pcb* pcb, struct pbuf* p, err_t err) {
@@ -189,7 +216,9 @@ err_t on_sent(void* arg, struct tcp_pcb*, u16_t) {
   PublishCounters publish;
   auto* c = static_cast<ServerConnection*>(arg);
   if (c == nullptr) return ERR_OK;
-  return pump(c);
+  const err_t err = pump(c);
+  retry_waiting_for_memory(err == ERR_ABRT ? nullptr : c);
+  return err;
 }
 
 err_t on_poll(void* arg, struct tcp_pcb*) {
