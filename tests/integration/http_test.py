@@ -10,7 +10,8 @@ Checks, each against what the kernel served:
     unsupported transfer coding -> 501;
   - keep-alive and pipelining: several requests in one write, answered in order on one
     connection (HEAD with the GET's Content-Length and no body), then more on the same one;
-  - a 1 MiB body streamed chunked (BodySource) through lwIP, HEAD of it, a slow reader;
+  - a 1 MiB body streamed chunked (BodySource) through lwIP, HEAD of it, a slow reader, and 16
+    streams at once (more than lwIP's TCP segments: ERR_MEM and resumption);
   - a slow client (half a request, then silence) gets 408 and a close after the request timeout
     (5 s) while 16 concurrent clients are all answered meanwhile;
   - afterwards the server still answers, its counters moved, and lwIP's pool levels reported by
@@ -219,6 +220,33 @@ def check_streaming(port):
         status, _, body = reader.response()
         harness.check(status == 200 and json.loads(body)["name"] == "lantern", f"after streaming: {status}")
     print(f"streaming: 1 MiB chunked in {seconds:.2f} s, HEAD, a slow 256 KiB reader, keep-alive intact", flush=True)
+    # 16 streams at once: together they want more TCP segments than lwIP has (MEMP_NUM_TCP_SEG), so
+    # tcp_write() meets ERR_MEM and the server must resume each one later, intact.
+    size = 256 << 10
+    socks = [connect(port, timeout=60) for _ in range(CONCURRENT)]
+    results = [None] * CONCURRENT
+    started = time.monotonic()
+    try:
+        for s in socks:
+            s.sendall(f"GET /api/v1/debug/stream?bytes={size} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+
+        def read(i, s):
+            try:
+                status, _, body = Reader(s).response()
+                results[i] = status if body == pattern(size) else f"{status}, {len(body)} bytes"
+            except (OSError, EOFError) as e:
+                results[i] = repr(e)
+
+        threads = [threading.Thread(target=read, args=(i, s)) for i, s in enumerate(socks)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        for s in socks:
+            s.close()
+    harness.check(all(r == 200 for r in results), f"16 concurrent streams: {results}")
+    print(f"streaming: {CONCURRENT} concurrent 256 KiB streams intact in {time.monotonic() - started:.2f} s", flush=True)
 
 
 def check_slow_client_and_concurrency(port):
