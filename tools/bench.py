@@ -11,8 +11,8 @@ with 1 CPU (lwIP runs on the BSP only, net/stack/README.md):
                                      seconds from the first byte sent to the server's close (EOF)
                                      after our shutdown(SHUT_WR); the kernel's own byte count
                                      (`discard: connection closed after N bytes`) must match.
-  BENCH http_rtt_<nic>_p50 <n> ms    sequential `GET /api/v1/system`, a new connection each (the
-  BENCH http_rtt_<nic>_p99 <n> ms    placeholder closes): connect to the last response byte.
+  BENCH http_rtt_<nic>_p50 <n> ms    sequential `GET /api/v1/system`, a new connection each (with
+  BENCH http_rtt_<nic>_p99 <n> ms    `Connection: close`, so the server closes): connect to the last response byte.
 
 Where the time goes (measured on the project's 2-core machine, QEMU 7.2 TCG, 1 vCPU, while
 another emulator kept one host core busy; this script prints the per-thread CPU use to stderr, and
@@ -113,7 +113,8 @@ RTT_REQUESTS = 200
 RTT_SECONDS = 30.0  # stop issuing requests after this long
 RTT_MIN_SAMPLES = 20
 SOCKET_TIMEOUT = 15.0  # one connect/send/recv stalled this long fails the benchmark
-HTTP_REQUEST = b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\n\r\n"
+# The console keeps HTTP/1.1 connections open (web/README.md): ask it to close after the answer.
+HTTP_REQUEST = b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\nConnection: close\r\n\r\n"
 DISCARD_CLOSED_RE = re.compile(r"discard: connection closed after (?P<bytes>\d+) bytes(?P<rest>.*)$", re.M)
 
 

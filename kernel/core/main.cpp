@@ -24,6 +24,11 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
+#include "web/kernel/http_server.h"
+#include "web/api/api.h"
+#include "web/api/console_options.h"
+#include "web/kernel/console_backend.h"
+#include "vmx/hw/vcpu_capture.h"
 
 extern "C" uint32_t boot_multiboot_magic;
 extern "C" uint32_t boot_multiboot_info;
@@ -92,6 +97,32 @@ void apply_log_level(std::string_view cmdline) {
       LOG_WARN("boot: loglevel=%.*s is not error|warn|info|debug|0-3; keeping info",
                static_cast<int>(value->size()), value->data());
     }
+  }
+}
+
+// The debug console (web/): the API v1 over the kernel backend, served by the HTTP server when
+// the network runs (console.bind=, console.token=, console.readonly_open=: console_options.h).
+// Without it the READY line says console=none.
+void start_console(std::string_view cmdline) {
+  auto options = web::api::parse_console_options(cmdline);
+  if (!options) {
+    LOG_ERROR("console: %s; no console this boot", options.error().message);
+    return;
+  }
+  if (!options->enabled) {
+    LOG_INFO("console: off (console.bind=off)");
+    return;
+  }
+  if (!net::status().running) return;  // net::start() logged why
+  static web::KernelConsoleBackend backend(vmx::kCaptureTimeoutUs);
+  static web::api::Api api(backend, web::api::auth_config_from(*options));
+  if (auto started = web::kernel::http_server_start(options->port, &api, options->bind_address); !started) {
+    LOG_ERROR("console: HTTP server on port %u failed: %s", static_cast<unsigned>(options->port),
+              started.error().message);
+    return;
+  }
+  if (!options->token.empty()) {
+    LOG_INFO("console: bearer token required for %s", options->readonly_open ? "POST only" : "every request");
   }
 }
 
@@ -164,7 +195,8 @@ extern "C" void kernel_main() {
   // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
   auto net_started = net::start(cmdline);
   if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
-  const net::NetStatus net_status = net_started ? *net_started : net::status();
+  start_console(cmdline);
+  const net::NetStatus net_status = net::status();
   crash_if_asked(cmdline);
   if (cmdline_has_flag(cmdline, "bench")) {
     auto bench = vmx::run_benchmarks();  // prints the BENCH lines

@@ -16,7 +16,7 @@
 namespace lantern::net {
 
 inline constexpr uint16_t kDiscardPort = 9;  // RFC 863: "TCP port 9"
-// lwipopts.h MEMP_NUM_TCP_PCB is 40: 32 console slots (http_listener.h) + 4 here + TIME_WAIT.
+// lwipopts.h MEMP_NUM_TCP_PCB is 40: 32 console slots (web/kernel/http_server.h) + 4 here + spare.
 inline constexpr size_t kMaxDiscardConnections = 4;
 
 struct DiscardCounters {

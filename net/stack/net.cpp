@@ -17,7 +17,6 @@
 #include "lwip/timeouts.h"
 #include "net/kernel/nic_probe.h"
 #include "net/stack/discard_listener.h"
-#include "net/stack/http_listener.h"
 #include "net/stack/ip_config.h"
 #include "net/stack/netif_bridge.h"
 #include "netif/ethernet.h"
@@ -225,13 +224,6 @@ Result<NetStatus> start(std::string_view cmdline) {
   }
   follow_link(true);
 
-  auto listening = http_listener_start(kConsolePort, &g_counters);
-  if (listening) {
-    g_status.console_port = kConsolePort;
-    lib::format(g_status.console, sizeof(g_status.console), "%u", static_cast<unsigned>(kConsolePort));
-  } else {
-    LOG_ERROR("net: HTTP listener on port %u failed: %s", kConsolePort, listening.error().message);
-  }
   // RFC 863 discard: the sink for `./lantern bench` bulk uploads (net/stack/discard_listener.h).
   if (auto discard = discard_listener_start(kDiscardPort); !discard) {
     LOG_ERROR("net: discard listener on port %u failed: %s", kDiscardPort, discard.error().message);
@@ -272,6 +264,12 @@ Result<void> post(void (*fn)(void* arg), void* arg) {
   g_post_queue[(g_post_head + g_post_count) % kPostQueueSize] = PostedWork{fn, arg};
   ++g_post_count;
   return ok();
+}
+
+StackCounters& console_listening(uint16_t port) {
+  g_status.console_port = port;
+  lib::format(g_status.console, sizeof(g_status.console), "%u", static_cast<unsigned>(port));
+  return g_counters;
 }
 
 NetStatus status() {

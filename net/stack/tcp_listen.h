@@ -5,11 +5,14 @@
 
 #include "kernel/lib/result.h"
 #include "lwip/tcp.h"
+#include "net/stack/ip_config.h"
 
 namespace lantern::net {
 
-// tcp_new + tcp_bind(any IPv4 address, port) + tcp_listen_with_backlog + tcp_accept. On failure the
-// PCB is closed and the error says which step failed (detail: lwIP's err_t, negated).
-Result<struct tcp_pcb*> tcp_listen_on(uint16_t port, uint8_t backlog, tcp_accept_fn on_accept);
+// tcp_new + tcp_bind(address, port) + tcp_listen_with_backlog + tcp_accept. `address` in network
+// order; 0.0.0.0 (the default) is any local address. On failure the PCB is closed and the error
+// says which step failed (detail: lwIP's err_t, negated).
+Result<struct tcp_pcb*> tcp_listen_on(uint16_t port, uint8_t backlog, tcp_accept_fn on_accept,
+                                      const Ipv4& address = Ipv4{});
 
 }  // namespace lantern::net

@@ -168,6 +168,27 @@ TEST_F(ApiHandlers, RegistersAreFixedWidthHexStrings) {
   EXPECT_EQ(j["segments"].size(), 8u);
 }
 
+TEST_F(ApiHandlers, DebugStreamSendsTheExactPatternInPieces) {
+  http::Response r = api.handle(get("/api/v1/debug/stream?bytes=100"));
+  ASSERT_EQ(r.status, 200);
+  ASSERT_TRUE(r.stream != nullptr);
+  EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
+  size_t pieces = 0;
+  std::string expected;
+  for (size_t i = 0; i < 100; ++i) expected += "0123456789abcdef"[i % 16];
+  EXPECT_EQ(full_body(r, 30, &pieces), expected);
+  EXPECT_EQ(pieces, 4u);  // 30 + 30 + 30 + 10
+  for (const char* bad : {"/api/v1/debug/stream", "/api/v1/debug/stream?bytes=", "/api/v1/debug/stream?bytes=1x",
+                          "/api/v1/debug/stream?bytes=16777217"}) {
+    http::Response e = api.handle(get(bad));
+    EXPECT_EQ(e.status, 400) << bad;
+    EXPECT_EQ(body_json(e)["error"]["code"], "invalid_parameter") << bad;
+  }
+  http::Response empty = api.handle(get("/api/v1/debug/stream?bytes=0"));
+  ASSERT_EQ(empty.status, 200);
+  EXPECT_EQ(full_body(empty), "");
+}
+
 TEST_F(ApiHandlers, SnapshotRoutesReportTheCaptureTimeAsServerTiming) {
   backend.snapshots[{0, 1}].capture_ns = 1'234'567;  // 1.234 ms (sub-microsecond part dropped)
   for (const char* path : {"/api/v1/vms/0/vcpus/1/regs", "/api/v1/vms/0/vcpus/1/vmcs",

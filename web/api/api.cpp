@@ -229,6 +229,48 @@ Response get_log(const RouteContext& c) {
   return json_response(log_json(c.backend.log(*since, kLogMaxLines)));
 }
 
+// N bytes of "0123456789abcdef" repeated (byte i is the pattern's (i % 16)th), produced piece by
+// piece: a known large streamed body for checking a client's (or the server's) chunked path and
+// throughput, on any machine (the VMCS dump needs VMX).
+class PatternSource final : public http::BodySource {
+ public:
+  explicit PatternSource(uint64_t total) : total_(total) {}
+  bool next(std::string& out, size_t max_bytes) override {
+    static constexpr char kPattern[] = "0123456789abcdef";
+    if (sent_ == total_) return false;  // ended: nothing appended
+    uint64_t n = total_ - sent_;
+    if (n > max_bytes) n = max_bytes;
+    if (n == 0) n = 1;
+    for (uint64_t i = 0; i < n; ++i) out += kPattern[(sent_ + i) % 16];
+    sent_ += n;
+    return true;
+  }
+
+ private:
+  uint64_t total_;
+  uint64_t sent_ = 0;
+};
+
+constexpr uint64_t kMaxStreamBytes = 16u << 20;
+
+Response get_debug_stream(const RouteContext& c) {
+  const std::optional<std::string> bytes = c.request.query_param("bytes");
+  uint64_t n = 0;
+  bool valid = bytes.has_value() && !bytes->empty() && bytes->size() <= 9;
+  for (size_t i = 0; valid && i < bytes->size(); ++i) {
+    const char ch = (*bytes)[i];
+    if (ch < '0' || ch > '9') valid = false;
+    n = n * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (!valid || n > kMaxStreamBytes) {
+    return error_response(400, "invalid_parameter", "?bytes=N with N from 0 to 16777216 is required");
+  }
+  Response r;
+  r.content_type = "text/plain; charset=utf-8";
+  r.stream = std::make_unique<PatternSource>(n);
+  return r;
+}
+
 Response get_openapi(const RouteContext&) {
   return json_response(openapi_document(api_routes()));
 }
@@ -315,6 +357,14 @@ constexpr RouteResponse kLogResponses[] = {
     {400, "?since= is not a decimal number", "Error"},
     {401, "A token is configured and the request did not carry it", "Error"},
 };
+constexpr RouteResponse kDebugStreamResponses[] = {
+    {200, "N bytes of 0123456789abcdef repeated, streamed (chunked)", "PatternText"},
+    {400, "?bytes= is missing, not a decimal number or above 16777216", "Error"},
+    {401, "A token is configured and the request did not carry it", "Error"},
+};
+constexpr QueryParam kBytesQuery[] = {
+    {"bytes", "integer", "How many bytes to send (0-16777216)."},
+};
 constexpr RouteResponse kOpenApiResponses[] = {
     {200, "This OpenAPI 3.0 document, generated from the server's route table", "OpenApiDocument"},
     {401, "A token is configured and the request did not carry it", "Error"},
@@ -388,6 +438,9 @@ constexpr Route kRoutes[] = {
      "", kConsoleResponses, false},
     {Method::kGet, "/api/v1/log", get_log, "getLog", "The hypervisor log ring", kSinceQuery, "",
      kLogResponses, false},
+    {Method::kGet, "/api/v1/debug/stream", get_debug_stream, "getDebugStream",
+     "A known streamed body, for checking clients and the server's chunked path", kBytesQuery, "",
+     kDebugStreamResponses, false},
     {Method::kGet,
      "/api/v1/openapi.json",
      get_openapi,

@@ -54,6 +54,9 @@ struct SystemSummary {
   uint64_t http_connections_total = 0;
   uint64_t http_requests = 0;
   uint64_t http_refused = 0;
+  uint64_t http_framing_errors = 0;  // 400/413/414/431/501 answered by the server itself
+  uint64_t http_timeouts = 0;        // 408s, idle closes, stalled sends reset
+  uint64_t http_aborted = 0;         // connections reset
   std::vector<NetPoolLevel> net_pools;
 };
 

@@ -116,6 +116,9 @@ Json system_json(const SystemSummary& s) {
   console["connections_total"] = s.http_connections_total;
   console["requests"] = s.http_requests;
   console["refused"] = s.http_refused;
+  console["framing_errors"] = s.http_framing_errors;
+  console["timeouts"] = s.http_timeouts;
+  console["aborted"] = s.http_aborted;
 
   Json j;
   j["name"] = s.name;

@@ -112,7 +112,9 @@ Json path_parameter(std::string_view name) {
               {"schema", integer(UINT32_MAX)}};
 }
 
+// "PatternText" is the one non-JSON body (GET /api/v1/debug/stream).
 Json media(std::string_view schema) {
+  if (schema == "PatternText") return Json{{"text/plain", {{"schema", {{"type", "string"}}}}}};
   return Json{{"application/json", {{"schema", ref(schema)}}}};
 }
 
@@ -152,7 +154,10 @@ Json openapi_schemas() {
                         {"console", object({{"connections_open", integer()},
                                             {"connections_total", integer()},
                                             {"requests", integer()},
-                                            {"refused", integer()}})}});
+                                            {"refused", integer()},
+                                            {"framing_errors", integer()},
+                                            {"timeouts", integer()},
+                                            {"aborted", integer()}})}});
   s["CpuList"] = object(
       {{"cpus", array_of(object({{"index", integer()},
                                  {"apic_id", integer()},

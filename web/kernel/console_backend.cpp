@@ -7,6 +7,7 @@
 #include "kernel/core/time.h"
 #include "net/stack/net.h"
 #include "vmx/hw/vcpu_capture.h"
+#include "web/kernel/net_pools.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
@@ -136,9 +137,14 @@ api::SystemSummary KernelConsoleBackend::system() {
   const net::NetStatus n = net::status();
   s.ip = n.ip;
   s.nic = n.nic;
+  s.http_connections_open = n.stack.http_open;
   s.http_connections_total = n.stack.http_connections;
   s.http_refused = n.stack.http_refused;
-  s.http_requests = n.stack.http_responses;
+  s.http_requests = n.stack.http_requests;
+  s.http_framing_errors = n.stack.http_framing_errors;
+  s.http_timeouts = n.stack.http_timeouts;
+  s.http_aborted = n.stack.http_aborted;
+  s.net_pools = kernel::net_pool_levels();
   return s;
 }
 
