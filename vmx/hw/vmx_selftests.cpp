@@ -43,6 +43,23 @@ Result<VmExit> next_exit(VmxVcpu& vcpu) {
   return make_error(ErrorCode::kTimeout, "the guest made no visible exit in 10000 entries");
 }
 
+// The guests' MSR step (selftest.S and longmode.S): RDMSR 0x1234 is completed with
+// 0x1122334455667788 and the guest reports EDX and EAX by hypercall `report_nr`; then WRMSR 0x4321
+// with EDX:EAX = 0x01020304:0xaabbccdd.
+Result<void> expect_msr_round_trip(VmxVcpu& vcpu, uint64_t report_nr) {
+  VmExit e = TRY(next_exit(vcpu));
+  auto* rd = std::get_if<exits::MsrRead>(&e);
+  SELFTEST_EXPECT(rd != nullptr && rd->msr == 0x1234);
+  TRY(vcpu.complete_msr_read(0x1122334455667788ull));
+  e = TRY(next_exit(vcpu));
+  auto* hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == report_nr && hc->args[0] == 0x55667788 && hc->args[1] == 0x11223344);
+  e = TRY(next_exit(vcpu));
+  auto* wr = std::get_if<exits::MsrWrite>(&e);
+  SELFTEST_EXPECT(wr != nullptr && wr->msr == 0x4321 && wr->value == 0x01020304aabbccddull);
+  return ok();
+}
+
 struct VcpuGuard {
   VmxVcpu* vcpu;
   ~VcpuGuard() { VmxVcpu::destroy(vcpu); }
@@ -235,16 +252,7 @@ Result<void> guest_exits_on_this_core(uint64_t) {
   SELFTEST_EXPECT(hc->args[3] == kCpuidHypervisorTimingLeaf);  // the highest hypervisor leaf
 
   // 5. RDMSR completed as EDX:EAX; WRMSR value from EDX:EAX.
-  e = TRY(next_exit(vcpu));
-  auto* rd = std::get_if<exits::MsrRead>(&e);
-  SELFTEST_EXPECT(rd != nullptr && rd->msr == 0x1234);
-  TRY(vcpu.complete_msr_read(0x1122334455667788ull));
-  e = TRY(next_exit(vcpu));
-  hc = std::get_if<exits::Hypercall>(&e);
-  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x15 && hc->args[0] == 0x55667788 && hc->args[1] == 0x11223344);
-  e = TRY(next_exit(vcpu));
-  auto* wr = std::get_if<exits::MsrWrite>(&e);
-  SELFTEST_EXPECT(wr != nullptr && wr->msr == 0x4321 && wr->value == 0x01020304aabbccddull);
+  TRY(expect_msr_round_trip(vcpu, 0x15));
 
   // 6. HLT, then the exit port.
   e = TRY(next_exit(vcpu));
@@ -566,16 +574,7 @@ Result<void> long_mode_on_this_core(uint64_t) {
   SELFTEST_EXPECT(hc->args[0] == 0xffffffffffffff7eull && hc->args[1] == 0xcafef00dull);
 
   // 4. RDMSR completes EDX:EAX with the upper halves cleared; WRMSR's value is EDX:EAX.
-  e = TRY(next_exit(vcpu));
-  auto* rd = std::get_if<exits::MsrRead>(&e);
-  SELFTEST_EXPECT(rd != nullptr && rd->msr == 0x1234);
-  TRY(vcpu.complete_msr_read(0x1122334455667788ull));
-  e = TRY(next_exit(vcpu));
-  hc = std::get_if<exits::Hypercall>(&e);
-  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x64 && hc->args[0] == 0x55667788 && hc->args[1] == 0x11223344);
-  e = TRY(next_exit(vcpu));
-  auto* wr = std::get_if<exits::MsrWrite>(&e);
-  SELFTEST_EXPECT(wr != nullptr && wr->msr == 0x4321 && wr->value == 0x01020304aabbccddull);
+  TRY(expect_msr_round_trip(vcpu, 0x64));
 
   // 5. CPUID: CPUID.80000001H:EDX[29] (Intel 64) visible, EBX zero-extended; hypervisor bit.
   e = TRY(next_exit(vcpu));
