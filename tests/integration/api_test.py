@@ -171,7 +171,6 @@ def test_bochs(args, c, ready):
         for name in GENERAL + CONTROL:
             harness.check(isinstance(regs.get(name), str) and HEX64.match(regs[name]),
                           f"{base}/regs: {name}={regs.get(name)!r}")
-        harness.check("rsp" not in GENERAL, "rsp is not a general-register slot")
         harness.check(int(regs["cr0"], 16) & 1 == 1, f"demo guest runs in protected mode: cr0={regs['cr0']}")
 
         dump = c.get(f"{base}/vmcs").get("fields", [])
@@ -211,8 +210,10 @@ def test_bochs(args, c, ready):
     # 9 POSTs in one segment: the BSP handles them between two guest exits, so the 9th finds the
     # queue of 8 full.
     statuses = pipelined_posts(c.port, 0, 9, {"type": "interrupt", "vector": 0x31})
-    harness.check(statuses.count(202) >= 1 and statuses[-1] in (202, 429), f"pipelined POSTs: {statuses}")
-    harness.check(429 in statuses, f"9 pipelined POSTs never hit the full queue: {statuses}")
+    # Accepted until the queue is full, refused from then on: never a gap, never anything else.
+    accepted = statuses.count(202)
+    harness.check(1 <= accepted <= 8 and statuses == [202] * accepted + [429] * (9 - accepted),
+                  f"9 pipelined POSTs: {statuses}")
     check_errors_common(c)
 
 

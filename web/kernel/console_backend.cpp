@@ -39,17 +39,12 @@ api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
   return s;
 }
 
-// The index of a field in kVmcsFields (the table is fixed at compile time).
-size_t field_index(std::string_view name) {
-  for (size_t i = 0; i < vmx::kVmcsFieldCount; ++i) {
-    if (vmx::kVmcsFields[i].name == name) return i;
-  }
-  return vmx::kVmcsFieldCount;
-}
-
+// A captured field by its SDM name; 0 when this CPU lacks it or nothing was captured.
 uint64_t field_value(const vmx::VcpuCapture& c, std::string_view name) {
-  const size_t i = field_index(name);
-  return (i < vmx::kVmcsFieldCount && c.vmcs_supported[i]) ? c.vmcs_values[i] : 0;
+  const Result<vmx::VmcsFieldRef> ref = vmx::find_field_by_name(name);
+  if (!ref) return 0;
+  const auto i = static_cast<size_t>(ref->info - vmx::kVmcsFields);
+  return c.vmcs_supported[i] ? c.vmcs_values[i] : 0;
 }
 
 api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcpu) {
@@ -77,14 +72,8 @@ api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcp
   // Segment fields by name (SDM Vol. 3C 24.4.1): selector, base, limit, access rights.
   static constexpr std::string_view kSegments[8] = {"ES", "CS", "SS", "DS", "FS", "GS", "LDTR", "TR"};
   for (size_t i = 0; i < 8; ++i) {
-    char name[40];
     auto field = [&](std::string_view suffix) {
-      size_t n = 0;
-      for (char ch : std::string_view("GUEST_")) name[n++] = ch;
-      for (char ch : kSegments[i]) name[n++] = ch;
-      name[n++] = '_';
-      for (char ch : suffix) name[n++] = ch;
-      return field_value(c, std::string_view(name, n));
+      return field_value(c, "GUEST_" + std::string(kSegments[i]) + "_" + std::string(suffix));
     };
     s.segments[i].selector = static_cast<uint16_t>(field("SELECTOR"));
     s.segments[i].base = field("BASE");
@@ -129,10 +118,7 @@ api::SystemSummary KernelConsoleBackend::system() {
     s.vmx_caps.xsaves = caps->xsaves;
     s.vmx_caps.vmcs_revision = caps->vmcs_revision_id;
   }
-  for (const api::VcpuSummary& v : vcpus()) {
-    (void)v;
-    ++s.vcpus;
-  }
+  s.vcpus = static_cast<uint32_t>(vcpus().size());
   s.cmdline = std::string(boot_state().multiboot.cmdline.value_or(""));
   const net::NetStatus n = net::status();
   s.ip = n.ip;
@@ -216,12 +202,10 @@ Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t v
   const uint64_t asked_ns = time::now_ns();
   if (auto r = vmx::capture_vcpu(*target, capture, capture_timeout_us_); !r) {
     if (r.error().code == ErrorCode::kTimeout || r.error().code == ErrorCode::kBusy) {
-      ++snapshots_timed_out_;
       return make_error(ErrorCode::kTimeout, "the vCPU's core did not answer in time", r.error().detail);
     }
     return r.error();
   }
-  ++snapshots_taken_;
   api::VcpuSnapshot snapshot = snapshot_of(capture, *target);
   snapshot.capture_ns = time::now_ns() - asked_ns;
   return snapshot;

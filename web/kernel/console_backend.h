@@ -25,14 +25,8 @@ class KernelConsoleBackend final : public api::ConsoleBackend {
   Result<api::ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) override;
   api::LogChunk log(uint64_t since, size_t max_lines) override;
 
-  // Snapshot latencies (BSP TSC ticks from request to answer) for the bench and /system.
-  uint64_t snapshots_taken() const { return snapshots_taken_; }
-  uint64_t snapshots_timed_out() const { return snapshots_timed_out_; }
-
  private:
   uint64_t capture_timeout_us_;
-  uint64_t snapshots_taken_ = 0;
-  uint64_t snapshots_timed_out_ = 0;
 };
 
 }  // namespace lantern::web
