@@ -7,7 +7,11 @@
 # Paths are relative to the calling folder.
 set(LANTERN_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
 
-if(LANTERN_SANITIZE)
+if(LANTERN_FUZZ)
+  # Coverage instrumentation for libFuzzer without its main(); the harnesses link -fsanitize=fuzzer.
+  set(LANTERN_HOST_SANITIZE_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+      -fno-omit-frame-pointer)
+elseif(LANTERN_SANITIZE)
   set(LANTERN_HOST_SANITIZE_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 else()
   set(LANTERN_HOST_SANITIZE_FLAGS "")

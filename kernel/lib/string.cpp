@@ -9,7 +9,12 @@
 namespace lantern::lib {
 namespace {
 
+#if defined(__clang__)
+// Clang has no optimize attribute; only the fuzz preset's host build uses it (the kernel is GCC's).
+#define LANTERN_NO_LIBCALLS
+#else
 #define LANTERN_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 
 // Unaligned 8-byte access without calling memcpy: x86-64 allows unaligned loads and stores,
 // and may_alias keeps the accesses legal for any object type.

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora into tests/fuzz/corpus/<target>/ (committed).
+
+Run it after changing a seed below; libFuzzer starts every run from these files and the brief
+ctest runs replay them. Inputs found later by `./lantern fuzz` go to build/fuzz/corpus/<target>/;
+a crash that became a regression input is committed by hand as corpus/<target>/regression-*.
+Seed files written here are named seed-*; others in the folder are left alone.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def checksum_fix(table: bytearray, at: int) -> bytearray:
+    """Sets byte `at` so that the whole table sums to 0 mod 256 (ACPI 6.5 5.2.6 Checksum)."""
+    table[at] = 0
+    table[at] = (-sum(table)) & 0xFF
+    return table
+
+
+# ---- HTTP connection engine: byte streams a client sends -------------------------------------
+HTTP = {
+    "get": b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\n\r\n",
+    "pipelined": b"GET /a HTTP/1.1\r\n\r\nHEAD /stream/3 HTTP/1.1\r\n\r\nGET /stream/4 HTTP/1.1\r\n\r\n"
+                 b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    "chunked_post": b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
+    "expect": b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody",
+    "http10": b"GET /stream/2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /x HTTP/1.0\r\n\r\n",
+    "status": b"GET /status/204 HTTP/1.1\r\n\r\nGET /status/304 HTTP/1.1\r\n\r\nGET /status/101 HTTP/1.1\r\n\r\n"
+              b"GET /status/503 HTTP/1.1\r\n\r\n",
+    "close": b"GET /close HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n",
+    "echo": b"GET /h HTTP/1.1\r\nX-Echo: a value\r\nX-Echo: twice\r\n\r\n",
+    "absolute_form": b"GET http://lantern/api/v1/vcpus?x=1#frag HTTP/1.1\r\n\r\n",
+    "bad_version": b"GET / HTTP/2.0\r\n\r\n",
+    "bad_te": b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "head_error": b"HEAD /" + b"a" * 2100 + b" HTTP/1.1\r\n\r\n",
+    "too_large_body": b"POST / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n",
+    "bare_lf": b"GET /lf HTTP/1.1\nHost: x\n\n",
+    "garbage": b"\x00\xff\r\n\r\nNOT HTTP",
+}
+
+# ---- API: "<METHOD> <target>\n" headers "\n\n" body ------------------------------------------
+JSON = "content-type: application/json"
+API = {
+    "system": "GET /api/v1/system\n\n",
+    "cpus": "GET /api/v1/cpus\n\n",
+    "vms": "GET /api/v1/vms\n\n",
+    "vm": "GET /api/v1/vms/0\n\n",
+    "vcpus": "GET /api/v1/vcpus\n\n",
+    "regs": "GET /api/v1/vms/0/vcpus/0/regs\n\n",
+    "vmcs_all": "GET /api/v1/vms/0/vcpus/0/vmcs\n\n",
+    "vmcs_name": "GET /api/v1/vms/0/vcpus/1/vmcs?name=GUEST_RIP,EPT_POINTER_HIGH\n\n",
+    "exits": "GET /api/v1/vms/0/vcpus/0/exits\n\n",
+    "events_get": "GET /api/v1/vms/0/vcpus/0/events\n\n",
+    "console": "GET /api/v1/vms/0/console?since=3\n\n",
+    "log": "GET /api/v1/log?since=0\n\n",
+    "stream": "GET /api/v1/debug/stream?bytes=5000\n\n",
+    "openapi": "HEAD /api/v1/openapi.json\n\n",
+    "post_interrupt": f'POST /api/v1/vms/0/vcpus/0/events\n{JSON}\n\n{{"type":"interrupt","vector":48}}',
+    "post_nmi": f'POST /api/v1/vms/0/vcpus/0/events\n{JSON}; charset=utf-8\n\n{{"type":"nmi","vector":2}}',
+    "post_exception": f'POST /api/v1/vms/0/vcpus/0/events\n{JSON}\nauthorization: Bearer s3cret\n\n'
+                      f'{{"type":"exception","vector":14,"error_code":2}}',
+    "post_bad_event": f'POST /api/v1/vms/0/vcpus/0/events\n{JSON}\n\n{{"type":"exception","vector":2}}',
+    "post_stopped": f'POST /api/v1/vms/0/vcpus/1/events\n{JSON}\n\n{{"type":"interrupt","vector":32}}',
+    "post_typo": f'POST /api/v1/vms/0/vcpus/0/events\n{JSON}\n\n{{"type":"exception","vector":13,"error-code":0}}',
+    "post_no_type": 'POST /api/v1/vms/0/vcpus/0/events\ncontent-type: text/plain\n\n{}',
+    "method": "DELETE /api/v1/vcpus\n\n",
+    "bad_param": "GET /api/v1/vms/4294967296/vcpus/x/regs\n\n",
+    "not_found": "GET /api/v2/nothing\n\n",
+}
+
+# ---- Multiboot2 boot information (spec 3.6) -----------------------------------------------------
+def mb2_tag(tag_type: int, body: bytes) -> bytes:
+    raw = struct.pack("<II", tag_type, 8 + len(body)) + body
+    return raw + b"\0" * (-len(raw) % 8)
+
+
+def mb2(tags: list[bytes]) -> bytes:
+    body = b"".join(tags) + struct.pack("<II", 0, 8)
+    return struct.pack("<II", 8 + len(body), 0) + body
+
+
+MMAP = struct.pack("<II", 24, 0) + b"".join(
+    struct.pack("<QQII", base, length, kind, 0)
+    for base, length, kind in ((0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0x100000, 0xFF00000, 1), (0xFFFC0000, 0x40000, 2)))
+RSDP_V1 = bytearray(b"RSD PTR " + b"\0" + b"BOCHS " + b"\0" + struct.pack("<I", 0x0FFE0000))
+checksum_fix(RSDP_V1, 8)
+MULTIBOOT2 = {
+    "grub_like": mb2([
+        mb2_tag(1, b"net.irq=intx console.token=x\0"),
+        mb2_tag(2, b"GRUB 2.06\0"),
+        mb2_tag(4, struct.pack("<II", 639, 261120)),
+        mb2_tag(6, MMAP),
+        mb2_tag(3, struct.pack("<II", 0x200000, 0x201000) + b"demo.bin arg\0"),
+        mb2_tag(3, struct.pack("<II", 0x300000, 0x300000) + b"\0"),
+        mb2_tag(14, bytes(RSDP_V1)),
+        mb2_tag(8, struct.pack("<QIIIBBH", 0xFD000000, 4096, 1024, 768, 32, 1, 0)),
+    ]),
+    "minimal": mb2([]),
+    "unknown_tags": mb2([mb2_tag(21, b"\1\2\3\4"), mb2_tag(9, b"\0" * 12)]),
+}
+
+# ---- ACPI tables ----------------------------------------------------------------------------
+def sdt(signature: bytes, body: bytes, revision: int = 1) -> bytes:
+    header = bytearray(signature + struct.pack("<IBB", 36 + len(body), revision, 0) + b"LANTRN" + b"FUZZTBL "
+                       + struct.pack("<III", 1, 0x4C4E5452, 1))
+    return bytes(checksum_fix(header + body, 9))
+
+
+def madt() -> bytes:
+    entries = b""
+    for apic_id in range(4):  # type 0 Processor Local APIC (ACPI 6.5 5.2.12.2)
+        entries += struct.pack("<BBBBI", 0, 8, apic_id, apic_id, 1 if apic_id < 3 else 2)
+    entries += struct.pack("<BBBBII", 1, 12, 4, 0, 0xFEC00000, 0)  # type 1 I/O APIC
+    entries += struct.pack("<BBBBIH", 2, 10, 0, 0, 2, 0)  # type 2 override: IRQ0 -> GSI2
+    entries += struct.pack("<BBBBIH", 2, 10, 0, 9, 9, 0xD)  # IRQ9 level, active high
+    entries += struct.pack("<BBBHB", 4, 6, 0xFF, 5, 1)  # type 4 LAPIC NMI, all processors, LINT1
+    entries += struct.pack("<BBHIII", 9, 16, 0, 7, 1, 7)  # type 9 Processor Local x2APIC
+    entries += struct.pack("<BBH", 0x0B, 4, 0)  # an unknown-to-us entry type, skipped
+    return sdt(b"APIC", struct.pack("<II", 0xFEE00000, 1) + entries)
+
+
+def mcfg() -> bytes:
+    return sdt(b"MCFG", b"\0" * 8 + struct.pack("<QHBBI", 0xB0000000, 0, 0, 255, 0))
+
+
+def bios_area() -> bytes:
+    """RSDP at 0xE0000 -> RSDT (0xE0040) and XSDT (0xE0080) -> MADT (0xE0100), MCFG (0xE0200)."""
+    area = bytearray(0x260)
+    madt_addr, mcfg_addr, rsdt_addr, xsdt_addr = 0xE0100, 0xE0200, 0xE0040, 0xE0080
+    rsdp = bytearray(b"RSD PTR " + b"\0" + b"LANTRN" + b"\x02" + struct.pack("<IIQ", rsdt_addr, 36, xsdt_addr)
+                     + b"\0\0\0\0")
+    first = checksum_fix(rsdp[:20], 8)  # ACPI 6.5 Table 5.3: Checksum covers the first 20 bytes
+    rsdp[:20] = first
+    checksum_fix(rsdp, 32)  # Extended Checksum covers the whole table
+    area[0:36] = rsdp
+    rsdt = sdt(b"RSDT", struct.pack("<II", madt_addr, mcfg_addr))
+    xsdt = sdt(b"XSDT", struct.pack("<QQ", madt_addr, mcfg_addr))
+    area[0x40:0x40 + len(rsdt)] = rsdt
+    area[0x80:0x80 + len(xsdt)] = xsdt
+    m = madt()
+    area[0x100:0x100 + len(m)] = m
+    c = mcfg()
+    area[0x200:0x200 + len(c)] = c
+    return bytes(area)
+
+
+def bios_area_v1() -> bytes:
+    """ACPI 1.0: a revision-0 RSDP at 0xE0010 and an RSDT only."""
+    area = bytearray(0x200)
+    rsdp = bytearray(b"RSD PTR " + b"\0" + b"LANTRN" + b"\0" + struct.pack("<I", 0xE0040))
+    checksum_fix(rsdp, 8)
+    area[0x10:0x10 + 20] = rsdp
+    rsdt = sdt(b"RSDT", struct.pack("<I", 0xE0100))
+    area[0x40:0x40 + len(rsdt)] = rsdt
+    m = madt()
+    area[0x100:0x100 + len(m)] = m
+    return bytes(area)
+
+
+ACPI = {"madt": madt(), "mcfg": mcfg(), "bios_area": bios_area(), "bios_area_acpi1": bios_area_v1(),
+        "rsdp_v1": bytes(RSDP_V1)}
+
+# ---- MMIO decoder: a code-size byte (0: 16-bit, 1: 32-bit, 2: 64-bit) + instruction bytes ------
+MMIO = {
+    "store_rip_relative": b"\x02" + bytes.fromhex("8905 f00f0000"),            # mov [rip+0xff0], eax
+    "load_disp32": b"\x01" + bytes.fromhex("8b0d b000e0fe"),                   # mov ecx, [0xfee000b0]
+    "store_imm": b"\x02" + bytes.fromhex("c705 b0000000 00000000"),            # mov dword [rip+0xb0], 0
+    "rex_r": b"\x02" + bytes.fromhex("44 8987 80030000"),                      # mov [rdi+0x380], r8d
+    "sib_disp8": b"\x02" + bytes.fromhex("8b4424 10"),                          # mov eax, [rsp+0x10]
+    "sib_no_base": b"\x01" + bytes.fromhex("891c25 b000e0fe"),                 # mov [0xfee000b0], ebx
+    "real_mode": b"\x00" + bytes.fromhex("66 8907"),                            # mov [bx], eax (16-bit)
+    "real_mode_disp16": b"\x00" + bytes.fromhex("66 c706 b000 78563412"),      # mov dword [0xb0], imm
+    "prefixes": b"\x01" + bytes.fromhex("2e 67 8b47 20"),                       # cs: mov eax, [bx+0x20]
+    "rex_w": b"\x02" + bytes.fromhex("48 8905 00000000"),                       # refused: 64-bit operand
+    "register_operand": b"\x01" + bytes.fromhex("89c0"),                        # refused: mod 3
+}
+
+# ---- VMCS names: the name; its first four bytes double as an encoding ----------------------------
+VMCS = {
+    "guest_rip": b"GUEST_RIP",
+    "ept_high": b"EPT_POINTER_HIGH",
+    "natural_high": b"GUEST_RIP_HIGH",
+    "exit_reason": b"VM_EXIT_REASON",
+    "vpid": b"VIRTUAL_PROCESSOR_ID",
+    "encoding_guest_rip": struct.pack("<I", 0x681E),
+    "encoding_ept_high": struct.pack("<I", 0x201B),
+    "empty": b"",
+}
+
+TARGETS = {"http_connection": HTTP, "api": API, "multiboot2": MULTIBOOT2, "acpi": ACPI, "mmio_decode": MMIO,
+           "vmcs_names": VMCS}
+
+
+def main() -> None:
+    for target, seeds in TARGETS.items():
+        folder = os.path.join(HERE, "corpus", target)
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.startswith("seed-"):
+                os.remove(os.path.join(folder, name))
+        for name, data in seeds.items():
+            with open(os.path.join(folder, f"seed-{name}"), "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+        print(f"{target}: {len(seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+// Fuzz target: the MMIO instruction decoder (vmx/mmio_decode.h).
+//
+// The first input byte picks the code size (16/32/64-bit); the rest is the instruction bytes the
+// hypervisor fetched, copied into a buffer of exactly that size. Invariants on every accepted input:
+//   - the reported length is at least 2 (opcode + ModRM), at most 15 (SDM Vol. 2A 2.3.11) and never
+//     more than the bytes given;
+//   - the opcode the decoder acted on decides the form: 89 is a register store, 8B a load, C7 /0 an
+//     immediate store whose imm32 is the instruction's last four bytes;
+//   - the register index fits the code size (0-7 without REX, 0-15 in 64-bit code);
+//   - decoding exactly the reported bytes gives the same answer (the length is self-consistent).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tests/fuzz/fuzz_check.h"
+#include "vmx/mmio_decode.h"
+
+namespace lantern::vmx {
+namespace {
+
+void run(const uint8_t* data, size_t size) {
+  if (size == 0) return;
+  const CodeSize code_size = data[0] % 3 == 0 ? CodeSize::k16 : data[0] % 3 == 1 ? CodeSize::k32 : CodeSize::k64;
+  const std::vector<uint8_t> bytes(data + 1, data + size);
+  const Result<MmioMove> decoded = decode_mmio_move(bytes, code_size);
+  if (!decoded) return;
+  const MmioMove& m = *decoded;
+  FUZZ_CHECK(m.length >= 2 && m.length <= kMaxInstructionBytes, std::to_string(m.length));
+  FUZZ_CHECK(m.length <= bytes.size(), std::to_string(m.length) + " > " + std::to_string(bytes.size()));
+  FUZZ_CHECK(m.gpr < (code_size == CodeSize::k64 ? 16 : 8), std::to_string(m.gpr));
+  // Find the opcode after the legacy prefixes and REX.
+  size_t i = 0;
+  while (i < m.length) {
+    const uint8_t b = bytes[i];
+    const bool legacy = b == 0x66 || b == 0x67 || b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x64 ||
+                        b == 0x65;
+    const bool rex = code_size == CodeSize::k64 && (b & 0xf0) == 0x40;
+    if (!legacy && !rex) break;
+    ++i;
+  }
+  FUZZ_CHECK(i + 1 < m.length, "no opcode and ModRM inside the reported length");
+  const uint8_t opcode = bytes[i];
+  FUZZ_CHECK(opcode == 0x89 || opcode == 0x8b || opcode == 0xc7, std::to_string(opcode));
+  FUZZ_CHECK(m.store == (opcode != 0x8b), "direction does not match the opcode");
+  FUZZ_CHECK(m.immediate == (opcode == 0xc7), "immediate does not match the opcode");
+  if (m.immediate) {
+    FUZZ_CHECK(((bytes[i + 1] >> 3) & 7) == 0, "C7 with ModRM.reg other than /0");
+    const size_t at = m.length - 4u;
+    const uint32_t imm = static_cast<uint32_t>(bytes[at]) | static_cast<uint32_t>(bytes[at + 1]) << 8 |
+                         static_cast<uint32_t>(bytes[at + 2]) << 16 | static_cast<uint32_t>(bytes[at + 3]) << 24;
+    FUZZ_CHECK(imm == m.imm, "imm32 is not the instruction's last four bytes");
+  }
+  const std::vector<uint8_t> exact(bytes.begin(), bytes.begin() + m.length);
+  const Result<MmioMove> again = decode_mmio_move(exact, code_size);
+  FUZZ_CHECK(again && again->length == m.length && again->gpr == m.gpr && again->store == m.store &&
+                 again->imm == m.imm,
+             "decoding exactly the reported bytes gives another answer");
+}
+
+}  // namespace
+}  // namespace lantern::vmx
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  lantern::vmx::run(data, size);
+  return 0;
+}
