@@ -67,6 +67,11 @@ NICS = ("e1000", "virtio-net", "virtio-net-modern", "none")
 GUEST_HTTP_PORT = 80
 # isa-debug-exit: writing v to port 0xf4 ends QEMU with status (v << 1) | 1.
 QEMU_DEBUG_EXIT_PORT = 0xF4
+# Firmware: "bios" (SeaBIOS, QEMU's default; Bochs' own BIOS) or "uefi" (OVMF from Debian's `ovmf`,
+# QEMU only). OVMF's code is read-only; its variable store is copied into each run's work dir.
+FIRMWARES = ("bios", "uefi")
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 
 def qemu_exit_status(value: int) -> int:
@@ -156,6 +161,7 @@ class Config:
     kvm: bool = False  # QEMU only; only for `./lantern run` on a host with usable VMX
     cpu_model: Optional[str] = None  # QEMU: "max" (TCG) / "host" (KVM); Bochs: DEFAULT_BOCHS_CPU
     machine: str = "pc"  # QEMU: "pc" (i440FX, PCI through 0xCF8/0xCFC) or "q35" (ECAM from ACPI MCFG)
+    firmware: str = "bios"  # "bios" or "uefi" (OVMF, QEMU only)
     bochs_ips: int = 20_000_000  # emulators.md: 4M..20M is the sweet spot with clock sync=none
     extra_forwards: tuple[tuple[int, int], ...] = ()  # more (host_port, guest_port) pairs
     serial_log: Optional[str] = None  # also expose the serial log at this path (symlink)
@@ -176,6 +182,14 @@ class Config:
             raise EmulatorError(f"unknown machine '{self.machine}' (expected pc or q35)")
         if self.emulator == "bochs" and self.machine != "pc":
             raise EmulatorError("Bochs emulates only the i440FX PC; --machine q35 is QEMU only")
+        if self.firmware not in FIRMWARES:
+            raise EmulatorError(f"unknown firmware '{self.firmware}' (expected bios or uefi)")
+        if self.firmware == "uefi":
+            if self.emulator != "qemu":
+                raise EmulatorError("UEFI (OVMF) boots under QEMU only")
+            for path in (OVMF_CODE, OVMF_VARS):
+                if not os.path.isfile(path):
+                    raise EmulatorError(f"{path} is missing (install Debian's ovmf: ./lantern deps)")
         if self.nic not in NICS:
             raise EmulatorError(f"unknown NIC '{self.nic}' (expected one of {', '.join(NICS)})")
         if self.emulator == "bochs":
@@ -208,6 +222,11 @@ def qemu_command(cfg: Config, iso: str, serial: str) -> list[str]:
         "-no-reboot", "-serial", f"file:{serial}",
         "-device", f"isa-debug-exit,iobase={QEMU_DEBUG_EXIT_PORT:#x},iosize=0x04",
     ]
+    if cfg.firmware == "uefi":
+        # OVMF as two pflash devices: code read-only, the variable store a private copy
+        # (ovmf_vars.fd, written into the work dir by Emulator.start()).
+        cmd += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                "-drive", "if=pflash,format=raw,file=ovmf_vars.fd"]
     if cfg.kvm:
         cmd += ["-accel", "kvm", "-cpu", cfg.cpu_model or "host"]
     else:
@@ -368,6 +387,8 @@ class Emulator:
         else:
             open(self.serial_path, "wb").close()
         if cfg.emulator == "qemu":
+            if cfg.firmware == "uefi":
+                shutil.copyfile(OVMF_VARS, os.path.join(self.workdir, "ovmf_vars.fd"))
             self.command = qemu_command(cfg, "lantern.iso", "serial.log")
         else:
             for name, text in (

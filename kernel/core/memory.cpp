@@ -135,6 +135,7 @@ Stats stats() {
   IrqSpinlockGuard guard(g_heap_lock);
   s.heap_bytes_in_use = g_heap.bytes_in_use();
   s.heap_bytes_reserved = g_heap.bytes_in_use() + g_heap.bytes_free();
+  s.heap_live_allocations = g_heap.live_allocations();
   return s;
 }
 

@@ -26,6 +26,7 @@ struct Stats {
   uint64_t free_frames;
   uint64_t heap_bytes_in_use;
   uint64_t heap_bytes_reserved;
+  uint64_t heap_live_allocations;
 };
 Stats stats();
 

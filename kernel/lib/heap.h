@@ -78,6 +78,7 @@ class HeapAllocator {
 
   size_t bytes_in_use() const { return used_bytes_; }
   size_t bytes_free() const { return free_bytes_; }
+  size_t live_allocations() const { return live_allocations_; }
   HeapStats stats() const;
 
   // Walks every block of every region and checks headers, boundary tags, coalescing and the

@@ -52,6 +52,7 @@ TEST_F(ApiHandlers, System) {
   backend.system_summary.vmx_caps.vmcs_revision = 0x12;
   backend.system_summary.net_pools.push_back(NetPoolLevel{"TCP_PCB", 1, 3, 16, 0});
   backend.system_summary.http_requests = 77;
+  backend.system_summary.memory = MemoryLevels{4096, 65536, 3, 1000, 900};
   http::Response r = api.handle(get("/api/v1/system"));
   ASSERT_EQ(r.status, 200);
   const json j = body_json(r);
@@ -66,6 +67,8 @@ TEST_F(ApiHandlers, System) {
   EXPECT_EQ(j["network"]["pools"][0]["name"], "TCP_PCB");
   EXPECT_EQ(j["network"]["pools"][0]["avail"], 16);
   EXPECT_EQ(j["console"]["requests"], 77);
+  EXPECT_EQ(j["memory"], (json{{"heap", {{"bytes_in_use", 4096}, {"bytes_reserved", 65536}, {"live_allocations", 3}}},
+                               {"frames", {{"total", 1000}, {"free", 900}}}}));
 }
 
 TEST_F(ApiHandlers, Cpus) {

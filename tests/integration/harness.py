@@ -74,6 +74,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--nic", default="e1000", choices=emulator.NICS)
     p.add_argument("--cpu-model", default=None, help="Bochs CPU model (default corei7_skylake_x)")
     p.add_argument("--machine", default="pc", choices=("pc", "q35"), help="QEMU machine (q35: PCI ECAM)")
+    p.add_argument("--firmware", default="bios", choices=emulator.FIRMWARES, help="QEMU firmware (uefi: OVMF)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for each expected line (default: qemu 30, bochs 120)")
     p.add_argument("--keep-workdir", action="store_true", help="keep the emulator's work dir")
@@ -92,7 +93,8 @@ _current: list[Emulator] = []  # the running emulator, for the failure report
 def boot(args, iso: Optional[str] = None, **overrides) -> Iterator[Emulator]:
     """Start the emulator from the common arguments (overrides: any Config field)."""
     fields = dict(emulator=args.emulator, iso=iso or args.iso, cpus=args.cpus, mem=args.mem,
-                  nic=args.nic, cpu_model=args.cpu_model, machine=args.machine, keep_workdir=args.keep_workdir)
+                  nic=args.nic, cpu_model=args.cpu_model, machine=args.machine, firmware=args.firmware,
+                  keep_workdir=args.keep_workdir)
     fields.update(overrides)
     emu = Emulator(Config(**fields))
     with emu:

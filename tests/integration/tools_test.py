@@ -95,6 +95,16 @@ class ConfigTest(unittest.TestCase):
         self.assertIn("virtio-net-pci,netdev=n0", joined)
         self.assertNotIn("hostfwd", joined)  # port 0: no forward
 
+    def test_qemu_uefi_uses_ovmf_with_a_private_vars_copy(self):
+        cfg = E.Config(emulator="qemu", iso=self.iso, port=0, machine="q35", firmware="uefi")
+        cmd = E.qemu_command(cfg, "i", "s")
+        joined = " ".join(cmd)
+        self.assertIn(f"if=pflash,format=raw,readonly=on,file={E.OVMF_CODE}", joined)
+        self.assertIn("if=pflash,format=raw,file=ovmf_vars.fd", joined)  # relative: the work dir's copy
+        self.assertNotIn(E.OVMF_VARS, joined)  # the system's variable store is never written
+        self.assertIn("-M q35", joined)
+        self.assertNotIn("pflash", " ".join(E.qemu_command(E.Config(emulator="qemu", iso=self.iso), "i", "s")))
+
     def test_bochsrc_matches_the_verified_config(self):
         cfg = E.Config(emulator="bochs", iso=self.iso, cpus=2, mem=128, port=9000,
                        extra_forwards=((9001, 22),))
@@ -119,6 +129,7 @@ class ConfigTest(unittest.TestCase):
                dict(emulator="qemu", cpus=0), dict(emulator="qemu", mem=1),
                dict(emulator="qemu", nic="ne2k"), dict(emulator="vbox"),
                dict(emulator="qemu", cpu_model="max -accel kvm"),
+               dict(emulator="bochs", firmware="uefi"), dict(emulator="qemu", firmware="coreboot"),
                dict(emulator="qemu", iso=os.path.join(self.tmp, "missing.iso"))]
         for fields in bad:
             fields.setdefault("iso", self.iso)
@@ -439,6 +450,8 @@ class LanternCliTest(unittest.TestCase):
                            (("run", "--port", "70000"), "at most 65535"),
                            (("iso",), "-o FILE is required"), (("iso", "-x"), "unknown option"),
                            (("test", "now"), "unknown option"), (("bench", "-v"), "unknown option"),
+                           (("fuzz", "--seconds", "0"), "positive number"), (("fuzz", "--verbose"), "unknown option"),
+                           (("fuzz", "api", "acpi"), "one target at most"),
                            (("deps", "--everything"), "unknown option")]:
             r = self.lantern(*args)
             self.assertEqual(r.returncode, 2, f"{args}: {r.stdout}")
@@ -447,7 +460,7 @@ class LanternCliTest(unittest.TestCase):
     def test_help(self):
         r = self.lantern("help")
         self.assertEqual(r.returncode, 0)
-        for command in ("run", "test", "build", "iso", "bench", "deps"):
+        for command in ("run", "test", "fuzz", "build", "iso", "bench", "deps"):
             self.assertIn(f"\n  {command}", r.stdout)
 
 

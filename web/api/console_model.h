@@ -35,6 +35,16 @@ struct NetPoolLevel {  // one lwIP memory pool (memp) or the heap
   uint64_t errors = 0; // failed allocations
 };
 
+// The kernel heap and the physical frame allocator, for leak checks over time (the soak test compares
+// them before and after hours of traffic).
+struct MemoryLevels {
+  uint64_t heap_bytes_in_use = 0;      // live allocations, block headers included
+  uint64_t heap_bytes_reserved = 0;    // in use + free: what the heap holds from the frame allocator
+  uint64_t heap_live_allocations = 0;  // allocations not yet released
+  uint64_t frames_total = 0;           // 4 KiB frames the allocator manages
+  uint64_t frames_free = 0;
+};
+
 struct SystemSummary {
   std::string name = "lantern";
   std::string version;
@@ -58,6 +68,7 @@ struct SystemSummary {
   uint64_t http_timeouts = 0;        // 408s, idle closes, stalled sends reset
   uint64_t http_aborted = 0;         // connections reset
   std::vector<NetPoolLevel> net_pools;
+  MemoryLevels memory;
 };
 
 enum class CpuVmxState : uint8_t { kOn, kOff, kUnsupported };

@@ -130,6 +130,11 @@ Json system_json(const SystemSummary& s) {
   j["cmdline"] = s.cmdline;
   j["network"] = {{"ip", s.ip}, {"nic", s.nic}, {"pools", std::move(pools)}};
   j["console"] = std::move(console);
+  j["memory"] = {{"heap",
+                  {{"bytes_in_use", s.memory.heap_bytes_in_use},
+                   {"bytes_reserved", s.memory.heap_bytes_reserved},
+                   {"live_allocations", s.memory.heap_live_allocations}}},
+                 {"frames", {{"total", s.memory.frames_total}, {"free", s.memory.frames_free}}}};
   return j;
 }
 

@@ -157,7 +157,11 @@ Json openapi_schemas() {
                                             {"refused", integer()},
                                             {"framing_errors", integer()},
                                             {"timeouts", integer()},
-                                            {"aborted", integer()}})}});
+                                            {"aborted", integer()}})},
+                        {"memory", object({{"heap", object({{"bytes_in_use", integer()},
+                                                            {"bytes_reserved", integer()},
+                                                            {"live_allocations", integer()}})},
+                                           {"frames", object({{"total", integer()}, {"free", integer()}})}})}});
   s["CpuList"] = object(
       {{"cpus", array_of(object({{"index", integer()},
                                  {"apic_id", integer()},

@@ -4,6 +4,7 @@
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/boot_state.h"
 #include "kernel/core/log.h"
+#include "kernel/core/memory.h"
 #include "kernel/core/time.h"
 #include "net/stack/net.h"
 #include "vmx/hw/vcpu_capture.h"
@@ -131,6 +132,12 @@ api::SystemSummary KernelConsoleBackend::system() {
   s.http_timeouts = n.stack.http_timeouts;
   s.http_aborted = n.stack.http_aborted;
   s.net_pools = kernel::net_pool_levels();
+  const memory::Stats m = memory::stats();
+  s.memory.heap_bytes_in_use = m.heap_bytes_in_use;
+  s.memory.heap_bytes_reserved = m.heap_bytes_reserved;
+  s.memory.heap_live_allocations = m.heap_live_allocations;
+  s.memory.frames_total = m.total_frames;
+  s.memory.frames_free = m.free_frames;
   return s;
 }
 
