@@ -205,14 +205,19 @@ def client(index, port, mix, expected, stop, stats, timeout):
     rng = random.Random(index)
     conn = None
     batches = 0
+    where = "connecting"
     try:
         while not stop.is_set() and not stats.failures:
             if conn is None:
+                where = "connecting"
                 conn = Connection(port, timeout)
             depth = rng.randint(1, MAX_PIPELINE)
             picks = [mix.pick(rng) for _ in range(depth)]
+            where = f"sending a batch of {depth} (batch {batches % RECONNECT_EVERY} on this connection)"
             conn.sock.sendall(b"".join(raw for _, raw in picks))
-            for kind, raw in picks:
+            for n, (kind, raw) in enumerate(picks):
+                where = (f"reading response {n + 1} of {depth} ({raw.split(b' HTTP')[0].decode()}; "
+                         f"batch {batches % RECONNECT_EVERY} on this connection)")
                 status, headers, body = conn.response()
                 stats.add(kind, status)
                 if status not in expected[kind]:
@@ -238,7 +243,7 @@ def client(index, port, mix, expected, stop, stats, timeout):
                 with stats.lock:
                     stats.reconnects += 1
     except (OSError, ConnectionError, harness.Failure) as e:
-        stats.fail(f"client {index}: {type(e).__name__}: {e}")
+        stats.fail(f"client {index}: {type(e).__name__}: {e} while {where}")
     finally:
         if conn is not None:
             conn.close()
@@ -317,6 +322,8 @@ def test(args):
         print(f"traffic done: {stats.requests} requests in {stats.batches} pipelined batches over {elapsed:.0f} s "
               f"({stats.requests / max(elapsed, 1):.0f}/s), {stats.reconnects} reconnects", flush=True)
         print(f"statuses: {dict(sorted(stats.by_status.items()))}", flush=True)
+        if stats.failures:
+            print(f"console counters: {get_system(port).get('console')}", flush=True)
         harness.check(not stats.failures, "client failures:\n  " + "\n  ".join(stats.failures))
         harness.check(all(not t.is_alive() for t in threads), "a client did not finish")
         harness.check(stats.requests > 0, "no requests were answered")
