@@ -323,7 +323,9 @@ def test(args):
               f"({stats.requests / max(elapsed, 1):.0f}/s), {stats.reconnects} reconnects", flush=True)
         print(f"statuses: {dict(sorted(stats.by_status.items()))}", flush=True)
         if stats.failures:
-            print(f"console counters: {get_system(port).get('console')}", flush=True)
+            doc = get_system(port)
+            print(f"console counters: {doc.get('console')}", flush=True)
+            print(f"lwIP pools: {doc.get('network', {}).get('pools')}", flush=True)
         harness.check(not stats.failures, "client failures:\n  " + "\n  ".join(stats.failures))
         harness.check(all(not t.is_alive() for t in threads), "a client did not finish")
         harness.check(stats.requests > 0, "no requests were answered")
