@@ -7,8 +7,7 @@
 // Cross-checks go to the same JSON API with node's fetch. Exits 0 when every check passed;
 // prints `FAIL <what>` and exits 1 otherwise.
 import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -248,13 +247,12 @@ async function novmxCase(page) {
 
 async function main() {
   mkdirSync(args.screenshots, { recursive: true });
-  const profile = mkdtempSync(path.join(tmpdir(), 'lantern-chromium-'));
   const browser = await chromium.launch({
     executablePath: args.chromium,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`],
-  });
+      '--disable-sync', '--no-first-run'],
+  });  // playwright gives chromium a fresh temporary --user-data-dir of its own
   const errors = [];
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -271,7 +269,6 @@ async function main() {
     log('no JavaScript errors');
   } finally {
     await browser.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 }
 
