@@ -264,7 +264,7 @@ function renderCharts(container, vcpus, histories) {
     })));
     cards.push(card);
   }
-  replaceChildren(container, cards.length ? cards : h('p', {}, 'Collecting samples…'));
+  replaceChildren(container, cards.length ? cards : h('p', {}, vcpus.length ? 'Collecting samples…' : 'No vCPUs.'));
 }
 
 // ---- one vCPU -----------------------------------------------------------------------------------
