@@ -189,6 +189,7 @@ async function injectAndSee(page, vm, vcpu) {
     return /^Queued at position \d+ of 8\.$/.test(text) ? text : null;
   }, 30);
   log(`form: ${queued}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
   await shot(page, 'vcpu');
   await page.goto(`${origin}/#/vm/${vm}`);
   const line = await eventually('the injected IRQ on the guest console view', async () => {
