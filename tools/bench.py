@@ -60,6 +60,10 @@ Debug console API (web/), one keep-alive connection, sequential requests:
   BENCH api_vcpus_rps_qemu <n> req/s     GET /api/v1/vcpus under QEMU TCG (no VMX: an empty list)
   BENCH api_system_rps_qemu <n> req/s    GET /api/v1/system under QEMU TCG
 
+With --browser-tab (`./lantern bench --browser-tab`) the API figures are taken while a headless
+chromium tab (tests/browser/open_tab.mjs, playwright-core from build/npm/) polls the console's
+overview, and are printed with a `_tab` suffix: the browser console's cost to lab scripts.
+
 Python 3 standard library only; the network benchmarks only talk to 127.0.0.1, and every loop is
 bounded by count and by time.
 """
