@@ -201,7 +201,7 @@ async function injectAndSee(page, vm, vcpu) {
   await shot(page, 'vm-console');
 }
 
-async function logView(page) {
+async function logView(page, screenshot = 'log') {
   await page.goto(`${origin}/#/log`);
   await eventually('log lines', async () => (await page.locator('#log').textContent()).includes('cpu'));
   await page.selectOption('#log-level', 'error');
@@ -211,7 +211,7 @@ async function logView(page) {
   const all = (await page.locator('#log').textContent()).split('\n').filter(Boolean);
   check(all.length > errorsOnly.length, `level filter: ${all.length} lines at debug, ${errorsOnly.length} at error`);
   log(`log: ${all.length} lines, ${errorsOnly.length} at level error`);
-  await shot(page, 'log');
+  await shot(page, screenshot);
 }
 
 async function vmxCase(page, errors) {
@@ -245,7 +245,7 @@ async function novmxCase(page) {
     `the notice does not say why: "${notice}" (reason "${system.vmx.reason}")`);
   log(`no-guests notice: ${notice}`);
   await shot(page, 'overview-novmx');
-  await logView(page);
+  await logView(page, 'log-novmx');
 }
 
 async function main() {
