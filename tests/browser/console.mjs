@@ -246,6 +246,31 @@ async function novmxCase(page) {
   log(`no-guests notice: ${notice}`);
   await shot(page, 'overview-novmx');
   await logView(page, 'log-novmx');
+  await threeTabsAndAScript(page.context().browser());
+}
+
+// Three more tabs polling (overview, log, overview) while a lab script makes 100 requests, each
+// on a new connection: every one is answered, none is refused, and the tabs hold only a few of
+// the server's 32 connections.
+async function threeTabsAndAScript(browser) {
+  const contexts = [];
+  for (const route of ['/#/', '/#/log', '/#/']) {
+    const context = await browser.newContext();
+    await (await context.newPage()).goto(`${origin}${route}`);
+    contexts.push(context);
+  }
+  await sleep(20000);  // past the page loads: the server closes idle connections after 15 s
+  const before = (await apiGet('/system')).console;
+  for (let i = 0; i < 100; i++) {
+    const r = await fetch(`${origin}/api/v1/vcpus`, { headers: { Connection: 'close' } });
+    check(r.status === 200, `lab script request ${i} answered ${r.status}`);
+    await r.arrayBuffer();
+  }
+  const after = (await apiGet('/system')).console;
+  check(after.refused === before.refused, `connections refused with three tabs open: ${before.refused} -> ${after.refused}`);
+  check(after.connections_open <= 8, `${after.connections_open} connections open with three polling tabs`);
+  log(`three tabs + 100 script requests: all answered, ${after.refused} refused, ${after.connections_open} connections open`);
+  for (const c of contexts) await c.close();
 }
 
 async function main() {
