@@ -60,6 +60,10 @@ Debug console API (web/), one keep-alive connection, sequential requests:
   BENCH api_vcpus_rps_qemu <n> req/s     GET /api/v1/vcpus under QEMU TCG (no VMX: an empty list)
   BENCH api_system_rps_qemu <n> req/s    GET /api/v1/system under QEMU TCG
 
+With --browser-tab (`./lantern bench --browser-tab`) the API figures are taken while a headless
+chromium tab (tests/browser/open_tab.mjs, playwright-core from build/npm/) polls the console's
+overview, and are printed with a `_tab` suffix: the browser console's cost to lab scripts.
+
 Python 3 standard library only; the network benchmarks only talk to 127.0.0.1, and every loop is
 bounded by count and by time.
 """
@@ -364,8 +368,33 @@ def request_rate(client: KeepAliveClient, path: str) -> tuple[float, int]:
     return count / (time.monotonic() - start), count
 
 
-def api_benchmarks(iso: str, emulator: str) -> list[str]:
-    """Boots `emulator` with 4 CPUs (Bochs) or 2 (QEMU TCG) and the demo guests; returns BENCH lines."""
+def open_browser_tab(port: int) -> subprocess.Popen:
+    """A headless chromium tab on the console's overview (tests/browser/open_tab.mjs), polling
+    as a person's tab would; stopped by the caller (SIGTERM, then SIGKILL)."""
+    script = os.path.join(REPO_ROOT, "tests", "browser", "open_tab.mjs")
+    tab = subprocess.Popen(["node", script, "--port", str(port), "--modules", os.path.join(REPO_ROOT, "build", "npm")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    line = tab.stdout.readline()
+    if "tab open" not in line:
+        tab.kill()
+        raise BenchError(f"the browser tab did not open: {line}{tab.stdout.read()[:2000]}")
+    time.sleep(10.0)  # past the page load, into steady polling
+    return tab
+
+
+def close_browser_tab(tab: subprocess.Popen) -> None:
+    tab.terminate()
+    try:
+        tab.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(tab.pid, 9)
+        tab.wait()
+
+
+def api_benchmarks(iso: str, emulator: str, browser_tab: bool = False) -> list[str]:
+    """Boots `emulator` with 4 CPUs (Bochs) or 2 (QEMU TCG) and the demo guests; returns BENCH lines.
+    With browser_tab, a chromium tab stays open on the console's overview meanwhile (names get a
+    _tab suffix)."""
     cpus = 4 if emulator == "bochs" else 2
     cfg = emu_mod.Config(emulator=emulator, iso=iso, cpus=cpus)
     lines = []
@@ -374,47 +403,61 @@ def api_benchmarks(iso: str, emulator: str) -> list[str]:
             ready, _ = emu.wait_for(emu_mod.READY_RE, API_READY_TIMEOUT[emulator])
             if ready.group("console") == "none":
                 raise BenchError(f"no console: {ready.group(0)}")
-            client = KeepAliveClient(emu.port)
-            if emulator == "qemu":
-                rate, n = request_rate(client, "/api/v1/vcpus")
-                print(f"bench.py: api_vcpus_rps_qemu: {n} requests", file=sys.stderr, flush=True)
-                lines.append(f"BENCH api_vcpus_rps_qemu {rate:.1f} req/s")
-                rate, n = request_rate(client, "/api/v1/system")
-                print(f"bench.py: api_system_rps_qemu: {n} requests", file=sys.stderr, flush=True)
-                lines.append(f"BENCH api_system_rps_qemu {rate:.1f} req/s")
-                return lines
-            if int(ready.group("vcpus")) < 2:
-                raise BenchError(f"needs demo vCPUs on at least 2 cores: {ready.group(0)}")
-            rate, n = request_rate(client, "/api/v1/vcpus")
-            print(f"bench.py: api_vcpus_rps: {n} requests", file=sys.stderr, flush=True)
-            lines.append(f"BENCH api_vcpus_rps {rate:.1f} req/s")
-            # vm 1 runs on core 1 (one demo VM per core, vm id = core index): a remote capture.
-            path = "/api/v1/vms/1/vcpus/0/regs"
-            wall, kernel = [], []
-            start = time.monotonic()
-            while len(wall) < API_REQUESTS and time.monotonic() - start < API_SECONDS:
-                t0 = time.monotonic()
-                status, headers, body = client.get(path)
-                wall.append((time.monotonic() - t0) * 1000.0)
-                if status != 200:
-                    raise BenchError(f"GET {path} answered {status}: {body[:200]!r}")
-                m = SERVER_TIMING_RE.search(headers.get("server-timing", ""))
-                if m is None:
-                    raise BenchError(f"GET {path}: no Server-Timing snapshot;dur= header: {headers}")
-                kernel.append(float(m.group("ms")))
-            if len(wall) < RTT_MIN_SAMPLES:
-                raise BenchError(f"only {len(wall)} regs requests completed in {API_SECONDS:g} s")
-            print(f"bench.py: api_regs: {len(wall)} requests, min {min(wall):.2f} ms, max {max(wall):.2f} ms;"
-                  f" snapshot min {min(kernel):.3f} ms max {max(kernel):.3f} ms", file=sys.stderr, flush=True)
-            lines.append(f"BENCH api_regs_p50 {statistics.median(wall):.2f} ms")
-            lines.append(f"BENCH api_regs_p99 {percentile(wall, 99):.2f} ms")
-            lines.append(f"BENCH snapshot_latency_p99 {percentile(kernel, 99):.3f} ms")
-            client.close()
+            tab = open_browser_tab(emu.port) if browser_tab else None
+            try:
+                lines = api_measurements(emu, ready, emulator)
+            finally:
+                if tab is not None:
+                    close_browser_tab(tab)
+            if browser_tab:
+                lines = [re.sub(r"^(BENCH \S+)", r"\1_tab", line) for line in lines]
             m = emu_mod.PANIC_RE.search(emu.log())
             if m:
                 raise BenchError(f"kernel panicked: {m.group(0)}")
         except (BenchError, emu_mod.EmulatorError) as e:
             raise BenchError(f"{e}\n--- serial log tail ---\n{emu.log_tail()}") from e
+    return lines
+
+
+def api_measurements(emu, ready, emulator: str) -> list[str]:
+    """The API figures against a booted emulator (api_benchmarks)."""
+    lines = []
+    client = KeepAliveClient(emu.port)
+    if emulator == "qemu":
+        rate, n = request_rate(client, "/api/v1/vcpus")
+        print(f"bench.py: api_vcpus_rps_qemu: {n} requests", file=sys.stderr, flush=True)
+        lines.append(f"BENCH api_vcpus_rps_qemu {rate:.1f} req/s")
+        rate, n = request_rate(client, "/api/v1/system")
+        print(f"bench.py: api_system_rps_qemu: {n} requests", file=sys.stderr, flush=True)
+        lines.append(f"BENCH api_system_rps_qemu {rate:.1f} req/s")
+        return lines
+    if int(ready.group("vcpus")) < 2:
+        raise BenchError(f"needs demo vCPUs on at least 2 cores: {ready.group(0)}")
+    rate, n = request_rate(client, "/api/v1/vcpus")
+    print(f"bench.py: api_vcpus_rps: {n} requests", file=sys.stderr, flush=True)
+    lines.append(f"BENCH api_vcpus_rps {rate:.1f} req/s")
+    # vm 1 runs on core 1 (one demo VM per core, vm id = core index): a remote capture.
+    path = "/api/v1/vms/1/vcpus/0/regs"
+    wall, kernel = [], []
+    start = time.monotonic()
+    while len(wall) < API_REQUESTS and time.monotonic() - start < API_SECONDS:
+        t0 = time.monotonic()
+        status, headers, body = client.get(path)
+        wall.append((time.monotonic() - t0) * 1000.0)
+        if status != 200:
+            raise BenchError(f"GET {path} answered {status}: {body[:200]!r}")
+        m = SERVER_TIMING_RE.search(headers.get("server-timing", ""))
+        if m is None:
+            raise BenchError(f"GET {path}: no Server-Timing snapshot;dur= header: {headers}")
+        kernel.append(float(m.group("ms")))
+    if len(wall) < RTT_MIN_SAMPLES:
+        raise BenchError(f"only {len(wall)} regs requests completed in {API_SECONDS:g} s")
+    print(f"bench.py: api_regs: {len(wall)} requests, min {min(wall):.2f} ms, max {max(wall):.2f} ms;"
+          f" snapshot min {min(kernel):.3f} ms max {max(kernel):.3f} ms", file=sys.stderr, flush=True)
+    lines.append(f"BENCH api_regs_p50 {statistics.median(wall):.2f} ms")
+    lines.append(f"BENCH api_regs_p99 {percentile(wall, 99):.2f} ms")
+    lines.append(f"BENCH snapshot_latency_p99 {percentile(kernel, 99):.3f} ms")
+    client.close()
     return lines
 
 
@@ -433,6 +476,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--upload-mib", type=int, default=UPLOAD_BYTES >> 20,
                    help="bytes to upload per NIC, MiB (the time bound may stop it first)")
     p.add_argument("--requests", type=int, default=RTT_REQUESTS, help="HTTP requests per NIC")
+    p.add_argument("--browser-tab", action="store_true",
+                   help="api_bochs/api_qemu with a headless chromium tab open on the console (figures _tab)")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
@@ -468,7 +513,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if args.only and name not in args.only:
                 continue
             try:
-                for line in api_benchmarks(args.iso, emulator):
+                for line in api_benchmarks(args.iso, emulator, args.browser_tab):
                     print(line, flush=True)
             except (BenchError, emu_mod.EmulatorError, OSError) as e:
                 print(f"bench.py: {name} failed: {e}", file=sys.stderr)

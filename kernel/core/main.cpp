@@ -28,6 +28,7 @@
 #include "web/api/api.h"
 #include "web/api/console_options.h"
 #include "web/kernel/console_backend.h"
+#include "web/site/console_site.h"
 #include "vmx/hw/vcpu_capture.h"
 
 extern "C" uint32_t boot_multiboot_magic;
@@ -100,7 +101,7 @@ void apply_log_level(std::string_view cmdline) {
   }
 }
 
-// The debug console (web/): the API v1 over the kernel backend, served by the HTTP server when
+// The debug console (web/): the browser UI (web/site) and the API v1 over the kernel backend, served by the HTTP server when
 // the network runs (console.bind=, console.token=, console.readonly_open=: console_options.h).
 // Without it the READY line says console=none.
 void start_console(std::string_view cmdline) {
@@ -116,7 +117,8 @@ void start_console(std::string_view cmdline) {
   if (!net::status().running) return;  // net::start() logged why
   static web::KernelConsoleBackend backend(vmx::kCaptureTimeoutUs);
   static web::api::Api api(backend, web::api::auth_config_from(*options));
-  if (auto started = web::kernel::http_server_start(options->port, &api, options->bind_address); !started) {
+  static web::site::ConsoleSite site(api, web::site::ui_assets());  // the browser UI at `/`, then the API
+  if (auto started = web::kernel::http_server_start(options->port, &site, options->bind_address); !started) {
     LOG_ERROR("console: HTTP server on port %u failed: %s", static_cast<unsigned>(options->port),
               started.error().message);
     return;

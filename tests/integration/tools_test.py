@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 
 import apt_sources  # noqa: E402
 import emulator as E  # noqa: E402
+import embed_ui  # noqa: E402
 
 READY = "LANTERN READY cpus=4 vmx=4 vcpus=2 ip=10.0.2.15 console=80"
 
@@ -352,6 +353,51 @@ def multiboot2_blob() -> bytes:
 
 @unittest.skipUnless(shutil.which("grub-mkrescue") and shutil.which("grub-file"),
                      "grub-mkrescue not installed (./lantern deps)")
+class EmbedUiTest(unittest.TestCase):
+    """tools/embed_ui.py: the browser console's files as a generated C++ table."""
+
+    def make_tree(self, d):
+        os.makedirs(os.path.join(d, "js"))
+        os.makedirs(os.path.join(d, "test"))
+        files = {"index.html": "<!doctype html>", "app.css": "body{}", "js/main.mjs": "export {};",
+                 "test/x.test.mjs": "unit test", "README.md": "notes"}
+        for name, text in files.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+
+    def test_paths_types_and_skipped_files(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.make_tree(d)
+            source, total = embed_ui.generate(d, None)
+            self.assertIn('{"/", "text/html; charset=utf-8"', source)
+            self.assertIn('{"/ui/app.css", "text/css; charset=utf-8"', source)
+            self.assertIn('{"/ui/js/main.mjs", "text/javascript; charset=utf-8"', source)
+            self.assertNotIn("test/x.test.mjs", source)
+            self.assertNotIn("README", source)
+            self.assertGreater(total, 3 * 18)  # three gzip members, each at least header + trailer
+
+    def test_output_depends_on_contents_only(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.make_tree(d)
+            first, _ = embed_ui.generate(d, None)
+            os.utime(os.path.join(d, "app.css"), (1, 1))
+            self.assertEqual(embed_ui.generate(d, None)[0], first)
+            with open(os.path.join(d, "app.css"), "w") as f:
+                f.write("body{color:red}")
+            self.assertNotEqual(embed_ui.generate(d, None)[0], first)
+
+    def test_over_budget_and_unknown_types_fail_with_status_2(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.make_tree(d)
+            out = os.path.join(d, "out.cpp")
+            self.assertEqual(embed_ui.main(["--root", d, "--output", out, "--budget", "10"]), 2)
+            self.assertFalse(os.path.exists(out))
+            self.assertEqual(embed_ui.main(["--root", d, "--output", out]), 0)
+            with open(os.path.join(d, "logo.bmp"), "wb") as f:
+                f.write(b"BM")
+            self.assertEqual(embed_ui.main(["--root", d, "--output", out]), 2)
+
+
 class MakeIsoTest(unittest.TestCase):
     SCRIPT = os.path.join(REPO, "iso", "make_iso.sh")
 

@@ -332,7 +332,11 @@ void HttpConnection::queue_response(Response response, const Request& request, b
   } else if (out.framing == Framing::kChunked) {
     h += "Transfer-Encoding: chunked\r\n";
   }
-  h += "Cache-Control: no-store\r\n";
+  // API answers are live state: never cached. A handler that knows better (the console's
+  // embedded pages, revalidated by ETag) says so with its own Cache-Control.
+  bool handler_cache_control = false;
+  for (const Header& extra : response.headers) handler_cache_control |= extra.name == "cache-control";
+  if (!handler_cache_control) h += "Cache-Control: no-store\r\n";
   for (const Header& extra : response.headers) {
     if (extra.name.empty() || !safe_field(extra.name) || !safe_field(extra.value)) continue;
     h += extra.name;
