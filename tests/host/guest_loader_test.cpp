@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -384,6 +386,30 @@ TEST(Multiboot1Load, ModuleRefusals) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::kOutOfMemory);
   EXPECT_NE(std::string(r.error().message).find("mem="), std::string::npos);
+}
+
+// The real test guest the build makes (tests/guests/multiboot): an ELF32 whose AP trampoline
+// segment has a virtual address (0x8000) different from its load address.
+TEST(Multiboot1Load, TheProjectsMultibootTestGuest) {
+  const std::string path = std::string(LANTERN_BINARY_DIR) + "/tests/guests/mbguest.elf";
+  std::ifstream f(path, std::ios::binary);
+  if (!f) GTEST_SKIP() << path << " not built (LANTERN_BUILD_KERNEL=OFF)";
+  const std::vector<uint8_t> img((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  Guest g(16);
+  const std::vector<uint8_t> env = {'x', '\n'};
+  const ModuleInput mods[] = {{env, "env"}};
+  BootRequest req;
+  req.kernel = img;
+  req.cmdline = "exit=3";
+  req.modules = mods;
+  auto boot = load(req, g.map, g.memory);
+  ASSERT_TRUE(boot.has_value()) << boot.error().message;
+  EXPECT_EQ(boot->kernel.format, KernelFormat::kElf32);
+  EXPECT_EQ(boot->kernel.lowest, 0x100000u);
+  EXPECT_EQ(boot->entry.rip, 0x10000cu);  // _start, after the 12-byte multiboot header
+  EXPECT_EQ(g.ram[0x10000c], 0xfa);       // cli
+  EXPECT_EQ(boot->kernel.header_flags, kFlagPageAlignModules | kFlagMemoryInfo);
+  EXPECT_GE(boot->modules[0].start, boot->kernel.end);
 }
 
 TEST(GuestMemoryTest, BoundsChecked) {
