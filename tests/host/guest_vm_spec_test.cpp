@@ -112,6 +112,24 @@ TEST(GuestVmSpec, EachProblemRefusesItsVmAloneWithAReason) {
   EXPECT_NE(std::string(p.stray[1].reason.message).find("VM number"), std::string::npos);
 }
 
+// The module strings Debian's GRUB 2.06-13+deb12u2 handed a multiboot kernel for the lines
+//   module /boot/env.txt 'lantern.vm=0' 'role=kernel' 'name=k.elf' 'append=a,b%20%20%27c%27%24x'
+//   module /boot/env.txt lantern.vm=1 role=kernel -- console=ttyS0   x,y "q r" w\'x
+// (seen under QEMU: GRUB drops the path, unquotes, joins with one blank, then re-quotes a word
+// holding a blank and escapes ' " \).
+TEST(GuestVmSpec, StringsAsGrubDeliversThem) {
+  const VmPlan p = plan({{"lantern.vm=0 role=kernel name=k.elf append=a,b%20%20%27c%27%24x", 9},
+                         {"lantern.vm=1 role=kernel -- console=ttyS0 x,y \"q r\" w\\'x", 9},
+                         {"lantern.vm=2 role=kernel name=ok -- console=ttyS0 x,y", 9}});
+  ASSERT_EQ(p.vms.size(), 3u);
+  EXPECT_FALSE(p.vms[0].refused) << reason(p.vms[0]);
+  EXPECT_EQ(p.vms[0].append, "a,b  'c'$x");
+  EXPECT_TRUE(p.vms[1].refused);
+  EXPECT_NE(reason(p.vms[1]).find("GRUB re-quotes"), std::string::npos);
+  EXPECT_FALSE(p.vms[2].refused) << reason(p.vms[2]);
+  EXPECT_EQ(p.vms[2].append, "console=ttyS0 x,y");
+}
+
 TEST(GuestVmSpec, DecodeAcceptsOnlyTheGrubSafeSet) {
   EXPECT_EQ(*decode_tag_value("a%2Cb%2cc"), "a,b,c");
   EXPECT_EQ(*decode_tag_value("x=1,y:/+@-._"), "x=1,y:/+@-._");
