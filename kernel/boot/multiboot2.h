@@ -95,7 +95,7 @@ struct Framebuffer {
 
 struct BootInfo {
   static constexpr size_t kMaxMemoryMapEntries = 128;
-  static constexpr size_t kMaxModules = 16;
+  static constexpr size_t kMaxModules = 64;  // the build's guest programs plus the VMs' kernels and modules
 
   uint32_t total_size = 0;
   std::optional<std::string_view> cmdline;

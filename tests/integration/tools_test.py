@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import apt_sources  # noqa: E402
 import emulator as E  # noqa: E402
 import embed_ui  # noqa: E402
+import vm_spec  # noqa: E402
 
 READY = "LANTERN READY cpus=4 vmx=4 vcpus=2 ip=10.0.2.15 console=80"
 
@@ -296,6 +297,105 @@ class EmulatorProcessTest(unittest.TestCase):
         self.assertTrue(_gone(leader))
 
 
+class VmSpecTest(unittest.TestCase):
+    """tools/vm_spec.py: the --vm SPEC syntax, its refusals, and the module2 tags it writes."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.kernel = self.file("apic.flat", b"\x7fELF")
+        self.env = self.file("env.txt", b"NR_CPUS=2\n")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def file(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_keys_defaults_and_verbatim_append(self):
+        s = vm_spec.parse(f"kernel={self.kernel},cpus=2,module={self.env},module={self.kernel},"
+                          f"append=apic.flat a,b  'c' key=x,cpus=9")
+        self.assertEqual((s.kernel, s.cpus, s.mem, s.name), (self.kernel, 2, 128, "apic.flat"))
+        self.assertEqual(s.modules, [self.env, self.kernel])
+        self.assertEqual(s.append, "apic.flat a,b  'c' key=x,cpus=9")  # the rest, verbatim
+        s = vm_spec.parse(f"name=mine,mem=3072,kernel={self.kernel}")
+        self.assertEqual((s.name, s.mem, s.cpus, s.append, s.initrd), ("mine", 3072, 1, "", None))
+        self.assertEqual(vm_spec.parse(f"kernel={self.kernel},append=").append, "")
+
+    def test_refusals_name_the_problem(self):
+        unreadable = self.file("locked.elf", b"x")
+        os.chmod(unreadable, 0)
+        cases = [
+            ("cpus=2", "has no kernel="),
+            (f"kernel={self.kernel},cpus=0", "cpus=0"),
+            (f"kernel={self.kernel},cpus=two", "not a whole number"),
+            (f"kernel={self.kernel},cpus=-1", "not a whole number"),
+            (f"kernel={self.kernel},mem=1", "2 to 3072 MiB"),
+            (f"kernel={self.kernel},mem=4096", "2 to 3072 MiB"),
+            (f"kernel={self.kernel},colour=red", "unknown key 'colour'"),
+            (f"kernel={self.kernel},cpus=1,cpus=2", "given twice"),
+            (f"kernel={self.kernel},,cpus=1", "empty item"),
+            (f"kernel={self.kernel},cpus", "is not key=value"),
+            (f"kernel={self.kernel},name=a b", "1 to 32 characters"),
+            (f"kernel={os.path.join(self.tmp, 'missing.elf')}", "does not exist"),
+            (f"kernel={self.tmp}", "not a regular file"),
+            (f"kernel={self.kernel},module={self.env},initrd={self.env}", "do not mix"),
+            (f"kernel={self.kernel},append=a\0b", "NUL"),
+        ]
+        if os.geteuid() != 0:  # root reads a mode-0 file anyway
+            cases.append((f"kernel={unreadable}", "cannot read kernel file"))
+        for text, words in cases:
+            with self.assertRaises(vm_spec.VmSpecError, msg=text) as cm:
+                vm_spec.parse(text)
+            self.assertIn(words, str(cm.exception), text)
+
+    def test_fit_rules_against_the_emulated_machine(self):
+        a = vm_spec.parse(f"kernel={self.kernel},cpus=2,mem=128")
+        b = vm_spec.parse(f"kernel={self.kernel},name=b,mem=64")
+        vm_spec.check_fits([a, b], cpus=2, mem=256)  # 128 + 64 + 64 reserved = 256
+        with self.assertRaisesRegex(vm_spec.VmSpecError, "more than the 1 emulated CPU"):
+            vm_spec.check_fits([a], cpus=1, mem=None)
+        with self.assertRaisesRegex(vm_spec.VmSpecError, "= 257 MiB, more than the emulator's --mem 256"):
+            vm_spec.check_fits([a, vm_spec.parse(f"kernel={self.kernel},name=b,mem=65")], cpus=2, mem=256)
+        with self.assertRaisesRegex(vm_spec.VmSpecError, "two VMs are named 'apic.flat'"):
+            vm_spec.check_fits([a, a], cpus=None, mem=None)
+
+    def test_encoding_passes_grub_unchanged_and_round_trips(self):
+        text = "apic.flat a,b  'c'"
+        # guest/vm_spec.cpp's host test decodes exactly this string.
+        self.assertEqual(vm_spec.encode(text), "apic.flat%20a,b%20%20%27c%27")
+        for s in ["", "x=1,y", "100%", "\"\\$;&|<>{}#*?[]~\t\n", "caf\u00e9"]:
+            enc = vm_spec.encode(s)
+            self.assertTrue(set(enc) <= vm_spec.SAFE | {"%"}, enc)
+            self.assertEqual(vm_spec.decode(enc), s)
+
+    def test_module_lines_are_tagged_and_files_linked(self):
+        spec = vm_spec.parse(f"kernel={self.kernel},cpus=2,module={self.env},append=apic.flat x")
+        other = vm_spec.parse(f"kernel={self.kernel},name=two,mem=16")
+        stage = os.path.join(self.tmp, "stage")
+        lines = vm_spec.stage_modules([spec, other], stage)
+        self.assertEqual(lines, [
+            f"{stage}/vm0-kernel=lantern.vm=0 role=kernel name=apic.flat cpus=2 mem=128 append=apic.flat%20x",
+            f"{stage}/vm0-module0=lantern.vm=0 role=module string=env.txt",
+            f"{stage}/vm1-kernel=lantern.vm=1 role=kernel name=two cpus=1 mem=16 append=",
+        ])
+        with open(os.path.join(stage, "vm0-module0"), "rb") as f:
+            self.assertEqual(f.read(), b"NR_CPUS=2\n")
+
+    def test_cli_exit_status(self):
+        script = os.path.join(REPO, "tools", "vm_spec.py")
+        r = subprocess.run([sys.executable, script, "check", "--cpus", "1", "--vm",
+                            f"kernel={self.kernel},cpus=2"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("lantern: --vm: VM 'apic.flat' asks for cpus=2", r.stdout)
+        r = subprocess.run([sys.executable, script, "check", "--vm", f"kernel={self.kernel}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout)
+
+
 class AptSourcesTest(unittest.TestCase):
     DEB822 = textwrap.dedent("""\
         Types: deb
@@ -448,6 +548,20 @@ class MakeIsoTest(unittest.TestCase):
         self.assertIn("  multiboot2 /boot/lantern.elf\n", self.cfg())
         self.assertNotIn("module2", self.cfg())
 
+    def test_vm_modules_become_tagged_module2_lines(self):
+        kernel = os.path.join(self.tmp, "my kernel.elf")  # a blank in the name: linked as vm0-kernel
+        with open(kernel, "wb") as f:
+            f.write(b"k")
+        spec = vm_spec.parse(f"kernel={kernel},cpus=2,append=a,b  $c;'d'")
+        lines = vm_spec.stage_modules([spec], os.path.join(self.tmp, "vms"))
+        extra = [arg for line in lines for arg in ("--module", line)]
+        r = self.run_script(*extra)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("  module2 /boot/modules/vm0-kernel 'lantern.vm=0' 'role=kernel' 'name=my_kernel.elf'"
+                      " 'cpus=2' 'mem=128' 'append=a,b%20%20%24c%3B%27d%27'\n", self.cfg())
+        with open(os.path.join(self.stage, "boot", "modules", "vm0-kernel"), "rb") as f:
+            self.assertEqual(f.read(), b"k")
+
     def test_errors(self):
         cases = [
             (["--cmdline", "a'b"], 1, "GRUB would rewrite"),
@@ -498,7 +612,20 @@ class LanternCliTest(unittest.TestCase):
                            (("test", "now"), "unknown option"), (("bench", "-v"), "unknown option"),
                            (("fuzz", "--seconds", "0"), "positive number"), (("fuzz", "--verbose"), "unknown option"),
                            (("fuzz", "api", "acpi"), "one target at most"),
-                           (("deps", "--everything"), "unknown option")]:
+                           (("deps", "--everything"), "unknown option"),
+                           (("run", "--vm", "cpus=2"), "has no kernel="),
+                           (("run", "--vm", "kernel=/nonexistent/k.elf"), "does not exist"),
+                           (("run", "--vm", f"kernel={__file__},cpus=0"), "cpus=0"),
+                           (("run", "--vm", f"kernel={__file__},cpus=2"), "more than the 1 emulated CPU"),
+                           (("run", "--mem", "128", "--vm", f"kernel={__file__}"),
+                            "more than the emulator's --mem 128"),
+                           (("run", "--vm", f"kernel={__file__},mem=1"), "2 to 3072 MiB"),
+                           (("run", "--vm", f"kernel={__file__},speed=9"), "unknown key 'speed'"),
+                           (("run", "--iso", __file__, "--vm", f"kernel={__file__}"), "do not mix"),
+                           (("iso", "-o", "/tmp/x.iso", "--vm", f"kernel={__file__},cpus=x"),
+                            "not a whole number"),
+                           (("iso", "-o", "/tmp/x.iso", "--check-cpus", "1", "--vm",
+                             f"kernel={__file__},cpus=3"), "more than the 1 emulated CPU")]:
             r = self.lantern(*args)
             self.assertEqual(r.returncode, 2, f"{args}: {r.stdout}")
             self.assertIn(text, r.stdout, args)

@@ -1,0 +1,150 @@
+/* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
+ * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
+ * INIT/SIPI/SIPI through the xAPIC, and exits through isa-debug-exit (0xf4) with the code
+ * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
+#include "guest_lib.h"
+
+extern volatile uint32_t ap_started;
+extern char trampoline_start[], trampoline_end[], trampoline_load[];
+
+/* xAPIC registers (SDM Vol. 3A 11.4.1 default base, Table 11-1 offsets; 11.6.1 ICR). */
+#define LAPIC_BASE 0xfee00000u
+#define LAPIC_ID 0x20
+#define LAPIC_SVR 0xf0
+#define LAPIC_ICR_LOW 0x300
+#define LAPIC_ICR_HIGH 0x310
+#define ICR_INIT 0x00000500u        /* delivery mode 101 */
+#define ICR_STARTUP 0x00000600u     /* delivery mode 110 */
+#define ICR_LEVEL_ASSERT 0x00004000u /* bit 14 */
+#define ICR_DELIVERY_PENDING 0x00001000u
+#define TRAMPOLINE_VECTOR 0x08       /* SIPI vector: the AP starts at 0x08 << 12 = 0x8000 */
+
+static volatile uint32_t* lapic(uint32_t reg) { return (volatile uint32_t*)(LAPIC_BASE + reg); }
+
+static void spin(uint32_t n) {
+  for (volatile uint32_t i = 0; i < n; ++i) __asm__ volatile("pause");
+}
+
+static void send_ipi(uint32_t apic_id, uint32_t low) {
+  *lapic(LAPIC_ICR_HIGH) = apic_id << 24;
+  *lapic(LAPIC_ICR_LOW) = low;
+  for (int i = 0; i < 100000 && (*lapic(LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING); ++i) __asm__ volatile("pause");
+}
+
+static int starts_with(const char* s, const char* prefix) {
+  while (*prefix)
+    if (*s++ != *prefix++) return 0;
+  return 1;
+}
+
+/* The value of `exit=N` among the blank-separated words of the command line, or 0. */
+static uint32_t exit_code_from(const char* cmdline) {
+  const char* p = cmdline;
+  while (*p) {
+    while (*p == ' ') ++p;
+    if (starts_with(p, "exit=")) {
+      uint32_t v = 0;
+      for (p += 5; *p >= '0' && *p <= '9'; ++p) v = v * 10 + (uint32_t)(*p - '0');
+      return v;
+    }
+    while (*p && *p != ' ') ++p;
+  }
+  return 0;
+}
+
+static void print_module(uint32_t i, const struct multiboot_module* m) {
+  uart_puts("mbguest: module ");
+  uart_putu(i);
+  uart_puts(" bytes=");
+  uart_putu(m->mod_end - m->mod_start);
+  uart_puts(" string='");
+  uart_puts(m->string ? (const char*)m->string : "");
+  uart_puts("' first-line='");
+  const char* data = (const char*)m->mod_start;
+  for (uint32_t j = 0; j < m->mod_end - m->mod_start && j < 60 && data[j] != '\n'; ++j)
+    uart_putc(data[j] >= 0x20 && data[j] < 0x7f ? data[j] : '.');
+  uart_puts("'\n");
+}
+
+static uint32_t start_aps(uint32_t cpus) {
+  const uint32_t self = *lapic(LAPIC_ID) >> 24;
+  const char* src = trampoline_load;
+  char* dst = (char*)0x8000;
+  for (uint32_t i = 0; i < (uint32_t)(trampoline_end - trampoline_start); ++i) dst[i] = src[i];
+  *lapic(LAPIC_SVR) |= 0x100; /* APIC software enable (SDM Vol. 3A 11.9) */
+  /* INIT-SIPI-SIPI to APIC IDs 0..cpus-1 except our own (SDM Vol. 3A 9.4.4.1, Example 9-1). */
+  for (uint32_t id = 0, sent = 0; sent + 1 < cpus && id < 255; ++id) {
+    if (id == self) continue;
+    send_ipi(id, ICR_INIT | ICR_LEVEL_ASSERT);
+    spin(10000);
+    send_ipi(id, ICR_STARTUP | TRAMPOLINE_VECTOR);
+    spin(2000);
+    if (ap_started < sent + 1) send_ipi(id, ICR_STARTUP | TRAMPOLINE_VECTOR);
+    ++sent;
+  }
+  for (uint32_t i = 0; i < 2000000 && ap_started + 1 < cpus; ++i) __asm__ volatile("pause");
+  return ap_started;
+}
+
+void guest_main(uint32_t magic, const struct multiboot_info* info) {
+  uart_init();
+  uart_puts("mbguest: hello from a multiboot guest\n");
+  if (magic != MB_BOOTLOADER_MAGIC) {
+    uart_puts("mbguest: FAIL bad bootloader magic\n");
+    guest_exit(99);
+  }
+  const char* cmdline = (info->flags & MB_INFO_CMDLINE) && info->cmdline ? (const char*)info->cmdline : "";
+  uart_puts("mbguest: cmdline='");
+  uart_puts(cmdline);
+  uart_puts("'\n");
+  if (info->flags & MB_INFO_MEMORY) {
+    uart_puts("mbguest: mem_lower=");
+    uart_putu(info->mem_lower);
+    uart_puts(" mem_upper=");
+    uart_putu(info->mem_upper);
+    uart_puts("\n");
+  }
+  if (info->flags & MB_INFO_MMAP) {
+    uint32_t entries = 0, ram_kib = 0;
+    for (uint32_t at = info->mmap_addr; at < info->mmap_addr + info->mmap_length;) {
+      const uint32_t size = *(const uint32_t*)at;
+      const uint32_t* e = (const uint32_t*)(at + 4); /* base (u64), length (u64), type */
+      if (e[4] == 1) ram_kib += (uint32_t)((((uint64_t)e[3] << 32) | e[2]) >> 10);
+      ++entries;
+      at += size + 4;
+    }
+    uart_puts("mbguest: mmap entries=");
+    uart_putu(entries);
+    uart_puts(" ram_kib=");
+    uart_putu(ram_kib);
+    uart_puts("\n");
+  }
+  const uint32_t mods = (info->flags & MB_INFO_MODULES) ? info->mods_count : 0;
+  uart_puts("mbguest: modules=");
+  uart_putu(mods);
+  uart_puts("\n");
+  for (uint32_t i = 0; i < mods; ++i) print_module(i, (const struct multiboot_module*)info->mods_addr + i);
+
+  uint32_t cpus = 1;
+  if (fw_cfg_read(0x0000, 4) == 0x554d4551u) { /* "QEMU" */
+    cpus = fw_cfg_read(0x0005, 2);
+    uart_puts("mbguest: fw_cfg cpus=");
+    uart_putu(cpus);
+    uart_puts(" ram_mib=");
+    uart_putu(fw_cfg_read(0x0003, 4) >> 20);
+    uart_puts("\n");
+  } else {
+    uart_puts("mbguest: fw_cfg absent\n");
+  }
+  const uint32_t started = cpus > 1 ? start_aps(cpus) : 0;
+  uart_puts("mbguest: aps started=");
+  uart_putu(started);
+  uart_puts(" of ");
+  uart_putu(cpus - 1);
+  uart_puts("\n");
+  const uint32_t code = exit_code_from(cmdline);
+  uart_puts("mbguest: exit ");
+  uart_putu(code);
+  uart_puts("\n");
+  guest_exit(code);
+}
