@@ -39,7 +39,7 @@ from typing import IO, Optional, Pattern, Union
 # ---- the boot-log contract (docs: /work/shared/design.md) --------------------------------------
 READY_RE = re.compile(
     r"^LANTERN READY cpus=(?P<cpus>\d+) vmx=(?P<vmx>\d+) vcpus=(?P<vcpus>\d+)"
-    r" ip=(?P<ip>\S+) console=(?P<console>\S+)[ \t]*$",
+    r"(?: hv=(?P<hv>vmx|svm|none) svm=(?P<svm>\d+))? ip=(?P<ip>\S+) console=(?P<console>\S+)[ \t]*$",
     re.M,
 )
 READY_PREFIX_RE = re.compile(r"^LANTERN READY\b.*$", re.M)

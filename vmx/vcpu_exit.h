@@ -44,7 +44,7 @@ struct ExternalInterrupt {
 struct Halt {};
 struct NestedPageFault {
   uint64_t gpa;
-  uint8_t access;  // kEptRead | kEptWrite | kEptExecute of the faulting access (vmx/ept.h)
+  uint8_t access;  // guest::kAccessRead | kAccessWrite | kAccessExecute of the faulting access (guest/nested_paging.h)
 };
 // The guest shut down (triple fault): the vCPU is stopped.
 struct SystemDown {};

@@ -24,6 +24,7 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
+#include "svm/hw/svm_operation.h"
 #include "web/kernel/http_server.h"
 #include "web/api/api.h"
 #include "web/api/console_options.h"
@@ -184,6 +185,7 @@ extern "C" void kernel_main() {
   apic::start_periodic_timer(kTimerHz, interrupts::kVectorTimer);
   cpu::enable_interrupts();
   (void)vmx::enable_on_this_cpu();  // without VMX it logs why; the boot goes on with vmx=0
+  (void)svm::enable_on_this_cpu();  // likewise without SVM: svm=0
 
   uint32_t apic_ids[kMaxCpus];
   uint32_t candidates = 0;
@@ -210,8 +212,10 @@ extern "C" void kernel_main() {
   }
 
   (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
-  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u ip=%s console=%s", cpu_count(),
-                     vmx::cores_in_vmx_operation(), vmx::vcpus_started(), net_status.ip, net_status.console);
+  const char* hv = vmx::cores_in_vmx_operation() > 0 ? "vmx" : (svm::cores_in_svm_operation() > 0 ? "svm" : "none");
+  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u hv=%s svm=%u ip=%s console=%s", cpu_count(),
+                     vmx::cores_in_vmx_operation(), vmx::vcpus_started(), hv, svm::cores_in_svm_operation(),
+                     net_status.ip, net_status.console);
   // With a demo vCPU the BSP runs it and polls the network between exits; returns at once
   // without one.
   vmx::run_vcpu_loop_on_this_cpu(&net::poll);

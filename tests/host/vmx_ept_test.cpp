@@ -5,10 +5,21 @@
 #include <map>
 #include <memory>
 
-#include "vmx/ept.h"
+#include "guest/nested_paging.h"
 
 namespace lantern::vmx {
 namespace {
+
+// The EPT format of the nested-paging builder (guest/nested_paging.h), under its VMX names.
+using namespace lantern::guest;
+using EptBuilder = NestedPageTableBuilder;
+using EptFeatures = NestedPagingFeatures;
+using EptMemoryType = MemoryType;
+using EptMapMode = MapMode;
+constexpr uint8_t kEptRead = kAccessRead;
+constexpr uint8_t kEptWrite = kAccessWrite;
+constexpr uint8_t kEptExecute = kAccessExecute;
+constexpr uint8_t kEptRwx = kAccessRwx;
 
 // Pages live in host memory; "physical" addresses are handed out from 0x100000 upwards.
 class FakePageAllocator final : public PageAllocator {

@@ -36,7 +36,7 @@ constexpr size_t kGuestNameOffset = 16;
 constexpr size_t kGuestNameBytes = 16;
 constexpr size_t kGuestHeaderBytes = kGuestNameOffset + kGuestNameBytes;
 
-class KernelPageAllocator final : public PageAllocator {
+class KernelPageAllocator final : public guest::PageAllocator {
  public:
   Result<uint64_t> alloc_zeroed_page() override {
     const uint64_t phys = TRY(memory::alloc_frame());
@@ -118,16 +118,16 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
   lib::mem_set(guest_ram, 0, kGuestMemoryBytes);
   lib::mem_copy(guest_ram + kGuestLoadAddress, program.data(), program.size());
 
-  EptFeatures features;
+  guest::NestedPagingFeatures features;
   features.pages_2m = caps->ept_2m_pages;
   features.pages_1g = caps->ept_1g_pages;
   features.execute_only = caps->ept_execute_only;
   features.max_phys_bits = max_phys_bits();
-  auto ept = EptBuilder::create(g_page_allocator, features);
-  Result<void> mapped = ept ? ept->map(0, vm->memory_phys, kGuestMemoryBytes, kEptRwx, EptMemoryType::kWriteBack)
+  auto ept = guest::NestedPageTableBuilder::create(g_page_allocator, features);
+  Result<void> mapped = ept ? ept->map(0, vm->memory_phys, kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack)
                             : Result<void>(ept.error());
   if (!mapped) {
-    if (ept) (void)EptBuilder::release_tables(g_page_allocator, ept->pml4_phys());
+    if (ept) (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, ept->pml4_phys());
     vm->eptp = 0;
     destroy_guest_vm(vm);
     return mapped.error();
@@ -138,7 +138,7 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
 
 void destroy_guest_vm(GuestVm* vm) {
   if (vm == nullptr) return;
-  if (vm->eptp != 0) (void)EptBuilder::release_tables(g_page_allocator, vm->eptp & ept_entry::kAddressMask);
+  if (vm->eptp != 0) (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, vm->eptp & guest::ept_entry::kAddressMask);
   if (vm->memory_phys != 0) {
     if (auto r = memory::free_contiguous(vm->memory_phys, kGuestMemoryBytes / paging::kPageSize); !r) {
       LOG_ERROR("vmx: vm%u: guest memory not freed: %s (detail 0x%llx)", vm->vm_id, r.error().message,

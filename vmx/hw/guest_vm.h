@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "kernel/lib/result.h"
-#include "vmx/ept.h"
+#include "guest/nested_paging.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/output_ring.h"
 

@@ -12,7 +12,7 @@
 #include "kernel/core/log.h"
 #include "kernel/core/memory.h"
 #include "kernel/lib/string.h"
-#include "vmx/ept.h"
+#include "guest/nested_paging.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/cr_access.h"
@@ -918,9 +918,9 @@ Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {
   const uint64_t gpa = TRY(vmcs_read(hw_, F64::GUEST_PHYSICAL_ADDRESS));
   const EptViolationQualification q = EptViolationQualification::decode(exit.qualification);
   uint8_t access = 0;
-  if (q.read) access |= kEptRead;
-  if (q.write) access |= kEptWrite;
-  if (q.fetch) access |= kEptExecute;
+  if (q.read) access |= guest::kAccessRead;
+  if (q.write) access |= guest::kAccessWrite;
+  if (q.fetch) access |= guest::kAccessExecute;
   if (auto handled = TRY(vlapic_mmio(exit, gpa, q.write)); handled) return *handled;  // the xAPIC page
   return VmExit{exits::NestedPageFault{gpa, access}};
 }

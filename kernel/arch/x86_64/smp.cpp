@@ -14,6 +14,7 @@
 #include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vmx_operation.h"
+#include "svm/hw/svm_operation.h"
 
 extern "C" char ap_trampoline_start[], ap_trampoline_end[];
 extern "C" char ap_long_mode_entry[];
@@ -125,6 +126,7 @@ extern "C" void ap_main(lantern::PerCpu* cpu) {
     cpu->apic_id = apic::id();
   }
   (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
+  (void)svm::enable_on_this_cpu();             // likewise
   (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
   register_cpu(cpu);
   cpu->online_tsc = cpu::rdtsc();

@@ -1,0 +1,68 @@
+// SVM exit codes (APM Vol. 2 Appendix C; the table is svm/exit_codes.def), their names, and
+// their mapping to vendor-neutral exit kinds, as pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace lantern::svm {
+
+// What an exit means, independent of the vendor: the core's exit model dispatches on this.
+enum class ExitKind : uint8_t {
+  kCpuid,
+  kHlt,
+  kIo,
+  kMsr,
+  kHypercall,
+  kNestedPageFault,
+  kInterrupt,         // a host interrupt arrived (INTR intercept, APM 15.13.1)
+  kNmi,               // a host NMI (APM 15.13.2)
+  kSmi,
+  kInit,              // INIT signal (APM 15.13.3)
+  kInterruptWindow,   // VINTR: the guest can take the virtual interrupt (APM 15.21.4)
+  kNmiWindow,         // IRET intercept: the guest's NMI handler returned (APM 15.21.6)
+  kShutdown,          // triple fault or other shutdown condition (APM 15.14.1)
+  kException,         // an intercepted exception vector (APM 15.12)
+  kSvmInstruction,    // VMRUN/VMLOAD/VMSAVE/STGI/CLGI/SKINIT/INVLPGA: inject #UD (APM 15.4)
+  kControlRegister,
+  kDebugRegister,
+  kDescriptorTable,
+  kOtherInstruction,
+  kOther,
+  kInvalid,           // VMEXIT_INVALID: VMRUN found illegal guest state (APM 15.5.1)
+  kBusy,              // VMEXIT_BUSY (SEV-SNP)
+  kUnknown,           // not in Appendix C
+};
+
+// Exit codes the backend names in code (APM Table C-1).
+inline constexpr uint64_t kVmexitExcp0 = 0x40;
+inline constexpr uint64_t kVmexitIntr = 0x60;
+inline constexpr uint64_t kVmexitNmi = 0x61;
+inline constexpr uint64_t kVmexitInit = 0x63;
+inline constexpr uint64_t kVmexitVintr = 0x64;
+inline constexpr uint64_t kVmexitCpuid = 0x72;
+inline constexpr uint64_t kVmexitIret = 0x74;
+inline constexpr uint64_t kVmexitHlt = 0x78;
+inline constexpr uint64_t kVmexitIoio = 0x7b;
+inline constexpr uint64_t kVmexitMsr = 0x7c;
+inline constexpr uint64_t kVmexitShutdown = 0x7f;
+inline constexpr uint64_t kVmexitVmrun = 0x80;
+inline constexpr uint64_t kVmexitVmmcall = 0x81;
+inline constexpr uint64_t kVmexitNpf = 0x400;
+inline constexpr uint64_t kVmexitInvalid = ~uint64_t{0};      // -1
+inline constexpr uint64_t kVmexitBusy = ~uint64_t{0} - 1;     // -2
+
+// VMEXIT_INVALID is -1 (APM Table C-1). QEMU 7.2 writes it zero-extended, 0x00000000FFFFFFFF, so
+// only the low 32 bits are compared (no valid exit code has them all set).
+constexpr bool is_vmexit_invalid(uint64_t exitcode) {
+  return static_cast<uint32_t>(exitcode) == 0xffffffffu;
+}
+
+// "VMEXIT_CPUID", "VMEXIT_INVALID", ... or "VMEXIT_UNKNOWN".
+std::string_view exit_code_name(uint64_t exitcode);
+// The vendor-neutral kind of an exit code.
+ExitKind exit_kind(uint64_t exitcode);
+// "cpuid", "hlt", "io", ...: the kind's name for logs and the console.
+std::string_view exit_kind_name(ExitKind kind);
+
+}  // namespace lantern::svm
