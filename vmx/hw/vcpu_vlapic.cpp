@@ -124,16 +124,19 @@ void VmxVcpu::kick_owner() {
 
 void VmxVcpu::post_interrupt(uint8_t vector) {
   posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_init() {
   posted_init_.store(true, std::memory_order_seq_cst);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_sipi(uint8_t vector) {
   posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
@@ -328,6 +331,9 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   Result<void> r = ok();
+  // Any vlapic write may change what is deliverable (EOI, TPR, timer, IPIs, enable).
+  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) arbitrate_ = true;
+  if (msr == VirtualLapic::kMsrTscDeadline || msr == kMsrApicBase) arbitrate_ = true;
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
     r = vlapic_.write_msr(msr, value);
     if (r) route_vlapic_side_effects();

@@ -4,7 +4,7 @@
  *
  * Saves the host's callee-saved registers (SysV ABI: rbx, rbp, r12-r15), pushes `regs`,
  * writes HOST_RSP (VMCS field 0x6c14, SDM Vol. 3D Appendix B.4.4) with the resulting stack
- * pointer, loads the guest's general registers from `regs` (VM entry does not load them:
+ * pointer unless fast->host_rsp says the current VMCS already holds it (KVM does the same), loads the guest's general registers from `regs` (VM entry does not load them:
  * SDM Vol. 3C 26.3.2 lists what it loads), then VMRESUME when `launched` != 0, else VMLAUNCH.
  *
  * On success the CPU continues at HOST_RIP = vmx_exit_entry with RSP = HOST_RSP (SDM Vol. 3C
@@ -46,6 +46,7 @@
 #define EXIT_REASON_VMCALL 18
 #define FAST_ENABLED 0
 #define FAST_NULL_HYPERCALLS 8
+#define FAST_HOST_RSP 16
 
 .text
 .global vmx_enter
@@ -61,9 +62,13 @@ vmx_enter:
   pushq %rdx                   /* fast, at 8(HOST_RSP) */
   pushq %rdi                   /* regs, found again at (HOST_RSP) after the exit */
 
+  cmpq %rsp, FAST_HOST_RSP(%rdx)  /* HOST_RSP already holds this stack pointer: skip VMWRITE */
+  je 2f
   movl $VMCS_HOST_RSP, %eax
   vmwrite %rsp, %rax
   jbe .Lfail                   /* CF or ZF: VMWRITE failed */
+  movq %rsp, FAST_HOST_RSP(%rdx)
+2:
 
   testq %rsi, %rsi             /* ZF = !launched; the MOVs below leave the flags alone */
   movq REG_RAX(%rdi), %rax
