@@ -606,10 +606,13 @@ Result<VmExit> VmxVcpu::run() {
     return make_error(ErrorCode::kInvalidState, "complete the pending IoRead/MsrRead exit first");
   }
   cpu::InterruptsOff irq_off;
-  struct HostXstateOnReturn {
+  struct OnReturn {
     VmxVcpu& vcpu;
-    ~HostXstateOnReturn() { vcpu.ensure_host_xstate(); }
-  } host_xstate_on_return{*this};
+    ~OnReturn() {
+      vcpu.ensure_host_xstate();
+      vcpu.publish_state();
+    }
+  } on_return{*this};
   for (;;) {
     TRY(pre_enter());
     ExitInfo exit;
@@ -741,6 +744,17 @@ const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_t
     return t;
   }();
   return kTable;
+}
+
+void VmxVcpu::publish_state() {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  published_.total_exits.store(total_exits_ + fast_.null_hypercalls, kRelaxed);
+  published_.last_exit_reason.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason, kRelaxed);
+  published_.events_injected.store(events_injected_, kRelaxed);
+  published_.launched.store(launched_, kRelaxed);
+  published_.halted.store(sleeping_in_hlt_, kRelaxed);
+  published_.parked.store(wait_for_sipi_, kRelaxed);
+  published_.stop_message.store(stop_message_, kRelaxed);
 }
 
 void VmxVcpu::record_exit(const ExitInfo& exit) {

@@ -27,6 +27,7 @@
 #include "guest/vm.h"
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
+#include "vmx/hw/vmx_entry_layout.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/intercept_bitmaps.h"
 #include "vmx/pending_events.h"
@@ -79,7 +80,7 @@ struct VcpuGroup {
   std::array<std::atomic<VmxVcpu*>, kMaxVcpus> members{};
 };
 
-// Shared with vmx/hw/vmx_entry.S (offsets 0, 8 and 16). host_rsp caches the HOST_RSP the stub
+// Shared with vmx/hw/vmx_entry.S (offsets in vmx/hw/vmx_entry_layout.h). host_rsp caches the HOST_RSP the stub
 // last wrote into the current VMCS: it writes the field again only when its stack pointer
 // differs (0 = unknown, after the VMCS was loaded on a core).
 struct VmxFastPath {
@@ -87,8 +88,25 @@ struct VmxFastPath {
   uint64_t null_hypercalls = 0;
   uint64_t host_rsp = 0;
 };
-static_assert(offsetof(VmxFastPath, enabled) == 0 && offsetof(VmxFastPath, null_hypercalls) == 8 &&
-              offsetof(VmxFastPath, host_rsp) == 16);
+static_assert(offsetof(VmxFastPath, enabled) == LANTERN_FAST_ENABLED &&
+              offsetof(VmxFastPath, null_hypercalls) == LANTERN_FAST_NULL_HYPERCALLS &&
+              offsetof(VmxFastPath, host_rsp) == LANTERN_FAST_HOST_RSP);
+static_assert(static_cast<int>(ExitReason::VMCALL) == LANTERN_EXIT_REASON_VMCALL);
+
+// What other cores may read about a vCPU without a capture: written by the owning core with
+// relaxed atomic stores whenever run() returns (so at least at every host-interrupt exit, and
+// the timer tick makes those 100 per second), read with relaxed loads. Each field is
+// individually current as of that moment; they are not a consistent snapshot of one exit (a
+// capture on the owning core, vcpu_capture.h, is).
+struct PublishedVcpuState {
+  std::atomic<uint64_t> total_exits{0};
+  std::atomic<uint32_t> last_exit_reason{0};  // raw VM_EXIT_REASON of the newest exit
+  std::atomic<uint64_t> events_injected{0};
+  std::atomic<bool> launched{false};
+  std::atomic<bool> halted{false};  // sleeping in the HLT activity state
+  std::atomic<bool> parked{false};  // waiting for a SIPI
+  std::atomic<const char*> stop_message{nullptr};
+};
 
 class VmxVcpu {
  public:
@@ -181,7 +199,9 @@ class VmxVcpu {
   // unknown MSRs follow vm->unknown_msrs; without one every IoRead/IoWrite/MsrRead/MsrWrite
   // returns to the caller. The run loop returns once vm->exit_requested is set.
   void attach_vm(guest::Vm* vm) { vm_core_ = vm; }
-  // Copies up to `capacity` most recent exits, newest first; returns how many.
+  // Any core: the state the owner last published (see PublishedVcpuState).
+  const PublishedVcpuState& published() const { return published_; }
+  // Copies up to `capacity` most recent exits, newest first; returns how many. Owner core only.
   size_t recent_exits(ExitRecord* out, size_t capacity) const;
 
   // ---- vlapic (vmx/hw/vcpu_vlapic.cpp) ----
@@ -253,6 +273,8 @@ class VmxVcpu {
   Result<VmExit> handle_exit(ExitInfo& exit);
   // Before an entry: the event arbiter's work, only when attention bits or local state need it.
   Result<void> pre_enter();
+  // Owner core: refreshes published_ (at every return from run()).
+  void publish_state();
   Result<void> arbitrate_events();
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
   Result<void> enter_and_decode(ExitInfo& exit);
@@ -382,6 +404,7 @@ class VmxVcpu {
   uint64_t total_exits_ = 0;
   std::array<ExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
+  PublishedVcpuState published_;
 };
 
 // vCPUs created by VmxVcpu::create() since boot (the READY line's vcpus=).

@@ -306,6 +306,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   uint64_t value = 0;
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
+    vlapic_.set_time(cpu::rdtsc());  // the current-count register reads the clock
     auto r = vlapic_.read_msr(msr);
     if (!r) {
       // SDM 11.12.1.2: RDMSR of a reserved/write-only x2APIC register, or outside x2APIC mode.
@@ -331,9 +332,13 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   Result<void> r = ok();
-  // Any vlapic write may change what is deliverable (EOI, TPR, timer, IPIs, enable).
-  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) arbitrate_ = true;
-  if (msr == VirtualLapic::kMsrTscDeadline || msr == kMsrApicBase) arbitrate_ = true;
+  // Any vlapic write may change what is deliverable (EOI, TPR, timer, IPIs, enable), and a
+  // timer write counts from now: the vlapic's clock is only advanced while a timer is armed.
+  if ((msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) || msr == VirtualLapic::kMsrTscDeadline ||
+      msr == kMsrApicBase) {
+    arbitrate_ = true;
+    vlapic_.set_time(cpu::rdtsc());
+  }
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
     r = vlapic_.write_msr(msr, value);
     if (r) route_vlapic_side_effects();
@@ -484,6 +489,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
     return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
   }
   auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
+  vlapic_.set_time(cpu::rdtsc());  // timer writes count from now; the current count reads it
   // The faulting instruction: CS base + RIP, with guest paging off linear = guest-physical.
   const uint64_t cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
   if ((cr0 & kCr0Pg) != 0) {
