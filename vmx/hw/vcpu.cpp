@@ -617,8 +617,8 @@ Result<VmExit> VmxVcpu::run() {
     TRY(pre_enter());
     ExitInfo exit;
     TRY(enter_and_decode(exit));
-    VmExit outcome = TRY(handle_exit(exit));
-    if (outcome.index() != 0 || (vm_core_ != nullptr && vm_core_->exit_requested)) {
+    Result<VmExit> outcome = handle_exit(exit);
+    if (!outcome || outcome->index() != 0 || (vm_core_ != nullptr && vm_core_->exit_requested)) {
       return outcome;
     }
   }
@@ -874,8 +874,8 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
     }
   } else {
     r = cpu::cpuid(leaf, subleaf);
-    const HostXstate& x = host_xstate();
     if (leaf == 1) {
+      const HostXstate& x = host_xstate();
       r.ecx = (r.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor;
       r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
       // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
@@ -886,6 +886,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
     } else if (leaf == kCpuidXsaveLeaf && subleaf == 0) {
       // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
+      const HostXstate& x = host_xstate();
       r.eax &= static_cast<uint32_t>(x.guest_xcr0);
       r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
     } else if (leaf == kCpuidXsaveLeaf && subleaf == 1) {
@@ -896,7 +897,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       r.edx = 0;
     }
   }
-  vlapic_adjust_cpuid(leaf, r);
+  if (leaf == 1 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);  // the leaves it changes
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
   regs_.rax = r.eax;
   regs_.rbx = r.ebx;
@@ -987,10 +988,12 @@ bool VmxVcpu::msr_emulated(uint32_t msr) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
-  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) ensure_host_xstate();
-  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
-  if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
-  if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
+  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
+    ensure_host_xstate();
+    // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+    if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
+    if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
+  }
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
     regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
     regs_.rdx = 0;
@@ -1020,10 +1023,12 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
-  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) ensure_host_xstate();
-  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
-  if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
-  if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
+  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
+    ensure_host_xstate();
+    // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+    if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
+    if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
+  }
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
     TRY(advance_rip(exit));
     return VmExit{exits::Nothing{}};
