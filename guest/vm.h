@@ -22,6 +22,10 @@ struct Vm {
   PortBus ports;
   MmioBus mmio;
   UnknownMsrPolicy unknown_msrs = UnknownMsrPolicy::kToCaller;
+  // When set, a VMCALL with RAX = this number queues external interrupt RDI for the calling
+  // vCPU inside the run loop (RAX = 0, or all ones when the queue refuses it) instead of
+  // returning the hypercall to the caller. 0 = off (hypercall 0 is the null hypercall).
+  uint64_t self_interrupt_hypercall = 0;
   bool exit_requested = false;  // a device asked to end the VM (the exit port)
   uint32_t exit_status = 0;
 

@@ -228,6 +228,7 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
   // The demo's devices and MSR policy live in the core: port I/O and unknown MSRs never leave
   // run() (reads 0, writes dropped, as handle_device_exit() answers them).
   vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;
+  vm->self_interrupt_hypercall = kHypercallInjectInterrupt;
   (*vcpu)->attach_vm(vm);
   g_demo[index] = DemoSlot{vm, *vcpu};
   // The console (web/kernel/) finds the demo through the registry; the demo lives until reboot.
@@ -312,6 +313,7 @@ Result<void> run_benchmarks() {
   }
   VmxVcpu* vcpu = *bound;
   vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;  // as the demo
+  vm->self_interrupt_hypercall = kHypercallInjectInterrupt;
   vcpu->attach_vm(vm);
   Result<void> outcome = ok();
   for (;;) {

@@ -562,7 +562,12 @@ Result<void> VmxVcpu::arbitrate_events() {
 
 Result<void> VmxVcpu::pre_enter() {
   if (!arbitrate_ && attention_.load(std::memory_order_relaxed) == 0) return ok();
-  ensure_host_xstate();  // the arbiter may log, send IPIs or reset the guest's save area
+  // The arbiter is built -mgeneral-regs-only like the exit path (cmake/kernel.cmake), so the
+  // guest's extended state may stay loaded; INIT/SIPI reset the guest's save area, which must
+  // not be live then.
+  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
+    ensure_host_xstate();
+  }
   return arbitrate_events();
 }
 
@@ -920,6 +925,21 @@ Result<VmExit> VmxVcpu::on_skip_instruction(const ExitInfo& exit) {
 
 Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
   TRY(advance_rip(exit));
+  if (vm_core_ != nullptr && vm_core_->self_interrupt_hypercall != 0 &&
+      regs_.rax == vm_core_->self_interrupt_hypercall) {
+    // Queued by the owner itself: no kick, the arbiter runs before the next entry.
+    Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
+    if (regs_.rdi <= 0xff) {
+      IrqSpinlockGuard guard(events_lock_);
+      queued = events_.queue_event(PendingEventType::kExternalInterrupt, static_cast<uint32_t>(regs_.rdi));
+    }
+    if (queued) {
+      owner_events_pending_ = true;
+      arbitrate_ = true;
+    }
+    regs_.rax = queued ? 0 : ~uint64_t{0};
+    return VmExit{exits::Nothing{}};
+  }
   return VmExit{exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
 }
 

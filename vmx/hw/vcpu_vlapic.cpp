@@ -141,6 +141,7 @@ void VmxVcpu::post_sipi(uint8_t vector) {
 }
 
 Result<void> VmxVcpu::enter_wait_for_sipi() {
+  ensure_host_xstate();
   // SDM 11.4.7.3: after INIT the local APIC is as after power-up except its ID (and, SDM
   // 11.12.5.1, x2APIC mode stays); SDM 9.4: the processor then waits for a SIPI with every
   // interrupt blocked. Modelled as the HLT activity state with no injection.
@@ -173,6 +174,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
 }
 
 Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
+  ensure_host_xstate();  // the guest's save area is reset below
   // SDM 9.4.4 / 8.4.4.1: the SIPI vector VV starts the processor in real mode at VV00:0000.
   GuestEntry entry;
   entry.mode = GuestMode::kRealMode;
