@@ -27,6 +27,23 @@ target_compile_options(lantern_kernel PRIVATE
   $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti ${LANTERN_WARNINGS}>
   $<$<COMPILE_LANGUAGE:C>:${LANTERN_WARNINGS}>)
 
+# The VM-exit path and the event arbiter keep the guest's extended state loaded across the exits
+# they handle themselves (vmx/hw/vcpu.h, ExitTableEntry::keeps_guest_xstate; vmx_operation.cpp
+# for capabilities()/host_xstate()), so the code on that path must not touch
+# SSE/x87 registers: the compiler may use them for copies and vectorised loops otherwise.
+set(LANTERN_GPR_ONLY_SOURCES
+  ${CMAKE_SOURCE_DIR}/vmx/hw/vcpu.cpp
+  ${CMAKE_SOURCE_DIR}/vmx/hw/vcpu_vlapic.cpp
+  ${CMAKE_SOURCE_DIR}/vmx/hw/vmx_operation.cpp
+  ${CMAKE_SOURCE_DIR}/vmx/vlapic.cpp
+  ${CMAKE_SOURCE_DIR}/vmx/general_registers.cpp
+  ${CMAKE_SOURCE_DIR}/vmx/exit_qualification.cpp
+  ${CMAKE_SOURCE_DIR}/vmx/pending_events.cpp
+  ${CMAKE_SOURCE_DIR}/guest/io_bus.cpp
+  ${CMAKE_SOURCE_DIR}/kernel/lib/string.cpp)
+set_property(SOURCE ${LANTERN_GPR_ONLY_SOURCES} APPEND PROPERTY COMPILE_OPTIONS
+  $<$<STREQUAL:$<TARGET_PROPERTY:NAME>,lantern_kernel>:-mgeneral-regs-only>)
+
 execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libstdc++.a
   OUTPUT_VARIABLE LANTERN_LIBSTDCXX OUTPUT_STRIP_TRAILING_WHITESPACE)
 execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libgcc.a

@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "kernel/lib/result.h"
+#include "vmx/general_registers_layout.h"
 
 namespace lantern::vmx {
 
@@ -170,25 +171,25 @@ struct GeneralRegisters {
 };
 
 // The asm stub addresses the registers by these offsets (8 * hardware index).
-inline constexpr size_t kGeneralRegistersSize = 16 * 8;
+inline constexpr size_t kGeneralRegistersSize = LANTERN_GPR_SIZE;
 static_assert(std::is_standard_layout_v<GeneralRegisters>);
 static_assert(std::is_trivially_copyable_v<GeneralRegisters>);
 static_assert(sizeof(GeneralRegisters) == kGeneralRegistersSize);
-static_assert(offsetof(GeneralRegisters, rax) == 0 * 8);
-static_assert(offsetof(GeneralRegisters, rcx) == 1 * 8);
-static_assert(offsetof(GeneralRegisters, rdx) == 2 * 8);
-static_assert(offsetof(GeneralRegisters, rbx) == 3 * 8);
-static_assert(offsetof(GeneralRegisters, rsp_unused) == 4 * 8);
-static_assert(offsetof(GeneralRegisters, rbp) == 5 * 8);
-static_assert(offsetof(GeneralRegisters, rsi) == 6 * 8);
-static_assert(offsetof(GeneralRegisters, rdi) == 7 * 8);
-static_assert(offsetof(GeneralRegisters, r8) == 8 * 8);
-static_assert(offsetof(GeneralRegisters, r9) == 9 * 8);
-static_assert(offsetof(GeneralRegisters, r10) == 10 * 8);
-static_assert(offsetof(GeneralRegisters, r11) == 11 * 8);
-static_assert(offsetof(GeneralRegisters, r12) == 12 * 8);
-static_assert(offsetof(GeneralRegisters, r13) == 13 * 8);
-static_assert(offsetof(GeneralRegisters, r14) == 14 * 8);
-static_assert(offsetof(GeneralRegisters, r15) == 15 * 8);
+static_assert(offsetof(GeneralRegisters, rax) == LANTERN_GPR_RAX);
+static_assert(offsetof(GeneralRegisters, rcx) == LANTERN_GPR_RCX);
+static_assert(offsetof(GeneralRegisters, rdx) == LANTERN_GPR_RDX);
+static_assert(offsetof(GeneralRegisters, rbx) == LANTERN_GPR_RBX);
+static_assert(offsetof(GeneralRegisters, rsp_unused) == LANTERN_GPR_RSP_UNUSED);
+static_assert(offsetof(GeneralRegisters, rbp) == LANTERN_GPR_RBP);
+static_assert(offsetof(GeneralRegisters, rsi) == LANTERN_GPR_RSI);
+static_assert(offsetof(GeneralRegisters, rdi) == LANTERN_GPR_RDI);
+static_assert(offsetof(GeneralRegisters, r8) == LANTERN_GPR_R8);
+static_assert(offsetof(GeneralRegisters, r9) == LANTERN_GPR_R9);
+static_assert(offsetof(GeneralRegisters, r10) == LANTERN_GPR_R10);
+static_assert(offsetof(GeneralRegisters, r11) == LANTERN_GPR_R11);
+static_assert(offsetof(GeneralRegisters, r12) == LANTERN_GPR_R12);
+static_assert(offsetof(GeneralRegisters, r13) == LANTERN_GPR_R13);
+static_assert(offsetof(GeneralRegisters, r14) == LANTERN_GPR_R14);
+static_assert(offsetof(GeneralRegisters, r15) == LANTERN_GPR_R15);
 
 }  // namespace lantern::vmx

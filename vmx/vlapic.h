@@ -130,6 +130,13 @@ class VirtualLapic {
   bool accept_interrupt(uint8_t vector, bool level_triggered);
   // Highest IRR vector whose priority class exceeds PPR's (SDM 11.8.3); none when disabled.
   std::optional<uint8_t> highest_deliverable() const;
+  // True while any IRR bit is set: the run loop's cheap test of whether the vlapic needs
+  // arbitration before the next entry.
+  bool has_requests() const {
+    uint32_t any = 0;
+    for (uint32_t word : irr_) any |= word;
+    return any != 0;
+  }
   // The hypervisor injected `vector`: IRR -> ISR (SDM 11.8.4). kInvalidState if not in IRR.
   Result<void> acknowledge(uint8_t vector);
 

@@ -33,44 +33,44 @@ concept VmxHardware = requires(Hw& hw, uint32_t encoding, uint64_t value, uint32
 
 // ---- Width-typed accessors (the only way portable code touches a VMCS field) ---------------
 template <VmxHardware Hw>
-Result<uint16_t> vmcs_read(Hw& hw, VmcsField16 field) {
+[[gnu::always_inline]] inline Result<uint16_t> vmcs_read(Hw& hw, VmcsField16 field) {
   const uint64_t v = TRY(hw.vmread(encoding_of(field)));
   return static_cast<uint16_t>(v);
 }
 template <VmxHardware Hw>
-Result<uint32_t> vmcs_read(Hw& hw, VmcsField32 field) {
+[[gnu::always_inline]] inline Result<uint32_t> vmcs_read(Hw& hw, VmcsField32 field) {
   const uint64_t v = TRY(hw.vmread(encoding_of(field)));
   return static_cast<uint32_t>(v);
 }
 template <VmxHardware Hw>
-Result<uint64_t> vmcs_read(Hw& hw, VmcsField64 field) {
+[[gnu::always_inline]] inline Result<uint64_t> vmcs_read(Hw& hw, VmcsField64 field) {
   return hw.vmread(encoding_of(field));
 }
 template <VmxHardware Hw>
-Result<uint64_t> vmcs_read(Hw& hw, VmcsFieldNatural field) {
+[[gnu::always_inline]] inline Result<uint64_t> vmcs_read(Hw& hw, VmcsFieldNatural field) {
   return hw.vmread(encoding_of(field));
 }
 
 template <VmxHardware Hw>
-Result<void> vmcs_write(Hw& hw, VmcsField16 field, uint16_t value) {
+[[gnu::always_inline]] inline Result<void> vmcs_write(Hw& hw, VmcsField16 field, uint16_t value) {
   return hw.vmwrite(encoding_of(field), value);
 }
 template <VmxHardware Hw>
-Result<void> vmcs_write(Hw& hw, VmcsField32 field, uint32_t value) {
+[[gnu::always_inline]] inline Result<void> vmcs_write(Hw& hw, VmcsField32 field, uint32_t value) {
   return hw.vmwrite(encoding_of(field), value);
 }
 template <VmxHardware Hw>
-Result<void> vmcs_write(Hw& hw, VmcsField64 field, uint64_t value) {
+[[gnu::always_inline]] inline Result<void> vmcs_write(Hw& hw, VmcsField64 field, uint64_t value) {
   return hw.vmwrite(encoding_of(field), value);
 }
 template <VmxHardware Hw>
-Result<void> vmcs_write(Hw& hw, VmcsFieldNatural field, uint64_t value) {
+[[gnu::always_inline]] inline Result<void> vmcs_write(Hw& hw, VmcsFieldNatural field, uint64_t value) {
   return hw.vmwrite(encoding_of(field), value);
 }
 
 // Reads one field by reference (full or _HIGH half), truncated to the access width.
 template <VmxHardware Hw>
-Result<uint64_t> vmcs_read(Hw& hw, const VmcsFieldRef& ref) {
+[[gnu::always_inline]] inline Result<uint64_t> vmcs_read(Hw& hw, const VmcsFieldRef& ref) {
   const uint64_t v = TRY(hw.vmread(ref.encoding()));
   switch (ref.access_width()) {
     case VmcsWidth::k16: return v & 0xffff;

@@ -18,15 +18,6 @@
 namespace lantern::vmx {
 namespace {
 
-// 16550 UART registers at base 0x3f8 (PC16550D datasheet, Table 2): THR at +0 (write),
-// LSR at +5 with bit 5 THR empty and bit 6 transmitter empty.
-constexpr uint16_t kUartBase = 0x3f8;
-constexpr uint16_t kUartLsr = kUartBase + 5;
-constexpr uint32_t kUartLsrIdle = 0x60;
-// QEMU's isa-debug-exit port (emulators.md): a write ends the VM with that status.
-constexpr uint16_t kExitPort = 0xf4;
-// A read from a port nobody decodes floats high on the ISA bus.
-constexpr uint32_t kFloatingBus = 0xffffffff;
 // A halted guest without an armed vlapic timer is woken 100 times a second.
 constexpr uint64_t kGuestHaltWakeHz = 100;
 
@@ -108,6 +99,11 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
   if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
   auto* vm = new (mem) GuestVm();
   vm->vm_id = vm_id;
+  if (auto r = guest::register_demo_devices(*vm, vm->uart, vm->exit_port); !r) {
+    vm->~GuestVm();
+    kfree(vm);
+    return r.error();
+  }
   auto block = memory::alloc_contiguous(kGuestMemoryBytes / paging::kPageSize, kGuestMemoryBytes);
   if (!block) {
     kfree(vm);
@@ -167,23 +163,13 @@ Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id) {
 }
 
 Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) {
+  // A vCPU without the VM attached (some self-tests) returns port I/O here: the same bus.
   if (const auto* w = std::get_if<exits::IoWrite>(&exit)) {
-    if (w->port == kUartBase) {
-      vm.console.put(vm.vm_id, static_cast<char>(w->data & 0xff));
-    } else if (w->port == kExitPort) {
-      vm.exit_requested = true;
-      vm.exit_status = w->data;
-    }
-    return true;  // other ports: writes go nowhere
+    vm.ports.write(w->port, w->width, w->data);
+    return true;
   }
   if (const auto* r = std::get_if<exits::IoRead>(&exit)) {
-    uint32_t value = kFloatingBus;
-    if (r->port == kUartLsr) {
-      value = kUartLsrIdle;
-    } else if (r->port >= kUartBase && r->port < kUartBase + 8) {
-      value = 0;
-    }
-    TRY(vcpu.complete_io_read(value));
+    TRY(vcpu.complete_io_read(vm.ports.read(r->port, r->width)));
     return true;
   }
   if (std::holds_alternative<exits::MsrRead>(exit)) {
@@ -239,6 +225,11 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
               static_cast<unsigned long long>(vcpu.error().detail));
     return vcpu.error();
   }
+  // The demo's devices and MSR policy live in the core: port I/O and unknown MSRs never leave
+  // run() (reads 0, writes dropped, as handle_device_exit() answers them).
+  vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;
+  vm->self_interrupt_hypercall = kHypercallInjectInterrupt;
+  (*vcpu)->attach_vm(vm);
   g_demo[index] = DemoSlot{vm, *vcpu};
   // The console (web/kernel/) finds the demo through the registry; the demo lives until reboot.
   if (auto r = publish_vm(*vm, "demo"); !r) LOG_ERROR("vmx: cpu%u: publish VM: %s", index, r.error().message);
@@ -279,8 +270,9 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
       LOG_INFO("vmx: vm%u: guest wrote 0x%x to the exit port", vm.vm_id, vm.exit_status);
       break;
     }
-    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
-        std::holds_alternative<exits::Nothing>(*exit)) {
+    // Host work only after a host interrupt (the NIC's, the timer tick that drives lwIP's
+    // timeouts, a mailbox post's wake-up IPI) or a HLT: handled-inside exits never get here.
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit)) {
       if (host_work != nullptr) host_work();
       // Work posted to this core (core_mailbox.h): it may run guests of its own, so the demo
       // vCPU's VMCS is made current again afterwards.
@@ -320,6 +312,9 @@ Result<void> run_benchmarks() {
     return bound.error();
   }
   VmxVcpu* vcpu = *bound;
+  vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;  // as the demo
+  vm->self_interrupt_hypercall = kHypercallInjectInterrupt;
+  vcpu->attach_vm(vm);
   Result<void> outcome = ok();
   for (;;) {
     auto exit = vcpu->run();

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "guest/demo_devices.h"
+#include "guest/vm.h"
 #include "kernel/lib/result.h"
 #include "guest/nested_paging.h"
 #include "vmx/hw/vcpu.h"
@@ -40,14 +42,17 @@ class GuestConsole {
   size_t line_len_ = 0;
 };
 
-struct GuestVm {
-  uint32_t vm_id = 0;
+// The vendor-neutral VM (guest/vm.h: id, port bus, MSR policy, exit request) plus what this
+// kernel adds: guest memory under EPT, the console and the vCPU group.
+struct GuestVm : guest::Vm, guest::ConsoleOutput {
   uint64_t memory_phys = 0;  // GPA 0 .. kGuestMemoryBytes maps here
   uint64_t eptp = 0;
   GuestConsole console;
-  VcpuGroup vcpus;              // by vcpu_id: the targets of vlapic IPIs
-  bool exit_requested = false;  // the guest wrote to port 0xf4
-  uint32_t exit_status = 0;
+  VcpuGroup vcpus;  // by vcpu_id: the targets of vlapic IPIs
+  guest::DemoUart uart{*this};
+  guest::ExitPort exit_port{*this};
+
+  void put_char(char c) override { console.put(vm_id, c); }
 };
 
 // Creates a VM with kGuestMemoryBytes of RAM (EPT identity of GPA 0.. onto one contiguous host

@@ -218,6 +218,7 @@ Result<void> VmxVcpu::bind_to_current_processor() {
   if (!this_cpu_in_vmx_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
   cpu::InterruptsOff irq_off;
   TRY(hw::vmptrld(vmcs_phys_));
+  fast_.host_rsp = 0;  // vmx_enter writes HOST_RSP at the first entry on this core
   if (auto r = write_host_state(); !r) {
     (void)hw::vmclear(vmcs_phys_);
     return r;
@@ -231,6 +232,7 @@ Result<void> VmxVcpu::reload_on_this_cpu() {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   cpu::InterruptsOff irq_off;
+  fast_.host_rsp = 0;
   return hw::vmptrld(vmcs_phys_);
 }
 
@@ -414,7 +416,8 @@ Result<void> VmxVcpu::write_host_state() {
     TRY(vmcs_write(hw_, F64::HOST_IA32_EFER, cpu::rdmsr(cpu::kMsrEfer)));
   }
   TRY(vmcs_write(hw_, FN::HOST_RIP, reinterpret_cast<uint64_t>(vmx_exit_entry)));
-  // HOST_RSP is written by vmx_enter on every entry.
+  // HOST_RSP is written by vmx_enter when its stack pointer differs from the last one written
+  // (VmxFastPath::host_rsp).
   return ok();
 }
 
@@ -424,6 +427,7 @@ Result<void> VmxVcpu::set_preemption_timer(uint32_t value) {
   }
   if (!preemption_timer_allowed_) return make_error(ErrorCode::kUnsupported, "no VMX preemption timer");
   requested_preemption_timer_ = value;  // run() may aim it earlier, at a vlapic timer deadline
+  arbitrate_ = true;
   return apply_preemption_timer(value);
 }
 
@@ -448,6 +452,7 @@ Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
   // Activity state 1 = HLT (SDM Vol. 3C 24.4.2, Table 24-3; allowed per IA32_VMX_MISC bit 6).
   TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
   sleeping_in_hlt_ = true;
+  arbitrate_ = true;
   return ok();
 }
 
@@ -459,6 +464,8 @@ Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector, std:
     IrqSpinlockGuard guard(events_lock_);
     position = TRY(events_.queue_event(type, vector, error_code));
   }
+  // Release: the owner that sees the bit also sees the queued event when it takes the lock.
+  attention_.fetch_or(kAttentionEvents, std::memory_order_release);
   kick_owner();  // a vCPU bound elsewhere exits (or its core wakes) and run() injects
   return position;
 }
@@ -476,6 +483,7 @@ size_t VmxVcpu::pending_event_count() const {
 Result<void> VmxVcpu::inject_pending_event() {
   if (wait_for_sipi_) return ok();  // every event is blocked until a SIPI (vcpu_vlapic.cpp)
   IrqSpinlockGuard guard(events_lock_);
+  owner_events_pending_ = !events_.empty();
   if (events_.empty()) return ok();
   InjectionContext context;
   context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
@@ -497,8 +505,10 @@ Result<void> VmxVcpu::inject_pending_event() {
       uint32_t info = decision.event.entry_interruption_info();
       // With unrestricted guest and CR0.PE = 0 the "deliver error code" bit must be 0, or the
       // VM entry fails (SDM Vol. 3C 26.2.1.3): real mode pushes no error codes.
-      const uint64_t guest_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
-      if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
+      if ((info & kIntrInfoErrorCodeValid) != 0) {
+        const uint64_t guest_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
+        if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
+      }
       if ((info & kIntrInfoErrorCodeValid) != 0) {
         TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, decision.event.error_code));
       }
@@ -511,6 +521,7 @@ Result<void> VmxVcpu::inject_pending_event() {
       }
       TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
       (void)events_.pop();
+      owner_events_pending_ = !events_.empty();
       ++events_injected_;
       break;
     }
@@ -528,6 +539,66 @@ Result<void> VmxVcpu::inject_pending_event() {
   return ok();
 }
 
+// The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
+// timer (only while armed), the queue (before the vlapic), then the vlapic's deliverable
+// vector or a window. Afterwards it decides whether the next entries may skip it.
+Result<void> VmxVcpu::arbitrate_events() {
+  const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
+  if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != VirtualLapic::kNoDeadline) {
+    TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
+  }
+  if ((attention & kAttentionEvents) != 0 || owner_events_pending_) TRY(inject_pending_event());
+  // The stub may resume null hypercalls itself only while nothing waits for injection.
+  fast_.enabled = (fast_allowed_ && !owner_events_pending_ &&
+                   (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
+                      ? 1
+                      : 0;
+  TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
+  arbitrate_ = owner_events_pending_ || wait_for_sipi_ || sleeping_in_hlt_ || vlapic_.has_requests() ||
+               vlapic_.next_deadline() != VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
+               (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
+  return ok();
+}
+
+Result<void> VmxVcpu::pre_enter() {
+  if (!arbitrate_ && attention_.load(std::memory_order_relaxed) == 0) return ok();
+  // The arbiter is built -mgeneral-regs-only like the exit path (cmake/kernel.cmake), so the
+  // guest's extended state may stay loaded; INIT/SIPI reset the guest's save area, which must
+  // not be live then.
+  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
+    ensure_host_xstate();
+  }
+  return arbitrate_events();
+}
+
+Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
+  // Interrupts are off for the whole run(): nothing on this core sees the guest's state.
+  ensure_guest_xstate();
+  // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
+  // is switched by hand. MOV to CR2 serializes (SDM Vol. 3A 9.3), so only when it differs.
+  if (cpu::read_cr2() != guest_cr2_) cpu::write_cr2(guest_cr2_);
+  const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
+  guest_cr2_ = cpu::read_cr2();
+  if (flags != 0) {
+    ensure_host_xstate();
+    // VMfailInvalid (CF, bit 0) or VMfailValid (ZF, bit 6): SDM Vol. 3C 30.2.
+    if ((flags & 1) != 0) return vmx_fail_invalid();
+    const uint32_t number = TRY(vmcs_read(hw_, F32::VM_INSTRUCTION_ERROR));
+    return vmx_fail_valid(number);
+  }
+  launched_ = true;
+  exit.raw_reason = TRY(vmcs_read(hw_, F32::VM_EXIT_REASON));
+  exit.basic = static_cast<uint16_t>(exit.raw_reason & 0xffff);
+  exit.qualification = 0;
+  exit.rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
+  exit.instruction_length = ExitInfo::kLengthUnread;
+  return ok();
+}
+
+// The run loop: pre-enter -> enter -> decode -> dispatch -> post-exit. Exits handled inside
+// (Nothing) go straight back into the guest; every other exit returns to the caller. Another
+// core's request reaches the loop as attention bits (read by pre_enter) plus the wake-up IPI,
+// whose host-interrupt exit returns to the caller (mailbox work, captures).
 Result<VmExit> VmxVcpu::run() {
   if (stop_message_ != nullptr) {
     return make_error(ErrorCode::kInvalidState, stop_message_, stop_exit_reason_);
@@ -540,58 +611,22 @@ Result<VmExit> VmxVcpu::run() {
     return make_error(ErrorCode::kInvalidState, "complete the pending IoRead/MsrRead exit first");
   }
   cpu::InterruptsOff irq_off;
-  TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
-  TRY(inject_pending_event());
-  // The stub may resume null hypercalls itself only while nothing waits for injection.
-  fast_.enabled = (fast_allowed_ && pending_event_count() == 0 &&
-                   (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
-                      ? 1
-                      : 0;
-  TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
-  // Interrupts are off from here to the restore: nothing on this core sees the guest's state.
-  switch_to_guest_xstate();
-  // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
-  // is switched by hand. MOV to CR2 serializes (SDM Vol. 3A 9.3), so only when it differs.
-  if (cpu::read_cr2() != guest_cr2_) cpu::write_cr2(guest_cr2_);
-  const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
-  guest_cr2_ = cpu::read_cr2();
-  switch_to_host_xstate();
-  if (flags != 0) {
-    // VMfailInvalid (CF, bit 0) or VMfailValid (ZF, bit 6): SDM Vol. 3C 30.2.
-    if ((flags & 1) != 0) return vmx_fail_invalid();
-    const uint32_t number = TRY(vmcs_read(hw_, F32::VM_INSTRUCTION_ERROR));
-    return vmx_fail_valid(number);
-  }
-  launched_ = true;
-
-  ExitInfo exit;
-  exit.raw_reason = TRY(vmcs_read(hw_, F32::VM_EXIT_REASON));
-  exit.basic = static_cast<uint16_t>(exit.raw_reason & 0xffff);
-  exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
-  exit.rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
-  exit.instruction_length = TRY(vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN));
-  record_exit(exit);
-
-  if (ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
-    // VM entry failed while loading guest state (SDM Vol. 3C 26.8): the vCPU cannot go on.
-    (void)stop(exit, "VM entry failed (invalid guest state, MSR loading or machine check)");
-    return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
-  }
-  // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4).
-  const uint32_t idt_vectoring = TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
-  if ((idt_vectoring & kIntrInfoValid) != 0) {
-    const uint32_t error_code = TRY(vmcs_read(hw_, F32::IDT_VECTORING_ERROR_CODE));
-    if (auto re = reinjection_from_idt_vectoring(idt_vectoring, error_code, exit.instruction_length)) {
-      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, re->entry_interruption_info));
-      if ((re->entry_interruption_info & kIntrInfoErrorCodeValid) != 0) {
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, re->error_code));
-      }
-      if (re->instruction_length != 0) {
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_INSTRUCTION_LEN, re->instruction_length));
-      }
+  struct OnReturn {
+    VmxVcpu& vcpu;
+    ~OnReturn() {
+      vcpu.ensure_host_xstate();
+      vcpu.publish_state();
+    }
+  } on_return{*this};
+  for (;;) {
+    TRY(pre_enter());
+    ExitInfo exit;
+    TRY(enter_and_decode(exit));
+    Result<VmExit> outcome = handle_exit(exit);
+    if (!outcome || outcome->index() != 0 || (vm_core_ != nullptr && vm_core_->exit_requested)) {
+      return outcome;
     }
   }
-  return handle_exit(exit);
 }
 
 // The guest's x87/SSE/AVX... registers and XCR0 are live only between these two calls, with
@@ -630,6 +665,7 @@ void VmxVcpu::switch_to_host_xstate() {
 }
 
 Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_t> error_code) {
+  arbitrate_ = true;  // the entry slot is taken: the vlapic must see it before the entry
   uint32_t info = TRY(encode_entry_interruption_info(InterruptionType::kHardwareException, vector,
                                                       error_code.has_value()));
   // With unrestricted guest and CR0.PE = 0, "deliver error code" must be 0 (SDM Vol. 3C 26.2.1.3).
@@ -642,42 +678,88 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
   return ok();
 }
 
-Result<VmExit> VmxVcpu::handle_exit(const ExitInfo& exit) {
-  const auto& table = exit_handlers();
-  const ExitHandler handler = exit.basic < table.size() ? table[exit.basic] : nullptr;
-  if (handler == nullptr) return on_unexpected(exit);
-  return (this->*handler)(exit);
+Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
+  const auto& table = exit_table();
+  const ExitTableEntry entry = exit.basic < table.size() ? table[exit.basic] : ExitTableEntry{};
+  if (!entry.keeps_guest_xstate) ensure_host_xstate();
+  if (entry.needs_qualification || entry.handler == nullptr) {
+    exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
+  }
+  record_exit(exit);
+  if (ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
+    // VM entry failed while loading guest state (SDM Vol. 3C 26.8): the vCPU cannot go on.
+    exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
+    ensure_host_xstate();
+    (void)stop(exit, "VM entry failed (invalid guest state, MSR loading or machine check)");
+    return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
+  }
+  // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4).
+  const uint32_t idt_vectoring = TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
+  if ((idt_vectoring & kIntrInfoValid) != 0) {
+    const uint32_t error_code = TRY(vmcs_read(hw_, F32::IDT_VECTORING_ERROR_CODE));
+    exit.instruction_length = TRY(vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN));
+    if (auto re = reinjection_from_idt_vectoring(idt_vectoring, error_code, exit.instruction_length)) {
+      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, re->entry_interruption_info));
+      if ((re->entry_interruption_info & kIntrInfoErrorCodeValid) != 0) {
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, re->error_code));
+      }
+      if (re->instruction_length != 0) {
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_INSTRUCTION_LEN, re->instruction_length));
+      }
+    }
+    arbitrate_ = true;  // the entry slot is taken: queued events and the vlapic must wait
+    ensure_host_xstate();
+  }
+  if (!entry.quiet) arbitrate_ = true;
+  if (entry.handler == nullptr) return on_unexpected(exit);
+  return (this->*entry.handler)(exit);
 }
 
-const std::array<VmxVcpu::ExitHandler, kExitReasonTableSize>& VmxVcpu::exit_handlers() {
-  static const std::array<ExitHandler, kExitReasonTableSize> table = [] {
-    std::array<ExitHandler, kExitReasonTableSize> t{};
-    auto set = [&t](ExitReason r, ExitHandler h) { t[static_cast<size_t>(r)] = h; };
-    set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi);
-    set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt);
-    set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault);
-    set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window);
-    set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window);
-    set(ExitReason::CPUID, &VmxVcpu::on_cpuid);
-    set(ExitReason::HLT, &VmxVcpu::on_hlt);
-    set(ExitReason::INVD, &VmxVcpu::on_skip_instruction);
-    set(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction);
-    set(ExitReason::VMCALL, &VmxVcpu::on_vmcall);
+const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_table() {
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = [] {
+    std::array<ExitTableEntry, kExitReasonTableSize> t{};
+    // Quiet: the handler touches no event, vlapic, window or activity state (the vlapic's MSR
+    // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
+    // lists the reasons that have one.
+    auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
+      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps};
+    };
+    set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
+    set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
+    set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
+    set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
+    set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
+    set(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
+    set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
+    set(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
+    set(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
+    set(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
     for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
                          ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
                          ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
-      set(r, &VmxVcpu::on_vmx_instruction);
+      set(r, &VmxVcpu::on_vmx_instruction, true, true);
     }
-    set(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io);
-    set(ExitReason::MSR_READ, &VmxVcpu::on_msr_read);
-    set(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write);
-    set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation);
-    set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer);
-    set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv);
-    set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access);
+    set(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
+    set(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
+    set(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
+    set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
+    set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
+    set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
+    set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access, true, false);
     return t;
   }();
-  return table;
+  return kTable;
+}
+
+void VmxVcpu::publish_state() {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  published_.total_exits.store(total_exits_ + fast_.null_hypercalls, kRelaxed);
+  published_.last_exit_reason.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason, kRelaxed);
+  published_.events_injected.store(events_injected_, kRelaxed);
+  published_.launched.store(launched_, kRelaxed);
+  published_.halted.store(sleeping_in_hlt_, kRelaxed);
+  published_.parked.store(wait_for_sipi_, kRelaxed);
+  published_.stop_message.store(stop_message_, kRelaxed);
 }
 
 void VmxVcpu::record_exit(const ExitInfo& exit) {
@@ -696,8 +778,14 @@ size_t VmxVcpu::recent_exits(ExitRecord* out, size_t capacity) const {
   return n;
 }
 
+Result<uint32_t> VmxVcpu::instruction_length(const ExitInfo& exit) {
+  if (exit.instruction_length != ExitInfo::kLengthUnread) return exit.instruction_length;
+  return vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN);
+}
+
 Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
-  TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + exit.instruction_length));
+  const uint32_t length = TRY(instruction_length(exit));
+  TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + length));
   const uint32_t interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
   if ((interruptibility & kInterruptibilityShadow) != 0) {
     TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~kInterruptibilityShadow));
@@ -718,6 +806,7 @@ void VmxVcpu::dump_vmcs(const char* why) {
 }
 
 Result<VmExit> VmxVcpu::stop(const ExitInfo& exit, const char* message) {
+  ensure_host_xstate();
   stop_message_ = message;
   stop_exit_reason_ = exit.raw_reason;
   const std::string_view name = exit_reason_name(exit.basic);
@@ -780,6 +869,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
   const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
   cpu::CpuidResult r{};
+  if (leaf >= kCpuidHypervisorLeaf) ensure_host_xstate();  // the timing leaf asks the clock
   if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
     if (leaf == kCpuidHypervisorLeaf) {
       r.eax = kCpuidHypervisorLeaf;  // highest hypervisor leaf
@@ -789,8 +879,8 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
     }
   } else {
     r = cpu::cpuid(leaf, subleaf);
-    const HostXstate& x = host_xstate();
     if (leaf == 1) {
+      const HostXstate& x = host_xstate();
       r.ecx = (r.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor;
       r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
       // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
@@ -801,6 +891,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
     } else if (leaf == kCpuidXsaveLeaf && subleaf == 0) {
       // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
+      const HostXstate& x = host_xstate();
       r.eax &= static_cast<uint32_t>(x.guest_xcr0);
       r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
     } else if (leaf == kCpuidXsaveLeaf && subleaf == 1) {
@@ -811,7 +902,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       r.edx = 0;
     }
   }
-  vlapic_adjust_cpuid(leaf, r);
+  if (leaf == 1 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);  // the leaves it changes
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
   regs_.rax = r.eax;
   regs_.rbx = r.ebx;
@@ -834,6 +925,21 @@ Result<VmExit> VmxVcpu::on_skip_instruction(const ExitInfo& exit) {
 
 Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
   TRY(advance_rip(exit));
+  if (vm_core_ != nullptr && vm_core_->self_interrupt_hypercall != 0 &&
+      regs_.rax == vm_core_->self_interrupt_hypercall) {
+    // Queued by the owner itself: no kick, the arbiter runs before the next entry.
+    Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
+    if (regs_.rdi <= 0xff) {
+      IrqSpinlockGuard guard(events_lock_);
+      queued = events_.queue_event(PendingEventType::kExternalInterrupt, static_cast<uint32_t>(regs_.rdi));
+    }
+    if (queued) {
+      owner_events_pending_ = true;
+      arbitrate_ = true;
+    }
+    regs_.rax = queued ? 0 : ~uint64_t{0};
+    return VmExit{exits::Nothing{}};
+  }
   return VmExit{exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
 }
 
@@ -850,10 +956,25 @@ Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   auto q = IoQualification::decode(exit.qualification);
   if (!q) return stop(exit, "malformed I/O exit qualification");
   if (q->string || q->rep) return stop(exit, "string I/O (INS/OUTS) is not supported yet");
+  if (vm_core_ != nullptr) {
+    // The VM's port bus owns every port: its devices, or all-ones reads and dropped writes.
+    // Devices are ordinary host code: the host's extended state goes back first.
+    if (vm_core_->ports.device_at(q->port) != nullptr) ensure_host_xstate();
+    if (q->in) {
+      // IN writes AL/AX/EAX; a 32-bit write zero-extends into RAX (SDM Vol. 1 3.4.1.1).
+      TRY(regs_.set_by_width(static_cast<unsigned>(Gpr::kRax), q->size_bytes,
+                             vm_core_->ports.read(q->port, q->size_bytes)));
+    } else {
+      const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
+      vm_core_->ports.write(q->port, q->size_bytes, static_cast<uint32_t>(regs_.rax & mask));
+    }
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
   if (q->in) {
     pending_completion_ = PendingCompletion::kIoRead;
     pending_io_width_ = q->size_bytes;
-    pending_instruction_length_ = exit.instruction_length;
+    pending_instruction_length_ = TRY(instruction_length(exit));
     return VmExit{exits::IoRead{q->port, q->size_bytes}};
   }
   const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
@@ -878,12 +999,29 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
   return ok();
 }
 
+// MSRs the vCPU emulates may log or send IPIs: they run with the host's extended state. Only
+// the unknown-MSR policy below keeps the guest's loaded. x2APIC registers 0x800-0x8FF (SDM Vol.
+// 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS.
+bool VmxVcpu::msr_emulated(uint32_t msr) {
+  return (msr >= 0x800 && msr <= 0x8ff) || msr == VirtualLapic::kMsrTscDeadline || msr == 0x1b ||
+         msr == kMsrIa32Efer || msr == kMsrIa32Xss;
+}
+
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
-  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
-  if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
-  if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
+  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
+    ensure_host_xstate();
+    // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+    if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
+    if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
+  }
+  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
+    regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
+    regs_.rdx = 0;
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
   pending_completion_ = PendingCompletion::kMsrRead;
-  pending_instruction_length_ = exit.instruction_length;
+  pending_instruction_length_ = TRY(instruction_length(exit));
   return VmExit{exits::MsrRead{static_cast<uint32_t>(regs_.rcx)}};
 }
 
@@ -905,9 +1043,16 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
-  // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
-  if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
-  if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
+  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
+    ensure_host_xstate();
+    // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
+    if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
+    if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
+  }
+  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   TRY(advance_rip(exit));

@@ -24,8 +24,10 @@
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
+#include "guest/vm.h"
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
+#include "vmx/hw/vmx_entry_layout.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/intercept_bitmaps.h"
 #include "vmx/pending_events.h"
@@ -78,12 +80,33 @@ struct VcpuGroup {
   std::array<std::atomic<VmxVcpu*>, kMaxVcpus> members{};
 };
 
-// Shared with vmx/hw/vmx_entry.S (offsets 0 and 8).
+// Shared with vmx/hw/vmx_entry.S (offsets in vmx/hw/vmx_entry_layout.h). host_rsp caches the HOST_RSP the stub
+// last wrote into the current VMCS: it writes the field again only when its stack pointer
+// differs (0 = unknown, after the VMCS was loaded on a core).
 struct VmxFastPath {
   uint64_t enabled = 0;
   uint64_t null_hypercalls = 0;
+  uint64_t host_rsp = 0;
 };
-static_assert(offsetof(VmxFastPath, enabled) == 0 && offsetof(VmxFastPath, null_hypercalls) == 8);
+static_assert(offsetof(VmxFastPath, enabled) == LANTERN_FAST_ENABLED &&
+              offsetof(VmxFastPath, null_hypercalls) == LANTERN_FAST_NULL_HYPERCALLS &&
+              offsetof(VmxFastPath, host_rsp) == LANTERN_FAST_HOST_RSP);
+static_assert(static_cast<int>(ExitReason::VMCALL) == LANTERN_EXIT_REASON_VMCALL);
+
+// What other cores may read about a vCPU without a capture: written by the owning core with
+// relaxed atomic stores whenever run() returns (so at least at every host-interrupt exit, and
+// the timer tick makes those 100 per second), read with relaxed loads. Each field is
+// individually current as of that moment; they are not a consistent snapshot of one exit (a
+// capture on the owning core, vcpu_capture.h, is).
+struct PublishedVcpuState {
+  std::atomic<uint64_t> total_exits{0};
+  std::atomic<uint32_t> last_exit_reason{0};  // raw VM_EXIT_REASON of the newest exit
+  std::atomic<uint64_t> events_injected{0};
+  std::atomic<bool> launched{false};
+  std::atomic<bool> halted{false};  // sleeping in the HLT activity state
+  std::atomic<bool> parked{false};  // waiting for a SIPI
+  std::atomic<const char*> stop_message{nullptr};
+};
 
 class VmxVcpu {
  public:
@@ -168,8 +191,17 @@ class VmxVcpu {
   uint64_t total_exits() const { return total_exits_ + fast_.null_hypercalls; }
   uint64_t fast_null_hypercalls() const { return fast_.null_hypercalls; }
   // The stub's null-hypercall fast path (on by default).
-  void set_fast_null_hypercall(bool on) { fast_allowed_ = on; }
-  // Copies up to `capacity` most recent exits, newest first; returns how many.
+  void set_fast_null_hypercall(bool on) {
+    fast_allowed_ = on;
+    arbitrate_ = true;  // fast_.enabled is recomputed before the next entry
+  }
+  // Attaches the vendor-neutral VM (owner core, before run()): port I/O goes to vm->ports and
+  // unknown MSRs follow vm->unknown_msrs; without one every IoRead/IoWrite/MsrRead/MsrWrite
+  // returns to the caller. The run loop returns once vm->exit_requested is set.
+  void attach_vm(guest::Vm* vm) { vm_core_ = vm; }
+  // Any core: the state the owner last published (see PublishedVcpuState).
+  const PublishedVcpuState& published() const { return published_; }
+  // Copies up to `capacity` most recent exits, newest first; returns how many. Owner core only.
   size_t recent_exits(ExitRecord* out, size_t capacity) const;
 
   // ---- vlapic (vmx/hw/vcpu_vlapic.cpp) ----
@@ -198,14 +230,34 @@ class VmxVcpu {
   // Logs every VMCS field this CPU supports (must run on the bound core).
   void dump_vmcs(const char* why);
 
+  // One exit as the handlers see it. The qualification is read only for the reasons whose
+  // table entry asks for it (others have none, SDM Vol. 3C 27.2.1); the instruction length
+  // is read on first use (instruction_length()).
   struct ExitInfo {
     uint32_t raw_reason;
     uint16_t basic;
     uint64_t qualification;
     uint64_t rip;
-    uint32_t instruction_length;
+    uint32_t instruction_length;  // kLengthUnread until read
+    static constexpr uint32_t kLengthUnread = ~0u;
   };
   using ExitHandler = Result<VmExit> (VmxVcpu::*)(const ExitInfo&);
+  // A dispatch-table entry: the handler, and whether it reads EXIT_QUALIFICATION and may leave
+  // events to arbitrate before the next entry (ACRN's need_exit_qualification, vmexit.c).
+  struct ExitTableEntry {
+    ExitHandler handler = nullptr;
+    bool needs_qualification = false;
+    bool quiet = false;  // touches no event, vlapic, window or activity state
+    // The handler's own path uses no SSE/x87 (vcpu.cpp is built with -mgeneral-regs-only) and
+    // calls ensure_host_xstate() before anything else: the guest's extended state may stay
+    // loaded across the exit.
+    bool keeps_guest_xstate = false;
+  };
+
+  // Attention bits: set by other cores (or interrupt handlers) and read before every entry
+  // with one relaxed load; the pre-entry work that takes locks runs only when one is set.
+  static constexpr uint32_t kAttentionEvents = 1u << 0;  // queue_event(): the queue changed
+  static constexpr uint32_t kAttentionPosted = 1u << 1;  // post_interrupt/init/sipi
 
  private:
   VmxVcpu(uint32_t vm_id, uint32_t vcpu_id) : vm_id_(vm_id), vcpu_id_(vcpu_id) {}
@@ -215,8 +267,17 @@ class VmxVcpu {
   Result<void> write_host_state();
   Result<void> inject_pending_event();
   Result<void> advance_rip(const ExitInfo& exit);
+  Result<uint32_t> instruction_length(const ExitInfo& exit);
+  static bool msr_emulated(uint32_t msr);
   Result<VmExit> stop(const ExitInfo& exit, const char* message);
-  Result<VmExit> handle_exit(const ExitInfo& exit);
+  Result<VmExit> handle_exit(ExitInfo& exit);
+  // Before an entry: the event arbiter's work, only when attention bits or local state need it.
+  Result<void> pre_enter();
+  // Owner core: refreshes published_ (at every return from run()).
+  void publish_state();
+  Result<void> arbitrate_events();
+  // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
+  Result<void> enter_and_decode(ExitInfo& exit);
   void record_exit(const ExitInfo& exit);
 
   Result<VmExit> on_unexpected(const ExitInfo& exit);
@@ -250,8 +311,22 @@ class VmxVcpu {
   Result<uint64_t> guest_cr_operand_mask();
   void switch_to_guest_xstate();
   void switch_to_host_xstate();
+  // The guest's extended state is loaded once per run() and stays loaded across exits whose
+  // handlers keep it (ExitTableEntry::keeps_guest_xstate); anything else restores the host's.
+  void ensure_guest_xstate() {
+    if (!guest_xstate_loaded_) {
+      switch_to_guest_xstate();
+      guest_xstate_loaded_ = true;
+    }
+  }
+  void ensure_host_xstate() {
+    if (guest_xstate_loaded_) {
+      switch_to_host_xstate();
+      guest_xstate_loaded_ = false;
+    }
+  }
 
-  static const std::array<ExitHandler, kExitReasonTableSize>& exit_handlers();
+  static const std::array<ExitTableEntry, kExitReasonTableSize>& exit_table();
 
   // vlapic hooks (vmx/hw/vcpu_vlapic.cpp): nullopt = not a vlapic exit, the normal path goes on.
   void init_vlapic();
@@ -291,6 +366,7 @@ class VmxVcpu {
   bool nmi_window_allowed_ = false;
   bool activity_hlt_allowed_ = false;
   bool sleeping_in_hlt_ = false;
+  bool guest_xstate_loaded_ = false;  // owner core, interrupts off, inside run() only
   uint32_t pin_controls_ = 0;
   uint32_t primary_controls_ = 0;
   enum class PendingCompletion : uint8_t { kNone, kIoRead, kMsrRead };
@@ -301,12 +377,18 @@ class VmxVcpu {
   uint32_t stop_exit_reason_ = 0;
   mutable IrqSpinlock events_lock_;
   PendingEventQueue events_;  // guarded by events_lock_
+  std::atomic<uint32_t> attention_{0};  // kAttention* bits, set from any core
+  // Owner-core state of the arbiter: true while something may still need arbitration before
+  // the next entry (queued events, IRR bits, an armed timer, windows, HLT/SIPI sleep).
+  bool arbitrate_ = true;
+  bool owner_events_pending_ = false;  // the queue was non-empty when the owner last looked
   uint64_t events_injected_ = 0;
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;
   bool fast_allowed_ = true;
 
   uint64_t eptp_ = 0;
+  guest::Vm* vm_core_ = nullptr;
   uint32_t requested_preemption_timer_ = 0;  // set_preemption_timer()'s value (0 = off)
   VirtualLapic vlapic_{0};
   uint32_t vlapic_tsc_per_bus_clock_ = 1;
@@ -322,6 +404,7 @@ class VmxVcpu {
   uint64_t total_exits_ = 0;
   std::array<ExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
+  PublishedVcpuState published_;
 };
 
 // vCPUs created by VmxVcpu::create() since boot (the READY line's vcpus=).

@@ -124,20 +124,24 @@ void VmxVcpu::kick_owner() {
 
 void VmxVcpu::post_interrupt(uint8_t vector) {
   posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_init() {
   posted_init_.store(true, std::memory_order_seq_cst);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_sipi(uint8_t vector) {
   posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 Result<void> VmxVcpu::enter_wait_for_sipi() {
+  ensure_host_xstate();
   // SDM 11.4.7.3: after INIT the local APIC is as after power-up except its ID (and, SDM
   // 11.12.5.1, x2APIC mode stays); SDM 9.4: the processor then waits for a SIPI with every
   // interrupt blocked. Modelled as the HLT activity state with no injection.
@@ -170,6 +174,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
 }
 
 Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
+  ensure_host_xstate();  // the guest's save area is reset below
   // SDM 9.4.4 / 8.4.4.1: the SIPI vector VV starts the processor in real mode at VV00:0000.
   GuestEntry entry;
   entry.mode = GuestMode::kRealMode;
@@ -303,6 +308,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   uint64_t value = 0;
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
+    vlapic_.set_time(cpu::rdtsc());  // the current-count register reads the clock
     auto r = vlapic_.read_msr(msr);
     if (!r) {
       // SDM 11.12.1.2: RDMSR of a reserved/write-only x2APIC register, or outside x2APIC mode.
@@ -328,6 +334,13 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   Result<void> r = ok();
+  // Any vlapic write may change what is deliverable (EOI, TPR, timer, IPIs, enable), and a
+  // timer write counts from now: the vlapic's clock is only advanced while a timer is armed.
+  if ((msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) || msr == VirtualLapic::kMsrTscDeadline ||
+      msr == kMsrApicBase) {
+    arbitrate_ = true;
+    vlapic_.set_time(cpu::rdtsc());
+  }
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
     r = vlapic_.write_msr(msr, value);
     if (r) route_vlapic_side_effects();
@@ -478,6 +491,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
     return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
   }
   auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
+  vlapic_.set_time(cpu::rdtsc());  // timer writes count from now; the current count reads it
   // The faulting instruction: CS base + RIP, with guest paging off linear = guest-physical.
   const uint64_t cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
   if ((cr0 & kCr0Pg) != 0) {

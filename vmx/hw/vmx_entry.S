@@ -4,7 +4,8 @@
  *
  * Saves the host's callee-saved registers (SysV ABI: rbx, rbp, r12-r15), pushes `regs`,
  * writes HOST_RSP (VMCS field 0x6c14, SDM Vol. 3D Appendix B.4.4) with the resulting stack
- * pointer, loads the guest's general registers from `regs` (VM entry does not load them:
+ * pointer unless fast->host_rsp says the current VMCS already holds it (KVM does the same),
+ * loads the guest's general registers from `regs` (VM entry does not load them:
  * SDM Vol. 3C 26.3.2 lists what it loads), then VMRESUME when `launched` != 0, else VMLAUNCH.
  *
  * On success the CPU continues at HOST_RIP = vmx_exit_entry with RSP = HOST_RSP (SDM Vol. 3C
@@ -18,34 +19,39 @@
  * result) and resumes the guest without returning to C++. VmxVcpu::run() turns the path off
  * whenever an event is pending, so injection decisions are never skipped.
  *
- * GeneralRegisters layout: 8 * hardware register number (vmx/general_registers.h). Slot 4 (rsp)
+ * GeneralRegisters layout: 8 * hardware register number (vmx/general_registers_layout.h,
+ * static_asserted in vmx/general_registers.h). Slot 4 (rsp)
  * is unused: the guest RSP is GUEST_RSP in the VMCS. VM exits clear RFLAGS except bit 1
  * (SDM Vol. 3C 27.5.3), so the host continues with IF = 0 and DF = 0. */
 
-#define REG_RAX 0
-#define REG_RCX 8
-#define REG_RDX 16
-#define REG_RBX 24
-#define REG_RBP 40
-#define REG_RSI 48
-#define REG_RDI 56
-#define REG_R8 64
-#define REG_R9 72
-#define REG_R10 80
-#define REG_R11 88
-#define REG_R12 96
-#define REG_R13 104
-#define REG_R14 112
-#define REG_R15 120
-#define VMCS_HOST_RSP 0x6c14
-/* Encodings, SDM Vol. 3D Appendix B. */
-#define VMCS_VM_EXIT_REASON 0x4402
-#define VMCS_VM_EXIT_INSTRUCTION_LEN 0x440c
-#define VMCS_GUEST_INTERRUPTIBILITY_INFO 0x4824
-#define VMCS_GUEST_RIP 0x681e
-#define EXIT_REASON_VMCALL 18
-#define FAST_ENABLED 0
-#define FAST_NULL_HYPERCALLS 8
+#include "vmx/general_registers_layout.h"
+#include "vmx/hw/vmx_entry_layout.h"
+
+/* Every VMCS field encoding as an assembler symbol VMCS_<NAME>, from the one field table
+ * (SDM Vol. 3D Appendix B), e.g. VMCS_HOST_RSP = 0x6c14. */
+#define LANTERN_VMCS_FIELD(NAME, ENCODING, WIDTH, GROUP, READ_ONLY) .set VMCS_##NAME, ENCODING;
+#include "vmx/vmcs_fields.def"
+#undef LANTERN_VMCS_FIELD
+
+#define REG_RAX LANTERN_GPR_RAX
+#define REG_RCX LANTERN_GPR_RCX
+#define REG_RDX LANTERN_GPR_RDX
+#define REG_RBX LANTERN_GPR_RBX
+#define REG_RBP LANTERN_GPR_RBP
+#define REG_RSI LANTERN_GPR_RSI
+#define REG_RDI LANTERN_GPR_RDI
+#define REG_R8 LANTERN_GPR_R8
+#define REG_R9 LANTERN_GPR_R9
+#define REG_R10 LANTERN_GPR_R10
+#define REG_R11 LANTERN_GPR_R11
+#define REG_R12 LANTERN_GPR_R12
+#define REG_R13 LANTERN_GPR_R13
+#define REG_R14 LANTERN_GPR_R14
+#define REG_R15 LANTERN_GPR_R15
+#define EXIT_REASON_VMCALL LANTERN_EXIT_REASON_VMCALL
+#define FAST_ENABLED LANTERN_FAST_ENABLED
+#define FAST_NULL_HYPERCALLS LANTERN_FAST_NULL_HYPERCALLS
+#define FAST_HOST_RSP LANTERN_FAST_HOST_RSP
 
 .text
 .global vmx_enter
@@ -61,9 +67,13 @@ vmx_enter:
   pushq %rdx                   /* fast, at 8(HOST_RSP) */
   pushq %rdi                   /* regs, found again at (HOST_RSP) after the exit */
 
+  cmpq %rsp, FAST_HOST_RSP(%rdx)  /* HOST_RSP already holds this stack pointer: skip VMWRITE */
+  je 2f
   movl $VMCS_HOST_RSP, %eax
   vmwrite %rsp, %rax
   jbe .Lfail                   /* CF or ZF: VMWRITE failed */
+  movq %rsp, FAST_HOST_RSP(%rdx)
+2:
 
   testq %rsi, %rsi             /* ZF = !launched; the MOVs below leave the flags alone */
   movq REG_RAX(%rdi), %rax

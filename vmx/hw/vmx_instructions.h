@@ -34,14 +34,18 @@ inline bool vmread_raw(uint32_t encoding, uint64_t* value) {
   return !cf && !zf;
 }
 
-// Turns the flags after a VMX instruction into a Result (SDM Vol. 3C 30.2).
-inline Result<void> vmx_result(bool cf, bool zf) {
+// The failure half of vmx_result(), kept out of line so the success path of every VMX
+// instruction inlines to the instruction and one flag test (the exit path runs dozens).
+[[gnu::noinline, gnu::cold]] inline Result<void> vmx_failure(bool cf) {
   if (cf) return vmx_fail_invalid();
-  if (zf) {
-    uint64_t number = 0;
-    if (!vmread_raw(kVmInstructionErrorEncoding, &number)) return vmx_fail_invalid();
-    return vmx_fail_valid(static_cast<uint32_t>(number));
-  }
+  uint64_t number = 0;
+  if (!vmread_raw(kVmInstructionErrorEncoding, &number)) return vmx_fail_invalid();
+  return vmx_fail_valid(static_cast<uint32_t>(number));
+}
+
+// Turns the flags after a VMX instruction into a Result (SDM Vol. 3C 30.2).
+[[gnu::always_inline]] inline Result<void> vmx_result(bool cf, bool zf) {
+  if (cf || zf) [[unlikely]] return vmx_failure(cf);
   return ok();
 }
 
@@ -74,7 +78,7 @@ inline uint64_t vmptrst() {
   asm volatile("vmptrst %[p]" : [p] "=m"(p) : : "memory");
   return p;
 }
-inline Result<uint64_t> vmread(uint32_t encoding) {
+[[gnu::always_inline]] inline Result<uint64_t> vmread(uint32_t encoding) {
   bool cf, zf;
   uint64_t v = 0;
   asm volatile("vmread %[enc], %[val]"
@@ -84,7 +88,7 @@ inline Result<uint64_t> vmread(uint32_t encoding) {
   TRY(vmx_result(cf, zf));
   return v;
 }
-inline Result<void> vmwrite(uint32_t encoding, uint64_t value) {
+[[gnu::always_inline]] inline Result<void> vmwrite(uint32_t encoding, uint64_t value) {
   bool cf, zf;
   asm volatile("vmwrite %[val], %[enc]"
                : "=@ccc"(cf), "=@ccz"(zf)
@@ -131,8 +135,10 @@ inline Result<void> invvpid(InvvpidType type, uint16_t vpid, uint64_t linear_add
 // The kernel's VmxHardware: the real instructions. RDMSR is only ever called for MSRs the
 // capability logic has proven to exist (vmx_capabilities.h), so it cannot #GP here.
 struct KernelVmxHw {
-  Result<uint64_t> vmread(uint32_t encoding) { return hw::vmread(encoding); }
-  Result<void> vmwrite(uint32_t encoding, uint64_t value) { return hw::vmwrite(encoding, value); }
+  [[gnu::always_inline]] Result<uint64_t> vmread(uint32_t encoding) { return hw::vmread(encoding); }
+  [[gnu::always_inline]] Result<void> vmwrite(uint32_t encoding, uint64_t value) {
+    return hw::vmwrite(encoding, value);
+  }
   Result<uint64_t> rdmsr(uint32_t msr) { return cpu::rdmsr(msr); }
 };
 static_assert(VmxHardware<KernelVmxHw>);

@@ -23,20 +23,25 @@ VcpuState state_of(bool stopped, bool parked, bool launched) {
   return launched ? VcpuState::kRunning : VcpuState::kCreated;
 }
 
+// Runs on any core: only what the owner published (atomics, vmx::PublishedVcpuState), the
+// ids fixed at creation, the atomic binding and the locked event queue.
 api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  const vmx::PublishedVcpuState& p = vcpu.published();
   api::VcpuSummary s;
   s.vm = vcpu.vm_id();
   s.vcpu = vcpu.vcpu_id();
   s.cpu = vcpu.bound_cpu();
-  s.launched = vcpu.launched();
-  s.state = state_of(vcpu.stopped(), vcpu.waiting_for_sipi(), vcpu.launched());
-  s.in_hlt = vcpu.halted();
-  s.exits = vcpu.total_exits();
-  vmx::ExitRecord last;
-  if (vcpu.recent_exits(&last, 1) == 1) s.last_exit_reason = last.reason & 0xffff;
-  if (vcpu.stopped()) s.stop_reason = vcpu.stop_message();
+  const bool launched = p.launched.load(kRelaxed);
+  const char* stop_message = p.stop_message.load(kRelaxed);
+  s.launched = launched;
+  s.state = state_of(stop_message != nullptr, p.parked.load(kRelaxed), launched);
+  s.in_hlt = p.halted.load(kRelaxed);
+  s.exits = p.total_exits.load(kRelaxed);
+  if (s.exits > 0) s.last_exit_reason = p.last_exit_reason.load(kRelaxed) & 0xffff;
+  if (stop_message != nullptr) s.stop_reason = stop_message;
   s.pending_events = vcpu.pending_event_count();
-  s.events_injected = vcpu.events_injected();
+  s.events_injected = p.events_injected.load(kRelaxed);
   return s;
 }
 
@@ -180,7 +185,10 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
     s.vcpu_count = vms[i].vcpu_count;
     s.console_bytes = vm.console.total_bytes();
     bool all_stopped = vms[i].vcpu_count > 0;
-    for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) all_stopped = all_stopped && vms[i].vcpus[k]->stopped();
+    for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) {
+      const auto& published = vms[i].vcpus[k]->published();
+      all_stopped = all_stopped && published.stop_message.load(std::memory_order_relaxed) != nullptr;
+    }
     if (vm.exit_requested) {
       s.state = api::VmState::kExited;
       s.exit_status = vm.exit_status;
@@ -228,7 +236,9 @@ Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, vmx
                                                  uint32_t vector, std::optional<uint32_t> error_code) {
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
   if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
-  if (target->stopped()) return make_error(ErrorCode::kInvalidState, "the vCPU has stopped", vcpu);
+  if (target->published().stop_message.load(std::memory_order_relaxed) != nullptr) {
+    return make_error(ErrorCode::kInvalidState, "the vCPU has stopped", vcpu);
+  }
   return target->queue_event(type, vector, error_code);
 }
 

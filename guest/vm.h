@@ -1,0 +1,38 @@
+// The vendor-neutral part of a VM: what every backend's vCPUs of that VM share. The exit core
+// sends intercepted port I/O to `ports` and decides unknown MSRs by `unknown_msrs`; a device
+// that ends the VM (the exit port) sets `exit_requested`, and the run loop returns to its caller
+// at the next exit. Portable; used only by the cores that run this VM's vCPUs.
+#pragma once
+
+#include <cstdint>
+
+#include "guest/io_bus.h"
+
+namespace lantern::guest {
+
+// What the exit core does with an RDMSR/WRMSR of an MSR neither the core nor the backend
+// emulates.
+enum class UnknownMsrPolicy : uint8_t {
+  kToCaller,             // the run loop returns MsrRead/MsrWrite to its caller
+  kReadZeroIgnoreWrite,  // handled inside: reads return 0, writes are dropped
+};
+
+struct Vm {
+  uint32_t vm_id = 0;
+  PortBus ports;
+  MmioBus mmio;
+  UnknownMsrPolicy unknown_msrs = UnknownMsrPolicy::kToCaller;
+  // When set, a VMCALL with RAX = this number queues external interrupt RDI for the calling
+  // vCPU inside the run loop (RAX = 0, or all ones when the queue refuses it) instead of
+  // returning the hypercall to the caller. 0 = off (hypercall 0 is the null hypercall).
+  uint64_t self_interrupt_hypercall = 0;
+  bool exit_requested = false;  // a device asked to end the VM (the exit port)
+  uint32_t exit_status = 0;
+
+  void request_exit(uint32_t status) {
+    exit_status = status;
+    exit_requested = true;
+  }
+};
+
+}  // namespace lantern::guest
