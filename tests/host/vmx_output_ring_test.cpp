@@ -80,8 +80,16 @@ TEST(OutputRing, ConcurrentReaderNeverSeesTornBytes) {
   OutputRing ring;
   auto byte_at = [](uint64_t offset) { return static_cast<char>(offset * 7 % 251); };
   constexpr uint64_t kWrites = 2'000'000;
+  // The writer pauses after a first stretch until the reader has read once, so the reads overlap
+  // the writes however the two threads are scheduled.
+  std::atomic<bool> first_read_done{false};
   std::thread writer([&] {
-    for (uint64_t i = 0; i < kWrites; ++i) ring.put(byte_at(i));
+    for (uint64_t i = 0; i < kWrites; ++i) {
+      if (i == kWrites / 4) {
+        while (!first_read_done.load(std::memory_order_acquire)) std::this_thread::yield();
+      }
+      ring.put(byte_at(i));
+    }
   });
   std::string buffer(OutputRing::kBytes, '\0');
   uint64_t since = 0, checked = 0, reads = 0;
@@ -93,6 +101,7 @@ TEST(OutputRing, ConcurrentReaderNeverSeesTornBytes) {
     checked += s.length;
     since = s.next;
     ++reads;
+    first_read_done.store(true, std::memory_order_release);
   }
   writer.join();
   EXPECT_GT(checked, 0u);
