@@ -13,19 +13,21 @@ set(LANTERN_KERNEL_CODEGEN
   -fno-stack-protector -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
   -fno-asynchronous-unwind-tables -fno-unwind-tables)
 
-add_executable(lantern_kernel ${LANTERN_KERNEL_ONLY} ${LANTERN_PORTABLE})
+include(${CMAKE_SOURCE_DIR}/cmake/layers.cmake)
+
+# The composition root (root/) is the executable's own code; every layer's objects link in.
+add_executable(lantern_kernel ${LANTERN_ROOT_SOURCES})
 set_target_properties(lantern_kernel PROPERTIES
   OUTPUT_NAME lantern.elf
   SUFFIX ""
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}
-  LINK_DEPENDS ${LANTERN_LINKER_SCRIPT})
+  LINK_DEPENDS ${LANTERN_LINKER_SCRIPT}
+  LANTERN_KERNEL_CODE ON)
 target_include_directories(lantern_kernel PRIVATE ${CMAKE_SOURCE_DIR})
-target_compile_definitions(lantern_kernel PRIVATE LANTERN_KERNEL=1 JSON_NOEXCEPTION=1 JSON_NO_IO=1
-  LANTERN_VERSION="${PROJECT_VERSION}")
-target_compile_options(lantern_kernel PRIVATE
-  ${LANTERN_KERNEL_CODEGEN}
-  $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti ${LANTERN_WARNINGS}>
-  $<$<COMPILE_LANGUAGE:C>:${LANTERN_WARNINGS}>)
+target_link_libraries(lantern_kernel PRIVATE lantern_kernel_flags)
+foreach(_layer IN LISTS LANTERN_LAYERS)
+  target_link_libraries(lantern_kernel PRIVATE lantern_layer_${_layer})
+endforeach()
 
 # The VM-exit path and the event arbiter keep the guest's extended state loaded across the exits
 # they handle themselves (vmx/hw/vcpu.h, ExitTableEntry::keeps_guest_xstate; vmx_operation.cpp
@@ -42,7 +44,7 @@ set(LANTERN_GPR_ONLY_SOURCES
   ${CMAKE_SOURCE_DIR}/guest/io_bus.cpp
   ${CMAKE_SOURCE_DIR}/kernel/lib/string.cpp)
 set_property(SOURCE ${LANTERN_GPR_ONLY_SOURCES} APPEND PROPERTY COMPILE_OPTIONS
-  $<$<STREQUAL:$<TARGET_PROPERTY:NAME>,lantern_kernel>:-mgeneral-regs-only>)
+  $<$<BOOL:$<TARGET_PROPERTY:LANTERN_KERNEL_CODE>>:-mgeneral-regs-only>)
 
 execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libstdc++.a
   OUTPUT_VARIABLE LANTERN_LIBSTDCXX OUTPUT_STRIP_TRAILING_WHITESPACE)

@@ -42,7 +42,7 @@ uint32_t g_owner_apic_id = 0;
 NetifBridge g_bridge;
 StackCounters g_counters;
 kernel::ProbedNic g_nic;
-NetStatus g_status;  // the static part (nic, irq, mode, console)
+NetStatus g_status;  // the static part (nic, irq, mode)
 std::atomic<bool> g_in_poll{false};
 std::atomic<bool> g_irq_pending{false};
 uint64_t g_last_link_check_ns = 0;
@@ -264,12 +264,6 @@ Result<void> post(void (*fn)(void* arg), void* arg) {
   g_post_queue[(g_post_head + g_post_count) % kPostQueueSize] = PostedWork{fn, arg};
   ++g_post_count;
   return ok();
-}
-
-StackCounters& console_listening(uint16_t port) {
-  g_status.console_port = port;
-  lib::format(g_status.console, sizeof(g_status.console), "%u", static_cast<unsigned>(port));
-  return g_counters;
 }
 
 NetStatus status() {

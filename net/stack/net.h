@@ -4,7 +4,7 @@
 // entered from another core or from an interrupt handler, so it needs no locks. Other cores hand
 // work to the owner with post(), a bounded queue drained by poll().
 //
-// From kernel_main, after the I/O APIC, the LAPIC timer and `sti`:
+// From the composition root (root/main.cpp), after the I/O APIC, the LAPIC timer and `sti`:
 //     auto net = lantern::net::start(cmdline);   // never fails the boot
 //     web::kernel::http_server_start(kConsolePort, &handler);  // the console (web/kernel/)
 //   and in the BSP's idle loop:
@@ -32,22 +32,11 @@ struct StackCounters {
   uint64_t interrupts = 0;       // NIC interrupts taken
   uint64_t polls = 0;            // poll() passes that ran
   uint64_t posted = 0;           // work items run from post()
-  // The console's HTTP server (web/kernel/http_server.cpp) keeps these (console_listening()).
-  uint64_t http_connections = 0;     // accepted
-  uint64_t http_refused = 0;         // no free connection slot: reset
-  uint64_t http_requests = 0;        // complete requests handed to the handler
-  uint64_t http_responses = 0;       // responses queued (the handler's and framing errors)
-  uint64_t http_framing_errors = 0;  // 400/413/414/431/501 answered by the server itself
-  uint64_t http_timeouts = 0;        // 408s, idle closes, stalled sends reset
-  uint64_t http_aborted = 0;         // connections reset (by us, by the peer or by lwIP)
-  uint64_t http_open = 0;            // connections open now
 };
 
 struct NetStatus {
   bool running = false;           // a NIC was found and lwIP is up
   char ip[16] = "none";           // "10.0.2.15", or "none" (no NIC, no link, no lease yet)
-  char console[6] = "none";       // "80" once the console's HTTP server listens, else "none"
-  uint16_t console_port = 0;
   const char* nic = "none";       // "e1000", "virtio-net" or "none"
   const char* irq = "none";       // "msi", "msix", "intx", "polled" or "none"
   const char* address_mode = "dhcp";  // "dhcp", "static" or "off"
@@ -73,12 +62,6 @@ NetStatus status();
 
 // True when the NIC interrupted since the last poll() (lets an idle loop skip HLT).
 bool work_pending();
-
-// For the console's HTTP server (web/kernel/http_server.h), owner core, once it listens: records
-// the port for status().console (and so the READY line) and returns the counters it keeps up to
-// date (StackCounters::http_*). net/ never calls into web/: the server is started by kernel_main
-// after start().
-StackCounters& console_listening(uint16_t port);
 
 // Hands `fn(arg)` to the owner core; it runs inside the next poll(), where lwIP may be used.
 // Any core, any context except NMI. kFull when 64 items are already waiting.

@@ -1,7 +1,8 @@
 // Per-core SVM operation: detection and EFER.SVME plus a host save area (VM_HSAVE_PA) on every
 // core at boot, and the facts the rest of the kernel reads afterwards. Kernel-only.
 //
-// kernel_main calls enable_on_this_cpu() on the BSP next to the VMX enable, ap_main on each AP.
+// The composition root (root/main.cpp, root/ap_entry.cpp) calls enable_on_this_cpu() on the BSP
+// next to the VMX enable, and on each AP.
 // Without SVM (Intel CPUs, Bochs skylake_x) it records why and returns kUnsupported.
 #pragma once
 

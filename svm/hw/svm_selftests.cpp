@@ -8,7 +8,7 @@
 #include "svm/exit_info.h"
 #include "svm/hw/svm_operation.h"
 #include "svm/hw/svm_vcpu.h"
-#include "vmx/hw/core_mailbox.h"
+#include "kernel/core/core_mailbox.h"
 
 namespace lantern::svm {
 namespace {
@@ -140,14 +140,14 @@ Result<void> guest_exits_on_this_core(uint64_t) {
   return ok();
 }
 
-// Runs `body` on every online core at once through the core mailboxes (vmx/hw/core_mailbox.h)
+// Runs `body` on every online core at once through the core mailboxes (kernel/core/core_mailbox.h)
 // and returns the first failure.
-Result<void> run_on_every_core(const char* test, vmx::CoreWork body) {
+Result<void> run_on_every_core(const char* test, CoreWork body) {
   const uint32_t me = this_cpu().index;
   bool posted[kMaxCpus] = {};
   for (uint32_t i = 0; i < kMaxCpus; ++i) {
     if (i == me || cpu_by_index(i) == nullptr) continue;
-    TRY(vmx::post_core_work(i, body, i));
+    TRY(post_core_work(i, body, i));
     posted[i] = true;
   }
   Result<void> result = body(me);
@@ -156,7 +156,7 @@ Result<void> run_on_every_core(const char* test, vmx::CoreWork body) {
                          static_cast<unsigned long long>(result.error().detail));
   for (uint32_t i = 0; i < kMaxCpus; ++i) {
     if (!posted[i]) continue;
-    Result<void> theirs = vmx::wait_core_work(i, kCoreTestTimeoutUs);
+    Result<void> theirs = wait_core_work(i, kCoreTestTimeoutUs);
     if (theirs) {
       ++passed;
       continue;

@@ -11,7 +11,7 @@
 #include "kernel/core/memory.h"
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
-#include "vmx/hw/core_mailbox.h"
+#include "kernel/core/core_mailbox.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 

@@ -2,7 +2,7 @@
 
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/percpu.h"
-#include "vmx/hw/core_mailbox.h"
+#include "kernel/core/core_mailbox.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/vmx_hw.h"
 

@@ -1,8 +1,8 @@
 // Per-core VMX operation: VMXON on every core at boot, and the facts the rest of the kernel
 // reads afterwards (how many cores are in VMX operation, the capabilities). Kernel-only.
 //
-// kernel_main calls enable_on_this_cpu() on the BSP before starting the APs; ap_main calls it
-// on each AP before it reports online. Without VMX (QEMU TCG) it logs why and returns the
+// The composition root calls enable_on_this_cpu() on the BSP before starting the APs, and on
+// each AP before it reports online. Without VMX (QEMU TCG) it logs why and returns the
 // error; nothing else depends on it.
 #pragma once
 

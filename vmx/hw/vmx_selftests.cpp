@@ -13,7 +13,7 @@
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
 #include "vmx/cr_access.h"
-#include "vmx/hw/core_mailbox.h"
+#include "kernel/core/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"

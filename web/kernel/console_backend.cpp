@@ -8,6 +8,7 @@
 #include "kernel/core/time.h"
 #include "net/stack/net.h"
 #include "vmx/hw/vcpu_capture.h"
+#include "web/kernel/http_server.h"
 #include "web/kernel/net_pools.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
@@ -129,13 +130,14 @@ api::SystemSummary KernelConsoleBackend::system() {
   const net::NetStatus n = net::status();
   s.ip = n.ip;
   s.nic = n.nic;
-  s.http_connections_open = n.stack.http_open;
-  s.http_connections_total = n.stack.http_connections;
-  s.http_refused = n.stack.http_refused;
-  s.http_requests = n.stack.http_requests;
-  s.http_framing_errors = n.stack.http_framing_errors;
-  s.http_timeouts = n.stack.http_timeouts;
-  s.http_aborted = n.stack.http_aborted;
+  const kernel::HttpServerStatus server = kernel::http_server_status();
+  s.http_connections_open = server.open;
+  s.http_connections_total = server.connections;
+  s.http_refused = server.refused;
+  s.http_requests = server.requests;
+  s.http_framing_errors = server.framing_errors;
+  s.http_timeouts = server.timeouts;
+  s.http_aborted = server.aborted;
   s.net_pools = kernel::net_pool_levels();
   const memory::Stats m = memory::stats();
   s.memory.heap_bytes_in_use = m.heap_bytes_in_use;

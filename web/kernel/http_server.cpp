@@ -39,7 +39,7 @@ std::array<ServerConnection*, kMaxHttpConnections> g_slots{};
 http::RequestHandler* g_handler = nullptr;
 http::ConnectionLimits g_limits;
 http::ConnectionCounters g_counters;
-net::StackCounters* g_net_counters = nullptr;
+uint16_t g_port = 0;
 uint64_t g_connections = 0, g_refused = 0, g_aborted = 0;
 bool g_started = false;
 
@@ -52,21 +52,6 @@ size_t open_connections() {
   for (const ServerConnection* c : g_slots) n += c != nullptr ? 1 : 0;
   return n;
 }
-
-// Mirrors the counters into net::status() (StackCounters::http_*) when a callback returns.
-struct PublishCounters {
-  ~PublishCounters() {
-    if (g_net_counters == nullptr) return;
-    g_net_counters->http_connections = g_connections;
-    g_net_counters->http_refused = g_refused;
-    g_net_counters->http_requests = g_counters.requests;
-    g_net_counters->http_responses = g_counters.responses;
-    g_net_counters->http_framing_errors = g_counters.framing_errors;
-    g_net_counters->http_timeouts = g_counters.timeouts;
-    g_net_counters->http_aborted = g_aborted;
-    g_net_counters->http_open = open_connections();
-  }
-};
 
 void free_connection(ServerConnection* c) {
   g_slots[c->slot] = nullptr;
@@ -180,7 +165,6 @@ void retry_waiting_for_memory(const ServerConnection* freed_by) {
 }
 
 err_t on_recv(void* arg, struct tcp_pcb* pcb, struct pbuf* p, err_t err) {
-  PublishCounters publish;
   auto* c = static_cast<ServerConnection*>(arg);
   if (c == nullptr) {  // not ours any more (never expected: detach() removes this callback)
     if (p != nullptr) {
@@ -213,7 +197,6 @@ err_t on_recv(void* arg, struct tcp_pcb* pcb, struct pbuf* p, err_t err) {
 }
 
 err_t on_sent(void* arg, struct tcp_pcb*, u16_t) {
-  PublishCounters publish;
   auto* c = static_cast<ServerConnection*>(arg);
   if (c == nullptr) return ERR_OK;
   const err_t err = pump(c);
@@ -222,7 +205,6 @@ err_t on_sent(void* arg, struct tcp_pcb*, u16_t) {
 }
 
 err_t on_poll(void* arg, struct tcp_pcb*) {
-  PublishCounters publish;
   auto* c = static_cast<ServerConnection*>(arg);
   if (c == nullptr) return ERR_OK;
   if (c->draining) {
@@ -234,7 +216,6 @@ err_t on_poll(void* arg, struct tcp_pcb*) {
 }
 
 void on_error(void* arg, err_t) {
-  PublishCounters publish;
   // lwIP has already freed the pcb (a RST from the peer, or its own abort).
   if (auto* c = static_cast<ServerConnection*>(arg)) {
     ++g_aborted;
@@ -249,7 +230,6 @@ std::string peer_of(const struct tcp_pcb* pcb) {
 }
 
 err_t on_accept(void*, struct tcp_pcb* pcb, err_t err) {
-  PublishCounters publish;
   if (err != ERR_OK || pcb == nullptr) return ERR_VAL;
   size_t slot = kMaxHttpConnections;
   for (size_t i = 0; i < kMaxHttpConnections; ++i) {
@@ -288,7 +268,7 @@ Result<void> http_server_start(uint16_t port, http::RequestHandler* handler, con
   g_handler = handler;
   TRY(net::tcp_listen_on(port, TCP_DEFAULT_LISTEN_BACKLOG, on_accept, address));
   g_started = true;
-  g_net_counters = &net::console_listening(port);
+  g_port = port;
   LOG_INFO("http: console listening on port %u (%zu connections, request %llu ms, idle %llu ms)",
            static_cast<unsigned>(port), kMaxHttpConnections,
            static_cast<unsigned long long>(g_limits.request_timeout_ms),
@@ -296,12 +276,18 @@ Result<void> http_server_start(uint16_t port, http::RequestHandler* handler, con
   return ok();
 }
 
-size_t http_open_connections() {
-  return open_connections();
-}
-
-http::ConnectionCounters http_counters() {
-  return g_counters;
+HttpServerStatus http_server_status() {
+  HttpServerStatus s;
+  s.port = g_port;
+  s.connections = g_connections;
+  s.refused = g_refused;
+  s.requests = g_counters.requests;
+  s.responses = g_counters.responses;
+  s.framing_errors = g_counters.framing_errors;
+  s.timeouts = g_counters.timeouts;
+  s.aborted = g_aborted;
+  s.open = open_connections();
+  return s;
 }
 
 }  // namespace lantern::web::kernel

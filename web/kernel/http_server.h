@@ -33,11 +33,22 @@ inline constexpr size_t kMaxHttpConnections = 32;
 // Listens on `port` (any IPv4 address) and serves every request with `handler`, which must live
 // for the rest of the boot. Call once on the owner core after net::start(). Errors:
 // kInvalidState when the network is not running (no NIC, ip=off) or when already started; lwIP's
-// failures as tcp_listen_on() reports them. On success net::status().console is the port.
+// failures as tcp_listen_on() reports them. On success http_server_status().port is the port.
 // `address` (network order) 0.0.0.0: any local address (console.bind=, web/api/console_options.h).
 Result<void> http_server_start(uint16_t port, http::RequestHandler* handler, const net::Ipv4& address = net::Ipv4{});
 
-size_t http_open_connections();
-http::ConnectionCounters http_counters();
+// The server's port and counters. Owner core (the BSP, where lwIP and the API handlers run).
+struct HttpServerStatus {
+  uint16_t port = 0;            // 0 until http_server_start() succeeded
+  uint64_t connections = 0;     // accepted
+  uint64_t refused = 0;         // no free connection slot: reset
+  uint64_t requests = 0;        // complete requests handed to the handler
+  uint64_t responses = 0;       // responses queued (the handler's and framing errors)
+  uint64_t framing_errors = 0;  // 400/413/414/431/501 answered by the server itself
+  uint64_t timeouts = 0;        // 408s, idle closes, stalled sends reset
+  uint64_t aborted = 0;         // connections reset (by us, by the peer or by lwIP)
+  uint64_t open = 0;            // connections open now
+};
+HttpServerStatus http_server_status();
 
 }  // namespace lantern::web::kernel

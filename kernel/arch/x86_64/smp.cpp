@@ -10,11 +10,8 @@
 #include "kernel/core/memory.h"
 #include "kernel/core/panic.h"
 #include "kernel/core/time.h"
+#include "kernel/core/kernel_boot.h"
 #include "kernel/lib/string.h"
-#include "vmx/hw/core_mailbox.h"
-#include "vmx/hw/guest_vm.h"
-#include "vmx/hw/vmx_operation.h"
-#include "svm/hw/svm_operation.h"
 
 extern "C" char ap_trampoline_start[], ap_trampoline_end[];
 extern "C" char ap_long_mode_entry[];
@@ -113,6 +110,13 @@ uint32_t start_application_processors(std::span<const uint32_t> apic_ids) {
   return started;
 }
 
+void mark_this_cpu_online(PerCpu& cpu) {
+  register_cpu(&cpu);
+  cpu.online_tsc = cpu::rdtsc();
+  cpu.online.store(true, std::memory_order_release);
+  LOG_INFO("cpu%u online (APIC ID %u)", cpu.index, cpu.apic_id);
+}
+
 }  // namespace lantern::smp
 
 extern "C" void ap_main(lantern::PerCpu* cpu) {
@@ -125,13 +129,5 @@ extern "C" void ap_main(lantern::PerCpu* cpu) {
     LOG_WARN("cpu%u: APIC ID %u, MADT said %u", cpu->index, apic::id(), cpu->apic_id);
     cpu->apic_id = apic::id();
   }
-  (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
-  (void)svm::enable_on_this_cpu();             // likewise
-  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
-  register_cpu(cpu);
-  cpu->online_tsc = cpu::rdtsc();
-  cpu->online.store(true, std::memory_order_release);
-  LOG_INFO("cpu%u online (APIC ID %u)", cpu->index, cpu->apic_id);
-  vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
-  vmx::idle_loop_on_this_cpu();      // halts; runs work posted to this core (vmx/hw/core_mailbox.h)
+  root::ap_entry(*cpu);  // the composition root (root/ap_entry.cpp); marks this CPU online
 }

@@ -1,13 +1,12 @@
-// Boot sequence of the bootstrap processor. docs/architecture.md walks through it.
+#include "kernel/core/kernel_boot.h"
+
 #include <atomic>
 
 #include "kernel/arch/x86_64/apic.h"
-#include "kernel/arch/x86_64/boot_layout.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/ioapic.h"
 #include "kernel/arch/x86_64/paging.h"
-#include "kernel/arch/x86_64/percpu.h"
 #include "kernel/arch/x86_64/serial.h"
 #include "kernel/arch/x86_64/smp.h"
 #include "kernel/boot/cmdline.h"
@@ -17,20 +16,7 @@
 #include "kernel/core/memory.h"
 #include "kernel/core/panic.h"
 #include "kernel/core/platform.h"
-#include "kernel/core/power.h"
-#include "kernel/core/selftest.h"
 #include "kernel/core/time.h"
-#include "net/stack/net.h"
-#include "vmx/hw/guest_vm.h"
-#include "vmx/hw/vcpu.h"
-#include "vmx/hw/vmx_operation.h"
-#include "svm/hw/svm_operation.h"
-#include "web/kernel/http_server.h"
-#include "web/api/api.h"
-#include "web/api/console_options.h"
-#include "web/kernel/console_backend.h"
-#include "web/site/console_site.h"
-#include "vmx/hw/vcpu_capture.h"
 
 extern "C" uint32_t boot_multiboot_magic;
 extern "C" uint32_t boot_multiboot_info;
@@ -71,25 +57,6 @@ void on_timer(interrupts::Frame&) {
   ++this_cpu().timer_ticks;
 }
 
-// `debug.crash=page_fault|invalid_opcode|divide_error` makes the boot fault on purpose, so tests
-// can check the panic report (LANTERN PANIC, registers, backtrace) end to end.
-void crash_if_asked(std::string_view cmdline) {
-  const auto what = cmdline_value(cmdline, "debug.crash");
-  if (!what) return;
-  LOG_WARN("boot: debug.crash=%.*s: faulting on purpose", static_cast<int>(what->size()), what->data());
-  if (*what == "page_fault") {
-    *reinterpret_cast<volatile uint64_t*>(0xdead000) = 1;  // nothing is mapped below the direct map
-  } else if (*what == "invalid_opcode") {
-    asm volatile("ud2");
-  } else if (*what == "divide_error") {
-    volatile uint32_t zero = 0;
-    volatile uint32_t r = 1 / zero;
-    (void)r;
-  }
-  LOG_ERROR("boot: debug.crash=%.*s is not page_fault|invalid_opcode|divide_error",
-            static_cast<int>(what->size()), what->data());
-}
-
 void apply_log_level(std::string_view cmdline) {
   if (auto value = cmdline_value(cmdline, "loglevel")) {
     log::Level level;
@@ -102,43 +69,15 @@ void apply_log_level(std::string_view cmdline) {
   }
 }
 
-// The debug console (web/): the browser UI (web/site) and the API v1 over the kernel backend, served by the HTTP server when
-// the network runs (console.bind=, console.token=, console.readonly_open=: console_options.h).
-// Without it the READY line says console=none.
-void start_console(std::string_view cmdline) {
-  auto options = web::api::parse_console_options(cmdline);
-  if (!options) {
-    LOG_ERROR("console: %s; no console this boot", options.error().message);
-    return;
-  }
-  if (!options->enabled) {
-    LOG_INFO("console: off (console.bind=off)");
-    return;
-  }
-  if (!net::status().running) return;  // net::start() logged why
-  static web::KernelConsoleBackend backend(vmx::kCaptureTimeoutUs);
-  static web::api::Api api(backend, web::api::auth_config_from(*options));
-  static web::site::ConsoleSite site(api, web::site::ui_assets());  // the browser UI at `/`, then the API
-  if (auto started = web::kernel::http_server_start(options->port, &site, options->bind_address); !started) {
-    LOG_ERROR("console: HTTP server on port %u failed: %s", static_cast<unsigned>(options->port),
-              started.error().message);
-    return;
-  }
-  if (!options->token.empty()) {
-    LOG_INFO("console: bearer token required for %s", options->readonly_open ? "POST only" : "every request");
-  }
-}
-
 }  // namespace
 
 const BootState& boot_state() {
   return g_boot;
 }
 
-}  // namespace lantern
+namespace kernel_boot {
 
-extern "C" void kernel_main() {
-  using namespace lantern;
+std::string_view init_bootstrap_processor() {
   serial::init();
   run_global_constructors();
 
@@ -184,9 +123,10 @@ extern "C" void kernel_main() {
   interrupts::set_handler(interrupts::kVectorTimer, &on_timer);
   apic::start_periodic_timer(kTimerHz, interrupts::kVectorTimer);
   cpu::enable_interrupts();
-  (void)vmx::enable_on_this_cpu();  // without VMX it logs why; the boot goes on with vmx=0
-  (void)svm::enable_on_this_cpu();  // likewise without SVM: svm=0
+  return cmdline;
+}
 
+uint32_t start_application_processors() {
   uint32_t apic_ids[kMaxCpus];
   uint32_t candidates = 0;
   for (const auto& c : platform::info().madt.all_cpus()) {
@@ -195,41 +135,39 @@ extern "C" void kernel_main() {
   const uint32_t started = smp::start_application_processors(std::span<const uint32_t>(apic_ids, candidates));
   g_boot.cpus_expected = candidates;
   LOG_INFO("smp: %u of %u CPUs online", 1 + started, candidates);
+  return started;
+}
 
-  // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
-  auto net_started = net::start(cmdline);
-  if (!net_started) LOG_ERROR("net: %s", net_started.error().message);
-  start_console(cmdline);
-  const net::NetStatus net_status = net::status();
-  crash_if_asked(cmdline);
-  if (cmdline_has_flag(cmdline, "bench")) {
-    auto bench = vmx::run_benchmarks();  // prints the BENCH lines
-    power::exit_emulator(bench.has_value());
+void crash_if_asked(std::string_view cmdline) {
+  const auto what = cmdline_value(cmdline, "debug.crash");
+  if (!what) return;
+  LOG_WARN("boot: debug.crash=%.*s: faulting on purpose", static_cast<int>(what->size()), what->data());
+  if (*what == "page_fault") {
+    *reinterpret_cast<volatile uint64_t*>(0xdead000) = 1;  // nothing is mapped below the direct map
+  } else if (*what == "invalid_opcode") {
+    asm volatile("ud2");
+  } else if (*what == "divide_error") {
+    volatile uint32_t zero = 0;
+    volatile uint32_t r = 1 / zero;
+    (void)r;
   }
-  if (cmdline_has_flag(cmdline, "selftest")) {
-    const auto summary = selftest::run_all();
-    power::exit_emulator(summary.failed == 0 && summary.passed > 0);
-  }
+  LOG_ERROR("boot: debug.crash=%.*s is not page_fault|invalid_opcode|divide_error",
+            static_cast<int>(what->size()), what->data());
+}
 
-  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
-  const char* hv = vmx::cores_in_vmx_operation() > 0 ? "vmx" : (svm::cores_in_svm_operation() > 0 ? "svm" : "none");
-  log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u hv=%s svm=%u ip=%s console=%s", cpu_count(),
-                     vmx::cores_in_vmx_operation(), vmx::vcpus_started(), hv, svm::cores_in_svm_operation(),
-                     net_status.ip, net_status.console);
-  // With a demo vCPU the BSP runs it and polls the network between exits; returns at once
-  // without one.
-  vmx::run_vcpu_loop_on_this_cpu(&net::poll);
-  // The BSP owns lwIP (net/stack/README.md): it polls between interrupts; the timer tick and
-  // NIC interrupts wake it.
+void idle_loop_with(void (*poll)(), bool (*work_pending)()) {
   for (;;) {
-    net::poll();
+    poll();
     // An interrupt that arrived during poll() left work: check with interrupts off, so a new one
     // cannot slip in between the check and HLT (STI's one-instruction shadow covers HLT).
     cpu::disable_interrupts();
-    if (net::work_pending()) {
+    if (work_pending()) {
       cpu::enable_interrupts();
     } else {
       cpu::enable_interrupts_and_halt();
     }
   }
 }
+
+}  // namespace kernel_boot
+}  // namespace lantern

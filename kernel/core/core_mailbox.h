@@ -19,7 +19,7 @@
 
 #include "kernel/lib/result.h"
 
-namespace lantern::vmx {
+namespace lantern {
 
 using CoreWork = Result<void> (*)(uint64_t arg);
 
@@ -41,4 +41,4 @@ bool poll_core_mailbox();
 // An AP's idle loop: polls the mailbox and halts until the next interrupt. Never returns.
 [[noreturn]] void idle_loop_on_this_cpu();
 
-}  // namespace lantern::vmx
+}  // namespace lantern

@@ -1,4 +1,4 @@
-#include "vmx/hw/core_mailbox.h"
+#include "kernel/core/core_mailbox.h"
 
 #include <atomic>
 
@@ -8,7 +8,7 @@
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/time.h"
 
-namespace lantern::vmx {
+namespace lantern {
 namespace {
 
 enum class SlotState : uint32_t { kIdle, kPosted, kRunning, kDone };
@@ -98,4 +98,4 @@ void idle_loop_on_this_cpu() {
   }
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern

@@ -1,0 +1,21 @@
+// The composition root, application processors: what each AP runs once the kernel base has set
+// up its tables and local APIC (kernel/arch/x86_64/smp.cpp calls ap_entry()).
+#include "kernel/arch/x86_64/smp.h"
+#include "kernel/core/core_mailbox.h"
+#include "kernel/core/kernel_boot.h"
+#include "svm/hw/svm_operation.h"
+#include "vmx/hw/guest_vm.h"
+#include "vmx/hw/vmx_operation.h"
+
+namespace lantern::root {
+
+void ap_entry(PerCpu& cpu) {
+  (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
+  (void)svm::enable_on_this_cpu();             // likewise
+  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
+  smp::mark_this_cpu_online(cpu);
+  vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
+  idle_loop_on_this_cpu();           // halts; runs work posted to this core (kernel/core/core_mailbox.h)
+}
+
+}  // namespace lantern::root
