@@ -126,12 +126,27 @@ std::string_view init_bootstrap_processor() {
   return cmdline;
 }
 
+namespace {
+
+// The APIC IDs of the enabled MADT CPUs, at most kMaxCpus of them.
+uint32_t enabled_apic_ids(uint32_t (&apic_ids)[kMaxCpus]) {
+  uint32_t count = 0;
+  for (const auto& c : platform::info().madt.all_cpus()) {
+    if (c.enabled() && count < kMaxCpus) apic_ids[count++] = c.apic_id;
+  }
+  return count;
+}
+
+}  // namespace
+
+uint32_t enabled_cpus() {
+  uint32_t apic_ids[kMaxCpus];
+  return enabled_apic_ids(apic_ids);
+}
+
 uint32_t start_application_processors() {
   uint32_t apic_ids[kMaxCpus];
-  uint32_t candidates = 0;
-  for (const auto& c : platform::info().madt.all_cpus()) {
-    if (c.enabled() && candidates < kMaxCpus) apic_ids[candidates++] = c.apic_id;
-  }
+  const uint32_t candidates = enabled_apic_ids(apic_ids);
   const uint32_t started = smp::start_application_processors(std::span<const uint32_t>(apic_ids, candidates));
   g_boot.cpus_expected = candidates;
   LOG_INFO("smp: %u of %u CPUs online", 1 + started, candidates);

@@ -16,6 +16,9 @@ namespace lantern::kernel_boot {
 // kernel command line (a view into the reserved Multiboot2 information).
 std::string_view init_bootstrap_processor();
 
+// Enabled CPUs in the MADT, at most kMaxCpus: the CPUs start_application_processors() will try.
+uint32_t enabled_cpus();
+
 // Starts every enabled CPU of the MADT but this one (INIT-SIPI-SIPI). Each AP sets up its tables
 // and local APIC, then calls root::ap_entry(). Records the count in boot_state().cpus_expected
 // and returns how many came online.
