@@ -266,4 +266,23 @@ VmPlan plan_vms(std::span<const BootModuleInfo> modules, const VmLimits& limits)
   return plan;
 }
 
+void place_vms(VmPlan& plan, uint32_t physical_cpus) {
+  uint32_t next_cpu = 1;  // core 0 (the BSP) runs the network and the console
+  for (VmDescription& vm : plan.vms) {
+    vm.cpu = -1;
+    if (vm.refused) continue;
+    if (vm.cpus > 1) {
+      refuse(vm, make_error(ErrorCode::kUnsupported, "multi-vCPU VMs are not run yet: give cpus=1", vm.cpus));
+      continue;
+    }
+    if (next_cpu >= physical_cpus) {
+      refuse(vm, make_error(ErrorCode::kFull,
+                            "no free physical CPU: each VM needs an application processor of its own (core 0 runs the console)",
+                            physical_cpus));
+      continue;
+    }
+    vm.cpu = static_cast<int32_t>(next_cpu++);
+  }
+}
+
 }  // namespace lantern::guest

@@ -22,6 +22,7 @@
 #include "kernel/core/time.h"
 #include "net/stack/net.h"
 #include "vmx/hw/guest_vm.h"
+#include "vmx/hw/user_vms.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
 #include "svm/hw/svm_operation.h"
@@ -192,6 +193,7 @@ extern "C" void kernel_main() {
   for (const auto& c : platform::info().madt.all_cpus()) {
     if (c.enabled() && candidates < kMaxCpus) apic_ids[candidates++] = c.apic_id;
   }
+  vmx::build_user_vms(candidates);  // --vm: before the APs start, which each bind one
   const uint32_t started = smp::start_application_processors(std::span<const uint32_t>(apic_ids, candidates));
   g_boot.cpus_expected = candidates;
   LOG_INFO("smp: %u of %u CPUs online", 1 + started, candidates);
@@ -211,7 +213,8 @@ extern "C" void kernel_main() {
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
+  if (vmx::user_vms_requested()) vmx::check_user_vms_started();
+  else (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
   const char* hv = vmx::cores_in_vmx_operation() > 0 ? "vmx" : (svm::cores_in_svm_operation() > 0 ? "svm" : "none");
   log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u hv=%s svm=%u ip=%s console=%s", cpu_count(),
                      vmx::cores_in_vmx_operation(), vmx::vcpus_started(), hv, svm::cores_in_svm_operation(),

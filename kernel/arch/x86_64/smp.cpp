@@ -13,6 +13,7 @@
 #include "kernel/lib/string.h"
 #include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
+#include "vmx/hw/user_vms.h"
 #include "vmx/hw/vmx_operation.h"
 #include "svm/hw/svm_operation.h"
 
@@ -127,11 +128,14 @@ extern "C" void ap_main(lantern::PerCpu* cpu) {
   }
   (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
   (void)svm::enable_on_this_cpu();             // likewise
-  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
+  // likewise the vCPU: of the user's VM placed here (--vm), or else the demo's
+  if (vmx::user_vms_requested()) (void)vmx::prepare_user_vcpu_on_this_cpu();
+  else (void)vmx::prepare_demo_vcpu_on_this_cpu();
   register_cpu(cpu);
   cpu->online_tsc = cpu::rdtsc();
   cpu->online.store(true, std::memory_order_release);
   LOG_INFO("cpu%u online (APIC ID %u)", cpu->index, cpu->apic_id);
+  vmx::run_user_vm_on_this_cpu();    // returns at once without a user VM on this core
   vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
   vmx::idle_loop_on_this_cpu();      // halts; runs work posted to this core (vmx/hw/core_mailbox.h)
 }
