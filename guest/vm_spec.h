@@ -66,8 +66,9 @@ struct VmDescription {
   bool refused = false;
   Error refusal;
 
-  // Set by place_vms(): the physical CPU (core index) vCPU 0 runs on; -1 when unplaced.
-  int32_t cpu = -1;
+  // Set by place_vms(): the physical CPU (core index) of each vCPU, vCPU 0 first; empty when
+  // unplaced.
+  std::vector<int32_t> vcpu_cpus;
 };
 
 // A tagged module string that names no usable VM (a bad lantern.vm= value): reported, skipped.
@@ -91,10 +92,10 @@ inline constexpr size_t kMaxVms = 16;
 // Untagged modules (the build's own guest programs) are ignored.
 VmPlan plan_vms(std::span<const BootModuleInfo> modules, const VmLimits& limits);
 
-// Gives each VM that is not refused a physical CPU of its own for vCPU 0: the application
-// processors 1 .. physical_cpus - 1 in plan order (core 0, the bootstrap processor, owns the
-// network and the console). Refuses a VM with more than one vCPU (multi-vCPU VMs are not run
-// yet) and a VM left without a free core.
+// Gives each vCPU of each VM that is not refused a physical CPU of its own: the application
+// processors 1 .. physical_cpus - 1 in plan order, a VM's vCPUs on consecutive ones (core 0, the
+// bootstrap processor, owns the network and the console). Refuses a VM that finds too few free
+// cores; later, smaller VMs may still fit.
 void place_vms(VmPlan& plan, uint32_t physical_cpus);
 
 // Percent-decoding of one value: kMalformed for a bad escape or a character outside the set

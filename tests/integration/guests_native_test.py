@@ -93,6 +93,7 @@ class MultibootGuestNativeTest(unittest.TestCase):
         self.assertIn(f"mbguest: module 0 bytes=33 string='{self.module} arg1' first-line='NR_CPUS=2 MEMSIZE=64'",
                       log)
         self.assertIn("mbguest: fw_cfg cpus=2 ram_mib=64", log)
+        self.assertIn("mbguest: rdmsr 0x4c4e5400 raised #GP", log)
         self.assertIn("mbguest: aps started=1 of 1", log)
         self.assertIn("mbguest: exit 7", log)
 

@@ -9,7 +9,9 @@
 #include "guest/loader/multiboot1.h"
 #include "guest/nested_paging.h"
 #include "guest/vm_spec.h"
+#include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/boot_state.h"
@@ -88,6 +90,13 @@ struct ModuleSource {
   std::string string;
 };
 
+// One vCPU of a user VM and the core it runs on.
+struct VcpuSlot {
+  int32_t cpu = -1;
+  VmxVcpu* vcpu = nullptr;  // set by its core before it reports online
+  uint32_t generation = 0;  // the VM generation this vCPU last (re)started in (its core only)
+};
+
 struct UserVmRecord {
   // Fixed once built (the BSP, before the APs start).
   uint32_t id = 0;
@@ -95,20 +104,27 @@ struct UserVmRecord {
   std::string cmdline;
   uint32_t mem_mib = 0;
   uint32_t cpus = 0;
-  int32_t cpu = -1;
   ModuleSource kernel;
   std::vector<ModuleSource> modules;
   UserGuestVm* vm = nullptr;
-  // The owning core's, once the VM runs.
-  VmxVcpu* vcpu = nullptr;
+  std::vector<VcpuSlot> slots;  // by vcpu id; empty when the VM was refused
+  // vCPU 0's core writes it (build, reset); the other vCPUs read it after `generation` changes.
   guest::EntryState entry;
-  std::atomic<bool> reset_requested{false};
+  // A run of the VM ends: every vCPU leaves its run loop; the last one out frees guest RAM.
+  std::atomic<bool> stopping{false};
+  std::atomic<uint32_t> vcpus_running{0};
+  // Bumped by vCPU 0's core once a reset rebuilt the VM: the other vCPUs restart then.
+  std::atomic<uint32_t> generation{0};
+  std::atomic<bool> reset_requested{false};  // set on vCPU 0's core (mailbox work)
   std::atomic<uint32_t> resets{0};
-  // Guarded by g_status_lock (the owner writes, the console reads).
+  IrqSpinlock memory_lock;  // guest RAM and EPT (vm->memory_phys, vm->eptp)
+  // Guarded by g_status_lock (the owners write, the console reads).
   UserVmState state = UserVmState::kStarting;
   std::string kernel_format;
   std::string failure;
   guest::ExitLatch exit;
+
+  int32_t cpu() const { return slots.empty() ? -1 : slots[0].cpu; }
 };
 
 IrqSpinlock g_status_lock;
@@ -133,17 +149,34 @@ UserVmRecord* find_record(uint32_t vm_id) {
   return nullptr;
 }
 
-UserVmRecord* record_on_this_cpu() {
+struct SlotRef {
+  UserVmRecord* record = nullptr;
+  size_t index = 0;
+};
+
+SlotRef slot_on_this_cpu() {
   const int32_t me = static_cast<int32_t>(this_cpu().index);
   for (size_t i = 0; i < g_record_count; ++i) {
-    if (g_records[i].cpu == me) return &g_records[i];
+    for (size_t k = 0; k < g_records[i].slots.size(); ++k) {
+      if (g_records[i].slots[k].cpu == me) return SlotRef{&g_records[i], k};
+    }
   }
-  return nullptr;
+  return {};
+}
+
+// Wakes a core from HLT, or forces its running guest out (external-interrupt exiting, SDM Vol.
+// 3C 24.6.1): the run loops then look at the VM's flags.
+void kick_core(int32_t cpu_index) {
+  if (cpu_index < 0 || static_cast<uint32_t>(cpu_index) == this_cpu().index) return;
+  if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(cpu_index)); target != nullptr) {
+    apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
+  }
 }
 
 void free_guest_memory(UserVmRecord& r) {
   UserGuestVm* vm = r.vm;
   if (vm == nullptr) return;
+  IrqSpinlockGuard guard(r.memory_lock);
   if (vm->eptp != 0) {
     (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, vm->eptp & guest::ept_entry::kAddressMask);
     vm->eptp = 0;
@@ -157,14 +190,18 @@ void free_guest_memory(UserVmRecord& r) {
   }
 }
 
-// Ends the VM for good (until a reset) with `reason`: logged, shown as `failed`, memory freed.
-void fail(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
+// Records that the VM failed with `reason` (logged, shown as `failed`). At boot this is all; a
+// running VM also stops its vCPUs (end_run) and frees its memory.
+void record_failure(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
   LOG_ERROR("vm%u '%s': failed: %s (detail %llu)", r.id, r.name.c_str(), reason, static_cast<unsigned long long>(detail));
-  if (r.vcpu != nullptr) r.vcpu->stop_outside_run(reason);
-  free_guest_memory(r);
   IrqSpinlockGuard guard(g_status_lock);
   r.state = UserVmState::kFailed;
   r.failure = reason;
+}
+
+void fail_at_boot(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
+  record_failure(r, reason, detail);
+  free_guest_memory(r);
 }
 
 uint8_t max_phys_bits() {
@@ -257,20 +294,32 @@ Result<void> build_one(UserVmRecord& r) {
   return allocate_and_load(r);
 }
 
-Result<void> kick(uint64_t) { return ok(); }
+// Mailbox work on the core of the VM's vCPU 0: the request reaches its run loop, which restarts
+// the VM at its next turn (argument: the record's index).
+Result<void> ask_for_reset(uint64_t index) {
+  if (index >= g_record_count) return make_error(ErrorCode::kInvalidArgument, "no such VM record", index);
+  g_records[index].reset_requested.store(true, std::memory_order_release);
+  return ok();
+}
 
-// Idles this core (mailbox work runs) until a reset is asked for.
-void wait_for_reset(UserVmRecord& r) {
+// Idles this core (mailbox work runs, wake-ups end the HLT) until `done()`.
+template <typename Done>
+void idle_until(Done done) {
   for (;;) {
     cpu::disable_interrupts();
-    if (r.reset_requested.load(std::memory_order_acquire)) break;
-    if (poll_core_mailbox()) {
-      cpu::enable_interrupts();
-      continue;
-    }
+    if (poll_core_mailbox()) continue;  // a reset request arrives as mailbox work
+    if (done()) break;
     cpu::enable_interrupts_and_halt();  // STI's shadow covers HLT: no wake-up is lost (SDM Vol. 2B STI)
   }
   cpu::enable_interrupts();
+}
+
+// Ends this run of the VM (first caller wins): every other vCPU is forced out of its guest.
+// Returns true for the first caller.
+bool begin_stop(UserVmRecord& r) {
+  if (r.stopping.exchange(true)) return false;  // seq_cst: see run_slot()
+  for (const VcpuSlot& slot : r.slots) kick_core(slot.cpu);
+  return true;
 }
 
 void end_exited(UserVmRecord& r) {
@@ -279,8 +328,7 @@ void end_exited(UserVmRecord& r) {
     IrqSpinlockGuard guard(r.vm->platform_lock);
     latch = r.vm->platform.exit_latch();
   }
-  r.vcpu->stop_outside_run("the VM ended through its exit port");
-  free_guest_memory(r);
+  if (!begin_stop(r)) return;
   {
     IrqSpinlockGuard guard(g_status_lock);
     r.exit = latch;
@@ -290,39 +338,72 @@ void end_exited(UserVmRecord& r) {
            latch.value(), guest::exit_cause_name(latch.cause()), static_cast<unsigned long long>(latch.status()));
 }
 
-// Runs the VM until it ends, fails or a reset is asked for.
-void run_until_stop(UserVmRecord& r) {
+void end_failed(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
+  if (begin_stop(r)) record_failure(r, reason, detail);
+}
+
+// One vCPU's turn: runs it until the VM ends, fails or is reset. The last vCPU out frees the
+// guest RAM and EPT.
+void run_slot(UserVmRecord& r, size_t index) {
   UserGuestVm& vm = *r.vm;
-  VmxVcpu& vcpu = *r.vcpu;
-  while (!r.reset_requested.load(std::memory_order_acquire)) {
+  VmxVcpu& vcpu = *r.slots[index].vcpu;
+  // Sequentially consistent with begin_stop() and reset_vm(): either the resetting core sees this
+  // vCPU counted, or this vCPU sees `stopping` before it enters the guest.
+  r.vcpus_running.fetch_add(1);
+  const char* stop_reason = "the VM ended";
+  while (!r.stopping.load() && !r.reset_requested.load(std::memory_order_acquire)) {
     auto exit = vcpu.run();
-    if (!exit) return fail(r, exit.error().message, exit.error().detail);
-    if (vm.exit_requested) return end_exited(r);
+    if (!exit) {
+      end_failed(r, exit.error().message, exit.error().detail);
+      break;
+    }
+    if (vm.exit_requested) {
+      end_exited(r);
+      stop_reason = "the VM ended through its exit port";
+      break;
+    }
     auto handled = handle_device_exit(vm, vcpu, *exit);
-    if (!handled) return fail(r, handled.error().message, handled.error().detail);
+    if (!handled) {
+      end_failed(r, handled.error().message, handled.error().detail);
+      break;
+    }
     if (!*handled) {
       if (std::holds_alternative<exits::Hypercall>(*exit)) {
         vcpu.set_hypercall_result(~uint64_t{0});  // no hypercalls for user VMs
         continue;
       }
       if (const auto* npf = std::get_if<exits::NestedPageFault>(&*exit)) {
-        return fail(r, "the guest accessed guest-physical memory with neither RAM nor a device", npf->gpa);
+        end_failed(r, "the guest accessed guest-physical memory with neither RAM nor a device", npf->gpa);
+        break;
       }
       const std::string_view kind = vm_exit_kind_name(*exit);
-      LOG_ERROR("vm%u: unhandled exit %.*s", r.id, static_cast<int>(kind.size()), kind.data());
-      return fail(r, "the vCPU made an exit Lantern does not handle for this VM");
+      LOG_ERROR("vm%u vcpu%zu: unhandled exit %.*s", r.id, index, static_cast<int>(kind.size()), kind.data());
+      end_failed(r, "the vCPU made an exit Lantern does not handle for this VM");
+      break;
     }
-    // Host interrupts and HLT: work posted to this core (captures, a reset's kick) runs here.
+    // Host interrupts and HLT: work posted to this core (captures, a reset request) runs here.
     if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit)) {
       if (poll_core_mailbox()) {
-        if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) return fail(r, reloaded.error().message);
+        if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) {
+          end_failed(r, reloaded.error().message);
+          break;
+        }
       }
     }
   }
+  if (!vcpu.stopped()) vcpu.stop_outside_run(stop_reason);
+  if (r.vcpus_running.fetch_sub(1) == 1 && r.stopping.load()) {
+    free_guest_memory(r);
+  }
 }
 
+// vCPU 0's core: stops the VM if it still runs, rebuilds RAM and EPT from the boot modules,
+// restarts vCPU 0 at the entry point and lets the other vCPUs restart (waiting for a SIPI).
 void reset_vm(UserVmRecord& r) {
   r.reset_requested.store(false, std::memory_order_release);
+  (void)begin_stop(r);
+  // Every vCPU has left its guest (kicked) before the memory goes.
+  while (r.vcpus_running.load() != 0) cpu::pause();
   UserGuestVm& vm = *r.vm;
   free_guest_memory(r);
   {
@@ -331,9 +412,10 @@ void reset_vm(UserVmRecord& r) {
     vm.exit_requested = false;
     vm.exit_status = 0;
   }
-  if (auto loaded = allocate_and_load(r); !loaded) return fail(r, loaded.error().message, loaded.error().detail);
-  if (auto restarted = r.vcpu->restart(vm.eptp, r.entry); !restarted) {
-    return fail(r, restarted.error().message, restarted.error().detail);
+  if (auto loaded = allocate_and_load(r); !loaded) return record_failure(r, loaded.error().message, loaded.error().detail);
+  if (auto restarted = r.slots[0].vcpu->restart(vm.eptp, r.entry); !restarted) {
+    free_guest_memory(r);
+    return record_failure(r, restarted.error().message, restarted.error().detail);
   }
   {
     IrqSpinlockGuard guard(g_status_lock);
@@ -341,8 +423,23 @@ void reset_vm(UserVmRecord& r) {
     r.failure.clear();
     r.exit = guest::ExitLatch{};
   }
+  r.stopping.store(false, std::memory_order_release);
+  r.slots[0].generation = r.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+  for (size_t k = 1; k < r.slots.size(); ++k) kick_core(r.slots[k].cpu);
   const uint32_t n = r.resets.fetch_add(1) + 1;
   LOG_INFO("vm%u '%s': reset %u: restarted from its boot modules", r.id, r.name.c_str(), n);
+}
+
+// Another vCPU's core after a reset: the same vCPU, waiting for INIT/SIPI from vCPU 0 again.
+bool restart_secondary(UserVmRecord& r, size_t index) {
+  VcpuSlot& slot = r.slots[index];
+  slot.generation = r.generation.load(std::memory_order_acquire);
+  if (auto restarted = slot.vcpu->restart(r.vm->eptp, r.entry); !restarted) {
+    end_failed(r, restarted.error().message, restarted.error().detail);
+    return false;
+  }
+  slot.vcpu->post_init();  // an application processor waits for a SIPI (SDM Vol. 3A 9.4)
+  return true;
 }
 
 }  // namespace
@@ -380,7 +477,11 @@ void build_user_vms(uint32_t physical_cpus) {
       d.refusal = make_error(ErrorCode::kUnsupported, "Linux kernels (initrd=) are not run yet: only Multiboot v1 kernels");
       continue;
     }
-    if (d.cpus == 0 || d.cpus > 1) continue;  // place_vms() refuses it with the reason
+    if (d.cpus > VcpuGroup::kMaxVcpus) {
+      d.refused = true;
+      d.refusal = make_error(ErrorCode::kInvalidArgument, "more vCPUs than a VM's vCPU group holds (16)", d.cpus);
+      continue;
+    }
     if (auto built = build_one(r); !built) {
       d.refused = true;
       d.refusal = built.error();
@@ -390,66 +491,87 @@ void build_user_vms(uint32_t physical_cpus) {
   for (size_t i = 0; i < g_record_count; ++i) {
     UserVmRecord& r = g_records[i];
     const guest::VmDescription& d = plan.vms[i];
-    r.cpu = d.cpu;
     if (d.refused) {
-      fail(r, d.refusal.message, d.refusal.detail);
+      fail_at_boot(r, d.refusal.message, d.refusal.detail);
       continue;
     }
-    LOG_INFO("vm%u '%s': %s, %u MiB, command line \"%s\", %zu module(s); vCPU 0 on cpu%d", r.id, r.name.c_str(),
-             r.kernel_format.c_str(), r.mem_mib, r.cmdline.c_str(), r.modules.size(), r.cpu);
+    for (int32_t cpu : d.vcpu_cpus) r.slots.push_back(VcpuSlot{cpu, nullptr, 0});
+    // The console finds the VM from now on; its vCPUs join as their cores create them.
+    if (auto p = publish_vm(*r.vm, r.name); !p) LOG_ERROR("vm%u: publish VM: %s", r.id, p.error().message);
+    LOG_INFO("vm%u '%s': %s, %u MiB, command line \"%s\", %zu module(s); %u vCPU(s) from cpu%d on", r.id,
+             r.name.c_str(), r.kernel_format.c_str(), r.mem_mib, r.cmdline.c_str(), r.modules.size(), r.cpus,
+             r.cpu());
   }
 }
 
 bool user_vms_requested() { return g_requested; }
 
 Result<void> prepare_user_vcpu_on_this_cpu() {
-  UserVmRecord* found = record_on_this_cpu();
-  if (found == nullptr || state_of(*found) != UserVmState::kStarting) {
+  const SlotRef ref = slot_on_this_cpu();
+  if (ref.record == nullptr || ref.record->slots[ref.index].vcpu != nullptr) {
     return make_error(ErrorCode::kNotFound, "no user VM is placed on this core");
   }
-  UserVmRecord& r = *found;
+  if (state_of(*ref.record) == UserVmState::kFailed) {
+    return make_error(ErrorCode::kInvalidState, "the VM placed on this core failed");
+  }
+  UserVmRecord& r = *ref.record;
   UserGuestVm& vm = *r.vm;
-  auto created = VmxVcpu::create(r.id, 0);
+  auto created = VmxVcpu::create(r.id, static_cast<uint32_t>(ref.index));
   if (!created) {
-    fail(r, created.error().message, created.error().detail);
+    if (ref.index == 0) fail_at_boot(r, created.error().message, created.error().detail);
     return created.error();
   }
   VmxVcpu* vcpu = *created;
   Result<void> step = vcpu->setup(vm.eptp, GuestEntry{});
   if (step) step = vcpu->join_group(&vm.vcpus);
   if (step) step = vcpu->bind_to_current_processor();
-  if (step) step = vcpu->apply_entry_state(r.entry);
+  // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
+  if (step && ref.index == 0) step = vcpu->apply_entry_state(r.entry);
   if (!step) {
     VmxVcpu::destroy(vcpu);
-    fail(r, step.error().message, step.error().detail);
+    if (ref.index == 0) fail_at_boot(r, step.error().message, step.error().detail);
     return step.error();
   }
+  if (ref.index != 0) vcpu->post_init();
   vcpu->attach_vm(&vm);
-  r.vcpu = vcpu;
-  if (auto p = publish_vm(vm, r.name); !p) LOG_ERROR("vm%u: publish VM: %s", r.id, p.error().message);
+  r.slots[ref.index].vcpu = vcpu;
   if (auto p = publish_vcpu(vm, *vcpu); !p) LOG_ERROR("vm%u: publish vCPU: %s", r.id, p.error().message);
-  set_state(r, UserVmState::kRunning);
+  if (ref.index == 0) set_state(r, UserVmState::kRunning);
   return ok();
 }
 
 void run_user_vm_on_this_cpu() {
-  UserVmRecord* found = record_on_this_cpu();
-  if (found == nullptr || found->vcpu == nullptr) return;
-  UserVmRecord& r = *found;
+  const SlotRef ref = slot_on_this_cpu();
+  if (ref.record == nullptr || ref.record->slots[ref.index].vcpu == nullptr) return;
+  UserVmRecord& r = *ref.record;
+  const size_t k = ref.index;
+  // The other vCPUs start once vCPU 0 runs (it may be placed on a later core).
+  if (k != 0) idle_until([&] { return state_of(r) != UserVmState::kStarting; });
   for (;;) {
-    if (state_of(r) == UserVmState::kRunning) run_until_stop(r);
-    wait_for_reset(r);
-    reset_vm(r);
+    if (state_of(r) == UserVmState::kRunning && !r.stopping.load(std::memory_order_acquire)) run_slot(r, k);
+    if (k == 0) {
+      idle_until([&] { return r.reset_requested.load(std::memory_order_acquire); });
+      reset_vm(r);
+    } else {
+      const uint32_t seen = r.slots[k].generation;
+      idle_until([&] { return r.generation.load(std::memory_order_acquire) != seen; });
+      (void)restart_secondary(r, k);
+    }
   }
 }
 
 void check_user_vms_started() {
   for (size_t i = 0; i < g_record_count; ++i) {
     UserVmRecord& r = g_records[i];
-    if (state_of(r) != UserVmState::kStarting) continue;
-    const PerCpu* cpu = r.cpu >= 0 ? cpu_by_index(static_cast<uint32_t>(r.cpu)) : nullptr;
-    if (cpu == nullptr || !cpu->online.load(std::memory_order_acquire)) {
-      fail(r, "the physical CPU this VM was placed on did not come online", static_cast<uint64_t>(r.cpu));
+    for (size_t k = 0; k < r.slots.size(); ++k) {
+      if (r.slots[k].vcpu != nullptr) continue;
+      if (k == 0 && state_of(r) == UserVmState::kStarting) {
+        fail_at_boot(r, "the physical CPU of vCPU 0 did not come online or could not run it",
+                     static_cast<uint64_t>(r.slots[k].cpu));
+      } else if (k != 0) {
+        LOG_WARN("vm%u '%s': vCPU %zu has no core (cpu%d did not come online or could not run it)", r.id,
+                 r.name.c_str(), k, r.slots[k].cpu);
+      }
     }
   }
   for (size_t i = 0; i < g_record_count; ++i) {
@@ -458,7 +580,7 @@ void check_user_vms_started() {
     if (r.state == UserVmState::kFailed) {
       LOG_WARN("vm%u '%s': failed: %s", r.id, r.name.c_str(), r.failure.c_str());
     } else {
-      LOG_INFO("vm%u '%s': running on cpu%d", r.id, r.name.c_str(), r.cpu);
+      LOG_INFO("vm%u '%s': running, vCPU 0 on cpu%d", r.id, r.name.c_str(), r.cpu());
     }
   }
 }
@@ -479,7 +601,7 @@ std::vector<UserVmStatus> user_vm_statuses() {
     s.cmdline = r.cmdline;
     s.memory_bytes = uint64_t{r.mem_mib} * kMiB;
     s.vcpu_count = r.cpus;
-    s.cpu = r.cpu;
+    s.cpu = r.cpu();
     s.resets = r.resets.load(std::memory_order_relaxed);
     {
       IrqSpinlockGuard guard(g_status_lock);
@@ -524,12 +646,13 @@ Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes) 
 Result<void> request_user_vm_reset(uint32_t vm_id) {
   UserVmRecord* r = find_record(vm_id);
   if (r == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm_id);
-  if (r->vcpu == nullptr) {
+  if (r->slots.empty() || r->slots[0].vcpu == nullptr) {
     return make_error(ErrorCode::kInvalidState, "the VM was refused at boot and has no vCPU to restart", vm_id);
   }
-  r->reset_requested.store(true, std::memory_order_release);
-  // The wake-up IPI forces the VM exit (or ends the core's HLT); the loop then sees the request.
-  return run_on_core(static_cast<uint32_t>(r->cpu), &kick, 0, kCaptureTimeoutUs);
+  // The wake-up IPI forces the VM exit (or ends the core's HLT); the loop runs the work, which
+  // hands it the request.
+  return run_on_core(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records),
+                     kCaptureTimeoutUs);
 }
 
 }  // namespace lantern::vmx
