@@ -1,6 +1,6 @@
 /* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
  * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
- * INIT/SIPI/SIPI through the xAPIC, checks that RDMSR of a nonexistent MSR raises #GP, and exits
+ * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, and exits
  * through isa-debug-exit (0xf4) with the code
  * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
 #include "guest_lib.h"
