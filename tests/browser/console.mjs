@@ -238,7 +238,13 @@ async function vmxCase(page, errors) {
   const [vm, vcpu] = remote.split('/').map(Number);
   await registersMatch(page, vm, vcpu);
   await vmcsFilter(page);
+  const before = errors.length;
   await injectAndSee(page, vm, vcpu);
+  // The demo guest's refusal of console input (409) is expected: Chromium logs every 4xx
+  // response as a console error. Exactly that one is dropped; anything else still fails.
+  const expected = errors.slice(before).filter((e) => /status of 409 \(Conflict\)/.test(e));
+  check(expected.length === 1, `expected one 409 for the demo guest's console input, saw ${expected.length}`);
+  errors.splice(errors.indexOf(expected[0]), 1);
   await logView(page);
 }
 

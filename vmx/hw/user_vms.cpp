@@ -294,6 +294,28 @@ Result<void> build_one(UserVmRecord& r) {
   return allocate_and_load(r);
 }
 
+// MSRs the guest reads and writes without an exit (MSR bitmap bits clear, SDM Vol. 3C 24.6.9).
+// Safe to hand over: VM entry loads and VM exit saves the first five with the guest state (SDM
+// Vol. 3C 24.4.1, 26.3.2.1, 27.3.1); the others only matter to SYSCALL/SWAPGS (SDM Vol. 2B
+// SYSCALL, SWAPGS), which the host never uses, and each core runs one VM's vCPU.
+constexpr uint32_t kGuestOwnedMsrs[] = {
+    0x174,       // IA32_SYSENTER_CS
+    0x175,       // IA32_SYSENTER_ESP
+    0x176,       // IA32_SYSENTER_EIP
+    0xc0000100,  // IA32_FS_BASE
+    0xc0000101,  // IA32_GS_BASE
+    0xc0000081,  // IA32_STAR
+    0xc0000082,  // IA32_LSTAR
+    0xc0000083,  // IA32_CSTAR
+    0xc0000084,  // IA32_FMASK
+    0xc0000102,  // IA32_KERNEL_GS_BASE
+};
+
+Result<void> hand_msrs_to_guest(VmxVcpu& vcpu) {
+  for (uint32_t msr : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{msr, 1}, MsrAccess::kReadWrite, false));
+  return ok();
+}
+
 // Mailbox work on the core of the VM's vCPU 0: the request reaches its run loop, which restarts
 // the VM at its next turn (argument: the record's index).
 Result<void> ask_for_reset(uint64_t index) {
@@ -523,6 +545,7 @@ Result<void> prepare_user_vcpu_on_this_cpu() {
   }
   VmxVcpu* vcpu = *created;
   Result<void> step = vcpu->setup(vm.eptp, GuestEntry{});
+  if (step) step = hand_msrs_to_guest(*vcpu);
   if (step) step = vcpu->join_group(&vm.vcpus);
   if (step) step = vcpu->bind_to_current_processor();
   // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
@@ -583,12 +606,6 @@ void check_user_vms_started() {
       LOG_INFO("vm%u '%s': running, vCPU 0 on cpu%d", r.id, r.name.c_str(), r.cpu());
     }
   }
-}
-
-uint32_t user_vms_running() {
-  uint32_t n = 0;
-  for (size_t i = 0; i < g_record_count; ++i) n += state_of(g_records[i]) == UserVmState::kRunning ? 1 : 0;
-  return n;
 }
 
 std::vector<UserVmStatus> user_vm_statuses() {
