@@ -15,6 +15,8 @@ namespace lantern::guest {
 enum class UnknownMsrPolicy : uint8_t {
   kToCaller,             // the run loop returns MsrRead/MsrWrite to its caller
   kReadZeroIgnoreWrite,  // handled inside: reads return 0, writes are dropped
+  kInjectGp,             // handled inside: #GP(0) in the guest, as on hardware for an MSR that
+                         // does not exist (SDM Vol. 2B RDMSR/WRMSR, "Protected Mode Exceptions")
 };
 
 struct Vm {

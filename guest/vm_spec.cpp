@@ -266,4 +266,20 @@ VmPlan plan_vms(std::span<const BootModuleInfo> modules, const VmLimits& limits)
   return plan;
 }
 
+void place_vms(VmPlan& plan, uint32_t physical_cpus) {
+  uint32_t next_cpu = 1;  // core 0 (the BSP) runs the network and the console
+  for (VmDescription& vm : plan.vms) {
+    vm.vcpu_cpus.clear();
+    if (vm.refused) continue;
+    const uint32_t free_cpus = physical_cpus > next_cpu ? physical_cpus - next_cpu : 0;
+    if (vm.cpus > free_cpus) {
+      refuse(vm, make_error(ErrorCode::kFull,
+                            "not enough free physical CPUs: each vCPU needs an application processor of its own (core 0 runs the console)",
+                            vm.cpus));
+      continue;
+    }
+    for (uint32_t i = 0; i < vm.cpus; ++i) vm.vcpu_cpus.push_back(static_cast<int32_t>(next_cpu++));
+  }
+}
+
 }  // namespace lantern::guest

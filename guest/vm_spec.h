@@ -65,6 +65,10 @@ struct VmDescription {
   // Set when the VM is refused; `refusal.message` is the reason the log and /vms show.
   bool refused = false;
   Error refusal;
+
+  // Set by place_vms(): the physical CPU (core index) of each vCPU, vCPU 0 first; empty when
+  // unplaced.
+  std::vector<int32_t> vcpu_cpus;
 };
 
 // A tagged module string that names no usable VM (a bad lantern.vm= value): reported, skipped.
@@ -87,6 +91,12 @@ inline constexpr size_t kMaxVms = 16;
 // Groups the tagged boot modules into VMs and checks each (see vm_spec.cpp for every reason).
 // Untagged modules (the build's own guest programs) are ignored.
 VmPlan plan_vms(std::span<const BootModuleInfo> modules, const VmLimits& limits);
+
+// Gives each vCPU of each VM that is not refused a physical CPU of its own: the application
+// processors 1 .. physical_cpus - 1 in plan order, a VM's vCPUs on consecutive ones (core 0, the
+// bootstrap processor, owns the network and the console). Refuses a VM that finds too few free
+// cores; later, smaller VMs may still fit.
+void place_vms(VmPlan& plan, uint32_t physical_cpus);
 
 // Percent-decoding of one value: kMalformed for a bad escape or a character outside the set
 // listed above.

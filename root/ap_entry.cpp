@@ -5,6 +5,7 @@
 #include "kernel/core/kernel_boot.h"
 #include "svm/hw/svm_operation.h"
 #include "vmx/hw/guest_vm.h"
+#include "vmx/hw/user_vms.h"
 #include "vmx/hw/vmx_operation.h"
 
 namespace lantern::root {
@@ -12,8 +13,11 @@ namespace lantern::root {
 void ap_entry(PerCpu& cpu) {
   (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
   (void)svm::enable_on_this_cpu();             // likewise
-  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
+  // likewise the vCPU: of the user's VM placed here (--vm), or else the demo's
+  if (vmx::user_vms_requested()) (void)vmx::prepare_user_vcpu_on_this_cpu();
+  else (void)vmx::prepare_demo_vcpu_on_this_cpu();
   smp::mark_this_cpu_online(cpu);
+  vmx::run_user_vm_on_this_cpu();    // returns at once without a user VM on this core
   vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
   idle_loop_on_this_cpu();           // halts; runs work posted to this core (kernel/core/core_mailbox.h)
 }

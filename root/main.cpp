@@ -11,6 +11,7 @@
 #include "net/stack/net.h"
 #include "svm/hw/svm_operation.h"
 #include "vmx/hw/guest_vm.h"
+#include "vmx/hw/user_vms.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vcpu_capture.h"
 #include "vmx/hw/vmx_operation.h"
@@ -58,7 +59,8 @@ extern "C" void kernel_main() {
   const std::string_view cmdline = kernel_boot::init_bootstrap_processor();
   (void)vmx::enable_on_this_cpu();  // without VMX it logs why; the boot goes on with vmx=0
   (void)svm::enable_on_this_cpu();  // likewise without SVM: svm=0
-  kernel_boot::start_application_processors();  // each AP runs root::ap_entry()
+  vmx::build_user_vms(kernel_boot::enabled_cpus());  // --vm: before the APs start, which each bind one
+  kernel_boot::start_application_processors();       // each AP runs root::ap_entry()
 
   // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
   auto net_started = net::start(cmdline);
@@ -75,7 +77,8 @@ extern "C" void kernel_main() {
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
+  if (vmx::user_vms_requested()) vmx::check_user_vms_started();
+  else (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
   char console_port[6] = "none";  // the READY line's console=: the port, or none
   if (const uint16_t port = web::kernel::http_server_status().port; port != 0) {
     lib::format(console_port, sizeof(console_port), "%u", static_cast<unsigned>(port));

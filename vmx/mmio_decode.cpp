@@ -12,6 +12,8 @@ constexpr uint8_t kPrefixAddressSize = 0x67;
 constexpr uint8_t kOpStore = 0x89;     // MOV r/m32, r32
 constexpr uint8_t kOpLoad = 0x8b;      // MOV r32, r/m32
 constexpr uint8_t kOpStoreImm = 0xc7;  // MOV r/m32, imm32 (ModRM.reg = 0)
+constexpr uint8_t kOpLoadEaxMoffs = 0xa1;   // MOV EAX, moffs32 (SDM Vol. 2B MOV)
+constexpr uint8_t kOpStoreEaxMoffs = 0xa3;  // MOV moffs32, EAX
 
 }  // namespace
 
@@ -51,8 +53,19 @@ Result<MmioMove> decode_mmio_move(std::span<const uint8_t> bytes, CodeSize code_
       code_size == CodeSize::k16 ? !address_override : (code_size == CodeSize::k32 && address_override);
 
   const uint8_t opcode = bytes[i++];
+  if (opcode == kOpLoadEaxMoffs || opcode == kOpStoreEaxMoffs) {
+    // The offset follows the opcode, as wide as the address size: 2, 4 or (64-bit code without
+    // 67) 8 bytes (SDM Vol. 2B MOV, "moffs"; Vol. 2A 2.2.1.4). No ModRM; the register is EAX.
+    const size_t offset_bytes = address16 ? 2 : (code_size == CodeSize::k64 && !address_override ? 8 : 4);
+    if (!need(offset_bytes)) return make_error(ErrorCode::kUnsupported, "mmio decode: truncated moffs");
+    MmioMove m;
+    m.store = opcode == kOpStoreEaxMoffs;
+    m.gpr = 0;  // EAX (REX.B does not apply to A1/A3)
+    m.length = static_cast<uint8_t>(i + offset_bytes);
+    return m;
+  }
   if (opcode != kOpStore && opcode != kOpLoad && opcode != kOpStoreImm) {
-    return make_error(ErrorCode::kUnsupported, "mmio decode: not a MOV r32<->m32 / MOV m32, imm32", opcode);
+    return make_error(ErrorCode::kUnsupported, "mmio decode: not a MOV r32<->m32 / MOV m32, imm32 / MOV EAX<->moffs32", opcode);
   }
   if (!need(1)) return make_error(ErrorCode::kUnsupported, "mmio decode: truncated before ModRM");
   // ModRM (SDM Vol. 2A 2.1.5, Tables 2-1 and 2-2).

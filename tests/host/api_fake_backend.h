@@ -28,9 +28,16 @@ class FakeBackend final : public ConsoleBackend {
   std::vector<LogLine> log_lines;                  // seq = index
   size_t log_capacity = 1000;
 
+  std::map<uint32_t, std::string> console_input_bytes;  // what each VM's input buffer holds
+  size_t input_capacity = 16;
+
   // Error injection.
   std::optional<Error> snapshot_error;
   std::optional<Error> queue_error;
+  std::optional<Error> console_input_error;
+  std::optional<Error> reset_error;
+  int console_input_calls = 0;
+  int reset_calls = 0;
 
   // What the API asked for.
   int snapshot_calls = 0;
@@ -39,6 +46,45 @@ class FakeBackend final : public ConsoleBackend {
   size_t last_console_max = 0;
   uint64_t last_log_since = 0;
   size_t last_log_max = 0;
+
+  static VmSummary demo_vm(uint32_t vm, std::string program, VmState state, uint64_t memory_bytes,
+                           uint32_t vcpu_count, uint64_t console_bytes, std::optional<uint32_t> exit_status) {
+    VmSummary v;
+    v.vm = vm;
+    v.name = program;
+    v.program = std::move(program);
+    v.state = state;
+    v.memory_bytes = memory_bytes;
+    v.vcpu_count = vcpu_count;
+    v.console_bytes = console_bytes;
+    v.exit_status = exit_status;
+    return v;
+  }
+
+  // A --vm VM with device counters.
+  static VmSummary user_vm(uint32_t vm, std::string name, VmState state) {
+    VmSummary v;
+    v.vm = vm;
+    v.kind = VmKind::kUser;
+    v.name = name;
+    v.program = std::move(name);
+    v.kernel_format = "multiboot-elf32";
+    v.cmdline = "exit=7 hello";
+    v.state = state;
+    v.memory_bytes = 16 << 20;
+    v.vcpu_count = 1;
+    v.cpu = static_cast<int32_t>(vm + 1);
+    v.console_bytes = 40;
+    VmDeviceCounters d;
+    d.uart_bytes_in = 3;
+    d.uart_bytes_out = 40;
+    d.uart_bytes_read = 2;
+    d.unclaimed_port_reads = 5;
+    d.unclaimed_port_writes = 1;
+    d.unclaimed_ports.push_back(PortCount{0x61, 5, 1});
+    v.devices = d;
+    return v;
+  }
 
   // A running vCPU with a snapshot whose values are derived from (vm, vcpu).
   void add_vcpu(uint32_t vm, uint32_t vcpu, VcpuState state = VcpuState::kRunning) {
@@ -129,6 +175,38 @@ class FakeBackend final : public ConsoleBackend {
     t.text = all.substr(start, max_bytes);
     t.next = start + t.text.size();
     return t;
+  }
+
+  // Console input: a bounded buffer per VM that takes all of a post or nothing, like the UART's.
+  Result<void> console_input(uint32_t vm, std::string_view bytes) override {
+    ++console_input_calls;
+    if (console_input_error) return *console_input_error;
+    const VmSummary* found = nullptr;
+    for (const VmSummary& v : vm_list) {
+      if (v.vm == vm) found = &v;
+    }
+    if (found == nullptr) return make_error(ErrorCode::kNotFound, "no such VM");
+    if (found->kind == VmKind::kDemo) return make_error(ErrorCode::kUnsupported, "the demo guest's UART has no receive side");
+    if (found->state != VmState::kRunning) return make_error(ErrorCode::kInvalidState, "the VM is not running");
+    if (bytes.size() > input_capacity) return make_error(ErrorCode::kInvalidArgument, "more bytes than the buffer holds", input_capacity);
+    std::string& queued = console_input_bytes[vm];
+    if (queued.size() + bytes.size() > input_capacity) return make_error(ErrorCode::kFull, "input buffer full");
+    queued.append(bytes);
+    return ok();
+  }
+
+  Result<void> reset_vm(uint32_t vm) override {
+    ++reset_calls;
+    if (reset_error) return *reset_error;
+    for (VmSummary& v : vm_list) {
+      if (v.vm != vm) continue;
+      if (v.kind == VmKind::kDemo) return make_error(ErrorCode::kUnsupported, "demo guests are not reset");
+      if (v.state == VmState::kFailed) return make_error(ErrorCode::kInvalidState, "refused at boot");
+      v.state = VmState::kRunning;
+      ++v.resets;
+      return ok();
+    }
+    return make_error(ErrorCode::kNotFound, "no such VM");
   }
 
   LogChunk log(uint64_t since, size_t max_lines) override {

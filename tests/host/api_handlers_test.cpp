@@ -24,8 +24,8 @@ class ApiHandlers : public ::testing::Test {
     backend.add_vcpu(0, 0);
     backend.add_vcpu(0, 1);
     backend.add_vcpu(1, 0, VcpuState::kStopped);
-    backend.vm_list.push_back(VmSummary{0, "demo", VmState::kRunning, 16 << 20, 2, 5, std::nullopt});
-    backend.vm_list.push_back(VmSummary{1, "crash", VmState::kStopped, 1 << 20, 1, 0, 3});
+    backend.vm_list.push_back(FakeBackend::demo_vm(0, "demo", VmState::kRunning, 16 << 20, 2, 5, std::nullopt));
+    backend.vm_list.push_back(FakeBackend::demo_vm(1, "crash", VmState::kStopped, 1 << 20, 1, 0, 3));
   }
   FakeBackend backend;
   Api api;
@@ -104,6 +104,116 @@ TEST_F(ApiHandlers, VmsAndOneVm) {
   r = api.handle(get("/api/v1/vms/9"));
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(body_json(r)["error"]["code"], "not_found");
+}
+
+TEST_F(ApiHandlers, UserVmsShowFormatCmdlineStateAndDevices) {
+  VmSummary exited = FakeBackend::user_vm(4, "mbguest", VmState::kExited);
+  exited.exit_code = 7;
+  exited.exit_status = 15;
+  exited.exit_cause = "debug_exit";
+  exited.resets = 2;
+  backend.vm_list.push_back(exited);
+  VmSummary failed = FakeBackend::user_vm(5, "broken", VmState::kFailed);
+  failed.failure = "kernel module is empty (zero length)";
+  failed.kernel_format.clear();
+  failed.exit_code = 9;  // stale: only an exited VM shows a code
+  backend.vm_list.push_back(failed);
+
+  http::Response r = api.handle(get("/api/v1/vms/4"));
+  ASSERT_EQ(r.status, 200);
+  json j = body_json(r);
+  EXPECT_EQ(j["kind"], "user");
+  EXPECT_EQ(j["name"], "mbguest");
+  EXPECT_EQ(j["kernel_format"], "multiboot-elf32");
+  EXPECT_EQ(j["cmdline"], "exit=7 hello");
+  EXPECT_EQ(j["state"], "exited");
+  EXPECT_EQ(j["exit_code"], 7);
+  EXPECT_EQ(j["exit_status"], 15);
+  EXPECT_EQ(j["exit_cause"], "debug_exit");
+  EXPECT_TRUE(j["failure"].is_null());
+  EXPECT_EQ(j["resets"], 2);
+  EXPECT_EQ(j["cpu"], 5);
+  EXPECT_EQ(j["devices"]["uart_bytes_in"], 3);
+  EXPECT_EQ(j["devices"]["uart_bytes_out"], 40);
+  EXPECT_EQ(j["devices"]["unclaimed_port_reads"], 5);
+  ASSERT_EQ(j["devices"]["unclaimed_ports"].size(), 1u);
+  EXPECT_EQ(j["devices"]["unclaimed_ports"][0]["port"], 0x61);
+
+  j = [&] { http::Response x = api.handle(get("/api/v1/vms/5")); return body_json(x); }();
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_EQ(j["failure"], "kernel module is empty (zero length)");
+  EXPECT_TRUE(j["kernel_format"].is_null());
+  EXPECT_TRUE(j["exit_code"].is_null());
+
+  // Demo VMs: no devices, no user fields.
+  j = [&] { http::Response x = api.handle(get("/api/v1/vms/0")); return body_json(x); }();
+  EXPECT_EQ(j["kind"], "demo");
+  EXPECT_TRUE(j["devices"].is_null());
+  EXPECT_TRUE(j["cpu"].is_null());
+  EXPECT_TRUE(j["failure"].is_null());
+}
+
+TEST_F(ApiHandlers, ConsoleInputIsAllOrNothingIntoABoundedBuffer) {
+  backend.vm_list.push_back(FakeBackend::user_vm(6, "mbecho", VmState::kRunning));
+  backend.vm_list.push_back(FakeBackend::user_vm(7, "done", VmState::kExited));
+  auto post = [&](const std::string& target, std::string body) {
+    return api.handle(testing::make_request(http::Method::kPost, target, std::move(body),
+                                            {{"content-type", "application/octet-stream"}}));
+  };
+  http::Response r = post("/api/v1/vms/6/console", "hello\n");
+  ASSERT_EQ(r.status, 202);
+  EXPECT_EQ(body_json(r)["accepted"], 6);
+  EXPECT_EQ(backend.console_input_bytes[6], "hello\n");
+
+  r = post("/api/v1/vms/6/console", "0123456789a");  // 6 + 11 > 16: nothing is taken
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(body_json(r)["error"]["code"], "console_input_full");
+  EXPECT_EQ(header_value(r, "retry-after"), "1");
+  EXPECT_EQ(backend.console_input_bytes[6], "hello\n");
+
+  r = post("/api/v1/vms/6/console", std::string(17, 'x'));
+  EXPECT_EQ(r.status, 413);
+  r = post("/api/v1/vms/6/console", "");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body_json(r)["error"]["code"], "empty_body");
+  r = post("/api/v1/vms/9/console", "x");
+  EXPECT_EQ(r.status, 404);
+  r = post("/api/v1/vms/0/console", "x");  // a demo guest
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(body_json(r)["error"]["code"], "no_console_input");
+  r = post("/api/v1/vms/7/console", "x");  // exited
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(body_json(r)["error"]["code"], "vm_not_running");
+
+  r = api.handle(get("/api/v1/vms/6/console"));  // GET stays the output
+  EXPECT_NE(r.status, 405);
+}
+
+TEST_F(ApiHandlers, ResetRestartsUserVmsOnly) {
+  VmSummary exited = FakeBackend::user_vm(4, "mbguest", VmState::kExited);
+  backend.vm_list.push_back(exited);
+  backend.vm_list.push_back(FakeBackend::user_vm(5, "broken", VmState::kFailed));
+  http::Response r = api.handle(testing::make_request(http::Method::kPost, "/api/v1/vms/4/reset"));
+  ASSERT_EQ(r.status, 202);
+  EXPECT_EQ(body_json(r)["reset"], "requested");
+  r = api.handle(get("/api/v1/vms/4"));
+  json j = body_json(r);
+  EXPECT_EQ(j["state"], "running");
+  EXPECT_EQ(j["resets"], 1);
+
+  r = api.handle(testing::make_request(http::Method::kPost, "/api/v1/vms/5/reset"));
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(body_json(r)["error"]["code"], "cannot_reset");
+  r = api.handle(testing::make_request(http::Method::kPost, "/api/v1/vms/0/reset"));
+  EXPECT_EQ(r.status, 409);
+  r = api.handle(testing::make_request(http::Method::kPost, "/api/v1/vms/9/reset"));
+  EXPECT_EQ(r.status, 404);
+  backend.reset_error = make_error(ErrorCode::kTimeout, "no answer");
+  r = api.handle(testing::make_request(http::Method::kPost, "/api/v1/vms/4/reset"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(header_value(r, "retry-after"), "1");
+  r = api.handle(get("/api/v1/vms/4/reset"));
+  EXPECT_EQ(r.status, 405);
 }
 
 TEST_F(ApiHandlers, VcpusAndOneVcpu) {

@@ -139,7 +139,17 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   backend.add_vcpu(3, 1);
   backend.add_vcpu(3, 2, VcpuState::kStopped);
   backend.vcpu_list[0].cpu = -1;
-  backend.vm_list.push_back(VmSummary{3, "demo", VmState::kRunning, 1 << 20, 2, 3, std::nullopt});
+  backend.vm_list.push_back(testing::FakeBackend::demo_vm(3, "demo", VmState::kRunning, 1 << 20, 2, 3, std::nullopt));
+  VmSummary exited = testing::FakeBackend::user_vm(4, "mbguest", VmState::kExited);
+  exited.exit_code = 7;
+  exited.exit_status = 15;
+  exited.exit_cause = "debug_exit";
+  backend.vm_list.push_back(exited);
+  VmSummary failed = testing::FakeBackend::user_vm(5, "broken", VmState::kFailed);
+  failed.failure = "no multiboot header in the first 8192 bytes (not a Multiboot v1 kernel)";
+  failed.kernel_format.clear();
+  backend.vm_list.push_back(failed);
+  backend.vm_list.push_back(testing::FakeBackend::user_vm(6, "mbecho", VmState::kRunning));
   backend.cpu_list.push_back(CpuSummary{0, 0, true, CpuVmxState::kOn, {{3, 1}}});
   backend.system_summary.net_pools.push_back(NetPoolLevel{"PBUF_POOL", 1, 2, 3, 0});
   backend.console_output[3] = "hi";
@@ -167,6 +177,16 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   probes.push_back({testing::post_json("/api/v1/vms/3/vcpus/2/events", R"({"type":"nmi","vector":2})"), 409});
   probes.push_back({get("/api/v1/vms/9/vcpus/1/regs"), 404});
   probes.push_back({get("/api/v1/vms/3/console?since=x"), 400});
+  probes.push_back({get("/api/v1/vms/4"), 200});
+  probes.push_back({get("/api/v1/vms/5"), 200});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", "hello"), 202});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", "0123456789ab"), 429});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", std::string(17, 'x')), 413});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/3/console", "x"), 409});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/9/console", "x"), 404});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/reset"), 202});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/5/reset"), 409});
+  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/9/reset"), 404});
 
   for (Probe& p : probes) {
     http::Response r = api.handle(p.request);

@@ -140,5 +140,35 @@ TEST(GuestVmSpec, DecodeAcceptsOnlyTheGrubSafeSet) {
   EXPECT_FALSE(decode_tag_value("$x").has_value());
 }
 
+TEST(GuestVmPlacement, OneApplicationProcessorPerVcpuInPlanOrder) {
+  // Five CPUs: core 0 runs the console, cores 1-4 take vCPUs.
+  VmPlan p = plan({{"lantern.vm=0 role=kernel cpus=1", 100},
+                   {"lantern.vm=1 role=kernel mem=1", 100},  // refused: keeps no core
+                   {"lantern.vm=2 role=kernel cpus=2", 100},
+                   {"lantern.vm=3 role=kernel cpus=2", 100},  // one core left: too few
+                   {"lantern.vm=4 role=kernel", 100},         // a smaller VM still fits
+                   {"lantern.vm=5 role=kernel", 100}},        // none left
+                  5);
+  place_vms(p, 5);
+  ASSERT_EQ(p.vms.size(), 6u);
+  EXPECT_EQ(p.vms[0].vcpu_cpus, (std::vector<int32_t>{1}));
+  EXPECT_TRUE(p.vms[1].vcpu_cpus.empty());
+  EXPECT_EQ(reason(p.vms[1]), "mem below the 2 MiB minimum");
+  EXPECT_EQ(p.vms[2].vcpu_cpus, (std::vector<int32_t>{2, 3}));
+  EXPECT_TRUE(p.vms[3].vcpu_cpus.empty());
+  EXPECT_NE(reason(p.vms[3]).find("not enough free physical CPUs"), std::string::npos) << reason(p.vms[3]);
+  EXPECT_EQ(p.vms[4].vcpu_cpus, (std::vector<int32_t>{4}));
+  EXPECT_TRUE(p.vms[5].vcpu_cpus.empty());
+  EXPECT_NE(reason(p.vms[5]).find("not enough free physical CPUs"), std::string::npos) << reason(p.vms[5]);
+}
+
+TEST(GuestVmPlacement, ABootWithOneCpuRunsNoVm) {
+  VmPlan p = plan({{"lantern.vm=0 role=kernel", 100}}, 1);
+  place_vms(p, 1);
+  ASSERT_EQ(p.vms.size(), 1u);
+  EXPECT_TRUE(p.vms[0].vcpu_cpus.empty());
+  EXPECT_TRUE(p.vms[0].refused);
+}
+
 }  // namespace
 }  // namespace lantern::guest

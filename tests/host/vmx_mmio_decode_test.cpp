@@ -84,6 +84,33 @@ TEST(VmxMmioDecode, PrefixesAndCodeSizes) {
   EXPECT_EQ(e->length, 6);
 }
 
+TEST(VmxMmioDecode, EaxWithAnAbsoluteOffset) {
+  // mov 0xfee000f0, %eax  =  a1 f0 00 e0 fe (what gcc -m32 emits for a constant address)
+  auto load = decode({0xa1, 0xf0, 0x00, 0xe0, 0xfe, 0x90}, CodeSize::k32);
+  ASSERT_TRUE(load.has_value());
+  EXPECT_FALSE(load->store);
+  EXPECT_EQ(load->gpr, 0);
+  EXPECT_EQ(load->length, 5);
+  // mov %eax, 0xfee000f0  =  a3 f0 00 e0 fe
+  auto store = decode({0xa3, 0xf0, 0x00, 0xe0, 0xfe}, CodeSize::k32);
+  ASSERT_TRUE(store.has_value());
+  EXPECT_TRUE(store->store);
+  EXPECT_FALSE(store->immediate);
+  EXPECT_EQ(store->length, 5);
+  // 64-bit code: an 8-byte offset (movabs); with 67 a 4-byte one; 16-bit code: 2 bytes (66 for EAX).
+  auto abs64 = decode({0xa1, 0xf0, 0x00, 0xe0, 0xfe, 0, 0, 0, 0}, CodeSize::k64);
+  ASSERT_TRUE(abs64.has_value());
+  EXPECT_EQ(abs64->length, 9);
+  auto abs64_67 = decode({0x67, 0xa3, 0xf0, 0x00, 0xe0, 0xfe}, CodeSize::k64);
+  ASSERT_TRUE(abs64_67.has_value());
+  EXPECT_EQ(abs64_67->length, 6);
+  auto real = decode({0x66, 0xa1, 0xf0, 0x00}, CodeSize::k16);
+  ASSERT_TRUE(real.has_value());
+  EXPECT_EQ(real->length, 4);
+  EXPECT_FALSE(decode({0xa1, 0xf0, 0x00, 0xe0}, CodeSize::k32).has_value());  // truncated offset
+  EXPECT_FALSE(decode({0xa0, 0xf0, 0x00, 0xe0, 0xfe}, CodeSize::k32).has_value());  // 8-bit AL form
+}
+
 TEST(VmxMmioDecode, RefusesEverythingElse) {
   EXPECT_FALSE(decode({0x66, 0x89, 0x03}, CodeSize::k32).has_value());  // 16-bit operand
   EXPECT_FALSE(decode({0x89, 0x03}, CodeSize::k16).has_value());        // 16-bit operand

@@ -1014,6 +1014,10 @@ Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
     if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
     if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
   }
+  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kInjectGp) {
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));  // RIP stays on the RDMSR (a fault)
+    return VmExit{exits::Nothing{}};
+  }
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
     regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
     regs_.rdx = 0;
@@ -1048,6 +1052,10 @@ Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
     // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
     if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
     if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
+  }
+  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kInjectGp) {
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));  // RIP stays on the WRMSR (a fault)
+    return VmExit{exits::Nothing{}};
   }
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
     TRY(advance_rip(exit));

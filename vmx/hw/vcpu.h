@@ -24,6 +24,7 @@
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
+#include "guest/loader/entry_state.h"
 #include "guest/vm.h"
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
@@ -124,6 +125,19 @@ class VmxVcpu {
   // Makes this vCPU's VMCS current again on the core it is bound to (VMPTRLD), after other work
   // on that core loaded other VMCSs. The launch state is kept (no VMCLEAR).
   Result<void> reload_on_this_cpu();
+
+  // Loads a loader's register state (guest/loader/entry_state.h: segments, control registers,
+  // RFLAGS, RIP, RSP and the general registers) over the state setup() wrote. Bound core only,
+  // before the first run(). vmx/hw/vcpu_entry_state.cpp.
+  Result<void> apply_entry_state(const guest::EntryState& state);
+  // Starts the vCPU over from `state` under a new EPT (a VM reset): VMCLEAR and VMPTRLD (the next
+  // entry is a VMLAUNCH), controls and guest state written again, registers, pending events,
+  // vlapic, extended state and the stop reason cleared, cached EPT translations invalidated.
+  // Exit counters keep counting. Bound core only, outside run().
+  Result<void> restart(uint64_t eptp, const guest::EntryState& state);
+  // Stops the vCPU outside run() with `reason` (a VM that ended): run() refuses until restart().
+  // Bound core only.
+  void stop_outside_run(const char* reason);
 
   // Must run on the bound core. Disables interrupts around the entry itself.
   Result<VmExit> run();

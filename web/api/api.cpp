@@ -222,6 +222,68 @@ Response get_console(const RouteContext& c) {
   return json_response(console_json(c.params.vm, *text));
 }
 
+std::string vm_label(const PathParams& p) { return "VM " + std::to_string(p.vm); }
+
+Response with_retry_after(Response r) {
+  add_retry_after(r);
+  return r;
+}
+
+// Raw bytes of guest serial input (any media type: the body is taken as is).
+Response post_console(const RouteContext& c) {
+  if (c.request.body.empty()) {
+    return error_response(400, "empty_body", "send the bytes for the guest's serial input as the request body");
+  }
+  const Result<void> r = c.backend.console_input(c.params.vm, c.request.body);
+  if (r) {
+    Json j;
+    j["vm"] = c.params.vm;
+    j["accepted"] = c.request.body.size();
+    return json_response(j, 202);
+  }
+  const std::string vm = vm_label(c.params);
+  switch (r.error().code) {
+    case ErrorCode::kNotFound:
+      return error_response(404, "not_found", "no " + vm + " (GET /api/v1/vms lists them)");
+    case ErrorCode::kFull:
+      return with_retry_after(error_response(
+          429, "console_input_full",
+          "the serial input buffer of " + vm + " lacks room for " + std::to_string(c.request.body.size()) +
+              " bytes; retry once the guest has read some"));
+    case ErrorCode::kInvalidArgument:
+      return error_response(413, "console_input_too_large", vm + ": " + r.error().message + " (" +
+                                                                std::to_string(r.error().detail) + " bytes)");
+    case ErrorCode::kInvalidState:
+      return error_response(409, "vm_not_running", vm + " does not run (" + std::string(r.error().message) + ")");
+    case ErrorCode::kUnsupported:
+      return error_response(409, "no_console_input", vm + ": " + r.error().message);
+    default: return backend_error_response(r.error(), vm);
+  }
+}
+
+Response post_reset(const RouteContext& c) {
+  const Result<void> r = c.backend.reset_vm(c.params.vm);
+  if (r) {
+    Json j;
+    j["vm"] = c.params.vm;
+    j["reset"] = "requested";
+    return json_response(j, 202);
+  }
+  const std::string vm = vm_label(c.params);
+  switch (r.error().code) {
+    case ErrorCode::kNotFound:
+      return error_response(404, "not_found", "no " + vm + " (GET /api/v1/vms lists them)");
+    case ErrorCode::kInvalidState:
+    case ErrorCode::kUnsupported:
+      return error_response(409, "cannot_reset", vm + ": " + r.error().message);
+    case ErrorCode::kTimeout:
+    case ErrorCode::kBusy:
+      return with_retry_after(error_response(503, "core_busy",
+                                             "the core that runs " + vm + " did not take the reset in time; retry"));
+    default: return backend_error_response(r.error(), vm);
+  }
+}
+
 Response get_log(const RouteContext& c) {
   Response error;
   const std::optional<uint64_t> since = since_param(c.request, error);
@@ -352,6 +414,24 @@ constexpr RouteResponse kConsoleResponses[] = {
     {401, "A token is configured and the request did not carry it", "Error"},
     {404, "No such VM", "Error"},
 };
+constexpr RouteResponse kConsolePostResponses[] = {
+    {202, "All bytes queued for the guest's UART receive side", "ConsoleAccepted"},
+    {400, "{vm} is not a decimal number, or the body is empty", "Error"},
+    {401, "A token is configured and the request did not carry it", "Error"},
+    {404, "No such VM", "Error"},
+    {409, "The VM does not run, or its UART has no receive side (demo guests)", "Error"},
+    {413, "More bytes than the input buffer holds (4096)", "Error"},
+    {429, "The input buffer lacks room for the bytes (nothing was queued); Retry-After", "Error"},
+};
+constexpr RouteResponse kResetResponses[] = {
+    {202, "The VM's core restarts it from its boot modules (GET the VM: resets grows, state running)",
+     "ResetAccepted"},
+    {400, "{vm} is not a decimal number", "Error"},
+    {401, "A token is configured and the request did not carry it", "Error"},
+    {404, "No such VM", "Error"},
+    {409, "Nothing to restart: a demo VM, or a VM refused at boot", "Error"},
+    {503, "The VM's core did not take the request in time; Retry-After", "Error"},
+};
 constexpr RouteResponse kLogResponses[] = {
     {200, "Hypervisor log lines from ?since= (at most 256)", "LogChunk"},
     {400, "?since= is not a decimal number", "Error"},
@@ -436,6 +516,11 @@ constexpr Route kRoutes[] = {
      false},
     {Method::kGet, "/api/v1/vms/{vm}/console", get_console, "getConsole", "Guest serial output", kSinceQuery,
      "", kConsoleResponses, false},
+    {Method::kPost, "/api/v1/vms/{vm}/console", post_console, "postConsoleInput",
+     "Guest serial input: the raw body into the VM's UART receive buffer (all or nothing)", {}, "RawBytes",
+     kConsolePostResponses, true},
+    {Method::kPost, "/api/v1/vms/{vm}/reset", post_reset, "resetVm", "Restart the VM from its loaded image", {},
+     "", kResetResponses, true},
     {Method::kGet, "/api/v1/log", get_log, "getLog", "The hypervisor log ring", kSinceQuery, "",
      kLogResponses, false},
     {Method::kGet, "/api/v1/debug/stream", get_debug_stream, "getDebugStream",

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernel/lib/result.h"
@@ -97,15 +98,47 @@ struct VcpuSummary {
   uint64_t events_injected = 0;
 };
 
-enum class VmState : uint8_t { kRunning, kStopped, kExited };
+// kFailed: a user VM the kernel could not build or run (failure says why).
+enum class VmState : uint8_t { kRunning, kStopped, kExited, kFailed };
+
+// A port without a device that the guest touched.
+struct PortCount {
+  uint16_t port = 0;
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+};
+
+// The guest platform's counters (user VMs; guest/devices/guest_platform.h).
+struct VmDeviceCounters {
+  uint64_t uart_bytes_in = 0;       // console input accepted into the UART
+  uint64_t uart_bytes_out = 0;      // bytes the guest transmitted
+  uint64_t uart_bytes_read = 0;     // bytes the guest read from the UART
+  uint64_t uart_input_refused = 0;  // console posts refused (buffer full)
+  uint64_t unclaimed_port_reads = 0;
+  uint64_t unclaimed_port_writes = 0;
+  std::vector<PortCount> unclaimed_ports;  // first-seen order, bounded
+  uint64_t unclaimed_accesses_unlisted = 0;  // accesses to ports beyond that list
+};
+
+enum class VmKind : uint8_t { kDemo, kUser };
 struct VmSummary {
   uint32_t vm = 0;
-  std::string program;  // the guest program's name ("demo", ...)
+  VmKind kind = VmKind::kDemo;
+  std::string name;     // the VM's name (user VMs: name=, default vm<N>; demo: the program)
+  std::string program;  // the guest program's name ("demo", ...; user VMs: the name)
+  std::string kernel_format;  // user VMs: "multiboot-elf32", ...; "" when never loaded or a demo
+  std::string cmdline;        // the guest command line (user VMs)
   VmState state = VmState::kRunning;
   uint64_t memory_bytes = 0;
   uint32_t vcpu_count = 0;
+  std::optional<int32_t> cpu;  // the physical CPU running vCPU 0 (user VMs)
   uint64_t console_bytes = 0;  // total bytes the guest wrote to its UART
-  std::optional<uint32_t> exit_status;  // when the guest wrote to port 0xf4
+  std::optional<uint32_t> exit_status;  // when the guest wrote to an exit port (user VMs: QEMU's status)
+  std::optional<uint32_t> exit_code;    // user VMs that exited: the value written to 0xf4
+  std::string exit_cause;               // "debug_exit" (0xf4) or "shutdown_port" (0x8900)
+  std::string failure;                  // kFailed: the reason
+  uint32_t resets = 0;
+  std::optional<VmDeviceCounters> devices;  // user VMs
 };
 
 struct SegmentSummary {
@@ -183,6 +216,13 @@ class ConsoleBackend {
                                      uint32_t vector, std::optional<uint32_t> error_code) = 0;
   // kNotFound: no such VM. At most max_bytes of text.
   virtual Result<ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) = 0;
+  // Guest serial input: all of `bytes` into the VM's UART receive buffer, or nothing. kNotFound:
+  // no such VM; kFull: the buffer lacks room; kInvalidArgument: more than the buffer ever holds;
+  // kInvalidState: the VM does not run; kUnsupported: the VM's UART has no receive side (demo).
+  virtual Result<void> console_input(uint32_t vm, std::string_view bytes) = 0;
+  // Restarts the VM from its loaded image (asynchronously). kNotFound; kUnsupported (demo VMs);
+  // kInvalidState: nothing to restart (refused at boot); kTimeout: its core did not answer.
+  virtual Result<void> reset_vm(uint32_t vm) = 0;
   virtual LogChunk log(uint64_t since, size_t max_lines) = 0;
 };
 

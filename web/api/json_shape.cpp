@@ -81,6 +81,7 @@ std::string_view vm_state_name(VmState s) {
     case VmState::kRunning: return "running";
     case VmState::kStopped: return "stopped";
     case VmState::kExited: return "exited";
+    case VmState::kFailed: return "failed";
   }
   return "unknown";
 }
@@ -150,15 +151,43 @@ Json cpu_json(const CpuSummary& c) {
   return j;
 }
 
+Json vm_devices_json(const VmDeviceCounters& d) {
+  Json ports = Json::array();
+  for (const PortCount& p : d.unclaimed_ports) {
+    ports.push_back({{"port", p.port}, {"reads", p.reads}, {"writes", p.writes}});
+  }
+  Json j;
+  j["uart_bytes_in"] = d.uart_bytes_in;
+  j["uart_bytes_out"] = d.uart_bytes_out;
+  j["uart_bytes_read"] = d.uart_bytes_read;
+  j["uart_input_refused"] = d.uart_input_refused;
+  j["unclaimed_port_reads"] = d.unclaimed_port_reads;
+  j["unclaimed_port_writes"] = d.unclaimed_port_writes;
+  j["unclaimed_ports"] = std::move(ports);
+  j["unclaimed_accesses_unlisted"] = d.unclaimed_accesses_unlisted;
+  return j;
+}
+
 Json vm_json(const VmSummary& v) {
+  const bool exited = v.state == VmState::kExited;
   Json j;
   j["vm"] = v.vm;
+  j["kind"] = v.kind == VmKind::kUser ? "user" : "demo";
+  j["name"] = v.name;
   j["program"] = v.program;
+  j["kernel_format"] = v.kernel_format.empty() ? Json(nullptr) : Json(v.kernel_format);
+  j["cmdline"] = v.cmdline;
   j["state"] = std::string(vm_state_name(v.state));
   j["memory_bytes"] = v.memory_bytes;
   j["vcpu_count"] = v.vcpu_count;
+  j["cpu"] = v.cpu ? Json(*v.cpu) : Json(nullptr);
   j["console_bytes"] = v.console_bytes;
   j["exit_status"] = nullable_u32(v.exit_status);
+  j["exit_code"] = exited ? nullable_u32(v.exit_code) : Json(nullptr);
+  j["exit_cause"] = exited && !v.exit_cause.empty() ? Json(v.exit_cause) : Json(nullptr);
+  j["failure"] = v.state == VmState::kFailed ? Json(v.failure) : Json(nullptr);
+  j["resets"] = v.resets;
+  j["devices"] = v.devices ? vm_devices_json(*v.devices) : Json(nullptr);
   return j;
 }
 

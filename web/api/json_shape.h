@@ -49,6 +49,7 @@ std::string_view vm_state_name(VmState s);
 
 Json system_json(const SystemSummary& s);
 Json cpu_json(const CpuSummary& c);
+// Every property is always present; those that do not apply are null (see docs/api.md).
 Json vm_json(const VmSummary& v);
 Json vcpu_json(const VcpuSummary& v);
 Json regs_json(const VcpuSnapshot& s);

@@ -72,14 +72,39 @@ Json pending_event_schema() {
                  {"error_code", nullable(integer(UINT32_MAX))}});
 }
 
+Json vm_devices_schema() {
+  return object({{"uart_bytes_in", integer()},
+                 {"uart_bytes_out", integer()},
+                 {"uart_bytes_read", integer()},
+                 {"uart_input_refused", integer()},
+                 {"unclaimed_port_reads", integer()},
+                 {"unclaimed_port_writes", integer()},
+                 {"unclaimed_ports", array_of(object({{"port", integer(0xffff)}, {"reads", integer()}, {"writes", integer()}}))},
+                 {"unclaimed_accesses_unlisted", integer()}});
+}
+
 Json vm_schema() {
-  return object({{"vm", integer()},
-                 {"program", text()},
-                 {"state", one_of({"running", "stopped", "exited"})},
-                 {"memory_bytes", integer()},
-                 {"vcpu_count", integer()},
-                 {"console_bytes", integer()},
-                 {"exit_status", nullable(integer())}});
+  Json s = object({{"vm", integer()},
+                   {"kind", one_of({"demo", "user"})},
+                   {"name", text()},
+                   {"program", text()},
+                   {"kernel_format", nullable(text())},  // multiboot-elf32, multiboot-elf64, multiboot-aout-kludge
+                   {"cmdline", text()},
+                   {"state", one_of({"running", "stopped", "exited", "failed"})},
+                   {"memory_bytes", integer()},
+                   {"vcpu_count", integer()},
+                   {"cpu", nullable(integer())},
+                   {"console_bytes", integer()},
+                   {"exit_status", nullable(integer())},
+                   {"exit_code", nullable(integer())},
+                   {"exit_cause", nullable(text())},  // debug_exit (0xf4), shutdown_port (0x8900)
+                   {"failure", nullable(text())},
+                   {"resets", integer()},
+                   {"devices", nullable(vm_devices_schema())}});
+  s["description"] =
+      "kind user: a --vm VM (state running, exited with exit_code = the value written to 0xf4 and "
+      "exit_status = QEMU's (code << 1) | 1, or failed with failure = the reason); kind demo: a built-in guest.";
+  return s;
 }
 
 Json registers_schema() {
@@ -112,9 +137,11 @@ Json path_parameter(std::string_view name) {
               {"schema", integer(UINT32_MAX)}};
 }
 
-// "PatternText" is the one non-JSON body (GET /api/v1/debug/stream).
+// "PatternText" (GET /api/v1/debug/stream) and "RawBytes" are the non-JSON bodies.
 Json media(std::string_view schema) {
   if (schema == "PatternText") return Json{{"text/plain", {{"schema", {{"type", "string"}}}}}};
+  // "RawBytes": guest serial input, taken as is whatever its media type.
+  if (schema == "RawBytes") return Json{{"application/octet-stream", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}};
   return Json{{"application/json", {{"schema", ref(schema)}}}};
 }
 
@@ -229,6 +256,8 @@ Json openapi_schemas() {
                              {"next", integer()},
                              {"missed", integer()},
                              {"text", text()}});
+  s["ConsoleAccepted"] = object({{"vm", integer()}, {"accepted", integer()}});
+  s["ResetAccepted"] = object({{"vm", integer()}, {"reset", one_of({"requested"})}});
   s["LogChunk"] = object({{"next", integer()},
                           {"missed", integer()},
                           {"lines", array_of(object({{"seq", integer()},

@@ -10,6 +10,7 @@
 #include "vmx/hw/vcpu_capture.h"
 #include "web/kernel/http_server.h"
 #include "web/kernel/net_pools.h"
+#include "vmx/hw/user_vms.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
@@ -101,7 +102,65 @@ api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcp
   return s;
 }
 
+api::VmSummary user_vm_summary(const vmx::UserVmStatus& u) {
+  api::VmSummary s;
+  s.vm = u.vm;
+  s.kind = api::VmKind::kUser;
+  s.name = u.name;
+  s.program = u.name;
+  s.kernel_format = u.kernel_format;
+  s.cmdline = u.cmdline;
+  s.memory_bytes = u.memory_bytes;
+  s.vcpu_count = u.vcpu_count;
+  if (u.cpu >= 0) s.cpu = u.cpu;
+  s.console_bytes = u.console_bytes;
+  s.resets = u.resets;
+  switch (u.state) {
+    case vmx::UserVmState::kStarting:
+    case vmx::UserVmState::kRunning: s.state = api::VmState::kRunning; break;
+    case vmx::UserVmState::kExited:
+      s.state = api::VmState::kExited;
+      s.exit_code = u.exit_code;
+      s.exit_status = static_cast<uint32_t>(u.exit_status > 0xffffffffu ? 0xffffffffu : u.exit_status);
+      s.exit_cause = u.exit_cause;
+      break;
+    case vmx::UserVmState::kFailed:
+      s.state = api::VmState::kFailed;
+      s.failure = u.failure;
+      break;
+  }
+  api::VmDeviceCounters d;
+  d.uart_bytes_in = u.devices.uart_bytes_in;
+  d.uart_bytes_out = u.devices.uart_bytes_out;
+  d.uart_bytes_read = u.devices.uart_bytes_read;
+  d.uart_input_refused = u.devices.uart_input_refused;
+  d.unclaimed_port_reads = u.devices.unclaimed_port_reads;
+  d.unclaimed_port_writes = u.devices.unclaimed_port_writes;
+  d.unclaimed_accesses_unlisted = u.devices.unclaimed_accesses_unlisted;
+  for (const auto& p : u.unclaimed_ports) d.unclaimed_ports.push_back(api::PortCount{p.port, p.reads, p.writes});
+  s.devices = std::move(d);
+  return s;
+}
+
 }  // namespace
+
+Result<void> KernelConsoleBackend::console_input(uint32_t vm, std::string_view bytes) {
+  if (vmx::is_user_vm(vm)) {
+    return vmx::push_user_vm_input(vm, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  }
+  if (vmx::find_published_vm(vm) != nullptr) {
+    return make_error(ErrorCode::kUnsupported, "the demo guest's UART has no receive side", vm);
+  }
+  return make_error(ErrorCode::kNotFound, "no such VM", vm);
+}
+
+Result<void> KernelConsoleBackend::reset_vm(uint32_t vm) {
+  if (vmx::is_user_vm(vm)) return vmx::request_user_vm_reset(vm);
+  if (vmx::find_published_vm(vm) != nullptr) {
+    return make_error(ErrorCode::kUnsupported, "demo guests are not reset (only --vm VMs)", vm);
+  }
+  return make_error(ErrorCode::kNotFound, "no such VM", vm);
+}
 
 api::SystemSummary KernelConsoleBackend::system() {
   api::SystemSummary s;
@@ -180,8 +239,10 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
   const size_t n = vmx::published_vms(vms, vmx::kMaxPublishedVms);
   for (size_t i = 0; i < n; ++i) {
     const vmx::GuestVm& vm = *vms[i].vm;
+    if (vmx::is_user_vm(vm.vm_id)) continue;  // listed below, with what the registry lacks
     api::VmSummary s;
     s.vm = vm.vm_id;
+    s.name = vms[i].program;
     s.program = vms[i].program;
     s.memory_bytes = vmx::kGuestMemoryBytes;
     s.vcpu_count = vms[i].vcpu_count;
@@ -199,6 +260,7 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
     }
     out.push_back(std::move(s));
   }
+  for (const vmx::UserVmStatus& u : vmx::user_vm_statuses()) out.push_back(user_vm_summary(u));
   return out;
 }
 

@@ -23,6 +23,8 @@ class KernelConsoleBackend final : public api::ConsoleBackend {
   Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
                              std::optional<uint32_t> error_code) override;
   Result<api::ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) override;
+  Result<void> console_input(uint32_t vm, std::string_view bytes) override;
+  Result<void> reset_vm(uint32_t vm) override;
   api::LogChunk log(uint64_t since, size_t max_lines) override;
 
  private:

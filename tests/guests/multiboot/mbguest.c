@@ -1,6 +1,7 @@
 /* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
  * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
- * INIT/SIPI/SIPI through the xAPIC, and exits through isa-debug-exit (0xf4) with the code
+ * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, and exits
+ * through isa-debug-exit (0xf4) with the code
  * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
 #include "guest_lib.h"
 
@@ -29,6 +30,37 @@ static void send_ipi(uint32_t apic_id, uint32_t low) {
   *lapic(LAPIC_ICR_HIGH) = apic_id << 24;
   *lapic(LAPIC_ICR_LOW) = low;
   for (int i = 0; i < 100000 && (*lapic(LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING); ++i) __asm__ volatile("pause");
+}
+
+/* An MSR no CPU implements: reading it must raise #GP, natively (QEMU TCG) and under Lantern. */
+#define MSR_NONEXISTENT 0x4c4e5400u
+
+extern char gp_handler[];
+extern volatile uint32_t gp_seen;
+
+/* A flat GDT (MB 3.2 leaves GDTR undefined) and an IDT whose only gate is #GP (vector 13):
+ * a 32-bit interrupt gate, P=1, DPL 0, type 0xE (SDM Vol. 3A 6.11, Figure 6-2). */
+static uint64_t probe_gdt[3] = {0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull};
+static uint64_t probe_idt[14];
+static struct __attribute__((packed)) {
+  uint16_t limit;
+  uint32_t base;
+} probe_gdtr, probe_idtr;
+
+/* 1 when RDMSR of `msr` raised #GP. */
+static uint32_t rdmsr_faults(uint32_t msr) {
+  probe_gdtr.limit = sizeof(probe_gdt) - 1;
+  probe_gdtr.base = (uint32_t)probe_gdt;
+  __asm__ volatile("lgdt %0\n\tljmp $0x08, $1f\n1:\n\tmovw $0x10, %%ax\n\tmovw %%ax, %%ds\n\t"
+                   "movw %%ax, %%es\n\tmovw %%ax, %%ss" : : "m"(probe_gdtr) : "eax", "memory");
+  const uint32_t handler = (uint32_t)gp_handler;
+  probe_idt[13] = (handler & 0xffffu) | (0x08u << 16) | ((uint64_t)((handler & 0xffff0000u) | 0x8e00u) << 32);
+  probe_idtr.limit = sizeof(probe_idt) - 1;
+  probe_idtr.base = (uint32_t)probe_idt;
+  __asm__ volatile("lidt %0" : : "m"(probe_idtr) : "memory");
+  gp_seen = 0;
+  __asm__ volatile("rdmsr" : : "c"(msr) : "eax", "edx", "memory");
+  return gp_seen;
 }
 
 static int starts_with(const char* s, const char* prefix) {
@@ -136,6 +168,8 @@ void guest_main(uint32_t magic, const struct multiboot_info* info) {
   } else {
     uart_puts("mbguest: fw_cfg absent\n");
   }
+  uart_puts(rdmsr_faults(MSR_NONEXISTENT) ? "mbguest: rdmsr 0x4c4e5400 raised #GP\n"
+                                           : "mbguest: rdmsr 0x4c4e5400 did not fault\n");
   const uint32_t started = cpus > 1 ? start_aps(cpus) : 0;
   uart_puts("mbguest: aps started=");
   uart_putu(started);

@@ -32,6 +32,15 @@ ap_main:
     hlt
     jmp 1b
 
+/* #GP handler for probe_msr() in mbguest.c: skips the faulting 2-byte RDMSR (0F 32) and notes
+ * the fault. A #GP pushes an error code (SDM Vol. 3A 6.15, "Interrupt 13"). */
+    .globl gp_handler
+gp_handler:
+    addl $4, %esp               /* the error code */
+    addl $2, (%esp)             /* the saved EIP: past RDMSR */
+    movl $1, gp_seen
+    iret
+
 /* The AP trampoline: linked to run at 0x8000 (SIPI vector 0x08: CS = 0x0800, IP = 0, SDM
  * Vol. 3A 9.4.4.1), stored inside the image; guest_main copies it down before the SIPIs. */
     .section .trampoline, "ax"
@@ -69,6 +78,9 @@ trampoline_end:
     .align 16
     .globl ap_started
 ap_started:
+    .long 0
+    .globl gp_seen
+gp_seen:
     .long 0
     .align 16
     .space 16384

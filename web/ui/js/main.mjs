@@ -474,7 +474,7 @@ function vmView(vm) {
     if (round % 3 === 0) {
       const info = await api.get(`/vms/${vm}`);
       replaceChildren(summary, `${info.program} · `, h('span', { class: `state ${info.state}` }, info.state),
-        info.exit_status !== null ? ` (exit status ${info.exit_status})` : '',
+        vmStateDetail(info),
         ` · ${formatBytes(info.memory_bytes)} · vCPUs: `,
         info.vcpus.map((v) => [vcpuLink(v), ` ${vcpuState(v)} `]));
     }
@@ -498,6 +498,20 @@ function vmView(vm) {
   const poller = new Poller(tick, { baseMs: 1000 });
   poller.start();
   return poller;
+}
+
+// What follows a VM's state: the exit code (user VMs) or status (demo guests), or why it failed,
+// and for user VMs the kernel's format and command line.
+function vmStateDetail(info) {
+  let detail = '';
+  if (info.state === 'failed' && info.failure) detail = `: ${info.failure}`;
+  else if (info.exit_code !== null && info.exit_code !== undefined) detail = ` (exit code ${info.exit_code})`;
+  else if (info.exit_status !== null && info.exit_status !== undefined) detail = ` (exit status ${info.exit_status})`;
+  if (info.kind === 'user') {
+    detail += ` · ${info.kernel_format ?? 'not loaded'}`;
+    if (info.cmdline) detail += ` · "${info.cmdline}"`;
+  }
+  return detail;
 }
 
 // The guest console's input line and the VM's lifecycle actions, where the API offers them.

@@ -1,0 +1,675 @@
+#include "vmx/hw/user_vms.h"
+
+#include <atomic>
+#include <new>
+#include <variant>
+
+#include "guest/loader/guest_memory.h"
+#include "guest/loader/memory_map.h"
+#include "guest/loader/multiboot1.h"
+#include "guest/nested_paging.h"
+#include "guest/vm_spec.h"
+#include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/interrupts.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/boot_state.h"
+#include "kernel/core/log.h"
+#include "kernel/core/memory.h"
+#include "kernel/core/spinlock.h"
+#include "kernel/lib/string.h"
+#include "kernel/core/core_mailbox.h"
+#include "vmx/hw/guest_vm.h"
+#include "vmx/hw/vcpu_capture.h"
+#include "vmx/hw/vm_registry.h"
+#include "vmx/hw/vmx_operation.h"
+
+namespace lantern::vmx {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+// Guest RAM is one host block aligned to 2 MiB, so EPT maps it with 2 MiB pages where it can.
+constexpr uint64_t kRamAlignment = 2 * kMiB;
+
+class KernelPageAllocator final : public guest::PageAllocator {
+ public:
+  Result<uint64_t> alloc_zeroed_page() override {
+    const uint64_t phys = TRY(memory::alloc_frame());
+    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, paging::kPageSize);
+    return phys;
+  }
+  void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
+  void free_page(uint64_t phys) override { (void)memory::free_frame(phys); }
+};
+KernelPageAllocator g_page_allocator;
+
+struct UserGuestVm;
+
+// The VM's port bus hands every port to the guest platform under the VM's lock; a write that
+// trips an exit port asks the run loop to end the VM (guest::Vm::request_exit).
+class PlatformPorts final : public guest::PortDevice {
+ public:
+  explicit PlatformPorts(UserGuestVm& vm) : vm_(vm) {}
+  uint32_t port_read(uint16_t port, uint8_t width) override;
+  void port_write(uint16_t port, uint8_t width, uint32_t value) override;
+
+ private:
+  UserGuestVm& vm_;
+};
+
+// The VM object the vCPU and the console see: GuestVm (console, vCPU group, RAM and EPT) plus
+// the guest platform. Allocated once at build and never freed (the registry keeps it).
+struct UserGuestVm : GuestVm {
+  explicit UserGuestVm(const guest::PlatformConfig& config) : platform(config) {}
+  guest::GuestPlatform platform;  // guarded by platform_lock
+  IrqSpinlock platform_lock;
+  PlatformPorts forward{*this};
+  uint64_t ram_bytes = 0;  // with memory_phys: the RAM block while the VM holds one
+};
+
+uint32_t PlatformPorts::port_read(uint16_t port, uint8_t width) {
+  IrqSpinlockGuard guard(vm_.platform_lock);
+  return vm_.platform.port_read(port, width);
+}
+
+void PlatformPorts::port_write(uint16_t port, uint8_t width, uint32_t value) {
+  IrqSpinlockGuard guard(vm_.platform_lock);
+  vm_.platform.port_write(port, width, value);
+  if (vm_.platform.exit_requested() && !vm_.exit_requested) vm_.request_exit(vm_.platform.exit_latch().value());
+}
+
+void uart_to_console(void* context, uint8_t byte) {
+  auto* vm = static_cast<UserGuestVm*>(context);
+  vm->console.put(vm->vm_id, static_cast<char>(byte));
+}
+
+struct ModuleSource {
+  uint64_t phys = 0;
+  uint64_t size = 0;
+  std::string string;
+};
+
+// One vCPU of a user VM and the core it runs on.
+struct VcpuSlot {
+  int32_t cpu = -1;
+  VmxVcpu* vcpu = nullptr;  // set by its core before it reports online
+  uint32_t generation = 0;  // the VM generation this vCPU last (re)started in (its core only)
+};
+
+struct UserVmRecord {
+  // Fixed once built (the BSP, before the APs start).
+  uint32_t id = 0;
+  std::string name;
+  std::string cmdline;
+  uint32_t mem_mib = 0;
+  uint32_t cpus = 0;
+  ModuleSource kernel;
+  std::vector<ModuleSource> modules;
+  UserGuestVm* vm = nullptr;
+  std::vector<VcpuSlot> slots;  // by vcpu id; empty when the VM was refused
+  // vCPU 0's core writes it (build, reset); the other vCPUs read it after `generation` changes.
+  guest::EntryState entry;
+  // A run of the VM ends: every vCPU leaves its run loop; the last one out frees guest RAM.
+  std::atomic<bool> stopping{false};
+  std::atomic<uint32_t> vcpus_running{0};
+  // Bumped by vCPU 0's core once a reset rebuilt the VM: the other vCPUs restart then.
+  std::atomic<uint32_t> generation{0};
+  std::atomic<bool> reset_requested{false};  // set on vCPU 0's core (mailbox work)
+  std::atomic<uint32_t> resets{0};
+  IrqSpinlock memory_lock;  // guest RAM and EPT (vm->memory_phys, vm->eptp)
+  // Guarded by g_status_lock (the owners write, the console reads).
+  UserVmState state = UserVmState::kStarting;
+  std::string kernel_format;
+  std::string failure;
+  guest::ExitLatch exit;
+
+  int32_t cpu() const { return slots.empty() ? -1 : slots[0].cpu; }
+};
+
+IrqSpinlock g_status_lock;
+UserVmRecord g_records[guest::kMaxVms];
+size_t g_record_count = 0;  // written before the APs start
+bool g_requested = false;
+
+UserVmState state_of(const UserVmRecord& r) {
+  IrqSpinlockGuard guard(g_status_lock);
+  return r.state;
+}
+
+void set_state(UserVmRecord& r, UserVmState state) {
+  IrqSpinlockGuard guard(g_status_lock);
+  r.state = state;
+}
+
+UserVmRecord* find_record(uint32_t vm_id) {
+  for (size_t i = 0; i < g_record_count; ++i) {
+    if (g_records[i].id == vm_id) return &g_records[i];
+  }
+  return nullptr;
+}
+
+struct SlotRef {
+  UserVmRecord* record = nullptr;
+  size_t index = 0;
+};
+
+SlotRef slot_on_this_cpu() {
+  const int32_t me = static_cast<int32_t>(this_cpu().index);
+  for (size_t i = 0; i < g_record_count; ++i) {
+    for (size_t k = 0; k < g_records[i].slots.size(); ++k) {
+      if (g_records[i].slots[k].cpu == me) return SlotRef{&g_records[i], k};
+    }
+  }
+  return {};
+}
+
+// Wakes a core from HLT, or forces its running guest out (external-interrupt exiting, SDM Vol.
+// 3C 24.6.1): the run loops then look at the VM's flags.
+void kick_core(int32_t cpu_index) {
+  if (cpu_index < 0 || static_cast<uint32_t>(cpu_index) == this_cpu().index) return;
+  if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(cpu_index)); target != nullptr) {
+    apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
+  }
+}
+
+void free_guest_memory(UserVmRecord& r) {
+  UserGuestVm* vm = r.vm;
+  if (vm == nullptr) return;
+  IrqSpinlockGuard guard(r.memory_lock);
+  if (vm->eptp != 0) {
+    (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, vm->eptp & guest::ept_entry::kAddressMask);
+    vm->eptp = 0;
+  }
+  if (vm->memory_phys != 0) {
+    if (auto f = memory::free_contiguous(vm->memory_phys, vm->ram_bytes / paging::kPageSize); !f) {
+      LOG_ERROR("vm%u: guest RAM not freed: %s", r.id, f.error().message);
+    }
+    vm->memory_phys = 0;
+    vm->ram_bytes = 0;
+  }
+}
+
+// Records that the VM failed with `reason` (logged, shown as `failed`). At boot this is all; a
+// running VM also stops its vCPUs (end_run) and frees its memory.
+void record_failure(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
+  LOG_ERROR("vm%u '%s': failed: %s (detail %llu)", r.id, r.name.c_str(), reason, static_cast<unsigned long long>(detail));
+  IrqSpinlockGuard guard(g_status_lock);
+  r.state = UserVmState::kFailed;
+  r.failure = reason;
+}
+
+void fail_at_boot(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
+  record_failure(r, reason, detail);
+  free_guest_memory(r);
+}
+
+uint8_t max_phys_bits() {
+  // CPUID.80000008H:EAX[7:0] = physical-address width (SDM Vol. 2A CPUID).
+  if (cpu::cpuid(0x80000000).eax >= 0x80000008) return static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
+  return 36;
+}
+
+// Guest RAM (zeroed), the kernel, modules and Multiboot information loaded into it, and an EPT
+// mapping it at guest-physical 0. Sets r.entry and r.kernel_format.
+Result<void> allocate_and_load(UserVmRecord& r) {
+  const VmxCapabilities* caps = capabilities();
+  if (caps == nullptr) return make_error(ErrorCode::kUnsupported, "VMX is not available");
+  if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
+    return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
+  }
+  UserGuestVm& vm = *r.vm;
+  const uint64_t bytes = uint64_t{r.mem_mib} * kMiB;
+  const guest::GuestMemoryMap map = TRY(guest::GuestMemoryMap::for_ram(bytes));
+  auto block = memory::alloc_contiguous(bytes / paging::kPageSize, kRamAlignment);
+  if (!block) return make_error(ErrorCode::kOutOfMemory, "no contiguous host memory for the guest RAM (lower mem=)", r.mem_mib);
+  vm.memory_phys = *block;
+  vm.ram_bytes = bytes;
+  auto* ram = paging::phys_to_ptr<uint8_t>(vm.memory_phys);
+  lib::mem_set(ram, 0, bytes);
+  guest::ByteSpanGuestMemory memory(std::span<uint8_t>(ram, bytes));
+
+  guest::multiboot1::ModuleInput inputs[guest::multiboot1::kMaxModules];
+  const size_t count = r.modules.size() < guest::multiboot1::kMaxModules ? r.modules.size() : guest::multiboot1::kMaxModules;
+  for (size_t i = 0; i < count; ++i) {
+    inputs[i].bytes = std::span<const uint8_t>(paging::phys_to_ptr<const uint8_t>(r.modules[i].phys), r.modules[i].size);
+    inputs[i].string = r.modules[i].string;
+  }
+  guest::multiboot1::BootRequest request;
+  request.kernel = std::span<const uint8_t>(paging::phys_to_ptr<const uint8_t>(r.kernel.phys), r.kernel.size);
+  request.cmdline = r.cmdline;
+  request.modules = std::span<const guest::multiboot1::ModuleInput>(inputs, count);
+  auto image = guest::multiboot1::load(request, map, memory);
+  if (!image) {
+    free_guest_memory(r);
+    return image.error();
+  }
+
+  guest::NestedPagingFeatures features;
+  features.pages_2m = caps->ept_2m_pages;
+  features.pages_1g = caps->ept_1g_pages;
+  features.execute_only = caps->ept_execute_only;
+  features.max_phys_bits = max_phys_bits();
+  auto ept = guest::NestedPageTableBuilder::create(g_page_allocator, features);
+  if (!ept) {
+    free_guest_memory(r);
+    return ept.error();
+  }
+  if (auto mapped = ept->map(0, vm.memory_phys, bytes, guest::kAccessRwx, guest::MemoryType::kWriteBack); !mapped) {
+    (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, ept->pml4_phys());
+    free_guest_memory(r);
+    return mapped.error();
+  }
+  vm.eptp = ept->eptp();
+  r.entry = image->entry;
+  IrqSpinlockGuard guard(g_status_lock);
+  r.kernel_format = guest::multiboot1::kernel_format_name(image->kernel.format);
+  return ok();
+}
+
+Result<UserGuestVm*> create_vm_object(const UserVmRecord& r) {
+  guest::PlatformConfig config;
+  config.ram_bytes = uint64_t{r.mem_mib} * kMiB;
+  config.cpu_count = static_cast<uint16_t>(r.cpus);
+  config.max_cpus = static_cast<uint16_t>(r.cpus);
+  void* mem = kmalloc(sizeof(UserGuestVm), 64);
+  if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
+  auto* vm = new (mem) UserGuestVm(config);
+  vm->vm_id = r.id;
+  // Every port goes to the platform; unknown MSRs fault as on hardware.
+  vm->unknown_msrs = guest::UnknownMsrPolicy::kInjectGp;
+  Result<void> attached = vm->platform.attach();
+  if (attached) attached = vm->ports.register_range(0, 0x10000, &vm->forward);
+  if (!attached) {
+    vm->~UserGuestVm();
+    kfree(vm);
+    return attached.error();
+  }
+  vm->platform.uart().set_output_sink(&uart_to_console, vm);
+  return vm;
+}
+
+Result<void> build_one(UserVmRecord& r) {
+  if (r.vm == nullptr) r.vm = TRY(create_vm_object(r));
+  return allocate_and_load(r);
+}
+
+// MSRs the guest reads and writes without an exit (MSR bitmap bits clear, SDM Vol. 3C 24.6.9).
+// Safe to hand over: VM entry loads and VM exit saves the first five with the guest state (SDM
+// Vol. 3C 24.4.1, 26.3.2.1, 27.3.1); the others only matter to SYSCALL/SWAPGS (SDM Vol. 2B
+// SYSCALL, SWAPGS), which the host never uses, and each core runs one VM's vCPU.
+constexpr uint32_t kGuestOwnedMsrs[] = {
+    0x174,       // IA32_SYSENTER_CS
+    0x175,       // IA32_SYSENTER_ESP
+    0x176,       // IA32_SYSENTER_EIP
+    0xc0000100,  // IA32_FS_BASE
+    0xc0000101,  // IA32_GS_BASE
+    0xc0000081,  // IA32_STAR
+    0xc0000082,  // IA32_LSTAR
+    0xc0000083,  // IA32_CSTAR
+    0xc0000084,  // IA32_FMASK
+    0xc0000102,  // IA32_KERNEL_GS_BASE
+};
+
+Result<void> hand_msrs_to_guest(VmxVcpu& vcpu) {
+  for (uint32_t msr : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{msr, 1}, MsrAccess::kReadWrite, false));
+  return ok();
+}
+
+// Mailbox work on the core of the VM's vCPU 0: the request reaches its run loop, which restarts
+// the VM at its next turn (argument: the record's index).
+Result<void> ask_for_reset(uint64_t index) {
+  if (index >= g_record_count) return make_error(ErrorCode::kInvalidArgument, "no such VM record", index);
+  g_records[index].reset_requested.store(true, std::memory_order_release);
+  return ok();
+}
+
+// Idles this core (mailbox work runs, wake-ups end the HLT) until `done()`.
+template <typename Done>
+void idle_until(Done done) {
+  for (;;) {
+    cpu::disable_interrupts();
+    if (poll_core_mailbox()) continue;  // a reset request arrives as mailbox work
+    if (done()) break;
+    cpu::enable_interrupts_and_halt();  // STI's shadow covers HLT: no wake-up is lost (SDM Vol. 2B STI)
+  }
+  cpu::enable_interrupts();
+}
+
+// Ends this run of the VM (first caller wins): every other vCPU is forced out of its guest.
+// Returns true for the first caller.
+bool begin_stop(UserVmRecord& r) {
+  if (r.stopping.exchange(true)) return false;  // seq_cst: see run_slot()
+  for (const VcpuSlot& slot : r.slots) kick_core(slot.cpu);
+  return true;
+}
+
+void end_exited(UserVmRecord& r) {
+  guest::ExitLatch latch;
+  {
+    IrqSpinlockGuard guard(r.vm->platform_lock);
+    latch = r.vm->platform.exit_latch();
+  }
+  if (!begin_stop(r)) return;
+  {
+    IrqSpinlockGuard guard(g_status_lock);
+    r.exit = latch;
+    r.state = UserVmState::kExited;
+  }
+  LOG_INFO("vm%u '%s': exited with code %u through %s (status %llu); its memory is freed", r.id, r.name.c_str(),
+           latch.value(), guest::exit_cause_name(latch.cause()), static_cast<unsigned long long>(latch.status()));
+}
+
+void end_failed(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
+  if (begin_stop(r)) record_failure(r, reason, detail);
+}
+
+// One vCPU's turn: runs it until the VM ends, fails or is reset. The last vCPU out frees the
+// guest RAM and EPT.
+void run_slot(UserVmRecord& r, size_t index) {
+  UserGuestVm& vm = *r.vm;
+  VmxVcpu& vcpu = *r.slots[index].vcpu;
+  // Sequentially consistent with begin_stop() and reset_vm(): either the resetting core sees this
+  // vCPU counted, or this vCPU sees `stopping` before it enters the guest.
+  r.vcpus_running.fetch_add(1);
+  const char* stop_reason = "the VM ended";
+  while (!r.stopping.load() && !r.reset_requested.load(std::memory_order_acquire)) {
+    auto exit = vcpu.run();
+    if (!exit) {
+      end_failed(r, exit.error().message, exit.error().detail);
+      break;
+    }
+    if (vm.exit_requested) {
+      end_exited(r);
+      stop_reason = "the VM ended through its exit port";
+      break;
+    }
+    auto handled = handle_device_exit(vm, vcpu, *exit);
+    if (!handled) {
+      end_failed(r, handled.error().message, handled.error().detail);
+      break;
+    }
+    if (!*handled) {
+      if (std::holds_alternative<exits::Hypercall>(*exit)) {
+        vcpu.set_hypercall_result(~uint64_t{0});  // no hypercalls for user VMs
+        continue;
+      }
+      if (const auto* npf = std::get_if<exits::NestedPageFault>(&*exit)) {
+        end_failed(r, "the guest accessed guest-physical memory with neither RAM nor a device", npf->gpa);
+        break;
+      }
+      const std::string_view kind = vm_exit_kind_name(*exit);
+      LOG_ERROR("vm%u vcpu%zu: unhandled exit %.*s", r.id, index, static_cast<int>(kind.size()), kind.data());
+      end_failed(r, "the vCPU made an exit Lantern does not handle for this VM");
+      break;
+    }
+    // Host interrupts and HLT: work posted to this core (captures, a reset request) runs here.
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit)) {
+      if (poll_core_mailbox()) {
+        if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) {
+          end_failed(r, reloaded.error().message);
+          break;
+        }
+      }
+    }
+  }
+  if (!vcpu.stopped()) vcpu.stop_outside_run(stop_reason);
+  if (r.vcpus_running.fetch_sub(1) == 1 && r.stopping.load()) {
+    free_guest_memory(r);
+  }
+}
+
+// vCPU 0's core: stops the VM if it still runs, rebuilds RAM and EPT from the boot modules,
+// restarts vCPU 0 at the entry point and lets the other vCPUs restart (waiting for a SIPI).
+void reset_vm(UserVmRecord& r) {
+  r.reset_requested.store(false, std::memory_order_release);
+  (void)begin_stop(r);
+  // Every vCPU has left its guest (kicked) before the memory goes.
+  while (r.vcpus_running.load() != 0) cpu::pause();
+  UserGuestVm& vm = *r.vm;
+  free_guest_memory(r);
+  {
+    IrqSpinlockGuard guard(vm.platform_lock);
+    vm.platform.reset();
+    vm.exit_requested = false;
+    vm.exit_status = 0;
+  }
+  if (auto loaded = allocate_and_load(r); !loaded) return record_failure(r, loaded.error().message, loaded.error().detail);
+  if (auto restarted = r.slots[0].vcpu->restart(vm.eptp, r.entry); !restarted) {
+    free_guest_memory(r);
+    return record_failure(r, restarted.error().message, restarted.error().detail);
+  }
+  {
+    IrqSpinlockGuard guard(g_status_lock);
+    r.state = UserVmState::kRunning;
+    r.failure.clear();
+    r.exit = guest::ExitLatch{};
+  }
+  r.stopping.store(false, std::memory_order_release);
+  r.slots[0].generation = r.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+  for (size_t k = 1; k < r.slots.size(); ++k) kick_core(r.slots[k].cpu);
+  const uint32_t n = r.resets.fetch_add(1) + 1;
+  LOG_INFO("vm%u '%s': reset %u: restarted from its boot modules", r.id, r.name.c_str(), n);
+}
+
+// Another vCPU's core after a reset: the same vCPU, waiting for INIT/SIPI from vCPU 0 again.
+bool restart_secondary(UserVmRecord& r, size_t index) {
+  VcpuSlot& slot = r.slots[index];
+  slot.generation = r.generation.load(std::memory_order_acquire);
+  if (auto restarted = slot.vcpu->restart(r.vm->eptp, r.entry); !restarted) {
+    end_failed(r, restarted.error().message, restarted.error().detail);
+    return false;
+  }
+  slot.vcpu->post_init();  // an application processor waits for a SIPI (SDM Vol. 3A 9.4)
+  return true;
+}
+
+}  // namespace
+
+void build_user_vms(uint32_t physical_cpus) {
+  const auto modules = boot_state().multiboot.modules();
+  std::vector<guest::BootModuleInfo> infos;
+  infos.reserve(modules.size());
+  for (const auto& m : modules) infos.push_back(guest::BootModuleInfo{m.cmdline, m.size()});
+  guest::VmPlan plan = guest::plan_vms(infos, guest::VmLimits{physical_cpus});
+  for (const guest::StrayModule& stray : plan.stray) {
+    LOG_ERROR("vms: boot module %zu ignored: %s", stray.boot_module, stray.reason.message);
+  }
+  if (plan.vms.empty() && plan.stray.empty()) return;
+  g_requested = true;
+  // Build every VM the plan accepts, then give cores to those that built: a VM that cannot be
+  // built never takes a core from one that can.
+  for (guest::VmDescription& d : plan.vms) {
+    if (g_record_count == guest::kMaxVms) break;
+    UserVmRecord& r = g_records[g_record_count++];
+    r.id = d.id;
+    r.name = d.name;
+    r.cmdline = d.append;
+    r.mem_mib = d.mem_mib;
+    r.cpus = d.cpus;
+    if (d.kernel != guest::VmDescription::kNoModule) {
+      r.kernel = ModuleSource{modules[d.kernel].start, modules[d.kernel].size(), {}};
+    }
+    for (const guest::VmModuleRef& m : d.modules) {
+      r.modules.push_back(ModuleSource{modules[m.boot_module].start, modules[m.boot_module].size(), m.string});
+    }
+    if (d.refused) continue;
+    if (d.initrd != guest::VmDescription::kNoModule) {
+      d.refused = true;
+      d.refusal = make_error(ErrorCode::kUnsupported, "Linux kernels (initrd=) are not run yet: only Multiboot v1 kernels");
+      continue;
+    }
+    if (d.cpus > VcpuGroup::kMaxVcpus) {
+      d.refused = true;
+      d.refusal = make_error(ErrorCode::kInvalidArgument, "more vCPUs than a VM's vCPU group holds (16)", d.cpus);
+      continue;
+    }
+    if (auto built = build_one(r); !built) {
+      d.refused = true;
+      d.refusal = built.error();
+    }
+  }
+  guest::place_vms(plan, physical_cpus);
+  for (size_t i = 0; i < g_record_count; ++i) {
+    UserVmRecord& r = g_records[i];
+    const guest::VmDescription& d = plan.vms[i];
+    if (d.refused) {
+      fail_at_boot(r, d.refusal.message, d.refusal.detail);
+      continue;
+    }
+    for (int32_t cpu : d.vcpu_cpus) r.slots.push_back(VcpuSlot{cpu, nullptr, 0});
+    // The console finds the VM from now on; its vCPUs join as their cores create them.
+    if (auto p = publish_vm(*r.vm, r.name); !p) LOG_ERROR("vm%u: publish VM: %s", r.id, p.error().message);
+    LOG_INFO("vm%u '%s': %s, %u MiB, command line \"%s\", %zu module(s); %u vCPU(s) from cpu%d on", r.id,
+             r.name.c_str(), r.kernel_format.c_str(), r.mem_mib, r.cmdline.c_str(), r.modules.size(), r.cpus,
+             r.cpu());
+  }
+}
+
+bool user_vms_requested() { return g_requested; }
+
+Result<void> prepare_user_vcpu_on_this_cpu() {
+  const SlotRef ref = slot_on_this_cpu();
+  if (ref.record == nullptr || ref.record->slots[ref.index].vcpu != nullptr) {
+    return make_error(ErrorCode::kNotFound, "no user VM is placed on this core");
+  }
+  if (state_of(*ref.record) == UserVmState::kFailed) {
+    return make_error(ErrorCode::kInvalidState, "the VM placed on this core failed");
+  }
+  UserVmRecord& r = *ref.record;
+  UserGuestVm& vm = *r.vm;
+  auto created = VmxVcpu::create(r.id, static_cast<uint32_t>(ref.index));
+  if (!created) {
+    if (ref.index == 0) fail_at_boot(r, created.error().message, created.error().detail);
+    return created.error();
+  }
+  VmxVcpu* vcpu = *created;
+  Result<void> step = vcpu->setup(vm.eptp, GuestEntry{});
+  if (step) step = hand_msrs_to_guest(*vcpu);
+  if (step) step = vcpu->join_group(&vm.vcpus);
+  if (step) step = vcpu->bind_to_current_processor();
+  // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
+  if (step && ref.index == 0) step = vcpu->apply_entry_state(r.entry);
+  if (!step) {
+    VmxVcpu::destroy(vcpu);
+    if (ref.index == 0) fail_at_boot(r, step.error().message, step.error().detail);
+    return step.error();
+  }
+  if (ref.index != 0) vcpu->post_init();
+  vcpu->attach_vm(&vm);
+  r.slots[ref.index].vcpu = vcpu;
+  if (auto p = publish_vcpu(vm, *vcpu); !p) LOG_ERROR("vm%u: publish vCPU: %s", r.id, p.error().message);
+  if (ref.index == 0) set_state(r, UserVmState::kRunning);
+  return ok();
+}
+
+void run_user_vm_on_this_cpu() {
+  const SlotRef ref = slot_on_this_cpu();
+  if (ref.record == nullptr || ref.record->slots[ref.index].vcpu == nullptr) return;
+  UserVmRecord& r = *ref.record;
+  const size_t k = ref.index;
+  // The other vCPUs start once vCPU 0 runs (it may be placed on a later core).
+  if (k != 0) idle_until([&] { return state_of(r) != UserVmState::kStarting; });
+  for (;;) {
+    if (state_of(r) == UserVmState::kRunning && !r.stopping.load(std::memory_order_acquire)) run_slot(r, k);
+    if (k == 0) {
+      idle_until([&] { return r.reset_requested.load(std::memory_order_acquire); });
+      reset_vm(r);
+    } else {
+      const uint32_t seen = r.slots[k].generation;
+      idle_until([&] { return r.generation.load(std::memory_order_acquire) != seen; });
+      (void)restart_secondary(r, k);
+    }
+  }
+}
+
+void check_user_vms_started() {
+  for (size_t i = 0; i < g_record_count; ++i) {
+    UserVmRecord& r = g_records[i];
+    for (size_t k = 0; k < r.slots.size(); ++k) {
+      if (r.slots[k].vcpu != nullptr) continue;
+      if (k == 0 && state_of(r) == UserVmState::kStarting) {
+        fail_at_boot(r, "the physical CPU of vCPU 0 did not come online or could not run it",
+                     static_cast<uint64_t>(r.slots[k].cpu));
+      } else if (k != 0) {
+        LOG_WARN("vm%u '%s': vCPU %zu has no core (cpu%d did not come online or could not run it)", r.id,
+                 r.name.c_str(), k, r.slots[k].cpu);
+      }
+    }
+  }
+  for (size_t i = 0; i < g_record_count; ++i) {
+    const UserVmRecord& r = g_records[i];
+    IrqSpinlockGuard guard(g_status_lock);
+    if (r.state == UserVmState::kFailed) {
+      LOG_WARN("vm%u '%s': failed: %s", r.id, r.name.c_str(), r.failure.c_str());
+    } else {
+      LOG_INFO("vm%u '%s': running, vCPU 0 on cpu%d", r.id, r.name.c_str(), r.cpu());
+    }
+  }
+}
+
+std::vector<UserVmStatus> user_vm_statuses() {
+  std::vector<UserVmStatus> out;
+  for (size_t i = 0; i < g_record_count; ++i) {
+    const UserVmRecord& r = g_records[i];
+    UserVmStatus s;
+    s.vm = r.id;
+    s.name = r.name;
+    s.cmdline = r.cmdline;
+    s.memory_bytes = uint64_t{r.mem_mib} * kMiB;
+    s.vcpu_count = r.cpus;
+    s.cpu = r.cpu();
+    s.resets = r.resets.load(std::memory_order_relaxed);
+    {
+      IrqSpinlockGuard guard(g_status_lock);
+      s.state = r.state;
+      s.kernel_format = r.kernel_format;
+      s.failure = r.failure;
+      s.exit_code = r.exit.value();
+      s.exit_status = r.exit.status();
+      s.exit_cause = guest::exit_cause_name(r.exit.cause());
+    }
+    if (r.vm != nullptr) {
+      s.console_bytes = r.vm->console.total_bytes();
+      IrqSpinlockGuard guard(r.vm->platform_lock);
+      s.devices = r.vm->platform.counters();
+      const guest::PortBus& bus = r.vm->platform.bus();
+      for (size_t p = 0; p < bus.unclaimed_port_count(); ++p) {
+        const auto& u = bus.unclaimed_ports()[p];
+        s.unclaimed_ports.push_back(UserVmStatus::Port{u.port, u.reads, u.writes});
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+bool is_user_vm(uint32_t vm_id) { return find_record(vm_id) != nullptr; }
+
+Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes) {
+  UserVmRecord* r = find_record(vm_id);
+  if (r == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm_id);
+  if (bytes.size() > guest::Uart16550::kInputCapacity) {
+    return make_error(ErrorCode::kInvalidArgument, "more bytes than the UART's input buffer holds",
+                      guest::Uart16550::kInputCapacity);
+  }
+  if (state_of(*r) != UserVmState::kRunning || r->vm == nullptr) {
+    return make_error(ErrorCode::kInvalidState, "the VM is not running", vm_id);
+  }
+  IrqSpinlockGuard guard(r->vm->platform_lock);
+  return r->vm->platform.uart().push_input(bytes);
+}
+
+Result<void> request_user_vm_reset(uint32_t vm_id) {
+  UserVmRecord* r = find_record(vm_id);
+  if (r == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm_id);
+  if (r->slots.empty() || r->slots[0].vcpu == nullptr) {
+    return make_error(ErrorCode::kInvalidState, "the VM was refused at boot and has no vCPU to restart", vm_id);
+  }
+  // The wake-up IPI forces the VM exit (or ends the core's HLT); the loop runs the work, which
+  // hands it the request.
+  return run_on_core(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records),
+                     kCaptureTimeoutUs);
+}
+
+}  // namespace lantern::vmx
