@@ -24,6 +24,7 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
+#include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "web/kernel/http_server.h"
 #include "web/api/api.h"
@@ -212,13 +213,15 @@ extern "C" void kernel_main() {
   }
 
   (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
+  (void)svm::prepare_demo_vcpu_on_this_cpu();  // the same demo where SVM runs this core
   const char* hv = vmx::cores_in_vmx_operation() > 0 ? "vmx" : (svm::cores_in_svm_operation() > 0 ? "svm" : "none");
   log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u hv=%s svm=%u ip=%s console=%s", cpu_count(),
-                     vmx::cores_in_vmx_operation(), vmx::vcpus_started(), hv, svm::cores_in_svm_operation(),
+                     vmx::cores_in_vmx_operation(), vmx::vcpus_started() + svm::svm_vcpus_started(), hv, svm::cores_in_svm_operation(),
                      net_status.ip, net_status.console);
   // With a demo vCPU the BSP runs it and polls the network between exits; returns at once
   // without one.
   vmx::run_vcpu_loop_on_this_cpu(&net::poll);
+  svm::run_vcpu_loop_on_this_cpu(&net::poll);
   // The BSP owns lwIP (net/stack/README.md): it polls between interrupts; the timer tick and
   // NIC interrupts wake it.
   for (;;) {

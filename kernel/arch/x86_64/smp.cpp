@@ -14,6 +14,7 @@
 #include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vmx_operation.h"
+#include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 
 extern "C" char ap_trampoline_start[], ap_trampoline_end[];
@@ -128,10 +129,12 @@ extern "C" void ap_main(lantern::PerCpu* cpu) {
   (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
   (void)svm::enable_on_this_cpu();             // likewise
   (void)vmx::prepare_demo_vcpu_on_this_cpu();  // likewise the demo vCPU
+  (void)svm::prepare_demo_vcpu_on_this_cpu();  // or its SVM twin where SVM runs this core
   register_cpu(cpu);
   cpu->online_tsc = cpu::rdtsc();
   cpu->online.store(true, std::memory_order_release);
   LOG_INFO("cpu%u online (APIC ID %u)", cpu->index, cpu->apic_id);
   vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
+  svm::run_vcpu_loop_on_this_cpu();  // likewise
   vmx::idle_loop_on_this_cpu();      // halts; runs work posted to this core (vmx/hw/core_mailbox.h)
 }
