@@ -94,8 +94,8 @@ struct CpuSummary {
   uint32_t apic_id = 0;
   bool bsp = false;
   CpuVmxState vmx = CpuVmxState::kUnsupported;
-  CpuVmxState svm = CpuVmxState::kUnsupported;  // on, off or unsupported, as for VMX
   std::vector<std::pair<uint32_t, uint32_t>> vcpus;  // (vm, vcpu) bound here
+  CpuVmxState svm = CpuVmxState::kUnsupported;  // on, off (VMX runs the core) or unsupported
 };
 
 // kRunning: launched and taking its turns (including HLT sleeps, see in_hlt). kHalted: parked
@@ -154,10 +154,10 @@ struct SvmExitCount {
 struct ExitRecordView {
   uint32_t reason = 0;  // raw VM_EXIT_REASON (VMX); EXITCODE bits 31:0 (SVM)
   uint64_t qualification = 0;  // EXIT_QUALIFICATION (VMX); EXITINFO1 (SVM)
-  uint64_t exitinfo2 = 0;      // SVM only
-  uint64_t exitcode = 0;       // SVM only: the full 64-bit EXITCODE
   uint64_t rip = 0;
   uint64_t tsc = 0;
+  uint64_t exitinfo2 = 0;  // SVM only
+  uint64_t exitcode = 0;   // SVM only: the full 64-bit EXITCODE
 };
 
 // Everything about one vCPU, read on its owning core at one exit (consistent).
