@@ -18,6 +18,7 @@
 #include "svm/permission_maps.h"
 #include "svm/vmcb_controls.h"
 #include "vmx/hw/guest_vm.h"
+#include "vmx/hw/xstate_hw.h"
 
 extern "C" void svm_vmrun(uint64_t guest_vmcb_pa, uint64_t host_vmcb_pa, lantern::svm::SvmGuestGprs* gprs);
 
@@ -83,6 +84,13 @@ constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
 constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
 constexpr char kCpuidHypervisorSignature[13] = "LanternSVMhv";
+
+// The x87/SSE state after FNINIT with MXCSR at its reset value, as an FXSAVE image (SDM Vol. 1
+// Table 10-2: FCW at byte 0, MXCSR at byte 24; 8.1.5 FNINIT's FCW 037FH; 10.2.3 MXCSR 1F80H).
+constexpr size_t kFxFcwOffset = 0;
+constexpr uint16_t kFxFcwInit = 0x037f;
+constexpr size_t kFxMxcsrOffset = 24;
+constexpr uint32_t kMxcsrReset = 0x1f80;
 
 class FrameAllocatorPages {
  public:
@@ -151,6 +159,9 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
   apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
+
+  lib::mem_copy(guest_fx_ + kFxFcwOffset, &kFxFcwInit, sizeof(kFxFcwInit));
+  lib::mem_copy(guest_fx_ + kFxMxcsrOffset, &kMxcsrReset, sizeof(kMxcsrReset));
 
   vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
   VmcbControlArea& c = vmcb_->control;
@@ -329,7 +340,11 @@ Result<SvmRunOutcome> SvmVcpu::run() {
 
   {
     cpu::InterruptsOff irq_off;
+    vmx::hw::fxsave(host_fx_);
+    vmx::hw::fxrstor(guest_fx_);
     svm_vmrun(vmcb_phys_, host_vmcb_phys_, &gprs_);
+    vmx::hw::fxsave(guest_fx_);
+    vmx::hw::fxrstor(host_fx_);
   }  // a host interrupt that caused VMEXIT_INTR is taken here
   launched_ = true;
   VmcbControlArea& c = vmcb_->control;

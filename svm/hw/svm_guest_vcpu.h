@@ -157,6 +157,12 @@ class SvmVcpu {
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
   static Handler handler_for(uint64_t exitcode);
 
+  // The guest's and the host's x87/SSE state (FXSAVE images, SDM Vol. 1 10.5.1): switched
+  // around every VMRUN, which does not switch them (APM 15.5.1), so the host never runs with a
+  // guest's MXCSR or control word and host code never clobbers the guest's XMM registers.
+  // Guests get no XSAVE (CPUID hides it, XSETBV is #UD), so FXSAVE covers all their state.
+  alignas(16) uint8_t guest_fx_[512] = {};
+  alignas(16) uint8_t host_fx_[512] = {};
   SvmGuestGprs gprs_{};  // handed to svm_vmrun()
   guest::Vm& vm_;
   uint32_t vcpu_id_;
