@@ -663,7 +663,16 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
       rax = queued ? 0 : ~uint64_t{0};
       break;
     }
-    default: rax = ~uint64_t{0}; break;  // unknown hypercall
+    default: {
+      const uint64_t args[4] = {gprs_.rdi, gprs_.rsi, gprs_.rdx, gprs_.rcx};
+      uint64_t result = ~uint64_t{0};  // unknown hypercall
+      if (hypercall_handler_ != nullptr && hypercall_handler_(hypercall_context_, rax, args, result)) {
+        rax = result;
+      } else {
+        rax = ~uint64_t{0};
+      }
+      break;
+    }
   }
   return SvmRunOutcome::kHandled;
 }

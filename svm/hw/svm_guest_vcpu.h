@@ -112,6 +112,13 @@ class SvmVcpu {
   vmx::PendingEventSnapshot pending_events() const;
   size_t pending_event_count() const;
   const SvmPublishedState& published() const { return published_; }
+  // Hypercalls other than 0-2 go to `handler` (owner core, before run()): it returns true and sets
+  // `result` (the guest's RAX) when it knows the number. args = RDI, RSI, RDX, RCX.
+  using HypercallHandler = bool (*)(void* context, uint64_t nr, const uint64_t (&args)[4], uint64_t& result);
+  void set_hypercall_handler(HypercallHandler handler, void* context) {
+    hypercall_handler_ = handler;
+    hypercall_context_ = context;
+  }
 
   uint32_t vm_id() const { return vm_.vm_id; }
   uint32_t vcpu_id() const { return vcpu_id_; }
@@ -177,6 +184,8 @@ class SvmVcpu {
   bool nmi_blocked_ = false;  // an injected NMI's handler runs until its IRET
   std::optional<uint64_t> reinject_;  // from the last EXITINTINFO
   const char* stop_message_ = nullptr;
+  HypercallHandler hypercall_handler_ = nullptr;
+  void* hypercall_context_ = nullptr;
 
   vmx::VirtualLapic vlapic_{0};
   uint32_t tsc_per_bus_clock_ = 1;

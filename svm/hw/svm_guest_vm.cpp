@@ -251,4 +251,80 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
            static_cast<unsigned long long>(vcpu.total_exits()));
 }
 
+namespace {
+
+// Ids as in tests/guests/bench.S; id 0 is the baseline (a NOP between the two RDTSCs).
+constexpr const char* kBenchNames[] = {"baseline", "svm_vmmcall_roundtrip", "svm_cpuid_exit", "svm_io_exit",
+                                       "svm_msr_exit", "svm_inject_interrupt"};
+constexpr size_t kBenchCount = sizeof(kBenchNames) / sizeof(kBenchNames[0]);
+struct BenchFigure {
+  bool present = false;
+  uint64_t total = 0;
+  uint64_t iterations = 0;
+  uint64_t minimum = 0;
+};
+
+bool record_bench_result(void* context, uint64_t nr, const uint64_t (&args)[4], uint64_t& result) {
+  if (nr != vmx::kHypercallBenchResult) return false;
+  auto* figures = static_cast<BenchFigure*>(context);
+  if (args[0] < kBenchCount) figures[args[0]] = BenchFigure{true, args[1], args[2], args[3]};
+  result = 0;
+  return true;
+}
+
+}  // namespace
+
+Result<void> run_benchmarks() {
+  if (!this_cpu_in_svm_operation()) {
+    const char* why = unavailable_reason();
+    LOG_WARN("bench: skipped: no VMX or SVM (%s)", why != nullptr ? why : "this core is not in SVM operation");
+    return make_error(ErrorCode::kUnsupported, "bench needs VMX or SVM");
+  }
+  BenchFigure figures[kBenchCount];
+  SvmGuestVm* vm = TRY(create_vm(1000, "bench"));
+  auto created = SvmVcpu::create(*vm, 0, vm->n_cr3, vmx::kGuestLoadAddress, vmx::kGuestStackTop);
+  if (!created) {
+    destroy_vm(vm);
+    return created.error();
+  }
+  SvmVcpu* vcpu = *created;
+  vcpu->set_hypercall_handler(&record_bench_result, figures);
+  cpu::enable_interrupts();
+  Result<void> outcome = ok();
+  while (!vm->exit_requested) {
+    auto step = vcpu->run();
+    if (!step) {
+      outcome = step.error();
+      break;
+    }
+    if (*step == SvmRunOutcome::kStopped) {
+      outcome = make_error(ErrorCode::kInvalidState, "the bench guest stopped", 0);
+      break;
+    }
+  }
+  const char* stop_message = vcpu->stop_message();
+  SvmVcpu::destroy(vcpu);
+  destroy_vm(vm);
+  if (!outcome) {
+    LOG_ERROR("bench: the guest failed: %s (%s)", outcome.error().message,
+              stop_message != nullptr ? stop_message : "no stop reason");
+    return outcome;
+  }
+  if (!figures[0].present) return make_error(ErrorCode::kInvalidState, "bench guest reported no baseline");
+  const uint64_t baseline = figures[0].minimum;
+  for (size_t i = 1; i < kBenchCount; ++i) {
+    const BenchFigure& f = figures[i];
+    if (!f.present || f.iterations == 0) {
+      LOG_ERROR("bench: %s: no result from the guest", kBenchNames[i]);
+      continue;
+    }
+    const uint64_t cost = f.minimum > baseline ? f.minimum - baseline : 0;
+    LOG_INFO("bench: %s: min %llu, mean %llu, baseline %llu ticks over %llu iterations", kBenchNames[i],
+             static_cast<unsigned long long>(f.minimum), static_cast<unsigned long long>(f.total / f.iterations),
+             static_cast<unsigned long long>(baseline), static_cast<unsigned long long>(f.iterations));
+    log::contract_line("BENCH %s %llu ticks", kBenchNames[i], static_cast<unsigned long long>(cost));
+  }
+  return ok();
+}
+
 }  // namespace lantern::svm

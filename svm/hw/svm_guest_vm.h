@@ -52,4 +52,9 @@ using HostWork = void (*)();
 Result<void> prepare_demo_vcpu_on_this_cpu();
 void run_vcpu_loop_on_this_cpu(HostWork host_work = nullptr);
 
+// `bench` mode without VMX (on the BSP): runs tests/guests/bench.S in an SvmVcpu and prints
+// `BENCH svm_<name> <n> ticks` lines (guest TSC ticks per operation minus the RDTSC baseline,
+// minimum over the iterations), the SVM twin of vmx::run_benchmarks().
+Result<void> run_benchmarks();
+
 }  // namespace lantern::svm
