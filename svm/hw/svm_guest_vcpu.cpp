@@ -321,6 +321,18 @@ Result<void> SvmVcpu::inject_exception(uint8_t vector, std::optional<uint32_t> e
 // ---- The run loop's one step ------------------------------------------------------------------
 
 Result<SvmRunOutcome> SvmVcpu::run() {
+  Result<SvmRunOutcome> outcome = run_once();
+  if (!outcome && !stopped()) {
+    stop_message_ = "the SVM backend failed to handle an exit";
+    LOG_ERROR("svm: vm%u vcpu%u: %s: %s (%s, detail %llu); the vCPU stops", vm_.vm_id, vcpu_id_, stop_message_,
+              outcome.error().message, error_code_name(outcome.error().code),
+              static_cast<unsigned long long>(outcome.error().detail));
+    publish_state();
+  }
+  return outcome;
+}
+
+Result<SvmRunOutcome> SvmVcpu::run_once() {
   if (stopped()) return SvmRunOutcome::kStopped;
   attention_.exchange(0, std::memory_order_acq_rel);
   if (halted_) {

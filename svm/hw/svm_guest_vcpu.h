@@ -103,7 +103,8 @@ class SvmVcpu {
   static Result<SvmVcpu*> create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp);
   static void destroy(SvmVcpu* vcpu);
 
-  // Owner core only.
+  // Owner core only. An error (a failed VMCB update, an event the arbiter could not encode) stops
+  // the vCPU with a recorded reason, like a stop exit.
   Result<SvmRunOutcome> run();
   void capture(SvmCapture& out) const;
 
@@ -136,6 +137,7 @@ class SvmVcpu {
  private:
   SvmVcpu(guest::Vm& vm, uint32_t vcpu_id) : vm_(vm), vcpu_id_(vcpu_id) {}
   Result<void> setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp);
+  Result<SvmRunOutcome> run_once();
   void release();
 
   Result<void> arbitrate_events();
