@@ -9,6 +9,7 @@
 #include "kernel/core/selftest.h"
 #include "kernel/lib/format.h"
 #include "net/stack/net.h"
+#include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/user_vms.h"
@@ -69,7 +70,8 @@ extern "C" void kernel_main() {
   const net::NetStatus net_status = net::status();
   kernel_boot::crash_if_asked(cmdline);
   if (cmdline_has_flag(cmdline, "bench")) {
-    auto bench = vmx::run_benchmarks();  // prints the BENCH lines
+    // Prints the BENCH lines: VMX where it runs, otherwise SVM.
+    auto bench = vmx::cores_in_vmx_operation() > 0 ? vmx::run_benchmarks() : svm::run_benchmarks();
     power::exit_emulator(bench.has_value());
   }
   if (cmdline_has_flag(cmdline, "selftest")) {
@@ -79,17 +81,19 @@ extern "C" void kernel_main() {
 
   if (vmx::user_vms_requested()) vmx::check_user_vms_started();
   else (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
+  (void)svm::prepare_demo_vcpu_on_this_cpu();        // the same demo where SVM runs this core
   char console_port[6] = "none";  // the READY line's console=: the port, or none
   if (const uint16_t port = web::kernel::http_server_status().port; port != 0) {
     lib::format(console_port, sizeof(console_port), "%u", static_cast<unsigned>(port));
   }
   const char* hv = vmx::cores_in_vmx_operation() > 0 ? "vmx" : (svm::cores_in_svm_operation() > 0 ? "svm" : "none");
   log::contract_line("LANTERN READY cpus=%u vmx=%u vcpus=%u hv=%s svm=%u ip=%s console=%s", cpu_count(),
-                     vmx::cores_in_vmx_operation(), vmx::vcpus_started(), hv, svm::cores_in_svm_operation(),
+                     vmx::cores_in_vmx_operation(), vmx::vcpus_started() + svm::svm_vcpus_started(), hv, svm::cores_in_svm_operation(),
                      net_status.ip, console_port);
   // With a demo vCPU the BSP runs it and polls the network between exits; returns at once
   // without one.
   vmx::run_vcpu_loop_on_this_cpu(&net::poll);
+  svm::run_vcpu_loop_on_this_cpu(&net::poll);
   // The BSP owns lwIP (net/stack/README.md): it polls between interrupts; the timer tick and
   // NIC interrupts wake it.
   kernel_boot::idle_loop_with(&net::poll, &net::work_pending);

@@ -49,6 +49,14 @@ baseline):
   BENCH msr_exit <n> ticks           RDMSR emulated by the exit handler
   BENCH inject_interrupt <n> ticks   an interrupt queued and injected at the next entry
 
+SVM exit costs beside them, the same guest program in the SVM backend (svm/hw/svm_guest_vm.cpp
+run_benchmarks) under Bochs `ryzen` (NPT, NRIP), 1 CPU, in guest TSC ticks:
+  BENCH svm_vmmcall_roundtrip <n> ticks   null hypercall (VMMCALL, rax=0) out and back
+  BENCH svm_cpuid_exit <n> ticks          CPUID emulated by the exit handler
+  BENCH svm_io_exit <n> ticks             OUT to a port (IOIO intercept through the IOPM)
+  BENCH svm_msr_exit <n> ticks            RDMSR emulated by the exit handler (MSRPM)
+  BENCH svm_inject_interrupt <n> ticks    an interrupt queued and injected through EVENTINJ
+
 Debug console API (web/), one keep-alive connection, sequential requests:
   BENCH api_vcpus_rps <n> req/s          GET /api/v1/vcpus under Bochs (4 CPUs, demo guests)
   BENCH api_regs_p50 <n> ms              GET .../vcpus/0/regs of a vCPU on another core than the
@@ -57,7 +65,7 @@ Debug console API (web/), one keep-alive connection, sequential requests:
                                          core's answer, from the `Server-Timing: snapshot;dur=`
                                          header (kernel TSC time: under Bochs that is emulated
                                          time, see emulators.md)
-  BENCH api_vcpus_rps_qemu <n> req/s     GET /api/v1/vcpus under QEMU TCG (no VMX: an empty list)
+  BENCH api_vcpus_rps_qemu <n> req/s     GET /api/v1/vcpus under QEMU TCG (-cpu max: 2 SVM demo vCPUs)
   BENCH api_system_rps_qemu <n> req/s    GET /api/v1/system under QEMU TCG
 
 With --browser-tab (`./lantern bench --browser-tab`) the API figures are taken while a headless
@@ -97,6 +105,9 @@ BOOT_BENCHMARKS = {
 VMX_BENCHMARK = "vmx_exits"
 VMX_FIGURES = ("vmcall_roundtrip", "cpuid_exit", "io_exit", "msr_exit", "inject_interrupt")
 VMX_BENCH_TIMEOUT = 240.0
+SVM_BENCHMARK = "svm_exits"
+SVM_FIGURES = ("svm_vmmcall_roundtrip", "svm_cpuid_exit", "svm_io_exit", "svm_msr_exit", "svm_inject_interrupt")
+SVM_BENCH_CPU = "ryzen"  # Bochs' AMD model with SVM, NPT and NRIP (emulators.md)
 API_BENCHMARK_BOCHS = "api_bochs"
 API_BENCHMARK_QEMU = "api_qemu"
 API_SECONDS = 20.0  # each request-rate or latency loop stops after this long
@@ -266,10 +277,12 @@ def remaster(kernel: str, out_dir: str, cmdline: str) -> str:
     return iso
 
 
-def vmx_benchmarks(kernel: str, out_dir: str) -> list[str]:
-    """Boots Bochs with `bench` and returns the kernel's `BENCH <name> <n> ticks` lines."""
-    iso = remaster(kernel, os.path.join(out_dir, "vmx"), "bench")
-    cfg = emu_mod.Config(emulator="bochs", iso=iso, cpus=1, nic="none")
+def vmx_benchmarks(kernel: str, out_dir: str, cpu_model: Optional[str] = None,
+                   figures: tuple[str, ...] = VMX_FIGURES) -> list[str]:
+    """Boots Bochs (`cpu_model`, default the VMX model) with `bench` and returns the kernel's
+    `BENCH <name> <n> ticks` lines for `figures`."""
+    iso = remaster(kernel, os.path.join(out_dir, cpu_model or "vmx"), "bench")
+    cfg = emu_mod.Config(emulator="bochs", iso=iso, cpus=1, nic="none", cpu_model=cpu_model)
     with emu_mod.Emulator(cfg) as emu:
         emu.wait_exit(VMX_BENCH_TIMEOUT)
         log = emu.log()
@@ -277,10 +290,10 @@ def vmx_benchmarks(kernel: str, out_dir: str) -> list[str]:
     if not found:
         raise BenchError("no BENCH lines from the kernel's bench mode; log tail:\n"
                          + "\n".join(log.splitlines()[-15:]))
-    missing = [f for f in VMX_FIGURES if f not in found]
+    missing = [f for f in figures if f not in found]
     if missing:
         raise BenchError(f"the kernel did not report {', '.join(missing)}")
-    return [f"BENCH {name} {found[name]} ticks" for name in VMX_FIGURES]
+    return [f"BENCH {name} {found[name]} ticks" for name in figures]
 
 
 def net_benchmarks(iso: str, label: str, nic: str, suffix: str, upload_bytes: int,
@@ -469,7 +482,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--runs", type=int, default=1, help="boots per boot benchmark (median is printed)")
     p.add_argument("--only", action="append", default=[],
                    choices=sorted(BOOT_BENCHMARKS) + sorted(NET_BENCHMARKS)
-                   + [VMX_BENCHMARK, API_BENCHMARK_BOCHS, API_BENCHMARK_QEMU],
+                   + [VMX_BENCHMARK, SVM_BENCHMARK, API_BENCHMARK_BOCHS, API_BENCHMARK_QEMU],
                    help="run only this benchmark (repeatable)")
     p.add_argument("--net-irq", default="auto", choices=("auto", "intx", "poll"),
                    help="network benchmarks with net.irq=<this> (names get a _<this> suffix)")
@@ -500,14 +513,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"BENCH {name} {statistics.median(samples):.0f} ms", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="lantern-bench-") as tmp:
-        if not args.only or VMX_BENCHMARK in args.only:
+        for name, cpu_model, figures in ((VMX_BENCHMARK, None, VMX_FIGURES),
+                                         (SVM_BENCHMARK, SVM_BENCH_CPU, SVM_FIGURES)):
+            if args.only and name not in args.only:
+                continue
             try:
                 if not args.kernel:
                     raise BenchError("needs --kernel (build/lantern.elf): the ISO is remastered with `bench`")
-                for line in vmx_benchmarks(args.kernel, tmp):
+                for line in vmx_benchmarks(args.kernel, tmp, cpu_model, figures):
                     print(line, flush=True)
             except (BenchError, emu_mod.EmulatorError, OSError, subprocess.SubprocessError) as e:
-                print(f"bench.py: {VMX_BENCHMARK} failed: {e}", file=sys.stderr)
+                print(f"bench.py: {name} failed: {e}", file=sys.stderr)
                 status = 1
         for name, emulator in ((API_BENCHMARK_BOCHS, "bochs"), (API_BENCHMARK_QEMU, "qemu")):
             if args.only and name not in args.only:

@@ -114,35 +114,58 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def host_has_vmx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+def host_has_flag(flag: str, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the first CPU's `flags` line in /proc/cpuinfo lists `flag` as a whole word."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags") and "vmx" in line.split(":", 1)[-1].split():
-                    return True
+                if line.startswith("flags"):
+                    return flag in line.split(":", 1)[-1].split()
     except OSError:
         pass
     return False
 
 
-def kvm_usable() -> bool:
-    """True when /dev/kvm can be opened read-write AND the host CPU has the vmx flag.
+def host_has_vmx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    return host_has_flag("vmx", cpuinfo)
+
+
+def host_has_svm(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    return host_has_flag("svm", cpuinfo)
+
+
+def kvm_nested(module: str, sys_module: str = "/sys/module") -> bool:
+    """True when KVM's `module` (kvm_intel or kvm_amd) offers nested virtualization to its guests
+    (/sys/module/<module>/parameters/nested reads Y or 1)."""
+    try:
+        with open(os.path.join(sys_module, module, "parameters", "nested"), encoding="ascii") as f:
+            return f.read().strip() in ("Y", "1")
+    except OSError:
+        return False
+
+
+def kvm_usable(cpuinfo: str = "/proc/cpuinfo", sys_module: str = "/sys/module", dev: str = "/dev/kvm") -> bool:
+    """True when /dev/kvm opens read-write AND KVM would give Lantern a hypervisor of its own:
+    a host CPU with vmx and kvm_intel's nested=Y, or with svm and kvm_amd's nested=1.
 
     A usable /dev/kvm alone is not enough: on the project's machines it is a paravirtual flavour
-    without nested VMX (emulators.md), so Lantern would find no VMX inside it.
+    without nested VMX or SVM (emulators.md), so Lantern would find no backend inside it.
     """
     try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
     os.close(fd)
-    return host_has_vmx()
+    return ((host_has_vmx(cpuinfo) and kvm_nested("kvm_intel", sys_module)) or
+            (host_has_svm(cpuinfo) and kvm_nested("kvm_amd", sys_module)))
 
 
-def pick_emulator(choice: str) -> tuple[str, bool]:
-    """Resolve --emulator auto|bochs|qemu to (emulator, use_kvm)."""
+def pick_emulator(choice: str, kvm: Optional[bool] = None) -> tuple[str, bool]:
+    """Resolve --emulator auto|bochs|qemu to (emulator, use_kvm). auto: QEMU + KVM when KVM offers
+    nested VMX or SVM (kvm_usable(), or `kvm` when given), otherwise QEMU TCG with -cpu max, where
+    the SVM backend runs the guests; Bochs only on request."""
     if choice == "auto":
-        return ("qemu", True) if kvm_usable() else ("bochs", False)
+        return ("qemu", kvm_usable() if kvm is None else kvm)
     if choice in ("qemu", "bochs"):
         return choice, False
     raise ValueError(f"unknown emulator '{choice}' (expected auto, bochs or qemu)")

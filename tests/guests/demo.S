@@ -10,7 +10,11 @@
  *   EXC 0x<vector> ERR 0x<code>    exception with an error code (8, 10-14, 17, 21)
  *   EXC 0x<vector>                 exception without one
  * and returns to where the guest was (an injected exception is not a fault of the guest's own,
- * so the saved EIP is the next instruction to run). */
+ * so the saved EIP is the next instruction to run).
+ *
+ * The heartbeat hypercall is VMCALL (0F 01 C1) under Lantern's VMX backend and VMMCALL
+ * (0F 01 D9, APM Vol. 3) under its SVM backend, where VMCALL raises #UD: the guest reads the
+ * hypervisor signature ("LanternVMXhv" or "LanternSVMhv") and patches the third byte. */
 #include "guest_header.inc"
 GUEST_HEADER("demo")
 
@@ -33,6 +37,8 @@ GUEST_HEADER("demo")
 #define X2_LVT_TIMER 0x832
 #define X2_INITIAL 0x838
 #define X2_DIVIDE 0x83e
+#define SIGNATURE_SVM_ECX 0x536e7265      /* "ernS" of "LanternSVMhv" (CPUID 0x40000000 ECX) */
+#define VMMCALL_THIRD_BYTE 0xd9
 
 pm32_main:
   cld
@@ -53,6 +59,10 @@ pm32_main:
   mov %edx, sig + 8
   mov $sig, %esi
   call puts32
+  cmpl $SIGNATURE_SVM_ECX, sig + 4
+  jne 1f
+  movb $VMMCALL_THIRD_BYTE, hypercall + 2
+1:
   mov $'\n', %al
   call putc32
 
@@ -90,7 +100,8 @@ pm32_main:
 round:
   mov $HC_HEARTBEAT, %eax
   mov %ebp, %edi
-  vmcall
+hypercall:
+  vmcall                            /* or VMMCALL, patched above */
   xor %eax, %eax
   cpuid
   mov $(UART + 5), %dx              /* line status */

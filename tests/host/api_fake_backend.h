@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "svm/vmcb.h"
 #include "vmx/vmcs_fields.h"
 #include "web/api/api.h"
 #include "web/api/console_model.h"
@@ -120,6 +121,46 @@ class FakeBackend final : public ConsoleBackend {
     snap.recent_exits.push_back(ExitRecordView{30, 0x3f80008, 0x1234, 999});
     snap.recent_exits.push_back(ExitRecordView{0x80000021, 0, 0xfff0, 900});  // entry failure, 33
     snap.tsc = 1000;
+    snapshots[{vm, vcpu}] = snap;
+    queues[{vm, vcpu}];
+  }
+
+  // A running SVM vCPU: every VMCB field with a value derived from its index, exit codes
+  // CPUID (72h) x7, HLT (78h) x3, NPF (400h) x1, and a recent VMEXIT_INVALID stored the way
+  // QEMU 7.2 stores it (zero-extended).
+  void add_svm_vcpu(uint32_t vm, uint32_t vcpu) {
+    VcpuSummary s;
+    s.backend = Backend::kSvm;
+    s.vm = vm;
+    s.vcpu = vcpu;
+    s.cpu = static_cast<int32_t>(vcpu);
+    s.state = VcpuState::kRunning;
+    s.launched = true;
+    s.exits = 11;
+    s.last_exit_reason = 0x78;  // VMEXIT_HLT
+    vcpu_list.push_back(s);
+    VcpuSnapshot snap;
+    snap.summary = s;
+    snap.regs.rax = 0x4;
+    snap.rip = 0x1010;
+    for (size_t i = 0; i < svm::kVmcbFieldCount; ++i) {
+      snap.vmcb.push_back(VmcbValue{static_cast<uint16_t>(i), 0x1122'3344'5566'7788ull + i});
+    }
+    snap.svm_exit_counts = {SvmExitCount{0x72, 7}, SvmExitCount{0x78, 3}, SvmExitCount{0x400, 1}};
+    ExitRecordView npf;
+    npf.reason = 0x400;
+    npf.exitcode = 0x400;
+    npf.qualification = 0x100000006;
+    npf.exitinfo2 = 0xfee00000;
+    npf.rip = 0x1234;
+    npf.tsc = 50;
+    ExitRecordView invalid;
+    invalid.reason = 0xffffffffu;
+    invalid.exitcode = 0x00000000ffffffffull;
+    invalid.rip = 0x1000;
+    invalid.tsc = 40;
+    snap.recent_exits = {npf, invalid};
+    snap.tsc = 60;
     snapshots[{vm, vcpu}] = snap;
     queues[{vm, vcpu}];
   }

@@ -138,6 +138,7 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   FakeBackend backend;
   backend.add_vcpu(3, 1);
   backend.add_vcpu(3, 2, VcpuState::kStopped);
+  backend.add_svm_vcpu(4, 0);
   backend.vcpu_list[0].cpu = -1;
   backend.vm_list.push_back(testing::FakeBackend::demo_vm(3, "demo", VmState::kRunning, 1 << 20, 2, 3, std::nullopt));
   VmSummary exited = testing::FakeBackend::user_vm(4, "mbguest", VmState::kExited);
@@ -150,7 +151,7 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   failed.kernel_format.clear();
   backend.vm_list.push_back(failed);
   backend.vm_list.push_back(testing::FakeBackend::user_vm(6, "mbecho", VmState::kRunning));
-  backend.cpu_list.push_back(CpuSummary{0, 0, true, CpuVmxState::kOn, {{3, 1}}});
+  backend.cpu_list.push_back(CpuSummary{0, 0, true, CpuVmxState::kOn, {{3, 1}}, CpuVmxState::kOff});
   backend.system_summary.net_pools.push_back(NetPoolLevel{"PBUF_POOL", 1, 2, 3, 0});
   backend.console_output[3] = "hi";
   backend.log_lines.push_back(LogLine{0, 5, 0, "info", "boot", false});
@@ -166,9 +167,19 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   };
   std::vector<Probe> probes;
   for (const Route& route : api_routes()) {
-    if (route.method == http::Method::kGet && route.pattern != "/api/v1/debug/stream")  // text/plain
-      probes.push_back({get(concrete(std::string(route.pattern))), 200});
+    if (route.method != http::Method::kGet || route.pattern == "/api/v1/debug/stream") continue;  // text/plain
+    std::string target = concrete(std::string(route.pattern));
+    if (route.pattern.ends_with("/vmcb")) target = "/api/v1/vms/4/vcpus/0/vmcb";  // an SVM vCPU's
+    probes.push_back({get(target), 200});
   }
+  // The SVM vCPU through the shared routes, and each control block's route on the other backend.
+  for (const char* tail : {"", "/regs", "/exits", "/events"}) {
+    probes.push_back({get(std::string("/api/v1/vms/4/vcpus/0") + tail), 200});
+  }
+  probes.push_back({get("/api/v1/vms/4/vcpus/0/vmcb?name=EXITCODE,CS_SELECTOR"), 200});
+  probes.push_back({get("/api/v1/vms/4/vcpus/0/vmcb?name=GUEST_RIP"), 400});
+  probes.push_back({get("/api/v1/vms/4/vcpus/0/vmcs"), 404});
+  probes.push_back({get("/api/v1/vms/3/vcpus/1/vmcb"), 404});
   probes.push_back({get("/api/v1/debug/stream"), 400});  // ?bytes= is required
   probes.push_back({get("/api/v1/vms/3/vcpus/1/vmcs?name=GUEST_RIP,EPT_POINTER_HIGH"), 200});
   probes.push_back(

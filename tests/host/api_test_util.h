@@ -67,7 +67,7 @@ inline std::string header_value(const http::Response& r, std::string_view name) 
   return "";
 }
 
-// Checks `value` against an OpenAPI 3.0 schema (type, nullable, enum, pattern, minimum, maximum,
+// Checks `value` against an OpenAPI 3.0 schema (type, nullable, enum, oneOf, pattern, minimum, maximum,
 // required, properties, additionalProperties: false, items, $ref into components/schemas).
 // Appends one line per violation to `errors`.
 inline void validate_schema(const nlohmann::json& value, const nlohmann::json& schema,
@@ -85,6 +85,16 @@ inline void validate_schema(const nlohmann::json& value, const nlohmann::json& s
   }
   if (value.is_null()) {
     if (!schema.value("nullable", false)) errors.push_back(where + ": null but not nullable");
+    return;
+  }
+  if (schema.contains("oneOf")) {
+    size_t matches = 0;
+    for (const auto& alternative : schema["oneOf"]) {
+      std::vector<std::string> alternative_errors;
+      validate_schema(value, alternative, components, where, alternative_errors);
+      if (alternative_errors.empty()) ++matches;
+    }
+    if (matches != 1) errors.push_back(where + ": matches " + std::to_string(matches) + " of oneOf's schemas");
     return;
   }
   const std::string type = schema.value("type", "");
@@ -123,6 +133,11 @@ inline void validate_schema(const nlohmann::json& value, const nlohmann::json& s
     }
   } else if (type == "integer") {
     if (!value.is_number_integer()) return errors.push_back(where + ": not an integer");
+    if (schema.contains("enum")) {
+      bool found = false;
+      for (const auto& e : schema["enum"]) found |= e == value;
+      if (!found) errors.push_back(where + ": " + value.dump() + " not in enum");
+    }
     if (schema.contains("minimum") && value.is_number_integer() && !value.is_number_unsigned() &&
         value.get<int64_t>() < schema["minimum"].get<int64_t>()) {
       errors.push_back(where + ": below minimum");

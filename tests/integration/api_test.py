@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The console API v1 end to end, through the forwarded port (127.0.0.1 only).
 
-    api_test.py --emulator bochs --cpus 4     demo guests on every core (VMX under Bochs)
-    api_test.py --emulator qemu  --cpus 2     QEMU TCG: no VMX
+    api_test.py --emulator bochs --cpus 4                          demo guests under VMX (Bochs)
+    api_test.py --emulator qemu  --cpus 4 --case svm               demo guests under SVM (QEMU TCG -cpu max)
+    api_test.py --emulator qemu  --cpus 2 --cpu-model max,svm=off  QEMU TCG without VMX or SVM
 
 Bochs: READY vmx=N vcpus=N; /vcpus lists N running vCPUs; regs has the 15 general registers and
 rsp, rip, rflags, cr0, cr3, cr4, efer as fixed-width hex strings (checked against the vmcs dump of
@@ -13,8 +14,17 @@ another core show up on that guest's console (`IRQ 0x..`, `NMI`, `EXC 0x.. ERR 0
 tests/guests/demo.S prints them); 8 pipelined POSTs beyond a full queue get 429; the error
 statuses of the design (400, 404, 405, 415); the server still answers at the end; no panic.
 
-QEMU: /system says VMX is unavailable with a reason, /vcpus and /vms are empty, every per-vCPU
-route is 404 with the error shape, and /openapi.json describes the routes.
+SVM (QEMU TCG -cpu max): READY hv=svm svm=N vcpus=N; /system says hv=svm with NPT and without
+NRIP, /cpus has SVM on; every vCPU runs on the SVM backend, one per core; regs are fixed-width hex
+(protected mode, EFER.SVME); the VMCB dump has every field with APM names, offsets, widths and
+areas (EXITCODE 0x70, N_CR3 0xb0, RIP 0x578, ...) and ?name= selects; .../vmcs is 404; exit
+counters grow and name CPUID/HLT/IOIO/MSR/VMMCALL with their kinds; an interrupt, an NMI (then the
+IRET intercept that ends its window), an exception with and one without an error code reach the
+guests on the BSP and on another core and show on their consoles; 429 on a full queue.
+
+No backend (QEMU TCG without SVM): /system says VMX and SVM are unavailable with reasons, hv=none,
+/vcpus and /vms are empty, every per-vCPU route is 404 with the error shape, and /openapi.json
+describes the routes.
 """
 import json
 import re
@@ -90,17 +100,23 @@ def check_errors_common(c):
                   log.get("missed", 0) > 0, "log lines do not include the boot")
 
 
-def test_qemu(args, c, ready):
+def test_none(args, c, ready):
     harness.check(ready.vmx == 0 and ready.vcpus == 0, f"QEMU TCG has no VMX: {ready.line}")
+    harness.check(" hv=none svm=0 " in ready.line, f"expected no backend at all: {ready.line}")
     system = c.get("/api/v1/system")
     vmx = system.get("vmx", {})
     harness.check(vmx.get("available") is False, f"vmx.available: {vmx}")
     harness.check(isinstance(vmx.get("reason"), str) and vmx["reason"], f"no reason for no VMX: {vmx}")
+    svm = system.get("svm", {})
+    harness.check(system.get("hv") == "none", f"hv: {system.get('hv')}")
+    harness.check(svm.get("available") is False and svm.get("cores") == 0, f"svm: {svm}")
+    harness.check(isinstance(svm.get("reason"), str) and svm["reason"], f"no reason for no SVM: {svm}")
     harness.check(c.get("/api/v1/vcpus").get("vcpus") == [], "vcpus not empty without VMX")
     harness.check(c.get("/api/v1/vms").get("vms") == [], "vms not empty without VMX")
     cpus = c.get("/api/v1/cpus").get("cpus", [])
     harness.check(len(cpus) == args.cpus, f"{len(cpus)} cpus listed, expected {args.cpus}")
-    for suffix in ("", "/regs", "/vmcs", "/events", "/exits"):
+    harness.check(all(cpu.get("svm") == "unsupported" and not cpu.get("vcpus") for cpu in cpus), f"cpus: {cpus}")
+    for suffix in ("", "/regs", "/vmcs", "/vmcb", "/events", "/exits"):
         c.json("GET", f"/api/v1/vms/0/vcpus/0{suffix}", 404)
     c.json("POST", "/api/v1/vms/0/vcpus/0/events", 404, body={"type": "nmi", "vector": 2})
     c.json("GET", "/api/v1/vms/0/console", 404)
@@ -217,18 +233,124 @@ def test_bochs(args, c, ready):
     check_errors_common(c)
 
 
+def test_svm(args, c, ready):
+    n = args.cpus
+    harness.check(f" hv=svm svm={n} " in ready.line and ready.vmx == 0 and ready.vcpus == n,
+                  f"expected hv=svm svm={n} vcpus={n}: {ready.line}")
+    system = c.get("/api/v1/system")
+    svm = system.get("svm", {})
+    harness.check(system.get("hv") == "svm" and svm.get("available") is True and svm.get("cores") == n,
+                  f"/system: hv={system.get('hv')} svm={svm}")
+    caps = svm.get("capabilities", {})
+    # QEMU TCG's SVM: NPT and VGIF, no next-RIP (CPUID 8000_000AH:EDX = 0x10010001).
+    harness.check(caps.get("nested_paging") is True and caps.get("next_rip_save") is False, f"svm caps: {caps}")
+    harness.check(system.get("vmx", {}).get("available") is False, "QEMU TCG has no VMX")
+    cpus = c.get("/api/v1/cpus").get("cpus", [])
+    harness.check(len(cpus) == n and all(cpu.get("svm") == "on" and len(cpu.get("vcpus", [])) == 1 for cpu in cpus),
+                  f"cpus: {cpus}")
+
+    vcpus = c.get("/api/v1/vcpus").get("vcpus", [])
+    harness.check(len(vcpus) == n, f"{len(vcpus)} vCPUs listed, READY said {n}")
+    harness.check(all(v.get("backend") == "svm" and v.get("state") == "running" and v.get("launched")
+                      for v in vcpus), f"vcpus: {vcpus}")
+    harness.check(sorted(v["cpu"] for v in vcpus) == list(range(n)), f"one vCPU per core: {vcpus}")
+
+    for v in vcpus:
+        base = f"/api/v1/vms/{v['vm']}/vcpus/{v['vcpu']}"
+        regs = c.get(f"{base}/regs")
+        harness.check(regs.get("backend") == "svm", f"{base}/regs backend: {regs.get('backend')}")
+        for name in GENERAL + CONTROL:
+            harness.check(isinstance(regs.get(name), str) and HEX64.match(regs[name]),
+                          f"{base}/regs: {name}={regs.get(name)!r}")
+        harness.check(int(regs["cr0"], 16) & 1 == 1, f"demo guest runs in protected mode: cr0={regs['cr0']}")
+        harness.check(int(regs["efer"], 16) & 0x1000, f"the VMCB's EFER has SVME: efer={regs['efer']}")
+        harness.check(regs["segments"]["cs"]["selector"] == "0x0008", f"cs: {regs['segments']['cs']}")
+
+        dump = c.get(f"{base}/vmcb")
+        fields = dump.get("fields", [])
+        by_name = {f["name"]: f for f in fields}
+        harness.check(dump.get("count") == len(fields) and len(fields) >= 90, f"only {len(fields)} VMCB fields")
+        for name, offset, width, area in (("EXITCODE", 0x70, 64, "control"), ("N_CR3", 0xb0, 64, "control"),
+                                          ("GUEST_ASID", 0x58, 32, "control"), ("TLB_CONTROL", 0x5c, 8, "control"),
+                                          ("CS_SELECTOR", 0x410, 16, "save"), ("RIP", 0x578, 64, "save"),
+                                          ("EFER", 0x4d0, 64, "save")):
+            f = by_name.get(name)
+            harness.check(f is not None, f"{base}/vmcb lacks {name}")
+            harness.check((f["offset"], f["width"], f["area"]) == (offset, width, area), f"{name}: {f}")
+            harness.check(re.match(r"^0x[0-9a-f]{%d}$" % (width // 4), f["value"]), f"{name} value {f['value']}")
+        harness.check(int(by_name["NP_ENABLE"]["value"], 16) & 1 == 1, "NP_ENABLE is off")
+        harness.check(int(by_name["GUEST_ASID"]["value"], 16) != 0, "guest ASID 0 is the host's")
+        harness.check(int(by_name["TLB_CONTROL"]["value"], 16) in (0, 1), f"TLB_CONTROL {by_name['TLB_CONTROL']}")
+        intercepts = int(by_name["INTERCEPT_VECTOR_3"]["value"], 16)
+        for bit, what in ((0, "INTR"), (18, "CPUID"), (24, "HLT"), (27, "IOIO_PROT"), (28, "MSR_PROT"),
+                          (31, "SHUTDOWN")):
+            harness.check(intercepts >> bit & 1, f"{what} is not intercepted: {intercepts:#x}")
+        sel = c.get(f"{base}/vmcb?name=RIP,EXITCODE").get("fields", [])
+        harness.check([f["name"] for f in sel] == ["RIP", "EXITCODE"], f"?name=RIP,EXITCODE: {sel}")
+        c.json("GET", f"{base}/vmcb?name=GUEST_RIP", 400)
+        err, _ = c.json("GET", f"{base}/vmcs", 404)
+        harness.check(err["error"]["code"] == "no_vmcs", f"vmcs on an SVM vCPU: {err}")
+
+        first = c.get(f"{base}/exits")
+        time.sleep(2.0)
+        second = c.get(f"{base}/exits")
+        harness.check(second.get("backend") == "svm", f"{base}/exits backend {second.get('backend')}")
+        harness.check(second.get("total", 0) > first.get("total", 0),
+                      f"{base}: exits did not grow: {first.get('total')} -> {second.get('total')}")
+        counts = {e["name"]: e for e in second.get("counts", [])}
+        for name, code, kind in (("VMEXIT_CPUID", 0x72, "cpuid"), ("VMEXIT_HLT", 0x78, "hlt"),
+                                 ("VMEXIT_IOIO", 0x7b, "io"), ("VMEXIT_MSR", 0x7c, "msr"),
+                                 ("VMEXIT_VMMCALL", 0x81, "hypercall")):
+            e = counts.get(name)
+            harness.check(e is not None and e["reason"] == code and e["kind"] == kind and e["count"] > 0,
+                          f"{base}/exits: {name}: {e}")
+            before = {x["name"]: x["count"] for x in first.get("counts", [])}.get(name, 0)
+            harness.check(e["count"] > before, f"{base}: {name} did not grow ({before} -> {e['count']})")
+        recent = second.get("recent", [])
+        harness.check(recent and all(HEX64.match(r["exitinfo1"]) and HEX64.match(r["exitinfo2"]) and r["kind"]
+                                     for r in recent), f"{base}: recent exits: {recent[:2]}")
+
+    for vm in sorted({0, n - 1}):
+        inject_and_see(c, vm, {"type": "interrupt", "vector": 0x30}, r"^IRQ 0x30\b")
+        inject_and_see(c, vm, {"type": "nmi", "vector": 2}, r"^NMI\b")
+        line = inject_and_see(c, vm, {"type": "exception", "vector": 13, "error_code": 0x1234},
+                              r"^EXC 0x0d ERR 0x0*1234\b")
+        harness.check("1234" in line, line)
+        inject_and_see(c, vm, {"type": "exception", "vector": 6}, r"^EXC 0x06$")
+        exits = c.get(f"/api/v1/vms/{vm}/vcpus/0/exits")
+        iret = {e["name"]: e["count"] for e in exits.get("counts", [])}.get("VMEXIT_IRET", 0)
+        harness.check(iret >= 1, f"vm{vm}: the NMI handler's IRET was never intercepted (NMI window)")
+        summary = c.get(f"/api/v1/vms/{vm}/vcpus/0")
+        harness.check(summary.get("events_injected", 0) >= 4, f"vm{vm}: events_injected {summary}")
+    statuses = pipelined_posts(c.port, 0, 9, {"type": "interrupt", "vector": 0x31})
+    accepted = statuses.count(202)
+    harness.check(1 <= accepted <= 8 and statuses == [202] * accepted + [429] * (9 - accepted),
+                  f"9 pipelined POSTs: {statuses}")
+    check_errors_common(c)
+
+
+def make_parser():
+    p = harness.parser(__doc__)
+    p.add_argument("--case", choices=("vmx", "svm", "none"), default=None,
+                   help="what to expect (default: vmx under Bochs, none under QEMU)")
+    return p
+
+
 def test(args):
     with harness.boot(args) as emu:
         ready, _ = harness.wait_ready(emu, args, timeout=180 if args.emulator == "bochs" else None)
         harness.check(ready.console != "none" and emu.port, f"no console: {ready.line}")
         c = Client(emu.port)
-        if args.emulator == "bochs":
+        case = args.case or ("vmx" if args.emulator == "bochs" else "none")
+        if case == "vmx":
             test_bochs(args, c, ready)
+        elif case == "svm":
+            test_svm(args, c, ready)
         else:
-            test_qemu(args, c, ready)
+            test_none(args, c, ready)
         harness.check(c.get("/api/v1/system").get("name") == "lantern", "server stopped answering")
         harness.assert_no_panic(emu)
 
 
 if __name__ == "__main__":
-    harness.main(test)
+    harness.main(test, make_parser)

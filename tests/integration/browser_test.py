@@ -7,7 +7,7 @@ Debian chromium driven by playwright-core) against the forwarded port and passes
                 chart, registers = a /regs read right after, the VMCS groups and filter, an
                 interrupt queued through the form seen on the guest console view, the log's level
                 filter, the first-load budget, no JavaScript errors.
-  --case novmx  QEMU TCG (no VMX): the page says why there are no guests; the log view; three
+  --case novmx  QEMU TCG without VMX or SVM (-cpu max,svm=off): the page says why there are no guests; the log view; three
                 polling tabs leave a lab script every request it makes (none refused).
 Screenshots go to --screenshots (build/screenshots/). The emulator is always killed (harness).
 """

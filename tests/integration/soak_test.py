@@ -20,7 +20,7 @@ read and must be equal at the end (polled for up to 60 s while lingering closes 
 A warm-up pass of the whole mix runs first so that one-time allocations (first snapshot of each
 vCPU, lazily built tables) happen before the starting levels are taken.
 
-Under QEMU TCG there is no VMX, so there are no guests: per-vCPU routes answer 404 and the run
+Under QEMU TCG with `-cpu max,svm=off` there is no VMX or SVM, so there are no guests: per-vCPU routes answer 404 and the run
 stresses the HTTP server, lwIP and the router at full speed. Under Bochs the demo guests run and
 exit steadily (their exit counters must grow during the soak), snapshots and event injection take
 their real paths, but Bochs simulates every CPU on one host thread, so the request rate is far lower.

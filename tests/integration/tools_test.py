@@ -141,18 +141,48 @@ class ConfigTest(unittest.TestCase):
     def test_pick_emulator(self):
         self.assertEqual(E.pick_emulator("qemu"), ("qemu", False))
         self.assertEqual(E.pick_emulator("bochs"), ("bochs", False))
-        self.assertIn(E.pick_emulator("auto"), (("qemu", True), ("bochs", False)))
+        # auto: QEMU always (TCG -cpu max runs the SVM backend), KVM only with nested VMX/SVM.
+        self.assertEqual(E.pick_emulator("auto", kvm=False), ("qemu", False))
+        self.assertEqual(E.pick_emulator("auto", kvm=True), ("qemu", True))
+        self.assertEqual(E.pick_emulator("auto"), ("qemu", E.kvm_usable()))
         with self.assertRaises(ValueError):
             E.pick_emulator("kvm")
+
+    def test_kvm_usable_needs_the_device_a_cpu_flag_and_nested(self):
+        cpuinfo = os.path.join(self.tmp, "cpuinfo")
+        sysmod = os.path.join(self.tmp, "sys_module")
+        dev = os.path.join(self.tmp, "kvm")
+        with open(dev, "w"):
+            pass
+
+        def setup(flags, module=None, nested=None):
+            with open(cpuinfo, "w") as f:
+                f.write(f"processor: 0\nflags\t\t: fpu {flags} sse\n")
+            shutil.rmtree(sysmod, ignore_errors=True)
+            if module:
+                os.makedirs(os.path.join(sysmod, module, "parameters"))
+                with open(os.path.join(sysmod, module, "parameters", "nested"), "w") as f:
+                    f.write(nested + "\n")
+
+        cases = [("vmx", "kvm_intel", "Y", True), ("vmx", "kvm_intel", "N", False), ("vmx", None, None, False),
+                 ("svm", "kvm_amd", "1", True), ("svm", "kvm_amd", "0", False), ("svm", "kvm_intel", "Y", False),
+                 ("hypervisor", "kvm_intel", "Y", False)]
+        for flags, module, nested, expected in cases:
+            setup(flags, module, nested)
+            self.assertEqual(E.kvm_usable(cpuinfo, sysmod, dev), expected, (flags, module, nested))
+        setup("vmx", "kvm_intel", "Y")
+        self.assertFalse(E.kvm_usable(cpuinfo, sysmod, os.path.join(self.tmp, "no-such-device")))
 
     def test_host_has_vmx_reads_the_flags_line(self):
         path = os.path.join(self.tmp, "cpuinfo")
         with open(path, "w") as f:
             f.write("processor: 0\nflags\t\t: fpu vme vmx sse\n")
         self.assertTrue(E.host_has_vmx(path))
+        self.assertFalse(E.host_has_svm(path))
         with open(path, "w") as f:
             f.write("processor: 0\nflags\t\t: fpu vmxnot svm\n")
         self.assertFalse(E.host_has_vmx(path))
+        self.assertTrue(E.host_has_svm(path))
 
     def test_free_port_is_bindable_and_busy_port_detected(self):
         port = E.free_port()

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "svm/vmcb.h"
 #include "vmx/vmcs_fields.h"
 #include "web/api/event_request.h"
 #include "web/api/json_shape.h"
@@ -121,8 +122,25 @@ Response get_regs(const RouteContext& c) {
   return with_capture_timing(json_response(regs_json(*snapshot)), *snapshot);
 }
 
+// The control block of the other backend: 404 with the route that does answer.
+Response wrong_backend(const PathParams& p, Backend backend) {
+  if (backend == Backend::kSvm) {
+    return error_response(404, "no_vmcs",
+                          vcpu_label(p) +
+                              " runs on the SVM backend: it has a VMCB, not a VMCS (GET "
+                              "/api/v1/vms/{vm}/vcpus/{vcpu}/vmcb)");
+  }
+  return error_response(404, "no_vmcb",
+                        vcpu_label(p) +
+                            " runs on the VMX backend: it has a VMCS, not a VMCB (GET "
+                            "/api/v1/vms/{vm}/vcpus/{vcpu}/vmcs)");
+}
+
 // ?name=A,B: exact SDM names (or NAME_HIGH for the high half of a 64-bit field).
 Response get_vmcs(const RouteContext& c) {
+  const std::optional<VcpuSummary> summary = find_vcpu(c.backend, c.params);
+  if (!summary) return vcpu_not_found(c.params);
+  if (summary->backend != Backend::kVmx) return wrong_backend(c.params, summary->backend);
   std::vector<vmx::VmcsFieldRef> selected;
   const std::optional<std::string> names = c.request.query_param("name");
   if (names) {
@@ -176,6 +194,47 @@ Response get_vmcs(const RouteContext& c) {
   j["count"] = fields.size();
   j["fields"] = std::move(fields);
   return json_response(j);
+}
+
+// ?name=A,B: exact APM Vol. 2 Appendix B names (EXITCODE, RIP, CS_SELECTOR, ...).
+Response get_vmcb(const RouteContext& c) {
+  const std::optional<VcpuSummary> summary = find_vcpu(c.backend, c.params);
+  if (!summary) return vcpu_not_found(c.params);
+  if (summary->backend != Backend::kSvm) return wrong_backend(c.params, summary->backend);
+  std::vector<uint16_t> selected;
+  const std::optional<std::string> names = c.request.query_param("name");
+  if (names) {
+    std::string_view rest(*names);
+    while (true) {
+      const size_t comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      if (name.empty()) {
+        return error_response(400, "invalid_parameter",
+                              "?name= takes one or more exact VMCB field names separated by commas, "
+                              "e.g. ?name=EXITCODE,RIP");
+      }
+      const svm::VmcbFieldInfo* field = svm::find_vmcb_field_by_name(name);
+      if (field == nullptr) {
+        return error_response(400, "unknown_vmcb_field",
+                              "no VMCB field named \"" + printable(name) +
+                                  "\" (names are the AMD APM Vol. 2 Appendix B's, exact and upper-case, "
+                                  "e.g. EXITCODE)");
+      }
+      selected.push_back(static_cast<uint16_t>(field - svm::kVmcbFields));
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+    }
+  }
+  Result<VcpuSnapshot> snapshot = c.backend.snapshot(c.params.vm, c.params.vcpu);
+  if (!snapshot) return backend_error_response(snapshot.error(), vcpu_label(c.params));
+  if (!names) return with_capture_timing(json_response(vmcb_json(c.params.vm, c.params.vcpu, snapshot->vmcb)), *snapshot);
+  std::vector<VmcbValue> values;
+  for (uint16_t index : selected) {
+    for (const VmcbValue& v : snapshot->vmcb) {
+      if (v.field_index == index) values.push_back(v);
+    }
+  }
+  return with_capture_timing(json_response(vmcb_json(c.params.vm, c.params.vcpu, values)), *snapshot);
 }
 
 Response get_events(const RouteContext& c) {
@@ -340,11 +399,11 @@ Response get_openapi(const RouteContext&) {
 // ---- The route table ------------------------------------------------------------------------
 
 constexpr RouteResponse kSystemResponses[] = {
-    {200, "Name, version, uptime, CPUs, VMX status and capabilities, network and console counters", "System"},
+    {200, "Name, version, uptime, CPUs, the backend (hv), VMX and SVM status and capabilities, network and console counters", "System"},
     {401, "A token is configured and the request did not carry it", "Error"},
 };
 constexpr RouteResponse kCpusResponses[] = {
-    {200, "Physical CPUs with their VMX state and bound vCPUs", "CpuList"},
+    {200, "Physical CPUs with their VMX and SVM state and bound vCPUs", "CpuList"},
     {401, "A token is configured and the request did not carry it", "Error"},
 };
 constexpr RouteResponse kVmsResponses[] = {
@@ -379,7 +438,14 @@ constexpr RouteResponse kVmcsResponses[] = {
     {200, "Every VMCS field this CPU supports (streamed), or the fields named by ?name=", "VmcsDump"},
     {400, "A bad path parameter, or ?name= names no VMCS field", "Error"},
     {401, "A token is configured and the request did not carry it", "Error"},
-    {404, "No such vCPU, or a named field this CPU does not support", "Error"},
+    {404, "No such vCPU, an SVM vCPU (it has a VMCB), or a named field this CPU does not support", "Error"},
+    {503, "The owning core did not answer the snapshot request in time", "Error"},
+};
+constexpr RouteResponse kVmcbResponses[] = {
+    {200, "Every VMCB control-area and save-area field, or the fields named by ?name=", "VmcbDump"},
+    {400, "A bad path parameter, or ?name= names no VMCB field", "Error"},
+    {401, "A token is configured and the request did not carry it", "Error"},
+    {404, "No such vCPU, or a VMX vCPU (it has a VMCS)", "Error"},
     {503, "The owning core did not answer the snapshot request in time", "Error"},
 };
 constexpr RouteResponse kEventsGetResponses[] = {
@@ -455,6 +521,11 @@ constexpr QueryParam kVmcsQuery[] = {
      "Comma-separated exact SDM field names (e.g. GUEST_RIP,VM_EXIT_REASON; NAME_HIGH for the high half "
      "of a 64-bit field). Absent: every supported field."},
 };
+constexpr QueryParam kVmcbQuery[] = {
+    {"name", "string",
+     "Comma-separated exact AMD APM Vol. 2 Appendix B field names (e.g. EXITCODE,RIP,CS_SELECTOR). "
+     "Absent: every control-area and save-area field."},
+};
 constexpr QueryParam kSinceQuery[] = {
     {"since", "integer", "Offset to start from (the `next` of the previous answer); 0 when absent."},
 };
@@ -487,6 +558,8 @@ constexpr Route kRoutes[] = {
      false},
     {Method::kGet, "/api/v1/vms/{vm}/vcpus/{vcpu}/vmcs", get_vmcs, "getVmcs",
      "VMCS fields (snapshot from the owning core)", kVmcsQuery, "", kVmcsResponses, false},
+    {Method::kGet, "/api/v1/vms/{vm}/vcpus/{vcpu}/vmcb", get_vmcb, "getVmcb",
+     "VMCB fields of an SVM vCPU (snapshot from the owning core)", kVmcbQuery, "", kVmcbResponses, false},
     {Method::kGet,
      "/api/v1/vms/{vm}/vcpus/{vcpu}/events",
      get_events,

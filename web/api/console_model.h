@@ -21,6 +21,17 @@
 
 namespace lantern::web::api {
 
+// Which virtualization backend runs a vCPU (and the machine): "vmx" (Intel) or "svm" (AMD).
+enum class Backend : uint8_t { kVmx, kSvm };
+
+// CPUID 8000_000AH as the SVM backend reads it (APM Vol. 3 E.4.9, svm/svm_capabilities.h).
+struct SvmCapabilitySummary {
+  bool nested_paging = false, next_rip_save = false, vmcb_clean = false, flush_by_asid = false;
+  bool decode_assists = false, pause_filter = false, avic = false, vgif = false, lbr_virtualization = false;
+  uint32_t revision = 0;
+  uint32_t asids = 0;  // NASID
+};
+
 struct VmxCapabilitySummary {
   bool ept = false, ept_large_pages = false, ept_1g_pages = false, vpid = false;
   bool unrestricted_guest = false, preemption_timer = false, nmi_window = false;
@@ -56,6 +67,12 @@ struct SystemSummary {
   bool vmx_cpuid = false;       // CPUID.01H:ECX.VMX[bit 5]
   std::string vmx_reason;       // why not available ("" when available)
   VmxCapabilitySummary vmx_caps;
+  std::string hv = "none";      // the backend running guests: "vmx", "svm" or "none"
+  uint32_t svm_cores = 0;       // cores in SVM operation (EFER.SVME and a host save area)
+  bool svm_available = false;
+  bool svm_cpuid = false;       // CPUID 8000_0001H:ECX.SVM[bit 2]
+  std::string svm_reason;       // why not available ("" when available)
+  SvmCapabilitySummary svm_caps;
   uint32_t vcpus = 0;
   std::string cmdline;
   // Network and console
@@ -79,12 +96,14 @@ struct CpuSummary {
   bool bsp = false;
   CpuVmxState vmx = CpuVmxState::kUnsupported;
   std::vector<std::pair<uint32_t, uint32_t>> vcpus;  // (vm, vcpu) bound here
+  CpuVmxState svm = CpuVmxState::kUnsupported;  // on, off (VMX runs the core) or unsupported
 };
 
 // kRunning: launched and taking its turns (including HLT sleeps, see in_hlt). kHalted: parked
 // until something restarts it (INIT, waiting for a SIPI). kStopped: stopped for good, with a reason.
 enum class VcpuState : uint8_t { kCreated, kRunning, kHalted, kStopped };
 struct VcpuSummary {
+  Backend backend = Backend::kVmx;
   uint32_t vm = 0;
   uint32_t vcpu = 0;
   int32_t cpu = -1;  // bound core index, -1 when unbound
@@ -92,7 +111,7 @@ struct VcpuSummary {
   bool launched = false;
   bool in_hlt = false;  // running, but sleeping in HLT until its next interrupt (activity state HLT)
   uint64_t exits = 0;
-  std::optional<uint32_t> last_exit_reason;  // basic reason
+  std::optional<uint32_t> last_exit_reason;  // VMX: basic reason; SVM: EXITCODE bits 31:0
   std::string stop_reason;                   // when stopped
   size_t pending_events = 0;
   uint64_t events_injected = 0;
@@ -153,23 +172,40 @@ struct VmcsValue {
   uint64_t value = 0;
 };
 
+// One field of a captured VMCB (SVM vCPUs).
+struct VmcbValue {
+  uint16_t field_index = 0;  // index into svm::kVmcbFields
+  uint64_t value = 0;
+};
+
+// An SVM exit code and how often it happened.
+struct SvmExitCount {
+  uint64_t exitcode = 0;
+  uint64_t count = 0;
+};
+
 struct ExitRecordView {
-  uint32_t reason = 0;  // raw VM_EXIT_REASON
-  uint64_t qualification = 0;
+  uint32_t reason = 0;  // raw VM_EXIT_REASON (VMX); EXITCODE bits 31:0 (SVM)
+  uint64_t qualification = 0;  // EXIT_QUALIFICATION (VMX); EXITINFO1 (SVM)
   uint64_t rip = 0;
   uint64_t tsc = 0;
+  uint64_t exitinfo2 = 0;  // SVM only
+  uint64_t exitcode = 0;   // SVM only: the full 64-bit EXITCODE
 };
 
 // Everything about one vCPU, read on its owning core at one exit (consistent).
 struct VcpuSnapshot {
-  VcpuSummary summary;
+  VcpuSummary summary;  // summary.backend says which of vmcs/vmcb is filled
   vmx::GeneralRegisters regs{};
   uint64_t rsp = 0, rip = 0, rflags = 0, cr0 = 0, cr2 = 0, cr3 = 0, cr4 = 0, efer = 0;
   // es, cs, ss, ds, fs, gs, ldtr, tr in that order
   std::array<SegmentSummary, 8> segments{};
   // Every field this CPU supports, in kVmcsFields order. Empty when the vCPU was never set up.
   std::vector<VmcsValue> vmcs;
-  std::array<uint64_t, 80> exit_counts{};  // per basic exit reason (vmx::kExitReasonTableSize)
+  std::array<uint64_t, 80> exit_counts{};  // VMX: per basic exit reason (vmx::kExitReasonTableSize)
+  // SVM vCPUs: every VMCB field (kVmcbFields order) and the exit codes seen, by code.
+  std::vector<VmcbValue> vmcb;
+  std::vector<SvmExitCount> svm_exit_counts;
   std::vector<ExitRecordView> recent_exits;  // newest first, up to 64
   uint64_t tsc = 0;                          // host TSC when taken
   uint64_t capture_ns = 0;  // from asking the owning core to its answer (Server-Timing)

@@ -1,5 +1,6 @@
 #include "web/api/json_shape.h"
 
+#include "svm/exit_code.h"
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
 
@@ -76,6 +77,46 @@ std::string_view vcpu_state_name(VcpuState s) {
   return "unknown";
 }
 
+std::string_view backend_name(Backend b) {
+  return b == Backend::kSvm ? "svm" : "vmx";
+}
+
+Json svm_exit_code_json(uint64_t exitcode) {
+  Json j;
+  if (svm::is_vmexit_invalid(exitcode)) {
+    j["reason"] = -1;
+  } else {
+    j["reason"] = exitcode;
+  }
+  j["name"] = std::string(svm::exit_code_name(exitcode));
+  j["kind"] = std::string(svm::exit_kind_name(svm::exit_kind(exitcode)));
+  return j;
+}
+
+Json vmcb_field_json(const svm::VmcbFieldInfo& info, uint64_t value) {
+  Json j;
+  j["name"] = std::string(info.name);
+  j["offset"] = info.offset;
+  j["width"] = info.width;
+  j["area"] = std::string(svm::vmcb_area_name(info.area));
+  j["value"] = hex_string(value, info.width / 4);
+  return j;
+}
+
+Json vmcb_json(uint32_t vm, uint32_t vcpu, const std::vector<VmcbValue>& values) {
+  Json fields = Json::array();
+  for (const VmcbValue& v : values) {
+    if (v.field_index >= svm::kVmcbFieldCount) continue;
+    fields.push_back(vmcb_field_json(svm::kVmcbFields[v.field_index], v.value));
+  }
+  Json j;
+  j["vm"] = vm;
+  j["vcpu"] = vcpu;
+  j["count"] = fields.size();
+  j["fields"] = std::move(fields);
+  return j;
+}
+
 std::string_view vm_state_name(VmState s) {
   switch (s) {
     case VmState::kRunning: return "running";
@@ -107,6 +148,25 @@ Json system_json(const SystemSummary& s) {
   vmx["vmcs_revision"] = hex32(s.vmx_caps.vmcs_revision);  // IA32_VMX_BASIC bits 30:0 (SDM Vol. 3D A.1)
   vmx["capabilities"] = std::move(caps);
 
+  Json svm_caps;
+  svm_caps["nested_paging"] = s.svm_caps.nested_paging;
+  svm_caps["next_rip_save"] = s.svm_caps.next_rip_save;
+  svm_caps["vmcb_clean"] = s.svm_caps.vmcb_clean;
+  svm_caps["flush_by_asid"] = s.svm_caps.flush_by_asid;
+  svm_caps["decode_assists"] = s.svm_caps.decode_assists;
+  svm_caps["pause_filter"] = s.svm_caps.pause_filter;
+  svm_caps["avic"] = s.svm_caps.avic;
+  svm_caps["vgif"] = s.svm_caps.vgif;
+  svm_caps["lbr_virtualization"] = s.svm_caps.lbr_virtualization;
+  Json svm;
+  svm["available"] = s.svm_available;
+  svm["cpuid"] = s.svm_cpuid;
+  svm["cores"] = s.svm_cores;
+  svm["reason"] = s.svm_reason;
+  svm["revision"] = s.svm_caps.revision;  // CPUID 8000_000AH:EAX[7:0] (APM Vol. 3 E.4.9)
+  svm["asids"] = s.svm_caps.asids;        // CPUID 8000_000AH:EBX (NASID)
+  svm["capabilities"] = std::move(svm_caps);
+
   Json pools = Json::array();
   for (const NetPoolLevel& p : s.net_pools) {
     pools.push_back(
@@ -127,7 +187,9 @@ Json system_json(const SystemSummary& s) {
   j["uptime_ms"] = s.uptime_ms;
   j["cpus_online"] = s.cpus_online;
   j["vcpus"] = s.vcpus;
+  j["hv"] = s.hv;
   j["vmx"] = std::move(vmx);
+  j["svm"] = std::move(svm);
   j["cmdline"] = s.cmdline;
   j["network"] = {{"ip", s.ip}, {"nic", s.nic}, {"pools", std::move(pools)}};
   j["console"] = std::move(console);
@@ -147,6 +209,7 @@ Json cpu_json(const CpuSummary& c) {
   j["apic_id"] = c.apic_id;
   j["bsp"] = c.bsp;
   j["vmx"] = std::string(cpu_vmx_state_name(c.vmx));
+  j["svm"] = std::string(cpu_vmx_state_name(c.svm));
   j["vcpus"] = std::move(vcpus);
   return j;
 }
@@ -195,12 +258,21 @@ Json vcpu_json(const VcpuSummary& v) {
   Json j;
   j["vm"] = v.vm;
   j["vcpu"] = v.vcpu;
+  j["backend"] = std::string(backend_name(v.backend));
   j["cpu"] = v.cpu >= 0 ? Json(v.cpu) : Json(nullptr);
   j["state"] = std::string(vcpu_state_name(v.state));
   j["launched"] = v.launched;
   j["in_hlt"] = v.in_hlt;
   j["exits"] = v.exits;
-  j["last_exit"] = v.last_exit_reason ? exit_reason_json(*v.last_exit_reason) : Json(nullptr);
+  if (!v.last_exit_reason) {
+    j["last_exit"] = nullptr;
+  } else if (v.backend == Backend::kSvm) {
+    // EXITCODE's low 32 bits: every code of Appendix C fits, and all ones is VMEXIT_INVALID.
+    const uint32_t low = *v.last_exit_reason;
+    j["last_exit"] = svm_exit_code_json(low == 0xffffffffu ? ~uint64_t{0} : uint64_t{low});
+  } else {
+    j["last_exit"] = exit_reason_json(*v.last_exit_reason);
+  }
   j["stop_reason"] = v.state == VcpuState::kStopped ? Json(v.stop_reason) : Json(nullptr);
   j["pending_events"] = v.pending_events;
   j["events_injected"] = v.events_injected;
@@ -211,6 +283,7 @@ Json regs_json(const VcpuSnapshot& s) {
   Json j;
   j["vm"] = s.summary.vm;
   j["vcpu"] = s.summary.vcpu;
+  j["backend"] = std::string(backend_name(s.summary.backend));
   // The 15 general registers in hardware order (SDM Vol. 2A Table 3-1); rsp is GUEST_RSP.
   for (unsigned i = 0; i < vmx::kGprCount; ++i) {
     if (i == vmx::kGprRspIndex) continue;
@@ -274,7 +347,42 @@ Json events_json(uint32_t vm, uint32_t vcpu, const vmx::PendingEventSnapshot& q)
   return j;
 }
 
+namespace {
+
+Json svm_exits_json(const VcpuSnapshot& s) {
+  Json counts = Json::array();
+  for (const SvmExitCount& c : s.svm_exit_counts) {
+    if (c.count == 0) continue;
+    Json e = svm_exit_code_json(c.exitcode);
+    e["count"] = c.count;
+    counts.push_back(std::move(e));
+  }
+  Json recent = Json::array();
+  for (const ExitRecordView& e : s.recent_exits) {
+    Json r = svm_exit_code_json(e.exitcode);
+    r["raw_reason"] = hex64(e.exitcode);
+    r["qualification"] = hex64(e.qualification);  // EXITINFO1
+    r["exitinfo1"] = hex64(e.qualification);
+    r["exitinfo2"] = hex64(e.exitinfo2);
+    r["rip"] = hex64(e.rip);
+    r["tsc"] = e.tsc;
+    recent.push_back(std::move(r));
+  }
+  Json j;
+  j["vm"] = s.summary.vm;
+  j["vcpu"] = s.summary.vcpu;
+  j["backend"] = "svm";
+  j["total"] = s.summary.exits;
+  j["tsc"] = s.tsc;
+  j["counts"] = std::move(counts);
+  j["recent"] = std::move(recent);
+  return j;
+}
+
+}  // namespace
+
 Json exits_json(const VcpuSnapshot& s) {
+  if (s.summary.backend == Backend::kSvm) return svm_exits_json(s);
   Json counts = Json::array();
   for (size_t reason = 0; reason < s.exit_counts.size(); ++reason) {
     if (s.exit_counts[reason] == 0) continue;
@@ -294,6 +402,7 @@ Json exits_json(const VcpuSnapshot& s) {
   Json j;
   j["vm"] = s.summary.vm;
   j["vcpu"] = s.summary.vcpu;
+  j["backend"] = "vmx";
   j["total"] = s.summary.exits;
   j["tsc"] = s.tsc;
   j["counts"] = std::move(counts);

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "svm/vmcb.h"
 #include "vmx/vmcs_fields.h"
 #include "web/api/console_model.h"
 #include "web/http/message.h"
@@ -46,6 +47,7 @@ http::Response json_response(const Json& value, int status = 200);
 std::string_view cpu_vmx_state_name(CpuVmxState s);
 std::string_view vcpu_state_name(VcpuState s);
 std::string_view vm_state_name(VmState s);
+std::string_view backend_name(Backend b);
 
 Json system_json(const SystemSummary& s);
 Json cpu_json(const CpuSummary& c);
@@ -55,6 +57,14 @@ Json vcpu_json(const VcpuSummary& v);
 Json regs_json(const VcpuSnapshot& s);
 // One field of the dump. `high` = the _HIGH half of a 64-bit field (32 bits, encoding | 1).
 Json vmcs_field_json(const vmx::VmcsFieldInfo& info, uint64_t value, bool high = false);
+// One VMCB field: {"name", "offset" (bytes from the VMCB's start), "width" (bits), "area"
+// ("control" or "save"), "value" (hex, width/4 digits)}.
+Json vmcb_field_json(const svm::VmcbFieldInfo& info, uint64_t value);
+// {"vm", "vcpu", "count", "fields": [...]}: the values whose field_index is in kVmcbFields.
+Json vmcb_json(uint32_t vm, uint32_t vcpu, const std::vector<VmcbValue>& values);
+// An SVM exit code: {"reason": code, "name": "VMEXIT_CPUID", "kind": "cpuid"}; VMEXIT_INVALID
+// reads as reason -1 whether the CPU stored it sign- or zero-extended (QEMU 7.2).
+Json svm_exit_code_json(uint64_t exitcode);
 Json pending_event_json(const vmx::PendingEvent& e);
 Json events_json(uint32_t vm, uint32_t vcpu, const vmx::PendingEventSnapshot& q);
 Json exits_json(const VcpuSnapshot& s);

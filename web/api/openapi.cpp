@@ -66,6 +66,16 @@ Json exit_reason_schema() {
   return object({{"reason", integer(0xffff)}, {"name", text()}, {"entry_failure", boolean()}});
 }
 
+// An SVM exit code (APM Vol. 2 Appendix C): reason -1 is VMEXIT_INVALID.
+Json svm_exit_code_schema() {
+  return object({{"reason", Json{{"type", "integer"}, {"minimum", -1}}},
+                 {"name", text()},
+                 {"kind", text()}});
+}
+Json one_of_schemas(Json a, Json b) {
+  return Json{{"oneOf", Json::array({std::move(a), std::move(b)})}};
+}
+
 Json pending_event_schema() {
   return object({{"type", one_of({"interrupt", "nmi", "exception"})},
                  {"vector", integer(255)},
@@ -108,7 +118,7 @@ Json vm_schema() {
 }
 
 Json registers_schema() {
-  Json s = object({{"vm", integer()}, {"vcpu", integer()}});
+  Json s = object({{"vm", integer()}, {"vcpu", integer()}, {"backend", one_of({"vmx", "svm"})}});
   for (unsigned i = 0; i < vmx::kGprCount; ++i) {
     if (i == vmx::kGprRspIndex) continue;
     s = with(std::move(s), std::string(vmx::gpr_name(i)).c_str(), hex(16));
@@ -155,6 +165,7 @@ Json openapi_schemas() {
                         {"uptime_ms", integer()},
                         {"cpus_online", integer()},
                         {"vcpus", integer()},
+                        {"hv", one_of({"vmx", "svm", "none"})},
                         {"vmx", object({{"available", boolean()},
                                         {"cpuid", boolean()},
                                         {"cores", integer()},
@@ -170,6 +181,21 @@ Json openapi_schemas() {
                                                                  {"activity_hlt", boolean()},
                                                                  {"true_controls", boolean()},
                                                                  {"xsaves", boolean()}})}})},
+                        {"svm", object({{"available", boolean()},
+                                        {"cpuid", boolean()},
+                                        {"cores", integer()},
+                                        {"reason", text()},
+                                        {"revision", integer(255)},
+                                        {"asids", integer(UINT32_MAX)},
+                                        {"capabilities", object({{"nested_paging", boolean()},
+                                                                 {"next_rip_save", boolean()},
+                                                                 {"vmcb_clean", boolean()},
+                                                                 {"flush_by_asid", boolean()},
+                                                                 {"decode_assists", boolean()},
+                                                                 {"pause_filter", boolean()},
+                                                                 {"avic", boolean()},
+                                                                 {"vgif", boolean()},
+                                                                 {"lbr_virtualization", boolean()}})}})},
                         {"cmdline", text()},
                         {"network", object({{"ip", text()},
                                             {"nic", text()},
@@ -194,18 +220,20 @@ Json openapi_schemas() {
                                  {"apic_id", integer()},
                                  {"bsp", boolean()},
                                  {"vmx", one_of({"on", "off", "unsupported"})},
+                                 {"svm", one_of({"on", "off", "unsupported"})},
                                  {"vcpus", array_of(object({{"vm", integer()}, {"vcpu", integer()}}))}}))}});
   s["Vm"] = vm_schema();
   s["VmList"] = object({{"vms", array_of(ref("Vm"))}});
   s["VmDetail"] = with(vm_schema(), "vcpus", array_of(ref("Vcpu")));
   s["Vcpu"] = object({{"vm", integer()},
                       {"vcpu", integer()},
+                      {"backend", one_of({"vmx", "svm"})},
                       {"cpu", nullable(integer())},
                       {"state", one_of({"created", "running", "halted", "stopped"})},
                       {"launched", boolean()},
                       {"in_hlt", boolean()},
                       {"exits", integer()},
-                      {"last_exit", nullable(exit_reason_schema())},
+                      {"last_exit", nullable(one_of_schemas(exit_reason_schema(), svm_exit_code_schema()))},
                       {"stop_reason", nullable(text())},
                       {"pending_events", integer()},
                       {"events_injected", integer()}});
@@ -219,6 +247,14 @@ Json openapi_schemas() {
        {"value", Json{{"type", "string"}, {"pattern", "^0x([0-9a-f]{4}|[0-9a-f]{8}|[0-9a-f]{16})$"}}}});
   s["VmcsDump"] = object(
       {{"vm", integer()}, {"vcpu", integer()}, {"count", integer()}, {"fields", array_of(ref("VmcsField"))}});
+  s["VmcbField"] = object({{"name", text()},
+                           {"offset", integer(0xfff)},
+                           {"width", Json{{"type", "integer"}, {"enum", Json::array({8, 16, 32, 64})}}},
+                           {"area", one_of({"control", "save"})},
+                           {"value", Json{{"type", "string"},
+                                          {"pattern", "^0x([0-9a-f]{2}|[0-9a-f]{4}|[0-9a-f]{8}|[0-9a-f]{16})$"}}}});
+  s["VmcbDump"] = object(
+      {{"vm", integer()}, {"vcpu", integer()}, {"count", integer()}, {"fields", array_of(ref("VmcbField"))}});
   s["PendingEvent"] = pending_event_schema();
   s["EventQueue"] = object({{"vm", integer()},
                             {"vcpu", integer()},
@@ -241,9 +277,10 @@ Json openapi_schemas() {
                                {"position", integer()},
                                {"capacity", integer()},
                                {"event", ref("PendingEvent")}});
-  s["Exits"] = object(
+  Json vmx_exits = object(
       {{"vm", integer()},
        {"vcpu", integer()},
+       {"backend", one_of({"vmx"})},
        {"total", integer()},
        {"tsc", integer()},
        {"counts", array_of(object({{"reason", integer()}, {"name", text()}, {"count", integer()}}))},
@@ -251,6 +288,20 @@ Json openapi_schemas() {
         array_of(with(with(with(with(exit_reason_schema(), "raw_reason", hex(8)), "qualification", hex(16)),
                            "rip", hex(16)),
                       "tsc", integer()))}});
+  // SVM: reason is the EXITCODE, name its APM name, kind the vendor-neutral kind; qualification
+  // repeats EXITINFO1.
+  Json svm_recent = svm_exit_code_schema();
+  for (const char* name : {"raw_reason", "qualification", "exitinfo1", "exitinfo2", "rip"}) {
+    svm_recent = with(std::move(svm_recent), name, hex(16));
+  }
+  Json svm_exits = object({{"vm", integer()},
+                           {"vcpu", integer()},
+                           {"backend", one_of({"svm"})},
+                           {"total", integer()},
+                           {"tsc", integer()},
+                           {"counts", array_of(with(svm_exit_code_schema(), "count", integer()))},
+                           {"recent", array_of(with(std::move(svm_recent), "tsc", integer()))}});
+  s["Exits"] = one_of_schemas(std::move(vmx_exits), std::move(svm_exits));
   s["ConsoleText"] = object({{"vm", integer()},
                              {"start", integer()},
                              {"next", integer()},

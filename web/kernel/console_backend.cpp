@@ -7,6 +7,10 @@
 #include "kernel/core/memory.h"
 #include "kernel/core/time.h"
 #include "net/stack/net.h"
+#include "svm/exit_code.h"
+#include "svm/hw/svm_guest_vm.h"
+#include "svm/hw/svm_operation.h"
+#include "svm/svm_capabilities.h"
 #include "vmx/hw/vcpu_capture.h"
 #include "web/kernel/http_server.h"
 #include "web/kernel/net_pools.h"
@@ -142,6 +146,88 @@ api::VmSummary user_vm_summary(const vmx::UserVmStatus& u) {
   return s;
 }
 
+// ---- SVM vCPUs ----
+
+api::VcpuSummary svm_summary_of(const svm::SvmVcpu& vcpu) {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  const svm::SvmPublishedState& p = vcpu.published();
+  api::VcpuSummary s;
+  s.backend = api::Backend::kSvm;
+  s.vm = vcpu.vm_id();
+  s.vcpu = vcpu.vcpu_id();
+  s.cpu = vcpu.bound_cpu();
+  const bool launched = p.launched.load(kRelaxed);
+  const char* stop_message = p.stop_message.load(kRelaxed);
+  s.launched = launched;
+  s.state = state_of(stop_message != nullptr, false, launched);
+  s.in_hlt = p.halted.load(kRelaxed);
+  s.exits = p.total_exits.load(kRelaxed);
+  if (s.exits > 0) s.last_exit_reason = static_cast<uint32_t>(p.last_exitcode.load(kRelaxed));
+  if (stop_message != nullptr) s.stop_reason = stop_message;
+  s.pending_events = vcpu.pending_event_count();
+  s.events_injected = p.events_injected.load(kRelaxed);
+  return s;
+}
+
+// VMCB segment attributes (APM 15.5.1 Figure 15-4: descriptor bits 47:40 in 7:0, 55:52 in 11:8)
+// in the VMCS access-rights layout the console reports (SDM Vol. 3C 24.4.1: 7:0, then 15:12).
+uint32_t access_rights_of(uint16_t attrib) {
+  return static_cast<uint32_t>(attrib & 0xffu) | (static_cast<uint32_t>(attrib & 0xf00u) << 4);
+}
+
+api::VcpuSnapshot svm_snapshot_of(const svm::SvmCapture& c, const svm::SvmVcpu& vcpu) {
+  api::VcpuSnapshot s;
+  s.summary.backend = api::Backend::kSvm;
+  s.summary.vm = c.vm;
+  s.summary.vcpu = c.vcpu;
+  s.summary.cpu = c.cpu;
+  s.summary.launched = c.launched;
+  s.summary.state = state_of(c.stopped, false, c.launched);
+  s.summary.in_hlt = c.halted;
+  s.summary.exits = c.total_exits;
+  if (c.recent_count > 0) s.summary.last_exit_reason = static_cast<uint32_t>(c.recent[0].exitcode);
+  if (c.stopped && c.stop_message != nullptr) s.summary.stop_reason = c.stop_message;
+  s.summary.pending_events = vcpu.pending_event_count();
+  s.summary.events_injected = c.events_injected;
+  s.regs = c.regs;
+  const svm::VmcbSaveArea& save = c.vmcb.save;
+  s.rsp = save.rsp;
+  s.rip = save.rip;
+  s.rflags = save.rflags;
+  s.cr0 = save.cr0;
+  s.cr2 = save.cr2;
+  s.cr3 = save.cr3;
+  s.cr4 = save.cr4;
+  s.efer = save.efer;
+  const svm::VmcbSegment* segments[8] = {&save.es, &save.cs, &save.ss, &save.ds, &save.fs, &save.gs, &save.ldtr, &save.tr};
+  for (size_t i = 0; i < 8; ++i) {
+    s.segments[i].selector = segments[i]->selector;
+    s.segments[i].base = segments[i]->base;
+    s.segments[i].limit = segments[i]->limit;
+    s.segments[i].access_rights = access_rights_of(segments[i]->attrib);
+  }
+  s.vmcb.reserve(svm::kVmcbFieldCount);
+  for (size_t i = 0; i < svm::kVmcbFieldCount; ++i) {
+    s.vmcb.push_back(api::VmcbValue{static_cast<uint16_t>(i), svm::read_vmcb_field(c.vmcb, svm::kVmcbFields[i])});
+  }
+  for (size_t slot = 0; slot < c.exit_counts.size(); ++slot) {
+    if (c.exit_counts[slot] != 0) s.svm_exit_counts.push_back(api::SvmExitCount{svm::exit_code_of_slot(slot), c.exit_counts[slot]});
+  }
+  for (size_t i = 0; i < c.recent_count; ++i) {
+    const svm::SvmExitRecord& e = c.recent[i];
+    api::ExitRecordView v;
+    v.reason = static_cast<uint32_t>(e.exitcode);
+    v.exitcode = e.exitcode;
+    v.qualification = e.exitinfo1;
+    v.exitinfo2 = e.exitinfo2;
+    v.rip = e.rip;
+    v.tsc = e.tsc;
+    s.recent_exits.push_back(v);
+  }
+  s.tsc = c.tsc;
+  return s;
+}
+
 }  // namespace
 
 Result<void> KernelConsoleBackend::console_input(uint32_t vm, std::string_view bytes) {
@@ -184,6 +270,29 @@ api::SystemSummary KernelConsoleBackend::system() {
     s.vmx_caps.xsaves = caps->xsaves;
     s.vmx_caps.vmcs_revision = caps->vmcs_revision_id;
   }
+  s.svm_cores = svm::cores_in_svm_operation();
+  s.svm_available = s.svm_cores > 0;
+  {
+    // CPUID 8000_0001H:ECX.SVM[bit 2] (APM Vol. 3 E.4.2).
+    const uint32_t max_extended = cpu::cpuid(svm::kCpuidExtendedMax).eax;
+    s.svm_cpuid = max_extended >= svm::kCpuidExtendedFeatures &&
+                  (cpu::cpuid(svm::kCpuidExtendedFeatures).ecx & svm::kCpuid80000001EcxSvm) != 0;
+  }
+  if (const char* why = svm::unavailable_reason(); why != nullptr) s.svm_reason = why;
+  if (const svm::SvmFeatures* f = svm::features(); f != nullptr) {
+    s.svm_caps.nested_paging = f->nested_paging;
+    s.svm_caps.next_rip_save = f->next_rip_save;
+    s.svm_caps.vmcb_clean = f->vmcb_clean;
+    s.svm_caps.flush_by_asid = f->flush_by_asid;
+    s.svm_caps.decode_assists = f->decode_assists;
+    s.svm_caps.pause_filter = f->pause_filter;
+    s.svm_caps.avic = f->avic;
+    s.svm_caps.vgif = f->vgif;
+    s.svm_caps.lbr_virtualization = f->lbr_virtualization;
+    s.svm_caps.revision = f->revision;
+    s.svm_caps.asids = f->asid_count;
+  }
+  s.hv = s.vmx_cores > 0 ? "vmx" : (s.svm_cores > 0 ? "svm" : "none");
   s.vcpus = static_cast<uint32_t>(vcpus().size());
   s.cmdline = std::string(boot_state().multiboot.cmdline.value_or(""));
   const net::NetStatus n = net::status();
@@ -212,6 +321,9 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
   vmx::PublishedVm vms[vmx::kMaxPublishedVms];
   const size_t vm_count = vmx::published_vms(vms, vmx::kMaxPublishedVms);
   const bool any_vmx = vmx::cores_in_vmx_operation() > 0;
+  const bool any_svm = svm::cores_in_svm_operation() > 0;
+  svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
+  const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
   for (uint32_t i = 0; i < kMaxCpus; ++i) {
     PerCpu* cpu = cpu_by_index(i);
     if (cpu == nullptr || !cpu->online.load(std::memory_order_acquire)) continue;
@@ -222,6 +334,12 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
     // Cores either all run VMX or none (enable_on_this_cpu() on each; a core that failed while
     // others succeeded logs why and has no vCPU bound).
     c.vmx = any_vmx ? api::CpuVmxState::kOn : api::CpuVmxState::kUnsupported;
+    // Likewise SVM; a core where VMX runs leaves SVM off (never both at once).
+    c.svm = any_svm ? (any_vmx ? api::CpuVmxState::kOff : api::CpuVmxState::kOn) : api::CpuVmxState::kUnsupported;
+    for (size_t v = 0; v < svm_count; ++v) {
+      if (svm_vms[v].vcpu->bound_cpu() == static_cast<int32_t>(i))
+        c.vcpus.emplace_back(svm_vms[v].vm->vm_id, svm_vms[v].vcpu->vcpu_id());
+    }
     for (size_t v = 0; v < vm_count; ++v) {
       for (uint32_t k = 0; k < vms[v].vcpu_count; ++k) {
         if (vms[v].vcpus[k]->bound_cpu() == static_cast<int32_t>(i))
@@ -261,6 +379,26 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
     out.push_back(std::move(s));
   }
   for (const vmx::UserVmStatus& u : vmx::user_vm_statuses()) out.push_back(user_vm_summary(u));
+  svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
+  const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
+  for (size_t i = 0; i < svm_count; ++i) {
+    const svm::SvmGuestVm& vm = *svm_vms[i].vm;
+    api::VmSummary s;
+    s.vm = vm.vm_id;
+    s.name = vm.program;
+    s.program = vm.program;
+    s.memory_bytes = vmx::kGuestMemoryBytes;
+    s.vcpu_count = 1;
+    s.console_bytes = vm.console.total_bytes();
+    if (vm.exit_requested) {
+      s.state = api::VmState::kExited;
+      s.exit_status = vm.exit_status;
+    } else {
+      const bool stopped = svm_vms[i].vcpu->published().stop_message.load(std::memory_order_relaxed) != nullptr;
+      s.state = stopped ? api::VmState::kStopped : api::VmState::kRunning;
+    }
+    out.push_back(std::move(s));
+  }
   return out;
 }
 
@@ -271,12 +409,29 @@ std::vector<api::VcpuSummary> KernelConsoleBackend::vcpus() {
   for (size_t i = 0; i < n; ++i) {
     for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) out.push_back(summary_of(*vms[i].vcpus[k]));
   }
+  svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
+  const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
+  for (size_t i = 0; i < svm_count; ++i) out.push_back(svm_summary_of(*svm_vms[i].vcpu));
   return out;
 }
 
 Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t vcpu) {
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
-  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  if (target == nullptr) {
+    svm::SvmVcpu* svm_target = svm::find_published_svm_vcpu(vm, vcpu);
+    if (svm_target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+    static svm::SvmCapture svm_capture;  // ~9 KiB: off the stack; only the BSP calls this
+    const uint64_t asked_ns = time::now_ns();
+    if (auto r = svm::capture_svm_vcpu(*svm_target, svm_capture, capture_timeout_us_); !r) {
+      if (r.error().code == ErrorCode::kTimeout || r.error().code == ErrorCode::kBusy) {
+        return make_error(ErrorCode::kTimeout, "the vCPU's core did not answer in time", r.error().detail);
+      }
+      return r.error();
+    }
+    api::VcpuSnapshot snapshot = svm_snapshot_of(svm_capture, *svm_target);
+    snapshot.capture_ns = time::now_ns() - asked_ns;
+    return snapshot;
+  }
   static vmx::VcpuCapture capture;  // ~5 KiB: off the stack; only the BSP calls this
   const uint64_t asked_ns = time::now_ns();
   if (auto r = vmx::capture_vcpu(*target, capture, capture_timeout_us_); !r) {
@@ -292,14 +447,26 @@ Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t v
 
 Result<vmx::PendingEventSnapshot> KernelConsoleBackend::pending_events(uint32_t vm, uint32_t vcpu) {
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
-  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  if (target == nullptr) {
+    if (svm::SvmVcpu* svm_target = svm::find_published_svm_vcpu(vm, vcpu); svm_target != nullptr) {
+      return svm_target->pending_events();
+    }
+    return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  }
   return target->pending_events();
 }
 
 Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type,
                                                  uint32_t vector, std::optional<uint32_t> error_code) {
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
-  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+  if (target == nullptr) {
+    svm::SvmVcpu* svm_target = svm::find_published_svm_vcpu(vm, vcpu);
+    if (svm_target == nullptr) return make_error(ErrorCode::kNotFound, "no such vCPU", vcpu);
+    if (svm_target->published().stop_message.load(std::memory_order_relaxed) != nullptr) {
+      return make_error(ErrorCode::kInvalidState, "the vCPU has stopped", vcpu);
+    }
+    return svm_target->queue_event(type, vector, error_code);
+  }
   if (target->published().stop_message.load(std::memory_order_relaxed) != nullptr) {
     return make_error(ErrorCode::kInvalidState, "the vCPU has stopped", vcpu);
   }
@@ -307,12 +474,17 @@ Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, vmx
 }
 
 Result<api::ConsoleText> KernelConsoleBackend::console(uint32_t vm, uint64_t since, size_t max_bytes) {
-  vmx::GuestVm* target = vmx::find_published_vm(vm);
-  if (target == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm);
+  const vmx::GuestConsole* console = nullptr;
+  if (vmx::GuestVm* target = vmx::find_published_vm(vm); target != nullptr) {
+    console = &target->console;
+  } else if (svm::SvmGuestVm* svm_target = svm::find_published_svm_vm(vm); svm_target != nullptr) {
+    console = &svm_target->console;
+  }
+  if (console == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm);
   api::ConsoleText out;
   const size_t capacity = max_bytes < vmx::GuestConsole::kBufferBytes ? max_bytes : vmx::GuestConsole::kBufferBytes;
   out.text.resize(capacity);
-  const vmx::OutputRing::Slice slice = target->console.read_since(since, out.text.data(), capacity);
+  const vmx::OutputRing::Slice slice = console->read_since(since, out.text.data(), capacity);
   out.text.resize(slice.length);
   out.start = slice.start;
   out.next = slice.next;

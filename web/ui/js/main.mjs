@@ -12,7 +12,7 @@ import { formatBytes, formatRate, formatUptime, parseHex } from './format.mjs';
 import { h, replaceChildren, table } from './dom.mjs';
 import { nextDelay } from './poll.mjs';
 import { RateHistory, sampleFromExits } from './rates.mjs';
-import { groupVmcsFields } from './vmcs.mjs';
+import { groupVmcbFields, groupVmcsFields } from './vmcs.mjs';
 import { validateEvent, EXCEPTIONS_WITH_ERROR_CODE } from './validate.mjs';
 
 const api = new ApiClient();
@@ -135,12 +135,14 @@ function vcpuLink(v) { return h('a', { href: `#/vcpu/${v.vm}/${v.vcpu}` }, `vCPU
 function noGuestsReason(system) {
   if (!system) return 'No vCPUs.';
   const vmx = system.vmx ?? {};
-  if (vmx.available === false) {
-    return `No guests can run here: hardware virtualization is not available (${vmx.reason || 'no reason given'}). ` +
-      'Lantern needs VT-x (VMX): boot it under Bochs, or under KVM on a host with nested VMX (docs/lab-guide.md).';
+  const svm = system.svm ?? {};
+  if (vmx.available === false && svm.available !== true) {
+    return `No guests can run here: hardware virtualization is not available (${vmx.reason || 'no reason given'}` +
+      `${svm.reason ? `; ${svm.reason}` : ''}). Lantern needs VT-x (VMX) or AMD-V (SVM): boot it under QEMU TCG ` +
+      'with -cpu max (SVM), under Bochs, or under KVM on a host with nested virtualization (docs/lab-guide.md).';
   }
-  return `VMX is on in ${vmx.cores ?? 0} core(s), but no guest runs: the demo guests are off (vmx.demo=0) ` +
-    'or no VM was given.';
+  const backend = system.hv === 'svm' ? `SVM is on in ${svm.cores ?? 0}` : `VMX is on in ${vmx.cores ?? 0}`;
+  return `${backend} core(s), but no guest runs: the demo guests are off (vmx.demo=0) or no VM was given.`;
 }
 
 function overviewView() {
@@ -192,13 +194,18 @@ function overviewView() {
 
 function renderSystem(section, s) {
   const vmx = s.vmx ?? {};
-  const caps = Object.entries(vmx.capabilities ?? {}).filter(([, on]) => on).map(([name]) => name);
+  const svm = s.svm ?? {};
+  // The capabilities of the backend that runs the guests (SVM under QEMU TCG -cpu max).
+  const backendCaps = s.hv === 'svm' ? svm.capabilities : vmx.capabilities;
+  const caps = Object.entries(backendCaps ?? {}).filter(([, on]) => on).map(([name]) => name);
   replaceChildren(section, h('h2', {}, 'System'), h('dl', { class: 'facts' },
     h('dt', {}, 'version'), h('dd', {}, `${s.name} ${s.version}`),
     h('dt', {}, 'uptime'), h('dd', {}, formatUptime(s.uptime_ms)),
     h('dt', {}, 'CPUs online'), h('dd', {}, s.cpus_online),
     h('dt', {}, 'VMX'), h('dd', { id: 'vmx-state' }, vmx.available ? `on in ${vmx.cores} core(s), VMCS revision ${vmx.vmcs_revision}`
       : `not available: ${vmx.reason}`),
+    h('dt', {}, 'SVM'), h('dd', { id: 'svm-state' }, svm.available ? `on in ${svm.cores} core(s), ${svm.asids} ASIDs`
+      : `not available: ${svm.reason ?? '—'}`),
     h('dt', {}, 'capabilities'), h('dd', {}, caps.join(' ') || '—'),
     h('dt', {}, 'network'), h('dd', {}, `${s.network?.ip ?? '—'} (${s.network?.nic ?? 'no NIC'})`),
     h('dt', {}, 'console'), h('dd', {}, `${s.console?.connections_open} open, ${s.console?.requests} requests, ` +
@@ -207,10 +214,11 @@ function renderSystem(section, s) {
 }
 
 function renderCpus(section, cpus) {
-  replaceChildren(section, h('h2', {}, 'Physical CPUs'), table(['CPU', 'APIC ID', 'VMX', 'bound vCPUs'],
+  replaceChildren(section, h('h2', {}, 'Physical CPUs'), table(['CPU', 'APIC ID', 'VMX', 'SVM', 'bound vCPUs'],
     cpus.map((c) => h('tr', {},
       h('td', {}, `${c.index}${c.bsp ? ' (BSP)' : ''}`), h('td', {}, c.apic_id),
       h('td', { class: `state ${c.vmx}` }, c.vmx),
+      h('td', { class: `state ${c.svm ?? 'unsupported'}` }, c.svm ?? 'unsupported'),
       h('td', {}, c.vcpus.length ? c.vcpus.map((v) => [vcpuLink(v), ' ']) : '—')))));
 }
 
@@ -288,7 +296,9 @@ function vcpuView(vm, vcpu) {
   const refresh = h('button', { type: 'button' }, 'Refresh now');
   let vmcsFields = null;
   let vmcsWanted = true;
-  filter.addEventListener('input', () => renderVmcs(vmcsTables, vmcsFields, filter.value));
+  let backend = null;  // 'vmx' (a VMCS) or 'svm' (a VMCB), from the first summary
+  const renderBlock = () => (backend === 'svm' ? renderVmcb : renderVmcs)(vmcsTables, vmcsFields, filter.value);
+  filter.addEventListener('input', renderBlock);
   refresh.addEventListener('click', () => { vmcsWanted = true; poller.soon(); });
   els.vmcs.append(h('div', { class: 'toolbar' }, filter, ' ', refresh,
     h('span', { class: 'hint' }, ' refreshed every 5th round')), vmcsTables);
@@ -303,6 +313,13 @@ function vcpuView(vm, vcpu) {
   let round = 0;
   async function tick() {
     const summary = await api.get(base);
+    if (backend === null) {
+      backend = summary.backend ?? 'vmx';
+      if (backend === 'svm') {
+        els.vmcs.querySelector('h2').textContent = 'VMCB';
+        filter.placeholder = 'filter by name, e.g. INTERCEPT';
+      }
+    }
     els.summary.textContent = `${vcpuState(summary)} on CPU ${summary.cpu ?? '—'} · ` +
       `${summary.exits.toLocaleString('en-US')} exits · last ${summary.last_exit?.name ?? '—'}`;
     try {
@@ -331,8 +348,8 @@ function vcpuView(vm, vcpu) {
     if (vmcsWanted || round % 5 === 0) {
       vmcsWanted = false;
       try {
-        vmcsFields = (await api.get(`${base}/vmcs`)).fields;
-        renderVmcs(vmcsTables, vmcsFields, filter.value);
+        vmcsFields = (await api.get(`${base}/${backend === 'svm' ? 'vmcb' : 'vmcs'}`)).fields;
+        renderBlock();
       } catch (e) {
         if (e.status === 401) throw e;
         replaceChildren(vmcsTables, errorBox(e));
@@ -452,6 +469,16 @@ function renderVmcs(container, fields, filterText) {
     table(['field', 'encoding', 'width', 'value'], g.fields.map((f) => h('tr', {},
       h('td', { class: 'mono' }, f.name), h('td', { class: 'mono' }, f.encoding), h('td', {}, f.width),
       h('td', { class: 'mono', 'data-field': f.name }, f.value)))))) : h('p', {}, 'No field matches.'));
+}
+
+function renderVmcb(container, fields, filterText) {
+  if (!fields) return;
+  const areas = groupVmcbFields(fields, filterText);
+  replaceChildren(container, areas.length ? areas.map((a) => h('details', { open: true, 'data-group': a.id },
+    h('summary', {}, `${a.title} (${a.fields.length}) `, h('span', { class: 'hint' }, a.section)),
+    table(['field', 'offset', 'width', 'value'], a.fields.map((f) => h('tr', {},
+      h('td', { class: 'mono' }, f.name), h('td', { class: 'mono' }, `0x${f.offset.toString(16).padStart(3, '0')}`),
+      h('td', {}, f.width), h('td', { class: 'mono', 'data-field': f.name }, f.value)))))) : h('p', {}, 'No field matches.'));
 }
 
 // ---- one VM: its console ------------------------------------------------------------------------

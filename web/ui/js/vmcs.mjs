@@ -1,4 +1,5 @@
-// The VMCS dump grouped as the SDM groups it, and the name filter. Pure: no DOM.
+// The VMCS dump grouped as the SDM groups it, the VMCB dump by its two areas (SVM vCPUs), and
+// the name filter. Pure: no DOM.
 //
 // SDM Vol. 3C 24.3 "Organization of VMCS Data" lists six groups. The API's `group` is the
 // encoding's type (24.11.2: bits 11:10 = control, read-only data, guest state, host state), which
@@ -39,4 +40,21 @@ export function groupVmcsFields(fields, filter = '') {
     byId.get(sdmGroupOf(f)).fields.push(f);
   }
   return groups.filter((g) => g.fields.length > 0);
+}
+
+// AMD APM Vol. 2 Appendix B: the VMCB's control area (Table B-1) and state save area (Table B-2).
+export const VMCB_AREAS = [
+  { id: 'control', title: 'Control area', section: 'APM Vol. 2 Table B-1' },
+  { id: 'save', title: 'State save area', section: 'APM Vol. 2 Table B-2' },
+];
+
+// Fields of GET .../vmcb ({name, offset, width, area, value}) whose name contains `filter`
+// (case-insensitive; blank: all), grouped by area in VMCB_AREAS order, each in offset order.
+export function groupVmcbFields(fields, filter = '') {
+  const needle = filter.trim().toUpperCase();
+  return VMCB_AREAS.map((a) => ({
+    ...a,
+    fields: fields.filter((f) => f.area === a.id && (!needle || f.name.toUpperCase().includes(needle)))
+      .sort((x, y) => x.offset - y.offset),
+  })).filter((a) => a.fields.length > 0);
 }

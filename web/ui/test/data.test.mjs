@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { changedKeys, flatten } from '../js/diff.mjs';
 import { ratesBetween, RateHistory, sampleFromExits } from '../js/rates.mjs';
-import { groupVmcsFields, sdmGroupOf } from '../js/vmcs.mjs';
+import { groupVmcbFields, groupVmcsFields, sdmGroupOf } from '../js/vmcs.mjs';
 import { exitChartSvg, niceMax, escapeXml } from '../js/chart.mjs';
 import { nextDelay } from '../js/poll.mjs';
 import { appendBounded, levelShown, trimFront } from '../js/tail.mjs';
@@ -100,4 +100,21 @@ test('numbers: API hex strings to BigInt, typed integers', () => {
   assert.equal(parseHex('12'), null);
   assert.equal(parseInteger(' 0x1F '), 31);
   assert.equal(parseInteger('1e3'), null);
+});
+
+test('groupVmcbFields: control area then save area, each by offset, filtered by name', () => {
+  const fields = [
+    { name: 'RIP', offset: 0x578, width: 64, area: 'save', value: '0x0000000000001000' },
+    { name: 'EXITCODE', offset: 0x70, width: 64, area: 'control', value: '0x0000000000000078' },
+    { name: 'CS_SELECTOR', offset: 0x410, width: 16, area: 'save', value: '0x0008' },
+    { name: 'INTERCEPT_VECTOR_3', offset: 0xc, width: 32, area: 'control', value: '0x8f040001' },
+  ];
+  const all = groupVmcbFields(fields);
+  assert.deepEqual(all.map((a) => a.id), ['control', 'save']);
+  assert.deepEqual(all[0].fields.map((f) => f.name), ['INTERCEPT_VECTOR_3', 'EXITCODE']);
+  assert.deepEqual(all[1].fields.map((f) => f.name), ['CS_SELECTOR', 'RIP']);
+  const some = groupVmcbFields(fields, ' rip ');
+  assert.deepEqual(some.map((a) => a.id), ['save']);
+  assert.deepEqual(some[0].fields.map((f) => f.name), ['RIP']);
+  assert.deepEqual(groupVmcbFields(fields, 'nothing'), []);
 });

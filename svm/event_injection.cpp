@@ -1,0 +1,69 @@
+#include "svm/event_injection.h"
+
+#include "svm/exit_info.h"
+#include "svm/vmcb_controls.h"
+
+namespace lantern::svm {
+namespace {
+
+constexpr uint8_t kVectorBreakpoint = 3;  // #BP (INT3), APM Vol. 2 8.2
+constexpr uint8_t kVectorOverflow = 4;    // #OF (INTO)
+constexpr uint64_t kVirqPriorityHighest = 0xf;  // V_INTR_PRIO, APM 15.21.4
+
+}  // namespace
+
+Result<uint64_t> eventinj_for(const vmx::PendingEvent& event) {
+  const vmx::PendingEvent checked = TRY(vmx::make_pending_event(
+      event.type, event.vector, event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt));
+  EventInjection e;
+  e.vector = checked.vector;
+  switch (checked.type) {
+    case vmx::PendingEventType::kExternalInterrupt: e.type = EventType::kExternalInterrupt; break;
+    case vmx::PendingEventType::kNmi: e.type = EventType::kNmi; break;
+    case vmx::PendingEventType::kHardwareException: e.type = EventType::kException; break;
+  }
+  e.error_code_valid = checked.has_error_code;
+  e.error_code = checked.error_code;
+  return encode_eventinj(e);
+}
+
+vmx::InjectionDecision decide_svm_injection(const std::optional<vmx::PendingEvent>& head,
+                                            const SvmInjectionContext& context) {
+  // The VMX decision reads the same facts from the interruptibility state (SDM Vol. 3C Table
+  // 24-3): the interrupt shadow blocks like STI blocking, an NMI handler in progress like NMI
+  // blocking, and a set EVENTINJ.V like a valid VM-entry interruption-information field.
+  vmx::InjectionContext c;
+  c.guest_rflags = context.guest_rflags;
+  c.interruptibility = (context.interrupt_shadow ? vmx::kInterruptibilityStiBlocking : 0u) |
+                       (context.nmi_blocked ? vmx::kInterruptibilityNmiBlocking : 0u);
+  c.entry_interruption_info = context.eventinj_busy ? (1u << 31) : 0u;
+  return vmx::decide_injection(head, c);
+}
+
+std::optional<uint64_t> reinjection_from_exitintinfo(uint64_t exitintinfo) {
+  EventInjection e;
+  if (!decode_exitintinfo(exitintinfo, &e)) return std::nullopt;
+  if (e.type == EventType::kSoftwareInterrupt) return std::nullopt;
+  if (e.type == EventType::kException && (e.vector == kVectorBreakpoint || e.vector == kVectorOverflow)) {
+    return std::nullopt;
+  }
+  // Same vector, type and error code (APM 15.7.2: EXITINTINFO has EVENTINJ's layout).
+  return exitintinfo & (event_bits::kVectorMask | event_bits::kTypeMask | event_bits::kErrorCodeValid |
+                        event_bits::kValid | (uint64_t{0xffffffff} << event_bits::kErrorCodeShift));
+}
+
+uint64_t with_interrupt_window(uint64_t v_intr_control) {
+  constexpr uint64_t kPriorityMask = uint64_t{0xf} << vintr::kPriorityShift;
+  return (v_intr_control & ~kPriorityMask) | vintr::kVirq | vintr::kIgnoreTpr |
+         (kVirqPriorityHighest << vintr::kPriorityShift);
+}
+
+uint64_t without_interrupt_window(uint64_t v_intr_control) {
+  return v_intr_control & ~vintr::kVirq;
+}
+
+bool interrupt_window_open_requested(uint64_t v_intr_control) {
+  return (v_intr_control & vintr::kVirq) != 0;
+}
+
+}  // namespace lantern::svm

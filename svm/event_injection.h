@@ -1,0 +1,54 @@
+// The SVM side of the event arbiter, as pure functions over the vendor-neutral pending-event
+// queue (vmx/pending_events.h) and the VMCB's event fields (host-tested):
+//
+//   eventinj_for()                  a queued event as an EVENTINJ value (APM Vol. 2 15.20)
+//   decide_svm_injection()          inject now, or open a window first: the guest's RFLAGS.IF,
+//                                   INTERRUPT_SHADOW (APM Table B-1, offset 068h) and whether an
+//                                   injected NMI's handler is still running, mapped onto the
+//                                   same decision the VMX backend makes (decide_injection())
+//   reinjection_from_exitintinfo()  what EXITINTINFO (APM 15.7.2) asks to inject again
+//   with_interrupt_window()/without_interrupt_window()
+//                                   V_INTR_CONTROL with/without a virtual interrupt pending
+//                                   (V_IRQ, V_IGN_TPR, V_INTR_PRIO 0Fh; APM 15.21.4): with the
+//                                   VINTR intercept set, the guest exits as soon as it could
+//                                   take an interrupt (the interrupt window)
+//
+// The NMI window has no control of its own on SVM: the backend intercepts IRET while an
+// injected NMI's handler runs (APM 15.21.6 and Table B-1 INTERCEPT_VECTOR_3 bit 20) and treats
+// the IRET exit as the end of NMI blocking.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "kernel/lib/result.h"
+#include "vmx/pending_events.h"
+
+namespace lantern::svm {
+
+// kInvalidArgument for an event the queue would not hold (make_pending_event()'s rules).
+Result<uint64_t> eventinj_for(const vmx::PendingEvent& event);
+
+struct SvmInjectionContext {
+  uint64_t guest_rflags = 0;      // save area RFLAGS
+  bool interrupt_shadow = false;  // INTERRUPT_SHADOW bit 0: after STI or MOV SS
+  bool nmi_blocked = false;       // an injected NMI's handler has not executed IRET yet
+  bool eventinj_busy = false;     // EVENTINJ.V is already set (a re-injection goes first)
+};
+
+// Pure. Exceptions are never blocked; an NMI waits for the NMI window (nmi_blocked) and the
+// interrupt shadow; an external interrupt needs RFLAGS.IF = 1 and no interrupt shadow.
+vmx::InjectionDecision decide_svm_injection(const std::optional<vmx::PendingEvent>& head,
+                                            const SvmInjectionContext& context);
+
+// The EVENTINJ value that re-delivers what EXITINTINFO holds, or nullopt when nothing was being
+// delivered (V clear) or when it was a software interrupt (INTn, type 4) or a software
+// exception (INT3/INTO: #BP, #OF): the saved RIP still points at that instruction, so the guest
+// executes it again (re-injecting it would need NRIP for the return address, APM 15.20).
+std::optional<uint64_t> reinjection_from_exitintinfo(uint64_t exitintinfo);
+
+uint64_t with_interrupt_window(uint64_t v_intr_control);
+uint64_t without_interrupt_window(uint64_t v_intr_control);
+bool interrupt_window_open_requested(uint64_t v_intr_control);
+
+}  // namespace lantern::svm

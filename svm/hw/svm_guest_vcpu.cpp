@@ -1,0 +1,698 @@
+#include "svm/hw/svm_guest_vcpu.h"
+
+#include <new>
+
+#include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/interrupts.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/log.h"
+#include "kernel/core/memory.h"
+#include "kernel/core/time.h"
+#include "kernel/lib/string.h"
+#include "svm/event_injection.h"
+#include "svm/exit_code.h"
+#include "svm/exit_info.h"
+#include "svm/hw/svm_operation.h"
+#include "svm/permission_maps.h"
+#include "svm/vmcb_controls.h"
+#include "vmx/hw/guest_vm.h"
+#include "vmx/hw/xstate_hw.h"
+
+extern "C" void svm_vmrun(uint64_t guest_vmcb_pa, uint64_t host_vmcb_pa, lantern::svm::SvmGuestGprs* gprs);
+
+namespace lantern::svm {
+namespace {
+
+std::atomic<uint32_t> g_vcpus_started{0};
+
+constexpr uint64_t kIopmPages = kIopmBytes / paging::kPageSize;
+constexpr uint64_t kMsrpmPages = kMsrpmBytes / paging::kPageSize;
+
+// Segment attributes in the VMCB's packed format (APM 15.5.1 Figure 15-4): 0x9b present
+// readable accessed code, 0x93 present writable accessed data, 0x82 LDT, 0x8b busy TSS.
+constexpr uint16_t kRealModeCode = 0x9b;
+constexpr uint16_t kRealModeData = 0x93;
+constexpr uint16_t kLdtAttrib = 0x82;
+constexpr uint16_t kBusyTssAttrib = 0x8b;
+// Reset values (APM Vol. 2 14.1.3): CR0.ET, RFLAGS bit 1, DR6, DR7; power-on PAT (APM 7.8.2).
+constexpr uint64_t kCr0Pe = 1u << 0;
+constexpr uint64_t kCr0Et = 1u << 4;
+constexpr uint64_t kRflagsReserved1 = 1u << 1;
+constexpr uint64_t kDr6Reset = 0xffff0ff0;
+constexpr uint64_t kDr7Reset = 0x400;
+constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
+
+constexpr uint8_t kVectorUndefinedOpcode = 6;     // #UD
+constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
+
+// INTERCEPT_VECTOR_4 bit 13: XSETBV (APM Table B-1). Guests get no XSAVE (CPUID hides it), so
+// XSETBV answers #UD and can never change the host's XCR0.
+constexpr uint32_t kInterceptXsetbv = 1u << 13;
+constexpr uint64_t kVmexitXsetbv = 0x8d;       // APM Table C-1
+constexpr uint64_t kVmexitSkinit = 0x86;
+constexpr uint64_t kVmexitVmload = 0x82;
+constexpr uint64_t kVmexitVmsave = 0x83;
+constexpr uint64_t kVmexitStgi = 0x84;
+constexpr uint64_t kVmexitClgi = 0x85;
+
+// IA32_APIC_BASE (SDM Vol. 3A 11.4.4): BSP bit 8, EXTD bit 10, EN bit 11.
+constexpr uint32_t kMsrApicBase = 0x1b;
+constexpr uint64_t kApicBaseBsp = 1u << 8;
+constexpr uint64_t kApicBaseExtd = 1u << 10;
+constexpr uint64_t kApicBaseEnable = 1u << 11;
+constexpr uint64_t kApicBaseDefault = 0xfee00000;
+constexpr uint32_t kMsrX2apicFirst = 0x800;  // SDM 11.12.1.2, Table 11-6
+constexpr uint32_t kMsrX2apicLast = 0x8ff;
+constexpr uint32_t kMsrTsc = 0x10;           // IA32_TIME_STAMP_COUNTER
+constexpr uint32_t kMsrEfer = 0xc0000080;    // APM Vol. 2 3.1.7
+// The vlapic timer's bus clock: the TSC divided down to at most this rate (as the VMX backend).
+constexpr uint64_t kNominalBusHz = 100'000'000;
+
+// CPUID (APM Vol. 3 Appendix E; SDM Vol. 2A CPUID): 01H ECX[21] x2APIC, ECX[24] TSC-deadline,
+// ECX[26] XSAVE, ECX[27] OSXSAVE, ECX[31] hypervisor present, EDX[9] APIC;
+// 8000_0001H ECX[2] SVM; 8000_000AH the SVM leaf (reads 0: no nested SVM).
+constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
+constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
+constexpr uint32_t kCpuid1EcxXsave = 1u << 26;
+constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
+constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
+constexpr uint32_t kCpuid1EdxApic = 1u << 9;
+constexpr uint32_t kCpuidXsaveLeaf = 0xd;
+constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
+constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
+constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
+constexpr char kCpuidHypervisorSignature[13] = "LanternSVMhv";
+
+// The x87/SSE state after FNINIT with MXCSR at its reset value, as an FXSAVE image (SDM Vol. 1
+// Table 10-2: FCW at byte 0, MXCSR at byte 24; 8.1.5 FNINIT's FCW 037FH; 10.2.3 MXCSR 1F80H).
+constexpr size_t kFxFcwOffset = 0;
+constexpr uint16_t kFxFcwInit = 0x037f;
+constexpr size_t kFxMxcsrOffset = 24;
+constexpr uint32_t kMxcsrReset = 0x1f80;
+
+class FrameAllocatorPages {
+ public:
+  static Result<uint64_t> zeroed(uint64_t pages) {
+    const uint64_t phys = TRY(memory::alloc_contiguous(pages, paging::kPageSize));
+    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, pages * paging::kPageSize);
+    return phys;
+  }
+};
+
+void real_mode_segment(VmcbSegment& s, uint16_t attrib) {
+  s.selector = 0;
+  s.attrib = attrib;
+  s.limit = 0xffff;
+  s.base = 0;
+}
+
+}  // namespace
+
+uint32_t svm_vcpus_started() {
+  return g_vcpus_started.load(std::memory_order_relaxed);
+}
+
+Result<SvmVcpu*> SvmVcpu::create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
+  if (!this_cpu_in_svm_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in SVM operation");
+  void* mem = kmalloc(sizeof(SvmVcpu), 64);
+  if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for an SVM vCPU");
+  auto* vcpu = new (mem) SvmVcpu(vm, vcpu_id);
+  if (auto r = vcpu->setup(n_cr3, rip, rsp); !r) {
+    destroy(vcpu);
+    return r.error();
+  }
+  g_vcpus_started.fetch_add(1, std::memory_order_relaxed);
+  return vcpu;
+}
+
+void SvmVcpu::destroy(SvmVcpu* vcpu) {
+  if (vcpu == nullptr) return;
+  vcpu->release();
+  vcpu->~SvmVcpu();
+  kfree(vcpu);
+}
+
+void SvmVcpu::release() {
+  if (iopm_phys_ != 0) (void)memory::free_contiguous(iopm_phys_, kIopmPages);
+  if (msrpm_phys_ != 0) (void)memory::free_contiguous(msrpm_phys_, kMsrpmPages);
+  if (vmcb_phys_ != 0) (void)memory::free_contiguous(vmcb_phys_, 1);
+  if (host_vmcb_phys_ != 0) (void)memory::free_contiguous(host_vmcb_phys_, 1);
+  iopm_phys_ = msrpm_phys_ = vmcb_phys_ = host_vmcb_phys_ = 0;
+  vmcb_ = nullptr;
+}
+
+Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
+  vmcb_phys_ = TRY(FrameAllocatorPages::zeroed(1));
+  host_vmcb_phys_ = TRY(FrameAllocatorPages::zeroed(1));
+  iopm_phys_ = TRY(FrameAllocatorPages::zeroed(kIopmPages));
+  msrpm_phys_ = TRY(FrameAllocatorPages::zeroed(kMsrpmPages));
+  intercept_all_io(paging::phys_to_ptr<uint8_t>(iopm_phys_));
+  intercept_all_msrs(paging::phys_to_ptr<uint8_t>(msrpm_phys_));
+  bound_cpu_ = static_cast<int32_t>(this_cpu().index);
+
+  uint64_t ratio = time::tsc_hz() / kNominalBusHz;
+  if (ratio == 0) ratio = 1;
+  if (ratio > vmx::VirtualLapic::kMaxTscPerBusClock) ratio = vmx::VirtualLapic::kMaxTscPerBusClock;
+  tsc_per_bus_clock_ = static_cast<uint32_t>(ratio);
+  vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
+  // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
+  apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
+
+  lib::mem_copy(guest_fx_ + kFxFcwOffset, &kFxFcwInit, sizeof(kFxFcwInit));
+  lib::mem_copy(guest_fx_ + kFxMxcsrOffset, &kMxcsrReset, sizeof(kMxcsrReset));
+
+  vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
+  VmcbControlArea& c = vmcb_->control;
+  c.intercept_vector_3 = intercept3::kIntr | intercept3::kNmi | intercept3::kInit | intercept3::kVintr |
+                         intercept3::kCpuid | intercept3::kHlt | intercept3::kIoioProt | intercept3::kMsrProt |
+                         intercept3::kShutdown;
+  c.intercept_vector_4 = intercept4::kSvmInstructions | intercept4::kVmmcall | kInterceptXsetbv;
+  c.iopm_base_pa = iopm_phys_;
+  c.msrpm_base_pa = msrpm_phys_;
+  c.guest_asid = allocate_asid();
+  c.tlb_control = kTlbControlFlushAll;  // the ASID may have served another guest on this core
+  c.virtual_interrupt_control = vintr::kMasking;
+  c.np_enable = kNpEnable;
+  c.n_cr3 = n_cr3;
+  c.vmcb_clean_bits = 0;  // QEMU ignores clean bits; 0 means "reload everything" (APM 15.15.3)
+
+  VmcbSaveArea& s = vmcb_->save;
+  real_mode_segment(s.cs, kRealModeCode);
+  for (VmcbSegment* seg : {&s.es, &s.ss, &s.ds, &s.fs, &s.gs}) real_mode_segment(*seg, kRealModeData);
+  real_mode_segment(s.gdtr, 0);
+  real_mode_segment(s.idtr, 0);
+  real_mode_segment(s.ldtr, kLdtAttrib);
+  real_mode_segment(s.tr, kBusyTssAttrib);
+  s.cpl = 0;
+  s.efer = kEferSvme;  // the guest's EFER.SVME must be 1 (APM 15.5.1 consistency checks)
+  s.cr0 = kCr0Et;
+  s.rflags = kRflagsReserved1;
+  s.rip = rip;
+  s.rsp = rsp;
+  s.dr6 = kDr6Reset;
+  s.dr7 = kDr7Reset;
+  s.g_pat = kPowerOnPat;
+  return ok();
+}
+
+// ---- Events ---------------------------------------------------------------------------------
+
+Result<size_t> SvmVcpu::queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code) {
+  size_t position = 0;
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    position = TRY(events_.queue_event(type, vector, error_code));
+  }
+  attention_.fetch_or(kAttentionEvents, std::memory_order_release);
+  kick_owner();
+  return position;
+}
+
+vmx::PendingEventSnapshot SvmVcpu::pending_events() const {
+  IrqSpinlockGuard guard(events_lock_);
+  return events_.snapshot();
+}
+
+size_t SvmVcpu::pending_event_count() const {
+  IrqSpinlockGuard guard(events_lock_);
+  return events_.size();
+}
+
+void SvmVcpu::kick_owner() {
+  // The wake-up IPI is a host interrupt: a running guest exits (INTR intercept, APM 15.13.1)
+  // and a halted core wakes; either way the loop re-enters through run().
+  PerCpu* self = this_cpu_or_null();
+  if (bound_cpu_ >= 0 && (self == nullptr || self->index != static_cast<uint32_t>(bound_cpu_))) {
+    if (PerCpu* target = cpu_by_index(static_cast<uint32_t>(bound_cpu_)); target != nullptr) {
+      apic::send_fixed_ipi(target->apic_id, interrupts::kVectorWakeup);
+    }
+  }
+}
+
+bool SvmVcpu::can_wake_from_hlt() {
+  // HLT ends with an NMI or an exception to deliver, or an interrupt the guest accepts (RFLAGS.IF,
+  // APM Vol. 3 HLT); a vlapic interrupt counts only while IF = 1.
+  const bool interrupts_on = (vmcb_->save.rflags & vmx::kRflagsIf) != 0;
+  std::optional<vmx::PendingEvent> head;
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    head = events_.peek();
+  }
+  if (head && (head->type != vmx::PendingEventType::kExternalInterrupt || interrupts_on)) return true;
+  return interrupts_on && vlapic_.highest_deliverable().has_value();
+}
+
+Result<void> SvmVcpu::arbitrate_events() {
+  VmcbControlArea& c = vmcb_->control;
+  // 1. What the last exit interrupted is delivered first (APM 15.7.2).
+  if (reinject_) {
+    c.eventinj = *reinject_;
+    reinject_.reset();
+  }
+  const bool eventinj_busy = (c.eventinj & event_bits::kValid) != 0;
+  SvmInjectionContext context;
+  context.guest_rflags = vmcb_->save.rflags;
+  context.interrupt_shadow = (c.interrupt_shadow & kInterruptShadow) != 0;
+  context.nmi_blocked = nmi_blocked_;
+  context.eventinj_busy = eventinj_busy;
+
+  // 2. The pending-event queue (exceptions, NMIs, interrupts from the console or hypercalls).
+  bool want_interrupt_window = false;
+  bool want_nmi_window = false;
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    const std::optional<vmx::PendingEvent> head = events_.peek();
+    const vmx::InjectionDecision d = decide_svm_injection(head, context);
+    switch (d.action) {
+      case vmx::InjectionAction::kInjectNow: {
+        c.eventinj = TRY(eventinj_for(d.event));
+        (void)events_.pop();
+        ++events_injected_;
+        if (d.event.type == vmx::PendingEventType::kNmi) nmi_blocked_ = true;
+        context.eventinj_busy = true;
+        break;
+      }
+      case vmx::InjectionAction::kRequestInterruptWindow: want_interrupt_window = true; break;
+      case vmx::InjectionAction::kRequestNmiWindow: want_nmi_window = true; break;
+      case vmx::InjectionAction::kEntrySlotBusy: want_interrupt_window = !events_.empty(); break;
+      case vmx::InjectionAction::kNone: break;
+    }
+  }
+
+  // 3. The vlapic: its timer first, then the highest deliverable vector as an external interrupt.
+  vlapic_.poll_timer(cpu::rdtsc());
+  if (const std::optional<uint8_t> vector = vlapic_.highest_deliverable(); vector) {
+    const vmx::PendingEvent interrupt{vmx::PendingEventType::kExternalInterrupt, *vector, false, 0};
+    const vmx::InjectionDecision d = decide_svm_injection(interrupt, context);
+    if (d.action == vmx::InjectionAction::kInjectNow) {
+      c.eventinj = TRY(eventinj_for(interrupt));
+      TRY(vlapic_.acknowledge(*vector));
+      context.eventinj_busy = true;
+    } else {
+      want_interrupt_window = true;
+    }
+  }
+
+  // Windows (APM 15.21.4 V_IRQ + VINTR intercept; 15.21.6 via the IRET intercept).
+  c.virtual_interrupt_control = want_interrupt_window ? with_interrupt_window(c.virtual_interrupt_control)
+                                                      : without_interrupt_window(c.virtual_interrupt_control);
+  if (want_nmi_window || nmi_blocked_) {
+    c.intercept_vector_3 |= intercept3::kIret;
+  } else {
+    c.intercept_vector_3 &= ~intercept3::kIret;
+  }
+  return ok();
+}
+
+Result<void> SvmVcpu::inject_exception(uint8_t vector, std::optional<uint32_t> error_code) {
+  // Real mode pushes no error code (SDM Vol. 3A 20.1.4 / APM Vol. 2 8.4).
+  if ((vmcb_->save.cr0 & kCr0Pe) == 0) error_code.reset();
+  EventInjection e;
+  e.vector = vector;
+  e.type = EventType::kException;
+  e.error_code_valid = error_code.has_value();
+  e.error_code = error_code.value_or(0);
+  vmcb_->control.eventinj = TRY(encode_eventinj(e));
+  return ok();
+}
+
+// ---- The run loop's one step ------------------------------------------------------------------
+
+Result<SvmRunOutcome> SvmVcpu::run() {
+  Result<SvmRunOutcome> outcome = run_once();
+  if (!outcome && !stopped()) {
+    stop_message_ = "the SVM backend failed to handle an exit";
+    LOG_ERROR("svm: vm%u vcpu%u: %s: %s (%s, detail %llu); the vCPU stops", vm_.vm_id, vcpu_id_, stop_message_,
+              outcome.error().message, error_code_name(outcome.error().code),
+              static_cast<unsigned long long>(outcome.error().detail));
+    publish_state();
+  }
+  return outcome;
+}
+
+Result<SvmRunOutcome> SvmVcpu::run_once() {
+  if (stopped()) return SvmRunOutcome::kStopped;
+  attention_.exchange(0, std::memory_order_acq_rel);
+  if (halted_) {
+    vlapic_.poll_timer(cpu::rdtsc());
+    if (!can_wake_from_hlt()) {
+      // Sleep until the next host interrupt (the 100 Hz tick, a wake-up IPI, the NIC); STI's
+      // shadow covers HLT, so an interrupt between the check and HLT still wakes the core.
+      cpu::disable_interrupts();
+      if (attention_.load(std::memory_order_acquire) == 0) cpu::enable_interrupts_and_halt();
+      cpu::enable_interrupts();
+      publish_state();
+      return SvmRunOutcome::kHalted;
+    }
+    halted_ = false;
+  }
+  TRY(arbitrate_events());
+
+  {
+    cpu::InterruptsOff irq_off;
+    vmx::hw::fxsave(host_fx_);
+    vmx::hw::fxrstor(guest_fx_);
+    svm_vmrun(vmcb_phys_, host_vmcb_phys_, &gprs_);
+    vmx::hw::fxsave(guest_fx_);
+    vmx::hw::fxrstor(host_fx_);
+  }  // a host interrupt that caused VMEXIT_INTR is taken here
+  launched_ = true;
+  VmcbControlArea& c = vmcb_->control;
+  c.tlb_control = kTlbControlDoNothing;
+  const Exit exit{c.exitcode, c.exitinfo1, c.exitinfo2, c.exitintinfo, vmcb_->save.rip};
+  // EVENTINJ is consumed by VMRUN; what was not delivered is in EXITINTINFO (APM 15.20, 15.7.2).
+  c.eventinj = 0;
+  reinject_ = reinjection_from_exitintinfo(exit.exitintinfo);
+  record_exit(exit);
+  Result<SvmRunOutcome> outcome = (this->*handler_for(exit.exitcode))(exit);
+  publish_state();
+  return outcome;
+}
+
+SvmVcpu::Handler SvmVcpu::handler_for(uint64_t exitcode) {
+  if (is_vmexit_invalid(exitcode)) return &SvmVcpu::on_unexpected;
+  switch (exitcode) {
+    case kVmexitIntr:
+    case kVmexitNmi: return &SvmVcpu::on_host_interrupt;
+    case kVmexitInit: return &SvmVcpu::on_init;
+    case kVmexitVintr: return &SvmVcpu::on_vintr;
+    case kVmexitIret: return &SvmVcpu::on_iret;
+    case kVmexitCpuid: return &SvmVcpu::on_cpuid;
+    case kVmexitHlt: return &SvmVcpu::on_hlt;
+    case kVmexitIoio: return &SvmVcpu::on_ioio;
+    case kVmexitMsr: return &SvmVcpu::on_msr;
+    case kVmexitVmmcall: return &SvmVcpu::on_vmmcall;
+    case kVmexitVmrun:
+    case kVmexitVmload:
+    case kVmexitVmsave:
+    case kVmexitStgi:
+    case kVmexitClgi:
+    case kVmexitSkinit:
+    case kVmexitXsetbv: return &SvmVcpu::on_undefined_opcode;
+    case kVmexitShutdown: return &SvmVcpu::on_shutdown;
+    case kVmexitNpf: return &SvmVcpu::on_npf;
+    default: return &SvmVcpu::on_unexpected;
+  }
+}
+
+void SvmVcpu::record_exit(const Exit& exit) {
+  ++exit_counts_[exit_count_slot(exit.exitcode)];
+  ++total_exits_;
+  ring_[ring_next_] = SvmExitRecord{exit.exitcode, exit.exitinfo1, exit.exitinfo2, exit.rip, cpu::rdtsc()};
+  ring_next_ = (ring_next_ + 1) % kExitRingSize;
+}
+
+void SvmVcpu::publish_state() {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  published_.total_exits.store(total_exits_, kRelaxed);
+  published_.last_exitcode.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode, kRelaxed);
+  published_.events_injected.store(events_injected_, kRelaxed);
+  published_.launched.store(launched_, kRelaxed);
+  published_.halted.store(halted_, kRelaxed);
+  published_.stop_message.store(stop_message_, kRelaxed);
+}
+
+void SvmVcpu::capture(SvmCapture& out) const {
+  out.vm = vm_.vm_id;
+  out.vcpu = vcpu_id_;
+  out.cpu = bound_cpu_;
+  out.launched = launched_;
+  out.halted = halted_;
+  out.stopped = stopped();
+  out.stop_message = stop_message_;
+  out.regs = vmx::GeneralRegisters{};
+  out.regs.rax = vmcb_->save.rax;
+  out.regs.rbx = gprs_.rbx;
+  out.regs.rcx = gprs_.rcx;
+  out.regs.rdx = gprs_.rdx;
+  out.regs.rsi = gprs_.rsi;
+  out.regs.rdi = gprs_.rdi;
+  out.regs.rbp = gprs_.rbp;
+  out.regs.r8 = gprs_.r8;
+  out.regs.r9 = gprs_.r9;
+  out.regs.r10 = gprs_.r10;
+  out.regs.r11 = gprs_.r11;
+  out.regs.r12 = gprs_.r12;
+  out.regs.r13 = gprs_.r13;
+  out.regs.r14 = gprs_.r14;
+  out.regs.r15 = gprs_.r15;
+  lib::mem_copy(&out.vmcb, vmcb_, sizeof(Vmcb));
+  out.total_exits = total_exits_;
+  out.events_injected = events_injected_;
+  out.exit_counts = exit_counts_;
+  const size_t available = total_exits_ < kExitRingSize ? static_cast<size_t>(total_exits_) : kExitRingSize;
+  out.recent_count = available < out.recent.size() ? available : out.recent.size();
+  for (size_t i = 0; i < out.recent_count; ++i) out.recent[i] = ring_[(ring_next_ + kExitRingSize - 1 - i) % kExitRingSize];
+  out.tsc = cpu::rdtsc();
+}
+
+// ---- Handlers ---------------------------------------------------------------------------------
+
+Result<SvmRunOutcome> SvmVcpu::stop(const Exit& exit, const char* message) {
+  stop_message_ = message;
+  const std::string_view name = exit_code_name(exit.exitcode);
+  LOG_ERROR("svm: vm%u vcpu%u: %s (%.*s, exitcode 0x%llx, exitinfo1 0x%llx, exitinfo2 0x%llx, rip 0x%llx); the vCPU stops",
+            vm_.vm_id, vcpu_id_, message, static_cast<int>(name.size()), name.data(),
+            static_cast<unsigned long long>(exit.exitcode), static_cast<unsigned long long>(exit.exitinfo1),
+            static_cast<unsigned long long>(exit.exitinfo2), static_cast<unsigned long long>(exit.rip));
+  return SvmRunOutcome::kStopped;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_unexpected(const Exit& exit) {
+  if (is_vmexit_invalid(exit.exitcode)) return stop(exit, "VMRUN refused the guest state (VMEXIT_INVALID)");
+  return stop(exit, "an exit the SVM backend does not handle");
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_shutdown(const Exit& exit) {
+  return stop(exit, "the guest shut down (triple fault)");
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
+  return stop(exit, "nested page fault outside guest memory");
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_host_interrupt(const Exit&) {
+  return SvmRunOutcome::kHostInterrupt;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_init(const Exit&) {
+  // INIT is the host's (APM 15.13.3): the BSP's own INIT to another core never targets a core
+  // running a guest after boot, so there is nothing to forward; the guest just goes on.
+  LOG_WARN("svm: vm%u vcpu%u: INIT intercepted and dropped", vm_.vm_id, vcpu_id_);
+  return SvmRunOutcome::kHandled;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_vintr(const Exit&) {
+  // The guest can take an interrupt now: drop the virtual one; the arbiter injects the real
+  // event through EVENTINJ before the next VMRUN.
+  vmcb_->control.virtual_interrupt_control = without_interrupt_window(vmcb_->control.virtual_interrupt_control);
+  return SvmRunOutcome::kHandled;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_iret(const Exit&) {
+  // The NMI handler executes IRET: NMI blocking ends with it (APM 15.21.6).
+  nmi_blocked_ = false;
+  vmcb_->control.intercept_vector_3 &= ~intercept3::kIret;
+  return SvmRunOutcome::kHandled;
+}
+
+Result<void> SvmVcpu::skip_instruction(const Exit& exit) {
+  const SvmFeatures* f = features();
+  const uint64_t next = TRY(next_rip(exit.exitcode, exit.rip, exit.exitinfo2, vmcb_->control.nrip,
+                                     f != nullptr && f->next_rip_save));
+  // Outside long mode the instruction pointer is 32 bits (16 in real mode, where CS.limit is 64 KiB).
+  const bool protected_mode = (vmcb_->save.cr0 & kCr0Pe) != 0;
+  const bool long_mode_code = (vmcb_->save.cs.attrib & (1u << 9)) != 0;  // CS.L (APM Figure 15-4 bit 9)
+  vmcb_->save.rip = long_mode_code ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
+  // Emulating the instruction ends an interrupt shadow it was in (APM Table B-1, offset 068h).
+  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
+  return ok();
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
+  const uint32_t leaf = static_cast<uint32_t>(vmcb_->save.rax);
+  const uint32_t subleaf = static_cast<uint32_t>(gprs_.rcx);
+  cpu::CpuidResult r{};
+  if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
+    if (leaf == kCpuidHypervisorLeaf) {
+      r.eax = kCpuidHypervisorTimingLeaf;  // highest hypervisor leaf
+      lib::mem_copy(&r.ebx, kCpuidHypervisorSignature + 0, 4);
+      lib::mem_copy(&r.ecx, kCpuidHypervisorSignature + 4, 4);
+      lib::mem_copy(&r.edx, kCpuidHypervisorSignature + 8, 4);
+    } else if (leaf == kCpuidHypervisorTimingLeaf) {
+      // EAX TSC kHz, EBX the vlapic's bus (timer) kHz (the VMware/KVM convention the VMX backend uses).
+      const uint64_t tsc_khz = time::tsc_hz() / 1000;
+      r.eax = static_cast<uint32_t>(tsc_khz);
+      r.ebx = static_cast<uint32_t>(tsc_khz / tsc_per_bus_clock_);
+    }
+  } else {
+    r = cpu::cpuid(leaf, subleaf);
+    if (leaf == 1) {
+      r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);  // initial APIC ID
+      r.ecx = (r.ecx & ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave)) | kCpuid1EcxHypervisor | kCpuid1EcxX2apic |
+              kCpuid1EcxTscDeadline;
+      r.edx &= ~kCpuid1EdxApic;
+      if ((apic_base_ & kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
+    } else if (leaf == kCpuidXsaveLeaf) {
+      r = cpu::CpuidResult{};  // no XSAVE for guests: the host does not switch extended state
+    } else if (leaf == kCpuidExtendedFeatures) {
+      r.ecx &= ~kCpuid80000001EcxSvm;  // no nested SVM
+    } else if (leaf == kCpuidSvmFeatures) {
+      r = cpu::CpuidResult{};
+    }
+  }
+  // CPUID writes EAX..EDX, zero-extending into RAX..RDX.
+  vmcb_->save.rax = r.eax;
+  gprs_.rbx = r.ebx;
+  gprs_.rcx = r.ecx;
+  gprs_.rdx = r.edx;
+  TRY(skip_instruction(exit));
+  return SvmRunOutcome::kHandled;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_hlt(const Exit& exit) {
+  TRY(skip_instruction(exit));
+  vlapic_.poll_timer(cpu::rdtsc());
+  if (can_wake_from_hlt()) return SvmRunOutcome::kHandled;
+  halted_ = true;
+  return SvmRunOutcome::kHalted;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_ioio(const Exit& exit) {
+  const IoioInfo io = IoioInfo::decode(exit.exitinfo1);
+  if (io.string || io.rep) return stop(exit, "string or REP port I/O (INS/OUTS) is not emulated");
+  if (io.width != 1 && io.width != 2 && io.width != 4) return stop(exit, "port I/O of an invalid width");
+  uint64_t& rax = vmcb_->save.rax;
+  if (io.in) {
+    const uint32_t value = vm_.ports.read(io.port, io.width);
+    // IN AL/AX leaves the rest of RAX; IN EAX zero-extends (APM Vol. 3 IN).
+    if (io.width == 4) {
+      rax = value;
+    } else {
+      const uint64_t mask = io.width == 1 ? 0xffu : 0xffffu;
+      rax = (rax & ~mask) | (value & mask);
+    }
+  } else {
+    const uint64_t mask = io.width == 1 ? 0xffu : (io.width == 2 ? 0xffffu : 0xffffffffu);
+    vm_.ports.write(io.port, io.width, static_cast<uint32_t>(rax & mask));
+  }
+  TRY(skip_instruction(exit));  // IOIO: EXITINFO2 holds the next RIP (APM 15.10.2)
+  return SvmRunOutcome::kHandled;
+}
+
+Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
+  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
+    vlapic_.set_time(cpu::rdtsc());  // the current-count register reads the clock
+    auto r = vlapic_.read_msr(msr);
+    if (!r) {
+      gp = true;  // SDM 11.12.1.2: reserved/write-only register, or outside x2APIC mode
+      return uint64_t{0};
+    }
+    return *r;
+  }
+  if (msr == vmx::VirtualLapic::kMsrTscDeadline) return vlapic_.read_tsc_deadline();
+  if (msr == kMsrApicBase) return apic_base_;
+  if (msr == kMsrTsc) return cpu::rdtsc();  // TSC_OFFSET is 0: the guest's TSC is the host's
+  if (msr == kMsrEfer) return vmcb_->save.efer & ~kEferSvme;  // the guest never sees SVME
+  return uint64_t{0};  // the demo's policy (guest::UnknownMsrPolicy::kReadZeroIgnoreWrite)
+}
+
+Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
+  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
+    vlapic_.set_time(cpu::rdtsc());
+    if (!vlapic_.write_msr(msr, value)) {
+      gp = true;
+      return ok();
+    }
+    if (auto ipi = vlapic_.take_ipi(); ipi) {
+      LOG_DEBUG("svm: vm%u vcpu%u: IPI to another vCPU dropped (one vCPU per VM)", vm_.vm_id, vcpu_id_);
+    }
+    (void)vlapic_.take_level_eoi();
+    return ok();
+  }
+  if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
+    vlapic_.set_time(cpu::rdtsc());
+    vlapic_.write_tsc_deadline(value);
+    return ok();
+  }
+  if (msr == kMsrApicBase) {
+    // EN stays set (disabling the vlapic is not modelled); EXTD switches the register view
+    // (SDM 11.12.5). BSP and the base are kept as they are.
+    if ((value & kApicBaseEnable) == 0) {
+      gp = true;
+      return ok();
+    }
+    const bool extd = (value & kApicBaseExtd) != 0;
+    apic_base_ = (apic_base_ & ~kApicBaseExtd) | (extd ? kApicBaseExtd : 0);
+    vlapic_.set_x2apic_mode(extd);
+    return ok();
+  }
+  if (msr == kMsrEfer) {
+    // The guest's EFER lives in the VMCB; SVME stays set (APM 15.5.1).
+    vmcb_->save.efer = value | kEferSvme;
+    return ok();
+  }
+  return ok();
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_msr(const Exit& exit) {
+  // EXITINFO1: 0 = RDMSR, 1 = WRMSR (APM 15.11).
+  const uint32_t msr = static_cast<uint32_t>(gprs_.rcx);
+  bool gp = false;
+  if (exit.exitinfo1 == 0) {
+    const uint64_t value = TRY(read_msr(msr, gp));
+    if (!gp) {
+      // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX.
+      vmcb_->save.rax = static_cast<uint32_t>(value);
+      gprs_.rdx = static_cast<uint32_t>(value >> 32);
+    }
+  } else {
+    const uint64_t value = (gprs_.rdx << 32) | (vmcb_->save.rax & 0xffffffffu);
+    TRY(write_msr(msr, value, gp));
+  }
+  if (gp) {
+    TRY(inject_exception(kVectorGeneralProtection, 0));  // RIP stays on the faulting instruction
+    return SvmRunOutcome::kHandled;
+  }
+  TRY(skip_instruction(exit));
+  return SvmRunOutcome::kHandled;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
+  TRY(skip_instruction(exit));
+  uint64_t& rax = vmcb_->save.rax;
+  switch (rax) {
+    case vmx::kHypercallNull:
+    case vmx::kHypercallHeartbeat: rax = 0; break;
+    case vmx::kHypercallInjectInterrupt: {
+      Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
+      if (gprs_.rdi <= 0xff) {
+        IrqSpinlockGuard guard(events_lock_);
+        queued = events_.queue_event(vmx::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(gprs_.rdi));
+      }
+      rax = queued ? 0 : ~uint64_t{0};
+      break;
+    }
+    default: {
+      const uint64_t args[4] = {gprs_.rdi, gprs_.rsi, gprs_.rdx, gprs_.rcx};
+      uint64_t result = ~uint64_t{0};  // unknown hypercall
+      if (hypercall_handler_ != nullptr && hypercall_handler_(hypercall_context_, rax, args, result)) {
+        rax = result;
+      } else {
+        rax = ~uint64_t{0};
+      }
+      break;
+    }
+  }
+  return SvmRunOutcome::kHandled;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_undefined_opcode(const Exit&) {
+  // The SVM instructions and XSETBV are not offered to guests: #UD, RIP unchanged (APM 15.4).
+  TRY(inject_exception(kVectorUndefinedOpcode, std::nullopt));
+  return SvmRunOutcome::kHandled;
+}
+
+}  // namespace lantern::svm

@@ -1,0 +1,211 @@
+// SvmVcpu: one virtual CPU of a guest VM on the SVM backend. One VMCB, an ASID, the IOPM and
+// MSRPM (everything intercepted), a host VMCB-format page for VMSAVE/VMLOAD, under nested paging
+// (the VM's n_CR3). Kernel-only.
+//
+//   create(vm, vcpu_id, n_cr3, rip, rsp)  real-mode vCPU bound to the calling core
+//   run()          the event arbiter (re-injection from EXITINTINFO, the pending-event queue,
+//                  the vlapic; windows through V_IRQ + VINTR and the IRET intercept), one VMRUN,
+//                  then the exit handled through the dispatch table; returns what the loop must
+//                  do (host work after a host interrupt or while the guest halts)
+//   queue_event()  any core: the pending-event queue (vmx/pending_events.h), the owner is kicked
+//
+// Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus; next RIP from EXITINFO2),
+// MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC; others read 0 and ignore writes),
+// VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
+// instructions and XSETBV (#UD). SHUTDOWN, VMEXIT_INVALID, NPF and any exit without a handler
+// stop this vCPU alone with a recorded reason. RIP moves by NRIP only where CPUID says the CPU
+// saves it, otherwise by the known instruction lengths (svm/exit_info.h next_rip()).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "guest/vm.h"
+#include "kernel/core/spinlock.h"
+#include "kernel/lib/result.h"
+#include "svm/hw/svm_vcpu.h"
+#include "svm/vmcb.h"
+#include "vmx/general_registers.h"
+#include "vmx/pending_events.h"
+#include "vmx/vlapic.h"
+
+namespace lantern::svm {
+
+struct SvmExitRecord {
+  uint64_t exitcode;
+  uint64_t exitinfo1;
+  uint64_t exitinfo2;
+  uint64_t rip;  // guest RIP at the exit
+  uint64_t tsc;  // host TSC at the exit
+};
+
+// Exit counters by slot: codes 000h-0FFh in slots 0-255, 400h-40Fh (NPF, AVIC, VMGEXIT) in
+// 256-271; VMEXIT_INVALID/BUSY and anything else in the last slot.
+inline constexpr size_t kExitCountSlots = 0x100 + 0x10 + 1;
+constexpr size_t exit_count_slot(uint64_t exitcode) {
+  if (exitcode < 0x100) return static_cast<size_t>(exitcode);
+  if (exitcode >= 0x400 && exitcode < 0x410) return static_cast<size_t>(0x100 + (exitcode - 0x400));
+  return kExitCountSlots - 1;
+}
+constexpr uint64_t exit_code_of_slot(size_t slot) {
+  if (slot < 0x100) return slot;
+  if (slot < 0x110) return 0x400 + (slot - 0x100);
+  return ~uint64_t{0};
+}
+
+// What other cores may read without a capture (relaxed atomics, written by the owner whenever
+// run() returns).
+struct SvmPublishedState {
+  std::atomic<uint64_t> total_exits{0};
+  std::atomic<uint64_t> last_exitcode{0};
+  std::atomic<uint64_t> events_injected{0};
+  std::atomic<bool> launched{false};
+  std::atomic<bool> halted{false};
+  std::atomic<const char*> stop_message{nullptr};
+};
+
+// What the run loop does after run().
+enum class SvmRunOutcome : uint8_t {
+  kHandled,        // handled inside; enter again
+  kHostInterrupt,  // a host interrupt exited the guest: host work and the mailbox first
+  kHalted,         // the guest waits in HLT and this core slept until a host interrupt
+  kStopped,        // stopped for good (stop_message())
+};
+
+// Everything the console reads about one SVM vCPU, taken on its owning core at one moment.
+struct SvmCapture {
+  uint32_t vm = 0;
+  uint32_t vcpu = 0;
+  int32_t cpu = -1;
+  bool launched = false;
+  bool halted = false;
+  bool stopped = false;
+  const char* stop_message = nullptr;
+  vmx::GeneralRegisters regs{};  // RAX from the VMCB, the rest from the VMRUN stub's save area
+  Vmcb vmcb{};
+  uint64_t total_exits = 0;
+  uint64_t events_injected = 0;
+  std::array<uint64_t, kExitCountSlots> exit_counts{};
+  std::array<SvmExitRecord, 64> recent{};  // newest first
+  size_t recent_count = 0;
+  uint64_t tsc = 0;
+};
+
+class SvmVcpu {
+ public:
+  static constexpr size_t kExitRingSize = 64;
+  static constexpr uint32_t kAttentionEvents = 1u << 0;
+
+  // Must run on the core that will own the vCPU, in SVM operation. `vm` outlives the vCPU.
+  static Result<SvmVcpu*> create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp);
+  static void destroy(SvmVcpu* vcpu);
+
+  // Owner core only. An error (a failed VMCB update, an event the arbiter could not encode) stops
+  // the vCPU with a recorded reason, like a stop exit.
+  Result<SvmRunOutcome> run();
+  void capture(SvmCapture& out) const;
+
+  // Any core. kFull / kInvalidArgument as PendingEventQueue::queue_event.
+  Result<size_t> queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
+  vmx::PendingEventSnapshot pending_events() const;
+  size_t pending_event_count() const;
+  const SvmPublishedState& published() const { return published_; }
+  // Hypercalls other than 0-2 go to `handler` (owner core, before run()): it returns true and sets
+  // `result` (the guest's RAX) when it knows the number. args = RDI, RSI, RDX, RCX.
+  using HypercallHandler = bool (*)(void* context, uint64_t nr, const uint64_t (&args)[4], uint64_t& result);
+  void set_hypercall_handler(HypercallHandler handler, void* context) {
+    hypercall_handler_ = handler;
+    hypercall_context_ = context;
+  }
+
+  uint32_t vm_id() const { return vm_.vm_id; }
+  uint32_t vcpu_id() const { return vcpu_id_; }
+  int32_t bound_cpu() const { return bound_cpu_; }
+  bool stopped() const { return stop_message_ != nullptr; }
+  const char* stop_message() const { return stop_message_; }
+  uint64_t total_exits() const { return total_exits_; }
+  uint64_t exit_count(uint64_t exitcode) const { return exit_counts_[exit_count_slot(exitcode)]; }
+
+  struct Exit {
+    uint64_t exitcode, exitinfo1, exitinfo2, exitintinfo, rip;
+  };
+  using Handler = Result<SvmRunOutcome> (SvmVcpu::*)(const Exit&);
+
+ private:
+  SvmVcpu(guest::Vm& vm, uint32_t vcpu_id) : vm_(vm), vcpu_id_(vcpu_id) {}
+  Result<void> setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp);
+  Result<SvmRunOutcome> run_once();
+  void release();
+
+  Result<void> arbitrate_events();
+  bool can_wake_from_hlt();
+  Result<void> skip_instruction(const Exit& exit);
+  Result<void> inject_exception(uint8_t vector, std::optional<uint32_t> error_code);
+  Result<SvmRunOutcome> stop(const Exit& exit, const char* message);
+  void record_exit(const Exit& exit);
+  void publish_state();
+  void kick_owner();
+
+  Result<SvmRunOutcome> on_unexpected(const Exit& exit);
+  Result<SvmRunOutcome> on_host_interrupt(const Exit& exit);
+  Result<SvmRunOutcome> on_init(const Exit& exit);
+  Result<SvmRunOutcome> on_vintr(const Exit& exit);
+  Result<SvmRunOutcome> on_iret(const Exit& exit);
+  Result<SvmRunOutcome> on_cpuid(const Exit& exit);
+  Result<SvmRunOutcome> on_hlt(const Exit& exit);
+  Result<SvmRunOutcome> on_ioio(const Exit& exit);
+  Result<SvmRunOutcome> on_msr(const Exit& exit);
+  Result<SvmRunOutcome> on_vmmcall(const Exit& exit);
+  Result<SvmRunOutcome> on_undefined_opcode(const Exit& exit);
+  Result<SvmRunOutcome> on_shutdown(const Exit& exit);
+  Result<SvmRunOutcome> on_npf(const Exit& exit);
+  Result<uint64_t> read_msr(uint32_t msr, bool& gp);
+  Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
+  static Handler handler_for(uint64_t exitcode);
+
+  // The guest's and the host's x87/SSE state (FXSAVE images, SDM Vol. 1 10.5.1): switched
+  // around every VMRUN, which does not switch them (APM 15.5.1), so the host never runs with a
+  // guest's MXCSR or control word and host code never clobbers the guest's XMM registers.
+  // Guests get no XSAVE (CPUID hides it, XSETBV is #UD), so FXSAVE covers all their state.
+  alignas(16) uint8_t guest_fx_[512] = {};
+  alignas(16) uint8_t host_fx_[512] = {};
+  SvmGuestGprs gprs_{};  // handed to svm_vmrun()
+  guest::Vm& vm_;
+  uint32_t vcpu_id_;
+  int32_t bound_cpu_ = -1;
+  Vmcb* vmcb_ = nullptr;
+  uint64_t vmcb_phys_ = 0;
+  uint64_t host_vmcb_phys_ = 0;
+  uint64_t iopm_phys_ = 0;
+  uint64_t msrpm_phys_ = 0;
+  bool launched_ = false;
+  bool halted_ = false;
+  bool nmi_blocked_ = false;  // an injected NMI's handler runs until its IRET
+  std::optional<uint64_t> reinject_;  // from the last EXITINTINFO
+  const char* stop_message_ = nullptr;
+  HypercallHandler hypercall_handler_ = nullptr;
+  void* hypercall_context_ = nullptr;
+
+  vmx::VirtualLapic vlapic_{0};
+  uint32_t tsc_per_bus_clock_ = 1;
+  uint64_t apic_base_ = 0;
+
+  mutable IrqSpinlock events_lock_;
+  vmx::PendingEventQueue events_;  // guarded by events_lock_
+  std::atomic<uint32_t> attention_{0};
+  uint64_t events_injected_ = 0;
+
+  std::array<uint64_t, kExitCountSlots> exit_counts_{};
+  uint64_t total_exits_ = 0;
+  std::array<SvmExitRecord, kExitRingSize> ring_{};
+  size_t ring_next_ = 0;
+  SvmPublishedState published_;
+};
+
+// SVM vCPUs created since boot (the READY line's vcpus= adds them).
+uint32_t svm_vcpus_started();
+
+}  // namespace lantern::svm

@@ -1,0 +1,60 @@
+// Guest VMs on the SVM backend as the kernel runs them today: 2 MiB of guest memory under
+// nested paging (guest/nested_paging.h in NPT format), a guest program from the boot modules
+// (tests/guests/), the demo devices (guest/demo_devices.h: the UART to a per-VM console, the
+// exit port) and one SvmVcpu bound to its core; the published table the console reads; and the
+// per-core demo loop, the SVM twin of vmx/hw/guest_vm.h's. Kernel-only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "guest/demo_devices.h"
+#include "guest/vm.h"
+#include "kernel/lib/result.h"
+#include "svm/hw/svm_guest_vcpu.h"
+#include "vmx/hw/guest_vm.h"
+
+namespace lantern::svm {
+
+struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
+  uint64_t memory_phys = 0;  // GPA 0 .. vmx::kGuestMemoryBytes maps here
+  uint64_t npt_pml4_phys = 0;
+  uint64_t n_cr3 = 0;
+  vmx::GuestConsole console;
+  guest::DemoUart uart{*this};
+  guest::ExitPort exit_port{*this};
+  char program[17] = {};
+
+  void put_char(char c) override { console.put(vm_id, c); }
+};
+
+// ---- The published VMs and vCPUs (the console's view); entries stay until reboot ----------
+struct PublishedSvmVm {
+  SvmGuestVm* vm = nullptr;
+  SvmVcpu* vcpu = nullptr;  // one vCPU per VM today
+};
+inline constexpr size_t kMaxPublishedSvmVms = 64;
+size_t published_svm_vms(PublishedSvmVm* out, size_t capacity);
+SvmGuestVm* find_published_svm_vm(uint32_t vm_id);
+SvmVcpu* find_published_svm_vcpu(uint32_t vm_id, uint32_t vcpu_id);
+
+// Captures `vcpu` on the core that owns it (directly when that is this core, otherwise through
+// its mailbox, kernel/core/core_mailbox.h; the wake-up IPI forces the guest out with an INTR exit).
+// kTimeout / kBusy as vmx::capture_vcpu().
+Result<void> capture_svm_vcpu(SvmVcpu& vcpu, SvmCapture& out, uint64_t timeout_us);
+
+// The demo on each core in SVM operation: one VM with one vCPU running the "demo" guest.
+// prepare_* creates and binds it (before the core reports online, so READY counts it); run_*
+// loops while the guest runs and returns at once without one. Off when the VMX backend runs
+// this core, and with `selftest`, `bench` or `vmx.demo=0`/`svm.demo=0` on the command line.
+using HostWork = void (*)();
+Result<void> prepare_demo_vcpu_on_this_cpu();
+void run_vcpu_loop_on_this_cpu(HostWork host_work = nullptr);
+
+// `bench` mode without VMX (on the BSP): runs tests/guests/bench.S in an SvmVcpu and prints
+// `BENCH svm_<name> <n> ticks` lines (guest TSC ticks per operation minus the RDTSC baseline,
+// minimum over the iterations), the SVM twin of vmx::run_benchmarks().
+Result<void> run_benchmarks();
+
+}  // namespace lantern::svm
