@@ -12,6 +12,8 @@ constexpr uint8_t kPrefixAddressSize = 0x67;
 constexpr uint8_t kOpStore = 0x89;     // MOV r/m32, r32
 constexpr uint8_t kOpLoad = 0x8b;      // MOV r32, r/m32
 constexpr uint8_t kOpStoreImm = 0xc7;  // MOV r/m32, imm32 (ModRM.reg = 0)
+constexpr uint8_t kOpLoadMoffs = 0xa1;   // MOV EAX, moffs32
+constexpr uint8_t kOpStoreMoffs = 0xa3;  // MOV moffs32, EAX
 
 }  // namespace
 
@@ -51,8 +53,19 @@ Result<MmioMove> decode_mmio_move(std::span<const uint8_t> bytes, CodeSize code_
       code_size == CodeSize::k16 ? !address_override : (code_size == CodeSize::k32 && address_override);
 
   const uint8_t opcode = bytes[i++];
+  if (opcode == kOpLoadMoffs || opcode == kOpStoreMoffs) {
+    // The offset is an address-size immediate, no ModRM (SDM Vol. 2B MOV, "moffs"; Vol. 2A
+    // 2.2.1.4: 8 bytes in 64-bit mode, 4 with the 67 prefix there).
+    const size_t offset_bytes = code_size == CodeSize::k64 ? (address_override ? 4 : 8) : (address16 ? 2 : 4);
+    if (!need(offset_bytes)) return make_error(ErrorCode::kUnsupported, "mmio decode: truncated moffs");
+    MmioMove m;
+    m.store = opcode == kOpStoreMoffs;
+    m.gpr = 0;  // EAX
+    m.length = static_cast<uint8_t>(i + offset_bytes);
+    return m;
+  }
   if (opcode != kOpStore && opcode != kOpLoad && opcode != kOpStoreImm) {
-    return make_error(ErrorCode::kUnsupported, "mmio decode: not a MOV r32<->m32 / MOV m32, imm32", opcode);
+    return make_error(ErrorCode::kUnsupported, "mmio decode: not a MOV r32<->m32, MOV EAX<->moffs32 or MOV m32, imm32", opcode);
   }
   if (!need(1)) return make_error(ErrorCode::kUnsupported, "mmio decode: truncated before ModRM");
   // ModRM (SDM Vol. 2A 2.1.5, Tables 2-1 and 2-2).

@@ -6,6 +6,8 @@
 //   89 /r      MOV r/m32, r32     (a store of a register)
 //   8B /r      MOV r32, r/m32     (a load into a register)
 //   C7 /0 id   MOV r/m32, imm32   (a store of an immediate)
+//   A1 / A3    MOV EAX, moffs32 / MOV moffs32, EAX (an absolute address, as compilers emit
+//              for a constant pointer into EAX)
 // with a 32-bit operand size only, any ModRM/SIB/displacement form, the operand-size (66),
 // address-size (67) and segment-override prefixes, and REX (without W) in 64-bit code.
 // Anything else is kUnsupported with a message: the caller stops the vCPU, never the host.
