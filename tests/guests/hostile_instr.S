@@ -8,7 +8,8 @@
  *   hostile_instr: vmx done, faults <n>
  *   hostile_instr: svm done, faults <n>
  *   hostile_instr: random <n>                every 0x1000 sequences of 16 random bytes
- * Random phase: 32-bit paging maps guest RAM only (a wild access is the guest's #PF); 16 bytes
+ * Random phase: 32-bit paging maps guest RAM and aliases the rest of the 4 GiB onto scratch
+ * frames (a wild access or ESP stays in guest RAM); 16 bytes
  * from a fixed xorshift32 seed (INS/OUTS opcodes 0x6c-0x6f turned into IN/OUT DX: string I/O
  * stops the vCPU, the hypervisor does not emulate it), padded with INT3, entered with every general register pointing
  * into a scratch area; faults, INT3 and the x2APIC timer (100 Hz, a
@@ -27,6 +28,8 @@ GUEST_HEADER("hostile_instr")
 #define RANDOM_LEN 16
 #define RANDOM_PD 0x70000
 #define RANDOM_PT 0x71000
+#define RANDOM_ALIAS_PT 0x72000
+#define SCRATCH_FRAMES 0x100000    /* 16 frames every page above 4 MiB maps to */
 #define GUEST_RAM 0x200000         /* vmx/hw/guest_vm.h kGuestMemoryBytes */
 #define PRINT_EVERY 0x1000
 #define MSR_APIC_BASE 0x1b
@@ -252,13 +255,19 @@ pm32_main:
   call putline
 
   /* ---- random byte sequences ---- */
-  /* 32-bit paging over guest RAM only (SDM Vol. 3A 4.3): a random access beyond it is a #PF
-   * the guest handles, not an access the hypervisor has no memory for. */
+  /* 32-bit paging (SDM Vol. 3A 4.3) that maps all 4 GiB: the first 4 MiB identity (guest RAM
+   * is the first 2 MiB), every other page onto 16 scratch frames. A wild access or a wild ESP
+   * lands in scratch memory (or is the guest's #PF above RAM in the first 4 MiB), never on an
+   * address the hypervisor has no memory for. */
   mov $RANDOM_PD, %edi
   xor %eax, %eax
-  mov $2048, %ecx
+  mov $(3 * 1024), %ecx            /* PD, identity PT, alias PT */
   rep stosl
-  movl $(RANDOM_PT + 3), RANDOM_PD  /* present, writable */
+  mov $RANDOM_PD, %edi
+  mov $(RANDOM_ALIAS_PT + 3), %eax /* present, writable */
+  mov $1024, %ecx
+  rep stosl
+  movl $(RANDOM_PT + 3), RANDOM_PD
   mov $RANDOM_PT, %edi
   mov $3, %eax
   mov $(GUEST_RAM >> 12), %ecx
@@ -266,6 +275,17 @@ pm32_main:
   stosl
   add $0x1000, %eax
   loop 8b
+  mov $RANDOM_ALIAS_PT, %edi
+  xor %ebx, %ebx
+  mov $1024, %ecx
+11:
+  mov %ebx, %eax
+  and $0xf, %eax
+  shl $12, %eax
+  add $(SCRATCH_FRAMES + 3), %eax
+  stosl
+  inc %ebx
+  loop 11b
   mov $RANDOM_PD, %eax
   mov %eax, %cr3
   mov saved_cr0, %eax

@@ -83,7 +83,7 @@ pm32_main:
   mov $(FRAME_B + P_RW), %eax
   xchg %eax, PTE_V
   CHECK(FRAME_B)
-  mov $(FRAME_B + P_RW), %eax
+  mov PTE_V, %eax                  /* the value now, with the accessed bit the read set */
   mov $(FRAME_A + P_RW), %ecx
   lock cmpxchg %ecx, PTE_V
   CHECK(FRAME_A)
@@ -161,6 +161,12 @@ pm32_main:
   mov $pf_text, %esi
   mov page_faults, %eax
   call putline
+  cmpl $0, wrong_mask
+  je 6f
+  mov $mask_text, %esi
+  mov wrong_mask, %eax
+  call putline
+6:
 
   /* Part 2: PAE paging, IA32_EFER.LME = 0. */
   mov %cr0, %eax
@@ -223,12 +229,14 @@ pm32_main:
 
 /* eax = the frame V should map: count the write, and a wrong marker. */
 check_v:
-  incl writes
   mov (%eax), %edx                 /* the marker through the identity map */
   cmp PAGE_V, %edx
   je 5f
   incl wrong
+  mov writes, %ecx                 /* which writer: bit n = the n-th check */
+  bts %ecx, wrong_mask
 5:
+  incl writes
   ret
 
   .balign 8
@@ -244,6 +252,7 @@ hello: .asciz "hostile_paging: page tables and the xAPIC page, unusual writers\n
 pte_text: .asciz "hostile_paging: pte writes "
 wrong_text: .asciz ", wrong "
 pf_text: .asciz ", page faults "
+mask_text: .asciz "hostile_paging: wrong writers (bit n = check n) "
 pae_text: .asciz "hostile_paging: pae ok "
 apic_text: .asciz "hostile_paging: apic movs done "
 lock_text: .asciz "hostile_paging: apic lock or\n"
@@ -253,5 +262,6 @@ scratch: .long 0
 saved_esp: .long 0
 writes: .long 0
 wrong: .long 0
+wrong_mask: .long 0
 page_faults: .long 0
 apic_version: .long 0

@@ -52,7 +52,9 @@ TEST(DemoPrograms, CharactersOutsideTheNameSetAreRefused) {
   for (std::string_view bad : {"Demo", "de mo", "demo.bin", "x/y", "d\xc3\xa9mo", "a=b"}) {
     auto r = demo_program_for_cpu(bad, 0);
     EXPECT_FALSE(r.has_value()) << bad;
-    if (!r) EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad;
+    if (!r) {
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad;
+    }
   }
   EXPECT_EQ(program("hostile-2_x9", 0), "hostile-2_x9");
 }
