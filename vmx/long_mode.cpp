@@ -60,7 +60,8 @@ uint64_t cr_operand_mask(bool ia32e_mode, bool cs_long) {
 
 bool mov_to_cr_loads_pdptes(unsigned cr, uint64_t old_value, uint64_t new_value, uint64_t cr0_after,
                             uint64_t cr4_after, uint64_t efer) {
-  const bool pae_paging = (cr0_after & kCr0PgBit) != 0 && (cr4_after & kCr4PaeBit) != 0 && (efer & kEferLma) == 0;
+  const bool pae_paging =
+      (cr0_after & kCr0PgBit) != 0 && (cr4_after & kCr4PaeBit) != 0 && (efer & kEferLma) == 0;
   if (!pae_paging) return false;
   const uint64_t changed = old_value ^ new_value;
   switch (cr) {

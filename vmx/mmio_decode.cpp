@@ -65,7 +65,8 @@ Result<MmioMove> decode_mmio_move(std::span<const uint8_t> bytes, CodeSize code_
     return m;
   }
   if (opcode != kOpStore && opcode != kOpLoad && opcode != kOpStoreImm) {
-    return make_error(ErrorCode::kUnsupported, "mmio decode: not a MOV r32<->m32, MOV EAX<->moffs32 or MOV m32, imm32", opcode);
+    return make_error(ErrorCode::kUnsupported,
+                      "mmio decode: not a MOV r32<->m32, MOV EAX<->moffs32 or MOV m32, imm32", opcode);
   }
   if (!need(1)) return make_error(ErrorCode::kUnsupported, "mmio decode: truncated before ModRM");
   // ModRM (SDM Vol. 2A 2.1.5, Tables 2-1 and 2-2).

@@ -68,7 +68,9 @@ std::string get_string(const std::vector<uint8_t>& ram, uint64_t at) {
   return std::string(s, n);
 }
 
-bool overlap(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) { return a0 < b1 && b0 < a1; }
+bool overlap(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
+  return a0 < b1 && b0 < a1;
+}
 
 void run(const uint8_t* data, size_t size) {
   const std::span<const uint8_t> image(data, size);
@@ -101,7 +103,8 @@ void run(const uint8_t* data, size_t size) {
   request.modules = modules;
   const Result<BootImage> boot = load(request, *map, memory);
   if (!boot) {
-    FUZZ_CHECK(boot.error().message != nullptr && boot.error().message[0] != '\0', "a refusal without a message");
+    FUZZ_CHECK(boot.error().message != nullptr && boot.error().message[0] != '\0',
+               "a refusal without a message");
     return;
   }
   FUZZ_CHECK(header.has_value(), "loaded without a header");
@@ -120,10 +123,12 @@ void run(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!overlap(m.start, m.end, b.kernel.lowest, b.kernel.end), "module over the kernel");
     previous_end = m.end;
   }
-  FUZZ_CHECK(b.info_address % kPageSize == 0 && b.info_address >= previous_end, "information block placement");
+  FUZZ_CHECK(b.info_address % kPageSize == 0 && b.info_address >= previous_end,
+             "information block placement");
   FUZZ_CHECK(b.info_address < b.info_end && b.info_end <= ram.size(), "information block range");
   FUZZ_CHECK(map->is_ram(b.info_address, b.info_end - b.info_address), "information block outside RAM");
-  FUZZ_CHECK(!overlap(b.info_address, b.info_end, b.kernel.lowest, b.kernel.end), "information over the kernel");
+  FUZZ_CHECK(!overlap(b.info_address, b.info_end, b.kernel.lowest, b.kernel.end),
+             "information over the kernel");
 
   const uint64_t info = b.info_address;
   const uint32_t flags = get32(ram, info + kInfoOffsetFlags);
@@ -138,7 +143,8 @@ void run(const uint8_t* data, size_t size) {
     const uint32_t list = get32(ram, info + kInfoOffsetModsAddr);
     for (size_t i = 0; i < b.module_count; ++i) {
       const uint64_t entry = list + i * kModuleEntryBytes;
-      FUZZ_CHECK(get32(ram, entry) == b.modules[i].start && get32(ram, entry + 4) == b.modules[i].end, "module entry");
+      FUZZ_CHECK(get32(ram, entry) == b.modules[i].start && get32(ram, entry + 4) == b.modules[i].end,
+                 "module entry");
       FUZZ_CHECK(get_string(ram, get32(ram, entry + 8)) == modules[i].string, "module string");
     }
   } else {

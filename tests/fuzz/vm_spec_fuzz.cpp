@@ -117,8 +117,8 @@ void run(const uint8_t* data, size_t size) {
   std::vector<BootModuleInfo> modules;
   for (const std::string& line : lines) {
     // Module sizes from tiny to a few GiB: the "mem too small" check sums them.
-    const uint64_t size_bytes = choices.one_in(8) ? choices.next() >> choices.in_range(0, 63)
-                                                  : choices.in_range(0, 64ull << 20);
+    const uint64_t size_bytes =
+        choices.one_in(8) ? choices.next() >> choices.in_range(0, 63) : choices.in_range(0, 64ull << 20);
     modules.push_back(BootModuleInfo{line, size_bytes});
   }
   VmLimits limits;

@@ -13,6 +13,13 @@ tests/guests/hostile_*.S) and checks, through the console API on 127.0.0.1:
   - the console keeps answering: for the interrupts-off spinner (hostile_cli) a register snapshot
     with RIP in its loop and RFLAGS.IF = 0, or 503, each within SNAPSHOT_BOUND seconds.
 At the end it prints one table row per VM: program, state, stop reason, exits.
+
+Under Bochs 2.7 usually only the spinner's first snapshot answers 200 and the rest 503: Bochs
+re-evaluates its interrupt masking only when RFLAGS.IF changes or the guest executes CLI/STI, so
+after the host's own CLI/STI around the first capture, a guest that keeps IF = 0 without another
+CLI no longer exits on host interrupts (a variant with CLI inside the loop answers 200 every time).
+Hardware exits on every host interrupt with external-interrupt exiting (SDM Vol. 3C 25.2), so the
+test accepts either answer, within the bound.
 """
 import re
 import time

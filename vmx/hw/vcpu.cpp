@@ -1142,7 +1142,9 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
       return VmExit{exits::Nothing{}};
     }
     const uint64_t old_value = TRY(vmcs_read(hw_, q->cr == 0 ? FN::GUEST_CR0 : FN::GUEST_CR4));
-    if (q->cr == 0 && !TRY(apply_paging_transition(old_value, result.guest_value))) return VmExit{exits::Nothing{}};
+    if (q->cr == 0 && !TRY(apply_paging_transition(old_value, result.guest_value))) {
+      return VmExit{exits::Nothing{}};
+    }
     const uint64_t cr0_after = q->cr == 0 ? result.guest_value : TRY(vmcs_read(hw_, FN::GUEST_CR0));
     const uint64_t cr4_after = q->cr == 4 ? result.guest_value : TRY(vmcs_read(hw_, FN::GUEST_CR4));
     auto loaded = load_pae_pdptes(q->cr, old_value, result.guest_value, cr0_after, cr4_after,
