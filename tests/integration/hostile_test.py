@@ -7,8 +7,8 @@ boots a remastered ISO with `vmx.demo.programs=<programs>` (core i runs the i-th
 tests/guests/hostile_*.S) and checks, through the console API on 127.0.0.1:
   - the host never panics (no `LANTERN PANIC` in the serial log) and READY counts every vCPU;
   - each hostile guest reaches its own outcome (OUTCOMES below): the console lines it prints and
-    the vCPU's end, stopped with the recorded `stop_reason` or still running with its exit count
-    growing;
+    the vCPU's end, stopped with the recorded `stop_reason` (and its registers still readable) or
+    still running with its exit count growing;
   - every demo VM's exit counter keeps growing, from READY to the end;
   - the console keeps answering: for the interrupts-off spinner (hostile_cli) a register snapshot
     with RIP in its loop and RFLAGS.IF = 0, or 503, each within SNAPSHOT_BOUND seconds.
@@ -191,6 +191,10 @@ def test(args):
                                   f"expected /{outcome.stop_reason.pattern}/")
                     harness.check(now["exits"] == before["exits"] or before["state"] != "stopped",
                                   f"vm{vm} ({program}) exits changed after it stopped")
+                    # Its core idles (or, the BSP, serves the network) and still answers snapshots.
+                    regs = c.get(f"/api/v1/vms/{vm}/vcpus/0/regs")
+                    harness.check(re.fullmatch(r"0x[0-9a-f]{16}", str(regs.get("rip"))) is not None,
+                                  f"vm{vm} ({program}) regs after the stop: {str(regs)[:200]}")
                 else:
                     harness.check(outcome.stop_reason is None or program in EITHER_END,
                                   f"vm{vm} ({program}) should have stopped (/{outcome.stop_reason.pattern if outcome.stop_reason else ''}/), "
