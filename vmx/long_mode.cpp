@@ -58,4 +58,25 @@ uint64_t cr_operand_mask(bool ia32e_mode, bool cs_long) {
   return (ia32e_mode && cs_long) ? ~uint64_t{0} : 0xffffffffull;
 }
 
+bool mov_to_cr_loads_pdptes(unsigned cr, uint64_t old_value, uint64_t new_value, uint64_t cr0_after,
+                            uint64_t cr4_after, uint64_t efer) {
+  const bool pae_paging =
+      (cr0_after & kCr0PgBit) != 0 && (cr4_after & kCr4PaeBit) != 0 && (efer & kEferLma) == 0;
+  if (!pae_paging) return false;
+  const uint64_t changed = old_value ^ new_value;
+  switch (cr) {
+    case 0: return (changed & (kCr0PgBit | kCr0CdBit | kCr0NwBit)) != 0;
+    case 3: return true;
+    case 4: return (changed & (kCr4PaeBit | kCr4PgeBit | kCr4PseBit | kCr4SmepBit)) != 0;
+    default: return false;
+  }
+}
+
+bool pae_pdpte_reserved_bits_set(uint64_t pdpte, uint8_t max_phys_bits) {
+  if ((pdpte & 1) == 0) return false;  // not present: the other bits are ignored
+  constexpr uint64_t kLowReserved = 0x6 | 0x1e0;  // bits 2:1 and 8:5
+  const uint64_t high_reserved = max_phys_bits >= 64 ? 0 : ~uint64_t{0} << max_phys_bits;
+  return (pdpte & (kLowReserved | high_reserved)) != 0;
+}
+
 }  // namespace lantern::vmx

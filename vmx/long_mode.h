@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "vmx/cr_access.h"  // kCr0PgBit, kCr0CdBit, kCr0NwBit
+
 namespace lantern::vmx {
 
 // IA32_EFER (SDM Vol. 3A 2.2.1, Figure 2-4; Vol. 4 Table 2-2, MSR 0xC0000080).
@@ -61,5 +63,23 @@ uint32_t entry_controls_following_efer(uint32_t entry_controls, uint64_t efer);
 // Operand size of a MOV to/from CRn (SDM Vol. 2B MOV CR): 64 bits in 64-bit mode (IA-32e mode
 // active and CS.L = 1), 32 bits otherwise.
 uint64_t cr_operand_mask(bool ia32e_mode, bool cs_long);
+
+// PAE paging (CR0.PG = 1, CR4.PAE = 1, IA32_EFER.LMA = 0) keeps its four PDPTEs in registers
+// loaded by MOV to CR0/CR3/CR4 (SDM Vol. 3A 4.4.1). Under EPT they are the VMCS fields
+// GUEST_PDPTR0-3, which the processor loads itself only for MOVs it executes; a MOV the
+// hypervisor emulates must load them too (SDM Vol. 3C 28.4.1, 26.3.2.4).
+inline constexpr uint64_t kCr4PgeBit = 1ull << 7;    // SDM Vol. 3A 2.5
+inline constexpr uint64_t kCr4PseBit = 1ull << 4;
+inline constexpr uint64_t kCr4SmepBit = 1ull << 20;
+inline constexpr uint64_t kPae3PdptMask = 0xffffffe0ull;  // CR3 bits 31:5 (SDM Vol. 3A Table 4-7)
+
+// Whether the MOV to CR`cr` from `old_value` to `new_value` loads the PDPTEs, given the CR0,
+// CR4 and EFER in force after it (SDM Vol. 3A 4.4.1: MOV to CR3; MOV to CR0 changing PG, CD or
+// NW; MOV to CR4 changing PAE, PGE, PSE or SMEP; each only when PAE paging is in use after it).
+bool mov_to_cr_loads_pdptes(unsigned cr, uint64_t old_value, uint64_t new_value, uint64_t cr0_after,
+                            uint64_t cr4_after, uint64_t efer);
+// A PDPTE with P = 1 and a reserved bit set (bits 2:1, 8:5, 63:max_phys_bits; SDM Vol. 3A
+// Table 4-8): the MOV that loads it is #GP(0) and changes nothing.
+bool pae_pdpte_reserved_bits_set(uint64_t pdpte, uint8_t max_phys_bits);
 
 }  // namespace lantern::vmx

@@ -71,4 +71,23 @@ constexpr std::string_view vm_exit_kind_name(const VmExit& e) {
   return e.index() < std::variant_size_v<VmExit> ? kNames[e.index()] : std::string_view("?");
 }
 
+// The reason a run loop records (VmxVcpu::stop_by_owner) when it gives up on an exit that run()
+// handed back and no device or hypercall took. Static text, for the console's `stop_reason`.
+constexpr const char* unhandled_exit_stop_reason(const VmExit& e) {
+  constexpr const char* kReasons[] = {
+      "the run loop stopped after an exit handled inside the vCPU",
+      "unknown hypercall",
+      "port read nothing answered",
+      "port write nothing took",
+      "MSR read nothing answered",
+      "MSR write nothing took",
+      "the run loop stopped after a host interrupt",
+      "HLT nothing woke",
+      "nested page fault outside guest memory (EPT violation)",
+      "guest triple fault (shutdown)",
+      "VM entry failed (invalid guest state, MSR loading or machine check)"};
+  static_assert(sizeof(kReasons) / sizeof(kReasons[0]) == std::variant_size_v<VmExit>);
+  return e.index() < std::variant_size_v<VmExit> ? kReasons[e.index()] : "unknown exit";
+}
+
 }  // namespace lantern::vmx

@@ -175,6 +175,8 @@ MMIO = {
     "prefixes": b"\x01" + bytes.fromhex("2e 67 8b47 20"),                       # cs: mov eax, [bx+0x20]
     "rex_w": b"\x02" + bytes.fromhex("48 8905 00000000"),                       # refused: 64-bit operand
     "register_operand": b"\x01" + bytes.fromhex("89c0"),                        # refused: mod 3
+    "moffs_load": b"\x01" + bytes.fromhex("64 a1 30000000"),                    # mov eax, fs:[0x30]
+    "moffs_store64": b"\x02" + bytes.fromhex("a3 b000e0fe00000000"),           # mov [0xfee000b0], eax
 }
 
 # ---- VMCS names: the name; its first four bytes double as an encoding ----------------------------
@@ -189,8 +191,88 @@ VMCS = {
     "empty": b"",
 }
 
+# ---- VM specs: boot module strings, one per line (guest/vm_spec.h) -----------------------------
+VM_SPEC = {
+    "one_vm": "lantern.vm=0 role=kernel name=apic.flat cpus=2 mem=64 append=apic.flat%20x%2Cy\n"
+              "lantern.vm=0 role=module string=env.txt%20a=b\n",
+    "linux": "lantern.vm=1 role=kernel name=linux mem=256 append=console=ttyS0%20quiet\n"
+             "lantern.vm=1 role=initrd\n",
+    "hand_written": "lantern.vm=2 role=kernel cpus=1 -- console=ttyS0 root=/dev/ram0\n",
+    "two_vms_and_untagged": "demo.bin\nlantern.vm=0 role=kernel\nlantern.vm=3 role=kernel name=b\n"
+                            "lantern.vm=3 role=module\nlantern.vm=3 role=module string=%41\n",
+    "refusals": "lantern.vm=0 role=kernel cpus=0\nlantern.vm=1 role=kernel mem=1\nlantern.vm=2 role=module\n"
+                "lantern.vm=16 role=kernel\nlantern.vm=4 role=kernel name=x name=y\n"
+                "lantern.vm=5 role=kernel append=%zz\nlantern.vm=6 role=kernel role=initrd\n"
+                "lantern.vm=7 role=kernel name=vm0\nlantern.vm=8 role=initrd\nlantern.vm=8 role=kernel\n"
+                "lantern.vm=8 role=module\n",
+    "values": "a%2Cb%25c%3D:/@+-._,=",
+}
+
+
+# ---- Multiboot v1 kernels (MB 3.1; TIS ELF 1.2 / ELF-64 1.5) -----------------------------------
+def mb1_header(flags: int, address_fields: bytes = b"") -> bytes:
+    return struct.pack("<III", 0x1BADB002, flags, (-(0x1BADB002 + flags)) & 0xFFFFFFFF) + address_fields
+
+
+def elf(is64: bool, entry: int, segments: list[tuple[int, int, bytes, int]], mb_flags: int = 0) -> bytes:
+    """ELF executable with PT_LOAD segments (vaddr, paddr, data, memsz) and a Multiboot header at 0x100."""
+    phoff, phent = (64, 56) if is64 else (52, 32)
+    image = bytearray(0x200)
+    image[0:16] = b"\x7fELF" + bytes([2 if is64 else 1, 1, 1]) + b"\0" * 9
+    if is64:
+        struct.pack_into("<HHIQQQIHHHHHH", image, 16, 2, 62, 1, entry, phoff, 0, 0, 64, phent, len(segments), 0, 0, 0)
+    else:
+        struct.pack_into("<HHIIIIIHHHHHH", image, 16, 2, 3, 1, entry, phoff, 0, 0, 52, phent, len(segments), 0, 0, 0)
+    image[0x100:0x10C] = mb1_header(mb_flags)
+    offset = 0x200
+    for i, (vaddr, paddr, data, memsz) in enumerate(segments):
+        p = phoff + i * phent
+        if is64:
+            struct.pack_into("<IIQQQQQQ", image, p, 1, 7, offset, vaddr, paddr, len(data), memsz, 0x1000)
+        else:
+            struct.pack_into("<IIIIIIII", image, p, 1, offset, vaddr, paddr, len(data), memsz, 7, 0x1000)
+        image += data
+        offset += len(data)
+    return bytes(image)
+
+
+def aout_kludge() -> bytes:
+    """The a.out kludge (MB 3.1.4): header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr."""
+    flags = 0x10003
+    header_addr, load_addr = 0x100000, 0x100000
+    body = bytearray(0x400)
+    fields = struct.pack("<IIIII", header_addr, load_addr, load_addr + 0x400, load_addr + 0x2000, load_addr + 0x40)
+    body[0:32] = mb1_header(flags, fields)
+    body[0x40] = 0xF4  # hlt
+    return bytes(body)
+
+
+MULTIBOOT1 = {
+    "elf32": elf(False, 0x100000, [(0x100000, 0x100000, b"\xfa\xf4" * 32, 0x3000)], mb_flags=0x3),
+    "elf32_two_segments": elf(False, 0x100010, [(0x100000, 0x100000, b"\x90" * 64, 0x1000),
+                                                (0x8000, 0x102000, b"\xf4" * 16, 0x10)], mb_flags=0x2),
+    "elf64": elf(True, 0x200000, [(0x200000, 0x200000, b"\xf4" * 32, 0x100)]),
+    "aout_kludge": aout_kludge(),
+    "video_required": elf(False, 0x100000, [(0x100000, 0x100000, b"\xf4", 0x10)], mb_flags=0x4),
+    "below_1mib": elf(False, 0x10000, [(0x10000, 0x10000, b"\xf4" * 8, 0x100)]),
+    "bad_checksum": b"\0" * 16 + struct.pack("<III", 0x1BADB002, 0, 0) + b"\0" * 32,
+}
+
+# ---- VMCB names: the name; its first two bytes double as an offset, its first eight as an exit code
+VMCB = {
+    "exitcode": b"EXITCODE",
+    "rip": b"RIP",
+    "cr3": b"CR3",
+    "intercept_misc1": b"INTERCEPT_MISC1",
+    "offset_exitcode": struct.pack("<H", 0x70),
+    "offset_rip": struct.pack("<H", 0x578),
+    "exit_cpuid": struct.pack("<Q", 0x72),
+    "exit_invalid": struct.pack("<Q", 0xFFFFFFFF),
+    "empty": b"",
+}
+
 TARGETS = {"http_connection": HTTP, "api": API, "multiboot2": MULTIBOOT2, "acpi": ACPI, "mmio_decode": MMIO,
-           "vmcs_names": VMCS}
+           "vmcs_names": VMCS, "vm_spec": VM_SPEC, "multiboot1": MULTIBOOT1, "vmcb_names": VMCB}
 
 
 def main() -> None:

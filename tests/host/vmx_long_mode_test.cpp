@@ -91,5 +91,40 @@ TEST(VmxLongMode, CrOperandSize) {
   EXPECT_EQ(cr_operand_mask(false, false), 0xffffffffull);
 }
 
+TEST(VmxLongMode, PdptesLoadOnlyUnderPaePagingWithoutLma) {
+  constexpr uint64_t kPg = kCr0PgBit, kPe = 1;
+  constexpr uint64_t kPae = kCr4PaeBit;
+  // MOV to CR0 turning PG on with CR4.PAE and LMA = 0: PAE paging starts, the PDPTEs load.
+  EXPECT_TRUE(mov_to_cr_loads_pdptes(0, kPe, kPe | kPg, kPe | kPg, kPae, 0));
+  // The same with LME: IA-32e mode, no PDPTE registers (SDM Vol. 3A 4.5).
+  EXPECT_FALSE(mov_to_cr_loads_pdptes(0, kPe, kPe | kPg, kPe | kPg, kPae, kEferLme | kEferLma));
+  // 32-bit paging (no PAE) and paging off load nothing.
+  EXPECT_FALSE(mov_to_cr_loads_pdptes(0, kPe, kPe | kPg, kPe | kPg, 0, 0));
+  EXPECT_FALSE(mov_to_cr_loads_pdptes(0, kPe | kPg, kPe, kPe, kPae, 0));
+  // CR0 changes other than PG, CD, NW do not reload them; CD does.
+  EXPECT_FALSE(mov_to_cr_loads_pdptes(0, kPe | kPg, kPe | kPg | 2, kPe | kPg | 2, kPae, 0));
+  EXPECT_TRUE(mov_to_cr_loads_pdptes(0, kPe | kPg, kPe | kPg | kCr0CdBit, kPe | kPg | kCr0CdBit, kPae, 0));
+  // CR4: PAE, PGE, PSE, SMEP reload; OSFXSR does not.
+  EXPECT_TRUE(mov_to_cr_loads_pdptes(4, kPae, kPae | kCr4PgeBit, kPe | kPg, kPae | kCr4PgeBit, 0));
+  EXPECT_TRUE(mov_to_cr_loads_pdptes(4, kPae, kPae | kCr4SmepBit, kPe | kPg, kPae | kCr4SmepBit, 0));
+  EXPECT_FALSE(mov_to_cr_loads_pdptes(4, kPae, kPae | 0x200, kPe | kPg, kPae | 0x200, 0));
+  // CR3 always, under PAE paging.
+  EXPECT_TRUE(mov_to_cr_loads_pdptes(3, 0x1000, 0x1000, kPe | kPg, kPae, 0));
+  EXPECT_FALSE(mov_to_cr_loads_pdptes(3, 0x1000, 0x2000, kPe, kPae, 0));
+}
+
+TEST(VmxLongMode, PdpteReservedBits) {
+  EXPECT_FALSE(pae_pdpte_reserved_bits_set(0x63001, 36));          // present, address only
+  EXPECT_FALSE(pae_pdpte_reserved_bits_set(0x63001 | 0x18, 36));   // PWT, PCD are allowed
+  EXPECT_FALSE(pae_pdpte_reserved_bits_set(0xfffffffffffffffe, 36));  // not present: ignored
+  EXPECT_TRUE(pae_pdpte_reserved_bits_set(0x63003, 36));           // RW (bit 1) is reserved here
+  EXPECT_TRUE(pae_pdpte_reserved_bits_set(0x63005, 36));           // US (bit 2)
+  EXPECT_TRUE(pae_pdpte_reserved_bits_set(0x63001 | 0x20, 36));    // bit 5
+  EXPECT_TRUE(pae_pdpte_reserved_bits_set(0x63001 | 0x100, 36));   // bit 8
+  EXPECT_TRUE(pae_pdpte_reserved_bits_set((uint64_t{1} << 36) | 1, 36));  // beyond MAXPHYADDR
+  EXPECT_FALSE(pae_pdpte_reserved_bits_set((uint64_t{1} << 36) | 1, 39));
+  EXPECT_TRUE(pae_pdpte_reserved_bits_set((uint64_t{1} << 63) | 1, 52));   // XD is reserved too
+}
+
 }  // namespace
 }  // namespace lantern::vmx

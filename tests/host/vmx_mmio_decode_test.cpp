@@ -109,6 +109,42 @@ TEST(VmxMmioDecode, EaxWithAnAbsoluteOffset) {
   EXPECT_EQ(real->length, 4);
   EXPECT_FALSE(decode({0xa1, 0xf0, 0x00, 0xe0}, CodeSize::k32).has_value());  // truncated offset
   EXPECT_FALSE(decode({0xa0, 0xf0, 0x00, 0xe0, 0xfe}, CodeSize::k32).has_value());  // 8-bit AL form
+TEST(VmxMmioDecode, MoffsFormsLoadAndStoreEax) {
+  // mov %fs:0x30, %eax  =  64 a1 30 00 00 00 (what GNU as and compilers emit for a constant
+  // address into EAX)
+  auto load = decode({0x64, 0xa1, 0x30, 0x00, 0x00, 0x00, 0x90}, CodeSize::k32);
+  ASSERT_TRUE(load.has_value());
+  EXPECT_FALSE(load->store);
+  EXPECT_FALSE(load->immediate);
+  EXPECT_EQ(load->gpr, 0);
+  EXPECT_EQ(load->length, 6);
+  // mov %eax, 0xfee000b0  =  a3 b0 00 e0 fe
+  auto store = decode({0xa3, 0xb0, 0x00, 0xe0, 0xfe}, CodeSize::k32);
+  ASSERT_TRUE(store.has_value());
+  EXPECT_TRUE(store->store);
+  EXPECT_EQ(store->gpr, 0);
+  EXPECT_EQ(store->length, 5);
+  // 16-bit code: a 2-byte offset; with 67 a 4-byte one.
+  auto real = decode({0x66, 0xa1, 0x30, 0x00}, CodeSize::k16);
+  ASSERT_TRUE(real.has_value());
+  EXPECT_EQ(real->length, 4);
+  auto real32 = decode({0x66, 0x67, 0xa1, 0x30, 0x00, 0xe0, 0xfe}, CodeSize::k16);
+  ASSERT_TRUE(real32.has_value());
+  EXPECT_EQ(real32->length, 7);
+  // 64-bit code: an 8-byte offset, 4 with 67; REX.W (RAX) is a 64-bit access.
+  auto long_mode = decode({0xa1, 0x30, 0x00, 0xe0, 0xfe, 0, 0, 0, 0}, CodeSize::k64);
+  ASSERT_TRUE(long_mode.has_value());
+  EXPECT_EQ(long_mode->length, 9);
+  auto long_mode67 = decode({0x67, 0xa1, 0x30, 0x00, 0xe0, 0xfe}, CodeSize::k64);
+  ASSERT_TRUE(long_mode67.has_value());
+  EXPECT_EQ(long_mode67->length, 6);
+  EXPECT_FALSE(decode({0x48, 0xa1, 0x30, 0x00, 0xe0, 0xfe, 0, 0, 0, 0}, CodeSize::k64).has_value());
+  // Truncated offsets, and the 8-bit (A0/A2) and 16-bit forms, are refused.
+  EXPECT_FALSE(decode({0xa1, 0x30, 0x00, 0xe0}, CodeSize::k32).has_value());
+  EXPECT_FALSE(decode({0xa1, 0x30, 0x00, 0xe0, 0xfe, 0, 0}, CodeSize::k64).has_value());
+  EXPECT_FALSE(decode({0xa0, 0x30, 0x00, 0xe0, 0xfe}, CodeSize::k32).has_value());
+  EXPECT_FALSE(decode({0xa2, 0x30, 0x00, 0xe0, 0xfe}, CodeSize::k32).has_value());
+  EXPECT_FALSE(decode({0x66, 0xa3, 0x30, 0x00, 0xe0, 0xfe}, CodeSize::k32).has_value());
 }
 
 TEST(VmxMmioDecode, RefusesEverythingElse) {

@@ -19,6 +19,25 @@ TEST(VmxVcpuExit, KindNamesFollowTheVariantOrder) {
   EXPECT_EQ(vm_exit_kind_name(VmExit{exits::FailEntry{33, 0}}), "fail_entry");
 }
 
+TEST(VmxVcpuExit, UnhandledExitsHaveAStopReasonEach) {
+  EXPECT_STREQ(unhandled_exit_stop_reason(VmExit{exits::NestedPageFault{0x40000000, 1}}),
+               "nested page fault outside guest memory (EPT violation)");
+  EXPECT_STREQ(unhandled_exit_stop_reason(VmExit{exits::SystemDown{}}), "guest triple fault (shutdown)");
+  EXPECT_STREQ(unhandled_exit_stop_reason(VmExit{exits::Hypercall{0x99, {}}}), "unknown hypercall");
+  // Every kind has its own, non-empty text.
+  const VmExit all[] = {exits::Nothing{},        exits::Hypercall{},        exits::IoRead{},
+                        exits::IoWrite{},        exits::MsrRead{},          exits::MsrWrite{},
+                        exits::ExternalInterrupt{}, exits::Halt{},          exits::NestedPageFault{},
+                        exits::SystemDown{},     exits::FailEntry{}};
+  for (size_t i = 0; i < std::size(all); ++i) {
+    ASSERT_NE(unhandled_exit_stop_reason(all[i]), nullptr);
+    EXPECT_GT(std::string_view(unhandled_exit_stop_reason(all[i])).size(), 8u) << i;
+    for (size_t j = 0; j < i; ++j) {
+      EXPECT_STRNE(unhandled_exit_stop_reason(all[i]), unhandled_exit_stop_reason(all[j])) << i << " " << j;
+    }
+  }
+}
+
 TEST(VmxVcpuExit, HypercallCarriesNumberAndSixArguments) {
   const VmExit e = exits::Hypercall{0x20, {7, 8, 9, 10, 11, 12}};
   const auto* h = std::get_if<exits::Hypercall>(&e);

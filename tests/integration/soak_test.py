@@ -121,6 +121,7 @@ def request_bytes(method, path, body=None):
 
 
 def get_system(port):
+    count_open()
     conn = Connection(port, 60)
     try:
         conn.sock.sendall(b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\nConnection: close\r\n\r\n")
@@ -201,6 +202,36 @@ class Stats:
                 self.failures.append(message)
 
 
+def listen_overflows():
+    """The host's TcpExt ListenOverflows + ListenDrops counters (/proc/net/netstat, Linux), or None.
+
+    The emulators' user network (slirp) listens on the forwarded port with a backlog of 1
+    (net_test.py): a connection whose handshake overflowed it waits out retransmission back-off
+    before slirp hands it to the guest. Host-wide: other programs' listeners count too."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(row.get("ListenOverflows", 0)) + int(row.get("ListenDrops", 0))
+    return None
+
+
+# TCP connections this test opened to the forwarded port; the console's connections_total must
+# match it when every connection reached the guest (a stalled connection that slirp never handed
+# to the guest is the difference).
+OPENED = [0]
+OPENED_LOCK = threading.Lock()
+
+
+def count_open():
+    with OPENED_LOCK:
+        OPENED[0] += 1
+
+
 def client(index, port, mix, expected, stop, stats, timeout):
     rng = random.Random(index)
     conn = None
@@ -210,6 +241,7 @@ def client(index, port, mix, expected, stop, stats, timeout):
         while not stop.is_set() and not stats.failures:
             if conn is None:
                 where = "connecting"
+                count_open()
                 conn = Connection(port, timeout)
             depth = rng.randint(1, MAX_PIPELINE)
             picks = [mix.pick(rng) for _ in range(depth)]
@@ -250,12 +282,14 @@ def client(index, port, mix, expected, stop, stats, timeout):
 
 
 def total_exits(port):
+    count_open()
     doc = json.loads(harness.http_get(port, "/api/v1/vcpus", timeout=60)[2])
     return {(v["vm"], v["vcpu"]): v["exits"] for v in doc.get("vcpus", [])}
 
 
 def run_mix_once(port, mix, expected):
     """The warm-up: every kind of request once per target, on one connection."""
+    count_open()
     conn = Connection(port, 120)
     try:
         for vm, vcpu in mix.targets:
@@ -279,6 +313,7 @@ def test(args):
         harness.check(ready.console == "80", f"READY console={ready.console}, expected 80")
         port = emu.port
         timeout = 60.0 if args.emulator == "qemu" else 180.0
+        count_open()
         vcpus = json.loads(harness.http_get(port, "/api/v1/vcpus", timeout=timeout)[2]).get("vcpus", [])
         guests = bool(vcpus)
         if args.emulator == "bochs":
@@ -294,6 +329,7 @@ def test(args):
         print(f"traffic: {args.clients} clients, {args.minutes:g} min, vCPUs {mix.targets if guests else 'none'}",
               flush=True)
 
+        overflows_start = listen_overflows()
         stats = Stats()
         stop = threading.Event()
         threads = []
@@ -322,9 +358,18 @@ def test(args):
         print(f"traffic done: {stats.requests} requests in {stats.batches} pipelined batches over {elapsed:.0f} s "
               f"({stats.requests / max(elapsed, 1):.0f}/s), {stats.reconnects} reconnects", flush=True)
         print(f"statuses: {dict(sorted(stats.by_status.items()))}", flush=True)
+        overflows_end = listen_overflows()
+        if overflows_start is not None and overflows_end is not None:
+            # Host-wide: other programs' listeners count too.
+            print(f"host TCP listen overflows/drops during the traffic: {overflows_end - overflows_start}",
+                  flush=True)
         if stats.failures:
+            with OPENED_LOCK:
+                opened = OPENED[0] + 1  # with the get_system() below
             doc = get_system(port)
             print(f"console counters: {doc.get('console')}", flush=True)
+            print(f"connections this test opened: {opened}; the console accepted "
+                  f"{doc.get('console', {}).get('connections_total')}", flush=True)
             print(f"lwIP pools: {doc.get('network', {}).get('pools')}", flush=True)
         harness.check(not stats.failures, "client failures:\n  " + "\n  ".join(stats.failures))
         harness.check(all(not t.is_alive() for t in threads), "a client did not finish")

@@ -12,6 +12,7 @@
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
 #include "kernel/core/core_mailbox.h"
+#include "vmx/demo_programs.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
@@ -218,7 +219,19 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
   if (!this_cpu_in_vmx_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
   if (!demo_enabled()) return make_error(ErrorCode::kInvalidState, "the demo guest is off for this boot mode");
   const uint32_t index = this_cpu().index;
-  GuestVm* vm = TRY(create_guest_vm(index, "demo"));
+  const auto program = demo_program_for_cpu(
+      cmdline_value(boot_state().multiboot.cmdline.value_or(""), kDemoProgramsOption), index);
+  if (!program) {
+    LOG_ERROR("vmx: cpu%u: vmx.demo.programs: %s; no guest on this core", index, program.error().message);
+    return program.error();
+  }
+  auto created = create_guest_vm(index, *program);
+  if (!created) {
+    LOG_ERROR("vmx: cpu%u: guest program \"%.*s\": %s", index, static_cast<int>(program->size()), program->data(),
+              created.error().message);
+    return created.error();
+  }
+  GuestVm* vm = *created;
   auto vcpu = create_bound_vcpu(*vm, 0);
   if (!vcpu) {
     LOG_ERROR("vmx: cpu%u: demo vCPU: %s (detail %llu)", index, vcpu.error().message,
@@ -232,9 +245,10 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
   (*vcpu)->attach_vm(vm);
   g_demo[index] = DemoSlot{vm, *vcpu};
   // The console (web/kernel/) finds the demo through the registry; the demo lives until reboot.
-  if (auto r = publish_vm(*vm, "demo"); !r) LOG_ERROR("vmx: cpu%u: publish VM: %s", index, r.error().message);
+  if (auto r = publish_vm(*vm, *program); !r) LOG_ERROR("vmx: cpu%u: publish VM: %s", index, r.error().message);
   if (auto r = publish_vcpu(*vm, **vcpu); !r) LOG_ERROR("vmx: cpu%u: publish vCPU: %s", index, r.error().message);
-  LOG_INFO("vmx: cpu%u: demo VM %u with vCPU 0 bound here", index, vm->vm_id);
+  LOG_INFO("vmx: cpu%u: demo VM %u (%.*s) with vCPU 0 bound here", index, vm->vm_id,
+           static_cast<int>(program->size()), program->data());
   return ok();
 }
 
@@ -243,17 +257,20 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
   if (index >= kMaxCpus || g_demo[index].vcpu == nullptr) return;
   GuestVm& vm = *g_demo[index].vm;
   VmxVcpu& vcpu = *g_demo[index].vcpu;
+  const char* why = "the run loop stopped";  // recorded on the vCPU when the loop ends
   for (;;) {
     auto exit = vcpu.run();
     if (!exit) {
       LOG_ERROR("vmx: vm%u vcpu%u: run failed: %s (%s, detail %llu)", vm.vm_id, vcpu.vcpu_id(),
                 exit.error().message, error_code_name(exit.error().code),
                 static_cast<unsigned long long>(exit.error().detail));
+      why = exit.error().message;  // run()'s static text (the stop reason when it stopped the vCPU)
       break;
     }
     auto handled = handle_device_exit(vm, vcpu, *exit);
     if (!handled) {
       LOG_ERROR("vmx: vm%u: device exit: %s", vm.vm_id, handled.error().message);
+      why = handled.error().message;
       break;
     }
     if (!*handled) {
@@ -264,10 +281,12 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
       const std::string_view kind = vm_exit_kind_name(*exit);
       LOG_ERROR("vmx: vm%u vcpu%u: %.*s; the vCPU stops", vm.vm_id, vcpu.vcpu_id(), static_cast<int>(kind.size()),
                 kind.data());
+      why = unhandled_exit_stop_reason(*exit);
       break;
     }
     if (vm.exit_requested) {
       LOG_INFO("vmx: vm%u: guest wrote 0x%x to the exit port", vm.vm_id, vm.exit_status);
+      why = "the guest wrote to the exit port";
       break;
     }
     // Host work only after a host interrupt (the NIC's, the timer tick that drives lwIP's
@@ -279,11 +298,13 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
       if (poll_core_mailbox()) {
         if (auto r = vcpu.reload_on_this_cpu(); !r) {
           LOG_ERROR("vmx: vm%u: cannot reload the VMCS after mailbox work: %s", vm.vm_id, r.error().message);
+          why = r.error().message;
           break;
         }
       }
     }
   }
+  vcpu.stop_by_owner(why);
   LOG_WARN("vmx: cpu%u: demo vCPU stopped after %llu exits; this core idles", index,
            static_cast<unsigned long long>(vcpu.total_exits()));
 }

@@ -626,6 +626,7 @@ Result<VmExit> VmxVcpu::run() {
     if (!outcome || outcome->index() != 0 || (vm_core_ != nullptr && vm_core_->exit_requested)) {
       return outcome;
     }
+    if (++exits_since_publish_ >= kPublishEveryExits) publish_state();
   }
 }
 
@@ -753,6 +754,7 @@ const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_t
 
 void VmxVcpu::publish_state() {
   constexpr auto kRelaxed = std::memory_order_relaxed;
+  exits_since_publish_ = 0;
   published_.total_exits.store(total_exits_ + fast_.null_hypercalls, kRelaxed);
   published_.last_exit_reason.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason, kRelaxed);
   published_.events_injected.store(events_injected_, kRelaxed);
@@ -815,6 +817,11 @@ Result<VmExit> VmxVcpu::stop(const ExitInfo& exit, const char* message) {
             static_cast<unsigned long long>(exit.qualification), static_cast<unsigned long long>(exit.rip));
   dump_vmcs(message);
   return make_error(ErrorCode::kInvalidState, message, exit.raw_reason);
+}
+
+void VmxVcpu::stop_by_owner(const char* reason) {
+  if (stop_message_ == nullptr) stop_message_ = reason;
+  publish_state();
 }
 
 // ---- Exit handlers ---------------------------------------------------------------------------
@@ -1142,10 +1149,16 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
       TRY(inject_exception_now(kVectorGeneralProtection, 0));
       return VmExit{exits::Nothing{}};
     }
-    if (q->cr == 0) {
-      const uint64_t old_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
-      if (!TRY(apply_paging_transition(old_cr0, result.guest_value))) return VmExit{exits::Nothing{}};
+    const uint64_t old_value = TRY(vmcs_read(hw_, q->cr == 0 ? FN::GUEST_CR0 : FN::GUEST_CR4));
+    if (q->cr == 0 && !TRY(apply_paging_transition(old_value, result.guest_value))) {
+      return VmExit{exits::Nothing{}};
     }
+    const uint64_t cr0_after = q->cr == 0 ? result.guest_value : TRY(vmcs_read(hw_, FN::GUEST_CR0));
+    const uint64_t cr4_after = q->cr == 4 ? result.guest_value : TRY(vmcs_read(hw_, FN::GUEST_CR4));
+    auto loaded = load_pae_pdptes(q->cr, old_value, result.guest_value, cr0_after, cr4_after,
+                                  TRY(vmcs_read(hw_, FN::GUEST_CR3)));
+    if (!loaded) return stop(exit, loaded.error().message);
+    if (!*loaded) return VmExit{exits::Nothing{}};
     TRY(vmcs_write(hw_, q->cr == 0 ? FN::GUEST_CR0 : FN::GUEST_CR4, result.guest_value));
     TRY(vmcs_write(hw_, q->cr == 0 ? FN::CR0_READ_SHADOW : FN::CR4_READ_SHADOW, result.read_shadow));
     TRY(advance_rip(exit));
@@ -1153,18 +1166,30 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
   }
   if (q->cr == 3 && q->access_type == CrAccessType::kMovToCr) {
     // Only when the CPU forces CR3-load exiting: with EPT the guest's CR3 is its own.
-    TRY(vmcs_write(hw_, FN::GUEST_CR3, TRY(read_gpr(q->gpr)) & kOperandMask));
+    const uint64_t old_cr3 = TRY(vmcs_read(hw_, FN::GUEST_CR3));
+    const uint64_t new_cr3 = TRY(read_gpr(q->gpr)) & kOperandMask;
+    auto loaded = load_pae_pdptes(3, old_cr3, new_cr3, TRY(vmcs_read(hw_, FN::GUEST_CR0)),
+                                  TRY(vmcs_read(hw_, FN::GUEST_CR4)), new_cr3);
+    if (!loaded) return stop(exit, loaded.error().message);
+    if (!*loaded) return VmExit{exits::Nothing{}};
+    TRY(vmcs_write(hw_, FN::GUEST_CR3, new_cr3));
     TRY(advance_rip(exit));
     return VmExit{exits::Nothing{}};
   }
-  if (q->cr == 3 && q->access_type == CrAccessType::kMovFromCr && q->gpr != static_cast<uint8_t>(Gpr::kRsp)) {
-    TRY(regs_.set_reg_of_index(q->gpr, TRY(vmcs_read(hw_, FN::GUEST_CR3)) & kOperandMask));
+  if (q->cr == 3 && q->access_type == CrAccessType::kMovFromCr) {
+    // RSP lives in the VMCS, not in the saved general registers.
+    const uint64_t cr3 = TRY(vmcs_read(hw_, FN::GUEST_CR3)) & kOperandMask;
+    if (q->gpr == static_cast<uint8_t>(Gpr::kRsp)) {
+      TRY(vmcs_write(hw_, FN::GUEST_RSP, cr3));
+    } else {
+      TRY(regs_.set_reg_of_index(q->gpr, cr3));
+    }
     TRY(advance_rip(exit));
     return VmExit{exits::Nothing{}};
   }
   // CLTS/LMSW never exit under Lantern's masks (TS is the guest's, LMSW cannot reach NE), and
   // CR8 exists only in 64-bit mode: stop this vCPU with the reason, never the host.
-  return stop(exit, "unsupported control-register access (CLTS, LMSW, CR8 or MOV from CR3 to RSP)");
+  return stop(exit, "unsupported control-register access (CLTS, LMSW or CR8)");
 }
 
 }  // namespace lantern::vmx

@@ -95,8 +95,8 @@ static_assert(offsetof(VmxFastPath, enabled) == LANTERN_FAST_ENABLED &&
 static_assert(static_cast<int>(ExitReason::VMCALL) == LANTERN_EXIT_REASON_VMCALL);
 
 // What other cores may read about a vCPU without a capture: written by the owning core with
-// relaxed atomic stores whenever run() returns (so at least at every host-interrupt exit, and
-// the timer tick makes those 100 per second), read with relaxed loads. Each field is
+// relaxed atomic stores whenever run() returns (so at least at every host-interrupt exit) and
+// every VmxVcpu::kPublishEveryExits exits handled inside run(), read with relaxed loads. Each field is
 // individually current as of that moment; they are not a consistent snapshot of one exit (a
 // capture on the owning core, vcpu_capture.h, is).
 struct PublishedVcpuState {
@@ -195,6 +195,10 @@ class VmxVcpu {
   bool stopped() const { return stop_message_ != nullptr; }
   const char* stop_message() const { return stop_message_; }
   uint32_t stop_exit_reason() const { return stop_exit_reason_; }
+  // Owner core: the run loop gives up on this vCPU (an exit it does not handle, a failed run(),
+  // the guest's exit-port write). Records `reason` (static text) unless a reason is already
+  // recorded, and publishes it, so the console shows the vCPU stopped; run() refuses from then on.
+  void stop_by_owner(const char* reason);
 
   // Null hypercalls resumed by the asm stub are counted (as VMCALL) but not in the ring.
   uint64_t exit_count(uint32_t basic_reason) const {
@@ -287,7 +291,9 @@ class VmxVcpu {
   Result<VmExit> handle_exit(ExitInfo& exit);
   // Before an entry: the event arbiter's work, only when attention bits or local state need it.
   Result<void> pre_enter();
-  // Owner core: refreshes published_ (at every return from run()).
+  // Owner core: refreshes published_ (at every return from run(), and every
+  // kPublishEveryExits exits handled inside it: a guest that never halts on a core without a
+  // host timer tick still shows its exits growing).
   void publish_state();
   Result<void> arbitrate_events();
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
@@ -321,6 +327,12 @@ class VmxVcpu {
   // A MOV to CR0 from old_cr0 to new_cr0: updates EFER.LMA and the "IA-32e mode guest" entry
   // control (vmx/long_mode.h). False when the move is #GP (injected; nothing changed).
   Result<bool> apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0);
+  // A MOV to CR`cr` the vCPU emulates, with the control registers it leaves: when it loads the
+  // PAE PDPTEs (vmx/long_mode.h), reads them from guest memory into GUEST_PDPTR0-3. False when
+  // a PDPTE has reserved bits (#GP injected; the caller changes nothing); an error when the
+  // PDPTEs lie outside guest memory.
+  Result<bool> load_pae_pdptes(unsigned cr, uint64_t old_value, uint64_t new_value, uint64_t cr0_after,
+                               uint64_t cr4_after, uint64_t cr3_after);
   // Operand mask of MOV CR in the guest's current mode.
   Result<uint64_t> guest_cr_operand_mask();
   void switch_to_guest_xstate();
@@ -416,6 +428,8 @@ class VmxVcpu {
 
   std::array<uint64_t, kExitReasonTableSize> exit_counts_{};
   uint64_t total_exits_ = 0;
+  static constexpr uint32_t kPublishEveryExits = 256;
+  uint32_t exits_since_publish_ = 0;
   std::array<ExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
   PublishedVcpuState published_;

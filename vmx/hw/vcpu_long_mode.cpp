@@ -123,6 +123,38 @@ Result<bool> VmxVcpu::apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0
   return true;
 }
 
+Result<bool> VmxVcpu::load_pae_pdptes(unsigned cr, uint64_t old_value, uint64_t new_value, uint64_t cr0_after,
+                                      uint64_t cr4_after, uint64_t cr3_after) {
+  const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+  const uint64_t efer =
+      (entry & entry_ctls::kLoadIa32Efer) != 0 ? TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER)) : 0;
+  if (!mov_to_cr_loads_pdptes(cr, old_value, new_value, cr0_after, cr4_after, efer)) return true;
+  // The four PDPTEs: 32 bytes at CR3[31:5] (SDM Vol. 3A 4.4.1, Table 4-7).
+  uint64_t pdptes[4] = {};
+  const size_t read = TRY(read_guest_physical(cr3_after & kPae3PdptMask, reinterpret_cast<uint8_t*>(pdptes),
+                                              sizeof(pdptes)));
+  if (read != sizeof(pdptes)) {
+    return make_error(ErrorCode::kInvalidArgument, "PAE PDPTEs outside guest memory", cr3_after);
+  }
+  uint8_t max_phys_bits = 36;  // CPUID.80000008H:EAX[7:0] (SDM Vol. 2A CPUID) when the leaf exists
+  if (cpu::cpuid(0x80000000).eax >= 0x80000008) {
+    max_phys_bits = static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
+  }
+  for (uint64_t pdpte : pdptes) {
+    if (pae_pdpte_reserved_bits_set(pdpte, max_phys_bits)) {
+      LOG_DEBUG("vmx: vm%u vcpu%u: MOV to CR%u loads PDPTE 0x%llx with reserved bits -> #GP", vm_id_, vcpu_id_, cr,
+                static_cast<unsigned long long>(pdpte));
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return false;
+    }
+  }
+  TRY(vmcs_write(hw_, F64::GUEST_PDPTR0, pdptes[0]));
+  TRY(vmcs_write(hw_, F64::GUEST_PDPTR1, pdptes[1]));
+  TRY(vmcs_write(hw_, F64::GUEST_PDPTR2, pdptes[2]));
+  TRY(vmcs_write(hw_, F64::GUEST_PDPTR3, pdptes[3]));
+  return true;
+}
+
 Result<uint64_t> VmxVcpu::guest_cr_operand_mask() {
   const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
   const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));

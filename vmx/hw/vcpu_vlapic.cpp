@@ -507,7 +507,9 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
   uint8_t bytes[kMaxInstructionBytes] = {};
   const size_t fetched = TRY(read_guest_physical(linear, bytes, sizeof(bytes)));
   auto move = decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
-  if (!move) return stop_with("xAPIC MMIO: unsupported instruction (only MOV r32<->m32 and MOV m32, imm32)");
+  if (!move) {
+    return stop_with("xAPIC MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)");
+  }
   if (move->store != write)
     return stop_with("xAPIC MMIO: the decoded direction does not match the EPT violation");
   const uint32_t offset = static_cast<uint32_t>(gpa & 0xfff);
