@@ -109,6 +109,8 @@ TEST(VmxMmioDecode, EaxWithAnAbsoluteOffset) {
   EXPECT_EQ(real->length, 4);
   EXPECT_FALSE(decode({0xa1, 0xf0, 0x00, 0xe0}, CodeSize::k32).has_value());  // truncated offset
   EXPECT_FALSE(decode({0xa0, 0xf0, 0x00, 0xe0, 0xfe}, CodeSize::k32).has_value());  // 8-bit AL form
+}
+
 TEST(VmxMmioDecode, MoffsFormsLoadAndStoreEax) {
   // mov %fs:0x30, %eax  =  64 a1 30 00 00 00 (what GNU as and compilers emit for a constant
   // address into EAX)
