@@ -26,6 +26,7 @@
 #include "guest/vm.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
+#include "svm/exit_code.h"
 #include "svm/hw/svm_vcpu.h"
 #include "svm/vmcb.h"
 #include "vmx/general_registers.h"
@@ -42,19 +43,6 @@ struct SvmExitRecord {
   uint64_t tsc;  // host TSC at the exit
 };
 
-// Exit counters by slot: codes 000h-0FFh in slots 0-255, 400h-40Fh (NPF, AVIC, VMGEXIT) in
-// 256-271; VMEXIT_INVALID/BUSY and anything else in the last slot.
-inline constexpr size_t kExitCountSlots = 0x100 + 0x10 + 1;
-constexpr size_t exit_count_slot(uint64_t exitcode) {
-  if (exitcode < 0x100) return static_cast<size_t>(exitcode);
-  if (exitcode >= 0x400 && exitcode < 0x410) return static_cast<size_t>(0x100 + (exitcode - 0x400));
-  return kExitCountSlots - 1;
-}
-constexpr uint64_t exit_code_of_slot(size_t slot) {
-  if (slot < 0x100) return slot;
-  if (slot < 0x110) return 0x400 + (slot - 0x100);
-  return ~uint64_t{0};
-}
 
 // What other cores may read without a capture (relaxed atomics, written by the owner whenever
 // run() returns).
