@@ -171,7 +171,11 @@ class SvmVcpu {
   uint64_t msrpm_phys_ = 0;
   bool launched_ = false;
   bool halted_ = false;
-  bool nmi_blocked_ = false;  // an injected NMI's handler runs until its IRET
+  // An injected NMI's handler runs until its IRET completes. The IRET intercept exits before the
+  // IRET executes (APM 15.21.6), so blocking ends at the first later exit whose RIP has moved on.
+  bool nmi_blocked_ = false;
+  bool nmi_unblock_pending_ = false;  // the handler's IRET was intercepted at iret_rip_
+  uint64_t iret_rip_ = 0;
   std::optional<uint64_t> reinject_;  // from the last EXITINTINFO
   const char* stop_message_ = nullptr;
   HypercallHandler hypercall_handler_ = nullptr;
