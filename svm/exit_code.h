@@ -2,6 +2,7 @@
 // their mapping to vendor-neutral exit kinds, as pure functions.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -56,6 +57,21 @@ inline constexpr uint64_t kVmexitBusy = ~uint64_t{0} - 1;     // -2
 // only the low 32 bits are compared (no valid exit code has them all set).
 constexpr bool is_vmexit_invalid(uint64_t exitcode) {
   return static_cast<uint32_t>(exitcode) == 0xffffffffu;
+}
+
+// Exit counters by slot: codes 000h-0FFh in slots 0-255, 400h-40Fh (NPF, AVIC, VMGEXIT) in
+// 256-271; VMEXIT_INVALID, VMEXIT_BUSY and any other code share the last slot, which reads back
+// as -1 (VMEXIT_INVALID, by far the likeliest of them).
+inline constexpr size_t kExitCountSlots = 0x100 + 0x10 + 1;
+constexpr size_t exit_count_slot(uint64_t exitcode) {
+  if (exitcode < 0x100) return static_cast<size_t>(exitcode);
+  if (exitcode >= 0x400 && exitcode < 0x410) return static_cast<size_t>(0x100 + (exitcode - 0x400));
+  return kExitCountSlots - 1;
+}
+constexpr uint64_t exit_code_of_slot(size_t slot) {
+  if (slot < 0x100) return slot;
+  if (slot < 0x110) return 0x400 + (slot - 0x100);
+  return kVmexitInvalid;
 }
 
 // "VMEXIT_CPUID", "VMEXIT_INVALID", ... or "VMEXIT_UNKNOWN".

@@ -295,10 +295,13 @@ Result<void> SvmVcpu::arbitrate_events() {
     }
   }
 
-  // Windows (APM 15.21.4 V_IRQ + VINTR intercept; 15.21.6 via the IRET intercept).
+  // Windows (APM 15.21.4 V_IRQ + VINTR intercept; 15.21.6 via the IRET intercept). Once the
+  // handler's IRET was intercepted, the NMI window opens at the next exit after it: an interrupt
+  // window brings that exit as soon as the IRET has restored IF.
+  if (want_nmi_window && nmi_unblock_pending_) want_interrupt_window = true;
   c.virtual_interrupt_control = want_interrupt_window ? with_interrupt_window(c.virtual_interrupt_control)
                                                       : without_interrupt_window(c.virtual_interrupt_control);
-  if (want_nmi_window || nmi_blocked_) {
+  if ((want_nmi_window || nmi_blocked_) && !nmi_unblock_pending_) {
     c.intercept_vector_3 |= intercept3::kIret;
   } else {
     c.intercept_vector_3 &= ~intercept3::kIret;
@@ -365,6 +368,10 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
   // EVENTINJ is consumed by VMRUN; what was not delivered is in EXITINTINFO (APM 15.20, 15.7.2).
   c.eventinj = 0;
   reinject_ = reinjection_from_exitintinfo(exit.exitintinfo);
+  if (nmi_unblock_pending_ && exit.rip != iret_rip_) {
+    nmi_blocked_ = false;  // the NMI handler's IRET has completed
+    nmi_unblock_pending_ = false;
+  }
   record_exit(exit);
   Result<SvmRunOutcome> outcome = (this->*handler_for(exit.exitcode))(exit);
   publish_state();
@@ -491,9 +498,11 @@ Result<SvmRunOutcome> SvmVcpu::on_vintr(const Exit&) {
   return SvmRunOutcome::kHandled;
 }
 
-Result<SvmRunOutcome> SvmVcpu::on_iret(const Exit&) {
-  // The NMI handler executes IRET: NMI blocking ends with it (APM 15.21.6).
-  nmi_blocked_ = false;
+Result<SvmRunOutcome> SvmVcpu::on_iret(const Exit& exit) {
+  // The NMI handler is about to execute IRET (the intercept comes first, APM 15.21.6): NMI
+  // blocking ends once it has, i.e. at the next exit with another RIP (run_once()).
+  nmi_unblock_pending_ = nmi_blocked_;
+  iret_rip_ = exit.rip;
   vmcb_->control.intercept_vector_3 &= ~intercept3::kIret;
   return SvmRunOutcome::kHandled;
 }

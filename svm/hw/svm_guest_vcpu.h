@@ -26,6 +26,7 @@
 #include "guest/vm.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
+#include "svm/exit_code.h"
 #include "svm/hw/svm_vcpu.h"
 #include "svm/vmcb.h"
 #include "vmx/general_registers.h"
@@ -42,19 +43,6 @@ struct SvmExitRecord {
   uint64_t tsc;  // host TSC at the exit
 };
 
-// Exit counters by slot: codes 000h-0FFh in slots 0-255, 400h-40Fh (NPF, AVIC, VMGEXIT) in
-// 256-271; VMEXIT_INVALID/BUSY and anything else in the last slot.
-inline constexpr size_t kExitCountSlots = 0x100 + 0x10 + 1;
-constexpr size_t exit_count_slot(uint64_t exitcode) {
-  if (exitcode < 0x100) return static_cast<size_t>(exitcode);
-  if (exitcode >= 0x400 && exitcode < 0x410) return static_cast<size_t>(0x100 + (exitcode - 0x400));
-  return kExitCountSlots - 1;
-}
-constexpr uint64_t exit_code_of_slot(size_t slot) {
-  if (slot < 0x100) return slot;
-  if (slot < 0x110) return 0x400 + (slot - 0x100);
-  return ~uint64_t{0};
-}
 
 // What other cores may read without a capture (relaxed atomics, written by the owner whenever
 // run() returns).
@@ -183,7 +171,11 @@ class SvmVcpu {
   uint64_t msrpm_phys_ = 0;
   bool launched_ = false;
   bool halted_ = false;
-  bool nmi_blocked_ = false;  // an injected NMI's handler runs until its IRET
+  // An injected NMI's handler runs until its IRET completes. The IRET intercept exits before the
+  // IRET executes (APM 15.21.6), so blocking ends at the first later exit whose RIP has moved on.
+  bool nmi_blocked_ = false;
+  bool nmi_unblock_pending_ = false;  // the handler's IRET was intercepted at iret_rip_
+  uint64_t iret_rip_ = 0;
   std::optional<uint64_t> reinject_;  // from the last EXITINTINFO
   const char* stop_message_ = nullptr;
   HypercallHandler hypercall_handler_ = nullptr;

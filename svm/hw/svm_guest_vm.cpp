@@ -48,19 +48,6 @@ size_t g_published_count = 0;                     // guarded by g_registry_lock
 
 PublishedSvmVm g_demo[kMaxCpus];  // this core's demo, written before the core is online
 
-Result<std::span<const uint8_t>> find_guest_program(std::string_view name) {
-  for (const auto& module : boot_state().multiboot.modules()) {
-    if (module.size() < kGuestNameOffset + kGuestNameBytes) continue;
-    const auto* bytes = paging::phys_to_ptr<const uint8_t>(module.start);
-    if (lib::mem_compare(bytes + kGuestMagicOffset, "LNTGUEST", 8) != 0) continue;
-    const char* stored = reinterpret_cast<const char*>(bytes + kGuestNameOffset);
-    size_t len = 0;
-    while (len < kGuestNameBytes && stored[len] != '\0') ++len;
-    if (std::string_view(stored, len) == name) return std::span<const uint8_t>(bytes, module.size());
-  }
-  return make_error(ErrorCode::kNotFound, "no boot module holds the guest program");
-}
-
 bool demo_enabled() {
   const std::string_view cmdline = boot_state().multiboot.cmdline.value_or("");
   if (cmdline_has_flag(cmdline, "selftest") || cmdline_has_flag(cmdline, "bench")) return false;
@@ -156,6 +143,23 @@ Result<void> capture_on_owner(uint64_t vcpu_address) {
 }
 
 }  // namespace
+
+Result<std::span<const uint8_t>> find_guest_program(std::string_view name) {
+  for (const auto& module : boot_state().multiboot.modules()) {
+    if (module.size() < kGuestNameOffset + kGuestNameBytes) continue;
+    const auto* bytes = paging::phys_to_ptr<const uint8_t>(module.start);
+    if (lib::mem_compare(bytes + kGuestMagicOffset, "LNTGUEST", 8) != 0) continue;
+    const char* stored = reinterpret_cast<const char*>(bytes + kGuestNameOffset);
+    size_t len = 0;
+    while (len < kGuestNameBytes && stored[len] != '\0') ++len;
+    if (std::string_view(stored, len) == name) return std::span<const uint8_t>(bytes, module.size());
+  }
+  return make_error(ErrorCode::kNotFound, "no boot module holds the guest program");
+}
+
+guest::PageAllocator& kernel_page_allocator() {
+  return g_page_allocator;
+}
 
 size_t published_svm_vms(PublishedSvmVm* out, size_t capacity) {
   IrqSpinlockGuard guard(g_registry_lock);

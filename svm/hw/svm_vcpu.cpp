@@ -11,6 +11,7 @@
 #include "kernel/lib/string.h"
 #include "svm/exit_code.h"
 #include "svm/exit_info.h"
+#include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "svm/permission_maps.h"
 #include "svm/vmcb_controls.h"
@@ -24,10 +25,6 @@ constexpr uint64_t kGuestLoadAddress = 0x1000;  // tests/guests/guest.ld
 constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
 constexpr uint64_t kIopmPages = kIopmBytes / paging::kPageSize;
 constexpr uint64_t kMsrpmPages = kMsrpmBytes / paging::kPageSize;
-// Guest programs start with "LNTGUEST" at offset 8 and their name at 16 (tests/guests/guest_header.inc).
-constexpr size_t kGuestMagicOffset = 8;
-constexpr size_t kGuestNameOffset = 16;
-constexpr size_t kGuestNameBytes = 16;
 // Segment attributes in the VMCB's packed format (APM 15.5.1 Figure 15-4: descriptor bits 47:40
 // in 7:0 and 55:52 in 11:8): 0x9b present code segment, readable, accessed; 0x93 present data
 // segment, writable, accessed; 0x82 LDT; 0x8b busy 32-bit TSS (APM Vol. 2 4.7, 4.8).
@@ -43,31 +40,6 @@ constexpr uint64_t kDr6Reset = 0xffff0ff0;
 constexpr uint64_t kDr7Reset = 0x400;
 constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
 constexpr uint8_t kVectorUndefinedOpcode = 6;  // #UD
-
-class KernelPageAllocator final : public guest::PageAllocator {
- public:
-  Result<uint64_t> alloc_zeroed_page() override {
-    const uint64_t phys = TRY(memory::alloc_frame());
-    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, paging::kPageSize);
-    return phys;
-  }
-  void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
-  void free_page(uint64_t phys) override { (void)memory::free_frame(phys); }
-};
-KernelPageAllocator g_page_allocator;
-
-Result<std::span<const uint8_t>> find_guest_program(std::string_view name) {
-  for (const auto& module : boot_state().multiboot.modules()) {
-    if (module.end - module.start < kGuestNameOffset + kGuestNameBytes) continue;
-    const auto* bytes = paging::phys_to_ptr<const uint8_t>(module.start);
-    if (lib::mem_compare(bytes + kGuestMagicOffset, "LNTGUEST", 8) != 0) continue;
-    const char* stored = reinterpret_cast<const char*>(bytes + kGuestNameOffset);
-    size_t len = 0;
-    while (len < kGuestNameBytes && stored[len] != '\0') ++len;
-    if (std::string_view(stored, len) == name) return std::span<const uint8_t>(bytes, module.end - module.start);
-  }
-  return make_error(ErrorCode::kNotFound, "no boot module holds the guest program");
-}
 
 Result<uint64_t> alloc_zeroed(uint64_t pages) {
   const uint64_t phys = TRY(memory::alloc_contiguous(pages, paging::kPageSize));
@@ -110,7 +82,7 @@ void SvmBringUpVcpu::destroy(SvmBringUpVcpu* vcpu) {
 }
 
 void SvmBringUpVcpu::release() {
-  if (npt_pml4_phys_ != 0) (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, npt_pml4_phys_);
+  if (npt_pml4_phys_ != 0) (void)guest::NestedPageTableBuilder::release_tables(kernel_page_allocator(), npt_pml4_phys_);
   if (memory_phys_ != 0) (void)memory::free_contiguous(memory_phys_, kGuestMemoryBytes / paging::kPageSize);
   if (iopm_phys_ != 0) (void)memory::free_contiguous(iopm_phys_, kIopmPages);
   if (msrpm_phys_ != 0) (void)memory::free_contiguous(msrpm_phys_, kMsrpmPages);
@@ -134,7 +106,7 @@ Result<void> SvmBringUpVcpu::setup(std::string_view program) {
   npt.pages_2m = true;  // NPT always has 2 MiB pages (APM 15.25.1: the host's long-mode formats)
   npt.max_phys_bits = max_phys_bits();
   npt.no_execute = (cpu::rdmsr(cpu::kMsrEfer) & (1u << 11)) != 0;  // EFER.NXE (APM 3.1.7)
-  auto tables = TRY(guest::NestedPageTableBuilder::create(g_page_allocator, npt));
+  auto tables = TRY(guest::NestedPageTableBuilder::create(kernel_page_allocator(), npt));
   npt_pml4_phys_ = tables.pml4_phys();
   TRY(tables.map(0, memory_phys_, kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack));
 

@@ -1,7 +1,9 @@
 // svm/event_injection.h from tables of raw values: EVENTINJ for queued events, the inject-or-
 // open-a-window decision from RFLAGS.IF / INTERRUPT_SHADOW / NMI blocking / a busy EVENTINJ,
-// EXITINTINFO re-injection, and the V_IRQ window bits; plus the exit-counter slots of the vCPU.
+// EXITINTINFO re-injection, and the V_IRQ window bits; plus the exit-counter slots (exit_code.h).
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "svm/event_injection.h"
 #include "svm/exit_code.h"
@@ -89,6 +91,23 @@ TEST(SvmEventInjection, InterruptWindowSetsVirqIgnoresTprAndKeepsMasking) {
   const uint64_t without = without_interrupt_window(with);
   EXPECT_FALSE(interrupt_window_open_requested(without));
   EXPECT_NE(without & vintr::kMasking, 0u);
+}
+
+TEST(SvmExitCountSlots, EveryAppendixCCodeRoundTripsAndTheRestShareTheLastSlot) {
+  for (uint64_t code : {kVmexitCpuid, kVmexitHlt, kVmexitIoio, kVmexitMsr, kVmexitVmmcall, kVmexitNpf,
+                        uint64_t{0}, uint64_t{0xff}, uint64_t{0x40f}}) {
+    const size_t slot = exit_count_slot(code);
+    EXPECT_LT(slot, kExitCountSlots - 1) << code;
+    EXPECT_EQ(exit_code_of_slot(slot), code);
+  }
+  std::set<size_t> seen;
+  for (uint64_t code = 0; code < 0x100; ++code) seen.insert(exit_count_slot(code));
+  for (uint64_t code = 0x400; code < 0x410; ++code) seen.insert(exit_count_slot(code));
+  EXPECT_EQ(seen.size(), kExitCountSlots - 1);  // distinct slots
+  for (uint64_t code : {kVmexitInvalid, uint64_t{0xffffffff}, kVmexitBusy, uint64_t{0x100}, uint64_t{0x410}}) {
+    EXPECT_EQ(exit_count_slot(code), kExitCountSlots - 1) << code;
+  }
+  EXPECT_TRUE(is_vmexit_invalid(exit_code_of_slot(kExitCountSlots - 1)));
 }
 
 }  // namespace
