@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-LAYER_TABLE = re.compile(r'^set\(LANTERN_LAYER_DEPS_(\w+)\s*(.*?)\)\s*$', re.M)
+LAYER_TABLE = re.compile(r'^set\(LANTERN_LAYER_DEPS_(\w+)\s*([^)]*)\)', re.M)
 
 
 def read_layers(source_dir: Path) -> dict[str, set[str]]:
