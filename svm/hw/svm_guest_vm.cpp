@@ -3,6 +3,7 @@
 #include <new>
 
 #include "guest/nested_paging.h"
+#include "guest/hw/kernel_services.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -26,21 +27,7 @@ namespace {
 // guest starts the same tick.
 constexpr uint32_t kHostTickHz = 100;
 
-constexpr size_t kGuestMagicOffset = 8;  // tests/guests/guest_header.inc
-constexpr size_t kGuestNameOffset = 16;
-constexpr size_t kGuestNameBytes = 16;
 
-class KernelPageAllocator final : public guest::PageAllocator {
- public:
-  Result<uint64_t> alloc_zeroed_page() override {
-    const uint64_t phys = TRY(memory::alloc_frame());
-    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, paging::kPageSize);
-    return phys;
-  }
-  void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
-  void free_page(uint64_t phys) override { (void)memory::free_frame(phys); }
-};
-KernelPageAllocator g_page_allocator;
 
 IrqSpinlock g_registry_lock;
 PublishedSvmVm g_published[kMaxPublishedSvmVms];  // guarded by g_registry_lock
@@ -65,7 +52,7 @@ uint8_t max_phys_bits() {
 
 void destroy_vm(SvmGuestVm* vm) {
   if (vm == nullptr) return;
-  if (vm->npt_pml4_phys != 0) (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, vm->npt_pml4_phys);
+  if (vm->npt_pml4_phys != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->npt_pml4_phys);
   if (vm->memory_phys != 0) {
     (void)memory::free_contiguous(vm->memory_phys, vmx::kGuestMemoryBytes / paging::kPageSize);
   }
@@ -74,7 +61,7 @@ void destroy_vm(SvmGuestVm* vm) {
 }
 
 Result<SvmGuestVm*> create_vm(uint32_t vm_id, std::string_view program_name) {
-  const std::span<const uint8_t> program = TRY(find_guest_program(program_name));
+  const std::span<const uint8_t> program = TRY(guest::find_guest_program(program_name));
   if (program.size() > vmx::kGuestMemoryBytes - vmx::kGuestLoadAddress) {
     return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
   }
@@ -102,7 +89,7 @@ Result<SvmGuestVm*> create_vm(uint32_t vm_id, std::string_view program_name) {
     npt.pages_2m = true;  // NPT has the host's long-mode page sizes (APM 15.25.1)
     npt.max_phys_bits = max_phys_bits();
     npt.no_execute = (cpu::rdmsr(cpu::kMsrEfer) & (1u << 11)) != 0;  // EFER.NXE (APM 3.1.7)
-    auto tables = guest::NestedPageTableBuilder::create(g_page_allocator, npt);
+    auto tables = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), npt);
     if (tables) {
       vm->npt_pml4_phys = tables->pml4_phys();
       vm->n_cr3 = tables->ncr3();
@@ -144,22 +131,6 @@ Result<void> capture_on_owner(uint64_t vcpu_address) {
 
 }  // namespace
 
-Result<std::span<const uint8_t>> find_guest_program(std::string_view name) {
-  for (const auto& module : boot_state().multiboot.modules()) {
-    if (module.size() < kGuestNameOffset + kGuestNameBytes) continue;
-    const auto* bytes = paging::phys_to_ptr<const uint8_t>(module.start);
-    if (lib::mem_compare(bytes + kGuestMagicOffset, "LNTGUEST", 8) != 0) continue;
-    const char* stored = reinterpret_cast<const char*>(bytes + kGuestNameOffset);
-    size_t len = 0;
-    while (len < kGuestNameBytes && stored[len] != '\0') ++len;
-    if (std::string_view(stored, len) == name) return std::span<const uint8_t>(bytes, module.size());
-  }
-  return make_error(ErrorCode::kNotFound, "no boot module holds the guest program");
-}
-
-guest::PageAllocator& kernel_page_allocator() {
-  return g_page_allocator;
-}
 
 size_t published_svm_vms(PublishedSvmVm* out, size_t capacity) {
   IrqSpinlockGuard guard(g_registry_lock);

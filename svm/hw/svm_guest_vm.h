@@ -31,11 +31,6 @@ struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
   void put_char(char c) override { console.put(vm_id, c); }
 };
 
-// The guest program `name` among the boot modules (the header of tests/guests/guest_header.inc:
-// "LNTGUEST" at offset 8, the name at 16). kNotFound when no module carries that name.
-Result<std::span<const uint8_t>> find_guest_program(std::string_view name);
-// Guest RAM's nested page tables come from the kernel's frame allocator through this seam.
-guest::PageAllocator& kernel_page_allocator();
 
 // ---- The published VMs and vCPUs (the console's view); entries stay until reboot ----------
 struct PublishedSvmVm {

@@ -3,6 +3,7 @@
 #include <new>
 
 #include "guest/nested_paging.h"
+#include "guest/hw/kernel_services.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/core/boot_state.h"
@@ -82,7 +83,7 @@ void SvmBringUpVcpu::destroy(SvmBringUpVcpu* vcpu) {
 }
 
 void SvmBringUpVcpu::release() {
-  if (npt_pml4_phys_ != 0) (void)guest::NestedPageTableBuilder::release_tables(kernel_page_allocator(), npt_pml4_phys_);
+  if (npt_pml4_phys_ != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), npt_pml4_phys_);
   if (memory_phys_ != 0) (void)memory::free_contiguous(memory_phys_, kGuestMemoryBytes / paging::kPageSize);
   if (iopm_phys_ != 0) (void)memory::free_contiguous(iopm_phys_, kIopmPages);
   if (msrpm_phys_ != 0) (void)memory::free_contiguous(msrpm_phys_, kMsrpmPages);
@@ -92,7 +93,7 @@ void SvmBringUpVcpu::release() {
 }
 
 Result<void> SvmBringUpVcpu::setup(std::string_view program) {
-  const std::span<const uint8_t> image = TRY(find_guest_program(program));
+  const std::span<const uint8_t> image = TRY(guest::find_guest_program(program));
   if (image.size() > kGuestMemoryBytes - kGuestLoadAddress) {
     return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", image.size());
   }
@@ -106,7 +107,7 @@ Result<void> SvmBringUpVcpu::setup(std::string_view program) {
   npt.pages_2m = true;  // NPT always has 2 MiB pages (APM 15.25.1: the host's long-mode formats)
   npt.max_phys_bits = max_phys_bits();
   npt.no_execute = (cpu::rdmsr(cpu::kMsrEfer) & (1u << 11)) != 0;  // EFER.NXE (APM 3.1.7)
-  auto tables = TRY(guest::NestedPageTableBuilder::create(kernel_page_allocator(), npt));
+  auto tables = TRY(guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), npt));
   npt_pml4_phys_ = tables.pml4_phys();
   TRY(tables.map(0, memory_phys_, kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack));
 

@@ -2,6 +2,7 @@
 
 #include <variant>
 
+#include "guest/hw/kernel_services.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
@@ -22,43 +23,12 @@ namespace {
 // A halted guest without an armed vlapic timer is woken 100 times a second.
 constexpr uint64_t kGuestHaltWakeHz = 100;
 
-constexpr char kGuestMagic[8] = {'L', 'N', 'T', 'G', 'U', 'E', 'S', 'T'};
-constexpr size_t kGuestMagicOffset = 8;
-constexpr size_t kGuestNameOffset = 16;
-constexpr size_t kGuestNameBytes = 16;
-constexpr size_t kGuestHeaderBytes = kGuestNameOffset + kGuestNameBytes;
-
-class KernelPageAllocator final : public guest::PageAllocator {
- public:
-  Result<uint64_t> alloc_zeroed_page() override {
-    const uint64_t phys = TRY(memory::alloc_frame());
-    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, paging::kPageSize);
-    return phys;
-  }
-  void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
-  void free_page(uint64_t phys) override { (void)memory::free_frame(phys); }
-};
-KernelPageAllocator g_page_allocator;
-
 struct DemoSlot {
   GuestVm* vm = nullptr;
   VmxVcpu* vcpu = nullptr;
 };
 DemoSlot g_demo[kMaxCpus];
 
-// The guest program named `name` among the boot modules (see the header layout in guest_vm.h).
-Result<std::span<const uint8_t>> find_guest_program(std::string_view name) {
-  for (const auto& module : boot_state().multiboot.modules()) {
-    if (module.size() < kGuestHeaderBytes) continue;
-    const auto* bytes = paging::phys_to_ptr<const uint8_t>(module.start);
-    if (lib::mem_compare(bytes + kGuestMagicOffset, kGuestMagic, sizeof(kGuestMagic)) != 0) continue;
-    const char* stored = reinterpret_cast<const char*>(bytes + kGuestNameOffset);
-    size_t len = 0;
-    while (len < kGuestNameBytes && stored[len] != '\0') ++len;
-    if (std::string_view(stored, len) == name) return std::span<const uint8_t>(bytes, module.size());
-  }
-  return make_error(ErrorCode::kNotFound, "no boot module holds the guest program");
-}
 
 bool demo_enabled() {
   const std::string_view cmdline = boot_state().multiboot.cmdline.value_or("");
@@ -92,7 +62,7 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
   if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
     return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
   }
-  const std::span<const uint8_t> program = TRY(find_guest_program(program_name));
+  const std::span<const uint8_t> program = TRY(guest::find_guest_program(program_name));
   if (program.size() > kGuestMemoryBytes - kGuestLoadAddress) {
     return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
   }
@@ -120,11 +90,11 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
   features.pages_1g = caps->ept_1g_pages;
   features.execute_only = caps->ept_execute_only;
   features.max_phys_bits = max_phys_bits();
-  auto ept = guest::NestedPageTableBuilder::create(g_page_allocator, features);
+  auto ept = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), features);
   Result<void> mapped = ept ? ept->map(0, vm->memory_phys, kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack)
                             : Result<void>(ept.error());
   if (!mapped) {
-    if (ept) (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, ept->pml4_phys());
+    if (ept) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), ept->pml4_phys());
     vm->eptp = 0;
     destroy_guest_vm(vm);
     return mapped.error();
@@ -135,7 +105,7 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
 
 void destroy_guest_vm(GuestVm* vm) {
   if (vm == nullptr) return;
-  if (vm->eptp != 0) (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, vm->eptp & guest::ept_entry::kAddressMask);
+  if (vm->eptp != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->eptp & guest::ept_entry::kAddressMask);
   if (vm->memory_phys != 0) {
     if (auto r = memory::free_contiguous(vm->memory_phys, kGuestMemoryBytes / paging::kPageSize); !r) {
       LOG_ERROR("vmx: vm%u: guest memory not freed: %s (detail 0x%llx)", vm->vm_id, r.error().message,

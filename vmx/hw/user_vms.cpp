@@ -9,6 +9,7 @@
 #include "guest/loader/multiboot1.h"
 #include "guest/nested_paging.h"
 #include "guest/vm_spec.h"
+#include "guest/hw/kernel_services.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -32,17 +33,6 @@ constexpr uint64_t kMiB = 1ull << 20;
 // Guest RAM is one host block aligned to 2 MiB, so EPT maps it with 2 MiB pages where it can.
 constexpr uint64_t kRamAlignment = 2 * kMiB;
 
-class KernelPageAllocator final : public guest::PageAllocator {
- public:
-  Result<uint64_t> alloc_zeroed_page() override {
-    const uint64_t phys = TRY(memory::alloc_frame());
-    lib::mem_set(paging::phys_to_ptr<void>(phys), 0, paging::kPageSize);
-    return phys;
-  }
-  void* phys_to_virt(uint64_t phys) override { return paging::phys_to_ptr<void>(phys); }
-  void free_page(uint64_t phys) override { (void)memory::free_frame(phys); }
-};
-KernelPageAllocator g_page_allocator;
 
 struct UserGuestVm;
 
@@ -178,7 +168,7 @@ void free_guest_memory(UserVmRecord& r) {
   if (vm == nullptr) return;
   IrqSpinlockGuard guard(r.memory_lock);
   if (vm->eptp != 0) {
-    (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, vm->eptp & guest::ept_entry::kAddressMask);
+    (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->eptp & guest::ept_entry::kAddressMask);
     vm->eptp = 0;
   }
   if (vm->memory_phys != 0) {
@@ -250,13 +240,13 @@ Result<void> allocate_and_load(UserVmRecord& r) {
   features.pages_1g = caps->ept_1g_pages;
   features.execute_only = caps->ept_execute_only;
   features.max_phys_bits = max_phys_bits();
-  auto ept = guest::NestedPageTableBuilder::create(g_page_allocator, features);
+  auto ept = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), features);
   if (!ept) {
     free_guest_memory(r);
     return ept.error();
   }
   if (auto mapped = ept->map(0, vm.memory_phys, bytes, guest::kAccessRwx, guest::MemoryType::kWriteBack); !mapped) {
-    (void)guest::NestedPageTableBuilder::release_tables(g_page_allocator, ept->pml4_phys());
+    (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), ept->pml4_phys());
     free_guest_memory(r);
     return mapped.error();
   }
