@@ -130,6 +130,9 @@ def test(args):
             harness.check(v0["kernel_format"] == "multiboot-elf32" and v0["cmdline"] == "exit=7 hello" and
                           v0["memory_bytes"] == 16 << 20 and v0["vcpu_count"] == 2, f"vm0: {v0}")
             harness.check(v0["devices"]["uart_bytes_out"] == v0["console_bytes"] > 0, f"vm0 devices: {v0}")
+            harness.check("mbguest: com2 scratch=255" in out0 and
+                          {"port": 0x2ff, "reads": 1, "writes": 0} in v0["devices"]["unclaimed_ports"] and
+                          v0["devices"]["unclaimed_port_reads"] >= 1, f"vm0: COM2 read not counted: {v0['devices']}")
             harness.check(len(v0["vcpus"]) == 2 and all(v["state"] == "stopped" for v in v0["vcpus"]) and
                           v0["vcpus"][0]["cpu"] != v0["vcpus"][1]["cpu"], f"vm0 vCPUs: {v0['vcpus']}")
             harness.check("its memory is freed" in emu.log(), "no log line about vm0's memory")
