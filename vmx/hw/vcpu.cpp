@@ -59,8 +59,9 @@ constexpr uint32_t kRealModeIdtLimit = 0x3ff;  // 256 four-byte IVT entries (SDM
 // CPUID (SDM Vol. 2A CPUID, Table 3-8/3-10): leaf 1 ECX bit 5 VMX, bit 31 "hypervisor present"
 // (reserved for hypervisors, always 0 on bare hardware), EBX bits 31:24 initial APIC ID.
 constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
-// Not virtualized, so hidden: MONITOR/MWAIT (ECX bit 3) and PDCM (ECX bit 15, the
-// IA32_PERF_CAPABILITIES MSR); leaf 0AH, the architectural PMU, reads all zeros (version 0).
+// Not virtualized, so hidden: MONITOR/MWAIT (leaf 1 ECX bit 3) and PDCM (ECX bit 15, which
+// promises the IA32_PERF_CAPABILITIES MSR) (SDM Vol. 2A CPUID, Table 3-10); leaf 0AH, the
+// architectural PMU, reads all zeros: version 0, no counters (SDM Vol. 3B 20.2.1).
 constexpr uint32_t kCpuid1EcxMonitor = 1u << 3;
 constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;
 constexpr uint32_t kCpuidPmuLeaf = 0xa;
