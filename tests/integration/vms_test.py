@@ -17,7 +17,8 @@ Checks: READY with 3 vCPUs (the demo guests are off with --vm; vm0's two vCPUs o
 vm1 on cpu3); the log and GET /api/v1/vms show
 each refusal; vm0 is `exited` with exit_code 7 (status 15) while vm1 runs; vm0's guest RAM is freed
 (frames come back); console input is echoed, 413/429/404/409 on bad input; POST /vms/0/reset runs
-mbguest again, AP included (resets 1, its lines twice, exited again); no panic.
+mbguest again, AP included (resets 1, its lines twice, exited again); a reset of the running
+mbecho starts it over and it echoes again; no panic.
 """
 import json
 import os
@@ -67,7 +68,14 @@ def wait_until(what, probe, timeout):
 
 
 def console_text(c, vm):
-    return c.get(f"/api/v1/vms/{vm}/console?since=0")["text"]
+    """Everything the VM's console still holds (the API answers at most 16 KiB at a time)."""
+    text, since = "", 0
+    while True:
+        chunk = c.get(f"/api/v1/vms/{vm}/console?since={since}")
+        if not chunk["text"]:
+            return text
+        text += chunk["text"]
+        since = chunk["next"]
 
 
 def test(args):
@@ -175,6 +183,16 @@ def test(args):
                           f"frames free before the reset {free_before}, after it ended again {free_after}")
             c.json("POST", "/api/v1/vms/99/reset", 404)
             harness.check(c.get("/api/v1/vms/1")["state"] == "running", "vm1 stopped running")
+            # A reset while the guest runs: mbecho starts over (its input buffer emptied) and echoes again.
+            # 503 (the core's mailbox still busy) asks for a retry.
+            wait_until("the reset of the running vm1 accepted",
+                       lambda: c.request("POST", "/api/v1/vms/1/reset")[0] == 202, 30)
+            wait_until("mbecho ready again", lambda: console_text(c, 1).count("mbecho: ready") == 2, 60)
+            v1 = c.get("/api/v1/vms/1")
+            harness.check(v1["state"] == "running" and v1["resets"] == 1, f"vm1 after its reset: {v1}")
+            c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-reset\n",
+                   headers={"Content-Type": "application/octet-stream"})
+            wait_until("the echo after the reset", lambda: "after-reset" in console_text(c, 1), 60)
             harness.assert_no_panic(emu)
 
 

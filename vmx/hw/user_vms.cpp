@@ -21,7 +21,6 @@
 #include "kernel/lib/string.h"
 #include "vmx/hw/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
-#include "vmx/hw/vcpu_capture.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
@@ -366,6 +365,7 @@ void idle_until(Done done) {
 // Returns true for the first caller.
 bool begin_stop(UserVmRecord& r) {
   if (r.stopping.exchange(true)) return false;  // seq_cst: see run_slot()
+  r.vm->leave_run.store(true);
   for (const VcpuSlot& slot : r.slots) kick_core(slot.cpu);
   return true;
 }
@@ -429,8 +429,10 @@ void run_slot(UserVmRecord& r, size_t index) {
       end_failed(r, "the vCPU made an exit Lantern does not handle for this VM");
       break;
     }
-    // Host interrupts and HLT: work posted to this core (captures, a reset request) runs here.
-    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit)) {
+    // Host interrupts, HLT and a request to leave the guest: work posted to this core (captures,
+    // a reset request) runs here.
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
+        vm.leave_run.load(std::memory_order_relaxed)) {
       if (poll_core_mailbox()) {
         if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) {
           end_failed(r, reloaded.error().message);
@@ -453,6 +455,7 @@ void reset_vm(UserVmRecord& r) {
   // Every vCPU has left its guest (kicked) before the memory goes.
   while (r.vcpus_running.load() != 0) cpu::pause();
   UserGuestVm& vm = *r.vm;
+  vm.leave_run.store(false);
   free_guest_memory(r);
   {
     IrqSpinlockGuard guard(vm.platform_lock);
@@ -695,10 +698,13 @@ Result<void> request_user_vm_reset(uint32_t vm_id) {
   if (r->slots.empty() || r->slots[0].vcpu == nullptr) {
     return make_error(ErrorCode::kInvalidState, "the VM was refused at boot and has no vCPU to restart", vm_id);
   }
-  // The wake-up IPI forces the VM exit (or ends the core's HLT); the loop runs the work, which
-  // hands it the request.
-  return run_on_core(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records),
-                     kCaptureTimeoutUs);
+  // leave_run and the wake-up IPI bring the run loop out of the guest (or the core out of HLT);
+  // the loop runs the work, which hands it the request. Not waited for: a core busy with its
+  // guest's I/O (a guest flooding its UART, whose lines go to the serial log) may take longer
+  // than a console request should wait, and the mailbox collects the finished work's slot at the
+  // next post.
+  r->vm->leave_run.store(true);
+  return post_core_work(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records));
 }
 
 }  // namespace lantern::vmx

@@ -629,7 +629,8 @@ Result<VmExit> VmxVcpu::run() {
     ExitInfo exit;
     TRY(enter_and_decode(exit));
     Result<VmExit> outcome = handle_exit(exit);
-    if (!outcome || outcome->index() != 0 || (vm_core_ != nullptr && vm_core_->exit_requested)) {
+    if (!outcome || outcome->index() != 0 ||
+        (vm_core_ != nullptr && (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
       return outcome;
     }
   }
