@@ -429,10 +429,10 @@ void run_slot(UserVmRecord& r, size_t index) {
       end_failed(r, "the vCPU made an exit Lantern does not handle for this VM");
       break;
     }
-    // Host interrupts, HLT and a request to leave the guest: work posted to this core (captures,
-    // a reset request) runs here.
+    // Host interrupts, HLT and requests to leave the guest (run() returns Nothing for those):
+    // work posted to this core (captures, a reset request) runs here.
     if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
-        vm.leave_run.load(std::memory_order_relaxed)) {
+        std::holds_alternative<exits::Nothing>(*exit)) {
       if (poll_core_mailbox()) {
         if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) {
           end_failed(r, reloaded.error().message);

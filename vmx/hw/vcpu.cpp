@@ -633,6 +633,8 @@ Result<VmExit> VmxVcpu::run() {
         (vm_core_ != nullptr && (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
       return outcome;
     }
+    // One relaxed load per handled exit; the exchange only when a request is there.
+    if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false)) return outcome;
   }
 }
 
