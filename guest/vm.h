@@ -4,6 +4,7 @@
 // at the next exit. Portable; used only by the cores that run this VM's vCPUs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "guest/io_bus.h"
@@ -29,6 +30,11 @@ struct Vm {
   // returning the hypercall to the caller. 0 = off (hypercall 0 is the null hypercall).
   uint64_t self_interrupt_hypercall = 0;
   bool exit_requested = false;  // a device asked to end the VM (the exit port)
+  // Another core asks this VM's run loops to return to their callers at their next exit, even
+  // one handled inside (a reset or a stop). The wake-up IPI alone does not do it for a guest
+  // that never leaves the guest for a host interrupt: Bochs takes no external-interrupt exit
+  // while the guest's RFLAGS.IF is 0 (seen with a polling guest under Bochs 2.7).
+  std::atomic<bool> leave_run{false};
   uint32_t exit_status = 0;
 
   void request_exit(uint32_t status) {

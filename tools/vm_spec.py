@@ -195,6 +195,12 @@ def check_fits(specs: List[VmSpec], cpus: Optional[int], mem: Optional[int]) -> 
         if need > mem:
             raise VmSpecError(f"the VMs need {need - HYPERVISOR_RESERVE_MIB} MiB plus {HYPERVISOR_RESERVE_MIB} MiB"
                               f" for Lantern = {need} MiB, more than the emulator's --mem {mem}")
+    # The kernel runs each vCPU on an application processor; CPU 0 keeps the network and console.
+    vcpus = sum(s.cpus for s in specs)
+    if cpus is not None and vcpus + 1 > cpus:
+        raise VmSpecError(f"the VMs have {vcpus} vCPU(s) in all and each needs an emulated CPU of its own"
+                          f" besides CPU 0, which runs Lantern's console: give --cpus {vcpus + 1} or more"
+                          f" (not {cpus})")
 
 
 def module_strings(index: int, spec: VmSpec) -> List[tuple]:

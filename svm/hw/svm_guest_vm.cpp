@@ -23,7 +23,7 @@ namespace lantern::svm {
 namespace {
 
 // SVM has no preemption timer: a halted guest's vlapic timer is noticed at the core's next host
-// interrupt. The BSP's periodic tick runs from boot (kernel/core/main.cpp); an AP running a
+// interrupt. The BSP's periodic tick runs from boot (kernel/core/kernel_boot.cpp); an AP running a
 // guest starts the same tick.
 constexpr uint32_t kHostTickHz = 100;
 

@@ -97,6 +97,7 @@ class MultibootGuestNativeTest(unittest.TestCase):
         # natively the probe only has to come back; under Lantern (vms_test.py) it must fault.
         self.assertTrue(any(x in log for x in ("mbguest: rdmsr 0x4c4e5400 raised #GP",
                                                "mbguest: rdmsr 0x4c4e5400 did not fault")), text)
+        self.assertIn("mbguest: com2 scratch=255", log)
         self.assertIn("mbguest: aps started=1 of 1", log)
         self.assertIn("mbguest: exit 7", log)
 

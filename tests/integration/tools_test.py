@@ -384,11 +384,13 @@ class VmSpecTest(unittest.TestCase):
     def test_fit_rules_against_the_emulated_machine(self):
         a = vm_spec.parse(f"kernel={self.kernel},cpus=2,mem=128")
         b = vm_spec.parse(f"kernel={self.kernel},name=b,mem=64")
-        vm_spec.check_fits([a, b], cpus=2, mem=256)  # 128 + 64 + 64 reserved = 256
+        vm_spec.check_fits([a, b], cpus=4, mem=256)  # 128 + 64 + 64 reserved = 256; 3 vCPUs + CPU 0
         with self.assertRaisesRegex(vm_spec.VmSpecError, "more than the 1 emulated CPU"):
             vm_spec.check_fits([a], cpus=1, mem=None)
+        with self.assertRaisesRegex(vm_spec.VmSpecError, "3 vCPU\\(s\\) in all .* give --cpus 4 or more \\(not 3\\)"):
+            vm_spec.check_fits([a, b], cpus=3, mem=None)  # every vCPU fits, but not besides CPU 0
         with self.assertRaisesRegex(vm_spec.VmSpecError, "= 257 MiB, more than the emulator's --mem 256"):
-            vm_spec.check_fits([a, vm_spec.parse(f"kernel={self.kernel},name=b,mem=65")], cpus=2, mem=256)
+            vm_spec.check_fits([a, vm_spec.parse(f"kernel={self.kernel},name=b,mem=65")], cpus=4, mem=256)
         with self.assertRaisesRegex(vm_spec.VmSpecError, "two VMs are named 'apic.flat'"):
             vm_spec.check_fits([a, a], cpus=None, mem=None)
 
@@ -647,6 +649,7 @@ class LanternCliTest(unittest.TestCase):
                            (("run", "--vm", "kernel=/nonexistent/k.elf"), "does not exist"),
                            (("run", "--vm", f"kernel={__file__},cpus=0"), "cpus=0"),
                            (("run", "--vm", f"kernel={__file__},cpus=2"), "more than the 1 emulated CPU"),
+                           (("run", "--vm", f"kernel={__file__}"), "give --cpus 2 or more (not 1)"),
                            (("run", "--mem", "128", "--vm", f"kernel={__file__}"),
                             "more than the emulator's --mem 128"),
                            (("run", "--vm", f"kernel={__file__},mem=1"), "2 to 3072 MiB"),

@@ -22,7 +22,6 @@
 #include "kernel/lib/string.h"
 #include "kernel/core/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
-#include "vmx/hw/vcpu_capture.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
@@ -106,6 +105,10 @@ struct UserVmRecord {
   // Bumped by vCPU 0's core once a reset rebuilt the VM: the other vCPUs restart then.
   std::atomic<uint32_t> generation{0};
   std::atomic<bool> reset_requested{false};  // set on vCPU 0's core (mailbox work)
+  // vCPU 0 waits for this before its first entry: every vCPU has joined the VM's group (a SIPI
+  // to a vCPU that does not exist yet would be lost), or the BSP gave up on the missing ones.
+  std::atomic<uint32_t> vcpus_prepared{0};
+  std::atomic<bool> start_released{false};
   std::atomic<uint32_t> resets{0};
   IrqSpinlock memory_lock;  // guest RAM and EPT (vm->memory_phys, vm->eptp)
   // Guarded by g_status_lock (the owners write, the console reads).
@@ -284,26 +287,48 @@ Result<void> build_one(UserVmRecord& r) {
   return allocate_and_load(r);
 }
 
-// MSRs the guest reads and writes without an exit (MSR bitmap bits clear, SDM Vol. 3C 24.6.9).
-// Safe to hand over: VM entry loads and VM exit saves the first five with the guest state (SDM
-// Vol. 3C 24.4.1, 26.3.2.1, 27.3.1); the others only matter to SYSCALL/SWAPGS (SDM Vol. 2B
-// SYSCALL, SWAPGS), which the host never uses, and each core runs one VM's vCPU.
-constexpr uint32_t kGuestOwnedMsrs[] = {
-    0x174,       // IA32_SYSENTER_CS
-    0x175,       // IA32_SYSENTER_ESP
-    0x176,       // IA32_SYSENTER_EIP
-    0xc0000100,  // IA32_FS_BASE
-    0xc0000101,  // IA32_GS_BASE
-    0xc0000081,  // IA32_STAR
-    0xc0000082,  // IA32_LSTAR
-    0xc0000083,  // IA32_CSTAR
-    0xc0000084,  // IA32_FMASK
-    0xc0000102,  // IA32_KERNEL_GS_BASE
+// MSRs the guest reaches without an exit (MSR bitmap bits clear, SDM Vol. 3C 24.6.9). Safe to
+// hand over: VM entry loads and VM exit saves the SYSENTER and FS/GS base MSRs with the guest
+// state (SDM Vol. 3C 24.4.1, 26.3.2.1, 27.3.1); the SYSCALL/SWAPGS MSRs matter only to
+// instructions the host never uses (SDM Vol. 2B SYSCALL, SWAPGS), and each core runs one VM's
+// vCPU; IA32_TIME_STAMP_COUNTER is read-only here: the guest's TSC is the host's (TSC_OFFSET 0),
+// and a write, which would move the host's, raises #GP like any MSR Lantern does not emulate.
+struct GuestOwnedMsr {
+  uint32_t msr;
+  MsrAccess access;
+};
+constexpr GuestOwnedMsr kGuestOwnedMsrs[] = {
+    {0x10, MsrAccess::kRead},            // IA32_TIME_STAMP_COUNTER
+    {0x174, MsrAccess::kReadWrite},      // IA32_SYSENTER_CS
+    {0x175, MsrAccess::kReadWrite},      // IA32_SYSENTER_ESP
+    {0x176, MsrAccess::kReadWrite},      // IA32_SYSENTER_EIP
+    {0xc0000100, MsrAccess::kReadWrite},  // IA32_FS_BASE
+    {0xc0000101, MsrAccess::kReadWrite},  // IA32_GS_BASE
+    {0xc0000081, MsrAccess::kReadWrite},  // IA32_STAR
+    {0xc0000082, MsrAccess::kReadWrite},  // IA32_LSTAR
+    {0xc0000083, MsrAccess::kReadWrite},  // IA32_CSTAR
+    {0xc0000084, MsrAccess::kReadWrite},  // IA32_FMASK
+    {0xc0000102, MsrAccess::kReadWrite},  // IA32_KERNEL_GS_BASE
 };
 
 Result<void> hand_msrs_to_guest(VmxVcpu& vcpu) {
-  for (uint32_t msr : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{msr, 1}, MsrAccess::kReadWrite, false));
+  for (const GuestOwnedMsr& m : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{m.msr, 1}, m.access, false));
   return ok();
+}
+
+void release_start(UserVmRecord& r) {
+  if (r.start_released.exchange(true)) return;
+  if (!r.slots.empty()) kick_core(r.slots[0].cpu);
+}
+
+const char* state_name(UserVmState state) {
+  switch (state) {
+    case UserVmState::kStarting: return "starting";
+    case UserVmState::kRunning: return "running";
+    case UserVmState::kExited: return "exited";
+    case UserVmState::kFailed: return "failed";
+  }
+  return "unknown";
 }
 
 // Mailbox work on the core of the VM's vCPU 0: the request reaches its run loop, which restarts
@@ -330,6 +355,7 @@ void idle_until(Done done) {
 // Returns true for the first caller.
 bool begin_stop(UserVmRecord& r) {
   if (r.stopping.exchange(true)) return false;  // seq_cst: see run_slot()
+  r.vm->leave_run.store(true);
   for (const VcpuSlot& slot : r.slots) kick_core(slot.cpu);
   return true;
 }
@@ -393,8 +419,10 @@ void run_slot(UserVmRecord& r, size_t index) {
       end_failed(r, "the vCPU made an exit Lantern does not handle for this VM");
       break;
     }
-    // Host interrupts and HLT: work posted to this core (captures, a reset request) runs here.
-    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit)) {
+    // Host interrupts, HLT and requests to leave the guest (run() returns Nothing for those):
+    // work posted to this core (captures, a reset request) runs here.
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
+        std::holds_alternative<exits::Nothing>(*exit)) {
       if (poll_core_mailbox()) {
         if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) {
           end_failed(r, reloaded.error().message);
@@ -417,6 +445,7 @@ void reset_vm(UserVmRecord& r) {
   // Every vCPU has left its guest (kicked) before the memory goes.
   while (r.vcpus_running.load() != 0) cpu::pause();
   UserGuestVm& vm = *r.vm;
+  vm.leave_run.store(false);
   free_guest_memory(r);
   {
     IrqSpinlockGuard guard(vm.platform_lock);
@@ -550,6 +579,7 @@ Result<void> prepare_user_vcpu_on_this_cpu() {
   r.slots[ref.index].vcpu = vcpu;
   if (auto p = publish_vcpu(vm, *vcpu); !p) LOG_ERROR("vm%u: publish vCPU: %s", r.id, p.error().message);
   if (ref.index == 0) set_state(r, UserVmState::kRunning);
+  if (r.vcpus_prepared.fetch_add(1) + 1 == r.slots.size()) release_start(r);
   return ok();
 }
 
@@ -558,8 +588,9 @@ void run_user_vm_on_this_cpu() {
   if (ref.record == nullptr || ref.record->slots[ref.index].vcpu == nullptr) return;
   UserVmRecord& r = *ref.record;
   const size_t k = ref.index;
-  // The other vCPUs start once vCPU 0 runs (it may be placed on a later core).
-  if (k != 0) idle_until([&] { return state_of(r) != UserVmState::kStarting; });
+  // vCPU 0 enters once every vCPU exists; the others once vCPU 0 runs.
+  if (k == 0) idle_until([&] { return r.start_released.load(); });
+  else idle_until([&] { return state_of(r) != UserVmState::kStarting; });
   for (;;) {
     if (state_of(r) == UserVmState::kRunning && !r.stopping.load(std::memory_order_acquire)) run_slot(r, k);
     if (k == 0) {
@@ -588,12 +619,13 @@ void check_user_vms_started() {
     }
   }
   for (size_t i = 0; i < g_record_count; ++i) {
-    const UserVmRecord& r = g_records[i];
+    UserVmRecord& r = g_records[i];
+    release_start(r);  // every AP has had its turn: vCPU 0 goes on without a missing vCPU
     IrqSpinlockGuard guard(g_status_lock);
     if (r.state == UserVmState::kFailed) {
       LOG_WARN("vm%u '%s': failed: %s", r.id, r.name.c_str(), r.failure.c_str());
     } else {
-      LOG_INFO("vm%u '%s': running, vCPU 0 on cpu%d", r.id, r.name.c_str(), r.cpu());
+      LOG_INFO("vm%u '%s': %s, vCPU 0 on cpu%d", r.id, r.name.c_str(), state_name(r.state), r.cpu());
     }
   }
 }
@@ -656,10 +688,13 @@ Result<void> request_user_vm_reset(uint32_t vm_id) {
   if (r->slots.empty() || r->slots[0].vcpu == nullptr) {
     return make_error(ErrorCode::kInvalidState, "the VM was refused at boot and has no vCPU to restart", vm_id);
   }
-  // The wake-up IPI forces the VM exit (or ends the core's HLT); the loop runs the work, which
-  // hands it the request.
-  return run_on_core(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records),
-                     kCaptureTimeoutUs);
+  // leave_run and the wake-up IPI bring the run loop out of the guest (or the core out of HLT);
+  // the loop runs the work, which hands it the request. Not waited for: a core busy with its
+  // guest's I/O (a guest flooding its UART, whose lines go to the serial log) may take longer
+  // than a console request should wait, and the mailbox collects the finished work's slot at the
+  // next post.
+  r->vm->leave_run.store(true);
+  return post_core_work(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records));
 }
 
 }  // namespace lantern::vmx

@@ -79,7 +79,7 @@ bool is_user_vm(uint32_t vm_id);
 Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes);
 // Asks the core of the VM's vCPU 0 to restart it from its boot modules (asynchronous: the VM's
 // `resets` grows and its state turns `running` when done). kNotFound; kInvalidState for a VM
-// that never got a vCPU (refused at build); kTimeout when its core did not answer.
+// that never got a vCPU (refused at build); kBusy while that core's mailbox still holds work.
 Result<void> request_user_vm_reset(uint32_t vm_id);
 
 }  // namespace lantern::vmx

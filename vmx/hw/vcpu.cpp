@@ -59,6 +59,12 @@ constexpr uint32_t kRealModeIdtLimit = 0x3ff;  // 256 four-byte IVT entries (SDM
 // CPUID (SDM Vol. 2A CPUID, Table 3-8/3-10): leaf 1 ECX bit 5 VMX, bit 31 "hypervisor present"
 // (reserved for hypervisors, always 0 on bare hardware), EBX bits 31:24 initial APIC ID.
 constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
+// Not virtualized, so hidden: MONITOR/MWAIT (leaf 1 ECX bit 3) and PDCM (ECX bit 15, which
+// promises the IA32_PERF_CAPABILITIES MSR) (SDM Vol. 2A CPUID, Table 3-10); leaf 0AH, the
+// architectural PMU, reads all zeros: version 0, no counters (SDM Vol. 3B 20.2.1).
+constexpr uint32_t kCpuid1EcxMonitor = 1u << 3;
+constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;
+constexpr uint32_t kCpuidPmuLeaf = 0xa;
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
 // CPUID.01H:ECX[26] XSAVE, [27] OSXSAVE; leaf 0DH enumerates XSAVE state (SDM Vol. 2A CPUID).
@@ -623,10 +629,13 @@ Result<VmExit> VmxVcpu::run() {
     ExitInfo exit;
     TRY(enter_and_decode(exit));
     Result<VmExit> outcome = handle_exit(exit);
-    if (!outcome || outcome->index() != 0 || (vm_core_ != nullptr && vm_core_->exit_requested)) {
+    if (!outcome || outcome->index() != 0 ||
+        (vm_core_ != nullptr && (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
       return outcome;
     }
     if (++exits_since_publish_ >= kPublishEveryExits) publish_state();
+    // One relaxed load per handled exit; the exchange only when a request is there.
+    if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false)) return outcome;
   }
 }
 
@@ -888,7 +897,7 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
     r = cpu::cpuid(leaf, subleaf);
     if (leaf == 1) {
       const HostXstate& x = host_xstate();
-      r.ecx = (r.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor;
+      r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm)) | kCpuid1EcxHypervisor;
       r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
       // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
       // offered only when the host switches XCR0 for guests.
@@ -896,6 +905,8 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       r.ecx &= ~kCpuid1EcxOsxsave;
       if ((guest_cr4 & kCr4Osxsave) != 0) r.ecx |= kCpuid1EcxOsxsave;
       if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
+    } else if (leaf == kCpuidPmuLeaf) {
+      r = cpu::CpuidResult{};
     } else if (leaf == kCpuidXsaveLeaf && subleaf == 0) {
       // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
       const HostXstate& x = host_xstate();

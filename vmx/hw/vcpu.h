@@ -139,6 +139,12 @@ class VmxVcpu {
   // Bound core only.
   void stop_outside_run(const char* reason);
 
+  // Any core: run() returns to its caller at the next exit, even one it would handle inside, so
+  // the caller's loop gets to its core's mailbox. For guests the wake-up IPI cannot force out:
+  // Bochs takes no external-interrupt exit while the guest's RFLAGS.IF is 0. Cleared when run()
+  // returns for it.
+  void request_return() { return_requested_.store(true, std::memory_order_release); }
+
   // Must run on the bound core. Disables interrupts around the entry itself.
   Result<VmExit> run();
   Result<void> complete_io_read(uint32_t value);
@@ -404,6 +410,7 @@ class VmxVcpu {
   mutable IrqSpinlock events_lock_;
   PendingEventQueue events_;  // guarded by events_lock_
   std::atomic<uint32_t> attention_{0};  // kAttention* bits, set from any core
+  std::atomic<bool> return_requested_{false};  // request_return()
   // Owner-core state of the arbiter: true while something may still need arbitration before
   // the next entry (queued events, IRR bits, an armed timer, windows, HLT/SIPI sleep).
   bool arbitrate_ = true;

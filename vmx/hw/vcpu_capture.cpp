@@ -75,6 +75,7 @@ Result<void> capture_vcpu(VmxVcpu& vcpu, VcpuCapture& out, uint64_t timeout_us) 
   if (core == this_cpu().index) return capture_vcpu_here(vcpu, out);
   if (core >= kMaxCpus) return make_error(ErrorCode::kInvalidState, "bound to an unknown core", core);
   TRY(post_core_work(core, &capture_on_owner, reinterpret_cast<uint64_t>(&vcpu)));
+  vcpu.request_return();  // a guest the wake-up IPI cannot force out (VmxVcpu::request_return)
   TRY(wait_core_work(core, timeout_us));
   out = g_remote_capture[core];
   return ok();

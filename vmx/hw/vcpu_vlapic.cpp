@@ -21,6 +21,7 @@
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
 #include "kernel/core/time.h"
+#include "guest/guest_page_walk.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
@@ -492,20 +493,49 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
   }
   auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
   vlapic_.set_time(cpu::rdtsc());  // timer writes count from now; the current count reads it
-  // The faulting instruction: CS base + RIP, with guest paging off linear = guest-physical.
-  const uint64_t cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
-  if ((cr0 & kCr0Pg) != 0) {
-    return stop_with(
-        "xAPIC MMIO with guest paging on: fetching the instruction needs a guest page walk (not supported)");
-  }
+  // The faulting instruction: CS base + RIP (64-bit code: RIP alone, SDM Vol. 3A 3.4.4), through
+  // the guest's own page tables when its paging is on.
   const uint64_t cs_base = TRY(vmcs_read(hw_, FN::GUEST_CS_BASE));
   const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
   const CodeSize code_size = (cs_ar & kArLong) != 0        ? CodeSize::k64
                              : (cs_ar & kArDefault32) != 0 ? CodeSize::k32
                                                            : CodeSize::k16;
-  const uint64_t linear = (cs_base + exit.rip) & 0xffffffffu;  // no paging: 32-bit linear space
+  const uint64_t linear = code_size == CodeSize::k64 ? exit.rip : ((cs_base + exit.rip) & 0xffffffffu);
+  const GuestLongModeState mode = TRY(long_mode_state());
+  const guest::GuestPagingState paging_state{mode.cr0, TRY(vmcs_read(hw_, FN::GUEST_CR3)), mode.cr4, mode.efer};
+  auto read_exact = [this](uint64_t gpa, uint8_t* out, size_t n) -> Result<void> {
+    if (TRY(read_guest_physical(gpa, out, n)) != n) {
+      return make_error(ErrorCode::kNotFound, "guest page table outside guest RAM", gpa);
+    }
+    return ok();
+  };
+  struct TableReader final : guest::GuestPhysicalReader {
+    explicit TableReader(decltype(read_exact)& read) : read_(read) {}
+    Result<uint64_t> read_u64(uint64_t gpa) const override {
+      uint8_t b[8];
+      TRY(read_(gpa, b, sizeof(b)));
+      uint64_t v = 0;
+      for (int i = 7; i >= 0; --i) v = (v << 8) | b[i];
+      return v;
+    }
+    Result<uint32_t> read_u32(uint64_t gpa) const override {
+      return static_cast<uint32_t>(TRY(read_u64(gpa & ~7ull)) >> ((gpa & 4) * 8));
+    }
+    decltype(read_exact)& read_;
+  } tables(read_exact);
+  // Byte by byte up to the end of each page: an instruction may cross into the next page.
   uint8_t bytes[kMaxInstructionBytes] = {};
-  const size_t fetched = TRY(read_guest_physical(linear, bytes, sizeof(bytes)));
+  size_t fetched = 0;
+  while (fetched < sizeof(bytes)) {
+    const uint64_t at = linear + fetched;
+    auto gpa = guest::guest_linear_to_physical(at, paging_state, tables);
+    if (!gpa) break;
+    const size_t in_page = 0x1000 - static_cast<size_t>(at & 0xfff);
+    const size_t want = in_page < sizeof(bytes) - fetched ? in_page : sizeof(bytes) - fetched;
+    const size_t got = TRY(read_guest_physical(*gpa, bytes + fetched, want));
+    fetched += got;
+    if (got < want) break;
+  }
   auto move = decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
   if (!move) {
     return stop_with("xAPIC MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)");

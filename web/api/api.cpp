@@ -337,8 +337,8 @@ Response post_reset(const RouteContext& c) {
       return error_response(409, "cannot_reset", vm + ": " + r.error().message);
     case ErrorCode::kTimeout:
     case ErrorCode::kBusy:
-      return with_retry_after(error_response(503, "core_busy",
-                                             "the core that runs " + vm + " did not take the reset in time; retry"));
+      return with_retry_after(error_response(
+          503, "core_busy", "the core that runs " + vm + " still has earlier work in its mailbox; retry"));
     default: return backend_error_response(r.error(), vm);
   }
 }
@@ -496,7 +496,7 @@ constexpr RouteResponse kResetResponses[] = {
     {401, "A token is configured and the request did not carry it", "Error"},
     {404, "No such VM", "Error"},
     {409, "Nothing to restart: a demo VM, or a VM refused at boot", "Error"},
-    {503, "The VM's core did not take the request in time; Retry-After", "Error"},
+    {503, "The VM's core still has earlier work in its mailbox; Retry-After", "Error"},
 };
 constexpr RouteResponse kLogResponses[] = {
     {200, "Hypervisor log lines from ?since= (at most 256)", "LogChunk"},

@@ -170,6 +170,11 @@ void guest_main(uint32_t magic, const struct multiboot_info* info) {
   }
   uart_puts(rdmsr_faults(MSR_NONEXISTENT) ? "mbguest: rdmsr 0x4c4e5400 raised #GP\n"
                                            : "mbguest: rdmsr 0x4c4e5400 did not fault\n");
+  /* COM2's scratch register: no device is there (QEMU -nodefaults, Lantern's platform), so the
+   * read floats to all-ones and Lantern counts a port without a device. */
+  uart_puts("mbguest: com2 scratch=");
+  uart_putu(inb(0x2ff));
+  uart_puts("\n");
   const uint32_t started = cpus > 1 ? start_aps(cpus) : 0;
   uart_puts("mbguest: aps started=");
   uart_putu(started);
