@@ -39,10 +39,19 @@ void run(const uint8_t* data, size_t size) {
     if (!legacy && !rex) break;
     ++i;
   }
-  FUZZ_CHECK(i + 1 < m.length, "no opcode and ModRM inside the reported length");
+  FUZZ_CHECK(i + 1 < m.length, "no opcode and ModRM (or offset) inside the reported length");
   const uint8_t opcode = bytes[i];
-  FUZZ_CHECK(opcode == 0x89 || opcode == 0x8b || opcode == 0xc7, std::to_string(opcode));
-  FUZZ_CHECK(m.store == (opcode != 0x8b), "direction does not match the opcode");
+  // MOV EAX, moffs32 (A1) and MOV moffs32, EAX (A3) have no ModRM: the offset follows the opcode
+  // and is 2, 4 or 8 bytes wide (SDM Vol. 2B MOV; Vol. 2A 2.2.1.4).
+  const bool moffs = opcode == 0xa1 || opcode == 0xa3;
+  FUZZ_CHECK(opcode == 0x89 || opcode == 0x8b || opcode == 0xc7 || moffs, std::to_string(opcode));
+  if (moffs) {
+    const size_t offset_bytes = m.length - (i + 1);
+    FUZZ_CHECK(offset_bytes == 2 || offset_bytes == 4 || offset_bytes == 8, std::to_string(offset_bytes));
+    FUZZ_CHECK(m.gpr == 0 && !m.immediate && m.store == (opcode == 0xa3), "moffs form is not MOV EAX<->m32");
+  } else {
+    FUZZ_CHECK(m.store == (opcode != 0x8b), "direction does not match the opcode");
+  }
   FUZZ_CHECK(m.immediate == (opcode == 0xc7), "immediate does not match the opcode");
   if (m.immediate) {
     FUZZ_CHECK(((bytes[i + 1] >> 3) & 7) == 0, "C7 with ModRM.reg other than /0");
