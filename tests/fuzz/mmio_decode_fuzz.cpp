@@ -31,8 +31,10 @@ void run(const uint8_t* data, size_t size) {
   FUZZ_CHECK(m.gpr < (code_size == CodeSize::k64 ? 16 : 8), std::to_string(m.gpr));
   // Find the opcode after the legacy prefixes and REX.
   size_t i = 0;
+  bool address_override = false;  // 67 (SDM Vol. 2A 2.1.1)
   while (i < m.length) {
     const uint8_t b = bytes[i];
+    address_override = address_override || b == 0x67;
     const bool legacy = b == 0x66 || b == 0x67 || b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x64 ||
                         b == 0x65;
     const bool rex = code_size == CodeSize::k64 && (b & 0xf0) == 0x40;
@@ -41,14 +43,17 @@ void run(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(i + 1 < m.length, "no opcode and ModRM (or offset) inside the reported length");
   const uint8_t opcode = bytes[i];
-  // MOV EAX, moffs32 (A1) and MOV moffs32, EAX (A3) have no ModRM: the offset follows the opcode
-  // and is 2, 4 or 8 bytes wide (SDM Vol. 2B MOV; Vol. 2A 2.2.1.4).
+  // MOV EAX, moffs32 (A1) and MOV moffs32, EAX (A3) have no ModRM: the offset follows the opcode,
+  // as wide as the address size (SDM Vol. 2B MOV; Vol. 2A 2.2.1.4; Vol. 1 3.6).
   const bool moffs = opcode == 0xa1 || opcode == 0xa3;
   FUZZ_CHECK(opcode == 0x89 || opcode == 0x8b || opcode == 0xc7 || moffs, std::to_string(opcode));
   if (moffs) {
-    const size_t offset_bytes = m.length - (i + 1);
-    FUZZ_CHECK(offset_bytes == 2 || offset_bytes == 4 || offset_bytes == 8, std::to_string(offset_bytes));
-    FUZZ_CHECK(m.gpr == 0 && !m.immediate && m.store == (opcode == 0xa3), "moffs form is not MOV EAX<->m32");
+    const size_t address_bytes = code_size == CodeSize::k64 ? (address_override ? 4 : 8)
+                                 : code_size == CodeSize::k32 ? (address_override ? 2 : 4)
+                                                               : (address_override ? 4 : 2);
+    FUZZ_CHECK(m.length - (i + 1) == address_bytes,
+               std::to_string(m.length - (i + 1)) + " offset bytes, not " + std::to_string(address_bytes));
+    FUZZ_CHECK(m.gpr == 0 && m.store == (opcode == 0xa3), "moffs form is not MOV EAX<->m32");
   } else {
     FUZZ_CHECK(m.store == (opcode != 0x8b), "direction does not match the opcode");
   }
