@@ -21,7 +21,9 @@ namespace {
 
 void run(const uint8_t* data, size_t size) {
   if (size == 0) return;
-  const CodeSize code_size = data[0] % 3 == 0 ? CodeSize::k16 : data[0] % 3 == 1 ? CodeSize::k32 : CodeSize::k64;
+  const CodeSize code_size = data[0] % 3 == 0   ? CodeSize::k16
+                             : data[0] % 3 == 1 ? CodeSize::k32
+                                                : CodeSize::k64;
   const std::vector<uint8_t> bytes(data + 1, data + size);
   const Result<MmioMove> decoded = decode_mmio_move(bytes, code_size);
   if (!decoded) return;
@@ -35,8 +37,8 @@ void run(const uint8_t* data, size_t size) {
   while (i < m.length) {
     const uint8_t b = bytes[i];
     address_override = address_override || b == 0x67;
-    const bool legacy = b == 0x66 || b == 0x67 || b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x64 ||
-                        b == 0x65;
+    const bool legacy =
+        b == 0x66 || b == 0x67 || b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x64 || b == 0x65;
     const bool rex = code_size == CodeSize::k64 && (b & 0xf0) == 0x40;
     if (!legacy && !rex) break;
     ++i;
@@ -48,9 +50,9 @@ void run(const uint8_t* data, size_t size) {
   const bool moffs = opcode == 0xa1 || opcode == 0xa3;
   FUZZ_CHECK(opcode == 0x89 || opcode == 0x8b || opcode == 0xc7 || moffs, std::to_string(opcode));
   if (moffs) {
-    const size_t address_bytes = code_size == CodeSize::k64 ? (address_override ? 4 : 8)
+    const size_t address_bytes = code_size == CodeSize::k64   ? (address_override ? 4 : 8)
                                  : code_size == CodeSize::k32 ? (address_override ? 2 : 4)
-                                                               : (address_override ? 4 : 2);
+                                                              : (address_override ? 4 : 2);
     FUZZ_CHECK(m.length - (i + 1) == address_bytes,
                std::to_string(m.length - (i + 1)) + " offset bytes, not " + std::to_string(address_bytes));
     FUZZ_CHECK(m.gpr == 0 && m.store == (opcode == 0xa3), "moffs form is not MOV EAX<->m32");
@@ -62,7 +64,8 @@ void run(const uint8_t* data, size_t size) {
     FUZZ_CHECK(((bytes[i + 1] >> 3) & 7) == 0, "C7 with ModRM.reg other than /0");
     const size_t at = m.length - 4u;
     const uint32_t imm = static_cast<uint32_t>(bytes[at]) | static_cast<uint32_t>(bytes[at + 1]) << 8 |
-                         static_cast<uint32_t>(bytes[at + 2]) << 16 | static_cast<uint32_t>(bytes[at + 3]) << 24;
+                         static_cast<uint32_t>(bytes[at + 2]) << 16 |
+                         static_cast<uint32_t>(bytes[at + 3]) << 24;
     FUZZ_CHECK(imm == m.imm, "imm32 is not the instruction's last four bytes");
   }
   const std::vector<uint8_t> exact(bytes.begin(), bytes.begin() + m.length);
