@@ -50,7 +50,7 @@ constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 // INTERCEPT_VECTOR_4 bit 13: XSETBV (APM Table B-1). Guests get no XSAVE (CPUID hides it), so
 // XSETBV answers #UD and can never change the host's XCR0.
 constexpr uint32_t kInterceptXsetbv = 1u << 13;
-constexpr uint64_t kVmexitXsetbv = 0x8d;       // APM Table C-1
+constexpr uint64_t kVmexitXsetbv = 0x8d;  // APM Table C-1
 constexpr uint64_t kVmexitSkinit = 0x86;
 constexpr uint64_t kVmexitVmload = 0x82;
 constexpr uint64_t kVmexitVmsave = 0x83;
@@ -65,8 +65,8 @@ constexpr uint64_t kApicBaseEnable = 1u << 11;
 constexpr uint64_t kApicBaseDefault = 0xfee00000;
 constexpr uint32_t kMsrX2apicFirst = 0x800;  // SDM 11.12.1.2, Table 11-6
 constexpr uint32_t kMsrX2apicLast = 0x8ff;
-constexpr uint32_t kMsrTsc = 0x10;           // IA32_TIME_STAMP_COUNTER
-constexpr uint32_t kMsrEfer = 0xc0000080;    // APM Vol. 2 3.1.7
+constexpr uint32_t kMsrTsc = 0x10;         // IA32_TIME_STAMP_COUNTER
+constexpr uint32_t kMsrEfer = 0xc0000080;  // APM Vol. 2 3.1.7
 // The vlapic timer's bus clock: the TSC divided down to at most this rate (as the VMX backend).
 constexpr uint64_t kNominalBusHz = 100'000'000;
 
@@ -114,8 +114,10 @@ uint32_t svm_vcpus_started() {
   return g_vcpus_started.load(std::memory_order_relaxed);
 }
 
-Result<SvmVcpu*> SvmVcpu::create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
-  if (!this_cpu_in_svm_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in SVM operation");
+Result<SvmVcpu*> SvmVcpu::create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip,
+                                 uint64_t rsp) {
+  if (!this_cpu_in_svm_operation())
+    return make_error(ErrorCode::kUnsupported, "this core is not in SVM operation");
   void* mem = kmalloc(sizeof(SvmVcpu), 64);
   if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for an SVM vCPU");
   auto* vcpu = new (mem) SvmVcpu(vm, vcpu_id);
@@ -166,8 +168,8 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
   VmcbControlArea& c = vmcb_->control;
   c.intercept_vector_3 = intercept3::kIntr | intercept3::kNmi | intercept3::kInit | intercept3::kVintr |
-                         intercept3::kCpuid | intercept3::kHlt | intercept3::kIoioProt | intercept3::kMsrProt |
-                         intercept3::kShutdown;
+                         intercept3::kCpuid | intercept3::kHlt | intercept3::kIoioProt |
+                         intercept3::kMsrProt | intercept3::kShutdown;
   c.intercept_vector_4 = intercept4::kSvmInstructions | intercept4::kVmmcall | kInterceptXsetbv;
   c.iopm_base_pa = iopm_phys_;
   c.msrpm_base_pa = msrpm_phys_;
@@ -199,7 +201,8 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
 
 // ---- Events ---------------------------------------------------------------------------------
 
-Result<size_t> SvmVcpu::queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code) {
+Result<size_t> SvmVcpu::queue_event(vmx::PendingEventType type, uint32_t vector,
+                                    std::optional<uint32_t> error_code) {
   size_t position = 0;
   {
     IrqSpinlockGuard guard(events_lock_);
@@ -327,8 +330,8 @@ Result<SvmRunOutcome> SvmVcpu::run() {
   Result<SvmRunOutcome> outcome = run_once();
   if (!outcome && !stopped()) {
     stop_message_ = "the SVM backend failed to handle an exit";
-    LOG_ERROR("svm: vm%u vcpu%u: %s: %s (%s, detail %llu); the vCPU stops", vm_.vm_id, vcpu_id_, stop_message_,
-              outcome.error().message, error_code_name(outcome.error().code),
+    LOG_ERROR("svm: vm%u vcpu%u: %s: %s (%s, detail %llu); the vCPU stops", vm_.vm_id, vcpu_id_,
+              stop_message_, outcome.error().message, error_code_name(outcome.error().code),
               static_cast<unsigned long long>(outcome.error().detail));
     publish_state();
   }
@@ -451,7 +454,8 @@ void SvmVcpu::capture(SvmCapture& out) const {
   out.exit_counts = exit_counts_;
   const size_t available = total_exits_ < kExitRingSize ? static_cast<size_t>(total_exits_) : kExitRingSize;
   out.recent_count = available < out.recent.size() ? available : out.recent.size();
-  for (size_t i = 0; i < out.recent_count; ++i) out.recent[i] = ring_[(ring_next_ + kExitRingSize - 1 - i) % kExitRingSize];
+  for (size_t i = 0; i < out.recent_count; ++i)
+    out.recent[i] = ring_[(ring_next_ + kExitRingSize - 1 - i) % kExitRingSize];
   out.tsc = cpu::rdtsc();
 }
 
@@ -460,10 +464,12 @@ void SvmVcpu::capture(SvmCapture& out) const {
 Result<SvmRunOutcome> SvmVcpu::stop(const Exit& exit, const char* message) {
   stop_message_ = message;
   const std::string_view name = exit_code_name(exit.exitcode);
-  LOG_ERROR("svm: vm%u vcpu%u: %s (%.*s, exitcode 0x%llx, exitinfo1 0x%llx, exitinfo2 0x%llx, rip 0x%llx); the vCPU stops",
-            vm_.vm_id, vcpu_id_, message, static_cast<int>(name.size()), name.data(),
-            static_cast<unsigned long long>(exit.exitcode), static_cast<unsigned long long>(exit.exitinfo1),
-            static_cast<unsigned long long>(exit.exitinfo2), static_cast<unsigned long long>(exit.rip));
+  LOG_ERROR(
+      "svm: vm%u vcpu%u: %s (%.*s, exitcode 0x%llx, exitinfo1 0x%llx, exitinfo2 0x%llx, rip 0x%llx); the "
+      "vCPU stops",
+      vm_.vm_id, vcpu_id_, message, static_cast<int>(name.size()), name.data(),
+      static_cast<unsigned long long>(exit.exitcode), static_cast<unsigned long long>(exit.exitinfo1),
+      static_cast<unsigned long long>(exit.exitinfo2), static_cast<unsigned long long>(exit.rip));
   return SvmRunOutcome::kStopped;
 }
 
@@ -494,7 +500,8 @@ Result<SvmRunOutcome> SvmVcpu::on_init(const Exit&) {
 Result<SvmRunOutcome> SvmVcpu::on_vintr(const Exit&) {
   // The guest can take an interrupt now: drop the virtual one; the arbiter injects the real
   // event through EVENTINJ before the next VMRUN.
-  vmcb_->control.virtual_interrupt_control = without_interrupt_window(vmcb_->control.virtual_interrupt_control);
+  vmcb_->control.virtual_interrupt_control =
+      without_interrupt_window(vmcb_->control.virtual_interrupt_control);
   return SvmRunOutcome::kHandled;
 }
 
@@ -679,7 +686,8 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
       Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
       if (gprs_.rdi <= 0xff) {
         IrqSpinlockGuard guard(events_lock_);
-        queued = events_.queue_event(vmx::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(gprs_.rdi));
+        queued =
+            events_.queue_event(vmx::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(gprs_.rdi));
       }
       rax = queued ? 0 : ~uint64_t{0};
       break;

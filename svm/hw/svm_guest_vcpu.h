@@ -43,7 +43,6 @@ struct SvmExitRecord {
   uint64_t tsc;  // host TSC at the exit
 };
 
-
 // What other cores may read without a capture (relaxed atomics, written by the owner whenever
 // run() returns).
 struct SvmPublishedState {

@@ -227,11 +227,15 @@ class FakeBackend final : public ConsoleBackend {
       if (v.vm == vm) found = &v;
     }
     if (found == nullptr) return make_error(ErrorCode::kNotFound, "no such VM");
-    if (found->kind == VmKind::kDemo) return make_error(ErrorCode::kUnsupported, "the demo guest's UART has no receive side");
-    if (found->state != VmState::kRunning) return make_error(ErrorCode::kInvalidState, "the VM is not running");
-    if (bytes.size() > input_capacity) return make_error(ErrorCode::kInvalidArgument, "more bytes than the buffer holds", input_capacity);
+    if (found->kind == VmKind::kDemo)
+      return make_error(ErrorCode::kUnsupported, "the demo guest's UART has no receive side");
+    if (found->state != VmState::kRunning)
+      return make_error(ErrorCode::kInvalidState, "the VM is not running");
+    if (bytes.size() > input_capacity)
+      return make_error(ErrorCode::kInvalidArgument, "more bytes than the buffer holds", input_capacity);
     std::string& queued = console_input_bytes[vm];
-    if (queued.size() + bytes.size() > input_capacity) return make_error(ErrorCode::kFull, "input buffer full");
+    if (queued.size() + bytes.size() > input_capacity)
+      return make_error(ErrorCode::kFull, "input buffer full");
     queued.append(bytes);
     return ok();
   }

@@ -24,7 +24,8 @@ class ApiHandlers : public ::testing::Test {
     backend.add_vcpu(0, 0);
     backend.add_vcpu(0, 1);
     backend.add_vcpu(1, 0, VcpuState::kStopped);
-    backend.vm_list.push_back(FakeBackend::demo_vm(0, "demo", VmState::kRunning, 16 << 20, 2, 5, std::nullopt));
+    backend.vm_list.push_back(
+        FakeBackend::demo_vm(0, "demo", VmState::kRunning, 16 << 20, 2, 5, std::nullopt));
     backend.vm_list.push_back(FakeBackend::demo_vm(1, "crash", VmState::kStopped, 1 << 20, 1, 0, 3));
   }
   FakeBackend backend;
@@ -67,8 +68,9 @@ TEST_F(ApiHandlers, System) {
   EXPECT_EQ(j["network"]["pools"][0]["name"], "TCP_PCB");
   EXPECT_EQ(j["network"]["pools"][0]["avail"], 16);
   EXPECT_EQ(j["console"]["requests"], 77);
-  EXPECT_EQ(j["memory"], (json{{"heap", {{"bytes_in_use", 4096}, {"bytes_reserved", 65536}, {"live_allocations", 3}}},
-                               {"frames", {{"total", 1000}, {"free", 900}}}}));
+  EXPECT_EQ(j["memory"],
+            (json{{"heap", {{"bytes_in_use", 4096}, {"bytes_reserved", 65536}, {"live_allocations", 3}}},
+                  {"frames", {{"total", 1000}, {"free", 900}}}}));
 }
 
 TEST_F(ApiHandlers, Cpus) {
@@ -139,14 +141,20 @@ TEST_F(ApiHandlers, UserVmsShowFormatCmdlineStateAndDevices) {
   ASSERT_EQ(j["devices"]["unclaimed_ports"].size(), 1u);
   EXPECT_EQ(j["devices"]["unclaimed_ports"][0]["port"], 0x61);
 
-  j = [&] { http::Response x = api.handle(get("/api/v1/vms/5")); return body_json(x); }();
+  j = [&] {
+    http::Response x = api.handle(get("/api/v1/vms/5"));
+    return body_json(x);
+  }();
   EXPECT_EQ(j["state"], "failed");
   EXPECT_EQ(j["failure"], "kernel module is empty (zero length)");
   EXPECT_TRUE(j["kernel_format"].is_null());
   EXPECT_TRUE(j["exit_code"].is_null());
 
   // Demo VMs: no devices, no user fields.
-  j = [&] { http::Response x = api.handle(get("/api/v1/vms/0")); return body_json(x); }();
+  j = [&] {
+    http::Response x = api.handle(get("/api/v1/vms/0"));
+    return body_json(x);
+  }();
   EXPECT_EQ(j["kind"], "demo");
   EXPECT_TRUE(j["devices"].is_null());
   EXPECT_TRUE(j["cpu"].is_null());
@@ -291,8 +299,8 @@ TEST_F(ApiHandlers, DebugStreamSendsTheExactPatternInPieces) {
   for (size_t i = 0; i < 100; ++i) expected += "0123456789abcdef"[i % 16];
   EXPECT_EQ(full_body(r, 30, &pieces), expected);
   EXPECT_EQ(pieces, 4u);  // 30 + 30 + 30 + 10
-  for (const char* bad : {"/api/v1/debug/stream", "/api/v1/debug/stream?bytes=", "/api/v1/debug/stream?bytes=1x",
-                          "/api/v1/debug/stream?bytes=16777217"}) {
+  for (const char* bad : {"/api/v1/debug/stream", "/api/v1/debug/stream?bytes=",
+                          "/api/v1/debug/stream?bytes=1x", "/api/v1/debug/stream?bytes=16777217"}) {
     http::Response e = api.handle(get(bad));
     EXPECT_EQ(e.status, 400) << bad;
     EXPECT_EQ(body_json(e)["error"]["code"], "invalid_parameter") << bad;
@@ -304,8 +312,8 @@ TEST_F(ApiHandlers, DebugStreamSendsTheExactPatternInPieces) {
 
 TEST_F(ApiHandlers, SnapshotRoutesReportTheCaptureTimeAsServerTiming) {
   backend.snapshots[{0, 1}].capture_ns = 1'234'567;  // 1.234 ms (sub-microsecond part dropped)
-  for (const char* path : {"/api/v1/vms/0/vcpus/1/regs", "/api/v1/vms/0/vcpus/1/vmcs",
-                           "/api/v1/vms/0/vcpus/1/exits"}) {
+  for (const char* path :
+       {"/api/v1/vms/0/vcpus/1/regs", "/api/v1/vms/0/vcpus/1/vmcs", "/api/v1/vms/0/vcpus/1/exits"}) {
     http::Response r = api.handle(get(path));
     ASSERT_EQ(r.status, 200) << path;
     std::string timing;

@@ -140,7 +140,8 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   backend.add_vcpu(3, 2, VcpuState::kStopped);
   backend.add_svm_vcpu(4, 0);
   backend.vcpu_list[0].cpu = -1;
-  backend.vm_list.push_back(testing::FakeBackend::demo_vm(3, "demo", VmState::kRunning, 1 << 20, 2, 3, std::nullopt));
+  backend.vm_list.push_back(
+      testing::FakeBackend::demo_vm(3, "demo", VmState::kRunning, 1 << 20, 2, 3, std::nullopt));
   VmSummary exited = testing::FakeBackend::user_vm(4, "mbguest", VmState::kExited);
   exited.exit_code = 7;
   exited.exit_status = 15;
@@ -167,7 +168,8 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   };
   std::vector<Probe> probes;
   for (const Route& route : api_routes()) {
-    if (route.method != http::Method::kGet || route.pattern == "/api/v1/debug/stream") continue;  // text/plain
+    if (route.method != http::Method::kGet || route.pattern == "/api/v1/debug/stream")
+      continue;  // text/plain
     std::string target = concrete(std::string(route.pattern));
     if (route.pattern.ends_with("/vmcb")) target = "/api/v1/vms/4/vcpus/0/vmcb";  // an SVM vCPU's
     probes.push_back({get(target), 200});
@@ -191,8 +193,10 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   probes.push_back({get("/api/v1/vms/4"), 200});
   probes.push_back({get("/api/v1/vms/5"), 200});
   probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", "hello"), 202});
-  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", "0123456789ab"), 429});
-  probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", std::string(17, 'x')), 413});
+  probes.push_back(
+      {testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", "0123456789ab"), 429});
+  probes.push_back(
+      {testing::make_request(http::Method::kPost, "/api/v1/vms/6/console", std::string(17, 'x')), 413});
   probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/3/console", "x"), 409});
   probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/9/console", "x"), 404});
   probes.push_back({testing::make_request(http::Method::kPost, "/api/v1/vms/6/reset"), 202});

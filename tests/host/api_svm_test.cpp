@@ -22,7 +22,8 @@ class ApiSvm : public ::testing::Test {
   ApiSvm() : api(backend, AuthConfig{}) {
     backend.add_vcpu(0, 0);      // VMX
     backend.add_svm_vcpu(1, 0);  // SVM
-    backend.vm_list.push_back(testing::FakeBackend::demo_vm(1, "demo", VmState::kRunning, 2 << 20, 1, 0, std::nullopt));
+    backend.vm_list.push_back(
+        testing::FakeBackend::demo_vm(1, "demo", VmState::kRunning, 2 << 20, 1, 0, std::nullopt));
   }
   json get_json(const std::string& target, int expected_status) {
     http::Response r = api.handle(get(target));
@@ -81,7 +82,8 @@ TEST_F(ApiSvm, VmcbNameSelectsFieldsInTheOrderAsked) {
 }
 
 TEST_F(ApiSvm, VmcbBadNamesAre400) {
-  EXPECT_EQ(get_json("/api/v1/vms/1/vcpus/0/vmcb?name=GUEST_RIP", 400)["error"]["code"], "unknown_vmcb_field");
+  EXPECT_EQ(get_json("/api/v1/vms/1/vcpus/0/vmcb?name=GUEST_RIP", 400)["error"]["code"],
+            "unknown_vmcb_field");
   EXPECT_EQ(get_json("/api/v1/vms/1/vcpus/0/vmcb?name=rip", 400)["error"]["code"], "unknown_vmcb_field");
   EXPECT_EQ(get_json("/api/v1/vms/1/vcpus/0/vmcb?name=RIP,", 400)["error"]["code"], "invalid_parameter");
   EXPECT_EQ(backend.snapshot_calls, 0);  // refused before asking the owning core
@@ -107,7 +109,8 @@ TEST_F(ApiSvm, ExitsCarryKindRawCodeAndApmName) {
   EXPECT_EQ(j["backend"], "svm");
   EXPECT_EQ(j["total"], 11);
   ASSERT_EQ(j["counts"].size(), 3u);
-  EXPECT_EQ(j["counts"][0], (json{{"reason", 0x72}, {"name", "VMEXIT_CPUID"}, {"kind", "cpuid"}, {"count", 7}}));
+  EXPECT_EQ(j["counts"][0],
+            (json{{"reason", 0x72}, {"name", "VMEXIT_CPUID"}, {"kind", "cpuid"}, {"count", 7}}));
   EXPECT_EQ(j["counts"][2]["name"], "VMEXIT_NPF");
   EXPECT_EQ(j["counts"][2]["kind"], "nested_page_fault");
   ASSERT_EQ(j["recent"].size(), 2u);

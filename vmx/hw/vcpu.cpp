@@ -3,6 +3,7 @@
 #include <atomic>
 #include <new>
 
+#include "guest/nested_paging.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/descriptors.h"
@@ -12,14 +13,13 @@
 #include "kernel/core/log.h"
 #include "kernel/core/memory.h"
 #include "kernel/lib/string.h"
-#include "guest/nested_paging.h"
+#include "vmx/cr_access.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vmx_operation.h"
-#include "vmx/cr_access.h"
 #include "vmx/hw/xstate_hw.h"
 #include "vmx/long_mode.h"
-#include "vmx/xstate.h"
 #include "vmx/vmx_controls.h"
+#include "vmx/xstate.h"
 
 extern "C" uint64_t vmx_enter(lantern::vmx::GeneralRegisters* regs, uint64_t launched,
                               lantern::vmx::VmxFastPath* fast);
@@ -124,7 +124,9 @@ constexpr uint32_t kMsrSysenterEip = 0x176;
 
 }  // namespace
 
-uint32_t vcpus_started() { return g_vcpus_started.load(); }
+uint32_t vcpus_started() {
+  return g_vcpus_started.load();
+}
 
 // ---- Life cycle ------------------------------------------------------------------------------
 
@@ -221,7 +223,8 @@ Result<void> VmxVcpu::bind_to_current_processor() {
     if (static_cast<uint32_t>(bound_cpu_) == me) return ok();
     return make_error(ErrorCode::kBusy, "vCPU is bound to another core", static_cast<uint64_t>(bound_cpu_));
   }
-  if (!this_cpu_in_vmx_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
+  if (!this_cpu_in_vmx_operation())
+    return make_error(ErrorCode::kUnsupported, "this core is not in VMX operation");
   cpu::InterruptsOff irq_off;
   TRY(hw::vmptrld(vmcs_phys_));
   fast_.host_rsp = 0;  // vmx_enter writes HOST_RSP at the first entry on this core
@@ -262,17 +265,18 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   const auto pin = TRY(adjust_controls(pin_based::kExternalInterruptExiting | pin_based::kNmiExiting,
                                        pin_based::kVirtualNmis, caps.pinbased_ctls));
   // Primary processor-based (24.6.2): HLT exits, I/O and MSR bitmaps, secondary controls.
-  const auto primary = TRY(adjust_controls(proc_based::kHltExiting | proc_based::kUseIoBitmaps |
-                                               proc_based::kUseMsrBitmaps |
-                                               proc_based::kActivateSecondaryControls,
-                                           0, caps.procbased_ctls));
+  const auto primary =
+      TRY(adjust_controls(proc_based::kHltExiting | proc_based::kUseIoBitmaps | proc_based::kUseMsrBitmaps |
+                              proc_based::kActivateSecondaryControls,
+                          0, caps.procbased_ctls));
   // Secondary (24.6.2): EPT and unrestricted guest (real-mode guests need it, 26.3.1.1).
-  const auto secondary = TRY(adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest, 0,
-                                             caps.procbased2_ctls));
+  const auto secondary = TRY(
+      adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest, 0, caps.procbased2_ctls));
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
   // in VM_EXIT_INTR_INFO), save/load IA32_EFER when offered.
-  const auto exit = TRY(adjust_controls(exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
-                                        exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer, caps.exit_ctls));
+  const auto exit =
+      TRY(adjust_controls(exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
+                          exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer, caps.exit_ctls));
   // VM-entry controls (24.8.1): not IA-32e mode; load IA32_EFER when offered.
   const auto entry = TRY(adjust_controls(0, entry_ctls::kLoadIa32Efer, caps.entry_ctls));
 
@@ -453,7 +457,8 @@ Result<void> VmxVcpu::apply_preemption_timer(uint32_t value) {
 }
 
 Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
-  if (!can_sleep_in_hlt()) return make_error(ErrorCode::kUnsupported, "no HLT activity state or preemption timer");
+  if (!can_sleep_in_hlt())
+    return make_error(ErrorCode::kUnsupported, "no HLT activity state or preemption timer");
   TRY(set_preemption_timer(preemption_timer_value));
   // Activity state 1 = HLT (SDM Vol. 3C 24.4.2, Table 24-3; allowed per IA32_VMX_MISC bit 6).
   TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
@@ -464,7 +469,8 @@ Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
 
 // ---- Running ---------------------------------------------------------------------------------
 
-Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code) {
+Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector,
+                                    std::optional<uint32_t> error_code) {
   size_t position;
   {
     IrqSpinlockGuard guard(events_lock_);
@@ -498,8 +504,7 @@ Result<void> VmxVcpu::inject_pending_event() {
   const InjectionDecision decision = decide_injection(events_, context);
   uint32_t primary = primary_controls_;
   switch (decision.action) {
-    case InjectionAction::kNone:
-      break;
+    case InjectionAction::kNone: break;
     case InjectionAction::kEntrySlotBusy:
       // A re-injection owns the entry field: come back as soon as the guest can take an
       // interrupt again (an NMI/exception will be retried at the next exit anyway).
@@ -531,9 +536,7 @@ Result<void> VmxVcpu::inject_pending_event() {
       ++events_injected_;
       break;
     }
-    case InjectionAction::kRequestInterruptWindow:
-      primary |= proc_based::kInterruptWindowExiting;
-      break;
+    case InjectionAction::kRequestInterruptWindow: primary |= proc_based::kInterruptWindowExiting; break;
     case InjectionAction::kRequestNmiWindow:
       if (nmi_window_allowed_) primary |= proc_based::kNmiWindowExiting;
       break;
@@ -555,14 +558,16 @@ Result<void> VmxVcpu::arbitrate_events() {
   }
   if ((attention & kAttentionEvents) != 0 || owner_events_pending_) TRY(inject_pending_event());
   // The stub may resume null hypercalls itself only while nothing waits for injection.
-  fast_.enabled = (fast_allowed_ && !owner_events_pending_ &&
-                   (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
-                      ? 1
-                      : 0;
+  fast_.enabled =
+      (fast_allowed_ && !owner_events_pending_ &&
+       (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
+          ? 1
+          : 0;
   TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
-  arbitrate_ = owner_events_pending_ || wait_for_sipi_ || sleeping_in_hlt_ || vlapic_.has_requests() ||
-               vlapic_.next_deadline() != VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
-               (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
+  arbitrate_ =
+      owner_events_pending_ || wait_for_sipi_ || sleeping_in_hlt_ || vlapic_.has_requests() ||
+      vlapic_.next_deadline() != VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
+      (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
   return ok();
 }
 
@@ -630,12 +635,14 @@ Result<VmExit> VmxVcpu::run() {
     TRY(enter_and_decode(exit));
     Result<VmExit> outcome = handle_exit(exit);
     if (!outcome || outcome->index() != 0 ||
-        (vm_core_ != nullptr && (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
+        (vm_core_ != nullptr &&
+         (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
       return outcome;
     }
     if (++exits_since_publish_ >= kPublishEveryExits) publish_state();
     // One relaxed load per handled exit; the exchange only when a request is there.
-    if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false)) return outcome;
+    if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false))
+      return outcome;
   }
 }
 
@@ -676,8 +683,8 @@ void VmxVcpu::switch_to_host_xstate() {
 
 Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_t> error_code) {
   arbitrate_ = true;  // the entry slot is taken: the vlapic must see it before the entry
-  uint32_t info = TRY(encode_entry_interruption_info(InterruptionType::kHardwareException, vector,
-                                                      error_code.has_value()));
+  uint32_t info = TRY(
+      encode_entry_interruption_info(InterruptionType::kHardwareException, vector, error_code.has_value()));
   // With unrestricted guest and CR0.PE = 0, "deliver error code" must be 0 (SDM Vol. 3C 26.2.1.3).
   const uint64_t guest_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
   if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
@@ -835,7 +842,9 @@ void VmxVcpu::stop_by_owner(const char* reason) {
 
 // ---- Exit handlers ---------------------------------------------------------------------------
 
-Result<VmExit> VmxVcpu::on_unexpected(const ExitInfo& exit) { return stop(exit, "unexpected VM exit"); }
+Result<VmExit> VmxVcpu::on_unexpected(const ExitInfo& exit) {
+  return stop(exit, "unexpected VM exit");
+}
 
 Result<VmExit> VmxVcpu::on_exception_or_nmi(const ExitInfo& exit) {
   const uint32_t raw = TRY(vmcs_read(hw_, F32::VM_EXIT_INTR_INFO));
@@ -958,14 +967,15 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
     regs_.rax = queued ? 0 : ~uint64_t{0};
     return VmExit{exits::Nothing{}};
   }
-  return VmExit{exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
+  return VmExit{
+      exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
 }
 
 Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {
   // Lantern offers no nested VMX: the instruction raises #UD in the guest (SDM Vol. 3C 25.1.3
   // lists them as unconditional exits; on hardware without VMX they are #UD).
-  const uint32_t info = TRY(encode_entry_interruption_info(InterruptionType::kHardwareException,
-                                                           kVectorInvalidOpcode, false));
+  const uint32_t info =
+      TRY(encode_entry_interruption_info(InterruptionType::kHardwareException, kVectorInvalidOpcode, false));
   TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
   return VmExit{exits::Nothing{}};
 }

@@ -21,11 +21,11 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/loader/entry_state.h"
+#include "guest/vm.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
-#include "guest/loader/entry_state.h"
-#include "guest/vm.h"
 #include "vmx/exit_reason.h"
 #include "vmx/general_registers.h"
 #include "vmx/hw/vmx_entry_layout.h"
@@ -59,10 +59,10 @@ struct GuestLongModeState {
 };
 
 struct ExitRecord {
-  uint32_t reason;          // raw VM_EXIT_REASON
-  uint64_t qualification;   // EXIT_QUALIFICATION
-  uint64_t rip;             // GUEST_RIP at the exit
-  uint64_t tsc;             // host TSC at the exit
+  uint32_t reason;         // raw VM_EXIT_REASON
+  uint64_t qualification;  // EXIT_QUALIFICATION
+  uint64_t rip;            // GUEST_RIP at the exit
+  uint64_t tsc;            // host TSC at the exit
 };
 
 // Hypervisor CPUID leaf (Lantern's signature at 0x40000000, SDM Vol. 2A CPUID: leaves
@@ -81,9 +81,9 @@ struct VcpuGroup {
   std::array<std::atomic<VmxVcpu*>, kMaxVcpus> members{};
 };
 
-// Shared with vmx/hw/vmx_entry.S (offsets in vmx/hw/vmx_entry_layout.h). host_rsp caches the HOST_RSP the stub
-// last wrote into the current VMCS: it writes the field again only when its stack pointer
-// differs (0 = unknown, after the VMCS was loaded on a core).
+// Shared with vmx/hw/vmx_entry.S (offsets in vmx/hw/vmx_entry_layout.h). host_rsp caches the HOST_RSP the
+// stub last wrote into the current VMCS: it writes the field again only when its stack pointer differs (0 =
+// unknown, after the VMCS was loaded on a core).
 struct VmxFastPath {
   uint64_t enabled = 0;
   uint64_t null_hypercalls = 0;
@@ -386,11 +386,11 @@ class VmxVcpu {
   uint64_t io_bitmap_a_phys_ = 0;
   uint64_t io_bitmap_b_phys_ = 0;
   uint64_t msr_bitmap_phys_ = 0;
-  uint64_t guest_xstate_phys_ = 0;  // the guest's XSAVE/FXSAVE area (64-byte aligned page)
-  uint64_t host_xstate_phys_ = 0;   // the host's, saved across the guest's run
-  uint64_t guest_xcr0_ = 1;         // XCR0 reset value: x87 only (SDM Vol. 1 13.3)
-  uint64_t guest_cr2_ = 0;          // CR2 is switched by hand (not in the VMCS)
-  uint64_t guest_xss_ = 0;          // IA32_XSS reset value: 0 (SDM Vol. 4 Table 2-2, MSR 0xDA0)
+  uint64_t guest_xstate_phys_ = 0;      // the guest's XSAVE/FXSAVE area (64-byte aligned page)
+  uint64_t host_xstate_phys_ = 0;       // the host's, saved across the guest's run
+  uint64_t guest_xcr0_ = 1;             // XCR0 reset value: x87 only (SDM Vol. 1 13.3)
+  uint64_t guest_cr2_ = 0;              // CR2 is switched by hand (not in the VMCS)
+  uint64_t guest_xss_ = 0;              // IA32_XSS reset value: 0 (SDM Vol. 4 Table 2-2, MSR 0xDA0)
   std::atomic<int32_t> bound_cpu_{-1};  // read by queue_event() on other cores
   bool setup_done_ = false;
   bool launched_ = false;
@@ -408,8 +408,8 @@ class VmxVcpu {
   const char* stop_message_ = nullptr;
   uint32_t stop_exit_reason_ = 0;
   mutable IrqSpinlock events_lock_;
-  PendingEventQueue events_;  // guarded by events_lock_
-  std::atomic<uint32_t> attention_{0};  // kAttention* bits, set from any core
+  PendingEventQueue events_;                   // guarded by events_lock_
+  std::atomic<uint32_t> attention_{0};         // kAttention* bits, set from any core
   std::atomic<bool> return_requested_{false};  // request_return()
   // Owner-core state of the arbiter: true while something may still need arbitration before
   // the next entry (queued events, IRR bits, an armed timer, windows, HLT/SIPI sleep).

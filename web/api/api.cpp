@@ -227,7 +227,9 @@ Response get_vmcb(const RouteContext& c) {
   }
   Result<VcpuSnapshot> snapshot = c.backend.snapshot(c.params.vm, c.params.vcpu);
   if (!snapshot) return backend_error_response(snapshot.error(), vcpu_label(c.params));
-  if (!names) return with_capture_timing(json_response(vmcb_json(c.params.vm, c.params.vcpu, snapshot->vmcb)), *snapshot);
+  if (!names)
+    return with_capture_timing(json_response(vmcb_json(c.params.vm, c.params.vcpu, snapshot->vmcb)),
+                               *snapshot);
   std::vector<VmcbValue> values;
   for (uint16_t index : selected) {
     for (const VmcbValue& v : snapshot->vmcb) {
@@ -281,7 +283,9 @@ Response get_console(const RouteContext& c) {
   return json_response(console_json(c.params.vm, *text));
 }
 
-std::string vm_label(const PathParams& p) { return "VM " + std::to_string(p.vm); }
+std::string vm_label(const PathParams& p) {
+  return "VM " + std::to_string(p.vm);
+}
 
 Response with_retry_after(Response r) {
   add_retry_after(r);
@@ -291,7 +295,8 @@ Response with_retry_after(Response r) {
 // Raw bytes of guest serial input (any media type: the body is taken as is).
 Response post_console(const RouteContext& c) {
   if (c.request.body.empty()) {
-    return error_response(400, "empty_body", "send the bytes for the guest's serial input as the request body");
+    return error_response(400, "empty_body",
+                          "send the bytes for the guest's serial input as the request body");
   }
   const Result<void> r = c.backend.console_input(c.params.vm, c.request.body);
   if (r) {
@@ -305,15 +310,17 @@ Response post_console(const RouteContext& c) {
     case ErrorCode::kNotFound:
       return error_response(404, "not_found", "no " + vm + " (GET /api/v1/vms lists them)");
     case ErrorCode::kFull:
-      return with_retry_after(error_response(
-          429, "console_input_full",
-          "the serial input buffer of " + vm + " lacks room for " + std::to_string(c.request.body.size()) +
-              " bytes; retry once the guest has read some"));
+      return with_retry_after(error_response(429, "console_input_full",
+                                             "the serial input buffer of " + vm + " lacks room for " +
+                                                 std::to_string(c.request.body.size()) +
+                                                 " bytes; retry once the guest has read some"));
     case ErrorCode::kInvalidArgument:
-      return error_response(413, "console_input_too_large", vm + ": " + r.error().message + " (" +
-                                                                std::to_string(r.error().detail) + " bytes)");
+      return error_response(
+          413, "console_input_too_large",
+          vm + ": " + r.error().message + " (" + std::to_string(r.error().detail) + " bytes)");
     case ErrorCode::kInvalidState:
-      return error_response(409, "vm_not_running", vm + " does not run (" + std::string(r.error().message) + ")");
+      return error_response(409, "vm_not_running",
+                            vm + " does not run (" + std::string(r.error().message) + ")");
     case ErrorCode::kUnsupported:
       return error_response(409, "no_console_input", vm + ": " + r.error().message);
     default: return backend_error_response(r.error(), vm);
@@ -333,8 +340,7 @@ Response post_reset(const RouteContext& c) {
     case ErrorCode::kNotFound:
       return error_response(404, "not_found", "no " + vm + " (GET /api/v1/vms lists them)");
     case ErrorCode::kInvalidState:
-    case ErrorCode::kUnsupported:
-      return error_response(409, "cannot_reset", vm + ": " + r.error().message);
+    case ErrorCode::kUnsupported: return error_response(409, "cannot_reset", vm + ": " + r.error().message);
     case ErrorCode::kTimeout:
     case ErrorCode::kBusy:
       return with_retry_after(error_response(
@@ -399,7 +405,10 @@ Response get_openapi(const RouteContext&) {
 // ---- The route table ------------------------------------------------------------------------
 
 constexpr RouteResponse kSystemResponses[] = {
-    {200, "Name, version, uptime, CPUs, the backend (hv), VMX and SVM status and capabilities, network and console counters", "System"},
+    {200,
+     "Name, version, uptime, CPUs, the backend (hv), VMX and SVM status and capabilities, network and "
+     "console counters",
+     "System"},
     {401, "A token is configured and the request did not carry it", "Error"},
 };
 constexpr RouteResponse kCpusResponses[] = {
@@ -589,11 +598,24 @@ constexpr Route kRoutes[] = {
      false},
     {Method::kGet, "/api/v1/vms/{vm}/console", get_console, "getConsole", "Guest serial output", kSinceQuery,
      "", kConsoleResponses, false},
-    {Method::kPost, "/api/v1/vms/{vm}/console", post_console, "postConsoleInput",
-     "Guest serial input: the raw body into the VM's UART receive buffer (all or nothing)", {}, "RawBytes",
-     kConsolePostResponses, true},
-    {Method::kPost, "/api/v1/vms/{vm}/reset", post_reset, "resetVm", "Restart the VM from its loaded image", {},
-     "", kResetResponses, true},
+    {Method::kPost,
+     "/api/v1/vms/{vm}/console",
+     post_console,
+     "postConsoleInput",
+     "Guest serial input: the raw body into the VM's UART receive buffer (all or nothing)",
+     {},
+     "RawBytes",
+     kConsolePostResponses,
+     true},
+    {Method::kPost,
+     "/api/v1/vms/{vm}/reset",
+     post_reset,
+     "resetVm",
+     "Restart the VM from its loaded image",
+     {},
+     "",
+     kResetResponses,
+     true},
     {Method::kGet, "/api/v1/log", get_log, "getLog", "The hypervisor log ring", kSinceQuery, "",
      kLogResponses, false},
     {Method::kGet, "/api/v1/debug/stream", get_debug_stream, "getDebugStream",

@@ -42,9 +42,9 @@ struct VmxCapabilitySummary {
 struct NetPoolLevel {  // one lwIP memory pool (memp) or the heap
   std::string name;    // "TCP_PCB", "PBUF_POOL", "heap", ...
   uint64_t used = 0;
-  uint64_t max = 0;    // high-water mark
-  uint64_t avail = 0;  // capacity
-  uint64_t errors = 0; // failed allocations
+  uint64_t max = 0;     // high-water mark
+  uint64_t avail = 0;   // capacity
+  uint64_t errors = 0;  // failed allocations
 };
 
 // The kernel heap and the physical frame allocator, for leak checks over time (the soak test compares
@@ -62,22 +62,22 @@ struct SystemSummary {
   std::string version;
   uint64_t uptime_ms = 0;
   uint32_t cpus_online = 0;
-  uint32_t vmx_cores = 0;       // cores in VMX operation
-  bool vmx_available = false;   // Lantern can run guests
-  bool vmx_cpuid = false;       // CPUID.01H:ECX.VMX[bit 5]
-  std::string vmx_reason;       // why not available ("" when available)
+  uint32_t vmx_cores = 0;      // cores in VMX operation
+  bool vmx_available = false;  // Lantern can run guests
+  bool vmx_cpuid = false;      // CPUID.01H:ECX.VMX[bit 5]
+  std::string vmx_reason;      // why not available ("" when available)
   VmxCapabilitySummary vmx_caps;
-  std::string hv = "none";      // the backend running guests: "vmx", "svm" or "none"
-  uint32_t svm_cores = 0;       // cores in SVM operation (EFER.SVME and a host save area)
+  std::string hv = "none";  // the backend running guests: "vmx", "svm" or "none"
+  uint32_t svm_cores = 0;   // cores in SVM operation (EFER.SVME and a host save area)
   bool svm_available = false;
-  bool svm_cpuid = false;       // CPUID 8000_0001H:ECX.SVM[bit 2]
-  std::string svm_reason;       // why not available ("" when available)
+  bool svm_cpuid = false;  // CPUID 8000_0001H:ECX.SVM[bit 2]
+  std::string svm_reason;  // why not available ("" when available)
   SvmCapabilitySummary svm_caps;
   uint32_t vcpus = 0;
   std::string cmdline;
   // Network and console
-  std::string ip;               // "10.0.2.15" or "none"
-  std::string nic;              // "e1000", "virtio-net", "none"
+  std::string ip;   // "10.0.2.15" or "none"
+  std::string nic;  // "e1000", "virtio-net", "none"
   uint64_t http_connections_open = 0;
   uint64_t http_connections_total = 0;
   uint64_t http_requests = 0;
@@ -96,7 +96,7 @@ struct CpuSummary {
   bool bsp = false;
   CpuVmxState vmx = CpuVmxState::kUnsupported;
   std::vector<std::pair<uint32_t, uint32_t>> vcpus;  // (vm, vcpu) bound here
-  CpuVmxState svm = CpuVmxState::kUnsupported;  // on, off (VMX runs the core) or unsupported
+  CpuVmxState svm = CpuVmxState::kUnsupported;       // on, off (VMX runs the core) or unsupported
 };
 
 // kRunning: launched and taking its turns (including HLT sleeps, see in_hlt). kHalted: parked
@@ -135,7 +135,7 @@ struct VmDeviceCounters {
   uint64_t uart_input_refused = 0;  // console posts refused (buffer full)
   uint64_t unclaimed_port_reads = 0;
   uint64_t unclaimed_port_writes = 0;
-  std::vector<PortCount> unclaimed_ports;  // first-seen order, bounded
+  std::vector<PortCount> unclaimed_ports;    // first-seen order, bounded
   uint64_t unclaimed_accesses_unlisted = 0;  // accesses to ports beyond that list
 };
 
@@ -143,15 +143,15 @@ enum class VmKind : uint8_t { kDemo, kUser };
 struct VmSummary {
   uint32_t vm = 0;
   VmKind kind = VmKind::kDemo;
-  std::string name;     // the VM's name (user VMs: name=, default vm<N>; demo: the program)
-  std::string program;  // the guest program's name ("demo", ...; user VMs: the name)
+  std::string name;           // the VM's name (user VMs: name=, default vm<N>; demo: the program)
+  std::string program;        // the guest program's name ("demo", ...; user VMs: the name)
   std::string kernel_format;  // user VMs: "multiboot-elf32", ...; "" when never loaded or a demo
   std::string cmdline;        // the guest command line (user VMs)
   VmState state = VmState::kRunning;
   uint64_t memory_bytes = 0;
   uint32_t vcpu_count = 0;
-  std::optional<int32_t> cpu;  // the physical CPU running vCPU 0 (user VMs)
-  uint64_t console_bytes = 0;  // total bytes the guest wrote to its UART
+  std::optional<int32_t> cpu;           // the physical CPU running vCPU 0 (user VMs)
+  uint64_t console_bytes = 0;           // total bytes the guest wrote to its UART
   std::optional<uint32_t> exit_status;  // when the guest wrote to an exit port (user VMs: QEMU's status)
   std::optional<uint32_t> exit_code;    // user VMs that exited: the value written to 0xf4
   std::string exit_cause;               // "debug_exit" (0xf4) or "shutdown_port" (0x8900)
@@ -185,7 +185,7 @@ struct SvmExitCount {
 };
 
 struct ExitRecordView {
-  uint32_t reason = 0;  // raw VM_EXIT_REASON (VMX); EXITCODE bits 31:0 (SVM)
+  uint32_t reason = 0;         // raw VM_EXIT_REASON (VMX); EXITCODE bits 31:0 (SVM)
   uint64_t qualification = 0;  // EXIT_QUALIFICATION (VMX); EXITINFO1 (SVM)
   uint64_t rip = 0;
   uint64_t tsc = 0;
@@ -208,7 +208,7 @@ struct VcpuSnapshot {
   std::vector<SvmExitCount> svm_exit_counts;
   std::vector<ExitRecordView> recent_exits;  // newest first, up to 64
   uint64_t tsc = 0;                          // host TSC when taken
-  uint64_t capture_ns = 0;  // from asking the owning core to its answer (Server-Timing)
+  uint64_t capture_ns = 0;                   // from asking the owning core to its answer (Server-Timing)
 };
 
 struct ConsoleText {
@@ -248,8 +248,8 @@ class ConsoleBackend {
   virtual Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) = 0;
   // Returns the queue position. kNotFound: no such vCPU; kFull: 8 waiting; kInvalidState: the
   // vCPU has stopped; kInvalidArgument: the event breaks an architectural rule.
-  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type,
-                                     uint32_t vector, std::optional<uint32_t> error_code) = 0;
+  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
+                                     std::optional<uint32_t> error_code) = 0;
   // kNotFound: no such VM. At most max_bytes of text.
   virtual Result<ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) = 0;
   // Guest serial input: all of `bytes` into the VM's UART receive buffer, or nothing. kNotFound:

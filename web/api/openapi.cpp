@@ -68,9 +68,7 @@ Json exit_reason_schema() {
 
 // An SVM exit code (APM Vol. 2 Appendix C): reason -1 is VMEXIT_INVALID.
 Json svm_exit_code_schema() {
-  return object({{"reason", Json{{"type", "integer"}, {"minimum", -1}}},
-                 {"name", text()},
-                 {"kind", text()}});
+  return object({{"reason", Json{{"type", "integer"}, {"minimum", -1}}}, {"name", text()}, {"kind", text()}});
 }
 Json one_of_schemas(Json a, Json b) {
   return Json{{"oneOf", Json::array({std::move(a), std::move(b)})}};
@@ -89,31 +87,34 @@ Json vm_devices_schema() {
                  {"uart_input_refused", integer()},
                  {"unclaimed_port_reads", integer()},
                  {"unclaimed_port_writes", integer()},
-                 {"unclaimed_ports", array_of(object({{"port", integer(0xffff)}, {"reads", integer()}, {"writes", integer()}}))},
+                 {"unclaimed_ports",
+                  array_of(object({{"port", integer(0xffff)}, {"reads", integer()}, {"writes", integer()}}))},
                  {"unclaimed_accesses_unlisted", integer()}});
 }
 
 Json vm_schema() {
-  Json s = object({{"vm", integer()},
-                   {"kind", one_of({"demo", "user"})},
-                   {"name", text()},
-                   {"program", text()},
-                   {"kernel_format", nullable(text())},  // multiboot-elf32, multiboot-elf64, multiboot-aout-kludge
-                   {"cmdline", text()},
-                   {"state", one_of({"running", "stopped", "exited", "failed"})},
-                   {"memory_bytes", integer()},
-                   {"vcpu_count", integer()},
-                   {"cpu", nullable(integer())},
-                   {"console_bytes", integer()},
-                   {"exit_status", nullable(integer())},
-                   {"exit_code", nullable(integer())},
-                   {"exit_cause", nullable(text())},  // debug_exit (0xf4), shutdown_port (0x8900)
-                   {"failure", nullable(text())},
-                   {"resets", integer()},
-                   {"devices", nullable(vm_devices_schema())}});
+  Json s =
+      object({{"vm", integer()},
+              {"kind", one_of({"demo", "user"})},
+              {"name", text()},
+              {"program", text()},
+              {"kernel_format", nullable(text())},  // multiboot-elf32, multiboot-elf64, multiboot-aout-kludge
+              {"cmdline", text()},
+              {"state", one_of({"running", "stopped", "exited", "failed"})},
+              {"memory_bytes", integer()},
+              {"vcpu_count", integer()},
+              {"cpu", nullable(integer())},
+              {"console_bytes", integer()},
+              {"exit_status", nullable(integer())},
+              {"exit_code", nullable(integer())},
+              {"exit_cause", nullable(text())},  // debug_exit (0xf4), shutdown_port (0x8900)
+              {"failure", nullable(text())},
+              {"resets", integer()},
+              {"devices", nullable(vm_devices_schema())}});
   s["description"] =
       "kind user: a --vm VM (state running, exited with exit_code = the value written to 0xf4 and "
-      "exit_status = QEMU's (code << 1) | 1, or failed with failure = the reason); kind demo: a built-in guest.";
+      "exit_status = QEMU's (code << 1) | 1, or failed with failure = the reason); kind demo: a built-in "
+      "guest.";
   return s;
 }
 
@@ -151,7 +152,8 @@ Json path_parameter(std::string_view name) {
 Json media(std::string_view schema) {
   if (schema == "PatternText") return Json{{"text/plain", {{"schema", {{"type", "string"}}}}}};
   // "RawBytes": guest serial input, taken as is whatever its media type.
-  if (schema == "RawBytes") return Json{{"application/octet-stream", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}};
+  if (schema == "RawBytes")
+    return Json{{"application/octet-stream", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}};
   return Json{{"application/json", {{"schema", ref(schema)}}}};
 }
 
@@ -160,61 +162,62 @@ Json media(std::string_view schema) {
 Json openapi_schemas() {
   Json s;
   s["Error"] = object({{"error", object({{"code", text()}, {"message", text()}})}});
-  s["System"] = object({{"name", text()},
-                        {"version", text()},
-                        {"uptime_ms", integer()},
-                        {"cpus_online", integer()},
-                        {"vcpus", integer()},
-                        {"hv", one_of({"vmx", "svm", "none"})},
-                        {"vmx", object({{"available", boolean()},
-                                        {"cpuid", boolean()},
-                                        {"cores", integer()},
-                                        {"reason", text()},
-                                        {"vmcs_revision", hex(8)},
-                                        {"capabilities", object({{"ept", boolean()},
-                                                                 {"ept_large_pages", boolean()},
-                                                                 {"ept_1g_pages", boolean()},
-                                                                 {"vpid", boolean()},
-                                                                 {"unrestricted_guest", boolean()},
-                                                                 {"preemption_timer", boolean()},
-                                                                 {"nmi_window", boolean()},
-                                                                 {"activity_hlt", boolean()},
-                                                                 {"true_controls", boolean()},
-                                                                 {"xsaves", boolean()}})}})},
-                        {"svm", object({{"available", boolean()},
-                                        {"cpuid", boolean()},
-                                        {"cores", integer()},
-                                        {"reason", text()},
-                                        {"revision", integer(255)},
-                                        {"asids", integer(UINT32_MAX)},
-                                        {"capabilities", object({{"nested_paging", boolean()},
-                                                                 {"next_rip_save", boolean()},
-                                                                 {"vmcb_clean", boolean()},
-                                                                 {"flush_by_asid", boolean()},
-                                                                 {"decode_assists", boolean()},
-                                                                 {"pause_filter", boolean()},
-                                                                 {"avic", boolean()},
-                                                                 {"vgif", boolean()},
-                                                                 {"lbr_virtualization", boolean()}})}})},
-                        {"cmdline", text()},
-                        {"network", object({{"ip", text()},
-                                            {"nic", text()},
-                                            {"pools", array_of(object({{"name", text()},
-                                                                       {"used", integer()},
-                                                                       {"max", integer()},
-                                                                       {"avail", integer()},
-                                                                       {"errors", integer()}}))}})},
-                        {"console", object({{"connections_open", integer()},
-                                            {"connections_total", integer()},
-                                            {"requests", integer()},
-                                            {"refused", integer()},
-                                            {"framing_errors", integer()},
-                                            {"timeouts", integer()},
-                                            {"aborted", integer()}})},
-                        {"memory", object({{"heap", object({{"bytes_in_use", integer()},
-                                                            {"bytes_reserved", integer()},
-                                                            {"live_allocations", integer()}})},
-                                           {"frames", object({{"total", integer()}, {"free", integer()}})}})}});
+  s["System"] =
+      object({{"name", text()},
+              {"version", text()},
+              {"uptime_ms", integer()},
+              {"cpus_online", integer()},
+              {"vcpus", integer()},
+              {"hv", one_of({"vmx", "svm", "none"})},
+              {"vmx", object({{"available", boolean()},
+                              {"cpuid", boolean()},
+                              {"cores", integer()},
+                              {"reason", text()},
+                              {"vmcs_revision", hex(8)},
+                              {"capabilities", object({{"ept", boolean()},
+                                                       {"ept_large_pages", boolean()},
+                                                       {"ept_1g_pages", boolean()},
+                                                       {"vpid", boolean()},
+                                                       {"unrestricted_guest", boolean()},
+                                                       {"preemption_timer", boolean()},
+                                                       {"nmi_window", boolean()},
+                                                       {"activity_hlt", boolean()},
+                                                       {"true_controls", boolean()},
+                                                       {"xsaves", boolean()}})}})},
+              {"svm", object({{"available", boolean()},
+                              {"cpuid", boolean()},
+                              {"cores", integer()},
+                              {"reason", text()},
+                              {"revision", integer(255)},
+                              {"asids", integer(UINT32_MAX)},
+                              {"capabilities", object({{"nested_paging", boolean()},
+                                                       {"next_rip_save", boolean()},
+                                                       {"vmcb_clean", boolean()},
+                                                       {"flush_by_asid", boolean()},
+                                                       {"decode_assists", boolean()},
+                                                       {"pause_filter", boolean()},
+                                                       {"avic", boolean()},
+                                                       {"vgif", boolean()},
+                                                       {"lbr_virtualization", boolean()}})}})},
+              {"cmdline", text()},
+              {"network", object({{"ip", text()},
+                                  {"nic", text()},
+                                  {"pools", array_of(object({{"name", text()},
+                                                             {"used", integer()},
+                                                             {"max", integer()},
+                                                             {"avail", integer()},
+                                                             {"errors", integer()}}))}})},
+              {"console", object({{"connections_open", integer()},
+                                  {"connections_total", integer()},
+                                  {"requests", integer()},
+                                  {"refused", integer()},
+                                  {"framing_errors", integer()},
+                                  {"timeouts", integer()},
+                                  {"aborted", integer()}})},
+              {"memory", object({{"heap", object({{"bytes_in_use", integer()},
+                                                  {"bytes_reserved", integer()},
+                                                  {"live_allocations", integer()}})},
+                                 {"frames", object({{"total", integer()}, {"free", integer()}})}})}});
   s["CpuList"] = object(
       {{"cpus", array_of(object({{"index", integer()},
                                  {"apic_id", integer()},
@@ -247,12 +250,13 @@ Json openapi_schemas() {
        {"value", Json{{"type", "string"}, {"pattern", "^0x([0-9a-f]{4}|[0-9a-f]{8}|[0-9a-f]{16})$"}}}});
   s["VmcsDump"] = object(
       {{"vm", integer()}, {"vcpu", integer()}, {"count", integer()}, {"fields", array_of(ref("VmcsField"))}});
-  s["VmcbField"] = object({{"name", text()},
-                           {"offset", integer(0xfff)},
-                           {"width", Json{{"type", "integer"}, {"enum", Json::array({8, 16, 32, 64})}}},
-                           {"area", one_of({"control", "save"})},
-                           {"value", Json{{"type", "string"},
-                                          {"pattern", "^0x([0-9a-f]{2}|[0-9a-f]{4}|[0-9a-f]{8}|[0-9a-f]{16})$"}}}});
+  s["VmcbField"] =
+      object({{"name", text()},
+              {"offset", integer(0xfff)},
+              {"width", Json{{"type", "integer"}, {"enum", Json::array({8, 16, 32, 64})}}},
+              {"area", one_of({"control", "save"})},
+              {"value", Json{{"type", "string"},
+                             {"pattern", "^0x([0-9a-f]{2}|[0-9a-f]{4}|[0-9a-f]{8}|[0-9a-f]{16})$"}}}});
   s["VmcbDump"] = object(
       {{"vm", integer()}, {"vcpu", integer()}, {"count", integer()}, {"fields", array_of(ref("VmcbField"))}});
   s["PendingEvent"] = pending_event_schema();

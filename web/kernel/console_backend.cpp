@@ -11,12 +11,12 @@
 #include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "svm/svm_capabilities.h"
-#include "vmx/hw/vcpu_capture.h"
-#include "web/kernel/http_server.h"
-#include "web/kernel/net_pools.h"
 #include "vmx/hw/user_vms.h"
+#include "vmx/hw/vcpu_capture.h"
 #include "vmx/hw/vm_registry.h"
 #include "vmx/hw/vmx_operation.h"
+#include "web/kernel/http_server.h"
+#include "web/kernel/net_pools.h"
 
 namespace lantern::web {
 namespace {
@@ -97,7 +97,8 @@ api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcp
       if (c.vmcs_supported[i]) s.vmcs.push_back(api::VmcsValue{static_cast<uint16_t>(i), c.vmcs_values[i]});
     }
   }
-  for (size_t r = 0; r < s.exit_counts.size() && r < c.exit_counts.size(); ++r) s.exit_counts[r] = c.exit_counts[r];
+  for (size_t r = 0; r < s.exit_counts.size() && r < c.exit_counts.size(); ++r)
+    s.exit_counts[r] = c.exit_counts[r];
   for (size_t i = 0; i < c.recent_count; ++i) {
     const vmx::ExitRecord& e = c.recent[i];
     s.recent_exits.push_back(api::ExitRecordView{e.reason, e.qualification, e.rip, e.tsc});
@@ -141,7 +142,8 @@ api::VmSummary user_vm_summary(const vmx::UserVmStatus& u) {
   d.unclaimed_port_reads = u.devices.unclaimed_port_reads;
   d.unclaimed_port_writes = u.devices.unclaimed_port_writes;
   d.unclaimed_accesses_unlisted = u.devices.unclaimed_accesses_unlisted;
-  for (const auto& p : u.unclaimed_ports) d.unclaimed_ports.push_back(api::PortCount{p.port, p.reads, p.writes});
+  for (const auto& p : u.unclaimed_ports)
+    d.unclaimed_ports.push_back(api::PortCount{p.port, p.reads, p.writes});
   s.devices = std::move(d);
   return s;
 }
@@ -199,7 +201,8 @@ api::VcpuSnapshot svm_snapshot_of(const svm::SvmCapture& c, const svm::SvmVcpu& 
   s.cr3 = save.cr3;
   s.cr4 = save.cr4;
   s.efer = save.efer;
-  const svm::VmcbSegment* segments[8] = {&save.es, &save.cs, &save.ss, &save.ds, &save.fs, &save.gs, &save.ldtr, &save.tr};
+  const svm::VmcbSegment* segments[8] = {&save.es, &save.cs, &save.ss,   &save.ds,
+                                         &save.fs, &save.gs, &save.ldtr, &save.tr};
   for (size_t i = 0; i < 8; ++i) {
     s.segments[i].selector = segments[i]->selector;
     s.segments[i].base = segments[i]->base;
@@ -208,10 +211,12 @@ api::VcpuSnapshot svm_snapshot_of(const svm::SvmCapture& c, const svm::SvmVcpu& 
   }
   s.vmcb.reserve(svm::kVmcbFieldCount);
   for (size_t i = 0; i < svm::kVmcbFieldCount; ++i) {
-    s.vmcb.push_back(api::VmcbValue{static_cast<uint16_t>(i), svm::read_vmcb_field(c.vmcb, svm::kVmcbFields[i])});
+    s.vmcb.push_back(
+        api::VmcbValue{static_cast<uint16_t>(i), svm::read_vmcb_field(c.vmcb, svm::kVmcbFields[i])});
   }
   for (size_t slot = 0; slot < c.exit_counts.size(); ++slot) {
-    if (c.exit_counts[slot] != 0) s.svm_exit_counts.push_back(api::SvmExitCount{svm::exit_code_of_slot(slot), c.exit_counts[slot]});
+    if (c.exit_counts[slot] != 0)
+      s.svm_exit_counts.push_back(api::SvmExitCount{svm::exit_code_of_slot(slot), c.exit_counts[slot]});
   }
   for (size_t i = 0; i < c.recent_count; ++i) {
     const svm::SvmExitRecord& e = c.recent[i];
@@ -232,7 +237,8 @@ api::VcpuSnapshot svm_snapshot_of(const svm::SvmCapture& c, const svm::SvmVcpu& 
 
 Result<void> KernelConsoleBackend::console_input(uint32_t vm, std::string_view bytes) {
   if (vmx::is_user_vm(vm)) {
-    return vmx::push_user_vm_input(vm, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+    return vmx::push_user_vm_input(
+        vm, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   }
   if (vmx::find_published_vm(vm) != nullptr) {
     return make_error(ErrorCode::kUnsupported, "the demo guest's UART has no receive side", vm);
@@ -335,7 +341,8 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
     // others succeeded logs why and has no vCPU bound).
     c.vmx = any_vmx ? api::CpuVmxState::kOn : api::CpuVmxState::kUnsupported;
     // Likewise SVM; a core where VMX runs leaves SVM off (never both at once).
-    c.svm = any_svm ? (any_vmx ? api::CpuVmxState::kOff : api::CpuVmxState::kOn) : api::CpuVmxState::kUnsupported;
+    c.svm =
+        any_svm ? (any_vmx ? api::CpuVmxState::kOff : api::CpuVmxState::kOn) : api::CpuVmxState::kUnsupported;
     for (size_t v = 0; v < svm_count; ++v) {
       if (svm_vms[v].vcpu->bound_cpu() == static_cast<int32_t>(i))
         c.vcpus.emplace_back(svm_vms[v].vm->vm_id, svm_vms[v].vcpu->vcpu_id());
@@ -394,7 +401,8 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
       s.state = api::VmState::kExited;
       s.exit_status = vm.exit_status;
     } else {
-      const bool stopped = svm_vms[i].vcpu->published().stop_message.load(std::memory_order_relaxed) != nullptr;
+      const bool stopped =
+          svm_vms[i].vcpu->published().stop_message.load(std::memory_order_relaxed) != nullptr;
       s.state = stopped ? api::VmState::kStopped : api::VmState::kRunning;
     }
     out.push_back(std::move(s));
@@ -482,7 +490,8 @@ Result<api::ConsoleText> KernelConsoleBackend::console(uint32_t vm, uint64_t sin
   }
   if (console == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm);
   api::ConsoleText out;
-  const size_t capacity = max_bytes < vmx::GuestConsole::kBufferBytes ? max_bytes : vmx::GuestConsole::kBufferBytes;
+  const size_t capacity =
+      max_bytes < vmx::GuestConsole::kBufferBytes ? max_bytes : vmx::GuestConsole::kBufferBytes;
   out.text.resize(capacity);
   const vmx::OutputRing::Slice slice = console->read_since(since, out.text.data(), capacity);
   out.text.resize(slice.length);
@@ -503,7 +512,8 @@ api::LogChunk KernelConsoleBackend::log(uint64_t since, size_t max_lines) {
     return out.lines.size() < max_lines || ((rec.flags & lib::kLogContinuation) != 0 && !out.lines.empty());
   };
   for (;;) {
-    const lib::LogRing::ReadResult r = log::read_ring_since(cursor, std::span<lib::LogRecord>(records, kBatch));
+    const lib::LogRing::ReadResult r =
+        log::read_ring_since(cursor, std::span<lib::LogRecord>(records, kBatch));
     if (first) {
       out.missed = r.missed;
       first = false;
