@@ -408,7 +408,8 @@ SvmVcpu::Handler SvmVcpu::handler_for(uint64_t exitcode) {
 }
 
 void SvmVcpu::record_exit(const Exit& exit) {
-  ++exit_counts_[exit_count_slot(exit.exitcode)];
+  uint64_t& count = exit_counts_[exit_count_slot(exit.exitcode)];
+  __atomic_store_n(&count, count + 1, __ATOMIC_RELAXED);  // single writer; see exit_count_slot_relaxed()
   ++total_exits_;
   ring_[ring_next_] = SvmExitRecord{exit.exitcode, exit.exitinfo1, exit.exitinfo2, exit.rip, cpu::rdtsc()};
   ring_next_ = (ring_next_ + 1) % kExitRingSize;

@@ -115,6 +115,11 @@ class SvmVcpu {
   const char* stop_message() const { return stop_message_; }
   uint64_t total_exits() const { return total_exits_; }
   uint64_t exit_count(uint64_t exitcode) const { return exit_counts_[exit_count_slot(exitcode)]; }
+  // Any core: the counter of one slot (exit_code.h exit_count_slot) with a relaxed load, without a
+  // capture; at most a few exits old (the owning core stores each with a relaxed store).
+  uint64_t exit_count_slot_relaxed(size_t slot) const {
+    return slot < kExitCountSlots ? __atomic_load_n(&exit_counts_[slot], __ATOMIC_RELAXED) : 0;
+  }
 
   struct Exit {
     uint64_t exitcode, exitinfo1, exitinfo2, exitintinfo, rip;

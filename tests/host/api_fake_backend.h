@@ -98,6 +98,7 @@ class FakeBackend final : public ConsoleBackend {
     s.exits = 100 + vcpu;
     s.last_exit_reason = 12;  // HLT
     if (state == VcpuState::kStopped) s.stop_reason = "triple fault";
+    s.exit_counts = {{12, 40}, {30, 2}};  // HLT, IO_INSTRUCTION: the snapshot's counters
     vcpu_list.push_back(s);
     VcpuSnapshot snap;
     snap.summary = s;
@@ -138,6 +139,7 @@ class FakeBackend final : public ConsoleBackend {
     s.launched = true;
     s.exits = 11;
     s.last_exit_reason = 0x78;  // VMEXIT_HLT
+    s.exit_counts = {{0x72, 7}, {0x78, 3}, {0x400, 1}};
     vcpu_list.push_back(s);
     VcpuSnapshot snap;
     snap.summary = s;

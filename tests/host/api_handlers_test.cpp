@@ -250,6 +250,29 @@ TEST_F(ApiHandlers, VcpusAndOneVcpu) {
   EXPECT_EQ(r.status, 404);
 }
 
+TEST_F(ApiHandlers, VcpuListCarriesExitCountsOnlyWhenAsked) {
+  for (const char* target :
+       {"/api/v1/vcpus", "/api/v1/vcpus?exit_counts=false", "/api/v1/vcpus?exit_counts=0"}) {
+    http::Response r = api.handle(get(target));
+    EXPECT_FALSE(body_json(r)["vcpus"][0].contains("exit_counts")) << target;
+  }
+  for (const char* target : {"/api/v1/vcpus?exit_counts=true", "/api/v1/vcpus?exit_counts=1"}) {
+    http::Response r = api.handle(get(target));
+    ASSERT_EQ(r.status, 200) << target;
+    const json counts = body_json(r)["vcpus"][1]["exit_counts"];
+    EXPECT_EQ(counts, (json{{{"reason", 12}, {"name", "HLT"}, {"count", 40}},
+                            {{"reason", 30}, {"name", "IO_INSTRUCTION"}, {"count", 2}}}))
+        << target;
+  }
+  EXPECT_EQ(backend.snapshot_calls, 0) << "the counters must not need the owning core";
+  for (const char* bad :
+       {"/api/v1/vcpus?exit_counts=yes", "/api/v1/vcpus?exit_counts=", "/api/v1/vcpus?exit_counts=TRUE"}) {
+    http::Response r = api.handle(get(bad));
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(body_json(r)["error"]["code"], "invalid_parameter") << bad;
+  }
+}
+
 TEST_F(ApiHandlers, EmptyVcpuListWithoutVmx) {
   FakeBackend empty;
   Api no_vmx(empty, AuthConfig{});

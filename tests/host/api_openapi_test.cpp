@@ -179,6 +179,8 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
     probes.push_back({get(std::string("/api/v1/vms/4/vcpus/0") + tail), 200});
   }
   probes.push_back({get("/api/v1/vms/4/vcpus/0/vmcb?name=EXITCODE,CS_SELECTOR"), 200});
+  probes.push_back({get("/api/v1/vcpus?exit_counts=true"), 200});  // VMX and SVM counts
+  probes.push_back({get("/api/v1/vcpus?exit_counts=yes"), 400});
   probes.push_back({get("/api/v1/vms/4/vcpus/0/vmcb?name=GUEST_RIP"), 400});
   probes.push_back({get("/api/v1/vms/4/vcpus/0/vmcs"), 404});
   probes.push_back({get("/api/v1/vms/3/vcpus/1/vmcb"), 404});

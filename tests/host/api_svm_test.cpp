@@ -43,6 +43,14 @@ TEST_F(ApiSvm, VcpuListNamesTheBackendAndTheSvmExit) {
   EXPECT_EQ(j["vcpus"][1]["last_exit"], (json{{"reason", 0x78}, {"name", "VMEXIT_HLT"}, {"kind", "hlt"}}));
 }
 
+TEST_F(ApiSvm, VcpuListExitCountsUseSvmExitCodes) {
+  const json j = get_json("/api/v1/vcpus?exit_counts=true", 200);
+  EXPECT_EQ(j["vcpus"][1]["exit_counts"],
+            (json{{{"reason", 0x72}, {"name", "VMEXIT_CPUID"}, {"kind", "cpuid"}, {"count", 7}},
+                  {{"reason", 0x78}, {"name", "VMEXIT_HLT"}, {"kind", "hlt"}, {"count", 3}},
+                  {{"reason", 0x400}, {"name", "VMEXIT_NPF"}, {"kind", "nested_page_fault"}, {"count", 1}}}));
+}
+
 TEST_F(ApiSvm, VmcbDumpHasEveryFieldWithApmNameOffsetWidthArea) {
   const json j = get_json("/api/v1/vms/1/vcpus/0/vmcb", 200);
   EXPECT_EQ(j["vm"], 1);

@@ -781,7 +781,11 @@ void VmxVcpu::publish_state() {
 }
 
 void VmxVcpu::record_exit(const ExitInfo& exit) {
-  if (exit.basic < kExitReasonTableSize) ++exit_counts_[exit.basic];
+  if (exit.basic < kExitReasonTableSize) {
+    // Single writer; other cores read it with exit_count_relaxed().
+    uint64_t& count = exit_counts_[exit.basic];
+    __atomic_store_n(&count, count + 1, __ATOMIC_RELAXED);
+  }
   ++total_exits_;
   ring_[ring_next_] = ExitRecord{exit.raw_reason, exit.qualification, exit.rip, cpu::rdtsc()};
   ring_next_ = (ring_next_ + 1) % kExitRingSize;

@@ -213,6 +213,17 @@ class VmxVcpu {
            (basic_reason == static_cast<uint32_t>(ExitReason::VMCALL) ? fast_.null_hypercalls : 0);
   }
   uint64_t total_exits() const { return total_exits_ + fast_.null_hypercalls; }
+  // Any core: exit_count() read with relaxed loads, without a capture. The owning core writes
+  // each counter with a relaxed store (record_exit), so a reader sees a count that is at most a
+  // few exits old; the counters are not a consistent snapshot of one moment.
+  uint64_t exit_count_relaxed(uint32_t basic_reason) const {
+    if (basic_reason >= kExitReasonTableSize) return 0;
+    uint64_t n = __atomic_load_n(&exit_counts_[basic_reason], __ATOMIC_RELAXED);
+    if (basic_reason == static_cast<uint32_t>(ExitReason::VMCALL)) {
+      n += __atomic_load_n(&fast_.null_hypercalls, __ATOMIC_RELAXED);
+    }
+    return n;
+  }
   uint64_t fast_null_hypercalls() const { return fast_.null_hypercalls; }
   // The stub's null-hypercall fast path (on by default).
   void set_fast_null_hypercall(bool on) {

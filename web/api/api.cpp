@@ -96,8 +96,16 @@ Response get_vm(const RouteContext& c) {
 }
 
 Response get_vcpus(const RouteContext& c) {
+  bool exit_counts = false;
+  if (const std::optional<std::string> flag = c.request.query_param("exit_counts")) {
+    if (*flag == "true" || *flag == "1") {
+      exit_counts = true;
+    } else if (*flag != "false" && *flag != "0") {
+      return error_response(400, "invalid_parameter", "?exit_counts= takes true or false (or 1 or 0)");
+    }
+  }
   Json vcpus = Json::array();
-  for (const VcpuSummary& v : c.backend.vcpus()) vcpus.push_back(vcpu_json(v));
+  for (const VcpuSummary& v : c.backend.vcpus()) vcpus.push_back(vcpu_json(v, exit_counts));
   return json_response(Json{{"vcpus", std::move(vcpus)}});
 }
 
@@ -427,6 +435,7 @@ constexpr RouteResponse kVmResponses[] = {
 };
 constexpr RouteResponse kVcpusResponses[] = {
     {200, "Every vCPU (read without the owning core; counters may be a few exits old)", "VcpuList"},
+    {400, "?exit_counts= is not true, false, 1 or 0", "Error"},
     {401, "A token is configured and the request did not carry it", "Error"},
 };
 constexpr RouteResponse kVcpuResponses[] = {
@@ -535,6 +544,11 @@ constexpr QueryParam kVmcbQuery[] = {
      "Comma-separated exact AMD APM Vol. 2 Appendix B field names (e.g. EXITCODE,RIP,CS_SELECTOR). "
      "Absent: every control-area and save-area field."},
 };
+constexpr QueryParam kVcpusQuery[] = {
+    {"exit_counts", "string",
+     "true (or 1): each vCPU also carries exit_counts, its exits per reason read without the owning "
+     "core, so a dashboard needs no snapshot per vCPU. Absent, false or 0: left out."},
+};
 constexpr QueryParam kSinceQuery[] = {
     {"since", "integer", "Offset to start from (the `next` of the previous answer); 0 when absent."},
 };
@@ -554,7 +568,8 @@ constexpr Route kRoutes[] = {
     {Method::kGet, "/api/v1/cpus", get_cpus, "listCpus", "Physical CPUs", {}, "", kCpusResponses, false},
     {Method::kGet, "/api/v1/vms", get_vms, "listVms", "VMs", {}, "", kVmsResponses, false},
     {Method::kGet, "/api/v1/vms/{vm}", get_vm, "getVm", "One VM", {}, "", kVmResponses, false},
-    {Method::kGet, "/api/v1/vcpus", get_vcpus, "listVcpus", "Every vCPU", {}, "", kVcpusResponses, false},
+    {Method::kGet, "/api/v1/vcpus", get_vcpus, "listVcpus", "Every vCPU", kVcpusQuery, "", kVcpusResponses,
+     false},
     {Method::kGet, kVcpuPath, get_vcpu, "getVcpu", "One vCPU's summary", {}, "", kVcpuResponses, false},
     {Method::kGet,
      "/api/v1/vms/{vm}/vcpus/{vcpu}/regs",

@@ -115,6 +115,14 @@ struct VcpuSummary {
   std::string stop_reason;                   // when stopped
   size_t pending_events = 0;
   uint64_t events_injected = 0;
+  // Exits per reason, read without the owning core (at most a few exits old), nonzero ones in
+  // ascending order of `code`: the VMX basic exit reason, or the SVM EXITCODE. Shown by
+  // GET /api/v1/vcpus?exit_counts=true.
+  struct ReasonCount {
+    uint64_t code = 0;
+    uint64_t count = 0;
+  };
+  std::vector<ReasonCount> exit_counts;
 };
 
 // kFailed: a user VM the kernel could not build or run (failure says why).

@@ -254,7 +254,7 @@ Json vm_json(const VmSummary& v) {
   return j;
 }
 
-Json vcpu_json(const VcpuSummary& v) {
+Json vcpu_json(const VcpuSummary& v, bool exit_counts) {
   Json j;
   j["vm"] = v.vm;
   j["vcpu"] = v.vcpu;
@@ -276,6 +276,19 @@ Json vcpu_json(const VcpuSummary& v) {
   j["stop_reason"] = v.state == VcpuState::kStopped ? Json(v.stop_reason) : Json(nullptr);
   j["pending_events"] = v.pending_events;
   j["events_injected"] = v.events_injected;
+  if (exit_counts) {
+    Json counts = Json::array();
+    for (const VcpuSummary::ReasonCount& c : v.exit_counts) {
+      if (c.count == 0) continue;
+      Json e = v.backend == Backend::kSvm
+                   ? svm_exit_code_json(c.code)
+                   : Json{{"reason", c.code},
+                          {"name", std::string(vmx::exit_reason_name(static_cast<uint32_t>(c.code)))}};
+      e["count"] = c.count;
+      counts.push_back(std::move(e));
+    }
+    j["exit_counts"] = std::move(counts);
+  }
   return j;
 }
 

@@ -53,7 +53,9 @@ Json system_json(const SystemSummary& s);
 Json cpu_json(const CpuSummary& c);
 // Every property is always present; those that do not apply are null (see docs/api.md).
 Json vm_json(const VmSummary& v);
-Json vcpu_json(const VcpuSummary& v);
+// With `exit_counts`, the summary's per-reason counters as "exit_counts" (the shape of the
+// "counts" of exits_json()).
+Json vcpu_json(const VcpuSummary& v, bool exit_counts = false);
 Json regs_json(const VcpuSnapshot& s);
 // One field of the dump. `high` = the _HIGH half of a 64-bit field (32 bits, encoding | 1).
 Json vmcs_field_json(const vmx::VmcsFieldInfo& info, uint64_t value, bool high = false);

@@ -62,6 +62,12 @@ Json with(Json object_schema, const char* name, Json schema) {
   return object_schema;
 }
 
+// An optional property: present only when the request asked for it.
+Json with_optional(Json object_schema, const char* name, Json schema) {
+  object_schema["properties"][name] = std::move(schema);
+  return object_schema;
+}
+
 Json exit_reason_schema() {
   return object({{"reason", integer(0xffff)}, {"name", text()}, {"entry_failure", boolean()}});
 }
@@ -240,7 +246,13 @@ Json openapi_schemas() {
                       {"stop_reason", nullable(text())},
                       {"pending_events", integer()},
                       {"events_injected", integer()}});
-  s["VcpuList"] = object({{"vcpus", array_of(ref("Vcpu"))}});
+  // GET /api/v1/vcpus?exit_counts=true: the "counts" of Exits, per vCPU.
+  s["VcpuList"] = object(
+      {{"vcpus",
+        array_of(with_optional(
+            s["Vcpu"], "exit_counts",
+            array_of(one_of_schemas(object({{"reason", integer()}, {"name", text()}, {"count", integer()}}),
+                                    with(svm_exit_code_schema(), "count", integer())))))}});
   s["Registers"] = registers_schema();
   s["VmcsField"] = object(
       {{"name", text()},

@@ -48,6 +48,9 @@ api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
   if (stop_message != nullptr) s.stop_reason = stop_message;
   s.pending_events = vcpu.pending_event_count();
   s.events_injected = p.events_injected.load(kRelaxed);
+  for (uint32_t reason = 0; reason < vmx::kExitReasonTableSize; ++reason) {
+    if (const uint64_t n = vcpu.exit_count_relaxed(reason); n != 0) s.exit_counts.push_back({reason, n});
+  }
   return s;
 }
 
@@ -168,6 +171,11 @@ api::VcpuSummary svm_summary_of(const svm::SvmVcpu& vcpu) {
   if (stop_message != nullptr) s.stop_reason = stop_message;
   s.pending_events = vcpu.pending_event_count();
   s.events_injected = p.events_injected.load(kRelaxed);
+  for (size_t slot = 0; slot < svm::kExitCountSlots; ++slot) {
+    if (const uint64_t n = vcpu.exit_count_slot_relaxed(slot); n != 0) {
+      s.exit_counts.push_back({svm::exit_code_of_slot(slot), n});
+    }
+  }
   return s;
 }
 
