@@ -97,6 +97,12 @@ class HttpConnection {
   // Bytes waiting to be sent in the current buffer or responses queued.
   bool has_output() const;
   size_t queued_responses() const { return queue_.size(); }
+  // Received bytes not parsed yet (held while the response queue is full).
+  size_t pending_input_bytes() const { return pending_input_.size(); }
+  // A request has begun arriving and is not complete.
+  bool in_request() const { return in_request_; }
+  // The peer address given at construction ("a.b.c.d:port"), for logs.
+  const std::string& peer() const { return peer_; }
 
   // For the parser callbacks (http_connection.cpp); not part of the interface.
   struct ParserHooks;

@@ -211,7 +211,30 @@ err_t on_poll(void* arg, struct tcp_pcb*) {
     if (++c->drain_polls >= kDrainPolls) return close_connection(c);
     return ERR_OK;
   }
+  const uint64_t timeouts_before = g_counters.timeouts;
+  const bool was_in_request = c->engine.in_request();
+  const bool had_output = c->engine.has_output();
   c->engine.on_tick(now_ms());
+  if (g_counters.timeouts != timeouts_before) {
+    const struct tcp_pcb* p = c->pcb;
+    // An idle close is routine (browsers keep connections open); a 408 or a reset is not. The TCP
+    // state tells a stalled peer or network apart from a stalled server.
+    const bool routine = !had_output && !was_in_request;
+    log::write(
+        routine ? log::Level::kInfo : log::Level::kWarn,
+        "http: %s: %s (%zu input bytes unparsed, %zu responses queued; tcp state %d snd_nxt %u lastack %u "
+        "snd_wnd %u rcv_nxt %u rcv_wnd %u queuelen %u nrtx %u persist %u unacked %d unsent %d)",
+        c->engine.peer().c_str(),
+        had_output       ? "output stalled: reset"
+        : was_in_request ? "request incomplete: 408"
+                         : "idle: closing",
+        c->engine.pending_input_bytes(), c->engine.queued_responses(), static_cast<int>(p->state),
+        static_cast<unsigned>(p->snd_nxt), static_cast<unsigned>(p->lastack),
+        static_cast<unsigned>(p->snd_wnd), static_cast<unsigned>(p->rcv_nxt),
+        static_cast<unsigned>(p->rcv_wnd), static_cast<unsigned>(p->snd_queuelen),
+        static_cast<unsigned>(p->nrtx), static_cast<unsigned>(p->persist_backoff), p->unacked != nullptr,
+        p->unsent != nullptr);
+  }
   return pump(c);
 }
 
