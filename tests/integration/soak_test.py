@@ -20,10 +20,14 @@ read and must be equal at the end (polled for up to 60 s while lingering closes 
 A warm-up pass of the whole mix runs first so that one-time allocations (first snapshot of each
 vCPU, lazily built tables) happen before the starting levels are taken.
 
-Under QEMU TCG with `-cpu max,svm=off` there is no VMX or SVM, so there are no guests: per-vCPU routes answer 404 and the run
-stresses the HTTP server, lwIP and the router at full speed. Under Bochs the demo guests run and
-exit steadily (their exit counters must grow during the soak), snapshots and event injection take
-their real paths, but Bochs simulates every CPU on one host thread, so the request rate is far lower.
+Under QEMU TCG with `-cpu max` the SVM demo guests run (VMCB reads instead of VMCS reads) at about
+1000 requests/s; with `-cpu max,svm=off` there are no guests and per-vCPU routes answer 404. Under
+Bochs the VMX demo guests run; Bochs simulates every CPU on one host thread, so the request rate is
+far lower. With guests, their exit counters must grow during the soak, and snapshots and event
+injection take their real paths.
+
+A connection the emulator's user network (slirp) stops carrying is not the console's fault and is
+counted as a stall (client()); more than 2 + 1 per STALL_PER_CONNECTIONS connections opened fails.
 """
 import json
 import random
@@ -36,6 +40,19 @@ import harness
 
 LEAK_CHECKED_POOLS = ("TCP_PCB", "TCP_SEG", "PBUF", "PBUF_POOL", "heap")
 RECONNECT_EVERY = 40  # batches
+SERVER_CLOSED = "server closed the connection"
+# web/kernel/http_server.cpp on_poll(): the console closed a connection that had been idle for 15 s
+# with no request unparsed or unanswered.
+IDLE_CLOSE_RE = re.compile(r"http: [0-9.]+:\d+: idle: closing \(0 input bytes unparsed, 0 responses queued")
+
+
+class Stall(Exception):
+    """A connection the emulator's network stopped carrying (client())."""
+STALL_PER_CONNECTIONS = 500  # client(): at most 1 stalled connection per this many opened, plus 2
+
+
+def stall_budget(opened):
+    return 2 + opened // STALL_PER_CONNECTIONS
 MAX_PIPELINE = 6
 
 # Allowed statuses per request kind. With guests (Bochs): a snapshot may time out (503) while a
@@ -68,7 +85,7 @@ class Connection:
     def _fill(self):
         data = self.sock.recv(65536)
         if not data:
-            raise ConnectionError("server closed the connection")
+            raise ConnectionError(SERVER_CLOSED)
         self.buf += data
 
     def _line(self):
@@ -120,14 +137,23 @@ def request_bytes(method, path, body=None):
     return (head + f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
 
 
-def get_system(port):
-    count_open()
-    conn = Connection(port, 60)
-    try:
-        conn.sock.sendall(b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\nConnection: close\r\n\r\n")
-        status, _, body = conn.response()
-    finally:
-        conn.close()
+def get_system(port, stats=None):
+    """GET /api/v1/system on a new connection; a stalled connection (client()) is recorded in
+    `stats` and tried once more."""
+    for attempt in (1, 2):
+        count_open()
+        conn = Connection(port, 60)
+        try:
+            conn.sock.sendall(b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\nConnection: close\r\n\r\n")
+            status, _, body = conn.response()
+            break
+        except (TimeoutError, ConnectionError) as e:
+            if attempt == 2 or stats is None or (isinstance(e, ConnectionError) and str(e) != SERVER_CLOSED):
+                raise
+            with stats.lock:
+                stats.stalls.append(f"GET /api/v1/system: {type(e).__name__}: {e}")
+        finally:
+            conn.close()
     harness.check(status == 200, f"GET /api/v1/system: {status} {body[:200]!r}")
     return json.loads(body)
 
@@ -153,6 +179,7 @@ class Mix:
 
     def __init__(self, vcpus):
         self.targets = [(v["vm"], v["vcpu"]) for v in vcpus if v.get("state") != "stopped"] or [(0, 0)]
+        self.svm = {(v["vm"], v["vcpu"]) for v in vcpus if v.get("backend") == "svm"}
         self.console_since = {}
         self.log_since = 0
 
@@ -164,6 +191,8 @@ class Mix:
             return kind, request_bytes("GET", "/api/v1/vcpus")
         if kind == "regs":
             return kind, request_bytes("GET", f"{base}/regs")
+        if kind == "vmcs" and (vm, vcpu) in self.svm:
+            return kind, request_bytes("GET", f"{base}/vmcb?name=RIP,EXITCODE,N_CR3")
         if kind == "vmcs":
             return kind, request_bytes("GET", f"{base}/vmcs?name=GUEST_RIP,VM_EXIT_REASON,EPT_POINTER")
         if kind == "exits":
@@ -189,6 +218,7 @@ class Stats:
         self.reconnects = 0
         self.by_status = {}
         self.failures = []
+        self.stalls = []  # connections the emulator's user network stopped carrying (see client())
 
     def add(self, kind, status):
         with self.lock:
@@ -239,33 +269,30 @@ def client(index, port, mix, expected, stop, stats, timeout):
     where = "connecting"
     try:
         while not stop.is_set() and not stats.failures:
-            if conn is None:
-                where = "connecting"
-                count_open()
-                conn = Connection(port, timeout)
-            depth = rng.randint(1, MAX_PIPELINE)
-            picks = [mix.pick(rng) for _ in range(depth)]
-            where = f"sending a batch of {depth} (batch {batches % RECONNECT_EVERY} on this connection)"
-            conn.sock.sendall(b"".join(raw for _, raw in picks))
-            for n, (kind, raw) in enumerate(picks):
-                where = (f"reading response {n + 1} of {depth} ({raw.split(b' HTTP')[0].decode()}; "
-                         f"batch {batches % RECONNECT_EVERY} on this connection)")
-                status, headers, body = conn.response()
-                stats.add(kind, status)
-                if status not in expected[kind]:
-                    stats.fail(f"client {index}: {raw.split(b' HTTP')[0].decode()} -> {status} {body[:200]!r}")
+            try:
+                if conn is None:
+                    where = "connecting"
+                    count_open()
+                    conn = Connection(port, timeout)
+                if not run_batch(index, conn, rng, mix, expected, stats, batches):
                     return
-                try:
-                    doc = json.loads(body)
-                except ValueError:
-                    stats.fail(f"client {index}: {kind} {status}: not JSON: {body[:200]!r}")
-                    return
-                if status >= 400 and not (isinstance(doc, dict) and isinstance(doc.get("error"), dict)):
-                    stats.fail(f"client {index}: {kind} {status}: not the error shape: {doc}")
-                    return
-                if status == 200:
-                    m = re.search(rb"^GET /api/v1/vms/(\d+)/console", raw)
-                    mix.saw(kind, int(m.group(1)) if m else 0, doc)
+            except (Stall, TimeoutError) as e:
+                # No byte for `timeout` s on this connection, or the console's FIN before an answer. Both emulators' user networks
+                # (slirp) were seen to stop carrying one connection in thousands under this load
+                # while all the others went on: the console had handed slirp everything (all of
+                # it acknowledged, or one segment waiting for an ACK that never came), closed the
+                # connection as idle 15 s later (serial log: "http: <peer>: idle: closing (...)")
+                # and that FIN never reached this socket either; or slirp never handed the
+                # connection to the console at all (its listen backlog of 1 overflowed); or the
+                # requests never reached the console, which closed the connection as idle with
+                # nothing unanswered (and that FIN did arrive). Such a stall is recorded and the
+                # client goes on with a new connection; test() fails when there are more than the
+                # stall budget, or more than the console's idle closes with nothing unanswered.
+                with stats.lock:
+                    stats.stalls.append(f"client {index}: {e} (batch {batches % RECONNECT_EVERY} on its connection)")
+                conn.close() if conn is not None else None
+                conn = None
+                continue
             batches += 1
             with stats.lock:
                 stats.batches += 1
@@ -279,6 +306,43 @@ def client(index, port, mix, expected, stop, stats, timeout):
     finally:
         if conn is not None:
             conn.close()
+
+
+def run_batch(index, conn, rng, mix, expected, stats, batches):
+    """One pipelined batch of 1-MAX_PIPELINE requests; False after recording a failure."""
+    depth = rng.randint(1, MAX_PIPELINE)
+    picks = [mix.pick(rng) for _ in range(depth)]
+    conn.sock.sendall(b"".join(raw for _, raw in picks))
+    for n, (kind, raw) in enumerate(picks):
+        what = f"response {n + 1} of {depth} ({raw.split(b' HTTP')[0].decode()})"
+        try:
+            status, headers, body = conn.response()
+        except TimeoutError as e:
+            raise Stall(f"no byte for {conn.sock.gettimeout():g} s reading {what}") from e
+        except ConnectionError as e:
+            if str(e) == SERVER_CLOSED:
+                raise Stall(f"the console closed the connection before {what}") from e
+            raise
+        except (OSError, ConnectionError, harness.Failure) as e:
+            stats.fail(f"client {index}: {type(e).__name__}: {e} while reading {what}; "
+                       f"batch {batches % RECONNECT_EVERY} on this connection")
+            return False
+        stats.add(kind, status)
+        if status not in expected[kind]:
+            stats.fail(f"client {index}: {raw.split(b' HTTP')[0].decode()} -> {status} {body[:200]!r}")
+            return False
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            stats.fail(f"client {index}: {kind} {status}: not JSON: {body[:200]!r}")
+            return False
+        if status >= 400 and not (isinstance(doc, dict) and isinstance(doc.get("error"), dict)):
+            stats.fail(f"client {index}: {kind} {status}: not the error shape: {doc}")
+            return False
+        if status == 200:
+            m = re.search(rb"^GET /api/v1/vms/(\d+)/console", raw)
+            mix.saw(kind, int(m.group(1)) if m else 0, doc)
+    return True
 
 
 def total_exits(port):
@@ -312,7 +376,7 @@ def test(args):
         print(f"{args.emulator} cpus={args.cpus}: READY after {seconds:.1f} s: {ready.line}", flush=True)
         harness.check(ready.console == "80", f"READY console={ready.console}, expected 80")
         port = emu.port
-        timeout = 60.0 if args.emulator == "qemu" else 180.0
+        timeout = 60.0  # per read; the console answers every request within its own bounds (seconds)
         count_open()
         vcpus = json.loads(harness.http_get(port, "/api/v1/vcpus", timeout=timeout)[2]).get("vcpus", [])
         guests = bool(vcpus)
@@ -346,7 +410,7 @@ def test(args):
             time.sleep(1)
             if time.monotonic() >= next_report:
                 next_report += 60
-                doc = get_system(port)
+                doc = get_system(port, stats)
                 with stats.lock:
                     n = stats.requests
                 print(f"  {time.monotonic() - began:5.0f} s: {n} requests "
@@ -372,6 +436,28 @@ def test(args):
                   f"{doc.get('console', {}).get('connections_total')}", flush=True)
             print(f"lwIP pools: {doc.get('network', {}).get('pools')}", flush=True)
         harness.check(not stats.failures, "client failures:\n  " + "\n  ".join(stats.failures))
+        with OPENED_LOCK:
+            opened = OPENED[0]
+        budget = stall_budget(opened)
+        print(f"stalled connections (the emulator's network stopped carrying them): {len(stats.stalls)} "
+              f"of {opened} opened (budget {budget})", flush=True)
+        for line in stats.stalls:
+            print(f"  {line}", flush=True)
+        harness.check(len(stats.stalls) <= budget,
+                      f"{len(stats.stalls)} stalled connections, more than the budget of {budget}")
+        # Each stalled connection that reached the console was closed by it as idle with nothing
+        # unanswered (a connection slirp never handed over is in opened - connections_total).
+        end_counters = get_system(port).get("console", {})
+        with OPENED_LOCK:
+            opened_now = OPENED[0]
+        never_arrived = max(0, opened_now - end_counters.get("connections_total", 0))
+        idle_closes = len(IDLE_CLOSE_RE.findall(emu.log()))
+        print(f"console idle closes with nothing unanswered: {idle_closes}; connections that never "
+              f"reached the console: {never_arrived}", flush=True)
+        harness.check(len(stats.stalls) <= idle_closes + never_arrived,
+                      f"{len(stats.stalls)} stalls but only {idle_closes} idle closes with nothing unanswered "
+                      f"and {never_arrived} connections that never reached the console: a request went "
+                      "unanswered inside the console")
         harness.check(all(not t.is_alive() for t in threads), "a client did not finish")
         harness.check(stats.requests > 0, "no requests were answered")
 
