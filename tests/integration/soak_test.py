@@ -142,8 +142,9 @@ def get_system(port, stats=None):
     `stats` and tried once more."""
     for attempt in (1, 2):
         count_open()
-        conn = Connection(port, 60)
+        conn = None
         try:
+            conn = Connection(port, 60)
             conn.sock.sendall(b"GET /api/v1/system HTTP/1.1\r\nHost: lantern\r\nConnection: close\r\n\r\n")
             status, _, body = conn.response()
             break
@@ -153,7 +154,8 @@ def get_system(port, stats=None):
             with stats.lock:
                 stats.stalls.append(f"GET /api/v1/system: {type(e).__name__}: {e}")
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
     harness.check(status == 200, f"GET /api/v1/system: {status} {body[:200]!r}")
     return json.loads(body)
 
