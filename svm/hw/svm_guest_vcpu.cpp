@@ -471,6 +471,16 @@ Result<SvmRunOutcome> SvmVcpu::stop(const Exit& exit, const char* message) {
       vm_.vm_id, vcpu_id_, message, static_cast<int>(name.size()), name.data(),
       static_cast<unsigned long long>(exit.exitcode), static_cast<unsigned long long>(exit.exitinfo1),
       static_cast<unsigned long long>(exit.exitinfo2), static_cast<unsigned long long>(exit.rip));
+  // Where VMRUN keeps the host state (APM 15.30.4) beside this vCPU's VMCBs and the guest's paging
+  // state: a save area that holds host values shows up here.
+  LOG_ERROR("svm: vm%u vcpu%u: VM_HSAVE_PA 0x%llx, VMCB 0x%llx, host VMCB 0x%llx; guest CR0 0x%llx CR3 0x%llx "
+            "CR4 0x%llx EFER 0x%llx CS 0x%x RSP 0x%llx; N_CR3 0x%llx",
+            vm_.vm_id, vcpu_id_, static_cast<unsigned long long>(cpu::rdmsr(kMsrVmHsavePa)),
+            static_cast<unsigned long long>(vmcb_phys_), static_cast<unsigned long long>(host_vmcb_phys_),
+            static_cast<unsigned long long>(vmcb_->save.cr0), static_cast<unsigned long long>(vmcb_->save.cr3),
+            static_cast<unsigned long long>(vmcb_->save.cr4), static_cast<unsigned long long>(vmcb_->save.efer),
+            static_cast<unsigned>(vmcb_->save.cs.selector), static_cast<unsigned long long>(vmcb_->save.rsp),
+            static_cast<unsigned long long>(vmcb_->control.n_cr3));
   return SvmRunOutcome::kStopped;
 }
 
