@@ -207,11 +207,7 @@ class VmxVcpu {
   void stop_by_owner(const char* reason);
 
   // Null hypercalls resumed by the asm stub are counted (as VMCALL) but not in the ring.
-  uint64_t exit_count(uint32_t basic_reason) const {
-    if (basic_reason >= kExitReasonTableSize) return 0;
-    return exit_counts_[basic_reason] +
-           (basic_reason == static_cast<uint32_t>(ExitReason::VMCALL) ? fast_.null_hypercalls : 0);
-  }
+  uint64_t exit_count(uint32_t basic_reason) const { return exit_count_relaxed(basic_reason); }
   uint64_t total_exits() const { return total_exits_ + fast_.null_hypercalls; }
   // Any core: exit_count() read with relaxed loads, without a capture. The owning core writes
   // each counter with a relaxed store (record_exit), so a reader sees a count that is at most a
