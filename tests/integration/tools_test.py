@@ -203,6 +203,9 @@ case "$FAKE_MODE" in
   ready) printf 'LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none\\r\\n' >> serial.log ;;
   partial) printf 'LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=no' >> serial.log ;;
   exit) exit 3 ;;
+  segv) kill -SEGV $$ ;;
+  segv-once) if [ ! -e "$FAKE_MARK" ]; then : > "$FAKE_MARK"; kill -SEGV $$; fi
+             printf 'LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none\\r\\n' >> serial.log ;;
 esac
 exec sleep 300
 """
@@ -325,6 +328,59 @@ class EmulatorProcessTest(unittest.TestCase):
         p.stdout.close()
         self.assertTrue(_gone(child))
         self.assertTrue(_gone(leader))
+
+
+class HarnessCrashRetryTest(unittest.TestCase):
+    """harness.main(): an emulator that dies of a crash signal gets the test one more run."""
+
+    SCRIPT = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, {here!r})
+        import harness
+        harness.emulator.QEMU_BINARY = {fake!r}
+        def test(args):
+            with harness.boot(args) as emu:
+                harness.wait_ready(emu, args, timeout=10)
+        harness.main(test)
+    """)
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.iso = os.path.join(self.tmp, "x.iso")
+        open(self.iso, "wb").close()
+        self.fake = os.path.join(self.tmp, "fake-qemu")
+        with open(self.fake, "w") as f:
+            f.write(FAKE_EMULATOR)
+        os.chmod(self.fake, stat.S_IRWXU)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def _run(self, mode):
+        env = dict(os.environ, FAKE_MODE=mode, FAKE_MARK=os.path.join(self.tmp, "crashed-once"))
+        script = self.SCRIPT.format(here=HERE, fake=self.fake)
+        return subprocess.run([sys.executable, "-c", script, "--emulator", "qemu", "--iso", self.iso],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              timeout=60)
+
+    def test_one_crash_then_a_pass_passes_and_says_so(self):
+        r = self._run("segv-once")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("RETRY", r.stdout)
+        self.assertIn("qemu died of SIGSEGV", r.stdout)
+        self.assertIn("PASS -c on the second run (qemu died of SIGSEGV on the first)", r.stdout)
+
+    def test_two_crashes_fail(self):
+        r = self._run("segv")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("RETRY", r.stdout)
+        self.assertIn("FAIL -c: qemu exited with status -11", r.stderr)
+
+    def test_an_ordinary_exit_is_not_retried(self):
+        r = self._run("exit")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertNotIn("RETRY", r.stdout + r.stderr)
+        self.assertIn("FAIL -c: qemu exited with status 3", r.stderr)
 
 
 class VmSpecTest(unittest.TestCase):
