@@ -987,7 +987,10 @@ Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {
 Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   auto q = IoQualification::decode(exit.qualification);
   if (!q) return stop(exit, "malformed I/O exit qualification");
-  if (q->string || q->rep) return stop(exit, "string I/O (INS/OUTS) is not supported yet");
+  if (q->string) {
+    if (vm_core_ == nullptr) return stop(exit, "string I/O (INS/OUTS) needs a VM with a port bus");
+    return on_string_io(exit, *q);
+  }
   if (vm_core_ != nullptr) {
     // The VM's port bus owns every port: its devices, or all-ones reads and dropped writes.
     // Devices are ordinary host code: the host's extended state goes back first.

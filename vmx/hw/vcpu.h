@@ -21,12 +21,14 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/guest_page_walk.h"
 #include "guest/loader/entry_state.h"
 #include "guest/vm.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
 #include "vmx/exit_reason.h"
+#include "vmx/exit_qualification.h"
 #include "vmx/general_registers.h"
 #include "vmx/hw/vmx_entry_layout.h"
 #include "vmx/hw/vmx_instructions.h"
@@ -384,7 +386,24 @@ class VmxVcpu {
   void route_vlapic_side_effects();
   void deliver_ipi(const IpiRequest& ipi);
   void vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const;
+  // Guest memory (vcpu_vlapic.cpp): a guest-physical address through this vCPU's EPT, bytes
+  // copied up to the first unmapped one, and the guest's own paging for linear addresses.
+  std::optional<uint64_t> ept_host_address(uint64_t gpa) const;
   Result<size_t> read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const;
+  Result<size_t> write_guest_physical(uint64_t gpa, const uint8_t* in, size_t n);
+  Result<guest::GuestPagingState> guest_paging_state();
+  class EptGuestTables final : public guest::GuestPhysicalReader {
+   public:
+    explicit EptGuestTables(const VmxVcpu& vcpu) : vcpu_(vcpu) {}
+    Result<uint64_t> read_u64(uint64_t gpa) const override;
+    Result<uint32_t> read_u32(uint64_t gpa) const override;
+
+   private:
+    const VmxVcpu& vcpu_;
+  };
+  friend class VcpuLinearMemory;  // vcpu_string_io.cpp: guest memory for INS/OUTS
+  // INS/OUTS on a VM with a port bus (vcpu_string_io.cpp).
+  Result<VmExit> on_string_io(const ExitInfo& exit, const IoQualification& io);
 
   GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
   uint32_t vm_id_;

@@ -461,29 +461,58 @@ void VmxVcpu::vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const {
   }
 }
 
-Result<size_t> VmxVcpu::read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const {
-  // Walks this vCPU's EPT (SDM Vol. 3C 28.3.2) for each byte; stops at the first unmapped one.
-  for (size_t i = 0; i < n; ++i) {
-    const uint64_t address = gpa + i;
-    uint64_t table = eptp_ & kEptAddressMask;
-    uint64_t host = 0;
-    bool found = false;
-    for (int level = 4; level >= 1; --level) {
-      const unsigned shift = 12 + 9 * (level - 1);
-      const uint64_t entry = paging::phys_to_ptr<const uint64_t>(table)[(address >> shift) & 511];
-      if ((entry & kEptPresentMask) == 0) break;
-      if (level == 1 || ((level == 2 || level == 3) && (entry & kEptLargePage) != 0)) {
-        const uint64_t page_mask = (uint64_t{1} << shift) - 1;
-        host = (entry & kEptAddressMask & ~page_mask) | (address & page_mask);
-        found = true;
-        break;
-      }
-      table = entry & kEptAddressMask;
+std::optional<uint64_t> VmxVcpu::ept_host_address(uint64_t gpa) const {
+  // This vCPU's EPT (SDM Vol. 3C 28.3.2): 4 levels, 1 GiB and 2 MiB leaves at levels 3 and 2.
+  uint64_t table = eptp_ & kEptAddressMask;
+  for (int level = 4; level >= 1; --level) {
+    const unsigned shift = 12 + 9 * (level - 1);
+    const uint64_t entry = paging::phys_to_ptr<const uint64_t>(table)[(gpa >> shift) & 511];
+    if ((entry & kEptPresentMask) == 0) return std::nullopt;
+    if (level == 1 || ((level == 2 || level == 3) && (entry & kEptLargePage) != 0)) {
+      const uint64_t page_mask = (uint64_t{1} << shift) - 1;
+      return (entry & kEptAddressMask & ~page_mask) | (gpa & page_mask);
     }
-    if (!found) return i;
-    out[i] = *paging::phys_to_ptr<const uint8_t>(host);
+    table = entry & kEptAddressMask;
+  }
+  return std::nullopt;
+}
+
+Result<size_t> VmxVcpu::read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const {
+  // Byte by byte through the EPT; stops at the first unmapped byte.
+  for (size_t i = 0; i < n; ++i) {
+    const std::optional<uint64_t> host = ept_host_address(gpa + i);
+    if (!host) return i;
+    out[i] = *paging::phys_to_ptr<const uint8_t>(*host);
   }
   return n;
+}
+
+Result<size_t> VmxVcpu::write_guest_physical(uint64_t gpa, const uint8_t* in, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const std::optional<uint64_t> host = ept_host_address(gpa + i);
+    if (!host) return i;
+    *paging::phys_to_ptr<uint8_t>(*host) = in[i];
+  }
+  return n;
+}
+
+Result<uint64_t> VmxVcpu::EptGuestTables::read_u64(uint64_t gpa) const {
+  uint8_t b[8];
+  if (TRY(vcpu_.read_guest_physical(gpa, b, sizeof(b))) != sizeof(b)) {
+    return make_error(ErrorCode::kNotFound, "guest page table outside guest RAM", gpa);
+  }
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | b[i];
+  return v;
+}
+
+Result<uint32_t> VmxVcpu::EptGuestTables::read_u32(uint64_t gpa) const {
+  return static_cast<uint32_t>(TRY(read_u64(gpa & ~7ull)) >> ((gpa & 4) * 8));
+}
+
+Result<guest::GuestPagingState> VmxVcpu::guest_paging_state() {
+  const GuestLongModeState mode = TRY(long_mode_state());
+  return guest::GuestPagingState{mode.cr0, TRY(vmcs_read(hw_, FN::GUEST_CR3)), mode.cr4, mode.efer};
 }
 
 Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write) {
@@ -501,28 +530,8 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
                              : (cs_ar & kArDefault32) != 0 ? CodeSize::k32
                                                            : CodeSize::k16;
   const uint64_t linear = code_size == CodeSize::k64 ? exit.rip : ((cs_base + exit.rip) & 0xffffffffu);
-  const GuestLongModeState mode = TRY(long_mode_state());
-  const guest::GuestPagingState paging_state{mode.cr0, TRY(vmcs_read(hw_, FN::GUEST_CR3)), mode.cr4, mode.efer};
-  auto read_exact = [this](uint64_t gpa, uint8_t* out, size_t n) -> Result<void> {
-    if (TRY(read_guest_physical(gpa, out, n)) != n) {
-      return make_error(ErrorCode::kNotFound, "guest page table outside guest RAM", gpa);
-    }
-    return ok();
-  };
-  struct TableReader final : guest::GuestPhysicalReader {
-    explicit TableReader(decltype(read_exact)& read) : read_(read) {}
-    Result<uint64_t> read_u64(uint64_t gpa) const override {
-      uint8_t b[8];
-      TRY(read_(gpa, b, sizeof(b)));
-      uint64_t v = 0;
-      for (int i = 7; i >= 0; --i) v = (v << 8) | b[i];
-      return v;
-    }
-    Result<uint32_t> read_u32(uint64_t gpa) const override {
-      return static_cast<uint32_t>(TRY(read_u64(gpa & ~7ull)) >> ((gpa & 4) * 8));
-    }
-    decltype(read_exact)& read_;
-  } tables(read_exact);
+  const guest::GuestPagingState paging_state = TRY(guest_paging_state());
+  const EptGuestTables tables(*this);
   // Byte by byte up to the end of each page: an instruction may cross into the next page.
   uint8_t bytes[kMaxInstructionBytes] = {};
   size_t fetched = 0;
