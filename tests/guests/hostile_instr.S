@@ -10,11 +10,11 @@
  *   hostile_instr: random <n>                every 0x1000 sequences of 16 random bytes
  * Random phase: 32-bit paging maps guest RAM and aliases the rest of the 4 GiB onto scratch
  * frames (a wild access or ESP stays in guest RAM); 16 bytes
- * from a fixed xorshift32 seed (INS/OUTS opcodes 0x6c-0x6f turned into IN/OUT DX: string I/O
- * stops the vCPU, the hypervisor does not emulate it), padded with INT3, entered with every general register pointing
+ * from a fixed xorshift32 seed (INS/OUTS opcodes 0x6c-0x6f turned into IN/OUT DX: a REP INS with
+ * a count of a scratch address would overwrite this guest's page tables), padded with INT3, entered with every general register pointing
  * into a scratch area; faults, INT3 and the x2APIC timer (100 Hz, a
  * runaway loop) return to the next sequence. A sequence may still end the vCPU (a write beyond
- * guest memory, a triple fault, string I/O, the exit port): that is what the hypervisor must
+ * guest memory, a triple fault, the exit port): that is what the hypervisor must
  * survive, with the reason recorded. */
 #include "guest_header.inc"
 GUEST_HEADER("hostile_instr")
@@ -331,9 +331,9 @@ random_next:
   call xorshift
   mov $4, %ecx
 9:
-  mov %al, %dl                     /* INS/OUTS (0x6c-0x6f) become IN/OUT DX (0xec-0xef): the */
-  and $0xfc, %dl                   /* hypervisor stops a vCPU at string I/O (not emulated), */
-  cmp $0x6c, %dl                   /* which would end this phase at once */
+  mov %al, %dl                     /* INS/OUTS (0x6c-0x6f) become IN/OUT DX (0xec-0xef): with */
+  and $0xfc, %dl                   /* a REP prefix and ECX pointing at scratch, INS would sweep */
+  cmp $0x6c, %dl                   /* over this guest's page tables and end this phase at once */
   jne 10f
   xor $0x80, %al
 10:

@@ -50,7 +50,7 @@ class Outcome:
 
 OUTCOMES = {
     # Privileged, VMX and SVM instructions all come back as faults the guest handles; the random
-    # phase runs until a sequence ends the vCPU (string I/O, a write beyond guest memory, ...) with
+    # phase runs until a sequence ends the vCPU (a write beyond guest memory, a triple fault, ...) with
     # a recorded reason, or keeps running: either is accepted, the reason must be non-empty.
     "hostile_instr": Outcome([rf"^hostile_instr: privileged done, faults {HEX}$",
                               rf"^hostile_instr: vmx done, faults {HEX}$",

@@ -130,7 +130,8 @@ def test(args):
             for needle in ("mbguest: hello from a multiboot guest", "mbguest: cmdline='exit=7 hello'",
                            "mbguest: mem_lower=640 mem_upper=15360",
                            "string='env.txt' first-line='hello from a module'", "mbguest: fw_cfg cpus=2 ram_mib=16", "mbguest: aps started=1 of 1",
-                           "mbguest: rdmsr 0x4c4e5400 raised #GP"):
+                           "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1",
+                           "mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0"):
                 harness.check(needle in out0, f"vm0 console lacks {needle!r}:\n{out0}")
             v0 = wait_until("vm0 exited", lambda: (lambda v: v if v["state"] == "exited" else None)(
                 c.get("/api/v1/vms/0")), 30)
@@ -141,6 +142,7 @@ def test(args):
             harness.check(v0["devices"]["uart_bytes_out"] == v0["console_bytes"] > 0, f"vm0 devices: {v0}")
             harness.check("mbguest: com2 scratch=255" in out0 and
                           {"port": 0x2ff, "reads": 1, "writes": 0} in v0["devices"]["unclaimed_ports"] and
+                          {"port": 0x2fe, "reads": 3, "writes": 0} in v0["devices"]["unclaimed_ports"] and
                           v0["devices"]["unclaimed_port_reads"] >= 1, f"vm0: COM2 read not counted: {v0['devices']}")
             harness.check(len(v0["vcpus"]) == 2 and all(v["state"] == "stopped" for v in v0["vcpus"]) and
                           v0["vcpus"][0]["cpu"] != v0["vcpus"][1]["cpu"], f"vm0 vCPUs: {v0['vcpus']}")

@@ -1,6 +1,7 @@
 /* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
  * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
- * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, and exits
+ * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, moves
+ * bytes with REP OUTSB and REP INSB (DF = 1), and exits
  * through isa-debug-exit (0xf4) with the code
  * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
 #include "guest_lib.h"
@@ -118,6 +119,29 @@ static uint32_t start_aps(uint32_t cpus) {
   return ap_started;
 }
 
+/* String port I/O (SDM Vol. 2B INS, OUTS, REP): REP OUTSB writes a whole line to COM1's THR, then
+ * REP INSB with DF = 1 reads COM2's modem status register (no device: all-ones) three times into
+ * buf[3], buf[2], buf[1], leaving buf[0] alone, EDI one below the last store and ECX at 0. */
+static void string_io(void) {
+  static const char line[] = "mbguest: rep outsb through COM1\n";
+  const char* src = line;
+  uint32_t count = sizeof line - 1;
+  __asm__ volatile("rep outsb" : "+S"(src), "+c"(count) : "d"((uint16_t)COM1) : "memory");
+  volatile uint8_t buf[4] = {0, 0, 0, 0};
+  uint8_t* dst = (uint8_t*)&buf[3];
+  count = 3;
+  __asm__ volatile("std\n\trep insb\n\tcld" : "+D"(dst), "+c"(count) : "d"((uint16_t)0x2fe) : "memory");
+  uart_puts("mbguest: rep insb down from 0x2fe:");
+  for (int i = 0; i < 4; ++i) {
+    uart_puts(" ");
+    uart_putu(buf[i]);
+  }
+  uart_puts(dst == (uint8_t*)&buf[0] ? ", edi at buf[0]" : ", edi wrong");
+  uart_puts(", ecx ");
+  uart_putu(count);
+  uart_puts("\n");
+}
+
 void guest_main(uint32_t magic, const struct multiboot_info* info) {
   uart_init();
   uart_puts("mbguest: hello from a multiboot guest\n");
@@ -175,6 +199,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* info) {
   uart_puts("mbguest: com2 scratch=");
   uart_putu(inb(0x2ff));
   uart_puts("\n");
+  string_io();
   const uint32_t started = cpus > 1 ? start_aps(cpus) : 0;
   uart_puts("mbguest: aps started=");
   uart_putu(started);
