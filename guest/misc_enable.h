@@ -1,0 +1,48 @@
+// IA32_MISC_ENABLE (MSR 0x1A0, SDM Vol. 4 Table 2-2 "IA-32 Architectural MSRs") as every guest
+// vCPU sees it: a per-vCPU value that keeps the read-write bits a guest writes, reports no
+// branch-trace store, no PEBS and no performance monitoring (guests get no PMU), and refuses the
+// reserved bits. The read-write bits are stored and have no other effect: Limit CPUID Maxval does
+// not cap CPUID leaf 0, XD Bit Disable does not hide NX, MONITOR FSM does not offer MONITOR.
+// Portable (host-tested); the backends own the per-vCPU value.
+#pragma once
+
+#include <cstdint>
+
+namespace lantern::guest {
+
+inline constexpr uint32_t kMsrIa32MiscEnable = 0x1a0;
+
+// Table 2-2, IA32_MISC_ENABLE.
+inline constexpr uint64_t kMiscEnableFastStrings = 1ull << 0;         // R/W
+inline constexpr uint64_t kMiscEnableThermalControl = 1ull << 3;      // R/W: automatic TCC
+inline constexpr uint64_t kMiscEnablePerfMonAvailable = 1ull << 7;    // R/O
+inline constexpr uint64_t kMiscEnableBtsUnavailable = 1ull << 11;     // R/O
+inline constexpr uint64_t kMiscEnablePebsUnavailable = 1ull << 12;    // R/O
+inline constexpr uint64_t kMiscEnableSpeedStep = 1ull << 16;          // R/W: EIST
+inline constexpr uint64_t kMiscEnableMonitorFsm = 1ull << 18;         // R/W: MONITOR/MWAIT
+inline constexpr uint64_t kMiscEnableLimitCpuidMaxval = 1ull << 22;   // R/W
+inline constexpr uint64_t kMiscEnableXtprDisable = 1ull << 23;        // R/W
+inline constexpr uint64_t kMiscEnableXdDisable = 1ull << 34;          // R/W
+
+inline constexpr uint64_t kMiscEnableWritable = kMiscEnableFastStrings | kMiscEnableThermalControl |
+                                                kMiscEnableSpeedStep | kMiscEnableMonitorFsm |
+                                                kMiscEnableLimitCpuidMaxval | kMiscEnableXtprDisable |
+                                                kMiscEnableXdDisable;
+inline constexpr uint64_t kMiscEnableReadOnly =
+    kMiscEnablePerfMonAvailable | kMiscEnableBtsUnavailable | kMiscEnablePebsUnavailable;
+
+// At reset: fast strings on (as firmware leaves it), no BTS, no PEBS, no PMU.
+inline constexpr uint64_t kMiscEnableReset =
+    kMiscEnableFastStrings | kMiscEnableBtsUnavailable | kMiscEnablePebsUnavailable;
+
+struct MiscEnableWrite {
+  bool gp = false;     // a reserved bit is set: #GP(0), nothing changes
+  uint64_t value = 0;  // the new value: the writable bits from the write, the read-only bits kept
+};
+
+constexpr MiscEnableWrite evaluate_misc_enable_write(uint64_t current, uint64_t value) {
+  if ((value & ~(kMiscEnableWritable | kMiscEnableReadOnly)) != 0) return MiscEnableWrite{true, current};
+  return MiscEnableWrite{false, (value & kMiscEnableWritable) | (current & kMiscEnableReadOnly)};
+}
+
+}  // namespace lantern::guest

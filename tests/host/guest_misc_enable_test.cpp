@@ -1,0 +1,39 @@
+// IA32_MISC_ENABLE for guests (guest/misc_enable.h): the reset value, writes that keep the
+// read-only bits, and #GP for reserved bits.
+#include "guest/misc_enable.h"
+
+#include <gtest/gtest.h>
+
+namespace lantern::guest {
+namespace {
+
+TEST(GuestMiscEnable, ResetShowsFastStringsAndNoBtsPebsOrPmu) {
+  EXPECT_EQ(kMiscEnableReset, 0x1801u);
+  EXPECT_EQ(kMiscEnableReset & kMiscEnablePerfMonAvailable, 0u);
+}
+
+TEST(GuestMiscEnable, WritableBitsAreStoredAndReadOnlyBitsKept) {
+  // kvm-unit-tests x86/msr.c writes 0x400c50809 with bits 7, 11 and 12 taken from the old value.
+  const uint64_t wanted = (0x400c50809ull & ~0x1880ull) | (kMiscEnableReset & 0x1880ull);
+  const MiscEnableWrite w = evaluate_misc_enable_write(kMiscEnableReset, wanted);
+  EXPECT_FALSE(w.gp);
+  EXPECT_EQ(w.value, wanted);
+  // Writing the read-only bits changes nothing of them.
+  const MiscEnableWrite cleared = evaluate_misc_enable_write(kMiscEnableReset, 0);
+  EXPECT_FALSE(cleared.gp);
+  EXPECT_EQ(cleared.value, kMiscEnableBtsUnavailable | kMiscEnablePebsUnavailable);
+  const MiscEnableWrite perfmon = evaluate_misc_enable_write(0, kMiscEnablePerfMonAvailable);
+  EXPECT_FALSE(perfmon.gp);
+  EXPECT_EQ(perfmon.value, 0u);
+}
+
+TEST(GuestMiscEnable, ReservedBitsAreRefused) {
+  for (unsigned bit : {1u, 2u, 4u, 6u, 8u, 10u, 13u, 15u, 17u, 19u, 21u, 24u, 33u, 35u, 63u}) {
+    const MiscEnableWrite w = evaluate_misc_enable_write(kMiscEnableReset, kMiscEnableReset | (1ull << bit));
+    EXPECT_TRUE(w.gp) << "bit " << bit;
+    EXPECT_EQ(w.value, kMiscEnableReset) << "bit " << bit;
+  }
+}
+
+}  // namespace
+}  // namespace lantern::guest
