@@ -6,6 +6,7 @@
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
+#include "guest/misc_enable.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/vmx_controls.h"
@@ -136,6 +137,7 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
   guest_cr2_ = 0;
   guest_xcr0_ = kXcr0Reset;
   guest_xss_ = 0;
+  misc_enable_ = guest::kMiscEnableReset;
   (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
   init_vlapic();
   arbitrate_ = true;

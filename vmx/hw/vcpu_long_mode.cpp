@@ -5,6 +5,7 @@
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
+#include "guest/misc_enable.h"
 #include "vmx/cr_access.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/xstate_hw.h"
@@ -91,6 +92,23 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
                 static_cast<unsigned long long>(value));
       TRY(inject_exception_now(kVectorGeneralProtection, 0));
       return std::optional<VmExit>(exits::Nothing{});
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
+  if (msr == guest::kMsrIa32MiscEnable) {
+    if (!write) {
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(misc_enable_)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(misc_enable_ >> 32)));
+    } else {
+      const guest::MiscEnableWrite w = guest::evaluate_misc_enable_write(misc_enable_, value);
+      if (w.gp) {
+        LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_MISC_ENABLE 0x%llx -> #GP (reserved bits)", vm_id_, vcpu_id_,
+                  static_cast<unsigned long long>(value));
+        TRY(inject_exception_now(kVectorGeneralProtection, 0));
+        return std::optional<VmExit>(exits::Nothing{});
+      }
+      misc_enable_ = w.value;
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});

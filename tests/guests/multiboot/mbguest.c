@@ -1,6 +1,7 @@
 /* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
  * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
- * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, moves
+ * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, reads
+ * and writes IA32_MISC_ENABLE, moves
  * bytes with REP OUTSB and REP INSB (DF = 1), and exits
  * through isa-debug-exit (0xf4) with the code
  * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
@@ -62,6 +63,29 @@ static uint32_t rdmsr_faults(uint32_t msr) {
   gp_seen = 0;
   __asm__ volatile("rdmsr" : : "c"(msr) : "eax", "edx", "memory");
   return gp_seen;
+}
+
+/* IA32_MISC_ENABLE (MSR 0x1A0, SDM Vol. 4 Table 2-2), after rdmsr_faults() installed the #GP
+ * gate: its value, whether Limit CPUID Maxval (bit 22, read-write) reads back once set, and
+ * whether setting reserved bit 1 raises #GP. The value is restored. */
+static void misc_enable(void) {
+  uint32_t lo = 0, hi = 0, lo_after = 0, hi_after = 0;
+  gp_seen = 0;
+  __asm__ volatile("rdmsr" : "+a"(lo), "+d"(hi) : "c"(0x1a0u) : "memory");
+  const uint32_t read_faulted = gp_seen;
+  __asm__ volatile("wrmsr" : : "a"(lo | (1u << 22)), "d"(hi), "c"(0x1a0u) : "memory");
+  __asm__ volatile("rdmsr" : "+a"(lo_after), "+d"(hi_after) : "c"(0x1a0u) : "memory");
+  __asm__ volatile("wrmsr" : : "a"(lo), "d"(hi), "c"(0x1a0u) : "memory");
+  gp_seen = 0;
+  __asm__ volatile("wrmsr" : : "a"(lo | (1u << 1)), "d"(hi), "c"(0x1a0u) : "memory");
+  const uint32_t reserved_faulted = gp_seen;
+  uart_puts("mbguest: misc_enable=");
+  uart_putu(read_faulted ? 0xffffffffu : lo);
+  uart_puts(" limit-cpuid kept=");
+  uart_putu((lo_after >> 22) & 1);
+  uart_puts(" reserved-bit #GP=");
+  uart_putu(reserved_faulted);
+  uart_puts("\n");
 }
 
 static int starts_with(const char* s, const char* prefix) {
@@ -194,6 +218,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* info) {
   }
   uart_puts(rdmsr_faults(MSR_NONEXISTENT) ? "mbguest: rdmsr 0x4c4e5400 raised #GP\n"
                                            : "mbguest: rdmsr 0x4c4e5400 did not fault\n");
+  misc_enable();
   /* COM2's scratch register: no device is there (QEMU -nodefaults, Lantern's platform), so the
    * read floats to all-ones and Lantern counts a port without a device. */
   uart_puts("mbguest: com2 scratch=");
