@@ -245,6 +245,33 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return result
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) of `root` and all its live descendants, from /proc (0.0 where
+    /proc is missing): the browser tab's node, chromium and its helpers."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parent, busy = {}, {}
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        # proc(5): ppid is field 4; utime, stime, cutime, cstime are 14-17 (1, 11-14 after the name).
+        parent[int(name)] = int(fields[1])
+        busy[int(name)] = sum(int(x) for x in fields[11:15]) / ticks
+    total = 0.0
+    for pid in busy:
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 0)
+        if p == root:
+            total += busy[pid]
+    return total
+
+
 def cpu_seconds(pid: int) -> dict[str, float]:
     """thread_cpu_seconds() of QEMU plus this process (the benchmark client) as "client"."""
     result = thread_cpu_seconds(pid)
@@ -395,13 +422,16 @@ def open_browser_tab(port: int) -> subprocess.Popen:
     return tab
 
 
-def close_browser_tab(tab: subprocess.Popen) -> None:
+def close_browser_tab(tab: subprocess.Popen) -> str:
+    """Stops the tab; returns its last report line (the requests its page made)."""
     tab.terminate()
     try:
-        tab.wait(timeout=10)
+        out, _ = tab.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(tab.pid, 9)
-        tab.wait()
+        out, _ = tab.communicate()
+    lines = [line for line in (out or "").splitlines() if line.startswith("open_tab.mjs:")]
+    return lines[-1].removeprefix("open_tab.mjs: ") if lines else "no report"
 
 
 def api_benchmarks(iso: str, emulator: str, browser_tab: bool = False) -> list[str]:
@@ -417,11 +447,21 @@ def api_benchmarks(iso: str, emulator: str, browser_tab: bool = False) -> list[s
             if ready.group("console") == "none":
                 raise BenchError(f"no console: {ready.group(0)}")
             tab = open_browser_tab(emu.port) if browser_tab else None
+            emulator_pid = emu._proc.pid if emu._proc else 0  # noqa: SLF001 - CPU use only
+            started, emulator_before = time.monotonic(), tree_cpu_seconds(emulator_pid)
+            tab_before = tree_cpu_seconds(tab.pid) if tab is not None else 0.0
             try:
                 lines = api_measurements(emu, ready, emulator)
             finally:
-                if tab is not None:
-                    close_browser_tab(tab)
+                seconds = time.monotonic() - started
+                emulator_share = (tree_cpu_seconds(emulator_pid) - emulator_before) / seconds
+                tab_share = (tree_cpu_seconds(tab.pid) - tab_before) / seconds if tab is not None else 0.0
+                tab_report = close_browser_tab(tab) if tab is not None else ""
+            # Bochs runs every emulated CPU on one host thread: anything else busy on a 2-core
+            # host (the browser) can slow its wall-clock rate.
+            print(f"bench.py: API measurements {seconds:.0f} s: {emulator} {100 * emulator_share:.0f}% of a core"
+                  + (f", browser tab {100 * tab_share:.0f}% ({tab_report})" if tab is not None else ""),
+                  file=sys.stderr, flush=True)
             if browser_tab:
                 lines = [re.sub(r"^(BENCH \S+)", r"\1_tab", line) for line in lines]
             m = emu_mod.PANIC_RE.search(emu.log())

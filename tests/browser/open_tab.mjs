@@ -14,10 +14,17 @@ const { chromium } = require('playwright-core');
 const browser = await chromium.launch({ executablePath: args.chromium, headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run'] });
-const stop = async () => { await browser.close(); process.exit(0); };
+// API requests the page made, reported when the tab closes (bench.py prints it).
+let apiRequests = 0;
+const stop = async () => {
+  console.log(`open_tab.mjs: ${apiRequests} API requests`);
+  await browser.close();
+  process.exit(0);
+};
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 const page = await browser.newPage();
+page.on('request', (request) => { if (new URL(request.url()).pathname.startsWith('/api/')) apiRequests += 1; });
 await page.goto(`http://127.0.0.1:${args.port}${args.path}`);
 console.log('open_tab.mjs: tab open');
 setTimeout(stop, Number(args.seconds) * 1000);
