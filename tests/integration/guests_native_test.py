@@ -100,6 +100,7 @@ class MultibootGuestNativeTest(unittest.TestCase):
         self.assertIn("mbguest: com2 scratch=255", log)
         # QEMU TCG keeps every bit written to IA32_MISC_ENABLE and raises no #GP for reserved bits.
         self.assertTrue(any(x.startswith("mbguest: misc_enable=") and " limit-cpuid kept=1 " in x for x in log), text)
+        self.assertIn("mbguest: pat lo=459782 hi=459782 write kept", log)
         self.assertIn("mbguest: rep outsb through COM1", log)
         self.assertIn("mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0", log)
         self.assertIn("mbguest: aps started=1 of 1", log)

@@ -122,6 +122,9 @@ uint64_t read_idtr_base() {
 constexpr uint32_t kMsrSysenterCs = 0x174;
 constexpr uint32_t kMsrSysenterEsp = 0x175;
 constexpr uint32_t kMsrSysenterEip = 0x176;
+// IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
+constexpr uint32_t kMsrIa32Pat = 0x277;
+constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
 
 }  // namespace
 
@@ -274,12 +277,18 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   const auto secondary = TRY(
       adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest, 0, caps.procbased2_ctls));
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
-  // in VM_EXIT_INTR_INFO), save/load IA32_EFER when offered.
-  const auto exit =
-      TRY(adjust_controls(exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
-                          exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer, caps.exit_ctls));
-  // VM-entry controls (24.8.1): not IA-32e mode; load IA32_EFER when offered.
-  const auto entry = TRY(adjust_controls(0, entry_ctls::kLoadIa32Efer, caps.entry_ctls));
+  // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
+  const auto exit = TRY(adjust_controls(
+      exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
+      exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer | exit_ctls::kSaveIa32Pat | exit_ctls::kLoadIa32Pat,
+      caps.exit_ctls));
+  // VM-entry controls (24.8.1): not IA-32e mode; load IA32_EFER and IA32_PAT when offered.
+  const auto entry =
+      TRY(adjust_controls(0, entry_ctls::kLoadIa32Efer | entry_ctls::kLoadIa32Pat, caps.entry_ctls));
+  // With all three PAT controls the guest's IA32_PAT is switched by entry and exit, so the guest
+  // may own it (guest_owns_pat()); its power-up value is 0x0007040600070406 (SDM Vol. 3A 11.12.4).
+  constexpr uint32_t kPatExit = exit_ctls::kSaveIa32Pat | exit_ctls::kLoadIa32Pat;
+  pat_switched_ = (exit.value & kPatExit) == kPatExit && (entry.value & entry_ctls::kLoadIa32Pat) != 0;
 
   pin_controls_ = pin.value;
   primary_controls_ = primary.value;
@@ -292,6 +301,7 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   TRY(vmcs_write(hw_, F32::SECONDARY_VM_EXEC_CONTROL, secondary.value));
   TRY(vmcs_write(hw_, F32::VM_EXIT_CONTROLS, exit.value));
   TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, entry.value));
+  if ((entry.value & entry_ctls::kLoadIa32Pat) != 0) TRY(vmcs_write(hw_, F64::GUEST_IA32_PAT, kPatPowerUp));
   TRY(vmcs_write(hw_, F32::EXCEPTION_BITMAP, 0));
   TRY(vmcs_write(hw_, F32::PAGE_FAULT_ERROR_CODE_MASK, 0));
   TRY(vmcs_write(hw_, F32::PAGE_FAULT_ERROR_CODE_MATCH, 0));
@@ -425,6 +435,9 @@ Result<void> VmxVcpu::write_host_state() {
   const uint32_t exit_controls = TRY(vmcs_read(hw_, F32::VM_EXIT_CONTROLS));
   if ((exit_controls & exit_ctls::kLoadIa32Efer) != 0) {
     TRY(vmcs_write(hw_, F64::HOST_IA32_EFER, cpu::rdmsr(cpu::kMsrEfer)));
+  }
+  if ((exit_controls & exit_ctls::kLoadIa32Pat) != 0) {
+    TRY(vmcs_write(hw_, F64::HOST_IA32_PAT, cpu::rdmsr(kMsrIa32Pat)));
   }
   TRY(vmcs_write(hw_, FN::HOST_RIP, reinterpret_cast<uint64_t>(vmx_exit_entry)));
   // HOST_RSP is written by vmx_enter when its stack pointer differs from the last one written

@@ -163,6 +163,9 @@ class VmxVcpu {
   // lacks the HLT activity state or the preemption timer.
   Result<void> sleep_in_hlt(uint32_t preemption_timer_value);
   bool can_sleep_in_hlt() const { return preemption_timer_allowed_ && activity_hlt_allowed_; }
+  // Entry and exit switch IA32_PAT (0x277): RDMSR/WRMSR of it may pass through the MSR bitmap,
+  // and the CPU checks the memory types a WRMSR writes (SDM Vol. 3A 11.12.2).
+  bool guest_owns_pat() const { return pat_switched_; }
 
   // I/O and MSR bitmaps (vmx/intercept_bitmaps.h): every access exits by default; passthrough
   // is explicit. Callable on the bound core between run()s, or while unbound; the change
@@ -422,6 +425,7 @@ class VmxVcpu {
   bool setup_done_ = false;
   bool launched_ = false;
   bool preemption_timer_allowed_ = false;
+  bool pat_switched_ = false;  // entry loads and exit saves the guest's IA32_PAT (write_controls)
   bool nmi_window_allowed_ = false;
   bool activity_hlt_allowed_ = false;
   bool sleeping_in_hlt_ = false;

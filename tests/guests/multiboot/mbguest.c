@@ -1,7 +1,7 @@
 /* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
  * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
  * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, reads
- * and writes IA32_MISC_ENABLE, moves
+ * and writes IA32_MISC_ENABLE and IA32_PAT, moves
  * bytes with REP OUTSB and REP INSB (DF = 1), and exits
  * through isa-debug-exit (0xf4) with the code
  * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
@@ -86,6 +86,22 @@ static void misc_enable(void) {
   uart_puts(" reserved-bit #GP=");
   uart_putu(reserved_faulted);
   uart_puts("\n");
+}
+
+/* IA32_PAT (MSR 0x277, SDM Vol. 3A 11.12.2): the power-up value (11.12.4: 0x0007040600070406),
+ * then a write of all-WB (0x06 in each byte) that must read back; the old value is restored. */
+static void pat(void) {
+  uint32_t lo = 0, hi = 0, lo_after = 0, hi_after = 0;
+  gp_seen = 0;
+  __asm__ volatile("rdmsr" : "+a"(lo), "+d"(hi) : "c"(0x277u) : "memory");
+  __asm__ volatile("wrmsr" : : "a"(0x06060606u), "d"(0x06060606u), "c"(0x277u) : "memory");
+  __asm__ volatile("rdmsr" : "+a"(lo_after), "+d"(hi_after) : "c"(0x277u) : "memory");
+  __asm__ volatile("wrmsr" : : "a"(lo), "d"(hi), "c"(0x277u) : "memory");
+  uart_puts("mbguest: pat lo=");
+  uart_putu(lo);
+  uart_puts(" hi=");
+  uart_putu(hi);
+  uart_puts(lo_after == 0x06060606u && hi_after == 0x06060606u && !gp_seen ? " write kept\n" : " write lost\n");
 }
 
 static int starts_with(const char* s, const char* prefix) {
@@ -219,6 +235,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* info) {
   uart_puts(rdmsr_faults(MSR_NONEXISTENT) ? "mbguest: rdmsr 0x4c4e5400 raised #GP\n"
                                            : "mbguest: rdmsr 0x4c4e5400 did not fault\n");
   misc_enable();
+  pat();
   /* COM2's scratch register: no device is there (QEMU -nodefaults, Lantern's platform), so the
    * read floats to all-ones and Lantern counts a port without a device. */
   uart_puts("mbguest: com2 scratch=");
