@@ -1,10 +1,10 @@
-#include "guest/misc_enable.h"
 #include "vmx/hw/vcpu.h"
 
 #include <atomic>
 #include <new>
 
 #include "guest/nested_paging.h"
+#include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/descriptors.h"
@@ -1051,10 +1051,11 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 // MSRs the vCPU emulates may log or send IPIs: they run with the host's extended state. Only
 // the unknown-MSR policy below keeps the guest's loaded. x2APIC registers 0x800-0x8FF (SDM Vol.
 // 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS,
-// IA32_MISC_ENABLE 0x1A0 (guest/misc_enable.h).
+// IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179 and IA32_MCG_STATUS 0x17A (guest/platform_msrs.h).
 bool VmxVcpu::msr_emulated(uint32_t msr) {
   return (msr >= 0x800 && msr <= 0x8ff) || msr == VirtualLapic::kMsrTscDeadline || msr == 0x1b ||
-         msr == kMsrIa32Efer || msr == kMsrIa32Xss || msr == guest::kMsrIa32MiscEnable;
+         msr == kMsrIa32Efer || msr == kMsrIa32Xss || msr == guest::kMsrIa32MiscEnable ||
+         msr == guest::kMsrIa32McgCap || msr == guest::kMsrIa32McgStatus;
 }
 
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {

@@ -5,7 +5,7 @@
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
-#include "guest/misc_enable.h"
+#include "guest/platform_msrs.h"
 #include "vmx/cr_access.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/xstate_hw.h"
@@ -92,6 +92,19 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
                 static_cast<unsigned long long>(value));
       TRY(inject_exception_now(kVectorGeneralProtection, 0));
       return std::optional<VmExit>(exits::Nothing{});
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
+  if (msr == guest::kMsrIa32McgCap || msr == guest::kMsrIa32McgStatus) {
+    const guest::PlatformMsrAccess a = guest::machine_check_msr(msr, write, value);
+    if (a.gp) {
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    if (!write) {
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(a.value)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});

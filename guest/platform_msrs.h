@@ -1,9 +1,10 @@
-// IA32_MISC_ENABLE (MSR 0x1A0, SDM Vol. 4 Table 2-2 "IA-32 Architectural MSRs") as every guest
-// vCPU sees it: a per-vCPU value that keeps the read-write bits a guest writes, reports no
+// Architectural MSRs the guest platform emulates the same way for every vCPU (SDM Vol. 4 Table 2-2
+// "IA-32 Architectural MSRs"). Portable (host-tested); the backends own the per-vCPU values.
+//
+// IA32_MISC_ENABLE (MSR 0x1A0): a per-vCPU value that keeps the read-write bits a guest writes, reports no
 // branch-trace store, no PEBS and no performance monitoring (guests get no PMU), and refuses the
 // reserved bits. The read-write bits are stored and have no other effect: Limit CPUID Maxval does
 // not cap CPUID leaf 0, XD Bit Disable does not hide NX, MONITOR FSM does not offer MONITOR.
-// Portable (host-tested); the backends own the per-vCPU value.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +44,24 @@ struct MiscEnableWrite {
 constexpr MiscEnableWrite evaluate_misc_enable_write(uint64_t current, uint64_t value) {
   if ((value & ~(kMiscEnableWritable | kMiscEnableReadOnly)) != 0) return MiscEnableWrite{true, current};
   return MiscEnableWrite{false, (value & kMiscEnableWritable) | (current & kMiscEnableReadOnly)};
+}
+
+// Machine-check architecture (SDM Vol. 3B 16.3.1): the platform reports no error-reporting
+// banks. IA32_MCG_CAP (0x179, read-only) reads 0: no banks, no IA32_MCG_CTL; IA32_MCG_STATUS
+// (0x17A) reads 0 and takes only 0. The bank MSRs (0x400 on) do not exist and #GP.
+inline constexpr uint32_t kMsrIa32McgCap = 0x179;
+inline constexpr uint32_t kMsrIa32McgStatus = 0x17a;
+
+struct PlatformMsrAccess {
+  bool gp = false;     // #GP(0), nothing changes
+  uint64_t value = 0;  // RDMSR: the value read
+};
+
+// RDMSR/WRMSR of IA32_MCG_CAP or IA32_MCG_STATUS; gp for any other MSR.
+constexpr PlatformMsrAccess machine_check_msr(uint32_t msr, bool write, uint64_t value) {
+  if (msr == kMsrIa32McgCap) return PlatformMsrAccess{write, 0};
+  if (msr == kMsrIa32McgStatus) return PlatformMsrAccess{write && value != 0, 0};
+  return PlatformMsrAccess{true, 0};
 }
 
 }  // namespace lantern::guest

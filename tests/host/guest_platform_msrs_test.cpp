@@ -1,6 +1,6 @@
-// IA32_MISC_ENABLE for guests (guest/misc_enable.h): the reset value, writes that keep the
-// read-only bits, and #GP for reserved bits.
-#include "guest/misc_enable.h"
+// The platform MSRs (guest/platform_msrs.h): IA32_MISC_ENABLE's reset value, writes that keep
+// the read-only bits, #GP for reserved bits; the machine-check MSRs of a platform without banks.
+#include "guest/platform_msrs.h"
 
 #include <gtest/gtest.h>
 
@@ -33,6 +33,16 @@ TEST(GuestMiscEnable, ReservedBitsAreRefused) {
     EXPECT_TRUE(w.gp) << "bit " << bit;
     EXPECT_EQ(w.value, kMiscEnableReset) << "bit " << bit;
   }
+}
+
+TEST(GuestMachineCheckMsrs, NoBanksAndStatusTakesOnlyZero) {
+  EXPECT_FALSE(machine_check_msr(kMsrIa32McgCap, false, 0).gp);
+  EXPECT_EQ(machine_check_msr(kMsrIa32McgCap, false, 0).value, 0u);
+  EXPECT_TRUE(machine_check_msr(kMsrIa32McgCap, true, 0).gp);  // read-only
+  EXPECT_FALSE(machine_check_msr(kMsrIa32McgStatus, false, 0).gp);
+  EXPECT_FALSE(machine_check_msr(kMsrIa32McgStatus, true, 0).gp);
+  EXPECT_TRUE(machine_check_msr(kMsrIa32McgStatus, true, 1).gp);
+  EXPECT_TRUE(machine_check_msr(0x400, false, 0).gp);  // IA32_MC0_CTL: no banks
 }
 
 }  // namespace
