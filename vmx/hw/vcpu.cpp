@@ -122,6 +122,10 @@ uint64_t read_idtr_base() {
 constexpr uint32_t kMsrSysenterCs = 0x174;
 constexpr uint32_t kMsrSysenterEsp = 0x175;
 constexpr uint32_t kMsrSysenterEip = 0x176;
+// CPUID bits of RDTSCP and RDPID (SDM Vol. 2A CPUID, Table 3-8 and Table 3-8's leaf 07H).
+constexpr uint32_t kCpuidExtendedFeatures = 0x80000001;
+constexpr uint32_t kCpuidExt1EdxRdtscp = 1u << 27;
+constexpr uint32_t kCpuid7EcxRdpid = 1u << 22;
 // IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
 constexpr uint32_t kMsrIa32Pat = 0x277;
 constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
@@ -237,6 +241,7 @@ Result<void> VmxVcpu::bind_to_current_processor() {
     return r;
   }
   bound_cpu_ = static_cast<int32_t>(me);
+  load_guest_tsc_aux();
   return ok();
 }
 
@@ -246,6 +251,7 @@ Result<void> VmxVcpu::reload_on_this_cpu() {
   }
   cpu::InterruptsOff irq_off;
   fast_.host_rsp = 0;
+  load_guest_tsc_aux();
   return hw::vmptrld(vmcs_phys_);
 }
 
@@ -269,13 +275,18 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   const auto pin = TRY(adjust_controls(pin_based::kExternalInterruptExiting | pin_based::kNmiExiting,
                                        pin_based::kVirtualNmis, caps.pinbased_ctls));
   // Primary processor-based (24.6.2): HLT exits, I/O and MSR bitmaps, secondary controls.
+  // TSC offsetting when offered: a guest WRMSR to IA32_TIME_STAMP_COUNTER moves its TSC (25.3).
   const auto primary =
       TRY(adjust_controls(proc_based::kHltExiting | proc_based::kUseIoBitmaps | proc_based::kUseMsrBitmaps |
                               proc_based::kActivateSecondaryControls,
-                          0, caps.procbased_ctls));
-  // Secondary (24.6.2): EPT and unrestricted guest (real-mode guests need it, 26.3.1.1).
-  const auto secondary = TRY(
-      adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest, 0, caps.procbased2_ctls));
+                          proc_based::kUseTscOffsetting, caps.procbased_ctls));
+  // Secondary (24.6.2): EPT and unrestricted guest (real-mode guests need it, 26.3.1.1);
+  // RDTSCP and RDPID when offered (without "enable RDTSCP" both are #UD, 25.3).
+  const auto secondary = TRY(adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest,
+                                             proc_based2::kEnableRdtscp, caps.procbased2_ctls));
+  tsc_offsetting_ = (primary.value & proc_based::kUseTscOffsetting) != 0;
+  rdtscp_enabled_ = (secondary.value & proc_based2::kEnableRdtscp) != 0;
+  load_guest_tsc_aux();  // this core, where the VMCS is current
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
   // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
   const auto exit = TRY(adjust_controls(
@@ -302,6 +313,7 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   TRY(vmcs_write(hw_, F32::VM_EXIT_CONTROLS, exit.value));
   TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, entry.value));
   if ((entry.value & entry_ctls::kLoadIa32Pat) != 0) TRY(vmcs_write(hw_, F64::GUEST_IA32_PAT, kPatPowerUp));
+  if (tsc_offsetting_) TRY(vmcs_write(hw_, F64::TSC_OFFSET, tsc_offset_));
   TRY(vmcs_write(hw_, F32::EXCEPTION_BITMAP, 0));
   TRY(vmcs_write(hw_, F32::PAGE_FAULT_ERROR_CODE_MASK, 0));
   TRY(vmcs_write(hw_, F32::PAGE_FAULT_ERROR_CODE_MATCH, 0));
@@ -922,29 +934,46 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
     }
   } else {
     r = cpu::cpuid(leaf, subleaf);
-    if (leaf == 1) {
-      const HostXstate& x = host_xstate();
-      r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm)) | kCpuid1EcxHypervisor;
-      r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
-      // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
-      // offered only when the host switches XCR0 for guests.
-      const uint64_t guest_cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
-      r.ecx &= ~kCpuid1EcxOsxsave;
-      if ((guest_cr4 & kCr4Osxsave) != 0) r.ecx |= kCpuid1EcxOsxsave;
-      if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
-    } else if (leaf == kCpuidPmuLeaf) {
-      r = cpu::CpuidResult{};
-    } else if (leaf == kCpuidXsaveLeaf && subleaf == 0) {
-      // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
-      const HostXstate& x = host_xstate();
-      r.eax &= static_cast<uint32_t>(x.guest_xcr0);
-      r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
-    } else if (leaf == kCpuidXsaveLeaf && subleaf == 1) {
-      // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
-      // 24.6.2): hide it and the IA32_XSS bits (EAX[3], ECX, EDX; SDM Vol. 2A CPUID leaf 0DH).
-      r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
-      r.ecx = 0;
-      r.edx = 0;
+    switch (leaf) {
+      case 1: {
+        const HostXstate& x = host_xstate();
+        r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm)) | kCpuid1EcxHypervisor;
+        r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
+        // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
+        // offered only when the host switches XCR0 for guests.
+        const uint64_t guest_cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
+        r.ecx &= ~kCpuid1EcxOsxsave;
+        if ((guest_cr4 & kCr4Osxsave) != 0) r.ecx |= kCpuid1EcxOsxsave;
+        if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
+        break;
+      }
+      case 7:
+        // Without "enable RDTSCP" RDPID is #UD (SDM Vol. 3C 25.3): hide it (ECX[22]).
+        if (subleaf == 0 && !rdtscp_enabled_) r.ecx &= ~kCpuid7EcxRdpid;
+        break;
+      case kCpuidPmuLeaf:
+        r = cpu::CpuidResult{};
+        break;
+      case kCpuidXsaveLeaf:
+        if (subleaf == 0) {
+          // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
+          const HostXstate& x = host_xstate();
+          r.eax &= static_cast<uint32_t>(x.guest_xcr0);
+          r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
+        } else if (subleaf == 1) {
+          // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
+          // 24.6.2): hide it and the IA32_XSS bits (EAX[3], ECX, EDX; SDM Vol. 2A CPUID leaf 0DH).
+          r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
+          r.ecx = 0;
+          r.edx = 0;
+        }
+        break;
+      case kCpuidExtendedFeatures:
+        // Without "enable RDTSCP" RDTSCP is #UD (SDM Vol. 3C 25.3): hide it (EDX[27]).
+        if (!rdtscp_enabled_) r.edx &= ~kCpuidExt1EdxRdtscp;
+        break;
+      default:
+        break;
     }
   }
   if (leaf == 1 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);  // the leaves it changes
@@ -1051,11 +1080,22 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 // MSRs the vCPU emulates may log or send IPIs: they run with the host's extended state. Only
 // the unknown-MSR policy below keeps the guest's loaded. x2APIC registers 0x800-0x8FF (SDM Vol.
 // 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS,
-// IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179 and IA32_MCG_STATUS 0x17A (guest/platform_msrs.h).
+// IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179 and IA32_MCG_STATUS 0x17A (guest/platform_msrs.h),
+// IA32_TIME_STAMP_COUNTER 0x10 (writes) and IA32_TSC_AUX.
 bool VmxVcpu::msr_emulated(uint32_t msr) {
-  return (msr >= 0x800 && msr <= 0x8ff) || msr == VirtualLapic::kMsrTscDeadline || msr == 0x1b ||
-         msr == kMsrIa32Efer || msr == kMsrIa32Xss || msr == guest::kMsrIa32MiscEnable ||
-         msr == guest::kMsrIa32McgCap || msr == guest::kMsrIa32McgStatus;
+  if (msr - 0x800u <= 0xffu) return true;
+  switch (msr) {
+    case kMsrIa32Tsc:
+    case 0x1b:
+    case guest::kMsrIa32McgCap:
+    case guest::kMsrIa32McgStatus:
+    case guest::kMsrIa32MiscEnable:
+    case VirtualLapic::kMsrTscDeadline:
+    case kMsrIa32Xss:
+    case kMsrIa32Efer:
+    case kMsrIa32TscAux: return true;
+    default: return false;
+  }
 }
 
 Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {

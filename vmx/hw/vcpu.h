@@ -52,6 +52,10 @@ struct GuestEntry {
 };
 
 // The guest's IA-32e mode as the VMCS holds it (see vmx/long_mode.h).
+// IA32_TIME_STAMP_COUNTER and IA32_TSC_AUX (SDM Vol. 4 Table 2-2).
+inline constexpr uint32_t kMsrIa32Tsc = 0x10;
+inline constexpr uint32_t kMsrIa32TscAux = 0xc0000103;
+
 struct GuestLongModeState {
   uint64_t efer = 0;        // GUEST_IA32_EFER
   bool ia32e_mode = false;  // the "IA-32e mode guest" VM-entry control
@@ -166,6 +170,8 @@ class VmxVcpu {
   // Entry and exit switch IA32_PAT (0x277): RDMSR/WRMSR of it may pass through the MSR bitmap,
   // and the CPU checks the memory types a WRMSR writes (SDM Vol. 3A 11.12.2).
   bool guest_owns_pat() const { return pat_switched_; }
+  // The guest's TSC now: the host's plus TSC_OFFSET (the vlapic's clock, SDM Vol. 3C 25.3).
+  uint64_t guest_tsc() const { return cpu::rdtsc() + tsc_offset_; }
 
   // I/O and MSR bitmaps (vmx/intercept_bitmaps.h): every access exits by default; passthrough
   // is explicit. Callable on the bound core between run()s, or while unbound; the change
@@ -404,6 +410,8 @@ class VmxVcpu {
    private:
     const VmxVcpu& vcpu_;
   };
+  // IA32_TSC_AUX into the hardware MSR (RDTSCP/RDPID read it there); the host never uses it.
+  void load_guest_tsc_aux();
   friend class VcpuLinearMemory;  // vcpu_string_io.cpp: guest memory for INS/OUTS
   // INS/OUTS on a VM with a port bus (vcpu_string_io.cpp).
   Result<VmExit> on_string_io(const ExitInfo& exit, const IoQualification& io);
@@ -426,6 +434,10 @@ class VmxVcpu {
   bool launched_ = false;
   bool preemption_timer_allowed_ = false;
   bool pat_switched_ = false;  // entry loads and exit saves the guest's IA32_PAT (write_controls)
+  bool tsc_offsetting_ = false;  // "use TSC offsetting": the guest's TSC is the host's + tsc_offset_
+  bool rdtscp_enabled_ = false;  // "enable RDTSCP": RDTSCP/RDPID run in the guest, reading IA32_TSC_AUX
+  uint64_t tsc_offset_ = 0;      // TSC_OFFSET (SDM Vol. 3C 25.3), set by guest writes of the TSC
+  uint64_t tsc_aux_ = 0;         // the guest's IA32_TSC_AUX, in the hardware MSR while bound here
   bool nmi_window_allowed_ = false;
   bool activity_hlt_allowed_ = false;
   bool sleeping_in_hlt_ = false;

@@ -96,6 +96,34 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
+  if (msr == kMsrIa32Tsc && tsc_offsetting_) {
+    // RDTSC, RDTSCP and RDMSR of the TSC return the host's TSC + TSC_OFFSET (SDM Vol. 3C 25.3):
+    // a write sets the offset that makes the guest's TSC read `value` now.
+    if (write) {
+      tsc_offset_ = value - cpu::rdtsc();
+      TRY(vmcs_write(hw_, F64::TSC_OFFSET, tsc_offset_));
+    } else {
+      const uint64_t tsc = guest_tsc();
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(tsc)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(tsc >> 32)));
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
+  if (msr == kMsrIa32TscAux && rdtscp_enabled_) {
+    if (!write) {
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(tsc_aux_)));
+      TRY(regs_.set32(Gpr::kRdx, 0));
+    } else if ((value >> 32) != 0) {
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));  // bits 63:32 are reserved
+      return std::optional<VmExit>(exits::Nothing{});
+    } else {
+      tsc_aux_ = value;
+      load_guest_tsc_aux();
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
   if (msr == guest::kMsrIa32McgCap || msr == guest::kMsrIa32McgStatus) {
     const guest::PlatformMsrAccess a = guest::machine_check_msr(msr, write, value);
     if (a.gp) {
@@ -127,6 +155,10 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     return std::optional<VmExit>(exits::Nothing{});
   }
   return std::optional<VmExit>();
+}
+
+void VmxVcpu::load_guest_tsc_aux() {
+  if (rdtscp_enabled_) cpu::wrmsr(kMsrIa32TscAux, tsc_aux_);
 }
 
 Result<bool> VmxVcpu::apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0) {

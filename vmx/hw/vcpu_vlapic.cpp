@@ -209,8 +209,8 @@ Result<void> VmxVcpu::vlapic_before_entry() {
       (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), false);
     }
   }
-  // The guest's TSC is the host's (TSC_OFFSET 0, no TSC scaling).
-  (void)vlapic_.poll_timer(cpu::rdtsc());
+  // The vlapic counts in the guest's TSC (the host's + TSC_OFFSET; no TSC scaling).
+  (void)vlapic_.poll_timer(guest_tsc());
   return ok();
 }
 
@@ -275,7 +275,7 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
   const uint64_t deadline = vlapic_.next_deadline();
   if (deadline != VirtualLapic::kNoDeadline) {
     fast_.enabled = 0;  // the stub's fast path would restart the timer at every resume
-    const uint64_t now = cpu::rdtsc();
+    const uint64_t now = guest_tsc();  // the deadline is in guest TSC; the timer counts the same ticks
     const uint8_t rate = capabilities()->preemption_timer_rate;
     uint64_t ticks = deadline > now ? ((deadline - now) >> rate) + 1 : 1;
     if (ticks > 0xffffffffu) ticks = 0xffffffffu;
@@ -309,7 +309,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
   uint64_t value = 0;
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
-    vlapic_.set_time(cpu::rdtsc());  // the current-count register reads the clock
+    vlapic_.set_time(guest_tsc());  // the current-count register reads the clock
     auto r = vlapic_.read_msr(msr);
     if (!r) {
       // SDM 11.12.1.2: RDMSR of a reserved/write-only x2APIC register, or outside x2APIC mode.
@@ -340,7 +340,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
   if ((msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) || msr == VirtualLapic::kMsrTscDeadline ||
       msr == kMsrApicBase) {
     arbitrate_ = true;
-    vlapic_.set_time(cpu::rdtsc());
+    vlapic_.set_time(guest_tsc());
   }
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
     r = vlapic_.write_msr(msr, value);
@@ -521,7 +521,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
     return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
   }
   auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
-  vlapic_.set_time(cpu::rdtsc());  // timer writes count from now; the current count reads it
+  vlapic_.set_time(guest_tsc());  // timer writes count from now; the current count reads it
   // The faulting instruction: CS base + RIP (64-bit code: RIP alone, SDM Vol. 3A 3.4.4), through
   // the guest's own page tables when its paging is on.
   const uint64_t cs_base = TRY(vmcs_read(hw_, FN::GUEST_CS_BASE));
