@@ -130,7 +130,7 @@ def test(args):
             for needle in ("mbguest: hello from a multiboot guest", "mbguest: cmdline='exit=7 hello'",
                            "mbguest: mem_lower=640 mem_upper=15360",
                            "string='env.txt' first-line='hello from a module'", "mbguest: fw_cfg cpus=2 ram_mib=16", "mbguest: aps started=1 of 1",
-                           "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1", "mbguest: pat lo=459782 hi=459782 write kept",
+                           "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1", "mbguest: tsc write kept, rdtscp aux=42", "mbguest: pat lo=459782 hi=459782 write kept",
                            "mbguest: misc_enable=6145 limit-cpuid kept=1 reserved-bit #GP=1",
                            "mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0"):
                 harness.check(needle in out0, f"vm0 console lacks {needle!r}:\n{out0}")

@@ -1,7 +1,7 @@
 /* mbguest: a Multiboot v1 test kernel. It prints through the COM1 UART (polling LSR THRE), shows
  * its command line, modules and memory map, counts CPUs through fw_cfg, starts the APs with
  * INIT/SIPI/SIPI through the xAPIC, checks whether RDMSR of a nonexistent MSR raises #GP, reads
- * and writes IA32_MISC_ENABLE and IA32_PAT, moves
+ * and writes IA32_MISC_ENABLE and IA32_PAT, writes the TSC, reads RDTSCP's IA32_TSC_AUX, moves
  * bytes with REP OUTSB and REP INSB (DF = 1), and exits
  * through isa-debug-exit (0xf4) with the code
  * `exit=N` on its command line (default 0). Lines start with "mbguest: " for the tests. */
@@ -102,6 +102,28 @@ static void pat(void) {
   uart_puts(" hi=");
   uart_putu(hi);
   uart_puts(lo_after == 0x06060606u && hi_after == 0x06060606u && !gp_seen ? " write kept\n" : " write lost\n");
+}
+
+/* The TSC (SDM Vol. 3B 17.17): a WRMSR of IA32_TIME_STAMP_COUNTER (0x10) moves what RDTSC reads
+ * (written 2^40, read back within 2^32 ticks above); RDTSCP (CPUID.80000001H:EDX[27]) returns
+ * IA32_TSC_AUX (0xC0000103) in ECX. */
+static void tsc(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("wrmsr" : : "a"(0u), "d"(0x100u), "c"(0x10u) : "memory");
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  uart_puts(hi == 0x100u ? "mbguest: tsc write kept" : "mbguest: tsc write lost");
+  uint32_t eax = 0x80000001u, ebx, ecx = 0, edx;
+  __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
+  if (edx & (1u << 27)) {
+    uint32_t aux;
+    __asm__ volatile("wrmsr" : : "a"(0x2au), "d"(0u), "c"(0xc0000103u) : "memory");
+    __asm__ volatile("rdtscp" : "=a"(lo), "=d"(hi), "=c"(aux));
+    uart_puts(", rdtscp aux=");
+    uart_putu(aux);
+    uart_puts("\n");
+  } else {
+    uart_puts(", no rdtscp\n");
+  }
 }
 
 static int starts_with(const char* s, const char* prefix) {
@@ -236,6 +258,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* info) {
                                            : "mbguest: rdmsr 0x4c4e5400 did not fault\n");
   misc_enable();
   pat();
+  tsc();
   /* COM2's scratch register: no device is there (QEMU -nodefaults, Lantern's platform), so the
    * read floats to all-ones and Lantern counts a port without a device. */
   uart_puts("mbguest: com2 scratch=");
