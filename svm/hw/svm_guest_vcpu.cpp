@@ -481,6 +481,15 @@ Result<SvmRunOutcome> SvmVcpu::stop(const Exit& exit, const char* message) {
             static_cast<unsigned long long>(vmcb_->save.cr4), static_cast<unsigned long long>(vmcb_->save.efer),
             static_cast<unsigned>(vmcb_->save.cs.selector), static_cast<unsigned long long>(vmcb_->save.rsp),
             static_cast<unsigned long long>(vmcb_->control.n_cr3));
+  // The latest exits, newest (this one) first: an exit whose RIP is a host address shows when
+  // the save area first held host state.
+  for (size_t back = 1; back <= kStopLogExits && back <= total_exits_; ++back) {
+    const SvmExitRecord& r = ring_[(ring_next_ + kExitRingSize - back) % kExitRingSize];
+    LOG_ERROR("svm: vm%u vcpu%u: exit -%zu: exitcode 0x%llx exitinfo1 0x%llx exitinfo2 0x%llx rip 0x%llx tsc %llu",
+              vm_.vm_id, vcpu_id_, back, static_cast<unsigned long long>(r.exitcode),
+              static_cast<unsigned long long>(r.exitinfo1), static_cast<unsigned long long>(r.exitinfo2),
+              static_cast<unsigned long long>(r.rip), static_cast<unsigned long long>(r.tsc));
+  }
   return SvmRunOutcome::kStopped;
 }
 

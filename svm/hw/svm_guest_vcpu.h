@@ -84,6 +84,7 @@ struct SvmCapture {
 class SvmVcpu {
  public:
   static constexpr size_t kExitRingSize = 64;
+  static constexpr size_t kStopLogExits = 8;  // recent exits a stopping vCPU logs
   static constexpr uint32_t kAttentionEvents = 1u << 0;
 
   // Must run on the core that will own the vCPU, in SVM operation. `vm` outlives the vCPU.
