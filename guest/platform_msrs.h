@@ -14,21 +14,20 @@ namespace lantern::guest {
 inline constexpr uint32_t kMsrIa32MiscEnable = 0x1a0;
 
 // Table 2-2, IA32_MISC_ENABLE.
-inline constexpr uint64_t kMiscEnableFastStrings = 1ull << 0;         // R/W
-inline constexpr uint64_t kMiscEnableThermalControl = 1ull << 3;      // R/W: automatic TCC
-inline constexpr uint64_t kMiscEnablePerfMonAvailable = 1ull << 7;    // R/O
-inline constexpr uint64_t kMiscEnableBtsUnavailable = 1ull << 11;     // R/O
-inline constexpr uint64_t kMiscEnablePebsUnavailable = 1ull << 12;    // R/O
-inline constexpr uint64_t kMiscEnableSpeedStep = 1ull << 16;          // R/W: EIST
-inline constexpr uint64_t kMiscEnableMonitorFsm = 1ull << 18;         // R/W: MONITOR/MWAIT
-inline constexpr uint64_t kMiscEnableLimitCpuidMaxval = 1ull << 22;   // R/W
-inline constexpr uint64_t kMiscEnableXtprDisable = 1ull << 23;        // R/W
-inline constexpr uint64_t kMiscEnableXdDisable = 1ull << 34;          // R/W
+inline constexpr uint64_t kMiscEnableFastStrings = 1ull << 0;        // R/W
+inline constexpr uint64_t kMiscEnableThermalControl = 1ull << 3;     // R/W: automatic TCC
+inline constexpr uint64_t kMiscEnablePerfMonAvailable = 1ull << 7;   // R/O
+inline constexpr uint64_t kMiscEnableBtsUnavailable = 1ull << 11;    // R/O
+inline constexpr uint64_t kMiscEnablePebsUnavailable = 1ull << 12;   // R/O
+inline constexpr uint64_t kMiscEnableSpeedStep = 1ull << 16;         // R/W: EIST
+inline constexpr uint64_t kMiscEnableMonitorFsm = 1ull << 18;        // R/W: MONITOR/MWAIT
+inline constexpr uint64_t kMiscEnableLimitCpuidMaxval = 1ull << 22;  // R/W
+inline constexpr uint64_t kMiscEnableXtprDisable = 1ull << 23;       // R/W
+inline constexpr uint64_t kMiscEnableXdDisable = 1ull << 34;         // R/W
 
-inline constexpr uint64_t kMiscEnableWritable = kMiscEnableFastStrings | kMiscEnableThermalControl |
-                                                kMiscEnableSpeedStep | kMiscEnableMonitorFsm |
-                                                kMiscEnableLimitCpuidMaxval | kMiscEnableXtprDisable |
-                                                kMiscEnableXdDisable;
+inline constexpr uint64_t kMiscEnableWritable =
+    kMiscEnableFastStrings | kMiscEnableThermalControl | kMiscEnableSpeedStep | kMiscEnableMonitorFsm |
+    kMiscEnableLimitCpuidMaxval | kMiscEnableXtprDisable | kMiscEnableXdDisable;
 inline constexpr uint64_t kMiscEnableReadOnly =
     kMiscEnablePerfMonAvailable | kMiscEnableBtsUnavailable | kMiscEnablePebsUnavailable;
 

@@ -3,7 +3,9 @@
 namespace lantern::guest {
 namespace {
 
-uint64_t address_mask(uint8_t bits) { return bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1; }
+uint64_t address_mask(uint8_t bits) {
+  return bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+}
 
 // Writes `value` into `reg` at the address size: 16 bits keep the upper bits, 32 bits
 // zero-extend (SDM Vol. 1 3.4.1.1), 64 bits replace.
@@ -17,10 +19,11 @@ void set_at_address_size(uint64_t& reg, uint64_t value, uint8_t bits) {
 
 }  // namespace
 
-Result<StringIoProgress> run_string_io(const StringIoOp& op, StringIoRegisters& regs, GuestLinearMemory& memory,
-                                       PortBus& ports, uint64_t max_elements) {
+Result<StringIoProgress> run_string_io(const StringIoOp& op, StringIoRegisters& regs,
+                                       GuestLinearMemory& memory, PortBus& ports, uint64_t max_elements) {
   if (op.width != 1 && op.width != 2 && op.width != 4) {
-    return make_error(ErrorCode::kInvalidArgument, "string I/O element size must be 1, 2 or 4 bytes", op.width);
+    return make_error(ErrorCode::kInvalidArgument, "string I/O element size must be 1, 2 or 4 bytes",
+                      op.width);
   }
   if (op.address_bits != 16 && op.address_bits != 32 && op.address_bits != 64) {
     return make_error(ErrorCode::kInvalidArgument, "string I/O address size must be 16, 32 or 64 bits",
@@ -48,7 +51,8 @@ Result<StringIoProgress> run_string_io(const StringIoOp& op, StringIoRegisters& 
       ports.write(op.port, op.width, value);
     }
     const uint64_t step = op.width;
-    set_at_address_size(index, regs.direction_down ? (index & mask) - step : (index & mask) + step, op.address_bits);
+    set_at_address_size(index, regs.direction_down ? (index & mask) - step : (index & mask) + step,
+                        op.address_bits);
     ++progress.elements;
     if (!op.rep) break;
     set_at_address_size(regs.rcx, (regs.rcx & mask) - 1, op.address_bits);

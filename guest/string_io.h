@@ -59,7 +59,7 @@ struct StringIoProgress {
 // elements moved so far and the error is returned (the caller stops the vCPU with it); for INS
 // the port was already read for the failing element, as on hardware where the store faults.
 // kInvalidArgument for a width other than 1, 2, 4 or an address size other than 16, 32, 64.
-Result<StringIoProgress> run_string_io(const StringIoOp& op, StringIoRegisters& regs, GuestLinearMemory& memory,
-                                       PortBus& ports, uint64_t max_elements);
+Result<StringIoProgress> run_string_io(const StringIoOp& op, StringIoRegisters& regs,
+                                       GuestLinearMemory& memory, PortBus& ports, uint64_t max_elements);
 
 }  // namespace lantern::guest

@@ -59,7 +59,8 @@ TEST_F(StringIoTest, RepOutsbWritesEachByteInOrderAndCountsDown) {
   const char text[] = "hi!";
   for (int i = 0; i < 3; ++i) memory.bytes[0x1000 + i] = static_cast<uint8_t>(text[i]);
   StringIoRegisters regs{.rsi = 0x1000, .rdi = 0, .rcx = 3, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
+  const StringIoOp op{
+      .in = false, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->complete);
@@ -74,7 +75,8 @@ TEST_F(StringIoTest, RepOutsbWritesEachByteInOrderAndCountsDown) {
 TEST_F(StringIoTest, InswStoresLittleEndianAndTheDirectionFlagMovesDown) {
   memory.map(0x2000, 8);
   StringIoRegisters regs{.rsi = 0, .rdi = 0x2004, .rcx = 2, .direction_down = true};
-  const StringIoOp op{.in = true, .width = 2, .rep = true, .address_bits = 64, .segment_base = 0, .port = kPort};
+  const StringIoOp op{
+      .in = true, .width = 2, .rep = true, .address_bits = 64, .segment_base = 0, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->complete);
@@ -89,7 +91,8 @@ TEST_F(StringIoTest, InswStoresLittleEndianAndTheDirectionFlagMovesDown) {
 TEST_F(StringIoTest, WithoutRepOneElementMovesAndRcxIsUntouched) {
   memory.map(0x3000, 4, 0xab);
   StringIoRegisters regs{.rsi = 0x3000, .rdi = 0, .rcx = 0x55, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 4, .rep = false, .address_bits = 32, .segment_base = 0, .port = kPort};
+  const StringIoOp op{
+      .in = false, .width = 4, .rep = false, .address_bits = 32, .segment_base = 0, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->complete);
@@ -101,7 +104,8 @@ TEST_F(StringIoTest, WithoutRepOneElementMovesAndRcxIsUntouched) {
 
 TEST_F(StringIoTest, RepWithACountOfZeroMovesNothing) {
   StringIoRegisters regs{.rsi = 0x1000, .rdi = 0, .rcx = 0xffffffff00000000ull, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
+  const StringIoOp op{
+      .in = false, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());  // ECX is 0: the upper half of RCX is not the count
   EXPECT_TRUE(r->complete);
@@ -113,7 +117,8 @@ TEST_F(StringIoTest, RepWithACountOfZeroMovesNothing) {
 TEST_F(StringIoTest, AtMostMaxElementsPerCallThenIncompleteAndResumable) {
   memory.map(0x4000, 10, 'x');
   StringIoRegisters regs{.rsi = 0x4000, .rdi = 0, .rcx = 10, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 1, .rep = true, .address_bits = 64, .segment_base = 0, .port = kPort};
+  const StringIoOp op{
+      .in = false, .width = 1, .rep = true, .address_bits = 64, .segment_base = 0, .port = kPort};
   auto first = run_string_io(op, regs, memory, bus, 4);
   ASSERT_TRUE(first.has_value());
   EXPECT_FALSE(first->complete);
@@ -131,7 +136,8 @@ TEST_F(StringIoTest, SixteenBitAddressSizeWrapsSiAndCxAndKeepsTheUpperBits) {
   memory.map(0x10000 + 0xffff, 1, 'a');  // segment base 0x10000, SI 0xffff
   memory.map(0x10000, 1, 'b');           // SI wraps to 0
   StringIoRegisters regs{.rsi = 0xabcd0000ffffull, .rdi = 0, .rcx = 0x77770002ull, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 1, .rep = true, .address_bits = 16, .segment_base = 0x10000, .port = kPort};
+  const StringIoOp op{
+      .in = false, .width = 1, .rep = true, .address_bits = 16, .segment_base = 0x10000, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->complete);
@@ -144,8 +150,10 @@ TEST_F(StringIoTest, SixteenBitAddressSizeWrapsSiAndCxAndKeepsTheUpperBits) {
 
 TEST_F(StringIoTest, ThirtyTwoBitAddressSizeZeroExtendsTheRegisters) {
   memory.map(0xfffffffeull, 2, 'z');
-  StringIoRegisters regs{.rsi = 0x12345678fffffffeull, .rdi = 0, .rcx = 0xffff000000000001ull, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 2, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
+  StringIoRegisters regs{
+      .rsi = 0x12345678fffffffeull, .rdi = 0, .rcx = 0xffff000000000001ull, .direction_down = false};
+  const StringIoOp op{
+      .in = false, .width = 2, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->complete);
@@ -156,7 +164,8 @@ TEST_F(StringIoTest, ThirtyTwoBitAddressSizeZeroExtendsTheRegisters) {
 TEST_F(StringIoTest, AnUnmappedSourceStopsBeforeThePortAndKeepsTheRegistersOfTheMovedElements) {
   memory.map(0x5000, 1, 'q');  // 0x5001 is not mapped
   StringIoRegisters regs{.rsi = 0x5000, .rdi = 0, .rcx = 3, .direction_down = false};
-  const StringIoOp op{.in = false, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
+  const StringIoOp op{
+      .in = false, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = kPort};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
@@ -168,7 +177,8 @@ TEST_F(StringIoTest, AnUnmappedSourceStopsBeforeThePortAndKeepsTheRegistersOfThe
 TEST_F(StringIoTest, InsFromAnUnclaimedPortStoresAllOnesAndIsCounted) {
   memory.map(0x6000, 4);
   StringIoRegisters regs{.rsi = 0, .rdi = 0x6000, .rcx = 4, .direction_down = false};
-  const StringIoOp op{.in = true, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = 0x2fe};
+  const StringIoOp op{
+      .in = true, .width = 1, .rep = true, .address_bits = 32, .segment_base = 0, .port = 0x2fe};
   auto r = run_string_io(op, regs, memory, bus, 100);
   ASSERT_TRUE(r.has_value());
   for (int i = 0; i < 4; ++i) EXPECT_EQ(memory.bytes[0x6000 + i], 0xff);

@@ -36,7 +36,8 @@ Result<uint64_t> segment_base(Hw& hw, uint32_t segment) {
     case kDs: return vmcs_read(hw, FN::GUEST_DS_BASE);
     case kFs: return vmcs_read(hw, FN::GUEST_FS_BASE);
     case kGs: return vmcs_read(hw, FN::GUEST_GS_BASE);
-    default: return make_error(ErrorCode::kMalformed, "INS/OUTS instruction information names no segment", segment);
+    default:
+      return make_error(ErrorCode::kMalformed, "INS/OUTS instruction information names no segment", segment);
   }
 }
 
@@ -81,12 +82,14 @@ class VcpuLinearMemory final : public guest::GuestLinearMemory {
 
 Result<VmExit> VmxVcpu::on_string_io(const ExitInfo& exit, const IoQualification& io) {
   if (!capabilities()->ins_outs_info) {
-    return stop(exit, "string I/O (INS/OUTS): this CPU gives no INS/OUTS instruction information "
-                      "(IA32_VMX_BASIC[54] is 0)");
+    return stop(exit,
+                "string I/O (INS/OUTS): this CPU gives no INS/OUTS instruction information "
+                "(IA32_VMX_BASIC[54] is 0)");
   }
   const uint32_t info = TRY(vmcs_read(hw_, F32::VMX_INSTRUCTION_INFO));
   const uint32_t size_code = (info >> kInfoAddressSizeShift) & kInfoAddressSizeMask;
-  if (size_code > 2) return stop(exit, "string I/O (INS/OUTS): undefined address size in the instruction information");
+  if (size_code > 2)
+    return stop(exit, "string I/O (INS/OUTS): undefined address size in the instruction information");
   const uint32_t segment = io.in ? kEs : (info >> kInfoSegmentShift) & kInfoSegmentMask;
   const GuestLongModeState mode = TRY(long_mode_state());
   // In 64-bit mode ES, CS, SS and DS have base 0; FS and GS keep theirs (SDM Vol. 3A 3.4.4).
@@ -117,9 +120,10 @@ Result<VmExit> VmxVcpu::on_string_io(const ExitInfo& exit, const IoQualification
   regs_.rdi = regs.rdi;
   regs_.rcx = regs.rcx;
   if (!progress) {
-    return stop(exit, progress.error().code == ErrorCode::kNotFound
-                          ? "string I/O (INS/OUTS): the buffer is not mapped by the guest or is outside guest RAM"
-                          : "string I/O (INS/OUTS): the access could not be emulated");
+    return stop(exit,
+                progress.error().code == ErrorCode::kNotFound
+                    ? "string I/O (INS/OUTS): the buffer is not mapped by the guest or is outside guest RAM"
+                    : "string I/O (INS/OUTS): the access could not be emulated");
   }
   if (progress->complete) TRY(advance_rip(exit));
   return VmExit{exits::Nothing{}};
