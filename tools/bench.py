@@ -221,54 +221,55 @@ def http_rtts_ms(port: int, requests: int, seconds: float) -> list[float]:
     return samples
 
 
+def proc_stat_fields(path: str) -> Optional[list[str]]:
+    """The fields of a /proc/<pid>[/task/<tid>]/stat file after the command name, or None when it
+    is gone. proc(5) numbers them from 1 with the name as 2: ppid (4) is [1], utime, stime,
+    cutime and cstime (14-17) are [11:15]."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) of QEMU's main-loop thread (the process's first thread: slirp and
     the device models run there) and of all its other threads together (the TCG vCPU thread and
     helpers), from /proc; {} where /proc is missing. QEMU names no threads by default."""
     result: dict[str, float] = {}
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return result
     for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as f:
-                stat = f.read()
-        except OSError:
+        fields = proc_stat_fields(f"/proc/{pid}/task/{tid}/stat")
+        if fields is None:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        # proc(5): utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-        busy = (int(fields[11]) + int(fields[12])) / ticks
         key = "main loop" if tid == str(pid) else "vCPU+other"
-        result[key] = result.get(key, 0.0) + busy
+        result[key] = result.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return result
 
 
 def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) of `root` and all its live descendants, from /proc (0.0 where
-    /proc is missing): the browser tab's node, chromium and its helpers."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    """CPU seconds (user + system, with reaped children) of `root` and all its live descendants,
+    from /proc (0.0 where /proc is missing): the browser tab's node, chromium and its helpers."""
     parent, busy = {}, {}
     for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        # proc(5): ppid is field 4; utime, stime, cutime, cstime are 14-17 (1, 11-14 after the name).
-        parent[int(name)] = int(fields[1])
-        busy[int(name)] = sum(int(x) for x in fields[11:15]) / ticks
+        fields = proc_stat_fields(f"/proc/{name}/stat") if name.isdigit() else None
+        if fields is not None:
+            parent[int(name)] = int(fields[1])
+            busy[int(name)] = sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
     total = 0.0
-    for pid in busy:
+    for pid, seconds in busy.items():
         p = pid
         while p > 1 and p != root:
             p = parent.get(p, 0)
         if p == root:
-            total += busy[pid]
+            total += seconds
     return total
 
 
