@@ -31,6 +31,7 @@ export class ApiClient {
     this.tail = Promise.resolve();  // requests run one after another: one connection per tab
     this.onUnauthorized = null;      // called with the ApiError of a 401
     this.lastElapsedMs = 0;
+    this.sent = 0;  // requests this tab has sent (the overview tells them from other clients')
   }
 
   get token() { return this.storage?.getItem(TOKEN_KEY) ?? ''; }
@@ -63,6 +64,7 @@ export class ApiClient {
       init.body = raw;
     }
     const started = performance.now();
+    this.sent += 1;
     let response;
     try {
       response = await this.fetch(`/api/v1${path}`, init);

@@ -10,7 +10,7 @@ import { CR0_FLAGS, CR4_FLAGS, EFER_FLAGS, RFLAGS_FLAGS, decodeFlags, describeAc
   decodeQualification, pagingMode } from './flags.mjs';
 import { formatBytes, formatRate, formatUptime, parseHex } from './format.mjs';
 import { h, replaceChildren, table } from './dom.mjs';
-import { nextDelay } from './poll.mjs';
+import { BUSY_POLICY, nextDelay, othersRate } from './poll.mjs';
 import { RateHistory, sampleFromExits } from './rates.mjs';
 import { groupVmcbFields, groupVmcsFields } from './vmcs.mjs';
 import { validateEvent, EXCEPTIONS_WITH_ERROR_CODE } from './validate.mjs';
@@ -57,8 +57,9 @@ class Poller {
     this.busy = true;
     const started = performance.now();
     let retryAfterS = 0;
+    let pace = null;  // what the tick asks of the pace: { minDelayMs, note }
     try {
-      await this.tick();
+      pace = await this.tick();
       this.failures = 0;
     } catch (e) {
       if (e.status === 401) { this.busy = false; this.stop(); return; }  // the token prompt takes over
@@ -69,10 +70,11 @@ class Poller {
       this.busy = false;
     }
     if (!this.running) return;
-    const delay = nextDelay({ elapsedMs: performance.now() - started, failures: this.failures, retryAfterS },
-      this.policy);
+    const delay = Math.max(nextDelay({ elapsedMs: performance.now() - started, failures: this.failures, retryAfterS },
+      this.policy), pace?.minDelayMs ?? 0);
     if (this.failures === 0) {
-      setStatus('live', `updated ${new Date().toLocaleTimeString('en-GB')} · next in ${(delay / 1000).toFixed(1)} s`);
+      setStatus('live', `updated ${new Date().toLocaleTimeString('en-GB')} · next in ${(delay / 1000).toFixed(1)} s`
+        + (pace?.note ? ` · ${pace.note}` : ''));
     }
     this.timer = setTimeout(() => this.run(), delay);
   }
@@ -161,13 +163,23 @@ function overviewView() {
   const histories = new Map();
   let system = null;
   let round = 0;
+  let reading = null;  // the last /system reading, for othersRate()
+  let busy = false;    // other clients keep the console busy: a round every BUSY_POLICY.delayMs
 
   async function tick() {
-    if (round % 3 === 0) {
+    // While busy, /system comes every round (to see the others stop) and /cpus and /vms wait.
+    if (busy || round % 3 === 0) {
       system = await api.get('/system');
+      const now = { consoleRequests: system.console?.requests ?? 0, ownRequests: api.sent, atMs: performance.now() };
+      const rate = othersRate(reading, now);
+      reading = now;
+      busy = rate >= BUSY_POLICY.othersPerSecond;
       renderSystem(els.system, system);
-      renderCpus(els.cpus, (await api.get('/cpus')).cpus);
-      renderVms(els.vms, (await api.get('/vms')).vms);
+      if (!busy) {
+        renderCpus(els.cpus, (await api.get('/cpus')).cpus);
+        renderVms(els.vms, (await api.get('/vms')).vms);
+      }
+      els.system.dataset.othersRate = rate.toFixed(1);
     }
     round += 1;
     // One request per round: the counters come without a snapshot from each vCPU's core, so the
@@ -185,6 +197,8 @@ function overviewView() {
     els.notice.textContent = vcpus.length ? '' : noGuestsReason(system);
     renderVcpus(els.vcpus, vcpus, histories);
     renderCharts(els.charts, vcpus, histories);
+    return busy ? { minDelayMs: BUSY_POLICY.delayMs,
+      note: `other clients at ${els.system.dataset.othersRate} requests/s: this tab keeps out of their way` } : null;
   }
   const poller = new Poller(tick);
   poller.start();

@@ -5,7 +5,7 @@ import { changedKeys, flatten } from '../js/diff.mjs';
 import { ratesBetween, RateHistory, sampleFromExits } from '../js/rates.mjs';
 import { groupVmcbFields, groupVmcsFields, sdmGroupOf } from '../js/vmcs.mjs';
 import { exitChartSvg, niceMax, escapeXml } from '../js/chart.mjs';
-import { nextDelay } from '../js/poll.mjs';
+import { BUSY_POLICY, nextDelay, othersRate } from '../js/poll.mjs';
 import { appendBounded, levelShown, trimFront } from '../js/tail.mjs';
 import { parseHex, parseInteger } from '../js/format.mjs';
 
@@ -69,6 +69,20 @@ test('exit chart: one stacked bar per point, heights proportional, names escaped
   assert.equal(niceMax(130), 200);
   assert.equal(niceMax(4999), 5000);
   assert.equal(escapeXml('"&\''), '&quot;&amp;&#39;');
+});
+
+test('othersRate: requests per second that were not this tab\'s, between two /system readings', () => {
+  const a = { consoleRequests: 1000, ownRequests: 10, atMs: 0 };
+  assert.equal(othersRate(null, a), 0);  // a first reading has nothing to compare with
+  // 520 requests in 5 s, of which 20 were this tab's: 100/s from the others, a busy console.
+  const b = { consoleRequests: 1520, ownRequests: 30, atMs: 5000 };
+  assert.equal(othersRate(a, b), 100);
+  assert.ok(othersRate(a, b) >= BUSY_POLICY.othersPerSecond);
+  // Only this tab: 0, and never negative when the counter moved less than the tab sent.
+  assert.equal(othersRate(a, { consoleRequests: 1004, ownRequests: 14, atMs: 6000 }), 0);
+  assert.equal(othersRate(a, { consoleRequests: 1002, ownRequests: 14, atMs: 6000 }), 0);
+  assert.equal(othersRate(a, { ...a }), 0);  // no time passed
+  assert.ok(BUSY_POLICY.delayMs >= 30000);
 });
 
 test('poll pacing: base interval, backs off with load and failures, honours Retry-After', () => {
