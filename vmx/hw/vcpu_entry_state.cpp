@@ -9,6 +9,7 @@
 #include "kernel/core/log.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
+#include "vmx/long_mode.h"
 #include "vmx/vmx_controls.h"
 #include "vmx/xstate.h"
 
@@ -94,7 +95,15 @@ Result<void> VmxVcpu::apply_entry_state(const guest::EntryState& s) {
   TRY(vmcs_write(hw_, FN::GUEST_IDTR_BASE, s.idtr.base));
   TRY(vmcs_write(hw_, F32::GUEST_IDTR_LIMIT, s.idtr.limit));
   const uint32_t entry_controls = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
-  if ((entry_controls & entry_ctls::kLoadIa32Efer) != 0) TRY(vmcs_write(hw_, VmcsField64::GUEST_IA32_EFER, s.efer));
+  if ((entry_controls & entry_ctls::kLoadIa32Efer) != 0) {
+    TRY(vmcs_write(hw_, VmcsField64::GUEST_IA32_EFER, s.efer));
+  } else if (s.efer != 0) {
+    return make_error(ErrorCode::kUnsupported, "a start in long mode needs the \"load IA32_EFER\" entry control");
+  }
+  // A loader may start the vCPU in 64-bit mode (a Linux bzImage): "IA-32e mode guest" follows
+  // EFER.LMA (SDM Vol. 3C 24.8.1, checked at entry 26.2.4).
+  const uint32_t following = entry_controls_following_efer(entry_controls, s.efer);
+  if (following != entry_controls) TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, following));
 
   regs_ = GeneralRegisters{};
   regs_.rax = s.rax;
