@@ -976,7 +976,8 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
         break;
     }
   }
-  if (leaf == 1 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);  // the leaves it changes
+  // The leaves the vlapic changes: 0 (max leaf), 1, 6, 15H, 16H and the hypervisor leaves.
+  if (leaf <= 1 || leaf == 6 || leaf == 0x15 || leaf == 0x16 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
   regs_.rax = r.eax;
   regs_.rbx = r.ebx;
@@ -1166,6 +1167,7 @@ Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {
   if (q.write) access |= guest::kAccessWrite;
   if (q.fetch) access |= guest::kAccessExecute;
   if (auto handled = TRY(vlapic_mmio(exit, gpa, q.write)); handled) return *handled;  // the xAPIC page
+  if (auto handled = TRY(device_mmio(exit, gpa, q.write)); handled) return *handled;  // the VM's devices
   return VmExit{exits::NestedPageFault{gpa, access}};
 }
 
