@@ -20,6 +20,14 @@ enum class UnknownMsrPolicy : uint8_t {
                          // does not exist (SDM Vol. 2B RDMSR/WRMSR, "Protected Mode Exceptions")
 };
 
+// Told when a local APIC of the VM ends a level-triggered interrupt: the EOI broadcast an I/O
+// APIC uses to clear its Remote IRR (SDM Vol. 3A 11.8.5; 82093AA datasheet 3.2.4).
+class LevelEoiListener {
+ public:
+  virtual ~LevelEoiListener() = default;
+  virtual void level_eoi(uint8_t vector) = 0;
+};
+
 struct Vm {
   uint32_t vm_id = 0;
   PortBus ports;
@@ -36,6 +44,8 @@ struct Vm {
   // while the guest's RFLAGS.IF is 0 (seen with a polling guest under Bochs 2.7).
   std::atomic<bool> leave_run{false};
   uint32_t exit_status = 0;
+  // The VM's I/O APIC (level-triggered EOIs go to it); nullptr when it has none.
+  LevelEoiListener* level_eoi_listener = nullptr;
 
   void request_exit(uint32_t status) {
     exit_status = status;

@@ -141,6 +141,10 @@ class VirtualLapic {
   Result<void> acknowledge(uint8_t vector);
 
   uint8_t tpr() const { return static_cast<uint8_t>(tpr_); }
+  // The logical destination register (xAPIC: bits 31:24 as written; x2APIC: derived from the
+  // ID, SDM 11.12.10.2) and the xAPIC destination format register (model in 31:28).
+  uint32_t ldr() const;
+  uint32_t dfr() const { return dfr_; }
   uint8_t ppr() const;  // SDM 11.8.3.1
   bool irr_bit(uint8_t v) const { return test(irr_, v); }
   bool isr_bit(uint8_t v) const { return test(isr_, v); }
@@ -172,7 +176,6 @@ class VirtualLapic {
 
   Result<uint64_t> read_reg(uint32_t index);
   Result<void> write_reg(uint32_t index, uint64_t value);
-  uint32_t ldr() const;
   void write_svr(uint32_t value);
   void write_lvt(size_t lvt, uint32_t value);
   void do_eoi();

@@ -256,8 +256,13 @@ class VmxVcpu {
   // id does not fit, kBusy when the slot is taken.
   Result<void> join_group(VcpuGroup* group);
   // A fixed interrupt for this vCPU's vlapic from any core (another vCPU's IPI, a device):
-  // posted lock-free, moved into the IRR before the next entry; the owner core is kicked.
-  void post_interrupt(uint8_t vector);
+  // posted lock-free, moved into the IRR (and, level-triggered, the TMR) before the next entry;
+  // the owner core is kicked.
+  void post_interrupt(uint8_t vector, bool level_triggered = false);
+  // Whether this vCPU's local APIC is among the logical destination `mda` (SDM Vol. 3A
+  // 11.6.2.2): xAPIC flat or cluster model from the guest's LDR/DFR, x2APIC cluster (11.12.10.2).
+  // Any core: reads the logical ID the owner last published.
+  bool accepts_logical_destination(uint32_t mda) const;
   // INIT and SIPI from another vCPU's ICR (any core): INIT resets the vlapic (keeping x2APIC mode),
   // drops pending events and parks the vCPU halted with interrupts blocked ("wait-for-SIPI",
   // SDM Vol. 3A 9.4, 11.4.7.3); a SIPI while waiting restarts it in real mode at CS = vector << 8,
@@ -393,6 +398,13 @@ class VmxVcpu {
   Result<std::optional<VmExit>> vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write);
   Result<void> write_apic_base(uint64_t value);
   void route_vlapic_side_effects();
+  void publish_logical_id();
+  Result<std::optional<VmExit>> device_mmio(const ExitInfo& exit, uint64_t gpa, bool write);
+  // One MOV between a register (or an immediate) and an MMIO register of `device` at `offset`,
+  // decoded at the guest's RIP; RIP advanced. Stops the vCPU with `unsupported` when the
+  // instruction is not one the decoder knows (vmx/mmio_decode.h).
+  Result<std::optional<VmExit>> emulate_mmio_move(const ExitInfo& exit, bool write, guest::MmioDevice& device,
+                                                  uint64_t offset, const char* unsupported, const char* mismatch);
   void deliver_ipi(const IpiRequest& ipi);
   void vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const;
   // Guest memory (vcpu_vlapic.cpp): a guest-physical address through this vCPU's EPT, bytes
@@ -471,6 +483,13 @@ class VmxVcpu {
   uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it
   VcpuGroup* group_ = nullptr;
   std::array<std::atomic<uint64_t>, 4> posted_vectors_{};  // post_interrupt(), 256 bits
+  std::array<std::atomic<uint64_t>, 4> posted_level_vectors_{};  // ... those level-triggered
+  // The vlapic's logical destination as other cores see it: LDR (xAPIC: bits 31:24; x2APIC: the
+  // derived cluster ID) and the DFR model (bits 31:28, xAPIC only), published by the owner after
+  // every vlapic write and reset (publish_logical_id()).
+  std::atomic<uint32_t> published_ldr_{0};
+  std::atomic<uint32_t> published_dfr_{0xffffffffu};
+  std::atomic<bool> published_x2apic_{false};
   uint64_t vlapic_injected_ = 0;
   std::atomic<bool> posted_init_{false};
   std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector when a SIPI is posted

@@ -55,6 +55,12 @@ constexpr uint64_t kNominalBusHz = 100'000'000;
 constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
 constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
+// CPUID.06H:EAX[2] "APIC-timer-always-running" (ARAT); leaves 15H (TSC/crystal ratio) and 16H
+// (processor frequencies) (SDM Vol. 2A CPUID, Table 3-8).
+constexpr uint32_t kCpuidPowerLeaf = 0x6;
+constexpr uint32_t kCpuid6EaxArat = 1u << 2;
+constexpr uint32_t kCpuidTscCrystalLeaf = 0x15;
+constexpr uint32_t kCpuidFrequencyLeaf = 0x16;
 
 constexpr uint64_t kCr0Pg = 1u << 31;  // SDM Vol. 3A 2.5
 constexpr uint64_t kCr0Et = 1u << 4;   // SDM Vol. 3A 2.5 (the read shadow's reset value)
@@ -90,6 +96,7 @@ void VmxVcpu::init_vlapic() {
   vlapic_ = VirtualLapic(vcpu_id_, vlapic_tsc_per_bus_clock_);
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
   apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
+  publish_logical_id();
 }
 
 Result<void> VmxVcpu::join_group(VcpuGroup* group) {
@@ -123,7 +130,9 @@ void VmxVcpu::kick_owner() {
   }
 }
 
-void VmxVcpu::post_interrupt(uint8_t vector) {
+void VmxVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
+  // The level bit first: the owner takes posted_vectors_ before posted_level_vectors_.
+  if (level_triggered) posted_level_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
   posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
@@ -149,6 +158,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
   const bool x2apic = vlapic_.x2apic_mode();
   vlapic_.reset();
   vlapic_.set_x2apic_mode(x2apic);
+  publish_logical_id();
   for (auto& word : posted_vectors_) word.store(0);
   {
     IrqSpinlockGuard guard(events_lock_);
@@ -203,10 +213,11 @@ Result<void> VmxVcpu::vlapic_before_entry() {
   }
   for (size_t word = 0; word < posted_vectors_.size(); ++word) {
     uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
+    const uint64_t level = bits != 0 ? posted_level_vectors_[word].exchange(0, std::memory_order_acq_rel) : 0;
     while (bits != 0) {
       const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
       bits &= bits - 1;
-      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), false);
+      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), ((level >> bit) & 1) != 0);
     }
   }
   // The vlapic counts in the guest's TSC (the host's + TSC_OFFSET; no TSC scaling).
@@ -389,12 +400,38 @@ Result<void> VmxVcpu::write_apic_base(uint64_t value) {
     vlapic_.set_x2apic_mode(extd);
   }
   apic_base_ = (value & (kApicBasePageMask | kApicBaseEnable | kApicBaseExtd)) | (apic_base_ & kApicBaseBsp);
+  publish_logical_id();
   return ok();
 }
 
 void VmxVcpu::route_vlapic_side_effects() {
   if (auto ipi = vlapic_.take_ipi()) deliver_ipi(*ipi);
-  (void)vlapic_.take_level_eoi();  // no IOAPIC to forward a level-triggered EOI to
+  if (auto vector = vlapic_.take_level_eoi(); vector && vm_core_ != nullptr && vm_core_->level_eoi_listener != nullptr) {
+    vm_core_->level_eoi_listener->level_eoi(*vector);
+  }
+  publish_logical_id();
+}
+
+void VmxVcpu::publish_logical_id() {
+  published_ldr_.store(vlapic_.ldr(), std::memory_order_relaxed);
+  published_dfr_.store(vlapic_.x2apic_mode() ? 0xffffffffu : vlapic_.dfr(), std::memory_order_relaxed);
+  published_x2apic_.store(vlapic_.x2apic_mode(), std::memory_order_release);
+}
+
+bool VmxVcpu::accepts_logical_destination(uint32_t mda) const {
+  const bool x2apic = published_x2apic_.load(std::memory_order_acquire);
+  const uint32_t ldr = published_ldr_.load(std::memory_order_relaxed);
+  if (x2apic) {
+    // SDM 11.12.10.2: MDA 31:16 = cluster ID, 15:0 = a bit per member; LDR the same shape.
+    return (mda >> 16) == (ldr >> 16) && (mda & ldr & 0xffffu) != 0;
+  }
+  const uint32_t logical_id = ldr >> 24;
+  mda &= 0xffu;
+  if (mda == 0xffu) return true;  // SDM 11.6.2.2: all ones is a broadcast in either model
+  // SDM 11.6.2.2: DFR 31:28 = 1111b flat (the 8-bit MDA and logical ID share a set bit),
+  // 0000b cluster (MDA 7:4 = the cluster, MDA 3:0 a bit per member).
+  if ((published_dfr_.load(std::memory_order_relaxed) >> 28) == 0xfu) return (mda & logical_id) != 0;
+  return (mda >> 4) == (logical_id >> 4) && (mda & logical_id & 0xfu) != 0;
 }
 
 void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
@@ -410,15 +447,11 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
     const uint32_t broadcast = vlapic_.x2apic_mode() ? 0xffffffffu : 0xffu;
     if (ipi.destination == broadcast) return true;
     if (!ipi.logical_destination) return id == ipi.destination;
-    if (!vlapic_.x2apic_mode()) return false;  // xAPIC flat/cluster logical: not supported
-    return (ipi.destination >> 16) == (id >> 4) && ((ipi.destination >> (id & 0xf)) & 1) != 0;
+    const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
+    return target != nullptr && target->accepts_logical_destination(ipi.destination);
   };
   if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
     return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU
-  }
-  if (ipi.logical_destination && !vlapic_.x2apic_mode() && ipi.shorthand == IpiShorthand::kNone) {
-    LOG_WARN("vmx: vm%u vcpu%u: xAPIC logical-destination IPIs are not supported; dropped", vm_id_, vcpu_id_);
-    return;
   }
   for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
     if (!matches(id)) continue;
@@ -445,7 +478,28 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
 }
 
 void VmxVcpu::vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const {
-  if (leaf == 1) {
+  // The timer the vlapic offers is announced the way a guest OS finds it without calibrating
+  // against a PIT (Linux: native_calibrate_tsc, apic_needs_pit): leaves 15H and 16H exist, the
+  // TSC is the "crystal" times vlapic_tsc_per_bus_clock_, and the APIC timer runs at the
+  // crystal's rate and on through deep C-states (ARAT).
+  if (leaf == 0) {
+    if (r.eax < kCpuidFrequencyLeaf) r.eax = kCpuidFrequencyLeaf;
+  } else if (leaf == kCpuidPowerLeaf) {
+    r.eax |= kCpuid6EaxArat;
+  } else if (leaf == kCpuidTscCrystalLeaf) {
+    // SDM Vol. 2A CPUID leaf 15H: TSC = ECX (crystal Hz) * EBX / EAX.
+    r.eax = 1;
+    r.ebx = vlapic_tsc_per_bus_clock_;
+    r.ecx = static_cast<uint32_t>(time::tsc_hz() / vlapic_tsc_per_bus_clock_);
+    r.edx = 0;
+  } else if (leaf == kCpuidFrequencyLeaf) {
+    // SDM Vol. 2A CPUID leaf 16H: base and maximum frequency and bus (reference) frequency, MHz.
+    const uint64_t tsc_mhz = time::tsc_hz() / 1'000'000;
+    r.eax = static_cast<uint32_t>(tsc_mhz);
+    r.ebx = static_cast<uint32_t>(tsc_mhz);
+    r.ecx = static_cast<uint32_t>(tsc_mhz / vlapic_tsc_per_bus_clock_);
+    r.edx = 0;
+  } else if (leaf == 1) {
     // The vlapic offers x2APIC and the TSC-deadline timer whatever the host has.
     r.ecx |= kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
     r.edx &= ~kCpuid1EdxApic;
@@ -515,13 +569,62 @@ Result<guest::GuestPagingState> VmxVcpu::guest_paging_state() {
   return guest::GuestPagingState{mode.cr0, TRY(vmcs_read(hw_, FN::GUEST_CR3)), mode.cr4, mode.efer};
 }
 
+namespace {
+
+// The xAPIC page as an MMIO device: 32-bit registers at 16-byte offsets (SDM 11.4.1, Table 11-1).
+class XapicWindow final : public guest::MmioDevice {
+ public:
+  XapicWindow(VirtualLapic& vlapic, uint32_t vm_id, uint32_t vcpu_id) : vlapic_(vlapic), vm_id_(vm_id), vcpu_id_(vcpu_id) {}
+  uint64_t mmio_read(uint64_t offset, uint8_t) override {
+    auto r = vlapic_.read_mmio(static_cast<uint32_t>(offset));
+    return r ? *r : 0;  // reserved offsets read as 0
+  }
+  void mmio_write(uint64_t offset, uint8_t, uint64_t value) override {
+    if (auto r = vlapic_.write_mmio(static_cast<uint32_t>(offset), static_cast<uint32_t>(value)); !r) {
+      // An xAPIC ignores writes to reserved offsets (its ESR flags them, SDM 11.5.3).
+      LOG_DEBUG("vmx: vm%u vcpu%u: xAPIC write 0x%llx <- 0x%llx ignored: %s", vm_id_, vcpu_id_,
+                static_cast<unsigned long long>(offset), static_cast<unsigned long long>(value), r.error().message);
+    }
+  }
+
+ private:
+  VirtualLapic& vlapic_;
+  uint32_t vm_id_;
+  uint32_t vcpu_id_;
+};
+
+}  // namespace
+
 Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write) {
   if ((apic_base_ & kApicBaseEnable) == 0 || vlapic_.x2apic_mode() ||
       (gpa & kApicBasePageMask) != (apic_base_ & kApicBasePageMask)) {
     return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
   }
-  auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
   vlapic_.set_time(guest_tsc());  // timer writes count from now; the current count reads it
+  XapicWindow window(vlapic_, vm_id_, vcpu_id_);
+  auto done = TRY(emulate_mmio_move(
+      exit, write, window, gpa & 0xfff,
+      "xAPIC MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)",
+      "xAPIC MMIO: the decoded direction does not match the EPT violation"));
+  if (write) route_vlapic_side_effects();
+  return done;
+}
+
+Result<std::optional<VmExit>> VmxVcpu::device_mmio(const ExitInfo& exit, uint64_t gpa, bool write) {
+  uint64_t offset = 0;
+  guest::MmioDevice* device = vm_core_ != nullptr ? vm_core_->mmio.device_at(gpa, &offset) : nullptr;
+  if (device == nullptr) return std::optional<VmExit>{};  // no device there: a nested page fault
+  ensure_host_xstate();  // devices are host code (guest/README.md)
+  return emulate_mmio_move(
+      exit, write, *device, offset,
+      "device MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)",
+      "device MMIO: the decoded direction does not match the EPT violation");
+}
+
+Result<std::optional<VmExit>> VmxVcpu::emulate_mmio_move(const ExitInfo& exit, bool write, guest::MmioDevice& device,
+                                                         uint64_t offset, const char* unsupported,
+                                                         const char* mismatch) {
+  auto stop_with = [&](const char* why) -> Result<std::optional<VmExit>> { return stop(exit, why).error(); };
   // The faulting instruction: CS base + RIP (64-bit code: RIP alone, SDM Vol. 3A 3.4.4), through
   // the guest's own page tables when its paging is on.
   const uint64_t cs_base = TRY(vmcs_read(hw_, FN::GUEST_CS_BASE));
@@ -546,28 +649,19 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
     if (got < want) break;
   }
   auto move = decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
-  if (!move) {
-    return stop_with("xAPIC MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)");
-  }
-  if (move->store != write)
-    return stop_with("xAPIC MMIO: the decoded direction does not match the EPT violation");
-  const uint32_t offset = static_cast<uint32_t>(gpa & 0xfff);
+  if (!move) return stop_with(unsupported);
+  if (move->store != write) return stop_with(mismatch);
   constexpr unsigned kRsp = static_cast<unsigned>(Gpr::kRsp);
+  constexpr uint8_t kWidth = 4;  // the decoder's moves are 32-bit
   if (move->store) {
     uint32_t value = move->imm;
     if (!move->immediate) {
       value = static_cast<uint32_t>(move->gpr == kRsp ? TRY(vmcs_read(hw_, FN::GUEST_RSP))
                                                       : TRY(regs_.get_reg_of_index(move->gpr)));
     }
-    if (auto r = vlapic_.write_mmio(offset, value); !r) {
-      // An xAPIC ignores writes to reserved offsets (its ESR flags them, SDM 11.5.3).
-      LOG_DEBUG("vmx: vm%u vcpu%u: xAPIC write 0x%x <- 0x%x ignored: %s", vm_id_, vcpu_id_, offset, value,
-                r.error().message);
-    }
-    route_vlapic_side_effects();
+    device.mmio_write(offset, kWidth, value);
   } else {
-    auto r = vlapic_.read_mmio(offset);
-    const uint32_t value = r ? *r : 0;  // reserved offsets read as 0
+    const uint32_t value = static_cast<uint32_t>(device.mmio_read(offset, kWidth));
     // A 32-bit load zero-extends into the 64-bit register (SDM Vol. 1 3.4.1.1).
     if (move->gpr == kRsp) {
       TRY(vmcs_write(hw_, FN::GUEST_RSP, value));
