@@ -410,4 +410,13 @@ Result<void> VirtualLapic::write_mmio(uint32_t offset, uint32_t value) {
   return write_reg(offset >> 4, value);
 }
 
+bool logical_destination_matches(uint32_t mda, uint32_t ldr, uint32_t dfr, bool x2apic) {
+  if (x2apic) return (mda >> 16) == (ldr >> 16) && (mda & ldr & 0xffffu) != 0;
+  const uint32_t logical_id = ldr >> 24;
+  mda &= 0xffu;
+  if (mda == 0xffu) return true;
+  if ((dfr >> 28) == 0xfu) return (mda & logical_id) != 0;
+  return (mda >> 4) == (logical_id >> 4) && (mda & logical_id & 0xfu) != 0;
+}
+
 }  // namespace lantern::vmx

@@ -60,6 +60,14 @@ enum class LapicTimerMode : uint8_t {  // SDM 11.5.1, Figure 11-8: LVT timer bit
   kTscDeadline = 2,
 };
 
+// Whether a local APIC with logical destination register `ldr` (and, in xAPIC mode, destination
+// format register `dfr`) is among the logical destination `mda` of an IPI or an I/O APIC message:
+// xAPIC flat model (DFR 31:28 = 1111b: the 8-bit MDA and LDR 31:24 share a set bit) or cluster
+// model (0000b: MDA 7:4 = LDR 31:28, and MDA 3:0 shares a bit with LDR 27:24), with an all-ones
+// MDA a broadcast (SDM Vol. 3A 11.6.2.2); x2APIC cluster: MDA 31:16 = LDR 31:16 and a shared bit
+// in 15:0 (SDM 11.12.10.2).
+bool logical_destination_matches(uint32_t mda, uint32_t ldr, uint32_t dfr, bool x2apic);
+
 class VirtualLapic {
  public:
   // xAPIC MMIO offsets (SDM 11.4.1 Table 11-1); x2APIC MSR = 0x800 + (offset >> 4) (Table 11-6).

@@ -456,3 +456,28 @@ TEST(VmxVlapicTimer, RatioClampedAndTimeMonotonic) {
 
 }  // namespace
 }  // namespace lantern::vmx
+
+TEST(VmxVlapicLogicalDestination, XapicFlatModel) {
+  const uint32_t flat = 0xffffffffu;
+  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x01, 0x01000000, flat, false));
+  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x03, 0x02000000, flat, false));
+  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x02, 0x01000000, flat, false));
+  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x01, 0x00000000, flat, false));  // LDR never written
+  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0xff, 0x00000000, flat, false));   // broadcast
+}
+
+TEST(VmxVlapicLogicalDestination, XapicClusterModel) {
+  const uint32_t cluster = 0x0fffffffu;
+  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x21, 0x21000000, cluster, false));   // cluster 2, member 0
+  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x23, 0x22000000, cluster, false));   // cluster 2, members 0-1
+  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x11, 0x21000000, cluster, false));  // other cluster
+  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x24, 0x21000000, cluster, false));  // other member
+}
+
+TEST(VmxVlapicLogicalDestination, X2apicCluster) {
+  // x2APIC ID 0x13: cluster 1, member bit 3 (SDM 11.12.10.2).
+  const uint32_t ldr = (1u << 16) | (1u << 3);
+  EXPECT_TRUE(lantern::vmx::logical_destination_matches((1u << 16) | 0x8, ldr, 0, true));
+  EXPECT_FALSE(lantern::vmx::logical_destination_matches((1u << 16) | 0x4, ldr, 0, true));
+  EXPECT_FALSE(lantern::vmx::logical_destination_matches((2u << 16) | 0x8, ldr, 0, true));
+}

@@ -420,18 +420,8 @@ void VmxVcpu::publish_logical_id() {
 
 bool VmxVcpu::accepts_logical_destination(uint32_t mda) const {
   const bool x2apic = published_x2apic_.load(std::memory_order_acquire);
-  const uint32_t ldr = published_ldr_.load(std::memory_order_relaxed);
-  if (x2apic) {
-    // SDM 11.12.10.2: MDA 31:16 = cluster ID, 15:0 = a bit per member; LDR the same shape.
-    return (mda >> 16) == (ldr >> 16) && (mda & ldr & 0xffffu) != 0;
-  }
-  const uint32_t logical_id = ldr >> 24;
-  mda &= 0xffu;
-  if (mda == 0xffu) return true;  // SDM 11.6.2.2: all ones is a broadcast in either model
-  // SDM 11.6.2.2: DFR 31:28 = 1111b flat (the 8-bit MDA and logical ID share a set bit),
-  // 0000b cluster (MDA 7:4 = the cluster, MDA 3:0 a bit per member).
-  if ((published_dfr_.load(std::memory_order_relaxed) >> 28) == 0xfu) return (mda & logical_id) != 0;
-  return (mda >> 4) == (logical_id >> 4) && (mda & logical_id & 0xfu) != 0;
+  return logical_destination_matches(mda, published_ldr_.load(std::memory_order_relaxed),
+                                     published_dfr_.load(std::memory_order_relaxed), x2apic);
 }
 
 void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
