@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/cmos_clock.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
 #include "kernel/arch/x86_64/ioapic.h"
@@ -108,6 +109,12 @@ std::string_view init_bootstrap_processor() {
 
   check(time::calibrate(), "TSC calibration");
   LOG_INFO("time: TSC at %llu kHz", static_cast<unsigned long long>(time::tsc_hz() / 1000));
+  if (auto now = cmos_clock::read_unix_seconds(); now) {
+    time::set_wall_clock(*now, time::now_ns());
+    LOG_INFO("time: RTC at %lld s since 1970 (UTC)", static_cast<long long>(*now));
+  } else {
+    LOG_WARN("time: no wall clock from the RTC: %s", now.error().message);
+  }
 
   check(platform::discover(g_boot.multiboot, direct_map_bytes), "ACPI");
   ioapic::disable_legacy_pic();

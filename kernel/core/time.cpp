@@ -56,6 +56,21 @@ uint64_t now_ns() {
   return tsc_to_ns(cpu::rdtsc() - g_tsc_start);
 }
 
+namespace {
+int64_t g_wall_clock_base = 0;  // UTC seconds at g_wall_clock_at_ns (0: not set)
+uint64_t g_wall_clock_at_ns = 0;
+}  // namespace
+
+void set_wall_clock(int64_t unix_seconds, uint64_t at_ns) {
+  g_wall_clock_base = unix_seconds;
+  g_wall_clock_at_ns = at_ns;
+}
+
+int64_t wall_clock_seconds() {
+  if (g_wall_clock_base == 0) return 0;
+  return g_wall_clock_base + static_cast<int64_t>((now_ns() - g_wall_clock_at_ns) / 1'000'000'000ull);
+}
+
 void delay_us(uint64_t microseconds) {
   const uint64_t end = now_ns() + microseconds * 1000;
   while (now_ns() < end) cpu::pause();
