@@ -63,4 +63,33 @@ constexpr PlatformMsrAccess machine_check_msr(uint32_t msr, bool write, uint64_t
   return PlatformMsrAccess{true, 0};
 }
 
+// Memory type range registers (SDM Vol. 3A 12.11): the platform has none to program. IA32_MTRRCAP
+// (0xFE, read-only) reads 0: no variable ranges (VCNT 7:0), no fixed ranges (FIX bit 8), no
+// write-combining (WC bit 10), no SMRR. IA32_MTRR_DEF_TYPE (0x2FF) keeps the default type (7:0,
+// one of UC 0, WC 1, WT 4, WP 5, WB 6), FE (bit 10) and E (bit 11) a guest writes; it reads
+// "enabled, write-back" at reset, which is what firmware leaves for all of RAM. The nested page
+// tables decide the memory type (guest/nested_paging.h); these values only describe it.
+inline constexpr uint32_t kMsrIa32MtrrCap = 0xfe;
+inline constexpr uint32_t kMsrIa32MtrrDefType = 0x2ff;
+inline constexpr uint64_t kMtrrDefTypeFixedEnable = 1ull << 10;
+inline constexpr uint64_t kMtrrDefTypeEnable = 1ull << 11;
+inline constexpr uint64_t kMtrrDefTypeMask = 0xffull;
+inline constexpr uint64_t kMtrrTypeWriteBack = 6;
+inline constexpr uint64_t kMtrrDefTypeReset = kMtrrDefTypeEnable | kMtrrTypeWriteBack;
+
+constexpr bool is_valid_mtrr_type(uint64_t type) {
+  return type == 0 || type == 1 || type == 4 || type == 5 || type == 6;  // SDM Vol. 3A Table 12-8
+}
+
+// RDMSR/WRMSR of IA32_MTRRCAP or IA32_MTRR_DEF_TYPE given the vCPU's current default-type value;
+// on a write that is not refused, `value` is the new value to keep. gp for any other MSR.
+constexpr PlatformMsrAccess mtrr_msr(uint32_t msr, bool write, uint64_t current, uint64_t value) {
+  if (msr == kMsrIa32MtrrCap) return PlatformMsrAccess{write, 0};
+  if (msr != kMsrIa32MtrrDefType) return PlatformMsrAccess{true, 0};
+  if (!write) return PlatformMsrAccess{false, current};
+  const uint64_t reserved = ~(kMtrrDefTypeMask | kMtrrDefTypeFixedEnable | kMtrrDefTypeEnable);
+  if ((value & reserved) != 0 || !is_valid_mtrr_type(value & kMtrrDefTypeMask)) return PlatformMsrAccess{true, current};
+  return PlatformMsrAccess{false, value};
+}
+
 }  // namespace lantern::guest

@@ -45,5 +45,28 @@ TEST(GuestMachineCheckMsrs, NoBanksAndStatusTakesOnlyZero) {
   EXPECT_TRUE(machine_check_msr(0x400, false, 0).gp);  // IA32_MC0_CTL: no banks
 }
 
+TEST(GuestPlatformMsrs, MtrrCapReadsZeroAndRefusesWrites) {
+  EXPECT_FALSE(mtrr_msr(kMsrIa32MtrrCap, false, kMtrrDefTypeReset, 0).gp);
+  EXPECT_EQ(mtrr_msr(kMsrIa32MtrrCap, false, kMtrrDefTypeReset, 0).value, 0u);
+  EXPECT_TRUE(mtrr_msr(kMsrIa32MtrrCap, true, kMtrrDefTypeReset, 0).gp);
+}
+
+TEST(GuestPlatformMsrs, MtrrDefTypeKeepsTypeAndEnables) {
+  EXPECT_EQ(kMtrrDefTypeReset, 0x806u);  // E = 1, type WB
+  EXPECT_EQ(mtrr_msr(kMsrIa32MtrrDefType, false, 0xc06, 0).value, 0xc06u);
+  const PlatformMsrAccess disable = mtrr_msr(kMsrIa32MtrrDefType, true, kMtrrDefTypeReset, 0x006);
+  EXPECT_FALSE(disable.gp);
+  EXPECT_EQ(disable.value, 0x006u);
+  EXPECT_FALSE(mtrr_msr(kMsrIa32MtrrDefType, true, kMtrrDefTypeReset, 0xc00).gp);  // UC default
+}
+
+TEST(GuestPlatformMsrs, MtrrDefTypeRefusesReservedBitsAndTypes) {
+  EXPECT_TRUE(mtrr_msr(kMsrIa32MtrrDefType, true, kMtrrDefTypeReset, 0x1806).gp);  // bit 12
+  EXPECT_TRUE(mtrr_msr(kMsrIa32MtrrDefType, true, kMtrrDefTypeReset, 0x802).gp);   // type 2 is reserved
+  EXPECT_TRUE(mtrr_msr(kMsrIa32MtrrDefType, true, kMtrrDefTypeReset, 0x807).gp);   // type 7 is reserved
+  EXPECT_EQ(mtrr_msr(kMsrIa32MtrrDefType, true, kMtrrDefTypeReset, 0x807).value, kMtrrDefTypeReset);
+  EXPECT_TRUE(mtrr_msr(0x200, false, kMtrrDefTypeReset, 0).gp);  // no variable-range MSRs
+}
+
 }  // namespace
 }  // namespace lantern::guest

@@ -441,6 +441,7 @@ class VmxVcpu {
   uint64_t guest_cr2_ = 0;              // CR2 is switched by hand (not in the VMCS)
   uint64_t guest_xss_ = 0;              // IA32_XSS reset value: 0 (SDM Vol. 4 Table 2-2, MSR 0xDA0)
   uint64_t misc_enable_ = 0x1801;       // IA32_MISC_ENABLE: guest::kMiscEnableReset (guest/platform_msrs.h)
+  uint64_t mtrr_def_type_ = 0x806;      // IA32_MTRR_DEF_TYPE: guest::kMtrrDefTypeReset (guest/platform_msrs.h)
   std::atomic<int32_t> bound_cpu_{-1};  // read by queue_event() on other cores
   bool setup_done_ = false;
   bool launched_ = false;

@@ -137,6 +137,21 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
+  if (msr == guest::kMsrIa32MtrrCap || msr == guest::kMsrIa32MtrrDefType) {
+    const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, write, mtrr_def_type_, value);
+    if (a.gp) {
+      TRY(inject_exception_now(kVectorGeneralProtection, 0));
+      return std::optional<VmExit>(exits::Nothing{});
+    }
+    if (write) {
+      mtrr_def_type_ = a.value;
+    } else {
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(a.value)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
   if (msr == guest::kMsrIa32MiscEnable) {
     if (!write) {
       TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(misc_enable_)));
