@@ -185,6 +185,13 @@ class Config:
     cpu_model: Optional[str] = None  # QEMU: "max" (TCG) / "host" (KVM); Bochs: DEFAULT_BOCHS_CPU
     machine: str = "pc"  # QEMU: "pc" (i440FX, PCI through 0xCF8/0xCFC) or "q35" (ECAM from ACPI MCFG)
     firmware: str = "bios"  # "bios" or "uefi" (OVMF, QEMU only)
+    # QEMU TCG: "multi" (a host thread per vCPU, QEMU's default) or "single" (one thread runs every
+    # vCPU in turn). QEMU 7.2's multi-threaded TCG races on CPU 0's hflags2 when another vCPU's
+    # thread executes FXRSTOR/XRSTOR/FRSTOR/FLDENV (target/i386/tcg/sysemu/fpu_helper.c
+    # cpu_clear_ignne writes first_cpu's hflags2 unlocked), which can undo CPU 0's #VMEXIT of its
+    # nested-paging bit: rare, but fatal for SVM guests on CPU 0 over long runs
+    # (docs/emulators.md "QEMU TCG and SVM on CPU 0").
+    tcg_thread: str = "multi"
     bochs_ips: int = 20_000_000  # emulators.md: 4M..20M is the sweet spot with clock sync=none
     extra_forwards: tuple[tuple[int, int], ...] = ()  # more (host_port, guest_port) pairs
     serial_log: Optional[str] = None  # also expose the serial log at this path (symlink)
@@ -205,6 +212,10 @@ class Config:
             raise EmulatorError(f"unknown machine '{self.machine}' (expected pc or q35)")
         if self.emulator == "bochs" and self.machine != "pc":
             raise EmulatorError("Bochs emulates only the i440FX PC; --machine q35 is QEMU only")
+        if self.tcg_thread not in ("multi", "single"):
+            raise EmulatorError(f"unknown TCG threading '{self.tcg_thread}' (expected multi or single)")
+        if self.tcg_thread != "multi" and (self.emulator != "qemu" or self.kvm):
+            raise EmulatorError("--tcg-thread is for QEMU TCG only")
         if self.firmware not in FIRMWARES:
             raise EmulatorError(f"unknown firmware '{self.firmware}' (expected bios or uefi)")
         if self.firmware == "uefi":
@@ -253,7 +264,8 @@ def qemu_command(cfg: Config, iso: str, serial: str) -> list[str]:
     if cfg.kvm:
         cmd += ["-accel", "kvm", "-cpu", cfg.cpu_model or "host"]
     else:
-        cmd += ["-accel", "tcg", "-cpu", cfg.cpu_model or "max"]
+        accel = "tcg" if cfg.tcg_thread == "multi" else "tcg,thread=single"  # multi: QEMU's default
+        cmd += ["-accel", accel, "-cpu", cfg.cpu_model or "max"]
     if cfg.nic != "none":
         netdev = "user,id=n0,restrict=on"
         for host, guest in cfg.forwards():
@@ -606,6 +618,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--nic", default="e1000", choices=NICS)
     p.add_argument("--cpu-model", default=None)
     p.add_argument("--kvm", action="store_true", help="QEMU with -accel kvm (needs usable VMX)")
+    p.add_argument("--tcg-thread", default="multi", choices=("multi", "single"),
+                   help="QEMU TCG: a thread per vCPU (multi) or one for all (single)")
     p.add_argument("--serial", default=None, help="also write the serial log to this file")
     p.add_argument("--keep-workdir", action="store_true")
     mode = p.add_mutually_exclusive_group()
@@ -628,7 +642,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             port = free_port()
             print(f"emulator.py: port {args.default_port} is in use, using {port}", file=sys.stderr)
     cfg = Config(emulator=emulator, iso=args.iso, cpus=args.cpus, mem=args.mem, port=port,
-                 nic=args.nic, kvm=args.kvm or auto_kvm, cpu_model=args.cpu_model,
+                 nic=args.nic, kvm=args.kvm or auto_kvm, cpu_model=args.cpu_model, tcg_thread=args.tcg_thread,
                  serial_log=args.serial, keep_workdir=args.keep_workdir)
     try:
         emu = Emulator(cfg)

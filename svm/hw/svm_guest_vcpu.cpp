@@ -503,6 +503,16 @@ Result<SvmRunOutcome> SvmVcpu::on_shutdown(const Exit& exit) {
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
+  // The guest never runs on the host's page tables: a save area holding the host's CR3 means the
+  // emulator took a #VMEXIT while the host was running and overwrote the guest's state with the
+  // host's. QEMU 7.2's multi-threaded TCG does this on CPU 0 when another vCPU's thread restores
+  // x87 state (FXRSTOR and kin) at the moment CPU 0's #VMEXIT clears its nested-paging flag
+  // (target/i386/tcg/sysemu/fpu_helper.c cpu_clear_ignne: an unlocked write of first_cpu's
+  // hflags2). The guest's state is lost; what helps is QEMU with -accel tcg,thread=single.
+  if (vmcb_->save.cr3 == cpu::read_cr3()) {
+    return stop(exit, "the emulator overwrote the guest's state with the host's (QEMU TCG hflags2 race on CPU 0: "
+                      "use -accel tcg,thread=single; docs/lab-guide.md)");
+  }
   return stop(exit, "nested page fault outside guest memory");
 }
 

@@ -78,6 +78,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--firmware", default="bios", choices=emulator.FIRMWARES, help="QEMU firmware (uefi: OVMF)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for each expected line (default: qemu 30, bochs 120)")
+    p.add_argument("--tcg-thread", default="multi", choices=("multi", "single"),
+                   help="QEMU TCG threading (tools/emulator.py Config.tcg_thread)")
     p.add_argument("--keep-workdir", action="store_true", help="keep the emulator's work dir")
     return p
 
@@ -95,7 +97,7 @@ def boot(args, iso: Optional[str] = None, **overrides) -> Iterator[Emulator]:
     """Start the emulator from the common arguments (overrides: any Config field)."""
     fields = dict(emulator=args.emulator, iso=iso or args.iso, cpus=args.cpus, mem=args.mem,
                   nic=args.nic, cpu_model=args.cpu_model, machine=args.machine, firmware=args.firmware,
-                  keep_workdir=args.keep_workdir)
+                  keep_workdir=args.keep_workdir, tcg_thread=args.tcg_thread)
     fields.update(overrides)
     emu = Emulator(Config(**fields))
     with emu:

@@ -90,6 +90,14 @@ class ConfigTest(unittest.TestCase):
         self.assertIn("isa-debug-exit,iobase=0xf4,iosize=0x04", joined)
         self.assertIn("file:serial.log", joined)
 
+    def test_qemu_tcg_single_thread(self):
+        cfg = E.Config(emulator="qemu", iso=self.iso, cpus=2, port=0, tcg_thread="single")
+        self.assertIn("-accel tcg,thread=single -cpu max", " ".join(E.qemu_command(cfg, "i", "s")))
+        with self.assertRaisesRegex(E.EmulatorError, "QEMU TCG only"):
+            E.Config(emulator="bochs", iso=self.iso, tcg_thread="single").validate()
+        with self.assertRaisesRegex(E.EmulatorError, "unknown TCG threading"):
+            E.Config(emulator="qemu", iso=self.iso, tcg_thread="two").validate()
+
     def test_qemu_kvm_and_virtio(self):
         cfg = E.Config(emulator="qemu", iso=self.iso, port=0, nic="virtio-net", kvm=True)
         joined = " ".join(E.qemu_command(cfg, "i", "s"))
