@@ -14,9 +14,6 @@ uint64_t le64(std::span<const uint8_t> b, uint64_t off) {
   return uint64_t{le32(b, off)} | (uint64_t{le32(b, off + 4)} << 32);
 }
 
-constexpr uint64_t align_up(uint64_t v, uint64_t a) {
-  return (v + a - 1) & ~(a - 1);
-}
 constexpr uint64_t align_down(uint64_t v, uint64_t a) {
   return v & ~(a - 1);
 }
