@@ -258,6 +258,39 @@ MULTIBOOT1 = {
     "bad_checksum": b"\0" * 16 + struct.pack("<III", 0x1BADB002, 0, 0) + b"\0" * 32,
 }
 
+# ---- Linux bzImages (boot.rst "The Real-Mode Kernel Header", "64-bit Boot Protocol") -------------
+def bzimage(setup_sects: int = 1, version: int = 0x020F, loadflags: int = 0x01, xloadflags: int = 0x03,
+            initrd_addr_max: int = 0x7FFFFFFF, kernel_alignment: int = 0x200000, relocatable: int = 1,
+            cmdline_size: int = 2047, pref_address: int = 0x200000, init_size: int = 0x100000,
+            kernel_bytes: int = 600, header_length: int = 0x6A, syssize: int | None = None) -> bytes:
+    """Boot sector + setup sectors with the setup header at 0x1F1, then the protected-mode part."""
+    setup = ((setup_sects or 4) + 1) * 512
+    image = bytearray(setup + kernel_bytes)
+    struct.pack_into("<B", image, 0x1F1, setup_sects)
+    struct.pack_into("<I", image, 0x1F4, (kernel_bytes + 15) // 16 if syssize is None else syssize)
+    struct.pack_into("<HBB4sH", image, 0x1FE, 0xAA55, 0xEB, header_length, b"HdrS", version)
+    struct.pack_into("<B", image, 0x211, loadflags)
+    struct.pack_into("<I", image, 0x214, 0x100000)
+    struct.pack_into("<IIBBHI", image, 0x22C, initrd_addr_max, kernel_alignment, relocatable, 0, xloadflags,
+                     cmdline_size)
+    struct.pack_into("<QI", image, 0x258, pref_address, init_size)
+    image[setup:] = bytes((i * 7 + 1) & 0xFF for i in range(kernel_bytes))
+    return bytes(image)
+
+
+BZIMAGE = {
+    "relocatable": bzimage(),
+    "defconfig_like": bzimage(setup_sects=0x1B, pref_address=0x1000000, init_size=0x2000000, kernel_bytes=2048),
+    "fixed_address": bzimage(relocatable=0, pref_address=0x300000),
+    "big_alignment": bzimage(kernel_alignment=0x1000000, pref_address=0x100000),
+    "setup_sects_zero": bzimage(setup_sects=0),
+    "short_cmdline_size": bzimage(cmdline_size=16, initrd_addr_max=0x3FFFFF),
+    "long_header": bzimage(header_length=0xFF),
+    "protocol_205": bzimage(version=0x0205),
+    "no_kernel64": bzimage(xloadflags=0x02),
+    "truncated": bzimage(syssize=400),
+}
+
 # ---- VMCB names: the name; its first two bytes double as an offset, its first eight as an exit code
 VMCB = {
     "exitcode": b"EXITCODE",
@@ -272,7 +305,8 @@ VMCB = {
 }
 
 TARGETS = {"http_connection": HTTP, "api": API, "multiboot2": MULTIBOOT2, "acpi": ACPI, "mmio_decode": MMIO,
-           "vmcs_names": VMCS, "vm_spec": VM_SPEC, "multiboot1": MULTIBOOT1, "vmcb_names": VMCB}
+           "vmcs_names": VMCS, "vm_spec": VM_SPEC, "multiboot1": MULTIBOOT1, "vmcb_names": VMCB,
+           "bzimage": BZIMAGE}
 
 
 def main() -> None:
