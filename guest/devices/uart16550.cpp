@@ -168,6 +168,9 @@ void Uart16550::port_write(uint16_t port, uint8_t width, uint32_t value) {
           rx_count_ = 0;
         }
         fcr_ = b & kFcrStoredMask;
+        // Clearing the transmit FIFO leaves the THR empty, which re-arms the THR-empty
+        // interrupt while ETBEI is set (QEMU's serial model does the same on FCR bit 2).
+        if ((b & kFcrClearTx) && (ier_ & kIerThrEmpty)) thr_interrupt_ = true;
         break;
       }
       case kLcr: lcr_ = b; break;

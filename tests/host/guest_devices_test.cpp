@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "guest/devices/exit_ports.h"
@@ -318,6 +319,250 @@ TEST(GuestPlatformTest, RoutesPortsCountsAndLatchesExit) {
   EXPECT_EQ(p.counters().uart_bytes_out, 3u);  // counters survive a reset
   for (char c2 : std::string("Shutdown")) p.port_write(0x8900, 1, static_cast<uint8_t>(c2));
   EXPECT_EQ(p.exit_latch().cause(), ExitCause::kShutdownPort);
+}
+
+// Linux drivers/tty/serial/8250/8250_port.c autoconfig(), step by step, on a fresh UART.
+TEST(GuestUart, LinuxAutoconfigProbeFindsA16550A) {
+  Uart16550 u;
+  // "Do a simple existence test": IER 0 reads 0, IER 0x0f reads 0x0f.
+  wr(u, Uart16550::kIer, 0x00);
+  EXPECT_EQ(rd(u, Uart16550::kIer) & 0x0f, 0x00);
+  wr(u, Uart16550::kIer, 0x0f);
+  EXPECT_EQ(rd(u, Uart16550::kIer) & 0x0f, 0x0f);
+  wr(u, Uart16550::kIer, 0x00);
+  // The loopback test: MCR = LOOP | OUT2 | RTS, MSR & 0xf0 == 0x90.
+  wr(u, Uart16550::kMcr, 0x1a);
+  EXPECT_EQ(rd(u, Uart16550::kMsr) & 0xf0, 0x90);
+  wr(u, Uart16550::kMcr, 0x00);
+  // LCR 0xbf (configuration mode B), EFR (offset 2) = 0: a 16550A has no EFR, the write lands
+  // on FCR; LCR reads back as written.
+  wr(u, Uart16550::kLcr, 0xbf);
+  EXPECT_EQ(rd(u, Uart16550::kLcr), 0xbf);
+  wr(u, Uart16550::kIirFcr, 0x00);
+  wr(u, Uart16550::kLcr, 0x00);
+  wr(u, Uart16550::kIirFcr, Uart16550::kFcrEnable);
+  EXPECT_EQ(rd(u, Uart16550::kIirFcr) >> 6, 3);  // case 3: autoconfig_16550a()
+  // autoconfig_16550a(): EFR reads (offset 2 under LCR 0xbf and 0x80) are the IIR, non-zero,
+  // so no 16650/16C950 is detected.
+  wr(u, Uart16550::kLcr, 0xbf);
+  EXPECT_NE(rd(u, Uart16550::kIirFcr), 0);
+  wr(u, Uart16550::kLcr, 0x80);
+  EXPECT_NE(rd(u, Uart16550::kIirFcr), 0);
+  // The 16750 test: FCR with the 64-byte bit, IIR >> 5 must not read 7 under DLAB.
+  wr(u, Uart16550::kLcr, 0x00);
+  wr(u, Uart16550::kIirFcr, Uart16550::kFcrEnable | 0x20);
+  const uint8_t status1 = rd(u, Uart16550::kIirFcr) >> 5;
+  wr(u, Uart16550::kLcr, Uart16550::kLcrDlab);
+  wr(u, Uart16550::kIirFcr, Uart16550::kFcrEnable | 0x20);
+  const uint8_t status2 = rd(u, Uart16550::kIirFcr) >> 5;
+  EXPECT_EQ(status1, 6);
+  EXPECT_EQ(status2, 6);  // not 7: not a 16750
+  // The XScale test: IER bit 6 (UUE) does not stick.
+  wr(u, Uart16550::kLcr, 0x00);
+  wr(u, Uart16550::kIer, 0x40);
+  EXPECT_EQ(rd(u, Uart16550::kIer) & 0x40, 0);
+  // The scratch register holds a value.
+  wr(u, Uart16550::kScr, 0x55);
+  EXPECT_EQ(rd(u, Uart16550::kScr), 0x55);
+}
+
+// serial8250_do_startup(): the UART_BUG_THRE test toggles IER.THRI and reads IIR twice; a
+// 16550 that re-asserts THRE shows a pending interrupt both times.
+TEST(GuestUart, LinuxStartupThreTestSeesThreReassertedAndNoTxenBug) {
+  Uart16550 u;
+  wr(u, Uart16550::kIirFcr, 0x07);
+  wr(u, Uart16550::kIirFcr, 0x00);
+  ASSERT_TRUE(rd(u, Uart16550::kLsr) & Uart16550::kLsrThrEmpty);
+  wr(u, Uart16550::kIer, Uart16550::kIerThrEmpty);
+  const uint8_t iir1 = rd(u, Uart16550::kIirFcr);
+  wr(u, Uart16550::kIer, 0);
+  wr(u, Uart16550::kIer, Uart16550::kIerThrEmpty);
+  const uint8_t iir = rd(u, Uart16550::kIirFcr);
+  wr(u, Uart16550::kIer, 0);
+  EXPECT_EQ(iir1 & 0x0f, Uart16550::kIirThrEmpty);
+  EXPECT_EQ(iir & 0x0f, Uart16550::kIirThrEmpty);  // no UART_BUG_THRE
+  // The UART_BUG_TXEN check: IER = THRI, then LSR has TEMT and IIR shows an interrupt.
+  wr(u, Uart16550::kLcr, 0x03);
+  wr(u, Uart16550::kMcr, Uart16550::kMcrOut2 | Uart16550::kMcrRts | Uart16550::kMcrDtr);
+  wr(u, Uart16550::kIer, Uart16550::kIerThrEmpty);
+  const uint8_t lsr = rd(u, Uart16550::kLsr);
+  const uint8_t iir_tx = rd(u, Uart16550::kIirFcr);
+  EXPECT_TRUE(lsr & Uart16550::kLsrTransmitterEmpty);
+  EXPECT_EQ(iir_tx & Uart16550::kIirNoInterrupt, 0);  // no UART_BUG_TXEN
+}
+
+TEST(GuestUart, ClearingTheTransmitFifoReArmsThreOnlyWhileEnabled) {
+  Uart16550 u;
+  wr(u, Uart16550::kIirFcr, Uart16550::kFcrEnable | Uart16550::kFcrClearTx);
+  EXPECT_FALSE(u.irq_asserted());  // ETBEI clear: nothing
+  wr(u, Uart16550::kIer, Uart16550::kIerThrEmpty);
+  EXPECT_EQ(rd(u, Uart16550::kIirFcr), 0xc2);
+  EXPECT_FALSE(u.irq_asserted());
+  wr(u, Uart16550::kIirFcr, Uart16550::kFcrEnable | Uart16550::kFcrClearTx);
+  EXPECT_TRUE(u.irq_asserted());
+  EXPECT_EQ(rd(u, Uart16550::kIirFcr), 0xc2);
+}
+
+TEST(GuestPciNone, ResetControlByteAt0xcf9LatchesAResetAndReadsBack) {
+  ResetLatch latch;
+  PciConfigNone pci(&latch);
+  pci.port_write(0xcf9, 1, 0x02);  // Linux: select a hard reset first
+  EXPECT_FALSE(latch.requested());
+  EXPECT_EQ(pci.port_read(0xcf9, 1), 0x02u);
+  pci.port_write(0xcf9, 1, 0x06);
+  ASSERT_TRUE(latch.requested());
+  EXPECT_EQ(latch.cause(), ResetCause::kResetControl);
+  EXPECT_STREQ(reset_cause_name(latch.cause()), "0xCF9");
+  EXPECT_EQ(latch.value(), 0x06);
+  EXPECT_EQ(pci.port_read(0xcf9, 1), 0x06u);
+  latch.clear();
+  pci.port_write(0xcf9, 1, 0xff);  // full reset; only bits 3:1 are kept
+  EXPECT_TRUE(latch.requested());
+  EXPECT_EQ(pci.port_read(0xcf9, 1), 0x0eu);
+  // CONFIG_ADDRESS is untouched by the byte and answers dword accesses as before.
+  EXPECT_EQ(pci.address(), 0u);
+  pci.port_write(0xcf8, 4, 0x80001234u);
+  EXPECT_EQ(pci.port_read(0xcf8, 4), 0x80001234u);
+  EXPECT_EQ(pci.reset_control(), 0x0e);
+  EXPECT_EQ(pci.port_read(0xcf9, 2), 0xffffffffu);  // a word at 0xcf9 is neither register
+  pci.reset();
+  EXPECT_EQ(pci.port_read(0xcf9, 1), 0x00u);
+}
+
+// Records every irq sink call.
+struct IrqLog {
+  std::vector<std::pair<uint8_t, bool>> calls;
+  static void sink(void* ctx, uint8_t irq, bool asserted) {
+    static_cast<IrqLog*>(ctx)->calls.emplace_back(irq, asserted);
+  }
+};
+
+TEST(GuestPlatformTest, IrqSinkSeesUartLineChangesOnly) {
+  GuestPlatform p(PlatformConfig{64ull << 20, 1, 1});
+  ASSERT_TRUE(p.attach().has_value());
+  IrqLog log;
+  p.set_irq_sink(&IrqLog::sink, &log);
+  p.port_write(0x3f8 + Uart16550::kLcr, 1, 0x03);
+  p.port_write(0x3f8 + Uart16550::kIirFcr, 1, 0x07);
+  EXPECT_TRUE(log.calls.empty());
+  // THRE interrupt enable with THR empty: asserted.
+  p.port_write(0x3f8 + Uart16550::kIer, 1, Uart16550::kIerThrEmpty);
+  ASSERT_EQ(log.calls.size(), 1u);
+  EXPECT_EQ(log.calls[0], std::make_pair(uint8_t{4}, true));
+  // Same level again (LSR reads, another IER write with THRI): no call.
+  p.port_read(0x3f8 + Uart16550::kLsr, 1);
+  p.port_write(0x3f8 + Uart16550::kIer, 1, Uart16550::kIerThrEmpty);
+  EXPECT_EQ(log.calls.size(), 1u);
+  // Reading IIR clears THRE: deasserted.
+  EXPECT_EQ(p.port_read(0x3f8 + Uart16550::kIirFcr, 1), 0xc2u);
+  ASSERT_EQ(log.calls.size(), 2u);
+  EXPECT_EQ(log.calls[1], std::make_pair(uint8_t{4}, false));
+  // Console input with the receive interrupt enabled: asserted.
+  p.port_write(0x3f8 + Uart16550::kIer, 1, Uart16550::kIerRxData);
+  EXPECT_EQ(log.calls.size(), 2u);
+  ASSERT_TRUE(p.push_console_input(bytes_of("ab")).has_value());
+  ASSERT_EQ(log.calls.size(), 3u);
+  EXPECT_EQ(log.calls[2], std::make_pair(uint8_t{4}, true));
+  ASSERT_TRUE(p.push_console_input(bytes_of("c")).has_value());
+  EXPECT_EQ(log.calls.size(), 3u);  // still asserted: no call
+  EXPECT_EQ(p.port_read(0x3f8, 1), 'a');
+  EXPECT_EQ(p.port_read(0x3f8, 1), 'b');
+  EXPECT_EQ(log.calls.size(), 3u);
+  EXPECT_EQ(p.port_read(0x3f8, 1), 'c');  // the last byte drops the line
+  ASSERT_EQ(log.calls.size(), 4u);
+  EXPECT_EQ(log.calls[3], std::make_pair(uint8_t{4}, false));
+  EXPECT_EQ(p.counters().irq_line_changes, 4u);
+  EXPECT_FALSE(p.uart_irq_asserted());
+}
+
+TEST(GuestPlatformTest, ResetDropsAnAssertedLineThroughTheSink) {
+  GuestPlatform p(PlatformConfig{64ull << 20, 1, 1});
+  ASSERT_TRUE(p.attach().has_value());
+  IrqLog log;
+  p.set_irq_sink(&IrqLog::sink, &log);
+  p.port_write(0x3f9, 1, Uart16550::kIerThrEmpty);
+  ASSERT_EQ(log.calls.size(), 1u);
+  p.reset();
+  ASSERT_EQ(log.calls.size(), 2u);
+  EXPECT_EQ(log.calls[1], std::make_pair(uint8_t{4}, false));
+  p.reset();
+  EXPECT_EQ(log.calls.size(), 2u);
+}
+
+TEST(GuestPlatformTest, I8042PulseLatchesResetUntilCleared) {
+  GuestPlatform p(PlatformConfig{64ull << 20, 1, 1});
+  ASSERT_TRUE(p.attach().has_value());
+  EXPECT_EQ(p.port_read(0x64, 1), 0x1cu);
+  p.port_write(0x64, 1, 0xaa);
+  EXPECT_EQ(p.port_read(0x60, 1), 0x55u);
+  EXPECT_FALSE(p.reset_requested());
+  p.port_write(0x64, 1, 0xfe);
+  ASSERT_TRUE(p.reset_requested());
+  EXPECT_EQ(p.reset_cause(), ResetCause::kI8042Pulse);
+  p.port_write(0xcf9, 1, 0x06);  // a second request does not replace the first
+  EXPECT_EQ(p.reset_cause(), ResetCause::kI8042Pulse);
+  EXPECT_EQ(p.counters().reset_requests, 2u);
+  EXPECT_FALSE(p.exit_requested());  // a reset is not an exit
+  p.clear_reset_request();
+  EXPECT_FALSE(p.reset_requested());
+  p.port_write(0x64, 1, 0xfe);
+  EXPECT_TRUE(p.reset_requested());
+  p.reset();
+  EXPECT_FALSE(p.reset_requested());
+  EXPECT_EQ(p.counters().reset_requests, 3u);
+}
+
+TEST(GuestPlatformTest, ResetControlRegisterLatchesResetAndConfigAddressStillWorks) {
+  GuestPlatform p(PlatformConfig{64ull << 20, 1, 1});
+  ASSERT_TRUE(p.attach().has_value());
+  p.port_write(0xcf8, 4, 0x80000000u);
+  EXPECT_EQ(p.port_read(0xcf8, 4), 0x80000000u);  // Linux pci_check_type1()
+  EXPECT_EQ(p.port_read(0xcfc, 4), 0xffffffffu);
+  p.port_write(0xcf9, 1, 0x02);
+  EXPECT_FALSE(p.reset_requested());
+  EXPECT_EQ(p.port_read(0xcf9, 1), 0x02u);
+  EXPECT_EQ(p.port_read(0xcf8, 4), 0x80000000u);  // the byte did not touch CONFIG_ADDRESS
+  p.port_write(0xcf9, 1, 0x0e);
+  ASSERT_TRUE(p.reset_requested());
+  EXPECT_EQ(p.reset_cause(), ResetCause::kResetControl);
+  EXPECT_EQ(p.reset_latch().value(), 0x0e);
+  p.reset();
+  EXPECT_EQ(p.port_read(0xcf9, 1), 0x00u);
+  EXPECT_EQ(p.port_read(0xcf8, 4), 0x00000000u);
+  EXPECT_EQ(p.counters().unclaimed_port_reads, 0u);
+}
+
+uint64_t fixed_clock(void*) { return 1721051130; }  // 2024-07-15 13:45:30 UTC
+
+TEST(GuestPlatformTest, CmosRtcAndI8042AreOnTheBusWithTheConfiguredClockAndRam) {
+  PlatformConfig config{256ull << 20, 1, 1};
+  config.wall_clock_seconds = &fixed_clock;
+  GuestPlatform p(config);
+  ASSERT_TRUE(p.attach().has_value());
+  p.port_write(0x70, 1, 0x80 | CmosRtc::kHours);  // NMI disabled, hours
+  EXPECT_EQ(p.port_read(0x71, 1), 0x13u);
+  EXPECT_TRUE(p.rtc().nmi_disabled());
+  p.port_write(0x70, 1, CmosRtc::kMemoryAbove16MHigh);
+  EXPECT_EQ(p.port_read(0x71, 1), 0x0fu);
+  p.port_write(0x70, 1, CmosRtc::kStatusA);
+  EXPECT_EQ(p.port_read(0x71, 1), 0x26u);
+  // Linux's i8042 probe: flush, read CTR, write CTR, the MUX loopback.
+  EXPECT_EQ(p.port_read(0x64, 1) & I8042::kStatusOutputFull, 0u);
+  p.port_write(0x64, 1, 0x20);
+  EXPECT_EQ(p.port_read(0x60, 1), 0x45u);
+  p.port_write(0x64, 1, 0x60);
+  p.port_write(0x60, 1, 0x74);
+  EXPECT_EQ(p.i8042().config(), 0x74);
+  p.port_write(0x64, 1, 0xd3);
+  p.port_write(0x60, 1, 0xa4);
+  EXPECT_EQ(p.port_read(0x64, 1) & 0x21u, 0x21u);
+  EXPECT_EQ(p.port_read(0x60, 1), 0xa4u);
+  p.port_write(0x60, 1, 0xf2);  // to the absent keyboard
+  EXPECT_EQ(p.counters().i8042_device_bytes_dropped, 1u);
+  EXPECT_EQ(p.port_read(0x61, 1), 0xffu);  // 0x61 stays without a device
+  const PlatformCounters c = p.counters();
+  EXPECT_EQ(c.unclaimed_port_reads, 1u);
+  EXPECT_EQ(c.unclaimed_port_writes, 0u);
 }
 
 }  // namespace

@@ -683,7 +683,7 @@ Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes) 
     return make_error(ErrorCode::kInvalidState, "the VM is not running", vm_id);
   }
   IrqSpinlockGuard guard(r->vm->platform_lock);
-  return r->vm->platform.uart().push_input(bytes);
+  return r->vm->platform.push_console_input(bytes);
 }
 
 Result<void> request_user_vm_reset(uint32_t vm_id) {
