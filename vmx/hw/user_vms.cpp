@@ -4,8 +4,11 @@
 #include <new>
 #include <variant>
 
+#include "guest/devices/ioapic.h"
+#include "guest/loader/bzimage.h"
 #include "guest/loader/guest_memory.h"
 #include "guest/loader/memory_map.h"
+#include "guest/loader/mp_table.h"
 #include "guest/loader/multiboot1.h"
 #include "guest/nested_paging.h"
 #include "guest/vm_spec.h"
@@ -19,6 +22,7 @@
 #include "kernel/core/log.h"
 #include "kernel/core/memory.h"
 #include "kernel/core/spinlock.h"
+#include "kernel/core/time.h"
 #include "kernel/lib/string.h"
 #include "kernel/core/core_mailbox.h"
 #include "vmx/hw/guest_vm.h"
@@ -47,15 +51,90 @@ class PlatformPorts final : public guest::PortDevice {
   UserGuestVm& vm_;
 };
 
+// The I/O APIC's register window on the VM's MMIO bus, under the VM's platform lock.
+class IoapicWindow final : public guest::MmioDevice {
+ public:
+  explicit IoapicWindow(UserGuestVm& vm) : vm_(vm) {}
+  uint64_t mmio_read(uint64_t offset, uint8_t width) override;
+  void mmio_write(uint64_t offset, uint8_t width, uint64_t value) override;
+
+ private:
+  UserGuestVm& vm_;
+};
+
+// A vlapic's EOI of a level-triggered vector, to the VM's I/O APIC (its Remote IRR).
+class IoapicEoi final : public guest::LevelEoiListener {
+ public:
+  explicit IoapicEoi(UserGuestVm& vm) : vm_(vm) {}
+  void level_eoi(uint8_t vector) override;
+
+ private:
+  UserGuestVm& vm_;
+};
+
+// The I/O APIC's ID: the first one after the vCPUs' APIC IDs (0..cpus-1), as the MP table
+// announces it; 4 bits wide (82093AA datasheet 3.2.1).
+uint8_t ioapic_id_for(uint32_t cpus) { return static_cast<uint8_t>(cpus < 15 ? cpus : 15); }
+
 // The VM object the vCPU and the console see: GuestVm (console, vCPU group, RAM and EPT) plus
-// the guest platform. Allocated once at build and never freed (the registry keeps it).
+// the guest platform and its I/O APIC. Allocated once at build and never freed (the registry
+// keeps it).
 struct UserGuestVm : GuestVm {
-  explicit UserGuestVm(const guest::PlatformConfig& config) : platform(config) {}
+  UserGuestVm(const guest::PlatformConfig& config, uint8_t ioapic_id) : platform(config), ioapic(ioapic_id) {}
   guest::GuestPlatform platform;  // guarded by platform_lock
+  guest::Ioapic ioapic;           // guarded by platform_lock
   IrqSpinlock platform_lock;
   PlatformPorts forward{*this};
+  IoapicWindow ioapic_window{*this};
+  IoapicEoi ioapic_eoi{*this};
+  // A device asked for a reset (i8042 0xFE, 0xCF9): the run loop hands it to vCPU 0's core.
+  std::atomic<bool> guest_reset_requested{false};
   uint64_t ram_bytes = 0;  // with memory_phys: the RAM block while the VM holds one
 };
+
+uint64_t IoapicWindow::mmio_read(uint64_t offset, uint8_t width) {
+  IrqSpinlockGuard guard(vm_.platform_lock);
+  return vm_.ioapic.mmio_read(offset, width);
+}
+
+void IoapicWindow::mmio_write(uint64_t offset, uint8_t width, uint64_t value) {
+  IrqSpinlockGuard guard(vm_.platform_lock);
+  vm_.ioapic.mmio_write(offset, width, value);
+}
+
+void IoapicEoi::level_eoi(uint8_t vector) {
+  IrqSpinlockGuard guard(vm_.platform_lock);
+  vm_.ioapic.end_of_interrupt(vector);
+}
+
+// An I/O APIC message to the VM's vCPUs (platform lock held): physical destination = the APIC
+// ID (= vcpu id; 0xFF all), logical = the vlapics' LDR/DFR (SDM Vol. 3A 11.6.2.2). Fixed and
+// lowest priority (to the first match, SDM 11.6.2.4) go to the vlapic's IRR, NMI to the event
+// queue; SMI, INIT and ExtINT have nothing to go to here and are dropped.
+void deliver_ioapic_message(void* context, const guest::IoapicMessage& m) {
+  auto* vm = static_cast<UserGuestVm*>(context);
+  constexpr uint8_t kFixed = 0, kLowestPriority = 1, kNmi = 4;  // 82093AA datasheet 3.2.4
+  for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
+    VmxVcpu* target = vm->vcpus.members[id].load();
+    if (target == nullptr) continue;
+    const bool match = m.logical_destination ? target->accepts_logical_destination(m.destination)
+                                             : (m.destination == 0xff || m.destination == id);
+    if (!match) continue;
+    if (m.delivery_mode == kFixed || m.delivery_mode == kLowestPriority) {
+      target->post_interrupt(m.vector, m.level_triggered);
+    } else if (m.delivery_mode == kNmi) {
+      (void)target->queue_event(PendingEventType::kNmi, 2);
+    }
+    if (m.delivery_mode == kLowestPriority) break;
+  }
+}
+
+// The platform's ISA interrupt lines to I/O APIC pins as the MP table routes them
+// (guest/loader/mp_table.h): IRQ 0 to pin 2, the others to the pin of the same number.
+void platform_irq_to_ioapic(void* context, uint8_t isa_irq, bool asserted) {
+  auto* vm = static_cast<UserGuestVm*>(context);
+  vm->ioapic.set_irq_level(isa_irq == 0 ? 2 : isa_irq, asserted);
+}
 
 uint32_t PlatformPorts::port_read(uint16_t port, uint8_t width) {
   IrqSpinlockGuard guard(vm_.platform_lock);
@@ -66,6 +145,11 @@ void PlatformPorts::port_write(uint16_t port, uint8_t width, uint32_t value) {
   IrqSpinlockGuard guard(vm_.platform_lock);
   vm_.platform.port_write(port, width, value);
   if (vm_.platform.exit_requested() && !vm_.exit_requested) vm_.request_exit(vm_.platform.exit_latch().value());
+  if (vm_.platform.reset_requested()) {
+    LOG_INFO("vm%u: the guest asked for a reset through %s", vm_.vm_id, guest::reset_cause_name(vm_.platform.reset_cause()));
+    vm_.platform.clear_reset_request();
+    vm_.guest_reset_requested.store(true, std::memory_order_release);
+  }
 }
 
 void uart_to_console(void* context, uint8_t byte) {
@@ -94,6 +178,7 @@ struct UserVmRecord {
   uint32_t mem_mib = 0;
   uint32_t cpus = 0;
   ModuleSource kernel;
+  ModuleSource initrd;  // a Linux initrd (size 0: none)
   std::vector<ModuleSource> modules;
   UserGuestVm* vm = nullptr;
   std::vector<VcpuSlot> slots;  // by vcpu id; empty when the VM was refused
@@ -203,6 +288,43 @@ uint8_t max_phys_bits() {
   return 36;
 }
 
+struct LoadedImage {
+  guest::EntryState entry;
+  const char* format = "";
+};
+
+std::span<const uint8_t> module_bytes(const ModuleSource& m) {
+  return std::span<const uint8_t>(paging::phys_to_ptr<const uint8_t>(m.phys), m.size);
+}
+
+// The kernel by its format: a Linux bzImage (boot protocol, with the initrd), otherwise a
+// Multiboot v1 kernel with its modules.
+Result<LoadedImage> load_kernel(const UserVmRecord& r, const guest::GuestMemoryMap& map, guest::GuestMemory& memory) {
+  if (guest::bzimage::looks_like_bzimage(module_bytes(r.kernel))) {
+    guest::bzimage::BootRequest request;
+    request.kernel = module_bytes(r.kernel);
+    if (r.initrd.size != 0) request.initrd = module_bytes(r.initrd);
+    request.cmdline = r.cmdline;
+    auto image = TRY(guest::bzimage::load(request, map, memory));
+    return LoadedImage{image.entry, guest::bzimage::kernel_format_name()};
+  }
+  if (r.initrd.size != 0) {
+    return make_error(ErrorCode::kInvalidArgument, "initrd= is for Linux kernels; this kernel is not a bzImage");
+  }
+  guest::multiboot1::ModuleInput inputs[guest::multiboot1::kMaxModules];
+  const size_t count = r.modules.size() < guest::multiboot1::kMaxModules ? r.modules.size() : guest::multiboot1::kMaxModules;
+  for (size_t i = 0; i < count; ++i) {
+    inputs[i].bytes = module_bytes(r.modules[i]);
+    inputs[i].string = r.modules[i].string;
+  }
+  guest::multiboot1::BootRequest request;
+  request.kernel = module_bytes(r.kernel);
+  request.cmdline = r.cmdline;
+  request.modules = std::span<const guest::multiboot1::ModuleInput>(inputs, count);
+  auto image = TRY(guest::multiboot1::load(request, map, memory));
+  return LoadedImage{image.entry, guest::multiboot1::kernel_format_name(image.kernel.format)};
+}
+
 // Guest RAM (zeroed), the kernel, modules and Multiboot information loaded into it, and an EPT
 // mapping it at guest-physical 0. Sets r.entry and r.kernel_format.
 Result<void> allocate_and_load(UserVmRecord& r) {
@@ -222,20 +344,19 @@ Result<void> allocate_and_load(UserVmRecord& r) {
   lib::mem_set(ram, 0, bytes);
   guest::ByteSpanGuestMemory memory(std::span<uint8_t>(ram, bytes));
 
-  guest::multiboot1::ModuleInput inputs[guest::multiboot1::kMaxModules];
-  const size_t count = r.modules.size() < guest::multiboot1::kMaxModules ? r.modules.size() : guest::multiboot1::kMaxModules;
-  for (size_t i = 0; i < count; ++i) {
-    inputs[i].bytes = std::span<const uint8_t>(paging::phys_to_ptr<const uint8_t>(r.modules[i].phys), r.modules[i].size);
-    inputs[i].string = r.modules[i].string;
-  }
-  guest::multiboot1::BootRequest request;
-  request.kernel = std::span<const uint8_t>(paging::phys_to_ptr<const uint8_t>(r.kernel.phys), r.kernel.size);
-  request.cmdline = r.cmdline;
-  request.modules = std::span<const guest::multiboot1::ModuleInput>(inputs, count);
-  auto image = guest::multiboot1::load(request, map, memory);
-  if (!image) {
+  auto loaded = load_kernel(r, map, memory);
+  if (!loaded) {
     free_guest_memory(r);
-    return image.error();
+    return loaded.error();
+  }
+  // The firmware's part of the platform: an MP table (MP spec 1.4) announcing the vCPUs, the I/O
+  // APIC and the ISA interrupt routing, in the BIOS area where guests scan for it.
+  guest::mp_table::MpConfig mp;
+  mp.cpu_count = static_cast<uint16_t>(r.cpus);
+  mp.ioapic_id = ioapic_id_for(r.cpus);
+  if (auto written = guest::mp_table::write(memory, mp); !written) {
+    free_guest_memory(r);
+    return written.error();
   }
 
   guest::NestedPagingFeatures features;
@@ -254,31 +375,40 @@ Result<void> allocate_and_load(UserVmRecord& r) {
     return mapped.error();
   }
   vm.eptp = ept->eptp();
-  r.entry = image->entry;
+  r.entry = loaded->entry;
   IrqSpinlockGuard guard(g_status_lock);
-  r.kernel_format = guest::multiboot1::kernel_format_name(image->kernel.format);
+  r.kernel_format = loaded->format;
   return ok();
 }
+
+// The host's wall clock (its RTC read at boot, advanced by the TSC), for the guests' CMOS RTCs.
+uint64_t host_wall_clock(void*) { return static_cast<uint64_t>(time::wall_clock_seconds()); }
 
 Result<UserGuestVm*> create_vm_object(const UserVmRecord& r) {
   guest::PlatformConfig config;
   config.ram_bytes = uint64_t{r.mem_mib} * kMiB;
   config.cpu_count = static_cast<uint16_t>(r.cpus);
   config.max_cpus = static_cast<uint16_t>(r.cpus);
+  // The guest's RTC shows the host's time; without a host RTC reading, its fixed default.
+  if (time::wall_clock_seconds() > 0) config.wall_clock_seconds = &host_wall_clock;
   void* mem = kmalloc(sizeof(UserGuestVm), 64);
   if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
-  auto* vm = new (mem) UserGuestVm(config);
+  auto* vm = new (mem) UserGuestVm(config, ioapic_id_for(r.cpus));
   vm->vm_id = r.id;
   // Every port goes to the platform; unknown MSRs fault as on hardware.
   vm->unknown_msrs = guest::UnknownMsrPolicy::kInjectGp;
   Result<void> attached = vm->platform.attach();
   if (attached) attached = vm->ports.register_range(0, 0x10000, &vm->forward);
+  if (attached) attached = vm->mmio.register_window(guest::Ioapic::kDefaultBase, guest::Ioapic::kWindowSize, &vm->ioapic_window);
   if (!attached) {
     vm->~UserGuestVm();
     kfree(vm);
     return attached.error();
   }
   vm->platform.uart().set_output_sink(&uart_to_console, vm);
+  vm->platform.set_irq_sink(&platform_irq_to_ioapic, vm);
+  vm->ioapic.set_delivery_sink(&deliver_ioapic_message, vm);
+  vm->level_eoi_listener = &vm->ioapic_eoi;
   return vm;
 }
 
@@ -409,6 +539,15 @@ void run_slot(UserVmRecord& r, size_t index) {
       end_failed(r, handled.error().message, handled.error().detail);
       break;
     }
+    if (vm.guest_reset_requested.exchange(false, std::memory_order_acq_rel)) {
+      // The guest reset its machine (i8042 0xFE, 0xCF9): the whole VM restarts, as the console's
+      // reset does (on vCPU 0's core).
+      if (auto asked = request_user_vm_reset(r.id); !asked) {
+        end_failed(r, asked.error().message, asked.error().detail);
+        break;
+      }
+      continue;
+    }
     if (!*handled) {
       if (std::holds_alternative<exits::Hypercall>(*exit)) {
         vcpu.set_hypercall_result(~uint64_t{0});  // no hypercalls for user VMs
@@ -454,6 +593,7 @@ void reset_vm(UserVmRecord& r) {
   {
     IrqSpinlockGuard guard(vm.platform_lock);
     vm.platform.reset();
+    vm.ioapic.reset();
     vm.exit_requested = false;
     vm.exit_status = 0;
   }
@@ -518,9 +658,7 @@ void build_user_vms(uint32_t physical_cpus) {
     }
     if (d.refused) continue;
     if (d.initrd != guest::VmDescription::kNoModule) {
-      d.refused = true;
-      d.refusal = make_error(ErrorCode::kUnsupported, "Linux kernels (initrd=) are not run yet: only Multiboot v1 kernels");
-      continue;
+      r.initrd = ModuleSource{modules[d.initrd].start, modules[d.initrd].size(), {}};
     }
     if (d.cpus > VcpuGroup::kMaxVcpus) {
       d.refused = true;
