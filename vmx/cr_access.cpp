@@ -6,7 +6,7 @@ namespace {
 CrWriteResult apply(const CrWriteContext& c, uint64_t value) {
   CrWriteResult r;
   r.read_shadow = value;  // what the guest reads back for the host's bits
-  r.guest_value = ((value | (c.fixed0 & ~c.guest_owned)) & (c.fixed1 | c.guest_owned));
+  r.guest_value = ((value | (c.fixed0 & ~c.guest_owned)) & (c.fixed1 | c.guest_owned)) & ~c.emulated;
   return r;
 }
 

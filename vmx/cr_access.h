@@ -25,7 +25,15 @@ struct CrWriteContext {
   uint64_t fixed1 = 0;        // bits the real register may have set
   uint64_t guest_owned = 0;   // bits exempt from fixed0 (CR0.PE/PG with unrestricted guest)
   uint64_t forbidden = 0;     // bits the guest may not set although the CPU has them (CR4.VMXE)
+  uint64_t emulated = 0;      // bits only the read shadow holds; the real register keeps them 0
 };
+
+// CR0.CD and CR0.NW are emulated: the guest reads and writes them (its caching choice), the
+// real CR0 keeps caching on (as KVM does). Under EPT the nested page tables' memory types decide
+// caching. With CD guest-owned, a Linux guest under Bochs 2.7 was seen with GUEST_CR0 0xe0050033
+// (CD and NW) after writing CD alone, and its next write clearing CD was the #GP case "NW without
+// CD" (SDM Vol. 3A 2.5, Table 12-5).
+inline constexpr uint64_t kCr0EmulatedCaching = kCr0CdBit | kCr0NwBit;
 
 struct CrWriteResult {
   bool gp = false;            // inject #GP(0), change nothing

@@ -42,5 +42,21 @@ TEST(VmxCrAccess, Cr4VmxeIsShadowedAndCannotBeSet) {
   EXPECT_TRUE(evaluate_cr4_write(kCr4, 1ull << 40).gp);
 }
 
+TEST(VmxCrAccess, Cr0CachingBitsLiveInTheShadowOnly) {
+  CrWriteContext c;
+  c.fixed0 = 0x80000021;
+  c.fixed1 = 0xffffffff;
+  c.guest_owned = kCr0PeBit | kCr0PgBit;
+  c.emulated = kCr0EmulatedCaching;
+  const CrWriteResult cd = evaluate_cr0_write(c, 0xc0050033);  // Linux's prepare_set: CD on
+  EXPECT_FALSE(cd.gp);
+  EXPECT_EQ(cd.read_shadow, 0xc0050033u);
+  EXPECT_EQ(cd.guest_value, 0x80050033u);
+  const CrWriteResult both = evaluate_cr0_write(c, 0xe0050033);
+  EXPECT_EQ(both.read_shadow, 0xe0050033u);
+  EXPECT_EQ(both.guest_value, 0x80050033u);
+  EXPECT_TRUE(evaluate_cr0_write(c, 0xa0050033).gp);  // NW without CD is still #GP
+}
+
 }  // namespace
 }  // namespace lantern::vmx

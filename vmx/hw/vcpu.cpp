@@ -333,12 +333,13 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   // mask, 24.6.6); the guest reads its own view from the read shadow. With unrestricted guest,
   // PE and PG may take any value (26.3.1.1): PE is the guest's alone; PG stays host-owned so
   // that a MOV to CR0 changing it exits and the vCPU switches EFER.LMA and the "IA-32e mode
-  // guest" entry control with it (vcpu_long_mode.cpp, vmx/long_mode.h).
+  // guest" entry control with it (vcpu_long_mode.cpp, vmx/long_mode.h). CD and NW are emulated
+  // (kCr0EmulatedCaching, vmx/cr_access.h).
   const uint64_t cr0_fixed0 = cpu::rdmsr(kMsrVmxCr0Fixed0);
   const uint64_t cr0_fixed1 = cpu::rdmsr(kMsrVmxCr0Fixed1);
   const uint64_t cr4_fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);
   const uint64_t cr4_fixed1 = cpu::rdmsr(kMsrVmxCr4Fixed1);
-  const uint64_t cr0_mask = (((cr0_fixed0 | ~cr0_fixed1) & 0xffffffffu) & ~kCr0Pe) | kCr0Pg;
+  const uint64_t cr0_mask = (((cr0_fixed0 | ~cr0_fixed1) & 0xffffffffu) & ~kCr0Pe) | kCr0Pg | kCr0EmulatedCaching;
   const uint64_t cr4_mask = (cr4_fixed0 | ~cr4_fixed1) & 0xffffffffu;
   TRY(vmcs_write(hw_, FN::CR0_GUEST_HOST_MASK, cr0_mask));
   TRY(vmcs_write(hw_, FN::CR0_READ_SHADOW, kCr0Et));
@@ -1225,6 +1226,7 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
       context.fixed0 = cpu::rdmsr(kMsrVmxCr0Fixed0);
       context.fixed1 = cpu::rdmsr(kMsrVmxCr0Fixed1);
       context.guest_owned = kCr0Pe | kCr0Pg;  // unrestricted guest (SDM Vol. 3C 26.3.1.1)
+      context.emulated = kCr0EmulatedCaching;
       result = evaluate_cr0_write(context, value);
     } else {
       context.fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);

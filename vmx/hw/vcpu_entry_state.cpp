@@ -7,6 +7,7 @@
 #include "kernel/arch/x86_64/percpu.h"
 #include "guest/platform_msrs.h"
 #include "kernel/core/log.h"
+#include "vmx/cr_access.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/long_mode.h"
@@ -56,7 +57,7 @@ Result<void> VmxVcpu::apply_entry_state(const guest::EntryState& s) {
   const uint64_t cr4_fixed0 = cpu::rdmsr(kMsrVmxCr4Fixed0);
   const uint64_t cr4_fixed1 = cpu::rdmsr(kMsrVmxCr4Fixed1);
   const uint64_t pe_pg = guest::kCr0Pe | guest::kCr0Pg;
-  const uint64_t cr0 = (s.cr0 | (cr0_fixed0 & ~pe_pg)) & (cr0_fixed1 | pe_pg);
+  const uint64_t cr0 = ((s.cr0 | (cr0_fixed0 & ~pe_pg)) & (cr0_fixed1 | pe_pg)) & ~kCr0EmulatedCaching;
   const uint64_t cr4 = (s.cr4 | cr4_fixed0) & cr4_fixed1;
   TRY(vmcs_write(hw_, FN::GUEST_CR0, cr0));
   TRY(vmcs_write(hw_, FN::GUEST_CR3, s.cr3));
