@@ -126,6 +126,8 @@ constexpr uint32_t kMsrSysenterEip = 0x176;
 constexpr uint32_t kCpuidExtendedFeatures = 0x80000001;
 constexpr uint32_t kCpuidExt1EdxRdtscp = 1u << 27;
 constexpr uint32_t kCpuid7EcxRdpid = 1u << 22;
+constexpr uint32_t kCpuid7EbxInvpcid = 1u << 10;
+constexpr uint32_t kCpuid7EcxWaitpkg = 1u << 5;
 // IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
 constexpr uint32_t kMsrIa32Pat = 0x277;
 constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
@@ -281,11 +283,14 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
                               proc_based::kActivateSecondaryControls,
                           proc_based::kUseTscOffsetting, caps.procbased_ctls));
   // Secondary (24.6.2): EPT and unrestricted guest (real-mode guests need it, 26.3.1.1);
-  // RDTSCP and RDPID when offered (without "enable RDTSCP" both are #UD, 25.3).
-  const auto secondary = TRY(adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest,
-                                             proc_based2::kEnableRdtscp, caps.procbased2_ctls));
+  // RDTSCP and RDPID, and INVPCID, when offered (without "enable RDTSCP" / "enable INVPCID"
+  // they are #UD, 25.3).
+  const auto secondary =
+      TRY(adjust_controls(proc_based2::kEnableEpt | proc_based2::kUnrestrictedGuest,
+                          proc_based2::kEnableRdtscp | proc_based2::kEnableInvpcid, caps.procbased2_ctls));
   tsc_offsetting_ = (primary.value & proc_based::kUseTscOffsetting) != 0;
   rdtscp_enabled_ = (secondary.value & proc_based2::kEnableRdtscp) != 0;
+  invpcid_enabled_ = (secondary.value & proc_based2::kEnableInvpcid) != 0;
   load_guest_tsc_aux();  // this core, where the VMCS is current
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
   // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
@@ -951,6 +956,10 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
       case 7:
         // Without "enable RDTSCP" RDPID is #UD (SDM Vol. 3C 25.3): hide it (ECX[22]).
         if (subleaf == 0 && !rdtscp_enabled_) r.ecx &= ~kCpuid7EcxRdpid;
+        // Without "enable INVPCID" INVPCID is #UD; TPAUSE/UMONITOR/UMWAIT need "enable user wait
+        // and pause", which stays 0 (SDM Vol. 3C 25.3): hide them (EBX[10], ECX[5]).
+        if (subleaf == 0 && !invpcid_enabled_) r.ebx &= ~kCpuid7EbxInvpcid;
+        if (subleaf == 0) r.ecx &= ~kCpuid7EcxWaitpkg;
         break;
       case kCpuidPmuLeaf:
         r = cpu::CpuidResult{};

@@ -448,6 +448,7 @@ class VmxVcpu {
   bool preemption_timer_allowed_ = false;
   bool pat_switched_ = false;  // entry loads and exit saves the guest's IA32_PAT (write_controls)
   bool tsc_offsetting_ = false;  // "use TSC offsetting": the guest's TSC is the host's + tsc_offset_
+  bool invpcid_enabled_ = false;  // "enable INVPCID": INVPCID runs in the guest
   bool rdtscp_enabled_ = false;  // "enable RDTSCP": RDTSCP/RDPID run in the guest, reading IA32_TSC_AUX
   uint64_t tsc_offset_ = 0;      // TSC_OFFSET (SDM Vol. 3C 25.3), set by guest writes of the TSC
   uint64_t tsc_aux_ = 0;         // the guest's IA32_TSC_AUX, in the hardware MSR while bound here

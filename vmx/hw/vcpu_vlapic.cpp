@@ -591,6 +591,8 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_
     return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
   }
   vlapic_.set_time(guest_tsc());  // timer writes count from now; the current count reads it
+  // A write's side effects (IPIs, a level EOI into the VM's I/O APIC) run host code.
+  if (write) ensure_host_xstate();
   XapicWindow window(vlapic_, vm_id_, vcpu_id_);
   auto done = TRY(emulate_mmio_move(
       exit, write, window, gpa & 0xfff,
