@@ -92,4 +92,9 @@ constexpr PlatformMsrAccess mtrr_msr(uint32_t msr, bool write, uint64_t current,
   return PlatformMsrAccess{false, value};
 }
 
+// IA32_BIOS_SIGN_ID (0x8B, SDM Vol. 4 Table 2-2, Vol. 3A 10.11.7.1): the signature of the loaded
+// microcode update in bits 63:32, which software reads after writing 0 and executing CPUID. No
+// update is ever loaded here: reads return 0 and writes are accepted and dropped.
+inline constexpr uint32_t kMsrIa32BiosSignId = 0x8b;
+
 }  // namespace lantern::guest

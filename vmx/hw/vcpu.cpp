@@ -1092,7 +1092,7 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 // the unknown-MSR policy below keeps the guest's loaded. x2APIC registers 0x800-0x8FF (SDM Vol.
 // 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS,
 // IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179, IA32_MCG_STATUS 0x17A, IA32_MTRRCAP 0xFE and
-// IA32_MTRR_DEF_TYPE 0x2FF (guest/platform_msrs.h),
+// IA32_MTRR_DEF_TYPE 0x2FF, IA32_BIOS_SIGN_ID 0x8B (guest/platform_msrs.h),
 // IA32_TIME_STAMP_COUNTER 0x10 (writes) and IA32_TSC_AUX.
 bool VmxVcpu::msr_emulated(uint32_t msr) {
   if (msr - 0x800u <= 0xffu) return true;
@@ -1102,6 +1102,7 @@ bool VmxVcpu::msr_emulated(uint32_t msr) {
     case guest::kMsrIa32McgCap:
     case guest::kMsrIa32McgStatus:
     case guest::kMsrIa32MiscEnable:
+    case guest::kMsrIa32BiosSignId:
     case guest::kMsrIa32MtrrCap:
     case guest::kMsrIa32MtrrDefType:
     case VirtualLapic::kMsrTscDeadline:

@@ -137,6 +137,14 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
+  if (msr == guest::kMsrIa32BiosSignId) {
+    if (!write) {
+      TRY(regs_.set32(Gpr::kRax, 0));
+      TRY(regs_.set32(Gpr::kRdx, 0));
+    }
+    TRY(advance_rip(exit));
+    return std::optional<VmExit>(exits::Nothing{});
+  }
   if (msr == guest::kMsrIa32MtrrCap || msr == guest::kMsrIa32MtrrDefType) {
     const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, write, mtrr_def_type_, value);
     if (a.gp) {
