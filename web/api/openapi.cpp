@@ -104,7 +104,7 @@ Json vm_schema() {
               {"kind", one_of({"demo", "user"})},
               {"name", text()},
               {"program", text()},
-              {"kernel_format", nullable(text())},  // multiboot-elf32, multiboot-elf64, multiboot-aout-kludge
+              {"kernel_format", nullable(text())},  // multiboot-elf32, multiboot-elf64, multiboot-aout-kludge, linux-bzimage
               {"cmdline", text()},
               {"state", one_of({"running", "stopped", "exited", "failed"})},
               {"memory_bytes", integer()},
