@@ -320,6 +320,11 @@ def extract_member(deb: str, member: str, dest: str) -> None:
         raise FetchError(f"{deb} has no {member}")
 
 
+def _read(path: str, mode: str):
+    with open(path, mode) as f:
+        return f.read()
+
+
 def fetch(guest_dir: str = DEFAULT_DIR) -> None:
     os.makedirs(os.path.join(guest_dir, "debs"), exist_ok=True)
     missing = [p for p in PINS if not verified(os.path.join(guest_dir, "debs", deb_name(p)), p)]
@@ -330,7 +335,7 @@ def fetch(guest_dir: str = DEFAULT_DIR) -> None:
         out = os.path.join(guest_dir, p.output)
         stamp = out + ".from"
         source = f"{p.package}={p.version} {p.sha256}\n"
-        if os.path.isfile(out) and os.path.isfile(stamp) and open(stamp).read() == source:
+        if os.path.isfile(out) and os.path.isfile(stamp) and _read(stamp, "r") == source:
             continue
         extract_member(deb, p.member, out)
         with open(stamp, "w") as f:
@@ -346,7 +351,7 @@ def build_initramfs(guest_dir: str = DEFAULT_DIR) -> str:
     with open(busybox, "rb") as f:
         blob = gzip_deterministic(write_newc(initramfs_entries(f.read())))
     out = os.path.join(guest_dir, INITRAMFS)
-    if not (os.path.isfile(out) and open(out, "rb").read() == blob):
+    if not (os.path.isfile(out) and _read(out, "rb") == blob):
         with open(out + ".tmp", "wb") as f:
             f.write(blob)
         os.replace(out + ".tmp", out)
