@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import apt_sources  # noqa: E402
 import emulator as E  # noqa: E402
 import embed_ui  # noqa: E402
+import linux_guest  # noqa: E402
 import vm_spec  # noqa: E402
 
 READY = "LANTERN READY cpus=4 vmx=4 vcpus=2 ip=10.0.2.15 console=80"
@@ -690,6 +691,116 @@ class MakeIsoTest(unittest.TestCase):
         self.assertIn("may only use", r.stdout)
 
 
+class LinuxGuestCpioTest(unittest.TestCase):
+    """tools/linux_guest.py's cpio "newc" writer, read back field by field (no cpio binary)."""
+
+    def archive(self, entries, mtime=0):
+        blob = linux_guest.write_newc(entries, mtime=mtime)
+        return blob, linux_guest.read_newc(blob)
+
+    def test_header_layout_names_padding_and_trailer(self):
+        blob, parsed = self.archive([linux_guest.Entry(".", stat.S_IFDIR | 0o755),
+                                     linux_guest.Entry("a", stat.S_IFREG | 0o644, b"xyz"),
+                                     linux_guest.Entry("dir", stat.S_IFDIR | 0o700)], mtime=1234)
+        self.assertEqual(blob[:6], b"070701")
+        # 110-byte header: magic + 13 fields of 8 upper-case hex digits.
+        self.assertRegex(blob[:110].decode(), r"^070701[0-9A-F]{104}$")
+        self.assertEqual([e["name"] for e in parsed], [".", "a", "dir", "TRAILER!!!"])
+        self.assertEqual(parsed[-1]["end"], len(blob))
+        self.assertEqual(len(blob) % 4, 0)
+        for e in parsed:
+            self.assertEqual(e["offset"] % 4, 0, e["name"])
+            self.assertEqual(e["namesize"], len(e["name"].encode()) + 1)
+            self.assertEqual(e["name_padding"], b"\0" * len(e["name_padding"]))
+            self.assertEqual((e["offset"] + 110 + e["namesize"] + len(e["name_padding"])) % 4, 0)
+            self.assertEqual(e["data_padding"], b"\0" * len(e["data_padding"]))
+            self.assertEqual(e["check"], 0)
+        a = parsed[1]
+        self.assertEqual((a["mode"], a["filesize"], a["data"], a["mtime"], a["nlink"]),
+                         (stat.S_IFREG | 0o644, 3, b"xyz", 1234, 1))
+        self.assertEqual(len(a["data_padding"]), 1)  # 3 bytes of data + 1 of padding
+        self.assertEqual((parsed[2]["mode"], parsed[2]["nlink"]), (stat.S_IFDIR | 0o700, 2))
+        # Inodes are distinct and non-zero; the trailer is all zeros but its name size (11).
+        inos = [e["ino"] for e in parsed[:-1]]
+        self.assertEqual(len(set(inos)), len(inos))
+        self.assertNotIn(0, inos)
+        t = parsed[-1]
+        self.assertEqual((t["ino"], t["mode"], t["filesize"], t["mtime"], t["namesize"]), (0, 0, 0, 0, 11))
+
+    def test_symlinks_and_device_nodes(self):
+        _, parsed = self.archive([linux_guest.Entry("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
+                                  linux_guest.Entry("dev/ttyS0", stat.S_IFCHR | 0o660, rdev=(4, 64))])
+        sh, tty = parsed[0], parsed[1]
+        self.assertTrue(stat.S_ISLNK(sh["mode"]))
+        self.assertEqual((sh["data"], sh["filesize"]), (b"busybox", 7))
+        self.assertTrue(stat.S_ISCHR(tty["mode"]))
+        self.assertEqual((tty["rdevmajor"], tty["rdevminor"], tty["filesize"]), (4, 64, 0))
+        self.assertEqual((tty["devmajor"], tty["devminor"]), (0, 0))
+
+    def test_refuses_what_the_kernel_would_misread(self):
+        for bad in ([linux_guest.Entry("/init", stat.S_IFREG | 0o755)],
+                    [linux_guest.Entry("a", stat.S_IFREG), linux_guest.Entry("a", stat.S_IFREG)],
+                    [linux_guest.Entry("d", stat.S_IFDIR | 0o755, b"data")]):
+            with self.assertRaises(ValueError):
+                linux_guest.write_newc(bad)
+
+    def test_initramfs_contents_and_determinism(self):
+        entries = linux_guest.initramfs_entries(b"\x7fELF-busybox")
+        blob = linux_guest.write_newc(entries)
+        parsed = {e["name"]: e for e in linux_guest.read_newc(blob)}
+        names = list(parsed)
+        for d in ("proc", "sys", "dev", "tmp", "bin"):
+            self.assertTrue(stat.S_ISDIR(parsed[d]["mode"]), d)
+        for i, n in enumerate(names):  # a directory comes before what it holds
+            if "/" in n:
+                self.assertLess(names.index(n.rsplit("/", 1)[0]), i, n)
+        self.assertEqual(stat.S_IMODE(parsed["tmp"]["mode"]), 0o1777)
+        self.assertEqual((parsed["dev/console"]["rdevmajor"], parsed["dev/console"]["rdevminor"]), (5, 1))
+        self.assertEqual((parsed["dev/ttyS0"]["rdevmajor"], parsed["dev/ttyS0"]["rdevminor"]), (4, 64))
+        self.assertTrue(stat.S_ISCHR(parsed["dev/console"]["mode"]))
+        self.assertEqual(parsed["bin/busybox"]["data"], b"\x7fELF-busybox")
+        self.assertEqual(stat.S_IMODE(parsed["bin/busybox"]["mode"]), 0o755)
+        for applet in ("sh", "echo", "mount", "reboot", "nproc", "cat", "poweroff", "setsid", "cttyhack"):
+            e = parsed[f"bin/{applet}"]
+            self.assertTrue(stat.S_ISLNK(e["mode"]) and e["data"] == b"busybox", applet)
+        init = parsed["init"]
+        self.assertEqual(stat.S_IMODE(init["mode"]), 0o755)
+        text = init["data"].decode()
+        self.assertTrue(text.startswith("#!/bin/sh\n"))
+        for needle in ("mount -t proc", "mount -t sysfs", "mount -t devtmpfs", linux_guest.INIT_MARKER,
+                       "$(nproc)", f"PS1='{linux_guest.PROMPT}'", "setsid cttyhack sh", "while true"):
+            self.assertIn(needle, text)
+        self.assertTrue(all(e["mtime"] == 0 for e in parsed.values()))
+        # Same input, same bytes, gzip included (no timestamp in the gzip header either).
+        gz = linux_guest.gzip_deterministic(blob)
+        self.assertEqual(gz, linux_guest.gzip_deterministic(linux_guest.write_newc(
+            linux_guest.initramfs_entries(b"\x7fELF-busybox"))))
+        self.assertEqual(gz[4:8], b"\0\0\0\0")
+        import gzip as _gzip
+        self.assertEqual(_gzip.decompress(gz), blob)
+
+    def test_pins_are_complete(self):
+        for pin in linux_guest.PINS:
+            self.assertRegex(pin.sha256, r"^[0-9a-f]{64}$")
+            self.assertGreater(pin.size, 0)
+            self.assertTrue(pin.member.startswith("./"))
+        self.assertTrue(linux_guest.KERNEL_PIN.package.startswith("linux-image-6.1.0-"))
+        self.assertTrue(linux_guest.KERNEL_PIN.package.endswith("-amd64-unsigned"))
+        self.assertIn(linux_guest.KERNEL_RELEASE, linux_guest.KERNEL_PIN.member)
+
+    def test_archive_lines_use_the_machines_mirrors(self):
+        codename = apt_sources.read_codename() or "bookworm"
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "sources.list.d"))
+            with open(os.path.join(d, "sources.list.d", "debian.sources"), "w") as f:
+                f.write(f"Types: deb\nURIs: http://mirror.example/debian\nSuites: {codename} {codename}-updates\n"
+                        "Components: main\nSigned-By: /k.gpg\n")
+            lines = linux_guest.archive_lines(d)
+        self.assertEqual(lines[0], f"deb [signed-by=/k.gpg] http://mirror.example/debian {codename} main")
+        self.assertTrue(lines[2].endswith(f"{codename}-security main"))
+        self.assertIn(linux_guest.KEYRING, lines[2])
+
+
 class LanternCliTest(unittest.TestCase):
     """Argument errors exit 2 with usage, before anything is built or installed."""
 
@@ -709,6 +820,7 @@ class LanternCliTest(unittest.TestCase):
                            (("fuzz", "--seconds", "0"), "positive number"), (("fuzz", "--verbose"), "unknown option"),
                            (("fuzz", "api", "acpi"), "one target at most"),
                            (("deps", "--everything"), "unknown option"),
+                           (("linux-guest", "--now"), "unknown option '--now'"),
                            (("run", "--vm", "cpus=2"), "has no kernel="),
                            (("run", "--vm", "kernel=/nonexistent/k.elf"), "does not exist"),
                            (("run", "--vm", f"kernel={__file__},cpus=0"), "cpus=0"),
@@ -730,7 +842,7 @@ class LanternCliTest(unittest.TestCase):
     def test_help(self):
         r = self.lantern("help")
         self.assertEqual(r.returncode, 0)
-        for command in ("run", "test", "fuzz", "build", "iso", "bench", "deps"):
+        for command in ("run", "test", "fuzz", "build", "iso", "bench", "deps", "linux-guest"):
             self.assertIn(f"\n  {command}", r.stdout)
 
 
