@@ -473,6 +473,16 @@ Result<void> VmxVcpu::set_preemption_timer(uint32_t value) {
   return apply_preemption_timer(value);
 }
 
+Result<void> VmxVcpu::set_return_backstop(uint32_t ticks) {
+  if (bound_cpu_ < 0 || static_cast<uint32_t>(bound_cpu_) != this_cpu().index) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  if (!preemption_timer_allowed_) return make_error(ErrorCode::kUnsupported, "no VMX preemption timer");
+  return_backstop_ = ticks;
+  arbitrate_ = true;  // the next arbitration aims the timer
+  return ok();
+}
+
 Result<void> VmxVcpu::apply_preemption_timer(uint32_t value) {
   uint32_t pin = pin_controls_;
   if (value != 0) {

@@ -160,6 +160,13 @@ class VmxVcpu {
   // Arms the VMX preemption timer for the next entries (0 = off). The value counts down at
   // TSC >> rate (SDM Vol. 3C 25.5.1); an expiry is handled inside run() (Nothing).
   Result<void> set_preemption_timer(uint32_t value);
+  // Ends every exit-free stretch of guest execution after at most `ticks` preemption-timer
+  // ticks (0 = off), so run() reaches request_return() (and the caller its mailbox) within a
+  // bound even when the wake-up IPI cannot force an exit: Bochs takes no external-interrupt
+  // exit while the guest's RFLAGS.IF is 0. Not applied while the guest sleeps in HLT (the IPI
+  // wakes it then). The timer's value reloads at every entry (SDM Vol. 3C 25.5.1), so this
+  // costs nothing on the exit path. Bound core only; kept across restart().
+  Result<void> set_return_backstop(uint32_t ticks);
 
   // Puts the guest in the HLT activity state (SDM Vol. 3C 24.4.2) with the preemption timer
   // armed: the vCPU sleeps inside VMX non-root until the timer expires (the expiry makes it
@@ -480,6 +487,7 @@ class VmxVcpu {
   uint64_t eptp_ = 0;
   guest::Vm* vm_core_ = nullptr;
   uint32_t requested_preemption_timer_ = 0;  // set_preemption_timer()'s value (0 = off)
+  uint32_t return_backstop_ = 0;             // set_return_backstop()'s ticks (0 = off)
   VirtualLapic vlapic_{0};
   uint32_t vlapic_tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it

@@ -292,6 +292,9 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
     if (ticks > 0xffffffffu) ticks = 0xffffffffu;
     if (value == 0 || ticks < value) value = static_cast<uint32_t>(ticks);
   }
+  if (return_backstop_ != 0 && !sleeping_in_hlt_ && (value == 0 || return_backstop_ < value)) {
+    value = return_backstop_;
+  }
   if (value != 0 || (pin_controls_ & pin_based::kActivatePreemptionTimer) != 0) {
     TRY(apply_preemption_timer(value));
   }
