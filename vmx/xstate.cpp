@@ -42,6 +42,26 @@ XsetbvFault check_xsetbv(uint32_t xcr_index, uint64_t value, uint64_t supported_
   return XsetbvFault::kOk;
 }
 
+uint32_t xsave_standard_size(uint64_t features, const XstateComponent (&components)[kXstateComponents]) {
+  uint32_t end = kXsaveMinimumBytes;
+  for (size_t i = 2; i < kXstateComponents; ++i) {
+    if ((features & (1ull << i)) == 0) continue;
+    const uint32_t component_end = components[i].offset + components[i].size;
+    if (component_end > end) end = component_end;
+  }
+  return end;
+}
+
+uint32_t xsave_compacted_size(uint64_t features, const XstateComponent (&components)[kXstateComponents]) {
+  uint32_t end = kXsaveMinimumBytes;
+  for (size_t i = 2; i < kXstateComponents; ++i) {
+    if ((features & (1ull << i)) == 0) continue;
+    if (components[i].align64) end = (end + 63u) & ~63u;
+    end += components[i].size;
+  }
+  return end;
+}
+
 XssSupport decode_xss_support(uint32_t eax, uint32_t ecx, uint32_t edx) {
   XssSupport x;
   if ((eax & kCpuidXsaveSubleaf1EaxXsaves) == 0) return x;

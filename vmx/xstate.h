@@ -37,6 +37,26 @@ inline constexpr size_t kFxsaveAreaBytes = 512;
 inline constexpr size_t kXsaveHeaderOffset = 512;
 inline constexpr size_t kXsaveMinimumBytes = 576;  // legacy area + header
 
+// One state component's place in the XSAVE area, from CPUID.(EAX=0DH,ECX=i) for i >= 2 (SDM
+// Vol. 2A CPUID leaf 0DH): EAX its size, EBX its offset in the standard format, ECX[1] whether
+// the compacted format aligns it to 64 bytes.
+struct XstateComponent {
+  uint32_t size = 0;
+  uint32_t offset = 0;
+  bool align64 = false;
+};
+// Components 0..18 (x87 .. AMX tile data); 0 and 1 live in the legacy area.
+inline constexpr size_t kXstateComponents = 19;
+// CPUID.(EAX=0DH,ECX=i):ECX[1]: the component is 64-byte aligned when compacted.
+inline constexpr uint32_t kCpuidXsaveComponentAlign64 = 1u << 1;
+
+// The standard-format size of an area holding `features` (CPUID.(EAX=0DH,ECX=0):EBX for XCR0
+// = features): the end of the highest component, at least 576 bytes (SDM Vol. 1 13.4.1).
+uint32_t xsave_standard_size(uint64_t features, const XstateComponent (&components)[kXstateComponents]);
+// The compacted-format size (CPUID.(EAX=0DH,ECX=1):EBX for XCR0 | IA32_XSS = features): 576,
+// then each component in order, 64-byte aligned where it asks (SDM Vol. 1 13.4.3).
+uint32_t xsave_compacted_size(uint64_t features, const XstateComponent (&components)[kXstateComponents]);
+
 // Writes the state a vCPU starts with into a zeroed save area of at least 576 bytes: x87 and
 // SSE in their init configuration with FCW and MXCSR at their reset values, XSTATE_BV = 0 (so
 // XRSTOR puts every other component in its init state). False when the area is too small.

@@ -82,5 +82,49 @@ TEST(VmxXstate, XssWritesOnlyAllowedBits) {
   EXPECT_FALSE(xss_write_allowed((1ull << 8) | (1ull << 11), 1ull << 8));
 }
 
+
+// Skylake-X's layout, as Bochs's skylake_x model reports it (CPUID.(EAX=0DH,ECX=i), i = 2, 5-7).
+XstateComponent (&skylake_x_components())[kXstateComponents] {
+  static XstateComponent c[kXstateComponents];
+  c[2] = {256, 576, false};
+  c[5] = {64, 1088, false};
+  c[6] = {512, 1152, false};
+  c[7] = {1024, 1664, false};
+  return c;
+}
+
+TEST(VmxXstate, StandardSizeIsTheEndOfTheHighestComponent) {
+  const auto& c = skylake_x_components();
+  EXPECT_EQ(xsave_standard_size(kSseOnly, c), 576u);
+  EXPECT_EQ(xsave_standard_size(kXcr0X87, c), 576u);
+  EXPECT_EQ(xsave_standard_size(kSseOnly | kXcr0Avx, c), 832u);
+  EXPECT_EQ(xsave_standard_size(kSseOnly | kXcr0Avx | kXcr0Avx512, c), 2688u);
+}
+
+TEST(VmxXstate, CompactedSizePacksTheComponents) {
+  const auto& c = skylake_x_components();
+  EXPECT_EQ(xsave_compacted_size(kSseOnly, c), 576u);
+  EXPECT_EQ(xsave_compacted_size(kSseOnly | kXcr0Avx, c), 832u);
+  // 576 + 256 + 64 + 512 + 1024: what Linux computes for XCR0 0xe7 in the compacted format.
+  EXPECT_EQ(xsave_compacted_size(kSseOnly | kXcr0Avx | kXcr0Avx512, c), 2432u);
+  // A gap left by a component that is off does not count.
+  EXPECT_EQ(xsave_compacted_size(kSseOnly | (1ull << 7), c), 1600u);
+}
+
+TEST(VmxXstate, CompactedSizeAlignsWhereAsked) {
+  XstateComponent c[kXstateComponents];
+  c[2] = {256, 576, false};
+  c[17] = {64, 2752, true};
+  c[18] = {8192, 2816, true};
+  // 832 is 64-aligned; 832 + 64 = 896 is too: no padding. Then a component of 8 bytes.
+  EXPECT_EQ(xsave_compacted_size(kSseOnly | kXcr0Avx | kXcr0TileCfg | kXcr0TileData, c), 832u + 64 + 8192);
+  XstateComponent d[kXstateComponents];
+  d[3] = {8, 960, false};
+  d[4] = {64, 1024, true};
+  // 576 + 8 = 584, rounded up to 640 for component 4.
+  EXPECT_EQ(xsave_compacted_size(kSseOnly | (1ull << 3) | (1ull << 4), d), 640u + 64);
+  EXPECT_EQ(xsave_standard_size(kSseOnly | (1ull << 3) | (1ull << 4), d), 1088u);
+}
+
 }  // namespace
 }  // namespace lantern::vmx

@@ -980,10 +980,17 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
           const HostXstate& x = host_xstate();
           r.eax &= static_cast<uint32_t>(x.guest_xcr0);
           r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
+          // EBX: the area for the guest's XCR0 (the processor's answer follows whichever XCR0
+          // is loaded at the exit); ECX: for every component guests may enable.
+          r.ebx = xsave_standard_size(guest_xcr0_, x.components);
+          r.ecx = xsave_standard_size(x.guest_xcr0, x.components);
         } else if (subleaf == 1) {
           // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
           // 24.6.2): hide it and the IA32_XSS bits (EAX[3], ECX, EDX; SDM Vol. 2A CPUID leaf 0DH).
+          // EBX: the compacted size for XCR0 | IA32_XSS (XSAVEC's area), from the component
+          // table (Bochs answers the standard size here).
           r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
+          r.ebx = xsave_compacted_size(guest_xcr0_, host_xstate().components);
           r.ecx = 0;
           r.edx = 0;
         }

@@ -105,6 +105,11 @@ void enable_xstate_on_this_cpu() {
     x.mode = XstateMode::kXsave;
     x.cpu_xcr0 = (static_cast<uint64_t>(d0.edx) << 32) | d0.eax;
     x.host_xcr0 = x.cpu_xcr0 & (kXcr0X87 | kXcr0Sse);
+    for (uint32_t i = 2; i < kXstateComponents; ++i) {
+      if ((x.cpu_xcr0 & (1ull << i)) == 0) continue;
+      const cpu::CpuidResult di = cpu::cpuid(kCpuidXsaveLeaf, i);
+      x.components[i] = XstateComponent{di.eax, di.ebx, (di.ecx & kCpuidXsaveComponentAlign64) != 0};
+    }
     hw::xsetbv(0, x.host_xcr0);
     // ECX: the size for every supported component (CPUID.(EAX=0DH,ECX=0)); one page per area,
     // so beyond that guests get x87/SSE/AVX only (AVX ends at byte 832, SDM Vol. 1 13.4).
@@ -131,6 +136,11 @@ void enable_xstate_on_this_cpu() {
              x.mode == XstateMode::kXsave ? "XSAVE" : (x.mode == XstateMode::kFxsave ? "FXSAVE" : "none"),
              static_cast<unsigned long long>(x.cpu_xcr0), static_cast<unsigned long long>(x.guest_xcr0),
              static_cast<unsigned long long>(x.host_xcr0), x.area_bytes);
+    for (uint32_t i = 2; i < kXstateComponents; ++i) {
+      if (x.components[i].size == 0) continue;
+      LOG_INFO("vmx: xstate: component %u at %u, %u bytes%s", i, x.components[i].offset, x.components[i].size,
+               x.components[i].align64 ? ", 64-byte aligned when compacted" : "");
+    }
     if (x.xsaves) {
       LOG_INFO(
           "vmx: xstate: IA32_XSS switched on entry/exit (XSAVES present; CPU XSS bits 0x%llx, host XSS "

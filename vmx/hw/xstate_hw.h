@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "vmx/xstate.h"
+
 namespace lantern::vmx {
 
 enum class XstateMode : uint8_t {
@@ -18,6 +20,7 @@ struct HostXstate {
   uint64_t guest_xcr0 = 0;    // what guests may enable (the above, limited to fit one page)
   uint64_t host_xcr0 = 0;     // XCR0 while the host runs (x87 | SSE)
   uint32_t area_bytes = 0;    // save-area size for guest_xcr0
+  XstateComponent components[kXstateComponents];  // CPUID.(EAX=0DH,ECX=i) for cpu_xcr0's bits
   // IA32_XSS (SDM Vol. 1 13.3): present when CPUID.(EAX=0DH,ECX=1):EAX[3] (XSAVES) is set.
   // Lantern's host uses XSAVE, not XSAVES, and enables no supervisor component (host_xss = 0);
   // guests get no XSAVES either (the "enable XSAVES/XRSTORS" control stays 0), so the IA32_XSS
