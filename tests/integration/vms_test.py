@@ -19,7 +19,8 @@ each refusal; vm0 is `exited` with exit_code 7 (status 15) while vm1 runs; vm0's
 (frames come back); console input is echoed, 413/429/404/409 on bad input; vm1's registers and
 exits are read although it polls with interrupts off; POST /vms/0/reset runs
 mbguest again, AP included (resets 1, its lines twice, exited again); a reset of the running
-mbecho starts it over and it echoes again; no panic.
+mbecho starts it over and it echoes again; mbecho resets itself through the i8042 (0x64 <- 0xFE)
+and through 0xCF9, each time restarting (resets 2, then 3) and echoing again; no panic.
 """
 import json
 import os
@@ -177,6 +178,22 @@ def test(args):
             c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-reset\n",
                    headers={"Content-Type": "application/octet-stream"})
             wait_until("the echo after the reset", lambda: "after-reset" in console_text(c, 1), 60)
+            # Resets the guest asks for itself: the i8042's pulse-reset command, then 0xCF9.
+            for n, (key, how) in enumerate(((b"\x12", "the i8042"), (b"\x10", "0xCF9")), start=2):
+                c.json("POST", "/api/v1/vms/1/console", 202, body=key,
+                       headers={"Content-Type": "application/octet-stream"})
+                wait_until(f"mbecho ready again after its reset through {how}",
+                           lambda: console_text(c, 1).count("mbecho: ready") == n + 1, 60)
+                v1 = wait_until(f"vm1 running with {n} resets", lambda: (lambda v: v if v["state"] == "running"
+                                and v["resets"] == n else None)(c.get("/api/v1/vms/1")), 30)
+                harness.check(f"mbecho: reset through {how}" in console_text(c, 1),
+                              f"vm1's console has no reset line for {how}")
+            harness.check("the guest asked for a reset through i8042 0xFE" in emu.log() and
+                          "the guest asked for a reset through 0xCF9" in emu.log(),
+                          "Lantern's log names neither guest reset")
+            c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-guest-reset\n",
+                   headers={"Content-Type": "application/octet-stream"})
+            wait_until("the echo after the guest's resets", lambda: "after-guest-reset" in console_text(c, 1), 60)
             c.json("POST", "/api/v1/vms/1/console", 413, body=b"x" * 4097)
             c.json("POST", "/api/v1/vms/99/console", 404, body=b"x")
             c.json("POST", "/api/v1/vms/0/console", 409, body=b"x")  # exited

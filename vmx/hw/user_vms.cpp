@@ -153,6 +153,7 @@ void PlatformPorts::port_write(uint16_t port, uint8_t width, uint32_t value) {
     LOG_INFO("vm%u: the guest asked for a reset through %s", vm_.vm_id, guest::reset_cause_name(vm_.platform.reset_cause()));
     vm_.platform.clear_reset_request();
     vm_.guest_reset_requested.store(true, std::memory_order_release);
+    vm_.leave_run.store(true);  // run() returns after this exit: the run loop takes the request
   }
 }
 
@@ -518,6 +519,14 @@ void end_failed(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
   if (begin_stop(r)) record_failure(r, reason, detail);
 }
 
+// The guest reset its machine. On vCPU 0's core the request is taken here (the loop below
+// ends and run_user_vm_on_this_cpu() resets the VM); another vCPU's core posts it to vCPU 0's.
+Result<void> take_guest_reset(UserVmRecord& r) {
+  if (static_cast<uint32_t>(r.cpu()) != this_cpu().index) return request_user_vm_reset(r.id);
+  r.reset_requested.store(true, std::memory_order_release);
+  return ok();
+}
+
 // One vCPU's turn: runs it until the VM ends, fails or is reset. The last vCPU out frees the
 // guest RAM and EPT.
 void run_slot(UserVmRecord& r, size_t index) {
@@ -546,7 +555,7 @@ void run_slot(UserVmRecord& r, size_t index) {
     if (vm.guest_reset_requested.exchange(false, std::memory_order_acq_rel)) {
       // The guest reset its machine (i8042 0xFE, 0xCF9): the whole VM restarts, as the console's
       // reset does (on vCPU 0's core).
-      if (auto asked = request_user_vm_reset(r.id); !asked) {
+      if (auto asked = take_guest_reset(r); !asked) {
         end_failed(r, asked.error().message, asked.error().detail);
         break;
       }
