@@ -10,17 +10,18 @@ tests/guests/hostile_*.S) and checks, through the console API on 127.0.0.1:
     the vCPU's end, stopped with the recorded `stop_reason` (and its registers still readable) or
     still running with its exit count growing;
   - every demo VM's exit counter keeps growing, from READY to the end;
-  - the console keeps answering: for the interrupts-off spinner (hostile_cli) a register snapshot
-    with RIP in its loop and RFLAGS.IF = 0, or 503, each within SNAPSHOT_BOUND seconds.
+  - the console keeps answering: for the interrupts-off spinner (hostile_cli) every register
+    snapshot answers 200 within SNAPSHOT_BOUND seconds, with RIP in its loop and RFLAGS.IF = 0.
 At the end it prints one table row per VM: program, state, stop reason, exits.
 
-Under Bochs 2.7 usually only the spinner's first snapshot answers 200 and the rest 503: Bochs
-re-evaluates its interrupt masking only when RFLAGS.IF changes or the guest executes CLI/STI, so
-after the host's own CLI/STI around the first capture, a guest that keeps IF = 0 without another
-CLI no longer exits on host interrupts (a variant with CLI inside the loop answers 200 every time).
-Hardware exits on every host interrupt with external-interrupt exiting (SDM Vol. 3C 25.2), so the
-test accepts either answer, within the bound.
+Bochs 2.7 re-evaluates its interrupt masking only when RFLAGS.IF changes or the guest executes
+CLI/STI, so a guest that keeps IF = 0 without another CLI takes no exit for host interrupts
+(hardware would, with external-interrupt exiting, SDM Vol. 3C 25.2). The console still reaches it
+through the vCPU's return backstop (VmxVcpu::set_return_backstop: the VMX preemption timer ends
+every exit-free stretch after 10 ms), which is what this test proves, on the BSP too (--programs
+hostile_cli,...: the BSP serves the network only between its guest's exits).
 """
+import json
 import re
 import time
 
@@ -100,8 +101,8 @@ def vcpu_of(c, vm):
 
 
 def spinner_snapshots(c, vm, text):
-    """The interrupts-off spinner: each GET .../regs answers 200 (RIP in the loop, IF = 0) or 503
-    within SNAPSHOT_BOUND seconds. Returns the statuses."""
+    """The interrupts-off spinner: each GET .../regs answers 200 (RIP in the loop, IF = 0) within
+    SNAPSHOT_BOUND seconds. Returns the statuses."""
     m = re.search(rf"hostile_cli: spinning with IF=0 at ({HEX})", text)
     spin = int(m.group(1), 16)
     statuses = []
@@ -110,14 +111,11 @@ def spinner_snapshots(c, vm, text):
         status, _, raw = c.request("GET", f"/api/v1/vms/{vm}/vcpus/0/regs", timeout=SNAPSHOT_BOUND + 5)
         took = time.monotonic() - start
         harness.check(took <= SNAPSHOT_BOUND, f"vm{vm} regs took {took:.1f} s (bound {SNAPSHOT_BOUND} s)")
-        harness.check(status in (200, 503), f"vm{vm} regs: {status}: {raw[:200]!r}")
-        if status == 200:
-            import json
-            regs = json.loads(raw)
-            rip, rflags = int(regs["rip"], 16), int(regs["rflags"], 16)
-            harness.check(spin <= rip < spin + SPIN_LOOP_BYTES,
-                          f"vm{vm}: RIP 0x{rip:x}, the spin loop is at 0x{spin:x}")
-            harness.check(rflags & RFLAGS_IF == 0, f"vm{vm}: RFLAGS 0x{rflags:x} has IF set")
+        harness.check(status == 200, f"vm{vm} regs: {status}: {raw[:200]!r}")
+        regs = json.loads(raw)
+        rip, rflags = int(regs["rip"], 16), int(regs["rflags"], 16)
+        harness.check(spin <= rip < spin + SPIN_LOOP_BYTES, f"vm{vm}: RIP 0x{rip:x}, the spin loop is at 0x{spin:x}")
+        harness.check(rflags & RFLAGS_IF == 0, f"vm{vm}: RFLAGS 0x{rflags:x} has IF set")
         statuses.append(status)
     return statuses
 

@@ -22,6 +22,15 @@ namespace {
 
 // A halted guest without an armed vlapic timer is woken 100 times a second.
 constexpr uint64_t kGuestHaltWakeHz = 100;
+// The longest exit-free stretch of a console-visible guest (arm_return_backstop): a snapshot
+// waits at most this long for the owning core (within the 250 ms capture bound).
+constexpr uint64_t kReturnBackstopHz = 100;
+
+// `hz` as VMX-preemption-timer ticks: the timer counts TSC >> rate (SDM Vol. 3C 25.5.1).
+uint32_t preemption_ticks_at(uint64_t hz) {
+  const uint64_t ticks = (time::tsc_hz() / hz) >> capabilities()->preemption_timer_rate;
+  return static_cast<uint32_t>(ticks > 0xffffffffu ? 0xffffffffu : (ticks == 0 ? 1 : ticks));
+}
 
 struct DemoSlot {
   GuestVm* vm = nullptr;
@@ -133,6 +142,12 @@ Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id) {
   return vcpu;
 }
 
+Result<void> arm_return_backstop(VmxVcpu& vcpu) {
+  auto armed = vcpu.set_return_backstop(preemption_ticks_at(kReturnBackstopHz));
+  if (!armed && armed.error().code != ErrorCode::kUnsupported) return armed.error();
+  return ok();
+}
+
 Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) {
   // A vCPU without the VM attached (some self-tests) returns port I/O here: the same bus.
   if (const auto* w = std::get_if<exits::IoWrite>(&exit)) {
@@ -156,9 +171,7 @@ Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) 
     // the VMX preemption timer, with the guest in the HLT activity state (the core idles inside
     // VMX non-root); otherwise this core halts until its next host interrupt.
     if (vcpu.can_sleep_in_hlt()) {
-      const VmxCapabilities* caps = capabilities();
-      const uint64_t ticks = (time::tsc_hz() / kGuestHaltWakeHz) >> caps->preemption_timer_rate;
-      TRY(vcpu.sleep_in_hlt(static_cast<uint32_t>(ticks > 0xffffffffu ? 0xffffffffu : (ticks == 0 ? 1 : ticks))));
+      TRY(vcpu.sleep_in_hlt(preemption_ticks_at(kGuestHaltWakeHz)));
       return true;
     }
     const bool were_enabled = cpu::interrupts_enabled();
@@ -207,6 +220,12 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
     LOG_ERROR("vmx: cpu%u: demo vCPU: %s (detail %llu)", index, vcpu.error().message,
               static_cast<unsigned long long>(vcpu.error().detail));
     return vcpu.error();
+  }
+  if (auto armed = arm_return_backstop(**vcpu); !armed) {
+    LOG_ERROR("vmx: cpu%u: demo vCPU: return backstop: %s", index, armed.error().message);
+    VmxVcpu::destroy(*vcpu);
+    destroy_guest_vm(vm);
+    return armed.error();
   }
   // The demo's devices and MSR policy live in the core: port I/O and unknown MSRs never leave
   // run() (reads 0, writes dropped, as handle_device_exit() answers them).
@@ -260,8 +279,10 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
       break;
     }
     // Host work only after a host interrupt (the NIC's, the timer tick that drives lwIP's
-    // timeouts, a mailbox post's wake-up IPI) or a HLT: handled-inside exits never get here.
-    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit)) {
+    // timeouts, a mailbox post's wake-up IPI), a HLT, or a return the core asked for (Nothing:
+    // request_return() reached through the backstop): handled-inside exits never get here.
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
+        std::holds_alternative<exits::Nothing>(*exit)) {
       if (host_work != nullptr) host_work();
       // Work posted to this core (core_mailbox.h): it may run guests of its own, so the demo
       // vCPU's VMCS is made current again afterwards.

@@ -65,6 +65,10 @@ void destroy_guest_vm(GuestVm* vm);
 // A vCPU of `vm` created, set up (real mode at the load address), joined to the VM's vCPU group
 // (vlapic IPIs) and bound to this core.
 Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id);
+// Arms `vcpu`'s 100 Hz return backstop (VmxVcpu::set_return_backstop): a guest that runs with
+// interrupts off still leaves run() for its core's mailbox. Without a preemption timer this
+// does nothing (the wake-up IPI is all there is). Bound core only.
+Result<void> arm_return_backstop(VmxVcpu& vcpu);
 
 // Handles the exits the guest devices own: UART and exit-port I/O, other ports (reads return
 // all ones), MSR reads (0) and writes (ignored; the vlapic's MSRs never get here), HLT that the

@@ -35,10 +35,6 @@ namespace {
 constexpr uint64_t kMiB = 1ull << 20;
 // Guest RAM is one host block aligned to 2 MiB, so EPT maps it with 2 MiB pages where it can.
 constexpr uint64_t kRamAlignment = 2 * kMiB;
-// A user guest runs at most this long without an exit (VmxVcpu::set_return_backstop), so a
-// console snapshot reaches its core within the capture bound even while the guest keeps
-// interrupts off (Linux's decompressor, a spin with IF = 0).
-constexpr uint64_t kReturnBackstopHz = 100;
 
 
 struct UserGuestVm;
@@ -722,13 +718,9 @@ Result<void> prepare_user_vcpu_on_this_cpu() {
   if (step) step = hand_msrs_to_guest(*vcpu);
   if (step) step = vcpu->join_group(&vm.vcpus);
   if (step) step = vcpu->bind_to_current_processor();
-  if (step) {
-    // Without a preemption timer (kUnsupported) the wake-up IPI is all there is.
-    const uint64_t ticks = (time::tsc_hz() / kReturnBackstopHz) >> capabilities()->preemption_timer_rate;
-    auto backstop =
-        vcpu->set_return_backstop(static_cast<uint32_t>(ticks > 0xffffffffu ? 0xffffffffu : (ticks == 0 ? 1 : ticks)));
-    if (!backstop && backstop.error().code != ErrorCode::kUnsupported) step = backstop;
-  }
+  // A console snapshot reaches the core even while the guest keeps interrupts off (Linux's
+  // decompressor runs for seconds with IF = 0 and no exit).
+  if (step) step = arm_return_backstop(*vcpu);
   // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
   if (step && ref.index == 0) step = vcpu->apply_entry_state(r.entry);
   if (!step) {

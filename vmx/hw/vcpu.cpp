@@ -1208,6 +1208,10 @@ Result<VmExit> VmxVcpu::on_preemption_timer(const ExitInfo&) {
     TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
     TRY(set_preemption_timer(0));
     sleeping_in_hlt_ = false;
+  } else if (return_backstop_ != 0) {
+    // The guest ran a whole backstop period (or up to a vlapic deadline) without another exit:
+    // the caller gets its turn (host interrupts Bochs did not turn into exits, its mailbox).
+    return_requested_.store(true, std::memory_order_relaxed);
   }
   return VmExit{exits::Nothing{}};
 }

@@ -161,11 +161,12 @@ class VmxVcpu {
   // TSC >> rate (SDM Vol. 3C 25.5.1); an expiry is handled inside run() (Nothing).
   Result<void> set_preemption_timer(uint32_t value);
   // Ends every exit-free stretch of guest execution after at most `ticks` preemption-timer
-  // ticks (0 = off), so run() reaches request_return() (and the caller its mailbox) within a
-  // bound even when the wake-up IPI cannot force an exit: Bochs takes no external-interrupt
-  // exit while the guest's RFLAGS.IF is 0. Not applied while the guest sleeps in HLT (the IPI
-  // wakes it then). The timer's value reloads at every entry (SDM Vol. 3C 25.5.1), so this
-  // costs nothing on the exit path. Bound core only; kept across restart().
+  // ticks (0 = off) and returns from run() then (Nothing), so the caller gets to its mailbox
+  // and host work within a bound even when host interrupts cannot force an exit: Bochs takes
+  // no external-interrupt exit while the guest keeps RFLAGS.IF = 0. Not applied while the
+  // guest sleeps in HLT (a host interrupt wakes it then). The timer's value reloads at every
+  // entry (SDM Vol. 3C 25.5.1), so this costs nothing on the exit path. Bound core only; kept
+  // across restart().
   Result<void> set_return_backstop(uint32_t ticks);
 
   // Puts the guest in the HLT activity state (SDM Vol. 3C 24.4.2) with the preemption timer
