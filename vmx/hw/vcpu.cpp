@@ -128,6 +128,7 @@ constexpr uint32_t kCpuidExt1EdxRdtscp = 1u << 27;
 constexpr uint32_t kCpuid7EcxRdpid = 1u << 22;
 constexpr uint32_t kCpuid7EbxInvpcid = 1u << 10;
 constexpr uint32_t kCpuid7EcxWaitpkg = 1u << 5;
+constexpr uint32_t kCpuid7EbxTscAdjust = 1u << 1;  // IA32_TSC_ADJUST (MSR 0x3B) exists
 // IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
 constexpr uint32_t kMsrIa32Pat = 0x277;
 constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
@@ -970,6 +971,9 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
         // and pause", which stays 0 (SDM Vol. 3C 25.3): hide them (EBX[10], ECX[5]).
         if (subleaf == 0 && !invpcid_enabled_) r.ebx &= ~kCpuid7EbxInvpcid;
         if (subleaf == 0) r.ecx &= ~kCpuid7EcxWaitpkg;
+        // IA32_TSC_ADJUST is not emulated (its RDMSR is #GP, as for any MSR Lantern does not
+        // know): hide it (EBX[1]; SDM Vol. 3B 17.17.3), as Linux reads it when offered.
+        if (subleaf == 0) r.ebx &= ~kCpuid7EbxTscAdjust;
         break;
       case kCpuidPmuLeaf:
         r = cpu::CpuidResult{};
