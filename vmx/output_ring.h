@@ -13,7 +13,9 @@ namespace lantern::vmx {
 
 class OutputRing {
  public:
-  static constexpr size_t kBytes = 4096;
+  // Holds a whole Linux boot log (about 20-30 KiB to the shell prompt), which the kernel writes
+  // in one burst when its serial console registers: a client polling once a second loses none.
+  static constexpr size_t kBytes = 64 * 1024;
   // One slot is always reserved for the byte being written, so a reader can tell a torn slot
   // from a held one without a lock: at most this many bytes are readable.
   static constexpr size_t kReadableBytes = kBytes - 1;
