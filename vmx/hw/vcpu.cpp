@@ -65,6 +65,11 @@ constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
 // architectural PMU, reads all zeros: version 0, no counters (SDM Vol. 3B 20.2.1).
 constexpr uint32_t kCpuid1EcxMonitor = 1u << 3;
 constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;
+// Thermal and power management Lantern does not emulate (SDM Vol. 2A CPUID, Table 3-10/3-11):
+// ECX[4] DS-CPL, [6] SMX, [7] EST, [8] TM2; EDX[21] DS, [22] ACPI (thermal MSRs), [29] TM,
+// [31] PBE. Offered, they send Linux to IA32_THERM_INTERRUPT and friends, which #GP here.
+constexpr uint32_t kCpuid1EcxPowerThermal = (1u << 4) | (1u << 6) | (1u << 7) | (1u << 8);
+constexpr uint32_t kCpuid1EdxPowerThermal = (1u << 21) | (1u << 22) | (1u << 29) | (1u << 31);
 constexpr uint32_t kCpuidPmuLeaf = 0xa;
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
@@ -954,7 +959,9 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
     switch (leaf) {
       case 1: {
         const HostXstate& x = host_xstate();
-        r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm)) | kCpuid1EcxHypervisor;
+        r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm | kCpuid1EcxPowerThermal)) |
+                kCpuid1EcxHypervisor;
+        r.edx &= ~kCpuid1EdxPowerThermal;
         r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
         // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
         // offered only when the host switches XCR0 for guests.

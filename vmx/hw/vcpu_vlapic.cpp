@@ -478,7 +478,10 @@ void VmxVcpu::vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const {
   if (leaf == 0) {
     if (r.eax < kCpuidFrequencyLeaf) r.eax = kCpuidFrequencyLeaf;
   } else if (leaf == kCpuidPowerLeaf) {
-    r.eax |= kCpuid6EaxArat;
+    // Leaf 06H announces only ARAT: no digital thermal sensor, HWP, APERF/MPERF or energy
+    // bias (their MSRs are not emulated; SDM Vol. 2A CPUID leaf 06H).
+    r = cpu::CpuidResult{};
+    r.eax = kCpuid6EaxArat;
   } else if (leaf == kCpuidTscCrystalLeaf) {
     // SDM Vol. 2A CPUID leaf 15H: TSC = ECX (crystal Hz) * EBX / EAX.
     r.eax = 1;
