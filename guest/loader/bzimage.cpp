@@ -299,19 +299,7 @@ EntryState entry_state(uint64_t kernel_address, uint64_t zero_page_address) {
   data.type = kSegmentTypeDataReadWriteAccessed;
   s.cs = code;
   s.ds = s.es = s.fs = s.gs = s.ss = data;
-  // The protocol defines no TSS or LDT; a backend that needs a usable TR (VMX entry checks,
-  // SDM Vol. 3C 27.3.1.2: type 11, a busy 64-bit TSS in IA-32e mode) gets a minimal one at 0.
-  s.tr.type = kSegmentTypeTss32Busy;
-  s.tr.code_or_data = false;
-  s.tr.limit = 0xffff;
-  s.tr.default_big = false;
-  s.tr.granularity = false;
-  s.ldtr.type = kSegmentTypeLdt;
-  s.ldtr.code_or_data = false;
-  s.ldtr.usable = false;
-  s.ldtr.present = false;
-  s.ldtr.default_big = false;
-  s.ldtr.granularity = false;
+  set_minimal_tr_and_ldtr(s);  // the protocol defines neither a TSS nor an LDT
   s.gdtr.base = kGdtAddress;
   s.gdtr.limit = static_cast<uint16_t>(kGdtEntries * 8 - 1);
   // IDTR stays empty: interrupts are disabled and the kernel loads its own IDT.

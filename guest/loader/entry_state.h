@@ -50,4 +50,22 @@ struct EntryState {
   DescriptorTableState gdtr, idtr;
 };
 
+// For loaders whose boot protocol defines no TSS or LDT (Multiboot 3.2, the Linux boot
+// protocol): a task register at 0 with limit 0xffff and type 11 (a busy 32-bit TSS, or in IA-32e
+// mode a busy 64-bit TSS), which VMX entry requires to be usable (SDM Vol. 3C 27.3.1.2), and an
+// unusable LDT register.
+inline void set_minimal_tr_and_ldtr(EntryState& s) {
+  s.tr.type = kSegmentTypeTss32Busy;
+  s.tr.code_or_data = false;
+  s.tr.limit = 0xffff;
+  s.tr.default_big = false;
+  s.tr.granularity = false;
+  s.ldtr.type = kSegmentTypeLdt;
+  s.ldtr.code_or_data = false;
+  s.ldtr.usable = false;
+  s.ldtr.present = false;
+  s.ldtr.default_big = false;
+  s.ldtr.granularity = false;
+}
+
 }  // namespace lantern::guest

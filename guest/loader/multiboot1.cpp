@@ -245,19 +245,7 @@ EntryState entry_state(uint32_t entry, uint32_t info_address) {
   data.type = kSegmentTypeDataReadWriteAccessed;
   s.cs = code;
   s.ds = s.es = s.fs = s.gs = s.ss = data;
-  // No TSS or LDT is defined by MB 3.2; a backend that needs a usable TR (VMX entry checks,
-  // SDM Vol. 3C 27.3.1.2) gets a minimal busy 32-bit TSS at 0.
-  s.tr.type = kSegmentTypeTss32Busy;
-  s.tr.code_or_data = false;
-  s.tr.limit = 0xffff;
-  s.tr.default_big = false;
-  s.tr.granularity = false;
-  s.ldtr.type = kSegmentTypeLdt;
-  s.ldtr.code_or_data = false;
-  s.ldtr.usable = false;
-  s.ldtr.present = false;
-  s.ldtr.default_big = false;
-  s.ldtr.granularity = false;
+  set_minimal_tr_and_ldtr(s);  // MB 3.2 defines neither a TSS nor an LDT
   // GDTR and IDTR are undefined at entry (MB 3.2); an empty table makes that explicit.
   return s;
 }
