@@ -82,7 +82,6 @@ TEST(VmxXstate, XssWritesOnlyAllowedBits) {
   EXPECT_FALSE(xss_write_allowed((1ull << 8) | (1ull << 11), 1ull << 8));
 }
 
-
 // Skylake-X's layout, as Bochs's skylake_x model reports it (CPUID.(EAX=0DH,ECX=i), i = 2, 5-7).
 XstateComponent (&skylake_x_components())[kXstateComponents] {
   static XstateComponent c[kXstateComponents];

@@ -281,8 +281,8 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
     // Host work only after a host interrupt (the NIC's, the timer tick that drives lwIP's
     // timeouts, a mailbox post's wake-up IPI), a HLT, or a return the core asked for (Nothing:
     // request_return() reached through the backstop): handled-inside exits never get here.
-    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
-        std::holds_alternative<exits::Nothing>(*exit)) {
+    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) ||
+        std::holds_alternative<exits::Halt>(*exit) || std::holds_alternative<exits::Nothing>(*exit)) {
       if (host_work != nullptr) host_work();
       // Work posted to this core (core_mailbox.h): it may run guests of its own, so the demo
       // vCPU's VMCS is made current again afterwards.
