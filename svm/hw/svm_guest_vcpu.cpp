@@ -2,6 +2,9 @@
 
 #include <new>
 
+#include "guest/guest_page_walk.h"
+#include "guest/platform_msrs.h"
+#include "guest/string_io.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -85,12 +88,6 @@ constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
 constexpr char kCpuidHypervisorSignature[13] = "LanternSVMhv";
 
-// The x87/SSE state after FNINIT with MXCSR at its reset value, as an FXSAVE image (SDM Vol. 1
-// Table 10-2: FCW at byte 0, MXCSR at byte 24; 8.1.5 FNINIT's FCW 037FH; 10.2.3 MXCSR 1F80H).
-constexpr size_t kFxFcwOffset = 0;
-constexpr uint16_t kFxFcwInit = 0x037f;
-constexpr size_t kFxMxcsrOffset = 24;
-constexpr uint32_t kMxcsrReset = 0x1f80;
 
 class FrameAllocatorPages {
  public:
@@ -162,8 +159,7 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
   apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
 
-  lib::mem_copy(guest_fx_ + kFxFcwOffset, &kFxFcwInit, sizeof(kFxFcwInit));
-  lib::mem_copy(guest_fx_ + kFxMxcsrOffset, &kMxcsrReset, sizeof(kMxcsrReset));
+  reset_emulated_state();
 
   vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
   VmcbControlArea& c = vmcb_->control;
@@ -340,7 +336,9 @@ Result<SvmRunOutcome> SvmVcpu::run() {
 
 Result<SvmRunOutcome> SvmVcpu::run_once() {
   if (stopped()) return SvmRunOutcome::kStopped;
-  attention_.exchange(0, std::memory_order_acq_rel);
+  if ((attention_.exchange(0, std::memory_order_acq_rel) & kAttentionPostedInterrupts) != 0) {
+    take_posted_interrupts();
+  }
   if (halted_) {
     vlapic_.poll_timer(cpu::rdtsc());
     if (!can_wake_from_hlt()) {
@@ -608,7 +606,8 @@ Result<SvmRunOutcome> SvmVcpu::on_hlt(const Exit& exit) {
 
 Result<SvmRunOutcome> SvmVcpu::on_ioio(const Exit& exit) {
   const IoioInfo io = IoioInfo::decode(exit.exitinfo1);
-  if (io.string || io.rep) return stop(exit, "string or REP port I/O (INS/OUTS) is not emulated");
+  if (io.string) return on_string_io(exit);
+  if (io.rep) return stop(exit, "REP without a string instruction in an IOIO exit");
   if (io.width != 1 && io.width != 2 && io.width != 4) return stop(exit, "port I/O of an invalid width");
   uint64_t& rax = vmcb_->save.rax;
   if (io.in) {
@@ -638,11 +637,19 @@ Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
     }
     return *r;
   }
-  if (msr == vmx::VirtualLapic::kMsrTscDeadline) return vlapic_.read_tsc_deadline();
+  // The vlapic counts on the host's TSC; the guest's reads TSC_OFFSET ahead (APM 15.30.5).
+  if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
+    const uint64_t deadline = vlapic_.read_tsc_deadline();
+    return deadline == 0 ? 0 : deadline + vmcb_->control.tsc_offset;
+  }
   if (msr == kMsrApicBase) return apic_base_;
-  if (msr == kMsrTsc) return cpu::rdtsc();  // TSC_OFFSET is 0: the guest's TSC is the host's
+  if (msr == kMsrTsc) return cpu::rdtsc() + vmcb_->control.tsc_offset;  // what RDTSC reads
   if (msr == kMsrEfer) return vmcb_->save.efer & ~kEferSvme;  // the guest never sees SVME
-  return uint64_t{0};  // the demo's policy (guest::UnknownMsrPolicy::kReadZeroIgnoreWrite)
+  uint64_t value = 0;
+  if (read_platform_msr(msr, value, gp)) return value;
+  // Neither the vCPU nor the platform has it: the VM's policy (kToCaller is not offered here).
+  gp = vm_.unknown_msrs == guest::UnknownMsrPolicy::kInjectGp;
+  return uint64_t{0};
 }
 
 Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
@@ -660,7 +667,7 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
   }
   if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
     vlapic_.set_time(cpu::rdtsc());
-    vlapic_.write_tsc_deadline(value);
+    vlapic_.write_tsc_deadline(value == 0 ? 0 : value - vmcb_->control.tsc_offset);
     return ok();
   }
   if (msr == kMsrApicBase) {
@@ -675,11 +682,19 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     vlapic_.set_x2apic_mode(extd);
     return ok();
   }
+  if (msr == kMsrTsc) {
+    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5): the offset that makes the
+    // guest's TSC read `value` now.
+    vmcb_->control.tsc_offset = value - cpu::rdtsc();
+    return ok();
+  }
   if (msr == kMsrEfer) {
     // The guest's EFER lives in the VMCB; SVME stays set (APM 15.5.1).
     vmcb_->save.efer = value | kEferSvme;
     return ok();
   }
+  if (write_platform_msr(msr, value, gp)) return ok();
+  gp = vm_.unknown_msrs == guest::UnknownMsrPolicy::kInjectGp;
   return ok();
 }
 

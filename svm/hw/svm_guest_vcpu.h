@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/loader/entry_state.h"
 #include "guest/vm.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
@@ -86,6 +87,7 @@ class SvmVcpu {
   static constexpr size_t kExitRingSize = 64;
   static constexpr size_t kStopLogExits = 8;  // recent exits a stopping vCPU logs
   static constexpr uint32_t kAttentionEvents = 1u << 0;
+  static constexpr uint32_t kAttentionPostedInterrupts = 1u << 1;
 
   // Must run on the core that will own the vCPU, in SVM operation. `vm` outlives the vCPU.
   static Result<SvmVcpu*> create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp);
@@ -95,6 +97,23 @@ class SvmVcpu {
   // the vCPU with a recorded reason, like a stop exit.
   Result<SvmRunOutcome> run();
   void capture(SvmCapture& out) const;
+
+  // The guest's RAM (guest-physical 0 .. bytes at host-physical `phys`): where INS/OUTS move
+  // their data. Without it string port I/O stops the vCPU. Owner core.
+  void set_guest_ram(uint64_t phys, uint64_t bytes) {
+    ram_phys_ = phys;
+    ram_bytes_ = bytes;
+  }
+  // Loads a loader's register state (guest/loader/entry_state.h) into the save area. Owner core.
+  Result<void> apply_entry_state(const guest::EntryState& state);
+  // A VM reset: the power-on state on new nested page tables, then `state`; pending events, the
+  // vlapic and the emulated MSRs start over, the counters stay. Owner core.
+  Result<void> restart(uint64_t n_cr3, const guest::EntryState& state);
+  // The run loop gives up on the vCPU for `reason` (owner core; the console shows it stopped).
+  void stop_outside_run(const char* reason);
+  // Any core: a fixed interrupt for the vlapic's IRR (an I/O APIC message), taken before the
+  // next VMRUN; the owner is kicked.
+  void post_interrupt(uint8_t vector, bool level_triggered);
 
   // Any core. kFull / kInvalidArgument as PendingEventQueue::queue_event.
   Result<size_t> queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
@@ -157,6 +176,11 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_npf(const Exit& exit);
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
+  bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
+  bool write_platform_msr(uint32_t msr, uint64_t value, bool& gp);
+  Result<SvmRunOutcome> on_string_io(const Exit& exit);
+  void reset_emulated_state();
+  void take_posted_interrupts();
   static Handler handler_for(uint64_t exitcode);
 
   // The guest's and the host's x87/SSE state (FXSAVE images, SDM Vol. 1 10.5.1): switched
@@ -185,6 +209,16 @@ class SvmVcpu {
   const char* stop_message_ = nullptr;
   HypercallHandler hypercall_handler_ = nullptr;
   void* hypercall_context_ = nullptr;
+
+  uint64_t ram_phys_ = 0;
+  uint64_t ram_bytes_ = 0;
+  // Emulated MSRs (guest/platform_msrs.h) and the guest's TSC: RDTSC adds TSC_OFFSET (APM 15.30.5).
+  uint64_t misc_enable_ = 0;
+  uint64_t mtrr_def_type_ = 0;
+  uint64_t tsc_aux_ = 0;
+  // Vectors other cores posted (post_interrupt), by 64-bit word; the level ones again in the second.
+  std::array<std::atomic<uint64_t>, 4> posted_vectors_{};
+  std::array<std::atomic<uint64_t>, 4> posted_level_vectors_{};
 
   vmx::VirtualLapic vlapic_{0};
   uint32_t tsc_per_bus_clock_ = 1;

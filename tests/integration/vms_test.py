@@ -80,6 +80,51 @@ def console_text(c, vm):
         since = chunk["next"]
 
 
+def mbguest_lines(cpus, mem_mib):
+    """What mbguest prints with `cpus` CPUs, `mem_mib` MiB, the command line "exit=7 hello" and
+    env.txt as its module."""
+    return ("mbguest: hello from a multiboot guest", "mbguest: cmdline='exit=7 hello'",
+            f"mbguest: mem_lower=640 mem_upper={(mem_mib - 1) * 1024}",
+            "string='env.txt' first-line='hello from a module'", f"mbguest: fw_cfg cpus={cpus} ram_mib={mem_mib}",
+            f"mbguest: aps started={cpus - 1} of {cpus - 1}",
+            "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1",
+            "mbguest: tsc write kept, rdtscp aux=42", "mbguest: pat lo=459782 hi=459782 write kept",
+            "mbguest: misc_enable=6145 limit-cpuid kept=1 reserved-bit #GP=1",
+            "mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0")
+
+
+def check_mbecho_resets(c, emu, vm, timeout):
+    """mbecho (running as `vm`, reset 0 times so far) restarts after POST /vms/{vm}/reset, then
+    resets itself through the i8042 (0x64 <- 0xFE) and 0xCF9, echoing again after each."""
+    def post(body):
+        c.json("POST", f"/api/v1/vms/{vm}/console", 202, body=body,
+               headers={"Content-Type": "application/octet-stream"})
+
+    # A reset while the guest runs: mbecho starts over (its input buffer emptied) and echoes again.
+    # 503 (the core's mailbox still busy) asks for a retry.
+    wait_until(f"the reset of the running vm{vm} accepted",
+               lambda: c.request("POST", f"/api/v1/vms/{vm}/reset")[0] == 202, 30)
+    wait_until("mbecho ready again", lambda: console_text(c, vm).count("mbecho: ready") == 2, timeout)
+    v = c.get(f"/api/v1/vms/{vm}")
+    harness.check(v["state"] == "running" and v["resets"] == 1, f"vm{vm} after its reset: {v}")
+    post(b"after-reset\n")
+    wait_until("the echo after the reset", lambda: "after-reset" in console_text(c, vm), timeout)
+    # Resets the guest asks for itself: the i8042's pulse-reset command, then 0xCF9.
+    for n, (key, how) in enumerate(((b"\x12", "the i8042"), (b"\x10", "0xCF9")), start=2):
+        post(key)
+        wait_until(f"mbecho ready again after its reset through {how}",
+                   lambda: console_text(c, vm).count("mbecho: ready") == n + 1, timeout)
+        wait_until(f"vm{vm} running with {n} resets", lambda: (lambda v: v if v["state"] == "running"
+                   and v["resets"] == n else None)(c.get(f"/api/v1/vms/{vm}")), 30)
+        harness.check(f"mbecho: reset through {how}" in console_text(c, vm),
+                      f"vm{vm}'s console has no reset line for {how}")
+    harness.check("the guest asked for a reset through i8042 0xFE" in emu.log() and
+                  "the guest asked for a reset through 0xCF9" in emu.log(),
+                  "Lantern's log names neither guest reset")
+    post(b"after-guest-reset\n")
+    wait_until("the echo after the guest's resets", lambda: "after-guest-reset" in console_text(c, vm), timeout)
+
+
 def test(args):
     mbguest = open(args.mbguest, "rb").read()
     with harness.temp_dir() as d:
@@ -128,12 +173,7 @@ def test(args):
             # vm0: the guest's own output, then exited with its code while vm1 keeps running.
             wait_until("mbguest's exit line", lambda: "mbguest: exit 7" in console_text(c, 0), args_timeout(args))
             out0 = console_text(c, 0)
-            for needle in ("mbguest: hello from a multiboot guest", "mbguest: cmdline='exit=7 hello'",
-                           "mbguest: mem_lower=640 mem_upper=15360",
-                           "string='env.txt' first-line='hello from a module'", "mbguest: fw_cfg cpus=2 ram_mib=16", "mbguest: aps started=1 of 1",
-                           "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1", "mbguest: tsc write kept, rdtscp aux=42", "mbguest: pat lo=459782 hi=459782 write kept",
-                           "mbguest: misc_enable=6145 limit-cpuid kept=1 reserved-bit #GP=1",
-                           "mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0"):
+            for needle in mbguest_lines(cpus=2, mem_mib=16):
                 harness.check(needle in out0, f"vm0 console lacks {needle!r}:\n{out0}")
             v0 = wait_until("vm0 exited", lambda: (lambda v: v if v["state"] == "exited" else None)(
                 c.get("/api/v1/vms/0")), 30)
@@ -168,32 +208,7 @@ def test(args):
             v1 = c.get("/api/v1/vms/1")
             harness.check(v1["devices"]["uart_bytes_in"] == 13 and v1["devices"]["uart_bytes_read"] == 13,
                           f"vm1 devices after the echo: {v1['devices']}")
-            # A reset while the guest runs: mbecho starts over (its input buffer emptied) and echoes again.
-            # 503 (the core's mailbox still busy) asks for a retry.
-            wait_until("the reset of the running vm1 accepted",
-                       lambda: c.request("POST", "/api/v1/vms/1/reset")[0] == 202, 30)
-            wait_until("mbecho ready again", lambda: console_text(c, 1).count("mbecho: ready") == 2, 60)
-            v1 = c.get("/api/v1/vms/1")
-            harness.check(v1["state"] == "running" and v1["resets"] == 1, f"vm1 after its reset: {v1}")
-            c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-reset\n",
-                   headers={"Content-Type": "application/octet-stream"})
-            wait_until("the echo after the reset", lambda: "after-reset" in console_text(c, 1), 60)
-            # Resets the guest asks for itself: the i8042's pulse-reset command, then 0xCF9.
-            for n, (key, how) in enumerate(((b"\x12", "the i8042"), (b"\x10", "0xCF9")), start=2):
-                c.json("POST", "/api/v1/vms/1/console", 202, body=key,
-                       headers={"Content-Type": "application/octet-stream"})
-                wait_until(f"mbecho ready again after its reset through {how}",
-                           lambda: console_text(c, 1).count("mbecho: ready") == n + 1, 60)
-                v1 = wait_until(f"vm1 running with {n} resets", lambda: (lambda v: v if v["state"] == "running"
-                                and v["resets"] == n else None)(c.get("/api/v1/vms/1")), 30)
-                harness.check(f"mbecho: reset through {how}" in console_text(c, 1),
-                              f"vm1's console has no reset line for {how}")
-            harness.check("the guest asked for a reset through i8042 0xFE" in emu.log() and
-                          "the guest asked for a reset through 0xCF9" in emu.log(),
-                          "Lantern's log names neither guest reset")
-            c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-guest-reset\n",
-                   headers={"Content-Type": "application/octet-stream"})
-            wait_until("the echo after the guest's resets", lambda: "after-guest-reset" in console_text(c, 1), 60)
+            check_mbecho_resets(c, emu, 1, 60)
             c.json("POST", "/api/v1/vms/1/console", 413, body=b"x" * 4097)
             c.json("POST", "/api/v1/vms/99/console", 404, body=b"x")
             c.json("POST", "/api/v1/vms/0/console", 409, body=b"x")  # exited

@@ -1,0 +1,351 @@
+// SvmVcpu: starting from a loader's register state, starting over (a VM reset), the MSRs the
+// platform emulates alike on both backends, interrupts posted by other cores, and string port
+// I/O. Kernel-only.
+#include "guest/guest_page_walk.h"
+#include "guest/platform_msrs.h"
+#include "guest/string_io.h"
+#include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/paging.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/log.h"
+#include "kernel/lib/string.h"
+#include "svm/exit_info.h"
+#include "svm/hw/svm_guest_vcpu.h"
+#include "svm/hw/svm_operation.h"
+#include "svm/svm_capabilities.h"
+#include "svm/vmcb_controls.h"
+
+namespace lantern::svm {
+namespace {
+
+// Segment attributes in the VMCB's packed format (APM Vol. 2 15.5.1, Figure 15-4): bit 9 L,
+// bit 10 D/B; an unusable segment is not present (P = 0).
+constexpr uint16_t kAttribLong = 1u << 9;
+constexpr uint16_t kAttribDefaultBig = 1u << 10;
+
+uint16_t packed_attrib(const guest::SegmentState& s) { return s.usable ? guest::packed_descriptor_attributes(s) : 0; }
+
+void load_segment(VmcbSegment& to, const guest::SegmentState& from) {
+  to.selector = from.selector;
+  to.attrib = packed_attrib(from);
+  to.limit = from.limit;
+  to.base = from.base;
+}
+
+// Reset values (APM Vol. 2 14.1.3): CR0.ET, RFLAGS bit 1, DR6, DR7; power-on PAT (APM 7.8.2).
+constexpr uint64_t kCr0Et = 1u << 4;
+constexpr uint64_t kDr6Reset = 0xffff0ff0;
+constexpr uint64_t kDr7Reset = 0x400;
+constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
+constexpr uint64_t kRflagsDirection = 1u << 10;  // RFLAGS.DF (APM Vol. 2 3.1.6)
+
+// IA32_APIC_BASE at power-up (SDM Vol. 3A 11.4.4): base 0xFEE00000, EN (bit 11), BSP (bit 8).
+constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);
+constexpr uint64_t kApicBaseBsp = 1u << 8;
+
+constexpr uint32_t kMsrPat = 0x277;          // APM Vol. 2 7.8.1
+constexpr uint32_t kMsrTscAux = 0xc0000103;  // APM Vol. 2 13.2.4 (RDTSCP)
+// CPUID 8000_0001H:EDX[27] RDTSCP (APM Vol. 3 E.4.2): TSC_AUX exists.
+constexpr uint32_t kCpuid80000001EdxRdtscp = 1u << 27;
+
+bool cpu_has_tsc_aux() {
+  return cpu::cpuid(0x80000000).eax >= kCpuidExtendedFeatures &&
+         (cpu::cpuid(kCpuidExtendedFeatures).edx & kCpuid80000001EdxRdtscp) != 0;
+}
+
+// A PAT value whose eight fields each name a memory type: UC 0, WC 1, WT 4, WP 5, WB 6, UC- 7;
+// any other (2, 3, 8-255) makes WRMSR raise #GP (APM Vol. 2 7.8.1).
+bool valid_pat(uint64_t value) {
+  for (unsigned i = 0; i < 8; ++i) {
+    const uint64_t type = (value >> (8 * i)) & 0xff;
+    if (type == 2 || type == 3 || type > 7) return false;
+  }
+  return true;
+}
+
+// INS/OUTS move at most this many elements per exit; a REP with more left re-enters at the same
+// RIP (SDM Vol. 2B REP: the instruction may be interrupted between iterations).
+constexpr uint64_t kStringIoElementsPerExit = 1024;
+
+// Guest-physical memory as the guest's RAM block (guest-physical 0 .. bytes).
+class RamGuestPhysical final : public guest::GuestPhysicalReader {
+ public:
+  RamGuestPhysical(uint64_t phys, uint64_t bytes) : phys_(phys), bytes_(bytes) {}
+  Result<uint64_t> read_u64(uint64_t gpa) const override {
+    uint64_t v = 0;
+    TRY(copy_out(gpa, &v, sizeof v));
+    return v;
+  }
+  Result<uint32_t> read_u32(uint64_t gpa) const override {
+    uint32_t v = 0;
+    TRY(copy_out(gpa, &v, sizeof v));
+    return v;
+  }
+  uint8_t* host_byte(uint64_t gpa) const {
+    return gpa < bytes_ ? paging::phys_to_ptr<uint8_t>(phys_ + gpa) : nullptr;
+  }
+
+ private:
+  Result<void> copy_out(uint64_t gpa, void* out, size_t n) const {
+    if (gpa >= bytes_ || bytes_ - gpa < n) return make_error(ErrorCode::kNotFound, "outside guest RAM", gpa);
+    lib::mem_copy(out, paging::phys_to_ptr<const uint8_t>(phys_ + gpa), n);
+    return ok();
+  }
+  uint64_t phys_;
+  uint64_t bytes_;
+};
+
+// The guest's linear addresses through its own paging (when on) onto its RAM, byte by byte
+// (an element of at most 4 bytes may cross a page).
+class RamGuestLinear final : public guest::GuestLinearMemory {
+ public:
+  RamGuestLinear(const RamGuestPhysical& ram, const guest::GuestPagingState& paging) : ram_(ram), paging_(paging) {}
+  Result<void> read(uint64_t linear, uint8_t* out, size_t n) override {
+    for (size_t i = 0; i < n; ++i) out[i] = *TRY(byte_at(linear + i));
+    return ok();
+  }
+  Result<void> write(uint64_t linear, const uint8_t* in, size_t n) override {
+    for (size_t i = 0; i < n; ++i) *TRY(byte_at(linear + i)) = in[i];
+    return ok();
+  }
+
+ private:
+  Result<uint8_t*> byte_at(uint64_t linear) {
+    const uint64_t gpa = TRY(guest::guest_linear_to_physical(linear, paging_, ram_));
+    uint8_t* host = ram_.host_byte(gpa);
+    if (host == nullptr) return make_error(ErrorCode::kNotFound, "string I/O buffer outside guest RAM", gpa);
+    return host;
+  }
+  const RamGuestPhysical& ram_;
+  const guest::GuestPagingState& paging_;
+};
+
+}  // namespace
+
+void SvmVcpu::reset_emulated_state() {
+  misc_enable_ = guest::kMiscEnableReset;
+  mtrr_def_type_ = guest::kMtrrDefTypeReset;
+  tsc_aux_ = 0;
+  if (cpu_has_tsc_aux()) cpu::wrmsr(kMsrTscAux, 0);  // RDTSCP reads it without an exit
+  lib::mem_set(guest_fx_, 0, sizeof(guest_fx_));
+  // The x87/SSE state after FNINIT with MXCSR at its reset value, as an FXSAVE image (SDM Vol. 1
+  // Table 10-2: FCW at byte 0, MXCSR at byte 24; 8.1.5 FNINIT's FCW 037FH; 10.2.3 MXCSR 1F80H).
+  const uint16_t fcw = 0x037f;
+  const uint32_t mxcsr = 0x1f80;
+  lib::mem_copy(guest_fx_ + 0, &fcw, sizeof(fcw));
+  lib::mem_copy(guest_fx_ + 24, &mxcsr, sizeof(mxcsr));
+}
+
+Result<void> SvmVcpu::apply_entry_state(const guest::EntryState& state) {
+  if (bound_cpu_ != static_cast<int32_t>(this_cpu().index)) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  VmcbSaveArea& s = vmcb_->save;
+  load_segment(s.cs, state.cs);
+  load_segment(s.ds, state.ds);
+  load_segment(s.es, state.es);
+  load_segment(s.fs, state.fs);
+  load_segment(s.gs, state.gs);
+  load_segment(s.ss, state.ss);
+  load_segment(s.tr, state.tr);
+  load_segment(s.ldtr, state.ldtr);
+  s.gdtr = VmcbSegment{0, 0, state.gdtr.limit, state.gdtr.base};
+  s.idtr = VmcbSegment{0, 0, state.idtr.limit, state.idtr.base};
+  s.cpl = state.ss.dpl;  // the CPL is SS.DPL (APM Vol. 2 15.5.1)
+  s.cr0 = state.cr0 | kCr0Et;
+  s.cr3 = state.cr3;
+  s.cr4 = state.cr4;
+  s.efer = state.efer | kEferSvme;  // the guest's EFER.SVME must be 1 (APM 15.5.1)
+  s.rflags = state.rflags | guest::kRflagsReserved1;
+  s.rip = state.rip;
+  s.rsp = state.rsp;
+  s.rax = state.rax;
+  gprs_ = SvmGuestGprs{};
+  gprs_.rbx = state.rbx;
+  gprs_.rcx = state.rcx;
+  gprs_.rdx = state.rdx;
+  gprs_.rsi = state.rsi;
+  gprs_.rdi = state.rdi;
+  gprs_.rbp = state.rbp;
+  vmcb_->control.interrupt_shadow = 0;
+  return ok();
+}
+
+Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
+  if (bound_cpu_ != static_cast<int32_t>(this_cpu().index)) {
+    return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
+  }
+  stop_message_ = nullptr;
+  halted_ = false;
+  nmi_blocked_ = false;
+  nmi_unblock_pending_ = false;
+  reinject_.reset();
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    events_.clear();
+  }
+  attention_.store(0, std::memory_order_relaxed);
+  for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);
+  for (auto& word : posted_level_vectors_) word.store(0, std::memory_order_relaxed);
+  vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
+  apic_base_ = kApicBasePowerUp | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
+  reset_emulated_state();
+
+  VmcbControlArea& c = vmcb_->control;
+  c.n_cr3 = n_cr3;
+  // The old tables' translations may be cached under this ASID (APM 15.16.1): flush them.
+  c.tlb_control = kTlbControlFlushAll;
+  c.tsc_offset = 0;
+  c.eventinj = 0;
+  c.virtual_interrupt_control = vintr::kMasking;
+  c.intercept_vector_3 &= ~intercept3::kIret;
+  VmcbSaveArea& s = vmcb_->save;
+  s.dr6 = kDr6Reset;
+  s.dr7 = kDr7Reset;
+  s.g_pat = kPowerOnPat;
+  s.cr2 = 0;
+  TRY(apply_entry_state(state));
+  publish_state();
+  return ok();
+}
+
+void SvmVcpu::stop_outside_run(const char* reason) {
+  stop_message_ = reason;
+  publish_state();
+}
+
+void SvmVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
+  // The level bit first: the owner takes posted_vectors_ before posted_level_vectors_.
+  if (level_triggered) {
+    posted_level_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  }
+  posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
+  kick_owner();
+}
+
+void SvmVcpu::take_posted_interrupts() {
+  for (size_t word = 0; word < posted_vectors_.size(); ++word) {
+    uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
+    if (bits == 0) continue;
+    const uint64_t level = posted_level_vectors_[word].fetch_and(~bits, std::memory_order_acq_rel) & bits;
+    while (bits != 0) {
+      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), ((level >> bit) & 1) != 0);
+    }
+  }
+}
+
+bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
+  switch (msr) {
+    case kMsrPat: value = vmcb_->save.g_pat; return true;  // the guest's PAT under NPT (APM 15.25.8)
+    case kMsrTscAux:
+      if (!cpu_has_tsc_aux()) return false;
+      value = tsc_aux_;
+      return true;
+    case guest::kMsrIa32MiscEnable: value = misc_enable_; return true;
+    case guest::kMsrIa32BiosSignId: value = 0; return true;
+    case guest::kMsrIa32McgCap:
+    case guest::kMsrIa32McgStatus: {
+      const guest::PlatformMsrAccess a = guest::machine_check_msr(msr, false, 0);
+      gp = a.gp;
+      value = a.value;
+      return true;
+    }
+    case guest::kMsrIa32MtrrCap:
+    case guest::kMsrIa32MtrrDefType: {
+      const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, false, mtrr_def_type_, 0);
+      gp = a.gp;
+      value = a.value;
+      return true;
+    }
+    default: return false;
+  }
+}
+
+bool SvmVcpu::write_platform_msr(uint32_t msr, uint64_t value, bool& gp) {
+  switch (msr) {
+    case kMsrPat:
+      if (!valid_pat(value)) {
+        gp = true;
+      } else {
+        vmcb_->save.g_pat = value;
+      }
+      return true;
+    case kMsrTscAux:
+      if (!cpu_has_tsc_aux()) return false;
+      if ((value >> 32) != 0) {
+        gp = true;  // bits 63:32 are reserved
+      } else {
+        tsc_aux_ = value;
+        cpu::wrmsr(kMsrTscAux, value);  // this core runs only this vCPU's guest
+      }
+      return true;
+    case guest::kMsrIa32MiscEnable: {
+      const guest::MiscEnableWrite w = guest::evaluate_misc_enable_write(misc_enable_, value);
+      gp = w.gp;
+      if (!w.gp) misc_enable_ = w.value;
+      return true;
+    }
+    case guest::kMsrIa32BiosSignId: return true;  // no microcode update: dropped
+    case guest::kMsrIa32McgCap:
+    case guest::kMsrIa32McgStatus: gp = guest::machine_check_msr(msr, true, value).gp; return true;
+    case guest::kMsrIa32MtrrCap:
+    case guest::kMsrIa32MtrrDefType: {
+      const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, true, mtrr_def_type_, value);
+      gp = a.gp;
+      if (!a.gp) mtrr_def_type_ = a.value;
+      return true;
+    }
+    default: return false;
+  }
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_string_io(const Exit& exit) {
+  const IoioInfo io = IoioInfo::decode(exit.exitinfo1);
+  if (ram_bytes_ == 0) return stop(exit, "string port I/O (INS/OUTS) in a VM without RAM for it");
+  if (io.width != 1 && io.width != 2 && io.width != 4) return stop(exit, "string port I/O of an invalid width");
+  const VmcbSaveArea& s = vmcb_->save;
+  const bool sixty_four_bit = (s.efer & (1u << 10)) != 0 && (s.cs.attrib & kAttribLong) != 0;  // EFER.LMA, CS.L
+  // The address size from EXITINFO1 (A16/A32/A64, APM 15.10.2); where it names none, or 64 bits
+  // outside 64-bit mode, the code segment's default (CS.D, APM Vol. 1 2.2.2) stands in.
+  uint8_t address_bits = io.address_width;
+  if (address_bits == 0 || (address_bits == 64 && !sixty_four_bit)) {
+    address_bits = sixty_four_bit ? 64 : ((s.cs.attrib & kAttribDefaultBig) != 0 ? 32 : 16);
+  }
+  // INS stores through ES; OUTS loads through DS unless a prefix overrides it, which EXITINFO1
+  // names only with decode assists (APM 15.10.2 SEG, 15.33). In 64-bit mode ES and DS have base 0.
+  const SvmFeatures* f = features();
+  const uint8_t segment = io.in ? 0 : ((f != nullptr && f->decode_assists) ? io.segment : 3);
+  const VmcbSegment* bases[6] = {&s.es, &s.cs, &s.ss, &s.ds, &s.fs, &s.gs};
+  if (segment > 5) return stop(exit, "string port I/O through a segment that does not exist");
+  const uint64_t base = (sixty_four_bit && segment < 4) ? 0 : bases[segment]->base;
+  const guest::StringIoOp op{.in = io.in,
+                             .width = io.width,
+                             .rep = io.rep,
+                             .address_bits = address_bits,
+                             .segment_base = base,
+                             .port = io.port};
+  guest::StringIoRegisters regs{.rsi = gprs_.rsi,
+                                .rdi = gprs_.rdi,
+                                .rcx = gprs_.rcx,
+                                .direction_down = (s.rflags & kRflagsDirection) != 0};
+  const guest::GuestPagingState paging{s.cr0, s.cr3, s.cr4, s.efer};
+  const RamGuestPhysical ram(ram_phys_, ram_bytes_);
+  RamGuestLinear memory(ram, paging);
+  auto progress = guest::run_string_io(op, regs, memory, vm_.ports, kStringIoElementsPerExit);
+  gprs_.rsi = regs.rsi;
+  gprs_.rdi = regs.rdi;
+  gprs_.rcx = regs.rcx;
+  if (!progress) {
+    return stop(exit, progress.error().code == ErrorCode::kNotFound
+                          ? "string I/O (INS/OUTS): the buffer is not mapped by the guest or is outside guest RAM"
+                          : "string I/O (INS/OUTS): the access could not be emulated");
+  }
+  if (progress->complete) TRY(skip_instruction(exit));  // EXITINFO2 holds the next RIP (APM 15.10.2)
+  return SvmRunOutcome::kHandled;
+}
+
+}  // namespace lantern::svm

@@ -1,0 +1,99 @@
+#include "svm/hw/svm_user_vms.h"
+
+#include <new>
+
+#include "kernel/arch/x86_64/apic.h"
+#include "kernel/arch/x86_64/cpu.h"
+#include "kernel/arch/x86_64/interrupts.h"
+#include "kernel/arch/x86_64/percpu.h"
+#include "kernel/core/log.h"
+#include "kernel/core/memory.h"
+#include "svm/hw/svm_guest_vcpu.h"
+#include "svm/hw/svm_guest_vm.h"
+#include "svm/hw/svm_operation.h"
+#include "vmx/hw/guest_vm.h"
+#include "vmx/hw/vmx_operation.h"
+
+namespace lantern::svm {
+namespace {
+
+// SVM has no preemption timer: the core's periodic tick forces a guest out (INTR intercept,
+// APM 15.13.1) so console snapshots and a halted guest's vlapic timer are served. The BSP's tick
+// runs from boot; an AP running a user vCPU starts the same.
+constexpr uint32_t kHostTickHz = 100;
+
+class SvmUserVcpu final : public vmx::UserVcpu {
+ public:
+  explicit SvmUserVcpu(SvmVcpu& vcpu) : vcpu_(vcpu) {}
+
+  Result<Turn> run() override {
+    switch (TRY(vcpu_.run())) {
+      case SvmRunOutcome::kHandled: return Turn::kGuest;
+      case SvmRunOutcome::kHostInterrupt:
+      case SvmRunOutcome::kHalted: return Turn::kHostWork;
+      case SvmRunOutcome::kStopped: break;
+    }
+    return make_error(ErrorCode::kInvalidState,
+                      vcpu_.stop_message() != nullptr ? vcpu_.stop_message() : "the vCPU stopped");
+  }
+  Result<void> after_host_work() override { return ok(); }  // the VMCB needs no reload
+  bool stopped() const override { return vcpu_.stopped(); }
+  void stop_outside_run(const char* reason) override { vcpu_.stop_outside_run(reason); }
+  Result<void> restart(const vmx::UserVcpuStart& start) override {
+    vcpu_.set_guest_ram(start.ram_phys, start.ram_bytes);
+    return vcpu_.restart(start.nested_root, *start.entry);
+  }
+  // Unreachable while a VM has one vCPU (svm_user_vm_backend().max_vcpus_per_vm).
+  void post_init() override { LOG_WARN("svm: vm%u vcpu%u: INIT dropped", vcpu_.vm_id(), vcpu_.vcpu_id()); }
+  void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
+  void post_nmi() override { (void)vcpu_.queue_event(vmx::PendingEventType::kNmi, 2, std::nullopt); }
+  // Logical destinations need the vlapic's LDR/DFR published to other cores; not yet.
+  bool accepts_logical_destination(uint32_t) const override { return false; }
+
+ private:
+  SvmVcpu& vcpu_;
+};
+
+Result<guest::NestedPagingFeatures> svm_nested_paging() {
+  const SvmFeatures* f = features();
+  if (f == nullptr) return make_error(ErrorCode::kUnsupported, "SVM is not available");
+  if (!f->nested_paging) return make_error(ErrorCode::kUnsupported, "SVM without nested paging (NP)");
+  guest::NestedPagingFeatures npt;
+  npt.format = guest::PageTableFormat::kNpt;
+  npt.pages_2m = true;  // NPT has the host's long-mode page sizes (APM Vol. 2 15.25.1)
+  // CPUID 8000_0008H:EAX[7:0] physical-address size (APM Vol. 3 E.4.7).
+  npt.max_phys_bits =
+      cpu::cpuid(0x80000000).eax >= 0x80000008 ? static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff) : 40;
+  npt.no_execute = (cpu::rdmsr(cpu::kMsrEfer) & (1u << 11)) != 0;  // EFER.NXE (APM Vol. 2 3.1.7)
+  return npt;
+}
+
+uint64_t svm_nested_root(const guest::NestedPageTableBuilder& tables) { return tables.ncr3(); }
+
+Result<vmx::UserVcpu*> create_svm_user_vcpu(const vmx::UserVcpuStart& start) {
+  if (start.vcpu_id != 0) return make_error(ErrorCode::kUnsupported, "SVM user VMs run one vCPU");
+  if (vmx::this_cpu_in_vmx_operation()) return make_error(ErrorCode::kInvalidState, "the VMX backend runs this core");
+  SvmVcpu* vcpu = TRY(SvmVcpu::create(*start.vm, start.vcpu_id, start.nested_root, 0, 0));
+  vcpu->set_guest_ram(start.ram_phys, start.ram_bytes);
+  Result<void> step = vcpu->apply_entry_state(*start.entry);  // MB 3.2: 32-bit protected mode
+  void* mem = step ? kmalloc(sizeof(SvmUserVcpu), alignof(SvmUserVcpu)) : nullptr;
+  if (step && mem == nullptr) step = make_error(ErrorCode::kOutOfMemory, "no memory for a user vCPU");
+  if (!step) {
+    SvmVcpu::destroy(vcpu);
+    return step.error();
+  }
+  if (this_cpu().index != 0) apic::start_periodic_timer(kHostTickHz, interrupts::kVectorTimer);
+  if (auto p = publish_user_vcpu(vcpu); !p) LOG_ERROR("svm: vm%u: publish vCPU: %s", start.vm->vm_id, p.error().message);
+  LOG_INFO("svm: vm%u vcpu%u bound to cpu%u", start.vm->vm_id, start.vcpu_id, this_cpu().index);
+  return new (mem) SvmUserVcpu(*vcpu);
+}
+
+constexpr vmx::UserVmBackend kSvmUserVmBackend{
+    "svm", 1, "the SVM backend runs one vCPU per VM for now (INIT/SIPI to an AP is not emulated yet)",
+    &svm_nested_paging, &svm_nested_root, &create_svm_user_vcpu};
+
+}  // namespace
+
+const vmx::UserVmBackend& svm_user_vm_backend() { return kSvmUserVmBackend; }
+
+}  // namespace lantern::svm
