@@ -339,9 +339,9 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
   if ((attention_.exchange(0, std::memory_order_acq_rel) & kAttentionPostedInterrupts) != 0) {
     take_posted_interrupts();
   }
-  if (halted_) {
+  if (wait_for_sipi_ || halted_) {
     vlapic_.poll_timer(cpu::rdtsc());
-    if (!can_wake_from_hlt()) {
+    if (wait_for_sipi_ || !can_wake_from_hlt()) {
       // Sleep until the next host interrupt (the 100 Hz tick, a wake-up IPI, the NIC); STI's
       // shadow covers HLT, so an interrupt between the check and HLT still wakes the core.
       cpu::disable_interrupts();
@@ -501,6 +501,14 @@ Result<SvmRunOutcome> SvmVcpu::on_shutdown(const Exit& exit) {
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
+  // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The xAPIC page (in xAPIC
+  // mode) and the VM's MMIO devices are not mapped, so their accesses come here.
+  const uint64_t gpa = exit.exitinfo2;
+  const uint64_t apic_page = apic_base_ & ~uint64_t{0xfff};
+  const bool xapic_mode = (apic_base_ & (kApicBaseEnable | kApicBaseExtd)) == kApicBaseEnable;
+  if (xapic_mode && gpa >= apic_page && gpa < apic_page + paging::kPageSize) return on_mmio(exit, gpa, true);
+  uint64_t offset = 0;
+  if (vm_.mmio.device_at(gpa, &offset) != nullptr) return on_mmio(exit, gpa, false);
   // The guest never runs on the host's page tables: a save area holding the host's CR3 means the
   // emulator took a #VMEXIT while the host was running and overwrote the guest's state with the
   // host's. QEMU 7.2's multi-threaded TCG does this on CPU 0 when another vCPU's thread restores
@@ -659,10 +667,7 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
       gp = true;
       return ok();
     }
-    if (auto ipi = vlapic_.take_ipi(); ipi) {
-      LOG_DEBUG("svm: vm%u vcpu%u: IPI to another vCPU dropped (one vCPU per VM)", vm_.vm_id, vcpu_id_);
-    }
-    (void)vlapic_.take_level_eoi();
+    route_vlapic_side_effects();
     return ok();
   }
   if (msr == vmx::VirtualLapic::kMsrTscDeadline) {

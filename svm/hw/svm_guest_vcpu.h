@@ -9,12 +9,14 @@
 //                  do (host work after a host interrupt or while the guest halts)
 //   queue_event()  any core: the pending-event queue (vmx/pending_events.h), the owner is kicked
 //
-// Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus; next RIP from EXITINFO2),
-// MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC; others read 0 and ignore writes),
-// VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
-// instructions and XSETBV (#UD). SHUTDOWN, VMEXIT_INVALID, NPF and any exit without a handler
-// stop this vCPU alone with a recorded reason. RIP moves by NRIP only where CPUID says the CPU
-// saves it, otherwise by the known instruction lengths (svm/exit_info.h next_rip()).
+// Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus, INS/OUTS over the guest's RAM;
+// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC, PAT,
+// TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's unknown-MSR
+// policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
+// instructions and XSETBV (#UD), NPF on the xAPIC page or a VM MMIO device (emulated MOV).
+// SHUTDOWN, VMEXIT_INVALID, any other NPF and any exit without a handler stop this vCPU alone
+// with a recorded reason. RIP moves by NRIP only where CPUID says the CPU saves it, otherwise
+// by the known instruction lengths (svm/exit_info.h next_rip()).
 #pragma once
 
 #include <array>
@@ -114,6 +116,18 @@ class SvmVcpu {
   // Any core: a fixed interrupt for the vlapic's IRR (an I/O APIC message), taken before the
   // next VMRUN; the owner is kicked.
   void post_interrupt(uint8_t vector, bool level_triggered);
+  // Any core: INIT resets the vlapic (x2APIC mode kept), drops pending events and parks the vCPU
+  // waiting for a SIPI with every interrupt blocked (SDM Vol. 3A 9.4, 11.4.7.3); a SIPI while it
+  // waits starts it in real mode at CS = vector << 8, IP 0. The owner is kicked.
+  void post_init();
+  void post_sipi(uint8_t vector);
+  bool waiting_for_sipi() const { return wait_for_sipi_; }
+  // Where the vlapic's IPIs go (owner core, from an ICR write): without a sink they are dropped.
+  using IpiSink = void (*)(void* context, const vmx::IpiRequest& ipi, bool x2apic);
+  void set_ipi_sink(IpiSink sink, void* context) {
+    ipi_sink_ = sink;
+    ipi_context_ = context;
+  }
 
   // Any core. kFull / kInvalidArgument as PendingEventQueue::queue_event.
   Result<size_t> queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
@@ -179,6 +193,11 @@ class SvmVcpu {
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
   bool write_platform_msr(uint32_t msr, uint64_t value, bool& gp);
   Result<SvmRunOutcome> on_string_io(const Exit& exit);
+  Result<SvmRunOutcome> on_mmio(const Exit& exit, uint64_t gpa, bool apic_page);
+  void route_vlapic_side_effects();
+  void enter_wait_for_sipi();
+  void start_from_sipi(uint8_t vector);
+  uint64_t* gpr_slot(uint8_t index);
   void reset_emulated_state();
   void take_posted_interrupts();
   static Handler handler_for(uint64_t exitcode);
@@ -219,6 +238,11 @@ class SvmVcpu {
   // Vectors other cores posted (post_interrupt), by 64-bit word; the level ones again in the second.
   std::array<std::atomic<uint64_t>, 4> posted_vectors_{};
   std::array<std::atomic<uint64_t>, 4> posted_level_vectors_{};
+  std::atomic<bool> posted_init_{false};
+  std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector while one waits
+  bool wait_for_sipi_ = false;
+  IpiSink ipi_sink_ = nullptr;
+  void* ipi_context_ = nullptr;
 
   vmx::VirtualLapic vlapic_{0};
   uint32_t tsc_per_bus_clock_ = 1;

@@ -15,6 +15,7 @@
 #include "svm/hw/svm_operation.h"
 #include "svm/svm_capabilities.h"
 #include "svm/vmcb_controls.h"
+#include "vmx/mmio_decode.h"
 
 namespace lantern::svm {
 namespace {
@@ -210,6 +211,86 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
   return ok();
 }
 
+void SvmVcpu::route_vlapic_side_effects() {
+  if (auto ipi = vlapic_.take_ipi(); ipi) {
+    if (ipi_sink_ != nullptr) {
+      ipi_sink_(ipi_context_, *ipi, vlapic_.x2apic_mode());
+    } else {
+      LOG_DEBUG("svm: vm%u vcpu%u: IPI dropped (no other vCPU to reach)", vm_.vm_id, vcpu_id_);
+    }
+  }
+  if (auto vector = vlapic_.take_level_eoi(); vector && vm_.level_eoi_listener != nullptr) {
+    vm_.level_eoi_listener->level_eoi(*vector);
+  }
+}
+
+uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
+  // Hardware register order (SDM Vol. 2A Table 2-2): RAX and RSP live in the VMCB.
+  switch (index) {
+    case 0: return &vmcb_->save.rax;
+    case 1: return &gprs_.rcx;
+    case 2: return &gprs_.rdx;
+    case 3: return &gprs_.rbx;
+    case 4: return &vmcb_->save.rsp;
+    case 5: return &gprs_.rbp;
+    case 6: return &gprs_.rsi;
+    case 7: return &gprs_.rdi;
+    case 8: return &gprs_.r8;
+    case 9: return &gprs_.r9;
+    case 10: return &gprs_.r10;
+    case 11: return &gprs_.r11;
+    case 12: return &gprs_.r12;
+    case 13: return &gprs_.r13;
+    case 14: return &gprs_.r14;
+    case 15: return &gprs_.r15;
+    default: return nullptr;
+  }
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic_page) {
+  // Without decode assists the exit carries no instruction bytes (APM 15.33): fetch them at
+  // CS.base + RIP through the guest's paging and RAM, and decode the MOV.
+  if (ram_bytes_ == 0) return stop(exit, "MMIO access in a VM without RAM to fetch the instruction from");
+  const VmcbSaveArea& s = vmcb_->save;
+  const bool sixty_four_bit = (s.efer & (1u << 10)) != 0 && (s.cs.attrib & kAttribLong) != 0;  // EFER.LMA, CS.L
+  const vmx::CodeSize code_size = sixty_four_bit ? vmx::CodeSize::k64
+                                  : (s.cs.attrib & kAttribDefaultBig) != 0 ? vmx::CodeSize::k32
+                                                                            : vmx::CodeSize::k16;
+  const guest::GuestPagingState paging{s.cr0, s.cr3, s.cr4, s.efer};
+  const RamGuestPhysical ram(ram_phys_, ram_bytes_);
+  RamGuestLinear memory(ram, paging);
+  const uint64_t fetch_at = (sixty_four_bit ? 0 : s.cs.base) + s.rip;
+  uint8_t bytes[vmx::kMaxInstructionBytes] = {};
+  size_t fetched = 0;
+  while (fetched < sizeof(bytes) && memory.read(fetch_at + fetched, bytes + fetched, 1)) ++fetched;
+  if (fetched == 0) return stop(exit, "MMIO access: the instruction is not in guest RAM");
+  auto move = vmx::decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
+  if (!move) return stop(exit, "MMIO access by an instruction the SVM backend does not emulate");
+  uint64_t* reg = move->immediate ? nullptr : gpr_slot(move->gpr);
+  if (!move->immediate && reg == nullptr) return stop(exit, "MMIO access through a register that does not exist");
+  if (apic_page) {
+    const uint32_t offset = static_cast<uint32_t>(gpa & 0xfff);
+    vlapic_.set_time(cpu::rdtsc());
+    if (move->store) {
+      const uint32_t value = move->immediate ? move->imm : static_cast<uint32_t>(*reg);
+      (void)vlapic_.write_mmio(offset, value);  // a reserved or read-only register ignores it
+      route_vlapic_side_effects();
+    } else {
+      const Result<uint32_t> value = vlapic_.read_mmio(offset);
+      *reg = value ? *value : 0;  // reserved registers read 0; MOV r32 zero-extends
+    }
+  } else if (move->store) {
+    vm_.mmio.write(gpa, 4, move->immediate ? move->imm : static_cast<uint32_t>(*reg));
+  } else {
+    *reg = static_cast<uint32_t>(vm_.mmio.read(gpa, 4));
+  }
+  const uint64_t next = s.rip + move->length;
+  const bool protected_mode = (s.cr0 & 1u) != 0;  // CR0.PE
+  vmcb_->save.rip = sixty_four_bit ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
+  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
+  return SvmRunOutcome::kHandled;
+}
+
 void SvmVcpu::stop_outside_run(const char* reason) {
   stop_message_ = reason;
   publish_state();
@@ -225,7 +306,73 @@ void SvmVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
   kick_owner();
 }
 
+void SvmVcpu::post_init() {
+  posted_init_.store(true, std::memory_order_seq_cst);
+  attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
+  kick_owner();
+}
+
+void SvmVcpu::post_sipi(uint8_t vector) {
+  posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
+  kick_owner();
+}
+
+void SvmVcpu::enter_wait_for_sipi() {
+  // After INIT the local APIC is as after power-up except its ID, and x2APIC mode stays (SDM
+  // Vol. 3A 11.4.7.3, 11.12.5.1); the processor then waits for a SIPI (SDM 9.4).
+  const bool x2apic = vlapic_.x2apic_mode();
+  vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
+  vlapic_.set_x2apic_mode(x2apic);
+  for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    events_.clear();
+  }
+  vmcb_->control.eventinj = 0;
+  reinject_.reset();
+  halted_ = false;
+  nmi_blocked_ = false;
+  nmi_unblock_pending_ = false;
+  wait_for_sipi_ = true;
+}
+
+void SvmVcpu::start_from_sipi(uint8_t vector) {
+  // The SIPI's real-mode start (SDM Vol. 3A 9.4.4, 11.6.1): CS selector vector << 8, base
+  // vector << 12, IP 0; everything else at its INIT value (APM Vol. 2 14.1.3).
+  VmcbSaveArea& s = vmcb_->save;
+  for (VmcbSegment* seg : {&s.es, &s.ss, &s.ds, &s.fs, &s.gs}) *seg = VmcbSegment{0, 0x93, 0xffff, 0};
+  s.cs = VmcbSegment{static_cast<uint16_t>(vector << 8), 0x9b, 0xffff, uint64_t{vector} << 12};
+  s.gdtr = VmcbSegment{0, 0, 0xffff, 0};
+  s.idtr = VmcbSegment{0, 0, 0xffff, 0};
+  s.ldtr = VmcbSegment{0, 0x82, 0xffff, 0};
+  s.tr = VmcbSegment{0, 0x8b, 0xffff, 0};
+  s.cpl = 0;
+  s.cr0 = kCr0Et;
+  s.cr2 = 0;
+  s.cr3 = 0;
+  s.cr4 = 0;
+  s.efer = kEferSvme;
+  s.rflags = guest::kRflagsReserved1;
+  s.rip = 0;
+  s.rsp = 0;
+  s.rax = 0;
+  s.dr6 = kDr6Reset;
+  s.dr7 = kDr7Reset;
+  gprs_ = SvmGuestGprs{};
+  vmcb_->control.interrupt_shadow = 0;
+  wait_for_sipi_ = false;
+}
+
 void SvmVcpu::take_posted_interrupts() {
+  if (posted_init_.exchange(false, std::memory_order_acq_rel)) enter_wait_for_sipi();
+  if (const uint32_t sipi = posted_sipi_.exchange(0, std::memory_order_acq_rel); sipi != 0 && wait_for_sipi_) {
+    start_from_sipi(static_cast<uint8_t>(sipi & 0xff));  // a SIPI outside wait-for-SIPI is ignored
+  }
+  if (wait_for_sipi_) {
+    for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);  // blocked while it waits
+    return;
+  }
   for (size_t word = 0; word < posted_vectors_.size(); ++word) {
     uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
     if (bits == 0) continue;

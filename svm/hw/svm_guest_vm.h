@@ -35,7 +35,7 @@ struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
 // ---- The published VMs and vCPUs (the console's view); entries stay until reboot ----------
 struct PublishedSvmVm {
   SvmGuestVm* vm = nullptr;  // nullptr for a user VM's vCPU (vmx/hw/user_vms.h lists the VM)
-  SvmVcpu* vcpu = nullptr;   // one vCPU per VM today
+  SvmVcpu* vcpu = nullptr;   // one entry per vCPU
 };
 inline constexpr size_t kMaxPublishedSvmVms = 64;
 size_t published_svm_vms(PublishedSvmVm* out, size_t capacity);

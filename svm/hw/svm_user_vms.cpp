@@ -24,7 +24,7 @@ constexpr uint32_t kHostTickHz = 100;
 
 class SvmUserVcpu final : public vmx::UserVcpu {
  public:
-  explicit SvmUserVcpu(SvmVcpu& vcpu) : vcpu_(vcpu) {}
+  explicit SvmUserVcpu(SvmVcpu& vcpu) : vcpu_(vcpu) { vcpu_.set_ipi_sink(&deliver_ipi, this); }
 
   Result<Turn> run() override {
     switch (TRY(vcpu_.run())) {
@@ -43,14 +43,38 @@ class SvmUserVcpu final : public vmx::UserVcpu {
     vcpu_.set_guest_ram(start.ram_phys, start.ram_bytes);
     return vcpu_.restart(start.nested_root, *start.entry);
   }
-  // Unreachable while a VM has one vCPU (svm_user_vm_backend().max_vcpus_per_vm).
-  void post_init() override { LOG_WARN("svm: vm%u vcpu%u: INIT dropped", vcpu_.vm_id(), vcpu_.vcpu_id()); }
+  void post_init() override { vcpu_.post_init(); }
+  void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
   void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
   void post_nmi() override { (void)vcpu_.queue_event(vmx::PendingEventType::kNmi, 2, std::nullopt); }
   // Logical destinations need the vlapic's LDR/DFR published to other cores; not yet.
   bool accepts_logical_destination(uint32_t) const override { return false; }
 
  private:
+  // An IPI from this vCPU's vlapic (owner core) to the vCPUs of its VM, by vcpu id = APIC ID.
+  static void deliver_ipi(void* context, const vmx::IpiRequest& ipi, bool x2apic) {
+    const SvmVcpu& source = static_cast<SvmUserVcpu*>(context)->vcpu_;
+    if (ipi.delivery_mode == vmx::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
+      return;  // INIT level de-assert (SDM Vol. 3A 11.6.1): no effect
+    }
+    for (uint32_t id = 0; id < vmx::VcpuGroup::kMaxVcpus; ++id) {
+      vmx::UserVcpu* target = vmx::user_vm_vcpu(source.vm_id(), id);
+      if (target == nullptr) continue;
+      const auto accepts = [target](uint32_t mda) { return target->accepts_logical_destination(mda); };
+      if (!vmx::ipi_reaches(ipi, source.vcpu_id(), id, x2apic, accepts)) continue;
+      switch (ipi.delivery_mode) {
+        case vmx::IpiDeliveryMode::kFixed:
+        case vmx::IpiDeliveryMode::kLowestPriority: target->post_interrupt(ipi.vector, ipi.level_triggered); break;
+        case vmx::IpiDeliveryMode::kNmi: target->post_nmi(); break;
+        case vmx::IpiDeliveryMode::kInit: target->post_init(); break;
+        case vmx::IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
+        default: break;  // SMI: nothing to deliver it to
+      }
+      // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
+      if (ipi.delivery_mode == vmx::IpiDeliveryMode::kLowestPriority) break;
+    }
+  }
+
   SvmVcpu& vcpu_;
 };
 
@@ -71,26 +95,31 @@ Result<guest::NestedPagingFeatures> svm_nested_paging() {
 uint64_t svm_nested_root(const guest::NestedPageTableBuilder& tables) { return tables.ncr3(); }
 
 Result<vmx::UserVcpu*> create_svm_user_vcpu(const vmx::UserVcpuStart& start) {
-  if (start.vcpu_id != 0) return make_error(ErrorCode::kUnsupported, "SVM user VMs run one vCPU");
   if (vmx::this_cpu_in_vmx_operation()) return make_error(ErrorCode::kInvalidState, "the VMX backend runs this core");
   SvmVcpu* vcpu = TRY(SvmVcpu::create(*start.vm, start.vcpu_id, start.nested_root, 0, 0));
   vcpu->set_guest_ram(start.ram_phys, start.ram_bytes);
-  Result<void> step = vcpu->apply_entry_state(*start.entry);  // MB 3.2: 32-bit protected mode
+  // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
+  Result<void> step = ok();
+  if (start.vcpu_id == 0) step = vcpu->apply_entry_state(*start.entry);
   void* mem = step ? kmalloc(sizeof(SvmUserVcpu), alignof(SvmUserVcpu)) : nullptr;
   if (step && mem == nullptr) step = make_error(ErrorCode::kOutOfMemory, "no memory for a user vCPU");
   if (!step) {
     SvmVcpu::destroy(vcpu);
     return step.error();
   }
+  if (start.vcpu_id != 0) vcpu->post_init();
   if (this_cpu().index != 0) apic::start_periodic_timer(kHostTickHz, interrupts::kVectorTimer);
   if (auto p = publish_user_vcpu(vcpu); !p) LOG_ERROR("svm: vm%u: publish vCPU: %s", start.vm->vm_id, p.error().message);
   LOG_INFO("svm: vm%u vcpu%u bound to cpu%u", start.vm->vm_id, start.vcpu_id, this_cpu().index);
   return new (mem) SvmUserVcpu(*vcpu);
 }
 
-constexpr vmx::UserVmBackend kSvmUserVmBackend{
-    "svm", 1, "the SVM backend runs one vCPU per VM for now (INIT/SIPI to an AP is not emulated yet)",
-    &svm_nested_paging, &svm_nested_root, &create_svm_user_vcpu};
+constexpr vmx::UserVmBackend kSvmUserVmBackend{"svm",
+                                               vmx::VcpuGroup::kMaxVcpus,
+                                               "more vCPUs than a VM's vCPU group holds (16)",
+                                               &svm_nested_paging,
+                                               &svm_nested_root,
+                                               &create_svm_user_vcpu};
 
 }  // namespace
 

@@ -6,8 +6,9 @@
 
 namespace lantern::svm {
 
-// For vmx::build_user_vms() on a boot whose cores run SVM. One vCPU per VM for now: INIT/SIPI
-// to an application processor is not emulated yet, so a VM with cpus > 1 is refused.
+// For vmx::build_user_vms() on a boot whose cores run SVM: vCPU 0 in the loader's entry state,
+// the others waiting for INIT/SIPI, which their VM's vCPUs send through the vlapic (physical
+// destinations and shorthands; logical destinations reach no SVM vCPU yet).
 const vmx::UserVmBackend& svm_user_vm_backend();
 
 }  // namespace lantern::svm

@@ -498,6 +498,7 @@ class VmxUserVcpu final : public UserVcpu {
   void stop_outside_run(const char* reason) override { vcpu_.stop_outside_run(reason); }
   Result<void> restart(const UserVcpuStart& start) override { return vcpu_.restart(start.nested_root, *start.entry); }
   void post_init() override { vcpu_.post_init(); }
+  void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
   void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
   void post_nmi() override { (void)vcpu_.queue_event(PendingEventType::kNmi, 2); }
   bool accepts_logical_destination(uint32_t destination) const override {
@@ -901,6 +902,12 @@ std::vector<UserVmStatus> user_vm_statuses() {
 }
 
 bool is_user_vm(uint32_t vm_id) { return find_record(vm_id) != nullptr; }
+
+UserVcpu* user_vm_vcpu(uint32_t vm_id, uint32_t vcpu_id) {
+  const UserVmRecord* r = find_record(vm_id);
+  if (r == nullptr || r->vm == nullptr || vcpu_id >= VcpuGroup::kMaxVcpus) return nullptr;
+  return r->vm->members[vcpu_id].load();
+}
 
 Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes) {
   UserVmRecord* r = find_record(vm_id);

@@ -72,6 +72,7 @@ class UserVcpu {
   virtual Result<void> restart(const UserVcpuStart& start) = 0;
   // Any core: INIT (the vCPU waits for a SIPI, SDM Vol. 3A 9.4) and I/O APIC deliveries.
   virtual void post_init() = 0;
+  virtual void post_sipi(uint8_t vector) = 0;
   virtual void post_interrupt(uint8_t vector, bool level_triggered) = 0;
   virtual void post_nmi() = 0;
   virtual bool accepts_logical_destination(uint32_t destination) const = 0;
@@ -128,6 +129,10 @@ struct UserVmStatus {
   };
   std::vector<Port> unclaimed_ports;
 };
+
+// Any core: vCPU `vcpu_id` of user VM `vm_id` once its core created it, else nullptr (the
+// targets of one vCPU's IPIs).
+UserVcpu* user_vm_vcpu(uint32_t vm_id, uint32_t vcpu_id);
 
 // Every user VM in plan order; empty without --vm.
 std::vector<UserVmStatus> user_vm_statuses();

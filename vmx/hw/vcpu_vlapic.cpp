@@ -431,17 +431,10 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
   // Destinations (SDM 11.6.2): shorthands, physical (an APIC ID, all ones = broadcast) and, in
   // x2APIC mode, logical cluster (11.12.10.2: ID[19:4] in 31:16, bit ID[3:0] in 15:0).
   auto matches = [&](uint32_t id) {
-    switch (ipi.shorthand) {
-      case IpiShorthand::kSelf: return id == vcpu_id_;
-      case IpiShorthand::kAllIncludingSelf: return true;
-      case IpiShorthand::kAllExcludingSelf: return id != vcpu_id_;
-      case IpiShorthand::kNone: break;
-    }
-    const uint32_t broadcast = vlapic_.x2apic_mode() ? 0xffffffffu : 0xffu;
-    if (ipi.destination == broadcast) return true;
-    if (!ipi.logical_destination) return id == ipi.destination;
-    const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
-    return target != nullptr && target->accepts_logical_destination(ipi.destination);
+    return ipi_reaches(ipi, vcpu_id_, id, vlapic_.x2apic_mode(), [&](uint32_t mda) {
+      const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
+      return target != nullptr && target->accepts_logical_destination(mda);
+    });
   };
   if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
     return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU
