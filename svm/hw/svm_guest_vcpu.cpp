@@ -685,6 +685,7 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     const bool extd = (value & kApicBaseExtd) != 0;
     apic_base_ = (apic_base_ & ~kApicBaseExtd) | (extd ? kApicBaseExtd : 0);
     vlapic_.set_x2apic_mode(extd);
+    publish_logical_id();
     return ok();
   }
   if (msr == kMsrTsc) {

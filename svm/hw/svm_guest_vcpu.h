@@ -30,6 +30,7 @@
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
 #include "svm/exit_code.h"
+#include "svm/permission_maps.h"
 #include "svm/hw/svm_vcpu.h"
 #include "svm/vmcb.h"
 #include "vmx/general_registers.h"
@@ -111,6 +112,9 @@ class SvmVcpu {
   // A VM reset: the power-on state on new nested page tables, then `state`; pending events, the
   // vlapic and the emulated MSRs start over, the counters stay. Owner core.
   Result<void> restart(uint64_t n_cr3, const guest::EntryState& state);
+  // Lets the guest reach MSRs without an exit (MSRPM bits clear, APM 15.11) or intercepts them
+  // again. Owner core.
+  Result<void> set_msr_intercept(MsrRange range, MsrAccess access, bool on);
   // The run loop gives up on the vCPU for `reason` (owner core; the console shows it stopped).
   void stop_outside_run(const char* reason);
   // Any core: a fixed interrupt for the vlapic's IRR (an I/O APIC message), taken before the
@@ -122,6 +126,9 @@ class SvmVcpu {
   void post_init();
   void post_sipi(uint8_t vector);
   bool waiting_for_sipi() const { return wait_for_sipi_; }
+  // Any core: whether this vCPU's vlapic is among the logical destination `mda` (SDM Vol. 3A
+  // 11.6.2.2), from the LDR/DFR the owner last published.
+  bool accepts_logical_destination(uint32_t mda) const;
   // Where the vlapic's IPIs go (owner core, from an ICR write): without a sink they are dropped.
   using IpiSink = void (*)(void* context, const vmx::IpiRequest& ipi, bool x2apic);
   void set_ipi_sink(IpiSink sink, void* context) {
@@ -195,6 +202,7 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_string_io(const Exit& exit);
   Result<SvmRunOutcome> on_mmio(const Exit& exit, uint64_t gpa, bool apic_page);
   void route_vlapic_side_effects();
+  void publish_logical_id();
   void enter_wait_for_sipi();
   void start_from_sipi(uint8_t vector);
   uint64_t* gpr_slot(uint8_t index);
@@ -241,6 +249,9 @@ class SvmVcpu {
   std::atomic<bool> posted_init_{false};
   std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector while one waits
   bool wait_for_sipi_ = false;
+  std::atomic<uint32_t> published_ldr_{0};
+  std::atomic<uint32_t> published_dfr_{0xffffffffu};
+  std::atomic<bool> published_x2apic_{false};
   IpiSink ipi_sink_ = nullptr;
   void* ipi_context_ = nullptr;
 

@@ -207,6 +207,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
   s.g_pat = kPowerOnPat;
   s.cr2 = 0;
   TRY(apply_entry_state(state));
+  publish_logical_id();
   publish_state();
   return ok();
 }
@@ -222,6 +223,19 @@ void SvmVcpu::route_vlapic_side_effects() {
   if (auto vector = vlapic_.take_level_eoi(); vector && vm_.level_eoi_listener != nullptr) {
     vm_.level_eoi_listener->level_eoi(*vector);
   }
+  publish_logical_id();
+}
+
+void SvmVcpu::publish_logical_id() {
+  published_ldr_.store(vlapic_.ldr(), std::memory_order_relaxed);
+  published_dfr_.store(vlapic_.x2apic_mode() ? 0xffffffffu : vlapic_.dfr(), std::memory_order_relaxed);
+  published_x2apic_.store(vlapic_.x2apic_mode(), std::memory_order_release);
+}
+
+bool SvmVcpu::accepts_logical_destination(uint32_t mda) const {
+  const bool x2apic = published_x2apic_.load(std::memory_order_acquire);
+  return vmx::logical_destination_matches(mda, published_ldr_.load(std::memory_order_relaxed),
+                                          published_dfr_.load(std::memory_order_relaxed), x2apic);
 }
 
 uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
@@ -291,6 +305,10 @@ Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic
   return SvmRunOutcome::kHandled;
 }
 
+Result<void> SvmVcpu::set_msr_intercept(MsrRange range, MsrAccess access, bool on) {
+  return svm::set_msr_intercept(paging::phys_to_ptr<uint8_t>(msrpm_phys_), range, access, on);
+}
+
 void SvmVcpu::stop_outside_run(const char* reason) {
   stop_message_ = reason;
   publish_state();
@@ -335,6 +353,7 @@ void SvmVcpu::enter_wait_for_sipi() {
   nmi_blocked_ = false;
   nmi_unblock_pending_ = false;
   wait_for_sipi_ = true;
+  publish_logical_id();
 }
 
 void SvmVcpu::start_from_sipi(uint8_t vector) {

@@ -47,8 +47,7 @@ class SvmUserVcpu final : public vmx::UserVcpu {
   void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
   void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
   void post_nmi() override { (void)vcpu_.queue_event(vmx::PendingEventType::kNmi, 2, std::nullopt); }
-  // Logical destinations need the vlapic's LDR/DFR published to other cores; not yet.
-  bool accepts_logical_destination(uint32_t) const override { return false; }
+  bool accepts_logical_destination(uint32_t mda) const override { return vcpu_.accepts_logical_destination(mda); }
 
  private:
   // An IPI from this vCPU's vlapic (owner core) to the vCPUs of its VM, by vcpu id = APIC ID.
@@ -78,6 +77,16 @@ class SvmUserVcpu final : public vmx::UserVcpu {
   SvmVcpu& vcpu_;
 };
 
+// MSRs the guest reaches without an exit: VMLOAD and VMSAVE switch them with the guest's VMCB
+// around every VMRUN (APM Vol. 2 15.5.2, the VMSAVE/VMLOAD instruction pages of Vol. 3), so the
+// host's values come back at each exit. IA32_TIME_STAMP_COUNTER, PAT, EFER and TSC_AUX stay
+// intercepted (emulated).
+constexpr MsrRange kGuestOwnedMsrs[] = {
+    {0x174, 3},         // IA32_SYSENTER_CS, _ESP, _EIP
+    {0xc0000081, 4},    // STAR, LSTAR, CSTAR, SFMASK
+    {0xc0000100, 3},    // FS.base, GS.base, KernelGSbase
+};
+
 Result<guest::NestedPagingFeatures> svm_nested_paging() {
   const SvmFeatures* f = features();
   if (f == nullptr) return make_error(ErrorCode::kUnsupported, "SVM is not available");
@@ -100,7 +109,10 @@ Result<vmx::UserVcpu*> create_svm_user_vcpu(const vmx::UserVcpuStart& start) {
   vcpu->set_guest_ram(start.ram_phys, start.ram_bytes);
   // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
   Result<void> step = ok();
-  if (start.vcpu_id == 0) step = vcpu->apply_entry_state(*start.entry);
+  for (const MsrRange& range : kGuestOwnedMsrs) {
+    if (step) step = vcpu->set_msr_intercept(range, MsrAccess::kReadWrite, false);
+  }
+  if (step && start.vcpu_id == 0) step = vcpu->apply_entry_state(*start.entry);
   void* mem = step ? kmalloc(sizeof(SvmUserVcpu), alignof(SvmUserVcpu)) : nullptr;
   if (step && mem == nullptr) step = make_error(ErrorCode::kOutOfMemory, "no memory for a user vCPU");
   if (!step) {

@@ -8,7 +8,7 @@ namespace lantern::svm {
 
 // For vmx::build_user_vms() on a boot whose cores run SVM: vCPU 0 in the loader's entry state,
 // the others waiting for INIT/SIPI, which their VM's vCPUs send through the vlapic (physical
-// destinations and shorthands; logical destinations reach no SVM vCPU yet).
+// and logical destinations, shorthands) and the I/O APIC sends as messages.
 const vmx::UserVmBackend& svm_user_vm_backend();
 
 }  // namespace lantern::svm
