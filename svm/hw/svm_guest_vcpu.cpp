@@ -83,6 +83,13 @@ constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 constexpr uint32_t kCpuidXsaveLeaf = 0xd;
+// CPUID.(EAX=07H,ECX=0):ECX[16] LA57, 57-bit linear addresses with 5-level paging (SDM Vol. 2A
+// CPUID; APM Vol. 3 E.3.6).
+constexpr uint32_t kCpuidStructuredFeaturesLeaf = 0x7;
+// CPUID.06H:EAX[2] ARAT, the APIC timer always running (SDM Vol. 2A CPUID, Table 3-8).
+constexpr uint32_t kCpuidPowerLeaf = 0x6;
+constexpr uint32_t kCpuid6EaxArat = 1u << 2;
+constexpr uint32_t kCpuid7EcxLa57 = 1u << 16;
 constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
 constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
@@ -587,6 +594,14 @@ Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
               kCpuid1EcxTscDeadline;
       r.edx &= ~kCpuid1EdxApic;
       if ((apic_base_ & kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
+    } else if (leaf == kCpuidPowerLeaf) {
+      // The vlapic's timer runs on in every C-state (ARAT): with TSC-deadline mode a guest OS
+      // needs no PIT for its timer (Linux: apic_needs_pit()).
+      r.eax |= kCpuid6EaxArat;
+    } else if (leaf == kCpuidStructuredFeaturesLeaf && subleaf == 0) {
+      // No 5-level paging for guests: the MMIO and string-I/O paths walk the guest's tables with
+      // guest/guest_page_walk.h, which has 4 levels.
+      r.ecx &= ~kCpuid7EcxLa57;
     } else if (leaf == kCpuidXsaveLeaf) {
       r = cpu::CpuidResult{};  // no XSAVE for guests: the host does not switch extended state
     } else if (leaf == kCpuidExtendedFeatures) {
