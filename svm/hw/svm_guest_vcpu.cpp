@@ -2,9 +2,6 @@
 
 #include <new>
 
-#include "guest/guest_page_walk.h"
-#include "guest/platform_msrs.h"
-#include "guest/string_io.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -83,18 +80,17 @@ constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 constexpr uint32_t kCpuidXsaveLeaf = 0xd;
-// CPUID.(EAX=07H,ECX=0):ECX[16] LA57, 57-bit linear addresses with 5-level paging (SDM Vol. 2A
-// CPUID; APM Vol. 3 E.3.6).
-constexpr uint32_t kCpuidStructuredFeaturesLeaf = 0x7;
 // CPUID.06H:EAX[2] ARAT, the APIC timer always running (SDM Vol. 2A CPUID, Table 3-8).
 constexpr uint32_t kCpuidPowerLeaf = 0x6;
 constexpr uint32_t kCpuid6EaxArat = 1u << 2;
+// CPUID.(EAX=07H,ECX=0):ECX[16] LA57, 57-bit linear addresses with 5-level paging (SDM Vol. 2A
+// CPUID; APM Vol. 3 E.3.6).
+constexpr uint32_t kCpuidStructuredFeaturesLeaf = 0x7;
 constexpr uint32_t kCpuid7EcxLa57 = 1u << 16;
 constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
 constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
 constexpr char kCpuidHypervisorSignature[13] = "LanternSVMhv";
-
 
 class FrameAllocatorPages {
  public:

@@ -45,7 +45,6 @@ constexpr uint64_t kRflagsDirection = 1u << 10;  // RFLAGS.DF (APM Vol. 2 3.1.6)
 constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);
 constexpr uint64_t kApicBaseBsp = 1u << 8;
 
-constexpr uint32_t kMsrPat = 0x277;          // APM Vol. 2 7.8.1
 constexpr uint32_t kMsrTscAux = 0xc0000103;  // APM Vol. 2 13.2.4 (RDTSCP)
 // CPUID 8000_0001H:EDX[27] RDTSCP (APM Vol. 3 E.4.2): TSC_AUX exists.
 constexpr uint32_t kCpuid80000001EdxRdtscp = 1u << 27;
@@ -53,16 +52,6 @@ constexpr uint32_t kCpuid80000001EdxRdtscp = 1u << 27;
 bool cpu_has_tsc_aux() {
   return cpu::cpuid(0x80000000).eax >= kCpuidExtendedFeatures &&
          (cpu::cpuid(kCpuidExtendedFeatures).edx & kCpuid80000001EdxRdtscp) != 0;
-}
-
-// A PAT value whose eight fields each name a memory type: UC 0, WC 1, WT 4, WP 5, WB 6, UC- 7;
-// any other (2, 3, 8-255) makes WRMSR raise #GP (APM Vol. 2 7.8.1).
-bool valid_pat(uint64_t value) {
-  for (unsigned i = 0; i < 8; ++i) {
-    const uint64_t type = (value >> (8 * i)) & 0xff;
-    if (type == 2 || type == 3 || type > 7) return false;
-  }
-  return true;
 }
 
 // INS/OUTS move at most this many elements per exit; a REP with more left re-enters at the same
@@ -406,7 +395,7 @@ void SvmVcpu::take_posted_interrupts() {
 
 bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
   switch (msr) {
-    case kMsrPat: value = vmcb_->save.g_pat; return true;  // the guest's PAT under NPT (APM 15.25.8)
+    case guest::kMsrIa32Pat: value = vmcb_->save.g_pat; return true;  // the guest's PAT under NPT (APM 15.25.8)
     case kMsrTscAux:
       if (!cpu_has_tsc_aux()) return false;
       value = tsc_aux_;
@@ -433,8 +422,8 @@ bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
 
 bool SvmVcpu::write_platform_msr(uint32_t msr, uint64_t value, bool& gp) {
   switch (msr) {
-    case kMsrPat:
-      if (!valid_pat(value)) {
+    case guest::kMsrIa32Pat:
+      if (!guest::is_valid_pat(value)) {
         gp = true;
       } else {
         vmcb_->save.g_pat = value;

@@ -11,6 +11,7 @@
 #include "guest/loader/mp_table.h"
 #include "guest/loader/multiboot1.h"
 #include "guest/nested_paging.h"
+#include "guest/platform_msrs.h"
 #include "guest/vm_spec.h"
 #include "guest/hw/kernel_services.h"
 #include "kernel/arch/x86_64/apic.h"
@@ -454,12 +455,11 @@ constexpr GuestOwnedMsr kGuestOwnedMsrs[] = {
     {0xc0000102, MsrAccess::kReadWrite},  // IA32_KERNEL_GS_BASE
 };
 
-// IA32_PAT (SDM Vol. 4 Table 2-2): the guest's own when entry and exit switch it.
-constexpr uint32_t kMsrIa32Pat = 0x277;
 
 Result<void> hand_msrs_to_guest(VmxVcpu& vcpu) {
   for (const GuestOwnedMsr& m : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{m.msr, 1}, m.access, false));
-  if (vcpu.guest_owns_pat()) TRY(vcpu.set_msr_intercept(MsrRange{kMsrIa32Pat, 1}, MsrAccess::kReadWrite, false));
+  // IA32_PAT: the guest's own when entry and exit switch it.
+  if (vcpu.guest_owns_pat()) TRY(vcpu.set_msr_intercept(MsrRange{guest::kMsrIa32Pat, 1}, MsrAccess::kReadWrite, false));
   return ok();
 }
 

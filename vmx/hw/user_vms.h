@@ -1,10 +1,11 @@
 // The user's own VMs (`./lantern --vm`): Multiboot v1 kernels from tagged GRUB modules
 // (guest/vm_spec.h), each on the QEMU-compatible guest platform (guest/devices/guest_platform.h),
-// each vCPU on an application processor of its own. Kernel-only.
+// each vCPU on an application processor of its own, on whichever backend runs the cores (VMX, or
+// SVM where VMX does not: the backend's UserVmBackend and UserVcpu below). Kernel-only.
 //
 // Life cycle:
 //   build_user_vms()            BSP, before the APs start: plan the VMs from the boot modules,
-//                               build each (guest RAM, EPT, kernel, modules and Multiboot
+//                               build each (guest RAM, nested page tables, kernel, modules and Multiboot
 //                               information, guest/loader/multiboot1.h), then give the built ones
 //                               cores (guest::place_vms). A VM that cannot be built or placed is
 //                               `failed` with the reason, logged; the rest go on.
@@ -16,8 +17,8 @@
 //                               waits for a reset, forever.
 //   check_user_vms_started()    BSP, before READY: a VM whose vCPU 0 never got its core fails.
 // A VM that ends (isa-debug-exit 0xf4, the shutdown port 0x8900) or fails stops all its vCPUs
-// and frees its guest RAM and EPT; its record, console output and counters stay for the console.
-// A reset (POST /vms/{vm}/reset) builds RAM and EPT again from the boot modules, which stay in
+// and frees its guest RAM and nested page tables; its record, console output and counters stay for the console.
+// A reset (POST /vms/{vm}/reset) builds RAM and nested page tables again from the boot modules, which stay in
 // memory, and restarts the same vCPUs.
 //
 // With tagged modules present the demo guests are off on every core: cores without a user vCPU
