@@ -26,6 +26,7 @@
 #include <optional>
 
 #include "guest/loader/entry_state.h"
+#include "guest/posted_vcpu_events.h"
 #include "guest/vm.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
@@ -243,11 +244,7 @@ class SvmVcpu {
   uint64_t misc_enable_ = 0;
   uint64_t mtrr_def_type_ = 0;
   uint64_t tsc_aux_ = 0;
-  // Vectors other cores posted (post_interrupt), by 64-bit word; the level ones again in the second.
-  std::array<std::atomic<uint64_t>, 4> posted_vectors_{};
-  std::array<std::atomic<uint64_t>, 4> posted_level_vectors_{};
-  std::atomic<bool> posted_init_{false};
-  std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector while one waits
+  guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   bool wait_for_sipi_ = false;
   std::atomic<uint32_t> published_ldr_{0};
   std::atomic<uint32_t> published_dfr_{0xffffffffu};

@@ -176,8 +176,8 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
     events_.clear();
   }
   attention_.store(0, std::memory_order_relaxed);
-  for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);
-  for (auto& word : posted_level_vectors_) word.store(0, std::memory_order_relaxed);
+  posted_.clear();
+  wait_for_sipi_ = false;
   vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
   apic_base_ = kApicBasePowerUp | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
   reset_emulated_state();
@@ -304,23 +304,19 @@ void SvmVcpu::stop_outside_run(const char* reason) {
 }
 
 void SvmVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
-  // The level bit first: the owner takes posted_vectors_ before posted_level_vectors_.
-  if (level_triggered) {
-    posted_level_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
-  }
-  posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  posted_.post_interrupt(vector, level_triggered);
   attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
   kick_owner();
 }
 
 void SvmVcpu::post_init() {
-  posted_init_.store(true, std::memory_order_seq_cst);
+  posted_.post_init();
   attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
   kick_owner();
 }
 
 void SvmVcpu::post_sipi(uint8_t vector) {
-  posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  posted_.post_sipi(vector);
   attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
   kick_owner();
 }
@@ -331,7 +327,7 @@ void SvmVcpu::enter_wait_for_sipi() {
   const bool x2apic = vlapic_.x2apic_mode();
   vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
   vlapic_.set_x2apic_mode(x2apic);
-  for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);
+  posted_.clear_interrupts();
   {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
@@ -373,24 +369,16 @@ void SvmVcpu::start_from_sipi(uint8_t vector) {
 }
 
 void SvmVcpu::take_posted_interrupts() {
-  if (posted_init_.exchange(false, std::memory_order_acq_rel)) enter_wait_for_sipi();
-  if (const uint32_t sipi = posted_sipi_.exchange(0, std::memory_order_acq_rel); sipi != 0 && wait_for_sipi_) {
-    start_from_sipi(static_cast<uint8_t>(sipi & 0xff));  // a SIPI outside wait-for-SIPI is ignored
+  if (posted_.init_or_sipi_pending()) {
+    const guest::PostedVcpuEvents::InitSipi posted = posted_.take_init_sipi();
+    if (posted.init) enter_wait_for_sipi();
+    if (posted.sipi && wait_for_sipi_) start_from_sipi(*posted.sipi);  // a SIPI outside wait-for-SIPI is ignored
   }
   if (wait_for_sipi_) {
-    for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);  // blocked while it waits
+    posted_.clear_interrupts();  // every interrupt is blocked while it waits (SDM Vol. 3A 9.4)
     return;
   }
-  for (size_t word = 0; word < posted_vectors_.size(); ++word) {
-    uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
-    if (bits == 0) continue;
-    const uint64_t level = posted_level_vectors_[word].fetch_and(~bits, std::memory_order_acq_rel) & bits;
-    while (bits != 0) {
-      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
-      bits &= bits - 1;
-      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), ((level >> bit) & 1) != 0);
-    }
-  }
+  posted_.take_interrupts([this](uint8_t vector, bool level) { (void)vlapic_.accept_interrupt(vector, level); });
 }
 
 bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {

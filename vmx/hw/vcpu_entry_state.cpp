@@ -127,9 +127,7 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
   }
   owner_events_pending_ = false;
   attention_.store(0, std::memory_order_relaxed);
-  for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);
-  posted_init_.store(false, std::memory_order_relaxed);
-  posted_sipi_.store(0, std::memory_order_relaxed);
+  posted_.clear();
   wait_for_sipi_ = false;
   sleeping_in_hlt_ = false;
   requested_preemption_timer_ = 0;

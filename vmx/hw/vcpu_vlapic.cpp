@@ -131,21 +131,19 @@ void VmxVcpu::kick_owner() {
 }
 
 void VmxVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
-  // The level bit first: the owner takes posted_vectors_ before posted_level_vectors_.
-  if (level_triggered) posted_level_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
-  posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  posted_.post_interrupt(vector, level_triggered);
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_init() {
-  posted_init_.store(true, std::memory_order_seq_cst);
+  posted_.post_init();
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_sipi(uint8_t vector) {
-  posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  posted_.post_sipi(vector);
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
@@ -159,7 +157,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
   vlapic_.reset();
   vlapic_.set_x2apic_mode(x2apic);
   publish_logical_id();
-  for (auto& word : posted_vectors_) word.store(0);
+  posted_.clear_interrupts();
   {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
@@ -204,22 +202,13 @@ Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
 }
 
 Result<void> VmxVcpu::vlapic_before_entry() {
-  // INIT/SIPI posted by other vCPUs. The SIPI is read first: an INIT posted before it is then
-  // seen too, and a SIPI posted after this read stays for the next entry.
-  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
-    const uint32_t sipi = posted_sipi_.exchange(0, std::memory_order_seq_cst);
-    if (posted_init_.exchange(false, std::memory_order_seq_cst)) TRY(enter_wait_for_sipi());
-    if ((sipi & 0x100u) != 0 && wait_for_sipi_) TRY(start_from_sipi(static_cast<uint8_t>(sipi & 0xff)));
+  // INIT/SIPI posted by other vCPUs (guest::PostedVcpuEvents::take_init_sipi: SIPI read first).
+  if (posted_.init_or_sipi_pending()) {
+    const guest::PostedVcpuEvents::InitSipi posted = posted_.take_init_sipi();
+    if (posted.init) TRY(enter_wait_for_sipi());
+    if (posted.sipi && wait_for_sipi_) TRY(start_from_sipi(*posted.sipi));
   }
-  for (size_t word = 0; word < posted_vectors_.size(); ++word) {
-    uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
-    const uint64_t level = bits != 0 ? posted_level_vectors_[word].exchange(0, std::memory_order_acq_rel) : 0;
-    while (bits != 0) {
-      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
-      bits &= bits - 1;
-      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), ((level >> bit) & 1) != 0);
-    }
-  }
+  posted_.take_interrupts([this](uint8_t vector, bool level) { (void)vlapic_.accept_interrupt(vector, level); });
   // The vlapic counts in the guest's TSC (the host's + TSC_OFFSET; no TSC scaling).
   (void)vlapic_.poll_timer(guest_tsc());
   return ok();
