@@ -339,7 +339,7 @@ Result<SvmRunOutcome> SvmVcpu::run() {
 
 Result<SvmRunOutcome> SvmVcpu::run_once() {
   if (stopped()) return SvmRunOutcome::kStopped;
-  if ((attention_.exchange(0, std::memory_order_acq_rel) & kAttentionPostedInterrupts) != 0) {
+  if ((attention_.exchange(0, std::memory_order_acq_rel) & kAttentionPosted) != 0) {
     take_posted_interrupts();
   }
   if (wait_for_sipi_ || halted_) {

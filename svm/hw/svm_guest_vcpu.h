@@ -91,7 +91,7 @@ class SvmVcpu {
   static constexpr size_t kExitRingSize = 64;
   static constexpr size_t kStopLogExits = 8;  // recent exits a stopping vCPU logs
   static constexpr uint32_t kAttentionEvents = 1u << 0;
-  static constexpr uint32_t kAttentionPostedInterrupts = 1u << 1;
+  static constexpr uint32_t kAttentionPosted = 1u << 1;  // interrupts, INIT or SIPI from other cores
 
   // Must run on the core that will own the vCPU, in SVM operation. `vm` outlives the vCPU.
   static Result<SvmVcpu*> create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp);

@@ -1,6 +1,7 @@
 // SvmVcpu: starting from a loader's register state, starting over (a VM reset), the MSRs the
-// platform emulates alike on both backends, interrupts posted by other cores, and string port
-// I/O. Kernel-only.
+// platform emulates alike on both backends, interrupts, INIT and SIPI posted by other cores, the
+// vlapic's IPIs, the xAPIC page and MMIO devices reached through NPF, and string port I/O.
+// Kernel-only.
 #include "guest/guest_page_walk.h"
 #include "guest/platform_msrs.h"
 #include "guest/string_io.h"
@@ -40,6 +41,7 @@ constexpr uint64_t kDr6Reset = 0xffff0ff0;
 constexpr uint64_t kDr7Reset = 0x400;
 constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
 constexpr uint64_t kRflagsDirection = 1u << 10;  // RFLAGS.DF (APM Vol. 2 3.1.6)
+constexpr uint64_t kEferLma = 1u << 10;          // EFER.LMA, long mode active (APM Vol. 2 3.1.7)
 
 // IA32_APIC_BASE at power-up (SDM Vol. 3A 11.4.4): base 0xFEE00000, EN (bit 11), BSP (bit 8).
 constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);
@@ -255,7 +257,7 @@ Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic
   // CS.base + RIP through the guest's paging and RAM, and decode the MOV.
   if (ram_bytes_ == 0) return stop(exit, "MMIO access in a VM without RAM to fetch the instruction from");
   const VmcbSaveArea& s = vmcb_->save;
-  const bool sixty_four_bit = (s.efer & (1u << 10)) != 0 && (s.cs.attrib & kAttribLong) != 0;  // EFER.LMA, CS.L
+  const bool sixty_four_bit = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
   const vmx::CodeSize code_size = sixty_four_bit ? vmx::CodeSize::k64
                                   : (s.cs.attrib & kAttribDefaultBig) != 0 ? vmx::CodeSize::k32
                                                                             : vmx::CodeSize::k16;
@@ -305,19 +307,19 @@ void SvmVcpu::stop_outside_run(const char* reason) {
 
 void SvmVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
   posted_.post_interrupt(vector, level_triggered);
-  attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void SvmVcpu::post_init() {
   posted_.post_init();
-  attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void SvmVcpu::post_sipi(uint8_t vector) {
   posted_.post_sipi(vector);
-  attention_.fetch_or(kAttentionPostedInterrupts, std::memory_order_release);
+  attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
@@ -451,7 +453,7 @@ Result<SvmRunOutcome> SvmVcpu::on_string_io(const Exit& exit) {
   if (ram_bytes_ == 0) return stop(exit, "string port I/O (INS/OUTS) in a VM without RAM for it");
   if (io.width != 1 && io.width != 2 && io.width != 4) return stop(exit, "string port I/O of an invalid width");
   const VmcbSaveArea& s = vmcb_->save;
-  const bool sixty_four_bit = (s.efer & (1u << 10)) != 0 && (s.cs.attrib & kAttribLong) != 0;  // EFER.LMA, CS.L
+  const bool sixty_four_bit = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
   // The address size from EXITINFO1 (A16/A32/A64, APM 15.10.2); where it names none, or 64 bits
   // outside 64-bit mode, the code segment's default (CS.D, APM Vol. 1 2.2.2) stands in.
   uint8_t address_bits = io.address_width;
