@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The user's own VMs (--vm) on the SVM backend under QEMU TCG -cpu max, end to end.
-ctest: guests.qemu.svm.vms.
+ctest: guests.qemu.svm.vms (and guests.bochs.ryzen.svm.vms: Bochs ryzen, with NRIP).
 
     svm_vms_test.py --emulator qemu --cpus 4 --tcg-thread single --iso build/lantern.iso \\
         --kernel build/lantern.elf --mbguest build/tests/guests/mbguest.elf --mbecho build/tests/guests/mbecho.elf
