@@ -97,4 +97,17 @@ constexpr PlatformMsrAccess mtrr_msr(uint32_t msr, bool write, uint64_t current,
 // update is ever loaded here: reads return 0 and writes are accepted and dropped.
 inline constexpr uint32_t kMsrIa32BiosSignId = 0x8b;
 
+// IA32_PAT (0x277, SDM Vol. 3A 12.12.2; APM Vol. 2 7.8.1): eight 8-bit fields, each a memory
+// type: UC 0, WC 1, WT 4, WP 5, WB 6, UC- 7. A WRMSR with any other value in a field (2, 3,
+// 8-255) raises #GP.
+inline constexpr uint32_t kMsrIa32Pat = 0x277;
+
+constexpr bool is_valid_pat(uint64_t value) {
+  for (unsigned i = 0; i < 8; ++i) {
+    const uint64_t type = (value >> (8 * i)) & 0xff;
+    if (type == 2 || type == 3 || type > 7) return false;
+  }
+  return true;
+}
+
 }  // namespace lantern::guest

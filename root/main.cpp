@@ -12,6 +12,7 @@
 #include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "vmx/hw/guest_vm.h"
+#include "svm/hw/svm_user_vms.h"
 #include "vmx/hw/user_vms.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vcpu_capture.h"
@@ -60,7 +61,11 @@ extern "C" void kernel_main() {
   const std::string_view cmdline = kernel_boot::init_bootstrap_processor();
   (void)vmx::enable_on_this_cpu();  // without VMX it logs why; the boot goes on with vmx=0
   (void)svm::enable_on_this_cpu();  // likewise without SVM: svm=0
-  vmx::build_user_vms(kernel_boot::enabled_cpus());  // --vm: before the APs start, which each bind one
+  // --vm: before the APs start, which each bind one; on SVM where VMX does not run
+  const vmx::UserVmBackend& user_vm_backend = vmx::cores_in_vmx_operation() == 0 && svm::cores_in_svm_operation() > 0
+                                                  ? svm::svm_user_vm_backend()
+                                                  : vmx::vmx_user_vm_backend();
+  vmx::build_user_vms(kernel_boot::enabled_cpus(), user_vm_backend);
   kernel_boot::start_application_processors();       // each AP runs root::ap_entry()
 
   // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).

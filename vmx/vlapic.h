@@ -68,6 +68,24 @@ enum class LapicTimerMode : uint8_t {  // SDM 11.5.1, Figure 11-8: LVT timer bit
 // in 15:0 (SDM 11.12.10.2).
 bool logical_destination_matches(uint32_t mda, uint32_t ldr, uint32_t dfr, bool x2apic);
 
+// Whether an IPI sent by the local APIC `source_id` reaches the one with ID `target_id` (SDM
+// Vol. 3A 11.6.2): by its shorthand, else a broadcast (all ones: 0xFF in xAPIC mode, 0xFFFFFFFF
+// in x2APIC mode, 11.12.9), a physical destination equal to the ID, or a logical destination
+// the target accepts (`accepts_logical(mda)`, asked only for logical IPIs).
+template <typename AcceptsLogical>
+bool ipi_reaches(const IpiRequest& ipi, uint32_t source_id, uint32_t target_id, bool x2apic,
+                 AcceptsLogical accepts_logical) {
+  switch (ipi.shorthand) {
+    case IpiShorthand::kSelf: return target_id == source_id;
+    case IpiShorthand::kAllIncludingSelf: return true;
+    case IpiShorthand::kAllExcludingSelf: return target_id != source_id;
+    case IpiShorthand::kNone: break;
+  }
+  if (ipi.destination == (x2apic ? 0xffffffffu : 0xffu)) return true;
+  if (!ipi.logical_destination) return target_id == ipi.destination;
+  return accepts_logical(ipi.destination);
+}
+
 class VirtualLapic {
  public:
   // xAPIC MMIO offsets (SDM 11.4.1 Table 11-1); x2APIC MSR = 0x800 + (offset >> 4) (Table 11-6).

@@ -22,6 +22,22 @@ struct SegmentState {
   bool usable = true;       // false: a null selector's "unusable" segment
 };
 
+// The segment's attribute bits as its descriptor holds them in bits 47:40 and 55:52 (SDM Vol. 3A
+// 3.4.5, Figure 3-8), packed into 12 bits: 3:0 type, 4 S, 6:5 DPL, 7 P, 8 AVL (0), 9 L, 10 D/B,
+// 11 G. This is the VMCB's attribute format (APM Vol. 2 15.5.1, Figure 15-4); the VMCS's access
+// rights hold bits 11:8 at 15:12 (SDM Vol. 3C 24.4.1, Table 24-2). An unusable segment is the
+// caller's to encode.
+constexpr uint16_t packed_descriptor_attributes(const SegmentState& s) {
+  uint16_t a = s.type & 0xfu;
+  if (s.code_or_data) a |= 1u << 4;
+  a |= static_cast<uint16_t>((s.dpl & 3u) << 5);
+  if (s.present) a |= 1u << 7;
+  if (s.long_mode) a |= 1u << 9;
+  if (s.default_big) a |= 1u << 10;
+  if (s.granularity) a |= 1u << 11;
+  return a;
+}
+
 struct DescriptorTableState {
   uint64_t base = 0;
   uint16_t limit = 0;

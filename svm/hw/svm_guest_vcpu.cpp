@@ -80,17 +80,17 @@ constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 constexpr uint32_t kCpuidXsaveLeaf = 0xd;
+// CPUID.06H:EAX[2] ARAT, the APIC timer always running (SDM Vol. 2A CPUID, Table 3-8).
+constexpr uint32_t kCpuidPowerLeaf = 0x6;
+constexpr uint32_t kCpuid6EaxArat = 1u << 2;
+// CPUID.(EAX=07H,ECX=0):ECX[16] LA57, 57-bit linear addresses with 5-level paging (SDM Vol. 2A
+// CPUID; APM Vol. 3 E.3.6).
+constexpr uint32_t kCpuidStructuredFeaturesLeaf = 0x7;
+constexpr uint32_t kCpuid7EcxLa57 = 1u << 16;
 constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
 constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
 constexpr char kCpuidHypervisorSignature[13] = "LanternSVMhv";
-
-// The x87/SSE state after FNINIT with MXCSR at its reset value, as an FXSAVE image (SDM Vol. 1
-// Table 10-2: FCW at byte 0, MXCSR at byte 24; 8.1.5 FNINIT's FCW 037FH; 10.2.3 MXCSR 1F80H).
-constexpr size_t kFxFcwOffset = 0;
-constexpr uint16_t kFxFcwInit = 0x037f;
-constexpr size_t kFxMxcsrOffset = 24;
-constexpr uint32_t kMxcsrReset = 0x1f80;
 
 class FrameAllocatorPages {
  public:
@@ -162,8 +162,7 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
   apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
 
-  lib::mem_copy(guest_fx_ + kFxFcwOffset, &kFxFcwInit, sizeof(kFxFcwInit));
-  lib::mem_copy(guest_fx_ + kFxMxcsrOffset, &kMxcsrReset, sizeof(kMxcsrReset));
+  reset_emulated_state();
 
   vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
   VmcbControlArea& c = vmcb_->control;
@@ -340,10 +339,12 @@ Result<SvmRunOutcome> SvmVcpu::run() {
 
 Result<SvmRunOutcome> SvmVcpu::run_once() {
   if (stopped()) return SvmRunOutcome::kStopped;
-  attention_.exchange(0, std::memory_order_acq_rel);
-  if (halted_) {
+  if ((attention_.exchange(0, std::memory_order_acq_rel) & kAttentionPosted) != 0) {
+    take_posted_interrupts();
+  }
+  if (wait_for_sipi_ || halted_) {
     vlapic_.poll_timer(cpu::rdtsc());
-    if (!can_wake_from_hlt()) {
+    if (wait_for_sipi_ || !can_wake_from_hlt()) {
       // Sleep until the next host interrupt (the 100 Hz tick, a wake-up IPI, the NIC); STI's
       // shadow covers HLT, so an interrupt between the check and HLT still wakes the core.
       cpu::disable_interrupts();
@@ -503,6 +504,14 @@ Result<SvmRunOutcome> SvmVcpu::on_shutdown(const Exit& exit) {
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
+  // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The xAPIC page (in xAPIC
+  // mode) and the VM's MMIO devices are not mapped, so their accesses come here.
+  const uint64_t gpa = exit.exitinfo2;
+  const uint64_t apic_page = apic_base_ & ~uint64_t{0xfff};
+  const bool xapic_mode = (apic_base_ & (kApicBaseEnable | kApicBaseExtd)) == kApicBaseEnable;
+  if (xapic_mode && gpa >= apic_page && gpa < apic_page + paging::kPageSize) return on_mmio(exit, gpa, true);
+  uint64_t offset = 0;
+  if (vm_.mmio.device_at(gpa, &offset) != nullptr) return on_mmio(exit, gpa, false);
   // The guest never runs on the host's page tables: a save area holding the host's CR3 means the
   // emulator took a #VMEXIT while the host was running and overwrote the guest's state with the
   // host's. QEMU 7.2's multi-threaded TCG does this on CPU 0 when another vCPU's thread restores
@@ -581,6 +590,14 @@ Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
               kCpuid1EcxTscDeadline;
       r.edx &= ~kCpuid1EdxApic;
       if ((apic_base_ & kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
+    } else if (leaf == kCpuidPowerLeaf) {
+      // The vlapic's timer runs on in every C-state (ARAT): with TSC-deadline mode a guest OS
+      // needs no PIT for its timer (Linux: apic_needs_pit()).
+      r.eax |= kCpuid6EaxArat;
+    } else if (leaf == kCpuidStructuredFeaturesLeaf && subleaf == 0) {
+      // No 5-level paging for guests: the MMIO and string-I/O paths walk the guest's tables with
+      // guest/guest_page_walk.h, which has 4 levels.
+      r.ecx &= ~kCpuid7EcxLa57;
     } else if (leaf == kCpuidXsaveLeaf) {
       r = cpu::CpuidResult{};  // no XSAVE for guests: the host does not switch extended state
     } else if (leaf == kCpuidExtendedFeatures) {
@@ -608,7 +625,8 @@ Result<SvmRunOutcome> SvmVcpu::on_hlt(const Exit& exit) {
 
 Result<SvmRunOutcome> SvmVcpu::on_ioio(const Exit& exit) {
   const IoioInfo io = IoioInfo::decode(exit.exitinfo1);
-  if (io.string || io.rep) return stop(exit, "string or REP port I/O (INS/OUTS) is not emulated");
+  if (io.string) return on_string_io(exit);
+  if (io.rep) return stop(exit, "REP without a string instruction in an IOIO exit");
   if (io.width != 1 && io.width != 2 && io.width != 4) return stop(exit, "port I/O of an invalid width");
   uint64_t& rax = vmcb_->save.rax;
   if (io.in) {
@@ -638,11 +656,19 @@ Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
     }
     return *r;
   }
-  if (msr == vmx::VirtualLapic::kMsrTscDeadline) return vlapic_.read_tsc_deadline();
+  // The vlapic counts on the host's TSC; the guest's reads TSC_OFFSET ahead (APM 15.30.5).
+  if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
+    const uint64_t deadline = vlapic_.read_tsc_deadline();
+    return deadline == 0 ? 0 : deadline + vmcb_->control.tsc_offset;
+  }
   if (msr == kMsrApicBase) return apic_base_;
-  if (msr == kMsrTsc) return cpu::rdtsc();  // TSC_OFFSET is 0: the guest's TSC is the host's
+  if (msr == kMsrTsc) return cpu::rdtsc() + vmcb_->control.tsc_offset;  // what RDTSC reads
   if (msr == kMsrEfer) return vmcb_->save.efer & ~kEferSvme;  // the guest never sees SVME
-  return uint64_t{0};  // the demo's policy (guest::UnknownMsrPolicy::kReadZeroIgnoreWrite)
+  uint64_t value = 0;
+  if (read_platform_msr(msr, value, gp)) return value;
+  // Neither the vCPU nor the platform has it: the VM's policy (kToCaller is not offered here).
+  gp = vm_.unknown_msrs == guest::UnknownMsrPolicy::kInjectGp;
+  return uint64_t{0};
 }
 
 Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
@@ -652,15 +678,12 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
       gp = true;
       return ok();
     }
-    if (auto ipi = vlapic_.take_ipi(); ipi) {
-      LOG_DEBUG("svm: vm%u vcpu%u: IPI to another vCPU dropped (one vCPU per VM)", vm_.vm_id, vcpu_id_);
-    }
-    (void)vlapic_.take_level_eoi();
+    route_vlapic_side_effects();
     return ok();
   }
   if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
     vlapic_.set_time(cpu::rdtsc());
-    vlapic_.write_tsc_deadline(value);
+    vlapic_.write_tsc_deadline(value == 0 ? 0 : value - vmcb_->control.tsc_offset);
     return ok();
   }
   if (msr == kMsrApicBase) {
@@ -673,6 +696,13 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     const bool extd = (value & kApicBaseExtd) != 0;
     apic_base_ = (apic_base_ & ~kApicBaseExtd) | (extd ? kApicBaseExtd : 0);
     vlapic_.set_x2apic_mode(extd);
+    publish_logical_id();
+    return ok();
+  }
+  if (msr == kMsrTsc) {
+    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5): the offset that makes the
+    // guest's TSC read `value` now.
+    vmcb_->control.tsc_offset = value - cpu::rdtsc();
     return ok();
   }
   if (msr == kMsrEfer) {
@@ -680,6 +710,8 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     vmcb_->save.efer = value | kEferSvme;
     return ok();
   }
+  if (write_platform_msr(msr, value, gp)) return ok();
+  gp = vm_.unknown_msrs == guest::UnknownMsrPolicy::kInjectGp;
   return ok();
 }
 

@@ -9,12 +9,14 @@
 //                  do (host work after a host interrupt or while the guest halts)
 //   queue_event()  any core: the pending-event queue (vmx/pending_events.h), the owner is kicked
 //
-// Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus; next RIP from EXITINFO2),
-// MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC; others read 0 and ignore writes),
-// VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
-// instructions and XSETBV (#UD). SHUTDOWN, VMEXIT_INVALID, NPF and any exit without a handler
-// stop this vCPU alone with a recorded reason. RIP moves by NRIP only where CPUID says the CPU
-// saves it, otherwise by the known instruction lengths (svm/exit_info.h next_rip()).
+// Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus, INS/OUTS over the guest's RAM;
+// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC, PAT,
+// TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's unknown-MSR
+// policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
+// instructions and XSETBV (#UD), NPF on the xAPIC page or a VM MMIO device (emulated MOV).
+// SHUTDOWN, VMEXIT_INVALID, any other NPF and any exit without a handler stop this vCPU alone
+// with a recorded reason. RIP moves by NRIP only where CPUID says the CPU saves it, otherwise
+// by the known instruction lengths (svm/exit_info.h next_rip()).
 #pragma once
 
 #include <array>
@@ -23,10 +25,13 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/loader/entry_state.h"
+#include "guest/posted_vcpu_events.h"
 #include "guest/vm.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
 #include "svm/exit_code.h"
+#include "svm/permission_maps.h"
 #include "svm/hw/svm_vcpu.h"
 #include "svm/vmcb.h"
 #include "vmx/general_registers.h"
@@ -86,6 +91,7 @@ class SvmVcpu {
   static constexpr size_t kExitRingSize = 64;
   static constexpr size_t kStopLogExits = 8;  // recent exits a stopping vCPU logs
   static constexpr uint32_t kAttentionEvents = 1u << 0;
+  static constexpr uint32_t kAttentionPosted = 1u << 1;  // interrupts, INIT or SIPI from other cores
 
   // Must run on the core that will own the vCPU, in SVM operation. `vm` outlives the vCPU.
   static Result<SvmVcpu*> create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp);
@@ -95,6 +101,41 @@ class SvmVcpu {
   // the vCPU with a recorded reason, like a stop exit.
   Result<SvmRunOutcome> run();
   void capture(SvmCapture& out) const;
+
+  // The guest's RAM (guest-physical 0 .. bytes at host-physical `phys`): where INS/OUTS move
+  // their data. Without it string port I/O stops the vCPU. Owner core.
+  void set_guest_ram(uint64_t phys, uint64_t bytes) {
+    ram_phys_ = phys;
+    ram_bytes_ = bytes;
+  }
+  // Loads a loader's register state (guest/loader/entry_state.h) into the save area. Owner core.
+  Result<void> apply_entry_state(const guest::EntryState& state);
+  // A VM reset: the power-on state on new nested page tables, then `state`; pending events, the
+  // vlapic and the emulated MSRs start over, the counters stay. Owner core.
+  Result<void> restart(uint64_t n_cr3, const guest::EntryState& state);
+  // Lets the guest reach MSRs without an exit (MSRPM bits clear, APM 15.11) or intercepts them
+  // again. Owner core.
+  Result<void> set_msr_intercept(MsrRange range, MsrAccess access, bool on);
+  // The run loop gives up on the vCPU for `reason` (owner core; the console shows it stopped).
+  void stop_outside_run(const char* reason);
+  // Any core: a fixed interrupt for the vlapic's IRR (an I/O APIC message), taken before the
+  // next VMRUN; the owner is kicked.
+  void post_interrupt(uint8_t vector, bool level_triggered);
+  // Any core: INIT resets the vlapic (x2APIC mode kept), drops pending events and parks the vCPU
+  // waiting for a SIPI with every interrupt blocked (SDM Vol. 3A 9.4, 11.4.7.3); a SIPI while it
+  // waits starts it in real mode at CS = vector << 8, IP 0. The owner is kicked.
+  void post_init();
+  void post_sipi(uint8_t vector);
+  bool waiting_for_sipi() const { return wait_for_sipi_; }
+  // Any core: whether this vCPU's vlapic is among the logical destination `mda` (SDM Vol. 3A
+  // 11.6.2.2), from the LDR/DFR the owner last published.
+  bool accepts_logical_destination(uint32_t mda) const;
+  // Where the vlapic's IPIs go (owner core, from an ICR write): without a sink they are dropped.
+  using IpiSink = void (*)(void* context, const vmx::IpiRequest& ipi, bool x2apic);
+  void set_ipi_sink(IpiSink sink, void* context) {
+    ipi_sink_ = sink;
+    ipi_context_ = context;
+  }
 
   // Any core. kFull / kInvalidArgument as PendingEventQueue::queue_event.
   Result<size_t> queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
@@ -157,6 +198,17 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_npf(const Exit& exit);
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
+  bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
+  bool write_platform_msr(uint32_t msr, uint64_t value, bool& gp);
+  Result<SvmRunOutcome> on_string_io(const Exit& exit);
+  Result<SvmRunOutcome> on_mmio(const Exit& exit, uint64_t gpa, bool apic_page);
+  void route_vlapic_side_effects();
+  void publish_logical_id();
+  void enter_wait_for_sipi();
+  void start_from_sipi(uint8_t vector);
+  uint64_t* gpr_slot(uint8_t index);
+  void reset_emulated_state();
+  void take_posted_interrupts();
   static Handler handler_for(uint64_t exitcode);
 
   // The guest's and the host's x87/SSE state (FXSAVE images, SDM Vol. 1 10.5.1): switched
@@ -185,6 +237,20 @@ class SvmVcpu {
   const char* stop_message_ = nullptr;
   HypercallHandler hypercall_handler_ = nullptr;
   void* hypercall_context_ = nullptr;
+
+  uint64_t ram_phys_ = 0;
+  uint64_t ram_bytes_ = 0;
+  // Emulated MSRs (guest/platform_msrs.h) and the guest's TSC: RDTSC adds TSC_OFFSET (APM 15.30.5).
+  uint64_t misc_enable_ = 0;
+  uint64_t mtrr_def_type_ = 0;
+  uint64_t tsc_aux_ = 0;
+  guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
+  bool wait_for_sipi_ = false;
+  std::atomic<uint32_t> published_ldr_{0};
+  std::atomic<uint32_t> published_dfr_{0xffffffffu};
+  std::atomic<bool> published_x2apic_{false};
+  IpiSink ipi_sink_ = nullptr;
+  void* ipi_context_ = nullptr;
 
   vmx::VirtualLapic vlapic_{0};
   uint32_t tsc_per_bus_clock_ = 1;

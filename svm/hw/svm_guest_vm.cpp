@@ -17,6 +17,7 @@
 #include "kernel/lib/string.h"
 #include "svm/hw/svm_operation.h"
 #include "kernel/core/core_mailbox.h"
+#include "vmx/hw/user_vms.h"
 #include "vmx/hw/vmx_operation.h"
 
 namespace lantern::svm {
@@ -38,6 +39,7 @@ PublishedSvmVm g_demo[kMaxCpus];  // this core's demo, written before the core i
 bool demo_enabled() {
   const std::string_view cmdline = boot_state().multiboot.cmdline.value_or("");
   if (cmdline_has_flag(cmdline, "selftest") || cmdline_has_flag(cmdline, "bench")) return false;
+  if (vmx::user_vms_requested()) return false;  // the user's VMs (--vm) take the cores
   for (std::string_view key : {"vmx.demo", "svm.demo"}) {
     if (auto v = cmdline_value(cmdline, key); v && (*v == "0" || *v == "off" || *v == "no")) return false;
   }
@@ -108,7 +110,7 @@ Result<SvmGuestVm*> create_vm(uint32_t vm_id, std::string_view program_name) {
 Result<void> publish(SvmGuestVm* vm, SvmVcpu* vcpu) {
   IrqSpinlockGuard guard(g_registry_lock);
   for (size_t i = 0; i < g_published_count; ++i) {
-    if (g_published[i].vm->vm_id == vm->vm_id) return make_error(ErrorCode::kAlreadyExists, "VM already published", vm->vm_id);
+    if (g_published[i].vcpu->vm_id() == vm->vm_id) return make_error(ErrorCode::kAlreadyExists, "VM already published", vm->vm_id);
   }
   if (g_published_count == kMaxPublishedSvmVms) return make_error(ErrorCode::kFull, "the VM table is full");
   g_published[g_published_count++] = PublishedSvmVm{vm, vcpu};
@@ -142,15 +144,22 @@ size_t published_svm_vms(PublishedSvmVm* out, size_t capacity) {
 SvmGuestVm* find_published_svm_vm(uint32_t vm_id) {
   IrqSpinlockGuard guard(g_registry_lock);
   for (size_t i = 0; i < g_published_count; ++i) {
-    if (g_published[i].vm->vm_id == vm_id) return g_published[i].vm;
+    if (g_published[i].vm != nullptr && g_published[i].vm->vm_id == vm_id) return g_published[i].vm;
   }
   return nullptr;
+}
+
+Result<void> publish_user_vcpu(SvmVcpu* vcpu) {
+  IrqSpinlockGuard guard(g_registry_lock);
+  if (g_published_count == kMaxPublishedSvmVms) return make_error(ErrorCode::kFull, "the VM table is full");
+  g_published[g_published_count++] = PublishedSvmVm{nullptr, vcpu};
+  return ok();
 }
 
 SvmVcpu* find_published_svm_vcpu(uint32_t vm_id, uint32_t vcpu_id) {
   IrqSpinlockGuard guard(g_registry_lock);
   for (size_t i = 0; i < g_published_count; ++i) {
-    if (g_published[i].vm->vm_id == vm_id && g_published[i].vcpu->vcpu_id() == vcpu_id) return g_published[i].vcpu;
+    if (g_published[i].vcpu->vm_id() == vm_id && g_published[i].vcpu->vcpu_id() == vcpu_id) return g_published[i].vcpu;
   }
   return nullptr;
 }

@@ -34,12 +34,14 @@ struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
 
 // ---- The published VMs and vCPUs (the console's view); entries stay until reboot ----------
 struct PublishedSvmVm {
-  SvmGuestVm* vm = nullptr;
-  SvmVcpu* vcpu = nullptr;  // one vCPU per VM today
+  SvmGuestVm* vm = nullptr;  // nullptr for a user VM's vCPU (vmx/hw/user_vms.h lists the VM)
+  SvmVcpu* vcpu = nullptr;   // one entry per vCPU
 };
 inline constexpr size_t kMaxPublishedSvmVms = 64;
 size_t published_svm_vms(PublishedSvmVm* out, size_t capacity);
 SvmGuestVm* find_published_svm_vm(uint32_t vm_id);
+// A user VM's vCPU (svm/hw/svm_user_vms.h): the console lists and captures it like the demo's.
+Result<void> publish_user_vcpu(SvmVcpu* vcpu);
 SvmVcpu* find_published_svm_vcpu(uint32_t vm_id, uint32_t vcpu_id);
 
 // Captures `vcpu` on the core that owns it (directly when that is this core, otherwise through

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "guest/loader/entry_state.h"
 #include "guest/loader/guest_memory.h"
 #include "guest/loader/memory_map.h"
 #include "guest/loader/multiboot1.h"
@@ -426,3 +427,24 @@ TEST(GuestMemoryTest, BoundsChecked) {
 
 }  // namespace
 }  // namespace lantern::guest
+
+// The descriptor attribute bits both backends encode from (VMCB attributes, VMCS access rights).
+TEST(EntryStateTest, PackedDescriptorAttributes) {
+  lantern::guest::SegmentState code;  // flat 32-bit code: type B, S, P, D/B, G
+  code.type = lantern::guest::kSegmentTypeCodeExecuteReadAccessed;
+  EXPECT_EQ(lantern::guest::packed_descriptor_attributes(code), 0xc9bu);
+  lantern::guest::SegmentState data = code;
+  data.type = lantern::guest::kSegmentTypeDataReadWriteAccessed;
+  data.dpl = 3;
+  EXPECT_EQ(lantern::guest::packed_descriptor_attributes(data), 0xcf3u);
+  lantern::guest::SegmentState code64 = code;  // 64-bit code: L set, D/B clear
+  code64.long_mode = true;
+  code64.default_big = false;
+  EXPECT_EQ(lantern::guest::packed_descriptor_attributes(code64), 0xa9bu);
+  lantern::guest::SegmentState tss;  // a busy 32-bit TSS: a system segment, byte granular
+  tss.type = lantern::guest::kSegmentTypeTss32Busy;
+  tss.code_or_data = false;
+  tss.default_big = false;
+  tss.granularity = false;
+  EXPECT_EQ(lantern::guest::packed_descriptor_attributes(tss), 0x08bu);
+}

@@ -70,3 +70,13 @@ TEST(GuestPlatformMsrs, MtrrDefTypeRefusesReservedBitsAndTypes) {
 
 }  // namespace
 }  // namespace lantern::guest
+
+TEST(GuestPlatformMsrs, PatFieldsMustBeMemoryTypes) {
+  using lantern::guest::is_valid_pat;
+  EXPECT_TRUE(is_valid_pat(0x0007040600070406ull));  // the power-on value
+  EXPECT_TRUE(is_valid_pat(0x0606060606060606ull));
+  EXPECT_TRUE(is_valid_pat(0x0700050401000000ull));
+  EXPECT_FALSE(is_valid_pat(0x0000000000000002ull));  // type 2 is reserved
+  EXPECT_FALSE(is_valid_pat(0x0300000000000000ull));  // type 3, in the last field
+  EXPECT_FALSE(is_valid_pat(0x0000000000080000ull));  // 8 and above
+}

@@ -481,3 +481,31 @@ TEST(VmxVlapicLogicalDestination, X2apicCluster) {
   EXPECT_FALSE(lantern::vmx::logical_destination_matches((1u << 16) | 0x4, ldr, 0, true));
   EXPECT_FALSE(lantern::vmx::logical_destination_matches((2u << 16) | 0x8, ldr, 0, true));
 }
+
+// Which vCPUs an IPI reaches (SDM Vol. 3A 11.6.2): shorthands, broadcast, physical, logical.
+TEST(VmxVlapicIpiReaches, ShorthandsBroadcastPhysicalLogical) {
+  using lantern::vmx::IpiRequest;
+  using lantern::vmx::IpiShorthand;
+  using lantern::vmx::ipi_reaches;
+  auto never = [](uint32_t) { return false; };
+  auto always = [](uint32_t) { return true; };
+  IpiRequest ipi;
+  ipi.shorthand = IpiShorthand::kSelf;
+  EXPECT_TRUE(ipi_reaches(ipi, 1, 1, false, never));
+  EXPECT_FALSE(ipi_reaches(ipi, 1, 0, false, never));
+  ipi.shorthand = IpiShorthand::kAllExcludingSelf;
+  EXPECT_FALSE(ipi_reaches(ipi, 1, 1, false, never));
+  EXPECT_TRUE(ipi_reaches(ipi, 1, 0, false, never));
+  ipi.shorthand = IpiShorthand::kAllIncludingSelf;
+  EXPECT_TRUE(ipi_reaches(ipi, 1, 1, false, never));
+  ipi.shorthand = IpiShorthand::kNone;
+  ipi.destination = 0xff;  // xAPIC broadcast; in x2APIC mode an ordinary ID
+  EXPECT_TRUE(ipi_reaches(ipi, 0, 3, false, never));
+  EXPECT_FALSE(ipi_reaches(ipi, 0, 3, true, never));
+  ipi.destination = 2;
+  EXPECT_TRUE(ipi_reaches(ipi, 0, 2, false, never));
+  EXPECT_FALSE(ipi_reaches(ipi, 0, 1, false, always));  // physical: the target's logical ID does not count
+  ipi.logical_destination = true;
+  EXPECT_TRUE(ipi_reaches(ipi, 0, 1, false, always));
+  EXPECT_FALSE(ipi_reaches(ipi, 0, 2, false, never));
+}

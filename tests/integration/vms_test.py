@@ -80,16 +80,130 @@ def console_text(c, vm):
         since = chunk["next"]
 
 
+ENV_TXT = b"hello from a module\nsecond line\n"  # mbguest's module, env.txt
+
+
+def file_writer(d):
+    """put(name, data): writes a file into the directory `d` and returns its path."""
+    def put(name, data):
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+    return put
+
+
+def check_refusals(c, emu, reasons, vm_count):
+    """The VMs 0..vm_count-1 are listed; those in `reasons` (vm -> text of the reason) failed with
+    it, in the log too, and refuse a reset (409)."""
+    vms = {v["vm"]: v for v in c.get("/api/v1/vms")["vms"]}
+    harness.check(sorted(vms) == list(range(vm_count)), f"VMs listed: {sorted(vms)}")
+    for vm, needle in reasons.items():
+        v = vms[vm]
+        harness.check(v["kind"] == "user" and v["state"] == "failed" and needle in (v["failure"] or ""),
+                      f"vm{vm}: expected failed with '{needle}': {v}")
+        harness.check(re.search(rf"vm{vm} '{v['name']}': failed: .*{re.escape(needle)}", emu.log()),
+                      f"vm{vm}: refusal not in the log")
+        c.json("POST", f"/api/v1/vms/{vm}/reset", 409)
+
+
+def check_mbguest_ran(c, vm, cpus, timeout):
+    """mbguest (16 MiB, `cpus` CPUs, "exit=7 hello", env.txt) printed its lines and exited with 7;
+    returns the VM's summary."""
+    wait_until("mbguest's exit line", lambda: "mbguest: exit 7" in console_text(c, vm), timeout)
+    out = console_text(c, vm)
+    for needle in mbguest_lines(cpus=cpus, mem_mib=16):
+        harness.check(needle in out, f"vm{vm} console lacks {needle!r}:\n{out}")
+    v = wait_until(f"vm{vm} exited", lambda: (lambda v: v if v["state"] == "exited" else None)(
+        c.get(f"/api/v1/vms/{vm}")), 30)
+    harness.check(v["exit_code"] == 7 and v["exit_status"] == 15 and v["exit_cause"] == "debug_exit",
+                  f"vm{vm} after exit: {v}")
+    harness.check(v["kernel_format"] == "multiboot-elf32" and v["cmdline"] == "exit=7 hello" and
+                  v["memory_bytes"] == 16 << 20 and v["vcpu_count"] == cpus, f"vm{vm}: {v}")
+    harness.check(v["devices"]["uart_bytes_out"] == v["console_bytes"] > 0, f"vm{vm} devices: {v}")
+    harness.check("mbguest: com2 scratch=255" in out and
+                  {"port": 0x2ff, "reads": 1, "writes": 0} in v["devices"]["unclaimed_ports"] and
+                  {"port": 0x2fe, "reads": 3, "writes": 0} in v["devices"]["unclaimed_ports"] and
+                  v["devices"]["unclaimed_port_reads"] >= 1, f"vm{vm}: COM2 read not counted: {v['devices']}")
+    return v
+
+
+def check_echo(c, vm, timeout):
+    """mbecho, running as `vm`, echoes what POST /vms/{vm}/console sends."""
+    wait_until("mbecho ready", lambda: "mbecho: ready" in console_text(c, vm), timeout)
+    doc, _ = c.json("POST", f"/api/v1/vms/{vm}/console", 202, body=b"ping-lantern\n",
+                    headers={"Content-Type": "application/octet-stream"})
+    harness.check(doc["accepted"] == 13, f"accepted: {doc}")
+    wait_until("the echo", lambda: "ping-lantern" in console_text(c, vm), timeout)
+
+
+def check_console_refusals(c, running_vm, exited_vm):
+    """Console input: 413 over the UART's buffer, 404 for no VM, 409 for a VM that has exited, 429
+    once the running VM's input buffer is full."""
+    c.json("POST", f"/api/v1/vms/{running_vm}/console", 413, body=b"x" * 4097)
+    c.json("POST", "/api/v1/vms/99/console", 404, body=b"x")
+    c.json("POST", f"/api/v1/vms/{exited_vm}/console", 409, body=b"x")
+    statuses = []
+    for _ in range(6):  # 4096 bytes each: the guest cannot drain one between two posts
+        status, _, raw = c.request("POST", f"/api/v1/vms/{running_vm}/console", b"a" * 4096,
+                                   {"Content-Type": "application/octet-stream"})
+        statuses.append(status)
+        if status == 429:
+            harness.check(json.loads(raw)["error"]["code"] == "console_input_full", f"429 body {raw!r}")
+            break
+    harness.check(statuses[0] == 202 and statuses[-1] == 429, f"filling the input buffer: {statuses}")
+
+
+def mbguest_lines(cpus, mem_mib):
+    """What mbguest prints with `cpus` CPUs, `mem_mib` MiB, the command line "exit=7 hello" and
+    env.txt as its module."""
+    return ("mbguest: hello from a multiboot guest", "mbguest: cmdline='exit=7 hello'",
+            f"mbguest: mem_lower=640 mem_upper={(mem_mib - 1) * 1024}",
+            "string='env.txt' first-line='hello from a module'", f"mbguest: fw_cfg cpus={cpus} ram_mib={mem_mib}",
+            f"mbguest: aps started={cpus - 1} of {cpus - 1}",
+            "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1",
+            "mbguest: tsc write kept, rdtscp aux=42", "mbguest: pat lo=459782 hi=459782 write kept",
+            "mbguest: misc_enable=6145 limit-cpuid kept=1 reserved-bit #GP=1",
+            "mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0")
+
+
+def check_mbecho_resets(c, emu, vm, timeout):
+    """mbecho (running as `vm`, reset 0 times so far) restarts after POST /vms/{vm}/reset, then
+    resets itself through the i8042 (0x64 <- 0xFE) and 0xCF9, echoing again after each."""
+    def post(body):
+        c.json("POST", f"/api/v1/vms/{vm}/console", 202, body=body,
+               headers={"Content-Type": "application/octet-stream"})
+
+    # A reset while the guest runs: mbecho starts over (its input buffer emptied) and echoes again.
+    # 503 (the core's mailbox still busy) asks for a retry.
+    wait_until(f"the reset of the running vm{vm} accepted",
+               lambda: c.request("POST", f"/api/v1/vms/{vm}/reset")[0] == 202, 30)
+    wait_until("mbecho ready again", lambda: console_text(c, vm).count("mbecho: ready") == 2, timeout)
+    v = c.get(f"/api/v1/vms/{vm}")
+    harness.check(v["state"] == "running" and v["resets"] == 1, f"vm{vm} after its reset: {v}")
+    post(b"after-reset\n")
+    wait_until("the echo after the reset", lambda: "after-reset" in console_text(c, vm), timeout)
+    # Resets the guest asks for itself: the i8042's pulse-reset command, then 0xCF9.
+    for n, (key, how) in enumerate(((b"\x12", "the i8042"), (b"\x10", "0xCF9")), start=2):
+        post(key)
+        wait_until(f"mbecho ready again after its reset through {how}",
+                   lambda: console_text(c, vm).count("mbecho: ready") == n + 1, timeout)
+        wait_until(f"vm{vm} running with {n} resets", lambda: (lambda v: v if v["state"] == "running"
+                   and v["resets"] == n else None)(c.get(f"/api/v1/vms/{vm}")), 30)
+        harness.check(f"mbecho: reset through {how}" in console_text(c, vm),
+                      f"vm{vm}'s console has no reset line for {how}")
+    harness.check("the guest asked for a reset through i8042 0xFE" in emu.log() and
+                  "the guest asked for a reset through 0xCF9" in emu.log(),
+                  "Lantern's log names neither guest reset")
+    post(b"after-guest-reset\n")
+    wait_until("the echo after the guest's resets", lambda: "after-guest-reset" in console_text(c, vm), timeout)
+
+
 def test(args):
     mbguest = open(args.mbguest, "rb").read()
     with harness.temp_dir() as d:
-        def put(name, data):
-            path = os.path.join(d, name)
-            with open(path, "wb") as f:
-                f.write(data)
-            return path
-
-        env = put("env.txt", b"hello from a module\nsecond line\n")
+        put = file_writer(d)
+        env = put("env.txt", ENV_TXT)
         broken = put("broken.elf", broken_checksum(mbguest))
         truncated = put("truncated.elf", truncated_elf(mbguest))
         empty = put("empty.bin", b"")
@@ -115,37 +229,10 @@ def test(args):
 
             # Refusals: logged and shown, with their reasons.
             reasons = {2: "checksum", 3: "truncated", 4: "empty (zero length)", 5: "cpus=0", 6: "below the 2 MiB"}
-            vms = {v["vm"]: v for v in c.get("/api/v1/vms")["vms"]}
-            harness.check(sorted(vms) == list(range(7)), f"VMs listed: {sorted(vms)}")
-            for vm, needle in reasons.items():
-                v = vms[vm]
-                harness.check(v["kind"] == "user" and v["state"] == "failed" and needle in (v["failure"] or ""),
-                              f"vm{vm}: expected failed with '{needle}': {v}")
-                harness.check(re.search(rf"vm{vm} '{v['name']}': failed: .*{re.escape(needle)}", emu.log()),
-                              f"vm{vm}: refusal not in the log")
-                c.json("POST", f"/api/v1/vms/{vm}/reset", 409)
+            check_refusals(c, emu, reasons, 7)
 
             # vm0: the guest's own output, then exited with its code while vm1 keeps running.
-            wait_until("mbguest's exit line", lambda: "mbguest: exit 7" in console_text(c, 0), args_timeout(args))
-            out0 = console_text(c, 0)
-            for needle in ("mbguest: hello from a multiboot guest", "mbguest: cmdline='exit=7 hello'",
-                           "mbguest: mem_lower=640 mem_upper=15360",
-                           "string='env.txt' first-line='hello from a module'", "mbguest: fw_cfg cpus=2 ram_mib=16", "mbguest: aps started=1 of 1",
-                           "mbguest: rdmsr 0x4c4e5400 raised #GP", "mbguest: rep outsb through COM1", "mbguest: tsc write kept, rdtscp aux=42", "mbguest: pat lo=459782 hi=459782 write kept",
-                           "mbguest: misc_enable=6145 limit-cpuid kept=1 reserved-bit #GP=1",
-                           "mbguest: rep insb down from 0x2fe: 0 255 255 255, edi at buf[0], ecx 0"):
-                harness.check(needle in out0, f"vm0 console lacks {needle!r}:\n{out0}")
-            v0 = wait_until("vm0 exited", lambda: (lambda v: v if v["state"] == "exited" else None)(
-                c.get("/api/v1/vms/0")), 30)
-            harness.check(v0["exit_code"] == 7 and v0["exit_status"] == 15 and v0["exit_cause"] == "debug_exit",
-                          f"vm0 after exit: {v0}")
-            harness.check(v0["kernel_format"] == "multiboot-elf32" and v0["cmdline"] == "exit=7 hello" and
-                          v0["memory_bytes"] == 16 << 20 and v0["vcpu_count"] == 2, f"vm0: {v0}")
-            harness.check(v0["devices"]["uart_bytes_out"] == v0["console_bytes"] > 0, f"vm0 devices: {v0}")
-            harness.check("mbguest: com2 scratch=255" in out0 and
-                          {"port": 0x2ff, "reads": 1, "writes": 0} in v0["devices"]["unclaimed_ports"] and
-                          {"port": 0x2fe, "reads": 3, "writes": 0} in v0["devices"]["unclaimed_ports"] and
-                          v0["devices"]["unclaimed_port_reads"] >= 1, f"vm0: COM2 read not counted: {v0['devices']}")
+            v0 = check_mbguest_ran(c, 0, 2, args_timeout(args))
             harness.check(len(v0["vcpus"]) == 2 and all(v["state"] == "stopped" for v in v0["vcpus"]) and
                           v0["vcpus"][0]["cpu"] != v0["vcpus"][1]["cpu"], f"vm0 vCPUs: {v0['vcpus']}")
             harness.check("its memory is freed" in emu.log(), "no log line about vm0's memory")
@@ -153,11 +240,7 @@ def test(args):
             harness.check(v1["state"] == "running" and v1["cpu"] != v0["cpu"], f"vm1: {v1}")
 
             # vm1: console input is echoed back; bad input is refused.
-            wait_until("mbecho ready", lambda: "mbecho: ready" in console_text(c, 1), 60)
-            doc, _ = c.json("POST", "/api/v1/vms/1/console", 202, body=b"ping-lantern\n",
-                            headers={"Content-Type": "application/octet-stream"})
-            harness.check(doc["accepted"] == 13, f"accepted: {doc}")
-            wait_until("the echo", lambda: "ping-lantern" in console_text(c, 1), 60)
+            check_echo(c, 1, 60)
             # Registers and exits of a guest that polls with interrupts off (no host interrupt
             # forces it out under Bochs): read on its core all the same.
             regs = c.get("/api/v1/vms/1/vcpus/0/regs")
@@ -168,44 +251,8 @@ def test(args):
             v1 = c.get("/api/v1/vms/1")
             harness.check(v1["devices"]["uart_bytes_in"] == 13 and v1["devices"]["uart_bytes_read"] == 13,
                           f"vm1 devices after the echo: {v1['devices']}")
-            # A reset while the guest runs: mbecho starts over (its input buffer emptied) and echoes again.
-            # 503 (the core's mailbox still busy) asks for a retry.
-            wait_until("the reset of the running vm1 accepted",
-                       lambda: c.request("POST", "/api/v1/vms/1/reset")[0] == 202, 30)
-            wait_until("mbecho ready again", lambda: console_text(c, 1).count("mbecho: ready") == 2, 60)
-            v1 = c.get("/api/v1/vms/1")
-            harness.check(v1["state"] == "running" and v1["resets"] == 1, f"vm1 after its reset: {v1}")
-            c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-reset\n",
-                   headers={"Content-Type": "application/octet-stream"})
-            wait_until("the echo after the reset", lambda: "after-reset" in console_text(c, 1), 60)
-            # Resets the guest asks for itself: the i8042's pulse-reset command, then 0xCF9.
-            for n, (key, how) in enumerate(((b"\x12", "the i8042"), (b"\x10", "0xCF9")), start=2):
-                c.json("POST", "/api/v1/vms/1/console", 202, body=key,
-                       headers={"Content-Type": "application/octet-stream"})
-                wait_until(f"mbecho ready again after its reset through {how}",
-                           lambda: console_text(c, 1).count("mbecho: ready") == n + 1, 60)
-                v1 = wait_until(f"vm1 running with {n} resets", lambda: (lambda v: v if v["state"] == "running"
-                                and v["resets"] == n else None)(c.get("/api/v1/vms/1")), 30)
-                harness.check(f"mbecho: reset through {how}" in console_text(c, 1),
-                              f"vm1's console has no reset line for {how}")
-            harness.check("the guest asked for a reset through i8042 0xFE" in emu.log() and
-                          "the guest asked for a reset through 0xCF9" in emu.log(),
-                          "Lantern's log names neither guest reset")
-            c.json("POST", "/api/v1/vms/1/console", 202, body=b"after-guest-reset\n",
-                   headers={"Content-Type": "application/octet-stream"})
-            wait_until("the echo after the guest's resets", lambda: "after-guest-reset" in console_text(c, 1), 60)
-            c.json("POST", "/api/v1/vms/1/console", 413, body=b"x" * 4097)
-            c.json("POST", "/api/v1/vms/99/console", 404, body=b"x")
-            c.json("POST", "/api/v1/vms/0/console", 409, body=b"x")  # exited
-            statuses = []
-            for _ in range(6):  # 4096 bytes each: the guest cannot drain one between two posts
-                status, _, raw = c.request("POST", "/api/v1/vms/1/console", b"a" * 4096,
-                                           {"Content-Type": "application/octet-stream"})
-                statuses.append(status)
-                if status == 429:
-                    harness.check(json.loads(raw)["error"]["code"] == "console_input_full", f"429 body {raw!r}")
-                    break
-            harness.check(statuses[0] == 202 and statuses[-1] == 429, f"filling the input buffer: {statuses}")
+            check_mbecho_resets(c, emu, 1, 60)
+            check_console_refusals(c, 1, 0)
 
             # Reset vm0: it runs again from its boot modules, exits again, its RAM comes and goes.
             free_before = c.get("/api/v1/system")["memory"]["frames"]["free"]

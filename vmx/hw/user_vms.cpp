@@ -11,6 +11,7 @@
 #include "guest/loader/mp_table.h"
 #include "guest/loader/multiboot1.h"
 #include "guest/nested_paging.h"
+#include "guest/platform_msrs.h"
 #include "guest/vm_spec.h"
 #include "guest/hw/kernel_services.h"
 #include "kernel/arch/x86_64/apic.h"
@@ -90,6 +91,12 @@ struct UserGuestVm : GuestVm {
   // A device asked for a reset (i8042 0xFE, 0xCF9): the run loop hands it to vCPU 0's core.
   std::atomic<bool> guest_reset_requested{false};
   uint64_t ram_bytes = 0;  // with memory_phys: the RAM block while the VM holds one
+  // The nested page tables while the VM holds RAM: their PML4 and what the vCPUs load (the
+  // backend's EPTP or nCR3).
+  uint64_t nested_tables_phys = 0;
+  uint64_t nested_root = 0;
+  // By vcpu id (= APIC ID): the targets of I/O APIC messages, set as each vCPU is created.
+  std::atomic<UserVcpu*> members[VcpuGroup::kMaxVcpus] = {};
 };
 
 uint64_t IoapicWindow::mmio_read(uint64_t offset, uint8_t width) {
@@ -115,7 +122,7 @@ void deliver_ioapic_message(void* context, const guest::IoapicMessage& m) {
   auto* vm = static_cast<UserGuestVm*>(context);
   constexpr uint8_t kFixed = 0, kLowestPriority = 1, kNmi = 4;  // 82093AA datasheet 3.2.4
   for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
-    VmxVcpu* target = vm->vcpus.members[id].load();
+    UserVcpu* target = vm->members[id].load();
     if (target == nullptr) continue;
     const bool match = m.logical_destination ? target->accepts_logical_destination(m.destination)
                                              : (m.destination == 0xff || m.destination == id);
@@ -123,7 +130,7 @@ void deliver_ioapic_message(void* context, const guest::IoapicMessage& m) {
     if (m.delivery_mode == kFixed || m.delivery_mode == kLowestPriority) {
       target->post_interrupt(m.vector, m.level_triggered);
     } else if (m.delivery_mode == kNmi) {
-      (void)target->queue_event(PendingEventType::kNmi, 2);
+      target->post_nmi();
     }
     if (m.delivery_mode == kLowestPriority) break;
   }
@@ -167,7 +174,7 @@ struct ModuleSource {
 // One vCPU of a user VM and the core it runs on.
 struct VcpuSlot {
   int32_t cpu = -1;
-  VmxVcpu* vcpu = nullptr;  // set by its core before it reports online
+  UserVcpu* vcpu = nullptr;  // set by its core before it reports online
   uint32_t generation = 0;  // the VM generation this vCPU last (re)started in (its core only)
 };
 
@@ -196,7 +203,7 @@ struct UserVmRecord {
   std::atomic<uint32_t> vcpus_prepared{0};
   std::atomic<bool> start_released{false};
   std::atomic<uint32_t> resets{0};
-  IrqSpinlock memory_lock;  // guest RAM and EPT (vm->memory_phys, vm->eptp)
+  IrqSpinlock memory_lock;  // guest RAM and nested page tables (vm->memory_phys, vm->nested_*)
   // Guarded by g_status_lock (the owners write, the console reads).
   UserVmState state = UserVmState::kStarting;
   std::string kernel_format;
@@ -207,6 +214,7 @@ struct UserVmRecord {
 };
 
 IrqSpinlock g_status_lock;
+const UserVmBackend* g_backend = nullptr;  // set before the APs start
 UserVmRecord g_records[guest::kMaxVms];
 size_t g_record_count = 0;  // written before the APs start
 bool g_requested = false;
@@ -256,9 +264,10 @@ void free_guest_memory(UserVmRecord& r) {
   UserGuestVm* vm = r.vm;
   if (vm == nullptr) return;
   IrqSpinlockGuard guard(r.memory_lock);
-  if (vm->eptp != 0) {
-    (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->eptp & guest::ept_entry::kAddressMask);
-    vm->eptp = 0;
+  if (vm->nested_tables_phys != 0) {
+    (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->nested_tables_phys);
+    vm->nested_tables_phys = 0;
+    vm->nested_root = 0;
   }
   if (vm->memory_phys != 0) {
     if (auto f = memory::free_contiguous(vm->memory_phys, vm->ram_bytes / paging::kPageSize); !f) {
@@ -281,12 +290,6 @@ void record_failure(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
 void fail_at_boot(UserVmRecord& r, const char* reason, uint64_t detail = 0) {
   record_failure(r, reason, detail);
   free_guest_memory(r);
-}
-
-uint8_t max_phys_bits() {
-  // CPUID.80000008H:EAX[7:0] = physical-address width (SDM Vol. 2A CPUID).
-  if (cpu::cpuid(0x80000000).eax >= 0x80000008) return static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
-  return 36;
 }
 
 struct LoadedImage {
@@ -326,8 +329,6 @@ Result<LoadedImage> load_kernel(const UserVmRecord& r, const guest::GuestMemoryM
   return LoadedImage{image.entry, guest::multiboot1::kernel_format_name(image.kernel.format)};
 }
 
-// Guest RAM (zeroed), the kernel, modules and Multiboot information loaded into it, and an EPT
-// mapping it at guest-physical 0. Sets r.entry and r.kernel_format.
 // Zeroes guest RAM a step at a time and runs this core's mailbox work in between: while a VM
 // of hundreds of MiB is reset, console snapshots of the vCPU bound here are still answered
 // (within the 250 ms capture bound even under Bochs). Work that makes another VMCS current is
@@ -340,12 +341,24 @@ void zero_guest_ram(uint8_t* ram, uint64_t bytes) {
   }
 }
 
+// What vCPU `index` of the VM starts from (its RAM and nested page tables as they are now).
+UserVcpuStart start_of(UserVmRecord& r, size_t index) {
+  UserVcpuStart start;
+  start.vm = r.vm;
+  start.vcpu_id = static_cast<uint32_t>(index);
+  start.nested_root = r.vm->nested_root;
+  start.ram_phys = r.vm->memory_phys;
+  start.ram_bytes = r.vm->ram_bytes;
+  start.entry = &r.entry;
+  return start;
+}
+
+// Guest RAM (zeroed), the kernel, modules and Multiboot information loaded into it, and nested
+// page tables in the backend's format mapping it at guest-physical 0. Sets r.entry and
+// r.kernel_format.
 Result<void> allocate_and_load(UserVmRecord& r) {
-  const VmxCapabilities* caps = capabilities();
-  if (caps == nullptr) return make_error(ErrorCode::kUnsupported, "VMX is not available");
-  if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
-    return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
-  }
+  if (g_backend == nullptr) return make_error(ErrorCode::kUnsupported, "no virtualization backend runs user VMs");
+  const guest::NestedPagingFeatures features = TRY(g_backend->nested_paging());
   UserGuestVm& vm = *r.vm;
   const uint64_t bytes = uint64_t{r.mem_mib} * kMiB;
   const guest::GuestMemoryMap map = TRY(guest::GuestMemoryMap::for_ram(bytes));
@@ -372,22 +385,18 @@ Result<void> allocate_and_load(UserVmRecord& r) {
     return written.error();
   }
 
-  guest::NestedPagingFeatures features;
-  features.pages_2m = caps->ept_2m_pages;
-  features.pages_1g = caps->ept_1g_pages;
-  features.execute_only = caps->ept_execute_only;
-  features.max_phys_bits = max_phys_bits();
-  auto ept = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), features);
-  if (!ept) {
+  auto tables = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), features);
+  if (!tables) {
     free_guest_memory(r);
-    return ept.error();
+    return tables.error();
   }
-  if (auto mapped = ept->map(0, vm.memory_phys, bytes, guest::kAccessRwx, guest::MemoryType::kWriteBack); !mapped) {
-    (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), ept->pml4_phys());
+  if (auto mapped = tables->map(0, vm.memory_phys, bytes, guest::kAccessRwx, guest::MemoryType::kWriteBack); !mapped) {
+    (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), tables->pml4_phys());
     free_guest_memory(r);
     return mapped.error();
   }
-  vm.eptp = ept->eptp();
+  vm.nested_tables_phys = tables->pml4_phys();
+  vm.nested_root = g_backend->nested_root(*tables);
   r.entry = loaded->entry;
   IrqSpinlockGuard guard(g_status_lock);
   r.kernel_format = loaded->format;
@@ -454,14 +463,109 @@ constexpr GuestOwnedMsr kGuestOwnedMsrs[] = {
     {0xc0000102, MsrAccess::kReadWrite},  // IA32_KERNEL_GS_BASE
 };
 
-// IA32_PAT (SDM Vol. 4 Table 2-2): the guest's own when entry and exit switch it.
-constexpr uint32_t kMsrIa32Pat = 0x277;
 
 Result<void> hand_msrs_to_guest(VmxVcpu& vcpu) {
   for (const GuestOwnedMsr& m : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{m.msr, 1}, m.access, false));
-  if (vcpu.guest_owns_pat()) TRY(vcpu.set_msr_intercept(MsrRange{kMsrIa32Pat, 1}, MsrAccess::kReadWrite, false));
+  // IA32_PAT: the guest's own when entry and exit switch it.
+  if (vcpu.guest_owns_pat()) TRY(vcpu.set_msr_intercept(MsrRange{guest::kMsrIa32Pat, 1}, MsrAccess::kReadWrite, false));
   return ok();
 }
+
+// The VMX backend's user vCPU: a VmxVcpu with the VM's devices attached (port I/O and MSRs
+// inside run()); an exit neither it nor the devices take ends the VM.
+class VmxUserVcpu final : public UserVcpu {
+ public:
+  VmxUserVcpu(GuestVm& vm, VmxVcpu& vcpu) : vm_(vm), vcpu_(vcpu) {}
+
+  Result<Turn> run() override {
+    const VmExit exit = TRY(vcpu_.run());
+    if (vm_.exit_requested) return Turn::kGuest;  // the loop ends the VM
+    const bool handled = TRY(handle_device_exit(vm_, vcpu_, exit));
+    if (!handled) {
+      if (std::holds_alternative<exits::Hypercall>(exit)) {
+        vcpu_.set_hypercall_result(~uint64_t{0});  // no hypercalls for user VMs
+        return Turn::kGuest;
+      }
+      if (const auto* npf = std::get_if<exits::NestedPageFault>(&exit)) {
+        return make_error(ErrorCode::kUnsupported,
+                          "the guest accessed guest-physical memory with neither RAM nor a device", npf->gpa);
+      }
+      const std::string_view kind = vm_exit_kind_name(exit);
+      LOG_ERROR("vm%u vcpu%u: unhandled exit %.*s", vm_.vm_id, vcpu_.vcpu_id(), static_cast<int>(kind.size()),
+                kind.data());
+      return make_error(ErrorCode::kUnsupported, "the vCPU made an exit Lantern does not handle for this VM");
+    }
+    if (std::holds_alternative<exits::ExternalInterrupt>(exit) || std::holds_alternative<exits::Halt>(exit) ||
+        std::holds_alternative<exits::Nothing>(exit)) {
+      return Turn::kHostWork;
+    }
+    return Turn::kGuest;
+  }
+  Result<void> after_host_work() override { return vcpu_.reload_on_this_cpu(); }
+  bool stopped() const override { return vcpu_.stopped(); }
+  void stop_outside_run(const char* reason) override { vcpu_.stop_outside_run(reason); }
+  Result<void> restart(const UserVcpuStart& start) override { return vcpu_.restart(start.nested_root, *start.entry); }
+  void post_init() override { vcpu_.post_init(); }
+  void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
+  void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
+  void post_nmi() override { (void)vcpu_.queue_event(PendingEventType::kNmi, 2); }
+  bool accepts_logical_destination(uint32_t destination) const override {
+    return vcpu_.accepts_logical_destination(destination);
+  }
+
+ private:
+  GuestVm& vm_;
+  VmxVcpu& vcpu_;
+};
+
+Result<guest::NestedPagingFeatures> vmx_nested_paging() {
+  const VmxCapabilities* caps = capabilities();
+  if (caps == nullptr) return make_error(ErrorCode::kUnsupported, "VMX is not available");
+  if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
+    return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
+  }
+  guest::NestedPagingFeatures features;
+  features.pages_2m = caps->ept_2m_pages;
+  features.pages_1g = caps->ept_1g_pages;
+  features.execute_only = caps->ept_execute_only;
+  // CPUID.80000008H:EAX[7:0] = physical-address width (SDM Vol. 2A CPUID).
+  features.max_phys_bits =
+      cpu::cpuid(0x80000000).eax >= 0x80000008 ? static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff) : 36;
+  return features;
+}
+
+uint64_t vmx_nested_root(const guest::NestedPageTableBuilder& tables) { return tables.eptp(); }
+
+Result<UserVcpu*> create_vmx_user_vcpu(const UserVcpuStart& start) {
+  GuestVm& vm = *start.vm;
+  VmxVcpu* vcpu = TRY(VmxVcpu::create(vm.vm_id, start.vcpu_id));
+  Result<void> step = vcpu->setup(start.nested_root, GuestEntry{});
+  if (step) step = hand_msrs_to_guest(*vcpu);
+  if (step) step = vcpu->join_group(&vm.vcpus);
+  if (step) step = vcpu->bind_to_current_processor();
+  // A console snapshot reaches the core even while the guest keeps interrupts off (Linux's
+  // decompressor runs for seconds with IF = 0 and no exit).
+  if (step) step = arm_return_backstop(*vcpu);
+  // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
+  if (step && start.vcpu_id == 0) step = vcpu->apply_entry_state(*start.entry);
+  void* mem = step ? kmalloc(sizeof(VmxUserVcpu), alignof(VmxUserVcpu)) : nullptr;
+  if (step && mem == nullptr) step = make_error(ErrorCode::kOutOfMemory, "no memory for a user vCPU");
+  if (!step) {
+    VmxVcpu::destroy(vcpu);
+    return step.error();
+  }
+  if (start.vcpu_id != 0) vcpu->post_init();
+  vcpu->attach_vm(&vm);
+  if (auto p = publish_vcpu(vm, *vcpu); !p) LOG_ERROR("vm%u: publish vCPU: %s", vm.vm_id, p.error().message);
+  return new (mem) VmxUserVcpu(vm, *vcpu);
+}
+
+constexpr UserVmBackend kVmxUserVmBackend{"vmx",
+                                          VcpuGroup::kMaxVcpus,
+                                          "more vCPUs than a VM's vCPU group holds (16)",
+                                          &vmx_nested_paging,
+                                          &vmx_nested_root,
+                                          &create_vmx_user_vcpu};
 
 void release_start(UserVmRecord& r) {
   if (r.start_released.exchange(true)) return;
@@ -539,25 +643,20 @@ Result<void> take_guest_reset(UserVmRecord& r) {
 // guest RAM and EPT.
 void run_slot(UserVmRecord& r, size_t index) {
   UserGuestVm& vm = *r.vm;
-  VmxVcpu& vcpu = *r.slots[index].vcpu;
+  UserVcpu& vcpu = *r.slots[index].vcpu;
   // Sequentially consistent with begin_stop() and reset_vm(): either the resetting core sees this
   // vCPU counted, or this vCPU sees `stopping` before it enters the guest.
   r.vcpus_running.fetch_add(1);
   const char* stop_reason = "the VM ended";
   while (!r.stopping.load() && !r.reset_requested.load(std::memory_order_acquire)) {
-    auto exit = vcpu.run();
-    if (!exit) {
-      end_failed(r, exit.error().message, exit.error().detail);
+    auto turn = vcpu.run();
+    if (!turn) {
+      end_failed(r, turn.error().message, turn.error().detail);
       break;
     }
     if (vm.exit_requested) {
       end_exited(r);
       stop_reason = "the VM ended through its exit port";
-      break;
-    }
-    auto handled = handle_device_exit(vm, vcpu, *exit);
-    if (!handled) {
-      end_failed(r, handled.error().message, handled.error().detail);
       break;
     }
     if (vm.guest_reset_requested.exchange(false, std::memory_order_acq_rel)) {
@@ -569,29 +668,12 @@ void run_slot(UserVmRecord& r, size_t index) {
       }
       continue;
     }
-    if (!*handled) {
-      if (std::holds_alternative<exits::Hypercall>(*exit)) {
-        vcpu.set_hypercall_result(~uint64_t{0});  // no hypercalls for user VMs
-        continue;
-      }
-      if (const auto* npf = std::get_if<exits::NestedPageFault>(&*exit)) {
-        end_failed(r, "the guest accessed guest-physical memory with neither RAM nor a device", npf->gpa);
+    // Host interrupts, HLT and requests to leave the guest: work posted to this core (captures, a
+    // reset request) runs here.
+    if (*turn == UserVcpu::Turn::kHostWork && poll_core_mailbox()) {
+      if (auto resumed = vcpu.after_host_work(); !resumed) {
+        end_failed(r, resumed.error().message);
         break;
-      }
-      const std::string_view kind = vm_exit_kind_name(*exit);
-      LOG_ERROR("vm%u vcpu%zu: unhandled exit %.*s", r.id, index, static_cast<int>(kind.size()), kind.data());
-      end_failed(r, "the vCPU made an exit Lantern does not handle for this VM");
-      break;
-    }
-    // Host interrupts, HLT and requests to leave the guest (run() returns Nothing for those):
-    // work posted to this core (captures, a reset request) runs here.
-    if (std::holds_alternative<exits::ExternalInterrupt>(*exit) || std::holds_alternative<exits::Halt>(*exit) ||
-        std::holds_alternative<exits::Nothing>(*exit)) {
-      if (poll_core_mailbox()) {
-        if (auto reloaded = vcpu.reload_on_this_cpu(); !reloaded) {
-          end_failed(r, reloaded.error().message);
-          break;
-        }
       }
     }
   }
@@ -620,7 +702,7 @@ void reset_vm(UserVmRecord& r) {
     vm.exit_status = 0;
   }
   if (auto loaded = allocate_and_load(r); !loaded) return record_failure(r, loaded.error().message, loaded.error().detail);
-  if (auto restarted = r.slots[0].vcpu->restart(vm.eptp, r.entry); !restarted) {
+  if (auto restarted = r.slots[0].vcpu->restart(start_of(r, 0)); !restarted) {
     free_guest_memory(r);
     return record_failure(r, restarted.error().message, restarted.error().detail);
   }
@@ -642,7 +724,7 @@ void reset_vm(UserVmRecord& r) {
 bool restart_secondary(UserVmRecord& r, size_t index) {
   VcpuSlot& slot = r.slots[index];
   slot.generation = r.generation.load(std::memory_order_acquire);
-  if (auto restarted = slot.vcpu->restart(r.vm->eptp, r.entry); !restarted) {
+  if (auto restarted = slot.vcpu->restart(start_of(r, index)); !restarted) {
     end_failed(r, restarted.error().message, restarted.error().detail);
     return false;
   }
@@ -652,7 +734,7 @@ bool restart_secondary(UserVmRecord& r, size_t index) {
 
 }  // namespace
 
-void build_user_vms(uint32_t physical_cpus) {
+void build_user_vms(uint32_t physical_cpus, const UserVmBackend& backend) {
   const auto modules = boot_state().multiboot.modules();
   std::vector<guest::BootModuleInfo> infos;
   infos.reserve(modules.size());
@@ -663,6 +745,7 @@ void build_user_vms(uint32_t physical_cpus) {
   }
   if (plan.vms.empty() && plan.stray.empty()) return;
   g_requested = true;
+  g_backend = &backend;
   // Build every VM the plan accepts, then give cores to those that built: a VM that cannot be
   // built never takes a core from one that can.
   for (guest::VmDescription& d : plan.vms) {
@@ -686,6 +769,11 @@ void build_user_vms(uint32_t physical_cpus) {
     if (d.cpus > VcpuGroup::kMaxVcpus) {
       d.refused = true;
       d.refusal = make_error(ErrorCode::kInvalidArgument, "more vCPUs than a VM's vCPU group holds (16)", d.cpus);
+      continue;
+    }
+    if (d.cpus > backend.max_vcpus_per_vm) {
+      d.refused = true;
+      d.refusal = make_error(ErrorCode::kUnsupported, backend.too_many_vcpus, d.cpus);
       continue;
     }
     if (auto built = build_one(r); !built) {
@@ -712,6 +800,8 @@ void build_user_vms(uint32_t physical_cpus) {
 
 bool user_vms_requested() { return g_requested; }
 
+const UserVmBackend& vmx_user_vm_backend() { return kVmxUserVmBackend; }
+
 Result<void> prepare_user_vcpu_on_this_cpu() {
   const SlotRef ref = slot_on_this_cpu();
   if (ref.record == nullptr || ref.record->slots[ref.index].vcpu != nullptr) {
@@ -722,30 +812,13 @@ Result<void> prepare_user_vcpu_on_this_cpu() {
   }
   UserVmRecord& r = *ref.record;
   UserGuestVm& vm = *r.vm;
-  auto created = VmxVcpu::create(r.id, static_cast<uint32_t>(ref.index));
+  auto created = g_backend->create_vcpu(start_of(r, ref.index));
   if (!created) {
     if (ref.index == 0) fail_at_boot(r, created.error().message, created.error().detail);
     return created.error();
   }
-  VmxVcpu* vcpu = *created;
-  Result<void> step = vcpu->setup(vm.eptp, GuestEntry{});
-  if (step) step = hand_msrs_to_guest(*vcpu);
-  if (step) step = vcpu->join_group(&vm.vcpus);
-  if (step) step = vcpu->bind_to_current_processor();
-  // A console snapshot reaches the core even while the guest keeps interrupts off (Linux's
-  // decompressor runs for seconds with IF = 0 and no exit).
-  if (step) step = arm_return_backstop(*vcpu);
-  // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
-  if (step && ref.index == 0) step = vcpu->apply_entry_state(r.entry);
-  if (!step) {
-    VmxVcpu::destroy(vcpu);
-    if (ref.index == 0) fail_at_boot(r, step.error().message, step.error().detail);
-    return step.error();
-  }
-  if (ref.index != 0) vcpu->post_init();
-  vcpu->attach_vm(&vm);
-  r.slots[ref.index].vcpu = vcpu;
-  if (auto p = publish_vcpu(vm, *vcpu); !p) LOG_ERROR("vm%u: publish vCPU: %s", r.id, p.error().message);
+  r.slots[ref.index].vcpu = *created;
+  vm.members[ref.index].store(*created);
   if (ref.index == 0) set_state(r, UserVmState::kRunning);
   if (r.vcpus_prepared.fetch_add(1) + 1 == r.slots.size()) release_start(r);
   return ok();
@@ -835,6 +908,12 @@ std::vector<UserVmStatus> user_vm_statuses() {
 }
 
 bool is_user_vm(uint32_t vm_id) { return find_record(vm_id) != nullptr; }
+
+UserVcpu* user_vm_vcpu(uint32_t vm_id, uint32_t vcpu_id) {
+  const UserVmRecord* r = find_record(vm_id);
+  if (r == nullptr || r->vm == nullptr || vcpu_id >= VcpuGroup::kMaxVcpus) return nullptr;
+  return r->vm->members[vcpu_id].load();
+}
 
 Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes) {
   UserVmRecord* r = find_record(vm_id);

@@ -624,9 +624,7 @@ Result<void> VmxVcpu::pre_enter() {
   // The arbiter is built -mgeneral-regs-only like the exit path (cmake/kernel.cmake), so the
   // guest's extended state may stay loaded; INIT/SIPI reset the guest's save area, which must
   // not be live then.
-  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
-    ensure_host_xstate();
-  }
+  if (posted_.init_or_sipi_pending()) ensure_host_xstate();
   return arbitrate_events();
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/posted_vcpu_events.h"
 #include "guest/guest_page_walk.h"
 #include "guest/loader/entry_state.h"
 #include "guest/vm.h"
@@ -493,8 +494,7 @@ class VmxVcpu {
   uint32_t vlapic_tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it
   VcpuGroup* group_ = nullptr;
-  std::array<std::atomic<uint64_t>, 4> posted_vectors_{};  // post_interrupt(), 256 bits
-  std::array<std::atomic<uint64_t>, 4> posted_level_vectors_{};  // ... those level-triggered
+  guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   // The vlapic's logical destination as other cores see it: LDR (xAPIC: bits 31:24; x2APIC: the
   // derived cluster ID) and the DFR model (bits 31:28, xAPIC only), published by the owner after
   // every vlapic write and reset (publish_logical_id()).
@@ -502,8 +502,6 @@ class VmxVcpu {
   std::atomic<uint32_t> published_dfr_{0xffffffffu};
   std::atomic<bool> published_x2apic_{false};
   uint64_t vlapic_injected_ = 0;
-  std::atomic<bool> posted_init_{false};
-  std::atomic<uint32_t> posted_sipi_{0};  // 0x100 | vector when a SIPI is posted
   bool wait_for_sipi_ = false;
 
   std::array<uint64_t, kExitReasonTableSize> exit_counts_{};

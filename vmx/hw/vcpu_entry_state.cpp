@@ -21,25 +21,14 @@ using F16 = VmcsField16;
 using F32 = VmcsField32;
 using FN = VmcsFieldNatural;
 
-// Segment access rights as in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): bits 3:0 type,
-// bit 4 S, bits 6:5 DPL, bit 7 P, bit 13 L, bit 14 D/B, bit 15 G, bit 16 unusable.
-constexpr uint32_t kArS = 1u << 4;
-constexpr uint32_t kArPresent = 1u << 7;
-constexpr uint32_t kArLong = 1u << 13;
-constexpr uint32_t kArDefaultBig = 1u << 14;
-constexpr uint32_t kArGranularity = 1u << 15;
+// Segment access rights as in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): the descriptor's
+// attribute bits with 11:8 moved to 15:12, bit 16 unusable.
 constexpr uint32_t kArUnusable = 1u << 16;
 
 uint32_t access_rights(const guest::SegmentState& s) {
   if (!s.usable) return kArUnusable;
-  uint32_t ar = s.type & 0xfu;
-  if (s.code_or_data) ar |= kArS;
-  ar |= static_cast<uint32_t>(s.dpl & 3u) << 5;
-  if (s.present) ar |= kArPresent;
-  if (s.long_mode) ar |= kArLong;
-  if (s.default_big) ar |= kArDefaultBig;
-  if (s.granularity) ar |= kArGranularity;
-  return ar;
+  const uint32_t packed = guest::packed_descriptor_attributes(s);
+  return (packed & 0xffu) | ((packed & 0xf00u) << 4);
 }
 
 bool on_bound_core(int32_t bound) { return bound >= 0 && static_cast<uint32_t>(bound) == this_cpu().index; }
@@ -138,9 +127,7 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
   }
   owner_events_pending_ = false;
   attention_.store(0, std::memory_order_relaxed);
-  for (auto& word : posted_vectors_) word.store(0, std::memory_order_relaxed);
-  posted_init_.store(false, std::memory_order_relaxed);
-  posted_sipi_.store(0, std::memory_order_relaxed);
+  posted_.clear();
   wait_for_sipi_ = false;
   sleeping_in_hlt_ = false;
   requested_preemption_timer_ = 0;

@@ -131,21 +131,19 @@ void VmxVcpu::kick_owner() {
 }
 
 void VmxVcpu::post_interrupt(uint8_t vector, bool level_triggered) {
-  // The level bit first: the owner takes posted_vectors_ before posted_level_vectors_.
-  if (level_triggered) posted_level_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
-  posted_vectors_[vector >> 6].fetch_or(uint64_t{1} << (vector & 63), std::memory_order_acq_rel);
+  posted_.post_interrupt(vector, level_triggered);
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_init() {
-  posted_init_.store(true, std::memory_order_seq_cst);
+  posted_.post_init();
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
 
 void VmxVcpu::post_sipi(uint8_t vector) {
-  posted_sipi_.store(0x100u | vector, std::memory_order_seq_cst);
+  posted_.post_sipi(vector);
   attention_.fetch_or(kAttentionPosted, std::memory_order_release);
   kick_owner();
 }
@@ -159,7 +157,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
   vlapic_.reset();
   vlapic_.set_x2apic_mode(x2apic);
   publish_logical_id();
-  for (auto& word : posted_vectors_) word.store(0);
+  posted_.clear_interrupts();
   {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
@@ -204,22 +202,13 @@ Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
 }
 
 Result<void> VmxVcpu::vlapic_before_entry() {
-  // INIT/SIPI posted by other vCPUs. The SIPI is read first: an INIT posted before it is then
-  // seen too, and a SIPI posted after this read stays for the next entry.
-  if (posted_init_.load(std::memory_order_relaxed) || posted_sipi_.load(std::memory_order_relaxed) != 0) {
-    const uint32_t sipi = posted_sipi_.exchange(0, std::memory_order_seq_cst);
-    if (posted_init_.exchange(false, std::memory_order_seq_cst)) TRY(enter_wait_for_sipi());
-    if ((sipi & 0x100u) != 0 && wait_for_sipi_) TRY(start_from_sipi(static_cast<uint8_t>(sipi & 0xff)));
+  // INIT/SIPI posted by other vCPUs (guest::PostedVcpuEvents::take_init_sipi: SIPI read first).
+  if (posted_.init_or_sipi_pending()) {
+    const guest::PostedVcpuEvents::InitSipi posted = posted_.take_init_sipi();
+    if (posted.init) TRY(enter_wait_for_sipi());
+    if (posted.sipi && wait_for_sipi_) TRY(start_from_sipi(*posted.sipi));
   }
-  for (size_t word = 0; word < posted_vectors_.size(); ++word) {
-    uint64_t bits = posted_vectors_[word].exchange(0, std::memory_order_acq_rel);
-    const uint64_t level = bits != 0 ? posted_level_vectors_[word].exchange(0, std::memory_order_acq_rel) : 0;
-    while (bits != 0) {
-      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
-      bits &= bits - 1;
-      (void)vlapic_.accept_interrupt(static_cast<uint8_t>(word * 64 + bit), ((level >> bit) & 1) != 0);
-    }
-  }
+  posted_.take_interrupts([this](uint8_t vector, bool level) { (void)vlapic_.accept_interrupt(vector, level); });
   // The vlapic counts in the guest's TSC (the host's + TSC_OFFSET; no TSC scaling).
   (void)vlapic_.poll_timer(guest_tsc());
   return ok();
@@ -431,17 +420,10 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
   // Destinations (SDM 11.6.2): shorthands, physical (an APIC ID, all ones = broadcast) and, in
   // x2APIC mode, logical cluster (11.12.10.2: ID[19:4] in 31:16, bit ID[3:0] in 15:0).
   auto matches = [&](uint32_t id) {
-    switch (ipi.shorthand) {
-      case IpiShorthand::kSelf: return id == vcpu_id_;
-      case IpiShorthand::kAllIncludingSelf: return true;
-      case IpiShorthand::kAllExcludingSelf: return id != vcpu_id_;
-      case IpiShorthand::kNone: break;
-    }
-    const uint32_t broadcast = vlapic_.x2apic_mode() ? 0xffffffffu : 0xffu;
-    if (ipi.destination == broadcast) return true;
-    if (!ipi.logical_destination) return id == ipi.destination;
-    const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
-    return target != nullptr && target->accepts_logical_destination(ipi.destination);
+    return ipi_reaches(ipi, vcpu_id_, id, vlapic_.x2apic_mode(), [&](uint32_t mda) {
+      const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
+      return target != nullptr && target->accepts_logical_destination(mda);
+    });
   };
   if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
     return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU

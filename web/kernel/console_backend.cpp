@@ -353,7 +353,7 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
         any_svm ? (any_vmx ? api::CpuVmxState::kOff : api::CpuVmxState::kOn) : api::CpuVmxState::kUnsupported;
     for (size_t v = 0; v < svm_count; ++v) {
       if (svm_vms[v].vcpu->bound_cpu() == static_cast<int32_t>(i))
-        c.vcpus.emplace_back(svm_vms[v].vm->vm_id, svm_vms[v].vcpu->vcpu_id());
+        c.vcpus.emplace_back(svm_vms[v].vcpu->vm_id(), svm_vms[v].vcpu->vcpu_id());
     }
     for (size_t v = 0; v < vm_count; ++v) {
       for (uint32_t k = 0; k < vms[v].vcpu_count; ++k) {
@@ -397,6 +397,7 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
   svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
   const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
   for (size_t i = 0; i < svm_count; ++i) {
+    if (svm_vms[i].vm == nullptr) continue;  // a user VM's vCPU: the VM is listed above
     const svm::SvmGuestVm& vm = *svm_vms[i].vm;
     api::VmSummary s;
     s.vm = vm.vm_id;
