@@ -355,4 +355,22 @@ Result<BootImage> load(const BootRequest& request, const GuestMemoryMap& map, Gu
   return boot;
 }
 
+std::string with_tsc_early_khz(std::string_view cmdline, uint64_t tsc_khz) {
+  constexpr std::string_view kKey = "tsc_early_khz=";
+  for (size_t at = cmdline.find(kKey); at != std::string_view::npos; at = cmdline.find(kKey, at + 1)) {
+    if (at == 0 || cmdline[at - 1] == ' ') return std::string(cmdline);  // the user's own value wins
+  }
+  char digits[24];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + tsc_khz % 10);
+    tsc_khz /= 10;
+  } while (tsc_khz != 0);
+  std::string out(cmdline);
+  if (!out.empty()) out += ' ';
+  out += kKey;
+  while (n != 0) out += digits[--n];
+  return out;
+}
+
 }  // namespace lantern::guest::bzimage

@@ -38,6 +38,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "guest/loader/entry_state.h"
@@ -184,6 +185,14 @@ struct BootImage {
 // Everything: the kernel, the initrd, the command line, the zero page, the GDT, the page
 // tables and the entry state, checked against `map`. Errors name the first problem.
 Result<BootImage> load(const BootRequest& request, const GuestMemoryMap& map, GuestMemory& memory);
+
+// `cmdline` with ` tsc_early_khz=<tsc_khz>` appended, unless it sets tsc_early_khz itself.
+// Linux reads the TSC frequency from CPUID 15H/16H only on Intel (native_calibrate_tsc); on an
+// AMD CPU without this parameter it calibrates against a PIT and wants the PIT's IRQ 0
+// (check_timer: "IO-APIC + timer doesn't work"), which the guest platform does not have.
+// With the frequency known, the TSC-deadline timer (CPUID.01H:ECX[24]) and ARAT, Linux needs
+// no PIT (apic_needs_pit). Documentation/admin-guide/kernel-parameters.txt: tsc_early_khz.
+std::string with_tsc_early_khz(std::string_view cmdline, uint64_t tsc_khz);
 
 // The machine state of boot.rst "64-bit Boot Protocol" for a kernel loaded at `kernel_address`:
 // long mode with paging (CR3 = kPml4Address), CS __BOOT_CS (64-bit code), DS/ES/SS/FS/GS

@@ -139,7 +139,8 @@ constexpr vmx::UserVmBackend kSvmUserVmBackend{"svm",
                                                "more vCPUs than a VM's vCPU group holds (16)",
                                                &svm_nested_paging,
                                                &svm_nested_root,
-                                               &create_svm_user_vcpu};
+                                               &create_svm_user_vcpu,
+                                               /*cpuid_announces_tsc_frequency=*/false};
 
 }  // namespace
 

@@ -612,4 +612,18 @@ TEST(BzimageLoad, RefusesAMapLargerThanTheMemoryGiven) {
 }
 
 }  // namespace
+
+TEST(BzImageCmdline, TscEarlyKhzIsAppended) {
+  EXPECT_EQ(with_tsc_early_khz("console=ttyS0 acpi=off", 2'000'000), "console=ttyS0 acpi=off tsc_early_khz=2000000");
+  EXPECT_EQ(with_tsc_early_khz("", 20'000), "tsc_early_khz=20000");
+  EXPECT_EQ(with_tsc_early_khz("quiet", 0), "quiet tsc_early_khz=0");
+}
+
+TEST(BzImageCmdline, TheUsersOwnTscEarlyKhzWins) {
+  EXPECT_EQ(with_tsc_early_khz("console=ttyS0 tsc_early_khz=1234", 2'000'000), "console=ttyS0 tsc_early_khz=1234");
+  EXPECT_EQ(with_tsc_early_khz("tsc_early_khz=1234 quiet", 2'000'000), "tsc_early_khz=1234 quiet");
+  // Only a whole parameter counts: "xtsc_early_khz=" is another one.
+  EXPECT_EQ(with_tsc_early_khz("xtsc_early_khz=5", 7), "xtsc_early_khz=5 tsc_early_khz=7");
+}
+
 }  // namespace lantern::guest

@@ -308,7 +308,15 @@ Result<LoadedImage> load_kernel(const UserVmRecord& r, const guest::GuestMemoryM
     guest::bzimage::BootRequest request;
     request.kernel = module_bytes(r.kernel);
     if (r.initrd.size != 0) request.initrd = module_bytes(r.initrd);
-    request.cmdline = r.cmdline;
+    std::string cmdline = r.cmdline;
+    if (g_backend != nullptr && !g_backend->cpuid_announces_tsc_frequency) {
+      cmdline = guest::bzimage::with_tsc_early_khz(r.cmdline, time::tsc_hz() / 1000);
+      if (cmdline != r.cmdline) {
+        LOG_INFO("vm%u: Linux command line gets \"%s\" appended: this CPU announces no TSC frequency in CPUID",
+                 r.id, cmdline.c_str() + r.cmdline.size() + (r.cmdline.empty() ? 0 : 1));
+      }
+    }
+    request.cmdline = cmdline;
     auto image = TRY(guest::bzimage::load(request, map, memory));
     return LoadedImage{image.entry, guest::bzimage::kernel_format_name()};
   }

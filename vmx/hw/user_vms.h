@@ -91,6 +91,10 @@ struct UserVmBackend {
   // Creates, sets up, binds (to this core) and publishes the vCPU; vCPU 0 starts at the entry,
   // the others wait for INIT/SIPI.
   Result<UserVcpu*> (*create_vcpu)(const UserVcpuStart& start) = nullptr;
+  // Whether a Linux guest learns the TSC frequency from the CPUID the vCPUs show (Intel's
+  // leaves 15H/16H). When not (an AMD CPU under SVM), a Linux VM's command line gets
+  // tsc_early_khz= (guest::bzimage::with_tsc_early_khz), so the guest needs no PIT.
+  bool cpuid_announces_tsc_frequency = true;
 };
 
 // The VMX backend's user vCPUs.
