@@ -419,4 +419,24 @@ bool logical_destination_matches(uint32_t mda, uint32_t ldr, uint32_t dfr, bool 
   return (mda >> 4) == (logical_id >> 4) && (mda & logical_id & 0xfu) != 0;
 }
 
+Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_phys_bits) {
+  constexpr uint64_t kReservedLow = 0x2ffu;  // bits 7:0 and 9
+  constexpr uint64_t kPageMask = ~uint64_t{0xfff};
+  const uint64_t reserved = kReservedLow | ~((uint64_t{1} << max_phys_bits) - 1);
+  if ((value & reserved) != 0) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: reserved bits");
+  const bool enable = (value & kApicBaseEnable) != 0;
+  const bool extd = (value & kApicBaseExtd) != 0;
+  const bool was_enabled = (current & kApicBaseEnable) != 0;
+  const bool was_x2apic = was_enabled && (current & kApicBaseExtd) != 0;
+  if (extd && !enable) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: EXTD without EN");
+  if (was_x2apic && enable && !extd) {
+    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: x2APIC to xAPIC without disabling first");
+  }
+  if (!was_enabled && extd) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: disabled to x2APIC");
+  if (enable && (value & kPageMask) != kApicBaseDefault) {
+    return make_error(ErrorCode::kUnsupported, "IA32_APIC_BASE: relocating the APIC page is not supported");
+  }
+  return (value & (kPageMask | kApicBaseEnable | kApicBaseExtd)) | (current & kApicBaseBsp);
+}
+
 }  // namespace lantern::vmx

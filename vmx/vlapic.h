@@ -232,4 +232,16 @@ class VirtualLapic {
   std::optional<uint8_t> level_eoi_;
 };
 
+// A WRMSR to IA32_APIC_BASE (SDM Vol. 3A 11.4.4: BSP bit 8, EXTD bit 10, EN bit 11, the page
+// base in bits MAXPHYADDR-1:12): the register's new value, or why the write is a #GP. The
+// transitions follow SDM 11.12.5, Figure 11-26 (EN=0 EXTD=1 is invalid; x2APIC -> xAPIC and
+// disabled -> x2APIC are invalid); BSP is read-only here; the page cannot move (kUnsupported).
+// The caller resets its vlapic when EN goes to 0 (SDM 11.4.3) and sets its register view from
+// EXTD. Portable.
+inline constexpr uint64_t kApicBaseBsp = 1u << 8;
+inline constexpr uint64_t kApicBaseExtd = 1u << 10;
+inline constexpr uint64_t kApicBaseEnable = 1u << 11;
+inline constexpr uint64_t kApicBaseDefault = 0xfee00000;  // SDM 11.4.1: the power-up base
+Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_phys_bits);
+
 }  // namespace lantern::vmx

@@ -59,10 +59,10 @@ constexpr uint64_t kVmexitClgi = 0x85;
 
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4): BSP bit 8, EXTD bit 10, EN bit 11.
 constexpr uint32_t kMsrApicBase = 0x1b;
-constexpr uint64_t kApicBaseBsp = 1u << 8;
-constexpr uint64_t kApicBaseExtd = 1u << 10;
-constexpr uint64_t kApicBaseEnable = 1u << 11;
-constexpr uint64_t kApicBaseDefault = 0xfee00000;
+using vmx::kApicBaseBsp;
+using vmx::kApicBaseDefault;
+using vmx::kApicBaseEnable;
+using vmx::kApicBaseExtd;
 constexpr uint32_t kMsrX2apicFirst = 0x800;  // SDM 11.12.1.2, Table 11-6
 constexpr uint32_t kMsrX2apicLast = 0x8ff;
 constexpr uint32_t kMsrTsc = 0x10;         // IA32_TIME_STAMP_COUNTER
@@ -687,15 +687,22 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     return ok();
   }
   if (msr == kMsrApicBase) {
-    // EN stays set (disabling the vlapic is not modelled); EXTD switches the register view
-    // (SDM 11.12.5). BSP and the base are kept as they are.
-    if ((value & kApicBaseEnable) == 0) {
+    // The transitions of SDM 11.12.5 (vmx::next_apic_base); a disabled APIC loses its state
+    // (SDM 11.4.3), EXTD switches the register view.
+    // CPUID.80000008H:EAX[7:0] = physical-address width (APM Vol. 3, CPUID Fn8000_0008).
+    const auto phys_bits = static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
+    auto next = vmx::next_apic_base(apic_base_, value, phys_bits);
+    if (!next) {
       gp = true;
       return ok();
     }
-    const bool extd = (value & kApicBaseExtd) != 0;
-    apic_base_ = (apic_base_ & ~kApicBaseExtd) | (extd ? kApicBaseExtd : 0);
-    vlapic_.set_x2apic_mode(extd);
+    apic_base_ = *next;
+    if ((apic_base_ & kApicBaseEnable) == 0) {
+      vlapic_.reset();
+      vlapic_.set_x2apic_mode(false);
+    } else {
+      vlapic_.set_x2apic_mode((apic_base_ & kApicBaseExtd) != 0);
+    }
     publish_logical_id();
     return ok();
   }

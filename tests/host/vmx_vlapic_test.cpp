@@ -455,6 +455,23 @@ TEST(VmxVlapicTimer, RatioClampedAndTimeMonotonic) {
 }
 
 }  // namespace
+
+TEST(ApicBase, TransitionsFollowFigure11_26) {
+  constexpr uint64_t xapic = kApicBaseDefault | kApicBaseEnable | kApicBaseBsp;
+  constexpr uint64_t x2apic = xapic | kApicBaseExtd;
+  // Disable (what kvm-unit-tests' reset_apic does), then enable again; BSP is kept.
+  EXPECT_EQ(*next_apic_base(xapic, kApicBaseDefault | kApicBaseBsp, 39), kApicBaseDefault | kApicBaseBsp);
+  EXPECT_EQ(*next_apic_base(kApicBaseDefault | kApicBaseBsp, kApicBaseDefault | kApicBaseEnable, 39), xapic);
+  EXPECT_EQ(*next_apic_base(xapic, x2apic, 39), x2apic);
+  EXPECT_EQ(*next_apic_base(x2apic, kApicBaseDefault, 39), kApicBaseDefault | kApicBaseBsp);
+  EXPECT_FALSE(next_apic_base(x2apic, xapic, 39));                             // x2APIC -> xAPIC
+  EXPECT_FALSE(next_apic_base(kApicBaseDefault, x2apic, 39));                  // disabled -> x2APIC
+  EXPECT_FALSE(next_apic_base(xapic, kApicBaseDefault | kApicBaseExtd, 39));   // EXTD without EN
+  EXPECT_FALSE(next_apic_base(xapic, xapic | (1ull << 9), 39));                // reserved bit 9
+  EXPECT_FALSE(next_apic_base(xapic, xapic | (1ull << 39), 39));               // above MAXPHYADDR
+  EXPECT_EQ(next_apic_base(xapic, 0xfed00000u | kApicBaseEnable, 39).error().code, ErrorCode::kUnsupported);
+}
+
 }  // namespace lantern::vmx
 
 TEST(VmxVlapicLogicalDestination, XapicFlatModel) {

@@ -38,12 +38,7 @@ using FN = VmcsFieldNatural;
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4, Figure 11-5; 11.12.1): BSP bit 8, EXTD (x2APIC) bit 10,
 // EN (global enable) bit 11, base in bits MAXPHYADDR-1:12; bits 7:0 and 9 are reserved.
 constexpr uint32_t kMsrApicBase = 0x1b;
-constexpr uint64_t kApicBaseBsp = 1u << 8;
-constexpr uint64_t kApicBaseExtd = 1u << 10;
-constexpr uint64_t kApicBaseEnable = 1u << 11;
-constexpr uint64_t kApicBaseReservedLow = 0x2ffu;  // bits 7:0 and 9
 constexpr uint64_t kApicBasePageMask = ~uint64_t{0xfff};
-constexpr uint64_t kApicBaseDefault = 0xfee00000;  // SDM 11.4.1: the power-up base
 constexpr uint32_t kMsrX2apicFirst = 0x800;        // SDM 11.12.1.2, Table 11-6
 constexpr uint32_t kMsrX2apicLast = 0x8ff;
 
@@ -366,32 +361,14 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
 }
 
 Result<void> VmxVcpu::write_apic_base(uint64_t value) {
-  const uint64_t reserved = kApicBaseReservedLow | ~((uint64_t{1} << guest_max_phys_bits()) - 1);
-  if ((value & reserved) != 0)
-    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: reserved bits");
-  const bool enable = (value & kApicBaseEnable) != 0;
-  const bool extd = (value & kApicBaseExtd) != 0;
-  const bool was_enabled = (apic_base_ & kApicBaseEnable) != 0;
-  const bool was_x2apic = was_enabled && (apic_base_ & kApicBaseExtd) != 0;
-  // SDM 11.12.5, Figure 11-26: EN=0 EXTD=1 is invalid; x2APIC -> xAPIC and disabled -> x2APIC
-  // are invalid transitions (#GP).
-  if (extd && !enable) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: EXTD without EN");
-  if (was_x2apic && enable && !extd) {
-    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: x2APIC to xAPIC without disabling first");
-  }
-  if (!was_enabled && extd)
-    return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: disabled to x2APIC");
-  if (enable && (value & kApicBasePageMask) != kApicBaseDefault) {
-    return make_error(ErrorCode::kUnsupported, "IA32_APIC_BASE: relocating the APIC page is not supported");
-  }
-  if (!enable) {
+  apic_base_ = TRY(next_apic_base(apic_base_, value, guest_max_phys_bits()));
+  if ((apic_base_ & kApicBaseEnable) == 0) {
     // SDM 11.4.3: a hardware-disabled APIC loses its state; re-enabling starts from reset.
     vlapic_.reset();
     vlapic_.set_x2apic_mode(false);
   } else {
-    vlapic_.set_x2apic_mode(extd);
+    vlapic_.set_x2apic_mode((apic_base_ & kApicBaseExtd) != 0);
   }
-  apic_base_ = (value & (kApicBasePageMask | kApicBaseEnable | kApicBaseExtd)) | (apic_base_ & kApicBaseBsp);
   publish_logical_id();
   return ok();
 }
