@@ -754,7 +754,7 @@ Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
     return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
   }
   // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4).
-  const uint32_t idt_vectoring = TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
+  const uint32_t idt_vectoring = entry.instruction ? 0 : TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
   if ((idt_vectoring & kIntrInfoValid) != 0) {
     const uint32_t error_code = TRY(vmcs_read(hw_, F32::IDT_VECTORING_ERROR_CODE));
     exit.instruction_length = TRY(vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN));
@@ -782,26 +782,30 @@ const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_t
     // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
     // lists the reasons that have one.
     auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
-      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps};
+      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, false};
+    };
+    // Instruction-caused exits (SDM Vol. 3C 25.1.2, 25.1.3): never during event delivery.
+    auto instruction = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps) {
+      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, true};
     };
     set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
     set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
     set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
     set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
     set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
-    set(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
+    instruction(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
     set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
-    set(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    set(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    set(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
+    instruction(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
+    instruction(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
+    instruction(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
     for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
                          ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
                          ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
       set(r, &VmxVcpu::on_vmx_instruction, true, true);
     }
-    set(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
-    set(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
-    set(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
+    instruction(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
+    instruction(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
+    instruction(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
     set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
     set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
     set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
@@ -823,7 +827,7 @@ void VmxVcpu::publish_state() {
   published_.stop_message.store(stop_message_, kRelaxed);
 }
 
-void VmxVcpu::record_exit(const ExitInfo& exit) {
+inline void VmxVcpu::record_exit(const ExitInfo& exit) {
   if (exit.basic < kExitReasonTableSize) {
     // Single writer; other cores read it with exit_count_relaxed().
     uint64_t& count = exit_counts_[exit.basic];
@@ -843,12 +847,16 @@ size_t VmxVcpu::recent_exits(ExitRecord* out, size_t capacity) const {
   return n;
 }
 
-Result<uint32_t> VmxVcpu::instruction_length(const ExitInfo& exit) {
+inline Result<uint32_t> VmxVcpu::instruction_length(const ExitInfo& exit) {
   if (exit.instruction_length != ExitInfo::kLengthUnread) return exit.instruction_length;
   return vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN);
 }
 
 Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
+  return advance_rip_inline(exit);
+}
+
+inline Result<void> VmxVcpu::advance_rip_inline(const ExitInfo& exit) {
   const uint32_t length = TRY(instruction_length(exit));
   TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + length));
   const uint32_t interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
@@ -1014,23 +1022,23 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   regs_.rbx = r.ebx;
   regs_.rcx = r.ecx;
   regs_.rdx = r.edx;
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::Nothing{}};
 }
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   if (auto handled = TRY(vlapic_on_hlt()); handled) return *handled;  // sleeps until a vlapic timer
   return VmExit{exits::Halt{}};
 }
 
 Result<VmExit> VmxVcpu::on_skip_instruction(const ExitInfo& exit) {
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::Nothing{}};
 }
 
 Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   if (vm_core_ != nullptr && vm_core_->self_interrupt_hypercall != 0 &&
       regs_.rax == vm_core_->self_interrupt_hypercall) {
     // Queued by the owner itself: no kick, the arbiter runs before the next entry.
@@ -1078,7 +1086,7 @@ Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
       const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
       vm_core_->ports.write(q->port, q->size_bytes, static_cast<uint32_t>(regs_.rax & mask));
     }
-    TRY(advance_rip(exit));
+    TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
   if (q->in) {
@@ -1089,7 +1097,7 @@ Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   }
   const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
   const uint32_t data = static_cast<uint32_t>(regs_.rax & mask);
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::IoWrite{q->port, q->size_bytes, data}};
 }
 
@@ -1148,7 +1156,7 @@ Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
     regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
     regs_.rdx = 0;
-    TRY(advance_rip(exit));
+    TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
   pending_completion_ = PendingCompletion::kMsrRead;
@@ -1185,12 +1193,12 @@ Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
     return VmExit{exits::Nothing{}};
   }
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
-    TRY(advance_rip(exit));
+    TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::MsrWrite{msr, value}};
 }
 
