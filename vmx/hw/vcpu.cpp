@@ -1077,14 +1077,15 @@ Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   if (vm_core_ != nullptr) {
     // The VM's port bus owns every port: its devices, or all-ones reads and dropped writes.
     // Devices are ordinary host code: the host's extended state goes back first.
-    if (vm_core_->ports.device_at(q->port) != nullptr) ensure_host_xstate();
+    guest::PortDevice* device = vm_core_->ports.device_at(q->port);
+    if (device != nullptr) ensure_host_xstate();
     if (q->in) {
       // IN writes AL/AX/EAX; a 32-bit write zero-extends into RAX (SDM Vol. 1 3.4.1.1).
       TRY(regs_.set_by_width(static_cast<unsigned>(Gpr::kRax), q->size_bytes,
-                             vm_core_->ports.read(q->port, q->size_bytes)));
+                             vm_core_->ports.read(device, q->port, q->size_bytes)));
     } else {
       const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
-      vm_core_->ports.write(q->port, q->size_bytes, static_cast<uint32_t>(regs_.rax & mask));
+      vm_core_->ports.write(device, q->port, q->size_bytes, static_cast<uint32_t>(regs_.rax & mask));
     }
     TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
