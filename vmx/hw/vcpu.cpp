@@ -614,7 +614,7 @@ Result<void> VmxVcpu::arbitrate_events() {
   return ok();
 }
 
-Result<void> VmxVcpu::pre_enter() {
+inline Result<void> VmxVcpu::pre_enter() {
   if (!arbitrate_ && attention_.load(std::memory_order_relaxed) == 0) return ok();
   // The arbiter is built -mgeneral-regs-only like the exit path (cmake/kernel.cmake), so the
   // guest's extended state may stay loaded; INIT/SIPI reset the guest's save area, which must
@@ -625,7 +625,7 @@ Result<void> VmxVcpu::pre_enter() {
   return arbitrate_events();
 }
 
-Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
+inline Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
   // Interrupts are off for the whole run(): nothing on this core sees the guest's state.
   ensure_guest_xstate();
   // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
@@ -738,7 +738,7 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
   return ok();
 }
 
-Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   const auto& table = exit_table();
   const ExitTableEntry entry = exit.basic < table.size() ? table[exit.basic] : ExitTableEntry{};
   if (!entry.keeps_guest_xstate) ensure_host_xstate();

@@ -331,16 +331,17 @@ class VmxVcpu {
   [[gnu::always_inline]] inline Result<uint32_t> instruction_length(const ExitInfo& exit);
   static bool msr_emulated(uint32_t msr);
   Result<VmExit> stop(const ExitInfo& exit, const char* message);
-  Result<VmExit> handle_exit(ExitInfo& exit);
-  // Before an entry: the event arbiter's work, only when attention bits or local state need it.
-  Result<void> pre_enter();
+  [[gnu::always_inline]] inline Result<VmExit> handle_exit(ExitInfo& exit);
+  // The steps of run(), inlined into it (one frame on the exit path). Before an entry: the
+  // event arbiter's work, only when attention bits or local state need it.
+  [[gnu::always_inline]] inline Result<void> pre_enter();
   // Owner core: refreshes published_ (at every return from run(), and every
   // kPublishEveryExits exits handled inside it: a guest that never halts on a core without a
   // host timer tick still shows its exits growing).
   void publish_state();
   Result<void> arbitrate_events();
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
-  Result<void> enter_and_decode(ExitInfo& exit);
+  [[gnu::always_inline]] inline Result<void> enter_and_decode(ExitInfo& exit);
   [[gnu::always_inline]] inline void record_exit(const ExitInfo& exit);
 
   Result<VmExit> on_unexpected(const ExitInfo& exit);
