@@ -535,7 +535,7 @@ size_t VmxVcpu::pending_event_count() const {
   return events_.size();
 }
 
-Result<void> VmxVcpu::inject_pending_event() {
+inline Result<void> VmxVcpu::inject_pending_event() {
   if (wait_for_sipi_) return ok();  // every event is blocked until a SIPI (vcpu_vlapic.cpp)
   IrqSpinlockGuard guard(events_lock_);
   owner_events_pending_ = !events_.empty();
@@ -594,7 +594,7 @@ Result<void> VmxVcpu::inject_pending_event() {
 // The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
 // timer (only while armed), the queue (before the vlapic), then the vlapic's deliverable
 // vector or a window. Afterwards it decides whether the next entries may skip it.
-Result<void> VmxVcpu::arbitrate_events() {
+inline Result<void> VmxVcpu::arbitrate_events() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
   if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != VirtualLapic::kNoDeadline) {
     TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR

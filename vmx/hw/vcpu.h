@@ -323,7 +323,7 @@ class VmxVcpu {
   Result<void> write_controls(uint64_t eptp);
   Result<void> write_guest_state(const GuestEntry& entry);
   Result<void> write_host_state();
-  Result<void> inject_pending_event();
+  [[gnu::always_inline]] inline Result<void> inject_pending_event();
   Result<void> advance_rip(const ExitInfo& exit);
   // advance_rip() inlined, for the handlers in vcpu.cpp on the exit path (a call, its frame and
   // the Result copies cost a tenth of a CPUID exit).
@@ -339,7 +339,7 @@ class VmxVcpu {
   // kPublishEveryExits exits handled inside it: a guest that never halts on a core without a
   // host timer tick still shows its exits growing).
   void publish_state();
-  Result<void> arbitrate_events();
+  [[gnu::always_inline]] inline Result<void> arbitrate_events();
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
   [[gnu::always_inline]] inline Result<void> enter_and_decode(ExitInfo& exit);
   [[gnu::always_inline]] inline void record_exit(const ExitInfo& exit);
