@@ -349,7 +349,7 @@ class VmxVcpu {
   Result<VmExit> on_external_interrupt(const ExitInfo& exit);
   Result<VmExit> on_triple_fault(const ExitInfo& exit);
   Result<VmExit> on_interrupt_window(const ExitInfo& exit);
-  Result<VmExit> on_cpuid(const ExitInfo& exit);
+  [[gnu::always_inline]] inline Result<VmExit> on_cpuid(const ExitInfo& exit);
   Result<VmExit> on_hlt(const ExitInfo& exit);
   Result<VmExit> on_skip_instruction(const ExitInfo& exit);
   Result<VmExit> on_vmcall(const ExitInfo& exit);
