@@ -46,9 +46,15 @@ void PortBus::count_unclaimed(uint16_t port, bool is_write) {
     ++unclaimed_.port_writes;
   else
     ++unclaimed_.port_reads;
+  // A guest polling one port (a POST-code or delay port) hits the entry counted last.
+  if (last_unclaimed_ < unclaimed_port_count_ && unclaimed_ports_[last_unclaimed_].port == port) {
+    ++(is_write ? unclaimed_ports_[last_unclaimed_].writes : unclaimed_ports_[last_unclaimed_].reads);
+    return;
+  }
   for (size_t i = 0; i < unclaimed_port_count_; ++i) {
     if (unclaimed_ports_[i].port == port) {
       ++(is_write ? unclaimed_ports_[i].writes : unclaimed_ports_[i].reads);
+      last_unclaimed_ = i;
       return;
     }
   }
@@ -56,12 +62,17 @@ void PortBus::count_unclaimed(uint16_t port, bool is_write) {
     ++unclaimed_ports_dropped_;
     return;
   }
+  last_unclaimed_ = unclaimed_port_count_;
   UnclaimedPort& slot = unclaimed_ports_[unclaimed_port_count_++];
   slot = UnclaimedPort{port, is_write ? 0u : 1u, is_write ? 1u : 0u};
 }
 
 uint32_t PortBus::read(uint16_t port, uint8_t width) {
-  PortDevice* device = valid_port_width(width) ? device_at(port) : nullptr;
+  return read(valid_port_width(width) ? device_at(port) : nullptr, port, width);
+}
+
+uint32_t PortBus::read(PortDevice* device, uint16_t port, uint8_t width) {
+  if (!valid_port_width(width)) device = nullptr;
   if (device == nullptr) {
     count_unclaimed(port, false);
     return all_ones_32(valid_port_width(width) ? width : 4);
@@ -70,7 +81,11 @@ uint32_t PortBus::read(uint16_t port, uint8_t width) {
 }
 
 void PortBus::write(uint16_t port, uint8_t width, uint32_t value) {
-  PortDevice* device = valid_port_width(width) ? device_at(port) : nullptr;
+  write(valid_port_width(width) ? device_at(port) : nullptr, port, width, value);
+}
+
+void PortBus::write(PortDevice* device, uint16_t port, uint8_t width, uint32_t value) {
+  if (!valid_port_width(width)) device = nullptr;
   if (device == nullptr) {
     count_unclaimed(port, true);
     return;

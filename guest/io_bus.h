@@ -63,6 +63,9 @@ class PortBus {
   // all-ones and is counted as unclaimed).
   uint32_t read(uint16_t port, uint8_t width);
   void write(uint16_t port, uint8_t width, uint32_t value);
+  // The same for a caller that already has device_at(port) (the exit path looks it up once).
+  uint32_t read(PortDevice* device, uint16_t port, uint8_t width);
+  void write(PortDevice* device, uint16_t port, uint8_t width, uint32_t value);
 
   const UnclaimedCounters& unclaimed() const { return unclaimed_; }
   // Distinct unclaimed ports seen, in first-seen order; ports beyond kMaxUnclaimedPorts are
@@ -84,6 +87,7 @@ class PortBus {
   UnclaimedCounters unclaimed_;
   UnclaimedPort unclaimed_ports_[kMaxUnclaimedPorts];
   size_t unclaimed_port_count_ = 0;
+  size_t last_unclaimed_ = 0;  // index of the entry counted last, checked first
   uint64_t unclaimed_ports_dropped_ = 0;
 };
 

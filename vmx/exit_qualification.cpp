@@ -2,25 +2,6 @@
 
 namespace lantern::vmx {
 
-Result<IoQualification> IoQualification::decode(uint64_t q) {
-  // Table 27-5, bits 2:0: size of access, 0 = 1-byte, 1 = 2-byte, 3 = 4-byte.
-  uint8_t size = 0;
-  switch (q & 0x7) {
-    case 0: size = 1; break;
-    case 1: size = 2; break;
-    case 3: size = 4; break;
-    default:
-      return make_error(ErrorCode::kMalformed,
-                        "I/O exit qualification: undefined access size encoding (bits 2:0)", q & 0x7);
-  }
-  return IoQualification{size,
-                         ((q >> 3) & 1) != 0,  // bit 3: direction (1 = IN)
-                         ((q >> 4) & 1) != 0,  // bit 4: string instruction
-                         ((q >> 5) & 1) != 0,  // bit 5: REP prefixed
-                         ((q >> 6) & 1) != 0,  // bit 6: operand encoding (1 = immediate)
-                         static_cast<uint16_t>((q >> 16) & 0xffff)};  // bits 31:16: port
-}
-
 std::string_view cr_access_type_name(CrAccessType t) {
   switch (t) {
     case CrAccessType::kMovToCr: return "mov_to_cr";

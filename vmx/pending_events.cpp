@@ -106,15 +106,17 @@ Result<PendingEvent> make_pending_event(PendingEventType type, uint32_t vector,
 
 Result<size_t> PendingEventQueue::queue_event(PendingEventType type, uint32_t vector,
                                               std::optional<uint32_t> error_code) {
-  const PendingEvent event = TRY(make_pending_event(type, vector, error_code));
-  return queue_event(event);
+  return insert(TRY(make_pending_event(type, vector, error_code)));
 }
 
 Result<size_t> PendingEventQueue::queue_event(const PendingEvent& event) {
   // Re-validate: the event may have been built by hand.
-  const PendingEvent checked = TRY(
+  return insert(TRY(
       make_pending_event(event.type, event.vector,
-                         event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt));
+                         event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt)));
+}
+
+Result<size_t> PendingEventQueue::insert(const PendingEvent& checked) {
   if (full()) {
     return make_error(ErrorCode::kFull, "pending-event queue is full (capacity 8)", kCapacity);
   }

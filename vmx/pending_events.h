@@ -77,6 +77,9 @@ class PendingEventQueue {
   PendingEventSnapshot snapshot() const;
 
  private:
+  // Queues an event make_pending_event() accepted (kFull when full).
+  Result<size_t> insert(const PendingEvent& checked);
+
   std::array<PendingEvent, kCapacity> events_{};  // sorted by delivery order
   size_t count_ = 0;
 };

@@ -4,8 +4,7 @@ namespace lantern::vmx {
 namespace {
 
 // LVT slots: CMCI (0x2F0), then timer..error (0x320-0x370).
-constexpr size_t kLvtCmci = 0;
-constexpr size_t kLvtTimer = 1;
+constexpr size_t kLvtCmci = 0;  // the timer's slot, kLvtTimer, is in vlapic.h
 
 // Writable bits per LVT (SDM 11.5.1 Figure 11-8): vector 7:0, delivery mode 10:8, polarity 13,
 // trigger mode 15, mask 16, timer mode 18:17. Delivery status (12) and remote IRR (14) are RO.
@@ -254,11 +253,6 @@ uint32_t VirtualLapic::poll_timer(uint64_t now_tsc) {
   uint32_t lvt = lvt_[kLvtTimer];
   if (!(lvt & kLvtMask)) accept_interrupt(static_cast<uint8_t>(lvt & 0xFF), false);
   return expirations;
-}
-
-uint64_t VirtualLapic::next_deadline() const {
-  if (!timer_armed_ || (lvt_[kLvtTimer] & kLvtMask) || !software_enabled()) return kNoDeadline;
-  return timer_fire_;
 }
 
 Result<uint64_t> VirtualLapic::read_reg(uint32_t index) {

@@ -186,13 +186,17 @@ class VirtualLapic {
   // raises an interrupt, or kNoDeadline.
   void set_time(uint64_t now_tsc);
   uint32_t poll_timer(uint64_t now_tsc);
-  uint64_t next_deadline() const;
+  uint64_t next_deadline() const {  // inline: the event arbiter asks before every arbitrated entry
+    if (!timer_armed_ || (lvt_[kLvtTimer] & kLvtMask) || !software_enabled()) return kNoDeadline;
+    return timer_fire_;
+  }
   LapicTimerMode timer_mode() const;
 
  private:
   using Bits256 = std::array<uint32_t, 8>;
   static constexpr uint32_t kSvrEnable = 1u << 8;  // SDM 11.9, Figure 11-23
   static constexpr uint32_t kLvtMask = 1u << 16;   // SDM 11.5.1 Figure 11-8
+  static constexpr size_t kLvtTimer = 1;           // LVT slot of the timer register (0x320)
   static constexpr size_t kLvtCount = 7;           // CMCI, timer, thermal, perf, LINT0/1, error
 
   static bool test(const Bits256& b, uint8_t v) { return (b[v >> 5] >> (v & 31)) & 1; }

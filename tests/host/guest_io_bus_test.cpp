@@ -56,6 +56,36 @@ TEST(GuestPortBus, UnclaimedPortsReadAllOnesAndAreCountedPerPort) {
   EXPECT_EQ(bus.unclaimed_ports()[1].port, 0x71);
 }
 
+TEST(GuestPortBus, RepeatedAndAlternatingUnclaimedPortsKeepTheirOwnCounts) {
+  PortBus bus;
+  for (int i = 0; i < 3; ++i) bus.write(0x80, 1, 0);
+  bus.write(0x81, 1, 0);
+  bus.write(0x80, 1, 0);
+  (void)bus.read(0x81, 1);
+  (void)bus.read(0x81, 1);
+  ASSERT_EQ(bus.unclaimed_port_count(), 2u);
+  EXPECT_EQ(bus.unclaimed_ports()[0].port, 0x80);
+  EXPECT_EQ(bus.unclaimed_ports()[0].writes, 4u);
+  EXPECT_EQ(bus.unclaimed_ports()[0].reads, 0u);
+  EXPECT_EQ(bus.unclaimed_ports()[1].port, 0x81);
+  EXPECT_EQ(bus.unclaimed_ports()[1].writes, 1u);
+  EXPECT_EQ(bus.unclaimed_ports()[1].reads, 2u);
+}
+
+TEST(GuestPortBus, ResolvedDeviceOverloadsMatchTheLookupOnes) {
+  PortBus bus;
+  RecordingPorts dev;
+  ASSERT_TRUE(bus.register_range(0x60, 4, &dev).has_value());
+  bus.write(bus.device_at(0x61), 0x61, 2, 0x1abcd);
+  EXPECT_EQ(dev.values[0x61], 0xabcdu);
+  EXPECT_EQ(bus.read(bus.device_at(0x61), 0x61, 1), 0xcdu);
+  EXPECT_EQ(bus.read(bus.device_at(0x61), 0x61, 3), 0xffffffffu);  // bad width: unclaimed
+  EXPECT_EQ(bus.read(bus.device_at(0x70), 0x70, 1), 0xffu);
+  bus.write(nullptr, 0x70, 1, 0);
+  EXPECT_EQ(bus.unclaimed().port_reads, 2u);
+  EXPECT_EQ(bus.unclaimed().port_writes, 1u);
+}
+
 TEST(GuestPortBus, BadWidthIsUnclaimedNotDispatched) {
   PortBus bus;
   RecordingPorts dev;

@@ -540,7 +540,7 @@ size_t VmxVcpu::pending_event_count() const {
   return events_.size();
 }
 
-Result<void> VmxVcpu::inject_pending_event() {
+inline Result<void> VmxVcpu::inject_pending_event() {
   if (wait_for_sipi_) return ok();  // every event is blocked until a SIPI (vcpu_vlapic.cpp)
   IrqSpinlockGuard guard(events_lock_);
   owner_events_pending_ = !events_.empty();
@@ -599,7 +599,7 @@ Result<void> VmxVcpu::inject_pending_event() {
 // The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
 // timer (only while armed), the queue (before the vlapic), then the vlapic's deliverable
 // vector or a window. Afterwards it decides whether the next entries may skip it.
-Result<void> VmxVcpu::arbitrate_events() {
+inline Result<void> VmxVcpu::arbitrate_events() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
   if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != VirtualLapic::kNoDeadline) {
     TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
@@ -619,7 +619,7 @@ Result<void> VmxVcpu::arbitrate_events() {
   return ok();
 }
 
-Result<void> VmxVcpu::pre_enter() {
+inline Result<void> VmxVcpu::pre_enter() {
   if (!arbitrate_ && attention_.load(std::memory_order_relaxed) == 0) return ok();
   // The arbiter is built -mgeneral-regs-only like the exit path (cmake/kernel.cmake), so the
   // guest's extended state may stay loaded; INIT/SIPI reset the guest's save area, which must
@@ -628,7 +628,7 @@ Result<void> VmxVcpu::pre_enter() {
   return arbitrate_events();
 }
 
-Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
+inline Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
   // Interrupts are off for the whole run(): nothing on this core sees the guest's state.
   ensure_guest_xstate();
   // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
@@ -741,7 +741,7 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
   return ok();
 }
 
-Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   const auto& table = exit_table();
   const ExitTableEntry entry = exit.basic < table.size() ? table[exit.basic] : ExitTableEntry{};
   if (!entry.keeps_guest_xstate) ensure_host_xstate();
@@ -757,7 +757,7 @@ Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
     return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
   }
   // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4).
-  const uint32_t idt_vectoring = TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
+  const uint32_t idt_vectoring = entry.instruction ? 0 : TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
   if ((idt_vectoring & kIntrInfoValid) != 0) {
     const uint32_t error_code = TRY(vmcs_read(hw_, F32::IDT_VECTORING_ERROR_CODE));
     exit.instruction_length = TRY(vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN));
@@ -775,7 +775,12 @@ Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   }
   if (!entry.quiet) arbitrate_ = true;
   if (entry.handler == nullptr) return on_unexpected(exit);
-  return (this->*entry.handler)(exit);
+  // The most frequent exits call their table's handler directly, so that it inlines here (as
+  // KVM's vmx_handle_exit does for its hot reasons); the table still lists every handler.
+  switch (static_cast<ExitReason>(exit.basic)) {
+    case ExitReason::CPUID: return on_cpuid(exit);
+    default: return (this->*entry.handler)(exit);
+  }
 }
 
 const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_table() {
@@ -785,26 +790,30 @@ const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_t
     // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
     // lists the reasons that have one.
     auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
-      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps};
+      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, false};
+    };
+    // Instruction-caused exits (SDM Vol. 3C 25.1.2, 25.1.3): never during event delivery.
+    auto instruction = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps) {
+      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, true};
     };
     set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
     set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
     set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
     set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
     set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
-    set(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
+    instruction(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
     set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
-    set(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    set(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    set(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
+    instruction(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
+    instruction(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
+    instruction(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
     for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
                          ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
                          ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
       set(r, &VmxVcpu::on_vmx_instruction, true, true);
     }
-    set(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
-    set(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
-    set(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
+    instruction(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
+    instruction(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
+    instruction(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
     set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
     set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
     set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
@@ -826,7 +835,7 @@ void VmxVcpu::publish_state() {
   published_.stop_message.store(stop_message_, kRelaxed);
 }
 
-void VmxVcpu::record_exit(const ExitInfo& exit) {
+inline void VmxVcpu::record_exit(const ExitInfo& exit) {
   if (exit.basic < kExitReasonTableSize) {
     // Single writer; other cores read it with exit_count_relaxed().
     uint64_t& count = exit_counts_[exit.basic];
@@ -846,12 +855,16 @@ size_t VmxVcpu::recent_exits(ExitRecord* out, size_t capacity) const {
   return n;
 }
 
-Result<uint32_t> VmxVcpu::instruction_length(const ExitInfo& exit) {
+inline Result<uint32_t> VmxVcpu::instruction_length(const ExitInfo& exit) {
   if (exit.instruction_length != ExitInfo::kLengthUnread) return exit.instruction_length;
   return vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN);
 }
 
 Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
+  return advance_rip_inline(exit);
+}
+
+inline Result<void> VmxVcpu::advance_rip_inline(const ExitInfo& exit) {
   const uint32_t length = TRY(instruction_length(exit));
   TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + length));
   const uint32_t interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
@@ -940,7 +953,7 @@ Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
   return VmExit{exits::Nothing{}};
 }
 
-Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
   const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
   cpu::CpuidResult r{};
@@ -1019,23 +1032,23 @@ Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   regs_.rbx = r.ebx;
   regs_.rcx = r.ecx;
   regs_.rdx = r.edx;
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::Nothing{}};
 }
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   if (auto handled = TRY(vlapic_on_hlt()); handled) return *handled;  // sleeps until a vlapic timer
   return VmExit{exits::Halt{}};
 }
 
 Result<VmExit> VmxVcpu::on_skip_instruction(const ExitInfo& exit) {
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::Nothing{}};
 }
 
 Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   if (vm_core_ != nullptr && vm_core_->self_interrupt_hypercall != 0 &&
       regs_.rax == vm_core_->self_interrupt_hypercall) {
     // Queued by the owner itself: no kick, the arbiter runs before the next entry.
@@ -1074,16 +1087,17 @@ Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   if (vm_core_ != nullptr) {
     // The VM's port bus owns every port: its devices, or all-ones reads and dropped writes.
     // Devices are ordinary host code: the host's extended state goes back first.
-    if (vm_core_->ports.device_at(q->port) != nullptr) ensure_host_xstate();
+    guest::PortDevice* device = vm_core_->ports.device_at(q->port);
+    if (device != nullptr) ensure_host_xstate();
     if (q->in) {
       // IN writes AL/AX/EAX; a 32-bit write zero-extends into RAX (SDM Vol. 1 3.4.1.1).
       TRY(regs_.set_by_width(static_cast<unsigned>(Gpr::kRax), q->size_bytes,
-                             vm_core_->ports.read(q->port, q->size_bytes)));
+                             vm_core_->ports.read(device, q->port, q->size_bytes)));
     } else {
       const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
-      vm_core_->ports.write(q->port, q->size_bytes, static_cast<uint32_t>(regs_.rax & mask));
+      vm_core_->ports.write(device, q->port, q->size_bytes, static_cast<uint32_t>(regs_.rax & mask));
     }
-    TRY(advance_rip(exit));
+    TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
   if (q->in) {
@@ -1094,7 +1108,7 @@ Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   }
   const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
   const uint32_t data = static_cast<uint32_t>(regs_.rax & mask);
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::IoWrite{q->port, q->size_bytes, data}};
 }
 
@@ -1153,7 +1167,7 @@ Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
     regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
     regs_.rdx = 0;
-    TRY(advance_rip(exit));
+    TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
   pending_completion_ = PendingCompletion::kMsrRead;
@@ -1190,12 +1204,12 @@ Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
     return VmExit{exits::Nothing{}};
   }
   if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
-    TRY(advance_rip(exit));
+    TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
-  TRY(advance_rip(exit));
+  TRY(advance_rip_inline(exit));
   return VmExit{exits::MsrWrite{msr, value}};
 }
 

@@ -112,17 +112,17 @@ vmx_enter:
 .global vmx_exit_entry
 .type vmx_exit_entry, @function
 vmx_exit_entry:
-  testq %rax, %rax             /* null hypercall: guest rax == 0 */
+  testq %rax, %rax             /* null hypercall: guest rax == 0, so rax is free until .Lslow_zero */
   jnz .Lslow
+  movq 8(%rsp), %rax           /* fast (after regs) */
+  cmpq $0, FAST_ENABLED(%rax)
+  je .Lslow_zero
+  movl $VMCS_VM_EXIT_REASON, %eax
+  vmread %rax, %rax
+  cmpl $EXIT_REASON_VMCALL, %eax
+  jne .Lslow_zero
   pushq %rcx
   pushq %rdx
-  movq 24(%rsp), %rcx          /* fast (after rdx, rcx, regs) */
-  cmpq $0, FAST_ENABLED(%rcx)
-  je .Lslow_restore
-  movl $VMCS_VM_EXIT_REASON, %edx
-  vmread %rdx, %rax
-  cmpl $EXIT_REASON_VMCALL, %eax
-  jne .Lslow_restore
   movl $VMCS_GUEST_INTERRUPTIBILITY_INFO, %edx
   vmread %rdx, %rax
   testl $3, %eax               /* blocking by STI / MOV SS: let C++ clear it */
@@ -144,6 +144,7 @@ vmx_exit_entry:
 .Lslow_restore:
   popq %rdx
   popq %rcx
+.Lslow_zero:
   xorl %eax, %eax              /* guest rax was 0 */
 .Lslow:
   pushq %rdi                   /* guest rdi; regs is now at 8(%rsp) */

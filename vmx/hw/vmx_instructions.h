@@ -49,6 +49,15 @@ inline bool vmread_raw(uint32_t encoding, uint64_t* value) {
   return ok();
 }
 
+// The failure half for VMREAD/VMWRITE, which test one condition ("below or equal": CF = 1 or
+// ZF = 1) instead of two flags. The kind is found again by reading VM_INSTRUCTION_ERROR: with
+// no current VMCS (VMfailInvalid) that read fails invalid too (SDM Vol. 3C 30.2, 30.3 VMREAD).
+[[gnu::noinline, gnu::cold]] inline Result<void> vmx_access_failure() {
+  uint64_t number = 0;
+  if (!vmread_raw(kVmInstructionErrorEncoding, &number)) return vmx_fail_invalid();
+  return vmx_fail_valid(static_cast<uint32_t>(number));
+}
+
 // VMXON m64: the physical address of a 4 KiB-aligned VMXON region (SDM Vol. 3C 24.11.5).
 inline Result<void> vmxon(uint64_t vmxon_region_phys) {
   bool cf, zf;
@@ -78,23 +87,25 @@ inline uint64_t vmptrst() {
   asm volatile("vmptrst %[p]" : [p] "=m"(p) : : "memory");
   return p;
 }
+// VMREAD and VMWRITE: the instruction and one branch (the exit path runs a dozen of them).
 [[gnu::always_inline]] inline Result<uint64_t> vmread(uint32_t encoding) {
-  bool cf, zf;
+  bool failed;
   uint64_t v = 0;
   asm volatile("vmread %[enc], %[val]"
-               : [val] "=rm"(v), "=@ccc"(cf), "=@ccz"(zf)
+               : [val] "=rm"(v), "=@ccbe"(failed)
                : [enc] "r"(static_cast<uint64_t>(encoding))
                : "cc");
-  TRY(vmx_result(cf, zf));
+  if (failed) [[unlikely]] return vmx_access_failure().error();
   return v;
 }
 [[gnu::always_inline]] inline Result<void> vmwrite(uint32_t encoding, uint64_t value) {
-  bool cf, zf;
+  bool failed;
   asm volatile("vmwrite %[val], %[enc]"
-               : "=@ccc"(cf), "=@ccz"(zf)
+               : "=@ccbe"(failed)
                : [val] "rm"(value), [enc] "r"(static_cast<uint64_t>(encoding))
                : "cc");
-  return vmx_result(cf, zf);
+  if (failed) [[unlikely]] return vmx_access_failure();
+  return ok();
 }
 
 // INVEPT / INVVPID types (SDM Vol. 3C 28.4.3.1, 28.4.3.3; instruction pages in Vol. 3C 30.3).

@@ -173,6 +173,21 @@ LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
     SELFTEST_EXPECT(!bad_write);
     SELFTEST_EXPECT(is_vm_instruction_error(bad_write.error(), VmInstructionError::kVmwriteReadOnlyComponent));
   }
+  // VMREAD of a field the VMCS lacks: VMfailValid with error 12 (SDM Vol. 3C 30.4, Table 30-1;
+  // encodings in Vol. 3D Appendix B).
+  auto bad_read = hw::vmread(0x6c7e);  // a host-state natural-width index no CPU defines
+  SELFTEST_EXPECT(!bad_read);
+  SELFTEST_EXPECT(is_vm_instruction_error(bad_read.error(), VmInstructionError::kUnsupportedVmcsComponent));
+  // VMCLEAR of the current VMCS leaves none current (SDM Vol. 3C 30.3 VMCLEAR): VMREAD and
+  // VMWRITE are then VMfailInvalid (detail 0).
+  SELFTEST_EXPECT(guard.vcpu->unbind_from_current_processor().has_value());
+  auto no_vmcs_read = hw::vmread(encoding_of(VmcsFieldNatural::GUEST_RIP));
+  SELFTEST_EXPECT(!no_vmcs_read && no_vmcs_read.error().code == ErrorCode::kVmxInstructionFailed &&
+                  no_vmcs_read.error().detail == 0);
+  auto no_vmcs_write = hw::vmwrite(encoding_of(VmcsFieldNatural::GUEST_RIP), 0);
+  SELFTEST_EXPECT(!no_vmcs_write && no_vmcs_write.error().code == ErrorCode::kVmxInstructionFailed &&
+                  no_vmcs_write.error().detail == 0);
+  SELFTEST_EXPECT(guard.vcpu->bind_to_current_processor().has_value());
   // setup() is once only; binding twice on the same core is harmless.
   auto again = guard.vcpu->setup(vm->eptp, GuestEntry{});
   SELFTEST_EXPECT(!again && again.error().code == ErrorCode::kInvalidState);
