@@ -36,6 +36,24 @@ constexpr bool exception_has_error_code(uint32_t vector) {
   return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
 }
 
+// SDM Vol. 3A 6.3.1 / Table 6-1, class "Fault": #DE(0), #BR(5), #UD(6), #NM(7), #TS(10), #NP(11),
+// #SS(12), #GP(13), #PF(14), #MF(16), #AC(17), #XM(19), #VE(20), #CP(21). #DB(1) is a fault or a
+// trap depending on its cause and is left out, as are the traps #BP(3)/#OF(4) and the aborts.
+constexpr bool exception_is_fault_class(uint32_t vector) {
+  return vector == 0 || (vector >= 5 && vector <= 7) || (vector >= 10 && vector <= 14) || vector == 16 ||
+         vector == 17 || (vector >= 19 && vector <= 21);
+}
+
+// The RFLAGS image that delivering a fault-class exception pushes. The processor sets RF in the
+// RFLAGS image it pushes for every fault except an instruction breakpoint #DB (SDM Vol. 3A 18.3.1.1,
+// 2.3 "RF"), so returning with IRET does not re-trigger a breakpoint on the faulting instruction.
+// VM entry delivers an injected event with the guest-state RFLAGS (SDM Vol. 3C 26.6.1), so a
+// hypervisor that injects a fault it found while emulating an instruction sets RF itself.
+inline constexpr uint64_t kRflagsRf = 1u << 16;  // SDM Vol. 1 3.4.3, RFLAGS.RF
+constexpr uint64_t rflags_for_injected_exception(uint64_t guest_rflags, uint32_t vector) {
+  return exception_is_fault_class(vector) ? (guest_rflags | kRflagsRf) : guest_rflags;
+}
+
 struct PendingEvent {
   PendingEventType type = PendingEventType::kExternalInterrupt;
   uint8_t vector = 0;

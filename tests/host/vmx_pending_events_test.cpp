@@ -102,6 +102,23 @@ TEST(VmxPendingEvents, ErrorCodeVectorsMatchTable6_1) {
   EXPECT_FALSE(exception_has_error_code(255));
 }
 
+TEST(VmxPendingEvents, FaultClassVectorsMatchTable6_1) {
+  for (uint32_t v = 0; v < 32; ++v) {
+    const bool expected = v == 0 || v == 5 || v == 6 || v == 7 || v == 10 || v == 11 || v == 12 || v == 13 ||
+                          v == 14 || v == 16 || v == 17 || v == 19 || v == 20 || v == 21;
+    EXPECT_EQ(exception_is_fault_class(v), expected) << v;
+  }
+  EXPECT_FALSE(exception_is_fault_class(255));
+}
+
+TEST(VmxPendingEvents, InjectedFaultPushesRflagsWithRf) {
+  EXPECT_EQ(rflags_for_injected_exception(0x202, 13), 0x10202u);   // #GP: a fault
+  EXPECT_EQ(rflags_for_injected_exception(0x10202, 6), 0x10202u);  // #UD, RF already set
+  EXPECT_EQ(rflags_for_injected_exception(0x202, 1), 0x202u);      // #DB: fault or trap, left as is
+  EXPECT_EQ(rflags_for_injected_exception(0x202, 3), 0x202u);      // #BP: a trap
+  EXPECT_EQ(rflags_for_injected_exception(0x202, 8), 0x202u);      // #DF: an abort
+}
+
 TEST(VmxPendingEvents, EntryInterruptionInfoOfEvents) {
   auto pf = make_pending_event(T::kHardwareException, 14, 0x2);
   ASSERT_TRUE(pf.has_value());

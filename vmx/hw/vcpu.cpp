@@ -738,6 +738,9 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
     TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, *error_code));
   }
   TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
+  const uint64_t rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+  const uint64_t delivered_rflags = rflags_for_injected_exception(rflags, vector);
+  if (delivered_rflags != rflags) TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, delivered_rflags));
   return ok();
 }
 
