@@ -383,7 +383,17 @@ void SvmVcpu::take_posted_interrupts() {
   posted_.take_interrupts([this](uint8_t vector, bool level) { (void)vlapic_.accept_interrupt(vector, level); });
 }
 
+// The legacy performance counters every AMD family 10h+ CPU has, PerfEvtSel0-3 (C001_0000h-
+// C001_0003h) and PerfCtr0-3 (C001_0004h-C001_0007h) (APM Vol. 2 13.2.1; no CPUID bit hides
+// them): no PMU is virtualized, so they read 0 and writes are dropped, as with KVM's PMU off.
+constexpr uint32_t kMsrAmdLegacyPerfFirst = 0xc0010000;
+constexpr uint32_t kMsrAmdLegacyPerfLast = 0xc0010007;
+
 bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
+  if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) {
+    value = 0;
+    return true;
+  }
   switch (msr) {
     case guest::kMsrIa32Pat: value = vmcb_->save.g_pat; return true;  // the guest's PAT under NPT (APM 15.25.8)
     case kMsrTscAux:
@@ -411,6 +421,7 @@ bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
 }
 
 bool SvmVcpu::write_platform_msr(uint32_t msr, uint64_t value, bool& gp) {
+  if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) return true;
   switch (msr) {
     case guest::kMsrIa32Pat:
       if (!guest::is_valid_pat(value)) {
