@@ -413,6 +413,15 @@ bool logical_destination_matches(uint32_t mda, uint32_t ldr, uint32_t dfr, bool 
   return (mda >> 4) == (logical_id >> 4) && (mda & logical_id & 0xfu) != 0;
 }
 
+void VirtualLapic::follow_apic_base(uint64_t apic_base) {
+  if ((apic_base & kApicBaseEnable) == 0) {
+    reset();
+    x2apic_ = false;
+  } else {
+    x2apic_ = (apic_base & kApicBaseExtd) != 0;
+  }
+}
+
 Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_phys_bits) {
   constexpr uint64_t kReservedLow = 0x2ffu;  // bits 7:0 and 9
   constexpr uint64_t kPageMask = ~uint64_t{0xfff};

@@ -133,6 +133,9 @@ class VirtualLapic {
   uint32_t apic_id() const { return apic_id_; }
   bool x2apic_mode() const { return x2apic_; }
   void set_x2apic_mode(bool on) { x2apic_ = on; }
+  // Follows an accepted IA32_APIC_BASE value (next_apic_base()): EN = 0 hardware-disables the
+  // APIC, which loses its state (SDM Vol. 3A 11.4.3); otherwise EXTD picks the register view.
+  void follow_apic_base(uint64_t apic_base);
   bool software_enabled() const { return (svr_ & kSvrEnable) != 0; }
 
   // x2APIC MSRs 0x800-0x8FF. Errors (the caller injects #GP(0)): not in x2APIC mode, reserved or

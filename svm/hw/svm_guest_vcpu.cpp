@@ -697,12 +697,7 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
       return ok();
     }
     apic_base_ = *next;
-    if ((apic_base_ & kApicBaseEnable) == 0) {
-      vlapic_.reset();
-      vlapic_.set_x2apic_mode(false);
-    } else {
-      vlapic_.set_x2apic_mode((apic_base_ & kApicBaseExtd) != 0);
-    }
+    vlapic_.follow_apic_base(apic_base_);
     publish_logical_id();
     return ok();
   }

@@ -472,6 +472,17 @@ TEST(ApicBase, TransitionsFollowFigure11_26) {
   EXPECT_EQ(next_apic_base(xapic, 0xfed00000u | kApicBaseEnable, 39).error().code, ErrorCode::kUnsupported);
 }
 
+
+TEST(ApicBase, TheVlapicFollowsEnAndExtd) {
+  VirtualLapic v(0);
+  v.follow_apic_base(kApicBaseDefault | kApicBaseEnable | kApicBaseExtd);
+  EXPECT_TRUE(v.x2apic_mode());
+  v.follow_apic_base(kApicBaseDefault);  // disabled: reset, xAPIC view
+  EXPECT_FALSE(v.x2apic_mode());
+  v.follow_apic_base(kApicBaseDefault | kApicBaseEnable);
+  EXPECT_FALSE(v.x2apic_mode());
+}
+
 }  // namespace lantern::vmx
 
 TEST(VmxVlapicLogicalDestination, XapicFlatModel) {

@@ -362,13 +362,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
 
 Result<void> VmxVcpu::write_apic_base(uint64_t value) {
   apic_base_ = TRY(next_apic_base(apic_base_, value, guest_max_phys_bits()));
-  if ((apic_base_ & kApicBaseEnable) == 0) {
-    // SDM 11.4.3: a hardware-disabled APIC loses its state; re-enabling starts from reset.
-    vlapic_.reset();
-    vlapic_.set_x2apic_mode(false);
-  } else {
-    vlapic_.set_x2apic_mode((apic_base_ & kApicBaseExtd) != 0);
-  }
+  vlapic_.follow_apic_base(apic_base_);
   publish_logical_id();
   return ok();
 }
