@@ -388,6 +388,10 @@ void SvmVcpu::take_posted_interrupts() {
 // them): no PMU is virtualized, so they read 0 and writes are dropped, as with KVM's PMU off.
 constexpr uint32_t kMsrAmdLegacyPerfFirst = 0xc0010000;
 constexpr uint32_t kMsrAmdLegacyPerfLast = 0xc0010007;
+// Interrupt Pending Message (C001_0055h, BKDG for family 0Fh/10h "IntPend"): Linux's idle routine
+// for AMD erratum 400 reads it for the C1E-on-CMP-halt bits (27:28). No C1E is emulated, so it
+// reads 0 and writes are dropped.
+constexpr uint32_t kMsrAmdInterruptPending = 0xc0010055;
 
 bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
   if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) {
@@ -396,6 +400,7 @@ bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
   }
   switch (msr) {
     case guest::kMsrIa32Pat: value = vmcb_->save.g_pat; return true;  // the guest's PAT under NPT (APM 15.25.8)
+    case kMsrAmdInterruptPending: value = 0; return true;
     case kMsrTscAux:
       if (!cpu_has_tsc_aux()) return false;
       value = tsc_aux_;
@@ -430,6 +435,7 @@ bool SvmVcpu::write_platform_msr(uint32_t msr, uint64_t value, bool& gp) {
         vmcb_->save.g_pat = value;
       }
       return true;
+    case kMsrAmdInterruptPending: return true;
     case kMsrTscAux:
       if (!cpu_has_tsc_aux()) return false;
       if ((value >> 32) != 0) {

@@ -58,12 +58,32 @@ class Boot:
 
     def get(self, what, path):
         start = time.monotonic()
-        status, _, raw = self.c.request("GET", path, timeout=self.bound + 5)
+        try:
+            status, _, raw = self.c.request("GET", path, timeout=self.bound + 5)
+        except OSError as e:
+            took = time.monotonic() - start
+            raise harness.Failure(f"GET {path}: no answer after {took:.1f} s ({e!r})\n{self.stall_report()}")
         took = time.monotonic() - start
         self.latency[what].append(took)
         harness.check(status == 200, f"GET {path}: {status} after {took:.2f} s: {raw[:300]!r}")
         harness.check(took <= self.bound, f"GET {path} took {took:.2f} s, above the {self.bound} s bound")
         return json.loads(raw)
+
+    def stall_report(self):
+        """What the console says of itself once a request went unanswered: a second connection's
+        view of the network pools and console counters, and the Lantern log tail."""
+        lines = []
+        start = time.monotonic()
+        try:
+            status, _, raw = self.c.request("GET", "/api/v1/system", timeout=120)
+            doc = json.loads(raw) if status == 200 else {}
+            lines.append(f"GET /api/v1/system after the stall: {status} in {time.monotonic() - start:.1f} s; "
+                         f"uptime_ms {doc.get('uptime_ms')}; network {json.dumps(doc.get('network'))}; console {json.dumps(doc.get('console'))}")
+        except (OSError, ValueError) as e:
+            lines.append(f"GET /api/v1/system after the stall: no answer in {time.monotonic() - start:.1f} s "
+                         f"({e!r})")
+        lines.append("--- Lantern log tail ---\n" + self.emu.log_tail(30))
+        return "\n".join(lines)
 
     def poll_console(self):
         while True:
