@@ -161,6 +161,16 @@ pm32_main:
   xor %eax, %eax
   xor %edx, %edx
   wrmsr
+  /* A tick that fired while IF was 0 stays in the IRR after the timer stops (SDM Vol. 3A
+   * 11.5.4): take it and EOI it here, so the self-IPIs below find nothing in service. */
+  mov handled, %ebx
+  sti
+  nop
+  cli
+  cmp handled, %ebx
+  je 3f
+  call eoi
+3:
   rdtsc
   sub t0, %eax
   mov %eax, %esi
