@@ -757,7 +757,7 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
       break;
     }
     default: {
-      const uint64_t args[4] = {gprs_.rdi, gprs_.rsi, gprs_.rdx, gprs_.rcx};
+      const uint64_t args[kHypercallArgs] = {gprs_.rdi, gprs_.rsi, gprs_.rdx, gprs_.rcx, gprs_.r8, gprs_.r9};
       uint64_t result = ~uint64_t{0};  // unknown hypercall
       if (hypercall_handler_ != nullptr && hypercall_handler_(hypercall_context_, rax, args, result)) {
         rax = result;

@@ -143,12 +143,22 @@ class SvmVcpu {
   size_t pending_event_count() const;
   const SvmPublishedState& published() const { return published_; }
   // Hypercalls other than 0-2 go to `handler` (owner core, before run()): it returns true and sets
-  // `result` (the guest's RAX) when it knows the number. args = RDI, RSI, RDX, RCX.
-  using HypercallHandler = bool (*)(void* context, uint64_t nr, const uint64_t (&args)[4], uint64_t& result);
+  // `result` (the guest's RAX) when it knows the number. args = RDI, RSI, RDX, RCX, R8, R9 (the
+  // guest programs' ABI, tests/guests/README.md; outside 64-bit mode the guest sees only the low
+  // halves and cannot reach R8/R9).
+  static constexpr size_t kHypercallArgs = 6;
+  using HypercallHandler = bool (*)(void* context, uint64_t nr, const uint64_t (&args)[kHypercallArgs],
+                                    uint64_t& result);
   void set_hypercall_handler(HypercallHandler handler, void* context) {
     hypercall_handler_ = handler;
     hypercall_context_ = context;
   }
+
+  // Owner core, between runs: the guest state as the last exit left it, and the vlapic.
+  const Vmcb& vmcb() const { return *vmcb_; }
+  const vmx::VirtualLapic& vlapic() const { return vlapic_; }
+  // TSC ticks per tick of the vlapic timer's bus clock (CPUID 0x40000010 EBX = TSC kHz / this).
+  uint32_t vlapic_tsc_per_bus_clock() const { return tsc_per_bus_clock_; }
 
   uint32_t vm_id() const { return vm_.vm_id; }
   uint32_t vcpu_id() const { return vcpu_id_; }

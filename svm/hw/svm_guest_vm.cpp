@@ -16,6 +16,7 @@
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/string.h"
 #include "svm/hw/svm_operation.h"
+#include "svm/hypercall_sites.h"
 #include "kernel/core/core_mailbox.h"
 #include "vmx/hw/user_vms.h"
 #include "vmx/hw/vmx_operation.h"
@@ -52,61 +53,6 @@ uint8_t max_phys_bits() {
   return 40;
 }
 
-void destroy_vm(SvmGuestVm* vm) {
-  if (vm == nullptr) return;
-  if (vm->npt_pml4_phys != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->npt_pml4_phys);
-  if (vm->memory_phys != 0) {
-    (void)memory::free_contiguous(vm->memory_phys, vmx::kGuestMemoryBytes / paging::kPageSize);
-  }
-  vm->~SvmGuestVm();
-  kfree(vm);
-}
-
-Result<SvmGuestVm*> create_vm(uint32_t vm_id, std::string_view program_name) {
-  const std::span<const uint8_t> program = TRY(guest::find_guest_program(program_name));
-  if (program.size() > vmx::kGuestMemoryBytes - vmx::kGuestLoadAddress) {
-    return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
-  }
-  void* mem = kmalloc(sizeof(SvmGuestVm), 16);
-  if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
-  auto* vm = new (mem) SvmGuestVm();
-  vm->vm_id = vm_id;
-  for (size_t i = 0; i < program_name.size() && i < sizeof(vm->program) - 1; ++i) vm->program[i] = program_name[i];
-  vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;
-  Result<void> r = guest::register_demo_devices(*vm, vm->uart, vm->exit_port);
-  if (r) {
-    auto block = memory::alloc_contiguous(vmx::kGuestMemoryBytes / paging::kPageSize, vmx::kGuestMemoryBytes);
-    if (block) {
-      vm->memory_phys = *block;
-    } else {
-      r = block.error();
-    }
-  }
-  if (r) {
-    auto* ram = paging::phys_to_ptr<uint8_t>(vm->memory_phys);
-    lib::mem_set(ram, 0, vmx::kGuestMemoryBytes);
-    lib::mem_copy(ram + vmx::kGuestLoadAddress, program.data(), program.size());
-    guest::NestedPagingFeatures npt;
-    npt.format = guest::PageTableFormat::kNpt;
-    npt.pages_2m = true;  // NPT has the host's long-mode page sizes (APM 15.25.1)
-    npt.max_phys_bits = max_phys_bits();
-    npt.no_execute = (cpu::rdmsr(cpu::kMsrEfer) & (1u << 11)) != 0;  // EFER.NXE (APM 3.1.7)
-    auto tables = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), npt);
-    if (tables) {
-      vm->npt_pml4_phys = tables->pml4_phys();
-      vm->n_cr3 = tables->ncr3();
-      r = tables->map(0, vm->memory_phys, vmx::kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack);
-    } else {
-      r = tables.error();
-    }
-  }
-  if (!r) {
-    destroy_vm(vm);
-    return r.error();
-  }
-  return vm;
-}
-
 Result<void> publish(SvmGuestVm* vm, SvmVcpu* vcpu) {
   IrqSpinlockGuard guard(g_registry_lock);
   for (size_t i = 0; i < g_published_count; ++i) {
@@ -132,6 +78,107 @@ Result<void> capture_on_owner(uint64_t vcpu_address) {
 }
 
 }  // namespace
+
+Result<void> SvmVcpuGroup::join(SvmVcpu& vcpu) {
+  if (vcpu.vcpu_id() >= kMaxVcpus) return make_error(ErrorCode::kInvalidArgument, "vCPU id past the group", vcpu.vcpu_id());
+  SvmVcpu* expected = nullptr;
+  if (!members_[vcpu.vcpu_id()].compare_exchange_strong(expected, &vcpu, std::memory_order_acq_rel)) {
+    return make_error(ErrorCode::kAlreadyExists, "a vCPU with this id is in the group", vcpu.vcpu_id());
+  }
+  vcpu.set_ipi_sink(&deliver, this);
+  return ok();
+}
+
+void SvmVcpuGroup::leave(SvmVcpu& vcpu) {
+  if (vcpu.vcpu_id() >= kMaxVcpus) return;
+  SvmVcpu* expected = &vcpu;
+  (void)members_[vcpu.vcpu_id()].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+  vcpu.set_ipi_sink(nullptr, nullptr);
+}
+
+void SvmVcpuGroup::deliver(void* context, const vmx::IpiRequest& ipi, bool x2apic) {
+  auto* group = static_cast<SvmVcpuGroup*>(context);
+  if (ipi.delivery_mode == vmx::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
+    return;  // INIT level de-assert (SDM Vol. 3A 11.6.1): no effect
+  }
+  for (uint32_t id = 0; id < kMaxVcpus; ++id) {
+    SvmVcpu* target = group->members_[id].load(std::memory_order_acquire);
+    if (target == nullptr) continue;
+    const auto accepts = [target](uint32_t mda) { return target->accepts_logical_destination(mda); };
+    if (!vmx::ipi_reaches(ipi, ipi.source_apic_id, id, x2apic, accepts)) continue;
+    switch (ipi.delivery_mode) {
+      case vmx::IpiDeliveryMode::kFixed:
+      case vmx::IpiDeliveryMode::kLowestPriority: target->post_interrupt(ipi.vector, ipi.level_triggered); break;
+      case vmx::IpiDeliveryMode::kNmi: (void)target->queue_event(vmx::PendingEventType::kNmi, 2, std::nullopt); break;
+      case vmx::IpiDeliveryMode::kInit: target->post_init(); break;
+      case vmx::IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
+      default: break;  // SMI: nothing to deliver it to
+    }
+    // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
+    if (ipi.delivery_mode == vmx::IpiDeliveryMode::kLowestPriority) break;
+  }
+}
+
+void destroy_svm_guest_vm(SvmGuestVm* vm) {
+  if (vm == nullptr) return;
+  if (vm->npt_pml4_phys != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->npt_pml4_phys);
+  if (vm->memory_phys != 0) {
+    (void)memory::free_contiguous(vm->memory_phys, vmx::kGuestMemoryBytes / paging::kPageSize);
+  }
+  vm->~SvmGuestVm();
+  kfree(vm);
+}
+
+Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program_name) {
+  const std::span<const uint8_t> program = TRY(guest::find_guest_program(program_name));
+  if (program.size() > vmx::kGuestMemoryBytes - vmx::kGuestLoadAddress) {
+    return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
+  }
+  void* mem = kmalloc(sizeof(SvmGuestVm), 16);
+  if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
+  auto* vm = new (mem) SvmGuestVm();
+  vm->vm_id = vm_id;
+  for (size_t i = 0; i < program_name.size() && i < sizeof(vm->program) - 1; ++i) vm->program[i] = program_name[i];
+  vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;
+  Result<void> r = guest::register_demo_devices(*vm, vm->uart, vm->exit_port);
+  if (r) {
+    auto block = memory::alloc_contiguous(vmx::kGuestMemoryBytes / paging::kPageSize, vmx::kGuestMemoryBytes);
+    if (block) {
+      vm->memory_phys = *block;
+    } else {
+      r = block.error();
+    }
+  }
+  if (r) {
+    auto* ram = paging::phys_to_ptr<uint8_t>(vm->memory_phys);
+    lib::mem_set(ram, 0, vmx::kGuestMemoryBytes);
+    lib::mem_copy(ram + vmx::kGuestLoadAddress, program.data(), program.size());
+    // The program's listed VMCALLs become VMMCALL (svm/hypercall_sites.h).
+    auto rewritten = rewrite_hypercalls_to_vmmcall(
+        std::span<uint8_t>(ram + vmx::kGuestLoadAddress, program.size()), vmx::kGuestLoadAddress);
+    if (!rewritten) r = rewritten.error();
+  }
+  if (r) {
+    guest::NestedPagingFeatures npt;
+    npt.format = guest::PageTableFormat::kNpt;
+    npt.pages_2m = true;  // NPT has the host's long-mode page sizes (APM 15.25.1)
+    npt.max_phys_bits = max_phys_bits();
+    npt.no_execute = (cpu::rdmsr(cpu::kMsrEfer) & (1u << 11)) != 0;  // EFER.NXE (APM 3.1.7)
+    auto tables = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), npt);
+    if (tables) {
+      vm->npt_pml4_phys = tables->pml4_phys();
+      vm->n_cr3 = tables->ncr3();
+      r = tables->map(0, vm->memory_phys, vmx::kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack);
+    } else {
+      r = tables.error();
+    }
+  }
+  if (!r) {
+    destroy_svm_guest_vm(vm);
+    return r.error();
+  }
+  return vm;
+}
 
 
 size_t published_svm_vms(PublishedSvmVm* out, size_t capacity) {
@@ -187,13 +234,18 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
   const SvmFeatures* f = features();
   if (f == nullptr || !f->nested_paging) return make_error(ErrorCode::kUnsupported, "SVM without nested paging");
   const uint32_t index = this_cpu().index;
-  SvmGuestVm* vm = TRY(create_vm(index, "demo"));
+  SvmGuestVm* vm = TRY(create_svm_guest_vm(index, "demo"));
   auto vcpu = SvmVcpu::create(*vm, 0, vm->n_cr3, vmx::kGuestLoadAddress, vmx::kGuestStackTop);
   if (!vcpu) {
     LOG_ERROR("svm: cpu%u: demo vCPU: %s (detail %llu)", index, vcpu.error().message,
               static_cast<unsigned long long>(vcpu.error().detail));
-    destroy_vm(vm);
+    destroy_svm_guest_vm(vm);
     return vcpu.error();
+  }
+  if (auto joined = vm->vcpus.join(**vcpu); !joined) {
+    SvmVcpu::destroy(*vcpu);
+    destroy_svm_guest_vm(vm);
+    return joined.error();
   }
   g_demo[index] = PublishedSvmVm{vm, *vcpu};
   // The console (web/kernel/) finds the demo through the table; it lives until reboot.
@@ -248,7 +300,8 @@ struct BenchFigure {
   uint64_t minimum = 0;
 };
 
-bool record_bench_result(void* context, uint64_t nr, const uint64_t (&args)[4], uint64_t& result) {
+bool record_bench_result(void* context, uint64_t nr, const uint64_t (&args)[SvmVcpu::kHypercallArgs],
+                         uint64_t& result) {
   if (nr != vmx::kHypercallBenchResult) return false;
   auto* figures = static_cast<BenchFigure*>(context);
   if (args[0] < kBenchCount) figures[args[0]] = BenchFigure{true, args[1], args[2], args[3]};
@@ -265,10 +318,10 @@ Result<void> run_benchmarks() {
     return make_error(ErrorCode::kUnsupported, "bench needs VMX or SVM");
   }
   BenchFigure figures[kBenchCount];
-  SvmGuestVm* vm = TRY(create_vm(1000, "bench"));
+  SvmGuestVm* vm = TRY(create_svm_guest_vm(1000, "bench"));
   auto created = SvmVcpu::create(*vm, 0, vm->n_cr3, vmx::kGuestLoadAddress, vmx::kGuestStackTop);
   if (!created) {
-    destroy_vm(vm);
+    destroy_svm_guest_vm(vm);
     return created.error();
   }
   SvmVcpu* vcpu = *created;
@@ -288,7 +341,7 @@ Result<void> run_benchmarks() {
   }
   const char* stop_message = vcpu->stop_message();
   SvmVcpu::destroy(vcpu);
-  destroy_vm(vm);
+  destroy_svm_guest_vm(vm);
   if (!outcome) {
     LOG_ERROR("bench: the guest failed: %s (%s)", outcome.error().message,
               stop_message != nullptr ? stop_message : "no stop reason");

@@ -19,6 +19,25 @@
 
 namespace lantern::svm {
 
+// The vCPUs of one SvmGuestVm by vcpu id (= APIC ID): where their vlapics' IPIs go, as
+// vmx::VcpuGroup does for the VMX demo VMs. Fixed and lowest-priority (the first match) IPIs go
+// to the target's IRR, NMI to its pending-event queue, INIT and SIPI to its wait-for-SIPI state;
+// physical, logical, broadcast and shorthand destinations through vmx::ipi_reaches() (SDM Vol. 3A
+// 11.6). Each target is posted lock-free and its owner core kicked.
+class SvmVcpuGroup {
+ public:
+  static constexpr uint32_t kMaxVcpus = 16;
+  // On `vcpu`'s owner core, before it runs: routes its vlapic's IPIs through this group.
+  // kInvalidArgument for a vcpu id past kMaxVcpus, kAlreadyExists when the id is taken.
+  Result<void> join(SvmVcpu& vcpu);
+  // Before `vcpu` is destroyed.
+  void leave(SvmVcpu& vcpu);
+
+ private:
+  static void deliver(void* context, const vmx::IpiRequest& ipi, bool x2apic);
+  std::atomic<SvmVcpu*> members_[kMaxVcpus] = {};
+};
+
 struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
   uint64_t memory_phys = 0;  // GPA 0 .. vmx::kGuestMemoryBytes maps here
   uint64_t npt_pml4_phys = 0;
@@ -26,11 +45,18 @@ struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
   vmx::GuestConsole console;
   guest::DemoUart uart{*this};
   guest::ExitPort exit_port{*this};
+  SvmVcpuGroup vcpus;
   char program[17] = {};
 
   void put_char(char c) override { console.put(vm_id, c); }
 };
 
+// A VM with vmx::kGuestMemoryBytes of RAM under NPT, the demo devices, its unknown MSRs reading 0,
+// and the guest program `program_name` from the boot modules at vmx::kGuestLoadAddress with its
+// hypercall sites rewritten to VMMCALL (svm/hypercall_sites.h). kNotFound without that program.
+Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program_name);
+// Frees the VM's RAM, nested page tables and the VM; its vCPUs must be destroyed first.
+void destroy_svm_guest_vm(SvmGuestVm* vm);
 
 // ---- The published VMs and vCPUs (the console's view); entries stay until reboot ----------
 struct PublishedSvmVm {

@@ -21,7 +21,7 @@ pm32_main:
 2:
   mov $HC_EV_READY, %eax
   mov %ebx, %edi
-  vmcall
+  HYPERCALL
   inc %ebx
   cmp $5, %ebx
   jne 2b
@@ -30,21 +30,21 @@ pm32_main:
   cli
   mov $HC_EV_READY, %eax
   mov $5, %edi
-  vmcall
+  HYPERCALL
   mov $HC_EV_WINDOW, %eax
   mov handled, %edi
-  vmcall
+  HYPERCALL
   sti
   nop
 
   /* Step 6: three events at once, delivered exception, NMI (nested), then the interrupt. */
   mov $HC_EV_READY, %eax
   mov $6, %edi
-  vmcall
+  HYPERCALL
 
   mov $HC_EV_DONE, %eax
   mov handled, %edi
-  vmcall
+  HYPERCALL
 3:
   hlt
   jmp 3b

@@ -37,7 +37,7 @@ pm32_main:
 
 sender:
   mov $0x70, %eax
-  vmcall
+  HYPERCALL
 2:
   pause
   cmpl $1, ready
@@ -47,7 +47,7 @@ sender:
   mov $1, %edx
   wrmsr
   mov $0x71, %eax
-  vmcall
+  HYPERCALL
 6:
   pause
   cmpl $2, ready
@@ -63,7 +63,7 @@ sender:
   wrmsr
   mov %ebx, %edi
   mov $0x74, %eax
-  vmcall
+  HYPERCALL
 3:
   hlt
   jmp 3b
@@ -80,7 +80,7 @@ receiver:
   xor %edx, %edx
   wrmsr
   mov $0x72, %eax
-  vmcall
+  HYPERCALL
   movl $2, ready                    /* after the report: INIT may come any time now */
 5:
   hlt
@@ -96,7 +96,7 @@ sipi_entry:
   xor %edi, %edi
   mov %cs, %di
   mov $0x73, %eax
-  vmcall
+  HYPERCALL
 7:
   hlt
   jmp 7b

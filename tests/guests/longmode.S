@@ -73,10 +73,10 @@ long64:
   movabs $0x8877665544332211, %rcx
   movabs $0xa5a5a5a55a5a5a5a, %r8
   movabs $0x0f0f0f0ff0f0f0f0, %r9
-  vmcall
+  HYPERCALL
   mov %rax, %rdi
   mov $0x61, %eax
-  vmcall
+  HYPERCALL
 
   /* 2. The mode: EFER (RDMSR, emulated), CR0, CR4, and a value written through the identity
    *    map read back through the 1 GiB alias and the high alias. */
@@ -95,7 +95,7 @@ long64:
   movabs $HIGH_ALIAS, %r8
   mov (%r8, %rbx), %r8
   mov $0x62, %eax
-  vmcall
+  HYPERCALL
 
   /* 3. Port I/O: OUT of each width (rax's upper bits are not data), IN of byte and dword. */
   movabs $0x777777777777775a, %rax
@@ -115,7 +115,7 @@ long64:
   in %dx, %eax                /* host: 0xcafef00d, zero-extended into rax */
   mov %rax, %rsi
   mov $0x63, %eax
-  vmcall
+  HYPERCALL
 
   /* 4. RDMSR (host: 0x1122334455667788) clears the upper halves of rax and rdx; WRMSR takes
    *    edx:eax only. */
@@ -126,7 +126,7 @@ long64:
   mov %rax, %rdi
   mov %rdx, %rsi
   mov $0x64, %eax
-  vmcall
+  HYPERCALL
   mov $0x4321, %ecx
   movabs $0xffffffffaabbccdd, %rax
   movabs $0xffffffff01020304, %rdx
@@ -142,12 +142,12 @@ long64:
   cpuid
   mov %rcx, %rdx
   mov $0x65, %eax
-  vmcall
+  HYPERCALL
 
   /* 6. Passthrough: the host clears the intercepts of port 0x80 and of RDMSR 0x10 (TSC), so
    *    neither exits; then it intercepts port 0x80 again. */
   mov $0x66, %eax
-  vmcall
+  HYPERCALL
   mov $0x11, %al
   out %al, $0x80
   mov $0x10, %ecx
@@ -156,7 +156,7 @@ long64:
   or %rax, %rdx
   mov %rdx, %rdi
   mov $0x67, %eax
-  vmcall
+  HYPERCALL
   mov $0x22, %al
   out %al, $0x80
 

@@ -18,11 +18,11 @@ main:
   mov $0x22, %esi
   mov $0x33, %edx
   mov $0x44, %ecx
-  vmcall
+  HYPERCALL
   /* 2. Report the result. */
   mov %eax, %edi
   mov $0x11, %eax
-  vmcall
+  HYPERCALL
 
   /* 3. OUT of each width. */
   mov $0x5a, %al
@@ -46,7 +46,7 @@ main:
   in %dx, %eax
   mov %eax, %edx
   mov $0x12, %eax
-  vmcall
+  HYPERCALL
 
   /* 5. CPUID leaf 1 and the hypervisor leaf. */
   mov $1, %eax
@@ -55,14 +55,14 @@ main:
   mov %ecx, %edi
   mov %ebx, %esi
   mov $0x13, %eax
-  vmcall
+  HYPERCALL
   mov $0x40000000, %eax
   cpuid
   mov %ebx, %edi
   mov %ecx, %esi
   mov %eax, %ecx
   mov $0x14, %eax
-  vmcall
+  HYPERCALL
 
   /* 6. RDMSR (host completes 0x1122334455667788) and WRMSR. */
   mov $0x1234, %ecx
@@ -70,7 +70,7 @@ main:
   mov %eax, %edi
   mov %edx, %esi
   mov $0x15, %eax
-  vmcall
+  HYPERCALL
   mov $0x4321, %ecx
   mov $0xaabbccdd, %eax
   mov $0x01020304, %edx

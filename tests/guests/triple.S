@@ -18,11 +18,11 @@ main:
   mov %ax, %ss
   mov $0x1000, %sp
   mov $HC_TRIPLE_HELLO, %eax
-  vmcall
+  HYPERCALL
   lidt empty_idt
   int3
   mov $HC_TRIPLE_SURVIVED, %eax
-  vmcall
+  HYPERCALL
 1:
   hlt
   jmp 1b

@@ -29,7 +29,7 @@ pm32_main:
   mov %ecx, %ebp
   mov $HC_XS_CPUID, %eax
   mov %ebp, %edi
-  vmcall
+  HYPERCALL
 
   mov %cr4, %eax
   or $CR4_SSE, %eax
@@ -73,7 +73,7 @@ pm32_main:
   mov %eax, %edi
   mov %edx, %esi
   mov $HC_XS_XCR0, %eax
-  vmcall
+  HYPERCALL
   jmp 3f
 no_xsave:
   and $~CPUID1_ECX_AVX, %ebp  /* no XSAVE, no AVX state */
@@ -86,13 +86,13 @@ no_xsave:
   vmovdqu gypat, %ymm1
 4:
   mov $HC_XS_LOADED, %eax
-  vmcall
+  HYPERCALL
   mov $HC_XS_TICK, %eax
-  vmcall
+  HYPERCALL
   mov $HC_XS_TICK, %eax
-  vmcall
+  HYPERCALL
   mov $HC_XS_TICK, %eax
-  vmcall
+  HYPERCALL
 
   movdqu %xmm0, out0
   movdqu %xmm7, out1
@@ -130,7 +130,7 @@ no_xsave:
 8:
   mov $HC_XS_RESULT, %eax
   mov %ebx, %edi
-  vmcall
+  HYPERCALL
   /* CR4: setting VMXE is #GP(0) (MOV to CR4 is 0f 22 e0); reading CR4 shows the shadow. */
   movl $3, skip_len
   mov %cr4, %eax
@@ -140,7 +140,7 @@ no_xsave:
   mov %cr4, %eax
   mov %eax, %edi
   mov $0x46, %eax
-  vmcall
+  HYPERCALL
 9:
   hlt
   jmp 9b

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "svm/exit_code.h"
 #include "svm/exit_info.h"
+#include "svm/hypercall_sites.h"
 #include "svm/permission_maps.h"
 #include "svm/svm_capabilities.h"
 #include "svm/vmcb.h"
@@ -340,6 +342,95 @@ TEST(SvmExitInfo, NextRipWithoutAndWithNrip) {
   // With NRIP the VMCB decides, whatever the exit.
   EXPECT_EQ(*next_rip(kVmexitCpuid, 0x1000, 0, 0x1005, true), 0x1005u);
   EXPECT_EQ(*next_rip(kVmexitIoio, 0x1000, 0x1001, 0x1003, true), 0x1003u);
+}
+
+
+// ---- Hypercall sites (tests/guests/guest_header.inc HYPERCALL) ---------------------------------
+
+// A guest image at 0x1000: the header, code with two VMCALLs at 0x1030 and 0x1040, a data byte
+// run 0F 01 C1 at 0x1050 that is not a site, and the table at 0x1060.
+std::vector<uint8_t> image_with_sites(std::vector<uint32_t> sites) {
+  std::vector<uint8_t> image(0x80, 0x90);
+  std::memcpy(image.data() + 8, "LNTGUEST", 8);
+  const uint8_t vmcall[3] = {0x0f, 0x01, 0xc1};
+  std::memcpy(image.data() + 0x30, vmcall, 3);
+  std::memcpy(image.data() + 0x40, vmcall, 3);
+  std::memcpy(image.data() + 0x50, vmcall, 3);
+  const uint32_t start = 0x1060;
+  const uint32_t end = start + 4 * static_cast<uint32_t>(sites.size());
+  std::memcpy(image.data() + kGuestSiteTableOffset, &start, 4);
+  std::memcpy(image.data() + kGuestSiteTableOffset + 4, &end, 4);
+  std::memcpy(image.data() + 0x60, sites.data(), 4 * sites.size());
+  return image;
+}
+
+TEST(SvmHypercallSites, RewritesExactlyTheListedVmcalls) {
+  std::vector<uint8_t> image = image_with_sites({0x1030, 0x1040});
+  auto n = rewrite_hypercalls_to_vmmcall(image, 0x1000);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 2u);
+  const uint8_t vmmcall[3] = {0x0f, 0x01, 0xd9};
+  EXPECT_EQ(std::memcmp(image.data() + 0x30, vmmcall, 3), 0);
+  EXPECT_EQ(std::memcmp(image.data() + 0x40, vmmcall, 3), 0);
+  EXPECT_EQ(image[0x52], 0xc1) << "data that looks like VMCALL stays";
+}
+
+TEST(SvmHypercallSites, AnEmptyTableChangesNothing) {
+  std::vector<uint8_t> image = image_with_sites({});
+  const std::vector<uint8_t> before = image;
+  auto n = rewrite_hypercalls_to_vmmcall(image, 0x1000);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 0u);
+  EXPECT_EQ(image, before);
+}
+
+TEST(SvmHypercallSites, BadTablesAreRefusedWithNothingChanged) {
+  struct Case {
+    const char* what;
+    std::vector<uint32_t> sites;
+    uint32_t start_override;
+    uint32_t end_override;
+    size_t size;
+  };
+  const Case cases[] = {
+      {"a site that holds no VMCALL", {0x1030, 0x1044}, 0, 0, 0x80},
+      {"a site below the load address", {0x0ff0}, 0, 0, 0x80},
+      {"a site whose 3 bytes cross the end", {0x1030, 0x107f}, 0, 0, 0x80},
+      {"a table past the end", {0x1030}, 0x1060, 0x1090, 0x80},
+      {"end before start", {0x1030}, 0x1064, 0x1060, 0x80},
+      {"a partial entry", {0x1030}, 0x1060, 0x1062, 0x80},
+      {"an image shorter than the header", {}, 0, 0, 0x20},
+  };
+  for (const Case& c : cases) {
+    std::vector<uint8_t> image = image_with_sites(c.sites);
+    if (c.start_override != 0) {
+      std::memcpy(image.data() + kGuestSiteTableOffset, &c.start_override, 4);
+      std::memcpy(image.data() + kGuestSiteTableOffset + 4, &c.end_override, 4);
+    }
+    image.resize(c.size);
+    const std::vector<uint8_t> before = image;
+    auto n = rewrite_hypercalls_to_vmmcall(image, 0x1000);
+    ASSERT_FALSE(n.has_value()) << c.what;
+    EXPECT_EQ(n.error().code, ErrorCode::kInvalidArgument) << c.what;
+    EXPECT_EQ(image, before) << c.what;
+  }
+}
+
+// The real guest programs, as built for the ISO: every listed site holds VMCALL and the rewrite
+// leaves no VMCALL at a listed site.
+TEST(SvmHypercallSites, TheBuiltGuestProgramsCarryAValidTable) {
+  for (const char* name : {"events", "xstate", "longmode", "vlapic", "ipi", "selftest", "triple"}) {
+    const std::string path = std::string(LANTERN_BINARY_DIR) + "/tests/guests/lantern-guest-" + name + ".bin";
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) GTEST_SKIP() << "guest programs not built in this preset: " << path;
+    std::vector<uint8_t> image;
+    uint8_t buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) image.insert(image.end(), buf, buf + n);
+    std::fclose(f);
+    auto n = rewrite_hypercalls_to_vmmcall(image, 0x1000);
+    ASSERT_TRUE(n.has_value()) << name << ": " << n.error().message;
+    EXPECT_GT(*n, 0u) << name;
+  }
 }
 
 }  // namespace

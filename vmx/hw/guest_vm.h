@@ -21,6 +21,7 @@ namespace lantern::vmx {
 //   offset 0   a jump over the header
 //   offset 8   "LNTGUEST"
 //   offset 16  the program's name, NUL-padded to 16 bytes
+//   offset 32  the guest-physical start and end of its hypercall-site table (svm/hypercall_sites.h)
 inline constexpr uint64_t kGuestLoadAddress = 0x1000;
 inline constexpr uint64_t kGuestStackTop = 0x1000;  // real mode: SS:SP = 0:0x1000, below the code
 inline constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
