@@ -110,4 +110,13 @@ constexpr bool is_valid_pat(uint64_t value) {
   return true;
 }
 
+// IA32_PKRS (0x6E1, SDM Vol. 4 Table 2-2; Vol. 3A 4.6.2 "protection keys for supervisor
+// pages"): exists when CPUID.(EAX=07H,ECX=0):ECX[31] (PKS) is 1. Bits 31:0 hold an access-disable
+// and a write-disable bit for each of the 16 keys; bits 63:32 are reserved and a WRMSR that sets
+// any of them raises #GP.
+inline constexpr uint32_t kMsrIa32Pkrs = 0x6e1;
+inline constexpr uint32_t kCpuid07EcxPks = 1u << 31;
+
+constexpr bool is_valid_pkrs(uint64_t value) { return (value >> 32) == 0; }
+
 }  // namespace lantern::guest

@@ -56,6 +56,12 @@ bool cpu_has_tsc_aux() {
          (cpu::cpuid(kCpuidExtendedFeatures).edx & kCpuid80000001EdxRdtscp) != 0;
 }
 
+// CPUID.(EAX=07H,ECX=0):ECX[31] PKS (SDM Vol. 2A CPUID): IA32_PKRS exists. The guest sees the
+// CPU's leaf 07H ECX unchanged, so it may use PKS whenever the CPU has it.
+bool cpu_has_pkrs() {
+  return cpu::cpuid(0).eax >= 7 && (cpu::cpuid(7, 0).ecx & guest::kCpuid07EcxPks) != 0;
+}
+
 // INS/OUTS move at most this many elements per exit; a REP with more left re-enters at the same
 // RIP (SDM Vol. 2B REP: the instruction may be interrupted between iterations).
 constexpr uint64_t kStringIoElementsPerExit = 1024;
@@ -120,6 +126,9 @@ void SvmVcpu::reset_emulated_state() {
   mtrr_def_type_ = guest::kMtrrDefTypeReset;
   tsc_aux_ = 0;
   if (cpu_has_tsc_aux()) cpu::wrmsr(kMsrTscAux, 0);  // RDTSCP reads it without an exit
+  // IA32_PKRS is 0 at reset (SDM Vol. 3A Table 10-1). VMRUN and #VMEXIT neither load nor save it
+  // and the host never sets CR4.PKS, so the guest's value lives in this core's register.
+  if (cpu_has_pkrs()) cpu::wrmsr(guest::kMsrIa32Pkrs, 0);
   lib::mem_set(guest_fx_, 0, sizeof(guest_fx_));
   // The x87/SSE state after FNINIT with MXCSR at its reset value, as an FXSAVE image (SDM Vol. 1
   // Table 10-2: FCW at byte 0, MXCSR at byte 24; 8.1.5 FNINIT's FCW 037FH; 10.2.3 MXCSR 1F80H).
@@ -406,6 +415,10 @@ bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
       value = tsc_aux_;
       return true;
     case guest::kMsrIa32MiscEnable: value = misc_enable_; return true;
+    case guest::kMsrIa32Pkrs:
+      if (!cpu_has_pkrs()) return false;
+      value = cpu::rdmsr(guest::kMsrIa32Pkrs);  // this core runs only this vCPU's guest
+      return true;
     case guest::kMsrIa32BiosSignId: value = 0; return true;
     case guest::kMsrIa32McgCap:
     case guest::kMsrIa32McgStatus: {
@@ -452,6 +465,14 @@ bool SvmVcpu::write_platform_msr(uint32_t msr, uint64_t value, bool& gp) {
       return true;
     }
     case guest::kMsrIa32BiosSignId: return true;  // no microcode update: dropped
+    case guest::kMsrIa32Pkrs:
+      if (!cpu_has_pkrs()) return false;
+      if (!guest::is_valid_pkrs(value)) {
+        gp = true;
+      } else {
+        cpu::wrmsr(guest::kMsrIa32Pkrs, value);  // this core runs only this vCPU's guest
+      }
+      return true;
     case guest::kMsrIa32McgCap:
     case guest::kMsrIa32McgStatus: gp = guest::machine_check_msr(msr, true, value).gp; return true;
     case guest::kMsrIa32MtrrCap:

@@ -80,3 +80,11 @@ TEST(GuestPlatformMsrs, PatFieldsMustBeMemoryTypes) {
   EXPECT_FALSE(is_valid_pat(0x0300000000000000ull));  // type 3, in the last field
   EXPECT_FALSE(is_valid_pat(0x0000000000080000ull));  // 8 and above
 }
+
+TEST(GuestPlatformMsrs, PkrsTakesOnlyTheLow32Bits) {
+  EXPECT_TRUE(lantern::guest::is_valid_pkrs(0));
+  EXPECT_TRUE(lantern::guest::is_valid_pkrs(0xffffffffull));
+  EXPECT_TRUE(lantern::guest::is_valid_pkrs(0x55555554ull));
+  EXPECT_FALSE(lantern::guest::is_valid_pkrs(1ull << 32));
+  EXPECT_FALSE(lantern::guest::is_valid_pkrs(0x8000000000000000ull));
+}
