@@ -249,6 +249,7 @@ Result<void> VmxVcpu::bind_to_current_processor() {
     return r;
   }
   bound_cpu_ = static_cast<int32_t>(me);
+  cpuid_cache_.clear();  // leaves such as 0BH describe the core the vCPU runs on
   load_guest_tsc_aux();
   return ok();
 }
@@ -297,6 +298,7 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   tsc_offsetting_ = (primary.value & proc_based::kUseTscOffsetting) != 0;
   rdtscp_enabled_ = (secondary.value & proc_based2::kEnableRdtscp) != 0;
   invpcid_enabled_ = (secondary.value & proc_based2::kEnableInvpcid) != 0;
+  cpuid_cache_.clear();  // leaf 07H and 8000_0001H follow the RDTSCP/INVPCID controls
   load_guest_tsc_aux();  // this core, where the VMCS is current
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
   // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
@@ -959,6 +961,27 @@ Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
 inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
   const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
+  CpuidGuestInputs inputs{false, (apic_base_ & kApicBaseEnable) != 0, guest_xcr0_};
+  if (cpuid_leaf_reads_cr4(leaf)) inputs.cr4_osxsave = (TRY(vmcs_read(hw_, FN::GUEST_CR4)) & kCr4Osxsave) != 0;
+  const uint64_t key = cpuid_input_key(leaf, inputs);
+  CpuidRegisters r;
+  if (const CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
+    r = *cached;
+  } else {
+    r = policy_cpuid(leaf, subleaf, inputs);
+    cpuid_cache_.store(leaf, subleaf, key, r);
+  }
+  // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
+  regs_.rax = r.eax;
+  regs_.rbx = r.ebx;
+  regs_.rcx = r.ecx;
+  regs_.rdx = r.edx;
+  TRY(advance_rip_inline(exit));
+  return VmExit{exits::Nothing{}};
+}
+
+// What the guest sees for (leaf, subleaf): the processor's answer under Lantern's policy.
+CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const CpuidGuestInputs& inputs) {
   cpu::CpuidResult r{};
   if (leaf >= kCpuidHypervisorLeaf) ensure_host_xstate();  // the timing leaf asks the clock
   if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
@@ -979,9 +1002,8 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
         r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
         // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
         // offered only when the host switches XCR0 for guests.
-        const uint64_t guest_cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
         r.ecx &= ~kCpuid1EcxOsxsave;
-        if ((guest_cr4 & kCr4Osxsave) != 0) r.ecx |= kCpuid1EcxOsxsave;
+        if (inputs.cr4_osxsave) r.ecx |= kCpuid1EcxOsxsave;
         if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
         break;
       }
@@ -1007,7 +1029,7 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
           r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
           // EBX: the area for the guest's XCR0 (the processor's answer follows whichever XCR0
           // is loaded at the exit); ECX: for every component guests may enable.
-          r.ebx = xsave_standard_size(guest_xcr0_, x.components);
+          r.ebx = xsave_standard_size(inputs.xcr0, x.components);
           r.ecx = xsave_standard_size(x.guest_xcr0, x.components);
         } else if (subleaf == 1) {
           // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
@@ -1015,7 +1037,7 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
           // EBX: the compacted size for XCR0 | IA32_XSS (XSAVEC's area), from the component
           // table (Bochs answers the standard size here).
           r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
-          r.ebx = xsave_compacted_size(guest_xcr0_, host_xstate().components);
+          r.ebx = xsave_compacted_size(inputs.xcr0, host_xstate().components);
           r.ecx = 0;
           r.edx = 0;
         }
@@ -1030,14 +1052,9 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   }
   // The leaves the vlapic changes: 0 (max leaf), 1, 6, 15H, 16H and the hypervisor leaves.
   if (leaf <= 1 || leaf == 6 || leaf == 0x15 || leaf == 0x16 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);
-  // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
-  regs_.rax = r.eax;
-  regs_.rbx = r.ebx;
-  regs_.rcx = r.ecx;
-  regs_.rdx = r.edx;
-  TRY(advance_rip_inline(exit));
-  return VmExit{exits::Nothing{}};
+  return CpuidRegisters{r.eax, r.ebx, r.ecx, r.edx};
 }
+
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
   TRY(advance_rip_inline(exit));

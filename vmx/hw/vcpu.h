@@ -28,6 +28,7 @@
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
+#include "vmx/cpuid_cache.h"
 #include "vmx/exit_reason.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/general_registers.h"
@@ -351,6 +352,7 @@ class VmxVcpu {
   Result<VmExit> on_triple_fault(const ExitInfo& exit);
   Result<VmExit> on_interrupt_window(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<VmExit> on_cpuid(const ExitInfo& exit);
+  CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const CpuidGuestInputs& inputs);
   Result<VmExit> on_hlt(const ExitInfo& exit);
   Result<VmExit> on_skip_instruction(const ExitInfo& exit);
   Result<VmExit> on_vmcall(const ExitInfo& exit);
@@ -500,6 +502,7 @@ class VmxVcpu {
   VirtualLapic vlapic_{0};
   uint32_t vlapic_tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it
+  CpuidLeafCache cpuid_cache_;  // policy_cpuid() answers; cleared when the fixed inputs change
   VcpuGroup* group_ = nullptr;
   guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   // The vlapic's logical destination as other cores see it: LDR (xAPIC: bits 31:24; x2APIC: the
