@@ -1071,6 +1071,10 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
   TRY(advance_rip_inline(exit));
   if (vm_core_ != nullptr && vm_core_->self_interrupt_hypercall != 0 &&
       regs_.rax == vm_core_->self_interrupt_hypercall) {
+    if (regs_.rdi <= 0xff && TRY(inject_own_interrupt_now(static_cast<uint8_t>(regs_.rdi)))) {
+      regs_.rax = 0;
+      return VmExit{exits::Nothing{}};
+    }
     // Queued by the owner itself: no kick, the arbiter runs before the next entry.
     Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
     if (regs_.rdi <= 0xff) {
@@ -1086,6 +1090,26 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
   }
   return VmExit{
       exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
+}
+
+// The owner's own interrupt while nothing else waits for the arbiter (no queued event, no
+// attention bit, no vlapic request, window, timer or sleep): when the guest can take it at the
+// next entry, it goes straight into the entry slot, which is what the arbiter would decide for
+// a queue holding only this event (decide_injection; one event per entry, SDM Vol. 3C 26.5).
+// false: the caller queues it.
+Result<bool> VmxVcpu::inject_own_interrupt_now(uint8_t vector) {
+  if (arbitrate_ || owner_events_pending_ || attention_.load(std::memory_order_relaxed) != 0) return false;
+  const Result<PendingEvent> event = make_pending_event(PendingEventType::kExternalInterrupt, vector, std::nullopt);
+  if (!event) return false;
+  InjectionContext context;
+  context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+  context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+  context.entry_interruption_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
+  const InjectionDecision decision = decide_injection(*event, context);
+  if (decision.action != InjectionAction::kInjectNow) return false;
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, decision.event.entry_interruption_info()));
+  ++events_injected_;
+  return true;
 }
 
 Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {

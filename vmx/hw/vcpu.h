@@ -356,6 +356,7 @@ class VmxVcpu {
   Result<VmExit> on_hlt(const ExitInfo& exit);
   Result<VmExit> on_skip_instruction(const ExitInfo& exit);
   Result<VmExit> on_vmcall(const ExitInfo& exit);
+  Result<bool> inject_own_interrupt_now(uint8_t vector);
   Result<VmExit> on_vmx_instruction(const ExitInfo& exit);
   Result<VmExit> on_io(const ExitInfo& exit);
   Result<VmExit> on_msr_read(const ExitInfo& exit);
