@@ -784,6 +784,7 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   // KVM's vmx_handle_exit does for its hot reasons); the table still lists every handler.
   switch (static_cast<ExitReason>(exit.basic)) {
     case ExitReason::CPUID: return on_cpuid(exit);
+    case ExitReason::MSR_READ: return on_msr_read(exit);
     default: return (this->*entry.handler)(exit);
   }
 }
@@ -1197,7 +1198,7 @@ bool VmxVcpu::msr_emulated(uint32_t msr) {
   }
 }
 
-Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
   if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
     ensure_host_xstate();
     // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
