@@ -249,6 +249,7 @@ Result<void> VmxVcpu::bind_to_current_processor() {
     return r;
   }
   bound_cpu_ = static_cast<int32_t>(me);
+  cpuid_cache_.clear();  // leaves such as 0BH describe the core the vCPU runs on
   load_guest_tsc_aux();
   return ok();
 }
@@ -297,6 +298,7 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   tsc_offsetting_ = (primary.value & proc_based::kUseTscOffsetting) != 0;
   rdtscp_enabled_ = (secondary.value & proc_based2::kEnableRdtscp) != 0;
   invpcid_enabled_ = (secondary.value & proc_based2::kEnableInvpcid) != 0;
+  cpuid_cache_.clear();  // leaf 07H and 8000_0001H follow the RDTSCP/INVPCID controls
   load_guest_tsc_aux();  // this core, where the VMCS is current
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
   // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
@@ -782,6 +784,7 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   // KVM's vmx_handle_exit does for its hot reasons); the table still lists every handler.
   switch (static_cast<ExitReason>(exit.basic)) {
     case ExitReason::CPUID: return on_cpuid(exit);
+    case ExitReason::MSR_READ: return on_msr_read(exit);
     default: return (this->*entry.handler)(exit);
   }
 }
@@ -959,6 +962,27 @@ Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
 inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
   const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
+  CpuidGuestInputs inputs{false, (apic_base_ & kApicBaseEnable) != 0, guest_xcr0_};
+  if (cpuid_leaf_reads_cr4(leaf)) inputs.cr4_osxsave = (TRY(vmcs_read(hw_, FN::GUEST_CR4)) & kCr4Osxsave) != 0;
+  const uint64_t key = cpuid_input_key(leaf, inputs);
+  CpuidRegisters r;
+  if (const CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
+    r = *cached;
+  } else {
+    r = policy_cpuid(leaf, subleaf, inputs);
+    cpuid_cache_.store(leaf, subleaf, key, r);
+  }
+  // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
+  regs_.rax = r.eax;
+  regs_.rbx = r.ebx;
+  regs_.rcx = r.ecx;
+  regs_.rdx = r.edx;
+  TRY(advance_rip_inline(exit));
+  return VmExit{exits::Nothing{}};
+}
+
+// What the guest sees for (leaf, subleaf): the processor's answer under Lantern's policy.
+CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const CpuidGuestInputs& inputs) {
   cpu::CpuidResult r{};
   if (leaf >= kCpuidHypervisorLeaf) ensure_host_xstate();  // the timing leaf asks the clock
   if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
@@ -979,9 +1003,8 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
         r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
         // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
         // offered only when the host switches XCR0 for guests.
-        const uint64_t guest_cr4 = TRY(vmcs_read(hw_, FN::GUEST_CR4));
         r.ecx &= ~kCpuid1EcxOsxsave;
-        if ((guest_cr4 & kCr4Osxsave) != 0) r.ecx |= kCpuid1EcxOsxsave;
+        if (inputs.cr4_osxsave) r.ecx |= kCpuid1EcxOsxsave;
         if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
         break;
       }
@@ -1007,7 +1030,7 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
           r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
           // EBX: the area for the guest's XCR0 (the processor's answer follows whichever XCR0
           // is loaded at the exit); ECX: for every component guests may enable.
-          r.ebx = xsave_standard_size(guest_xcr0_, x.components);
+          r.ebx = xsave_standard_size(inputs.xcr0, x.components);
           r.ecx = xsave_standard_size(x.guest_xcr0, x.components);
         } else if (subleaf == 1) {
           // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
@@ -1015,7 +1038,7 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
           // EBX: the compacted size for XCR0 | IA32_XSS (XSAVEC's area), from the component
           // table (Bochs answers the standard size here).
           r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
-          r.ebx = xsave_compacted_size(guest_xcr0_, host_xstate().components);
+          r.ebx = xsave_compacted_size(inputs.xcr0, host_xstate().components);
           r.ecx = 0;
           r.edx = 0;
         }
@@ -1030,14 +1053,9 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   }
   // The leaves the vlapic changes: 0 (max leaf), 1, 6, 15H, 16H and the hypervisor leaves.
   if (leaf <= 1 || leaf == 6 || leaf == 0x15 || leaf == 0x16 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);
-  // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
-  regs_.rax = r.eax;
-  regs_.rbx = r.ebx;
-  regs_.rcx = r.ecx;
-  regs_.rdx = r.edx;
-  TRY(advance_rip_inline(exit));
-  return VmExit{exits::Nothing{}};
+  return CpuidRegisters{r.eax, r.ebx, r.ecx, r.edx};
 }
+
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
   TRY(advance_rip_inline(exit));
@@ -1054,6 +1072,10 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
   TRY(advance_rip_inline(exit));
   if (vm_core_ != nullptr && vm_core_->self_interrupt_hypercall != 0 &&
       regs_.rax == vm_core_->self_interrupt_hypercall) {
+    if (regs_.rdi <= 0xff && TRY(inject_own_interrupt_now(static_cast<uint8_t>(regs_.rdi)))) {
+      regs_.rax = 0;
+      return VmExit{exits::Nothing{}};
+    }
     // Queued by the owner itself: no kick, the arbiter runs before the next entry.
     Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
     if (regs_.rdi <= 0xff) {
@@ -1069,6 +1091,26 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
   }
   return VmExit{
       exits::Hypercall{regs_.rax, {regs_.rdi, regs_.rsi, regs_.rdx, regs_.rcx, regs_.r8, regs_.r9}}};
+}
+
+// The owner's own interrupt while nothing else waits for the arbiter (no queued event, no
+// attention bit, no vlapic request, window, timer or sleep): when the guest can take it at the
+// next entry, it goes straight into the entry slot, which is what the arbiter would decide for
+// a queue holding only this event (decide_injection; one event per entry, SDM Vol. 3C 26.5).
+// false: the caller queues it.
+Result<bool> VmxVcpu::inject_own_interrupt_now(uint8_t vector) {
+  if (arbitrate_ || owner_events_pending_ || attention_.load(std::memory_order_relaxed) != 0) return false;
+  const Result<PendingEvent> event = make_pending_event(PendingEventType::kExternalInterrupt, vector, std::nullopt);
+  if (!event) return false;
+  InjectionContext context;
+  context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+  context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+  context.entry_interruption_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
+  const InjectionDecision decision = decide_injection(*event, context);
+  if (decision.action != InjectionAction::kInjectNow) return false;
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, decision.event.entry_interruption_info()));
+  ++events_injected_;
+  return true;
 }
 
 Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {
@@ -1156,7 +1198,7 @@ bool VmxVcpu::msr_emulated(uint32_t msr) {
   }
 }
 
-Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
   if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
     ensure_host_xstate();
     // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).

@@ -28,6 +28,7 @@
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
+#include "vmx/cpuid_cache.h"
 #include "vmx/exit_reason.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/general_registers.h"
@@ -351,12 +352,14 @@ class VmxVcpu {
   Result<VmExit> on_triple_fault(const ExitInfo& exit);
   Result<VmExit> on_interrupt_window(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<VmExit> on_cpuid(const ExitInfo& exit);
+  CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const CpuidGuestInputs& inputs);
   Result<VmExit> on_hlt(const ExitInfo& exit);
   Result<VmExit> on_skip_instruction(const ExitInfo& exit);
   Result<VmExit> on_vmcall(const ExitInfo& exit);
+  Result<bool> inject_own_interrupt_now(uint8_t vector);
   Result<VmExit> on_vmx_instruction(const ExitInfo& exit);
   Result<VmExit> on_io(const ExitInfo& exit);
-  Result<VmExit> on_msr_read(const ExitInfo& exit);
+  [[gnu::always_inline]] inline Result<VmExit> on_msr_read(const ExitInfo& exit);
   Result<VmExit> on_msr_write(const ExitInfo& exit);
   Result<VmExit> on_ept_violation(const ExitInfo& exit);
   Result<VmExit> on_preemption_timer(const ExitInfo& exit);
@@ -500,6 +503,7 @@ class VmxVcpu {
   VirtualLapic vlapic_{0};
   uint32_t vlapic_tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it
+  CpuidLeafCache cpuid_cache_;  // policy_cpuid() answers; cleared when the fixed inputs change
   VcpuGroup* group_ = nullptr;
   guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   // The vlapic's logical destination as other cores see it: LDR (xAPIC: bits 31:24; x2APIC: the

@@ -89,6 +89,7 @@ void VmxVcpu::init_vlapic() {
   if (ratio > VirtualLapic::kMaxTscPerBusClock) ratio = VirtualLapic::kMaxTscPerBusClock;
   vlapic_tsc_per_bus_clock_ = static_cast<uint32_t>(ratio);
   vlapic_ = VirtualLapic(vcpu_id_, vlapic_tsc_per_bus_clock_);
+  cpuid_cache_.clear();  // leaves 15H, 16H and 4000_0010H announce this rate
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
   apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
   publish_logical_id();
