@@ -360,7 +360,7 @@ std::vector<uint8_t> image_with_sites(std::vector<uint32_t> sites) {
   const uint32_t end = start + 4 * static_cast<uint32_t>(sites.size());
   std::memcpy(image.data() + kGuestSiteTableOffset, &start, 4);
   std::memcpy(image.data() + kGuestSiteTableOffset + 4, &end, 4);
-  std::memcpy(image.data() + 0x60, sites.data(), 4 * sites.size());
+  if (!sites.empty()) std::memcpy(image.data() + 0x60, sites.data(), 4 * sites.size());  // data() may be null
   return image;
 }
 
