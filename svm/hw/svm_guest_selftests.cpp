@@ -33,6 +33,7 @@
 #include "svm/permission_maps.h"
 #include "svm/vmcb.h"
 #include "vmx/hw/guest_vm.h"
+#include "vmx/hw/host_xmm_probes.h"
 #include "vmx/pending_events.h"
 #include "vmx/vlapic.h"
 
@@ -331,22 +332,7 @@ Result<void> event_injection_on_this_core(uint64_t) {
 
 // ---- Extended state (tests/guests/xstate.S) ------------------------------------------------------
 
-struct alignas(16) Xmm {
-  uint64_t lo, hi;
-};
-void host_load_xmm(const Xmm& v) {
-  asm volatile("movdqu %0, %%xmm0\n\tmovdqu %0, %%xmm7" ::"m"(v) : "xmm0", "xmm7");
-}
-Xmm host_read_xmm7() {
-  Xmm v;
-  asm volatile("movdqu %%xmm7, %0" : "=m"(v));
-  return v;
-}
-uint32_t host_read_mxcsr() {
-  uint32_t v;
-  asm volatile("stmxcsr %0" : "=m"(v));
-  return v;
-}
+using namespace vmx::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, host_read_mxcsr
 
 Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_svm("svm_xstate_isolation")) return ok();

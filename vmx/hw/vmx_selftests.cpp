@@ -17,6 +17,7 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
+#include "vmx/hw/host_xmm_probes.h"
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/hw/xstate_hw.h"
 #include "vmx/long_mode.h"
@@ -439,23 +440,7 @@ Result<void> event_injection_on_this_core(uint64_t) {
   return ok();
 }
 
-// Host-side XMM probes: the host's own values in XMM0/XMM7 and MXCSR around guest runs.
-struct alignas(16) Xmm {
-  uint64_t lo, hi;
-};
-void host_load_xmm(const Xmm& v) {
-  asm volatile("movdqu %0, %%xmm0\n\tmovdqu %0, %%xmm7" ::"m"(v) : "xmm0", "xmm7");
-}
-Xmm host_read_xmm7() {
-  Xmm v;
-  asm volatile("movdqu %%xmm7, %0" : "=m"(v));
-  return v;
-}
-uint32_t host_read_mxcsr() {
-  uint32_t v;
-  asm volatile("stmxcsr %0" : "=m"(v));
-  return v;
-}
+using namespace vmx::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, host_read_mxcsr
 
 Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_xstate_isolation")) return ok();
