@@ -535,6 +535,18 @@ class Emulator:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def emulator_log_tail(self, lines: int = 20) -> str:
+        """The tail of Bochs' own log file (bochs.log: its panics, errors and infos); empty for
+        QEMU, which has none."""
+        if not self.workdir:
+            return ""
+        try:
+            with open(os.path.join(self.workdir, "bochs.log"), "rb") as f:
+                text = clean_log(f.read())
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
     def wait_for(self, pattern: Union[str, Pattern[str]], timeout: float,
                  poll: float = 0.02, what: Optional[str] = None) -> tuple[re.Match, float]:
         """Wait until `pattern` (re.M) matches a complete line of the clean serial log.

@@ -54,6 +54,7 @@ class Boot:
         self.text, self.since, self.missed = "", 0, 0
         self.latency = {"vcpus": [], "regs": [], "console": [], "exits": []}
         self.last_exits = None  # (time, {name: count})
+        self.last_regs = {}  # vCPU 0's registers at the last round (rip, cr0, ... as hex strings)
         self.t0 = time.monotonic()
 
     def get(self, what, path):
@@ -71,7 +72,8 @@ class Boot:
 
     def stall_report(self):
         """What the console says of itself once a request went unanswered: a second connection's
-        view of the network pools and console counters, and the Lantern log tail."""
+        view of the network pools and console counters, the Lantern log tail and the emulator's own
+        log tail (Bochs)."""
         lines = []
         start = time.monotonic()
         try:
@@ -83,6 +85,9 @@ class Boot:
             lines.append(f"GET /api/v1/system after the stall: no answer in {time.monotonic() - start:.1f} s "
                          f"({e!r})")
         lines.append("--- Lantern log tail ---\n" + self.emu.log_tail(30))
+        emulator_log = self.emu.emulator_log_tail(20)
+        if emulator_log:
+            lines.append("--- emulator log tail ---\n" + emulator_log)
         return "\n".join(lines)
 
     def poll_console(self):
@@ -107,7 +112,9 @@ class Boot:
             rates = sorted(((n, (c - before.get(n, 0)) / dt) for n, c in counts.items()),
                            key=lambda x: -x[1])
             shown = ", ".join(f"{n} {r:.0f}/s" for n, r in rates if r > 0) or "none"
-            print(f"  [{now - self.t0:6.0f} s] vm{self.vm}/vcpu{vcpu} exits {doc['total']}: {shown}",
+            where = " ".join(f"{k} {self.last_regs[k]}" for k in ("rip", "rflags", "cr0", "cr3", "efer")
+                             if k in self.last_regs)
+            print(f"  [{now - self.t0:6.0f} s] vm{self.vm}/vcpu{vcpu} exits {doc['total']}: {shown}; vcpu0 {where}",
                   flush=True)
         self.last_exits = (now, counts)
 
@@ -120,7 +127,7 @@ class Boot:
         harness.check(mine, f"no vCPU of vm{self.vm} in /vcpus: {vcpus}")
         stopped = [v for v in mine if v["state"] == "stopped"]
         harness.check(resetting or not stopped, f"vm{self.vm} vCPU stopped: {stopped}")
-        self.get("regs", f"/api/v1/vms/{self.vm}/vcpus/0/regs")
+        self.last_regs = self.get("regs", f"/api/v1/vms/{self.vm}/vcpus/0/regs")
         harness.assert_no_panic(self.emu)
 
     def vm_state(self):
