@@ -17,6 +17,7 @@
 #include "svm/hw/svm_operation.h"
 #include "svm/permission_maps.h"
 #include "svm/vmcb_controls.h"
+#include "svm/vmcb_reset.h"
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/xstate_hw.h"
 
@@ -30,19 +31,7 @@ std::atomic<uint32_t> g_vcpus_started{0};
 constexpr uint64_t kIopmPages = kIopmBytes / paging::kPageSize;
 constexpr uint64_t kMsrpmPages = kMsrpmBytes / paging::kPageSize;
 
-// Segment attributes in the VMCB's packed format (APM 15.5.1 Figure 15-4): 0x9b present
-// readable accessed code, 0x93 present writable accessed data, 0x82 LDT, 0x8b busy TSS.
-constexpr uint16_t kRealModeCode = 0x9b;
-constexpr uint16_t kRealModeData = 0x93;
-constexpr uint16_t kLdtAttrib = 0x82;
-constexpr uint16_t kBusyTssAttrib = 0x8b;
-// Reset values (APM Vol. 2 14.1.3): CR0.ET, RFLAGS bit 1, DR6, DR7; power-on PAT (APM 7.8.2).
-constexpr uint64_t kCr0Pe = 1u << 0;
-constexpr uint64_t kCr0Et = 1u << 4;
-constexpr uint64_t kRflagsReserved1 = 1u << 1;
-constexpr uint64_t kDr6Reset = 0xffff0ff0;
-constexpr uint64_t kDr7Reset = 0x400;
-constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
+constexpr uint64_t kCr0Pe = 1u << 0;  // CR0.PE, protected mode (APM Vol. 2 3.1.1)
 
 constexpr uint8_t kVectorUndefinedOpcode = 6;     // #UD
 constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
@@ -101,13 +90,6 @@ class FrameAllocatorPages {
   }
 };
 
-void real_mode_segment(VmcbSegment& s, uint16_t attrib) {
-  s.selector = 0;
-  s.attrib = attrib;
-  s.limit = 0xffff;
-  s.base = 0;
-}
-
 }  // namespace
 
 uint32_t svm_vcpus_started() {
@@ -165,36 +147,15 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   reset_emulated_state();
 
   vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
-  VmcbControlArea& c = vmcb_->control;
-  c.intercept_vector_3 = intercept3::kIntr | intercept3::kNmi | intercept3::kInit | intercept3::kVintr |
-                         intercept3::kCpuid | intercept3::kHlt | intercept3::kIoioProt |
-                         intercept3::kMsrProt | intercept3::kShutdown;
-  c.intercept_vector_4 = intercept4::kSvmInstructions | intercept4::kVmmcall | kInterceptXsetbv;
-  c.iopm_base_pa = iopm_phys_;
-  c.msrpm_base_pa = msrpm_phys_;
-  c.guest_asid = allocate_asid();
-  c.tlb_control = kTlbControlFlushAll;  // the ASID may have served another guest on this core
-  c.virtual_interrupt_control = vintr::kMasking;
-  c.np_enable = kNpEnable;
-  c.n_cr3 = n_cr3;
-  c.vmcb_clean_bits = 0;  // QEMU ignores clean bits; 0 means "reload everything" (APM 15.15.3)
-
-  VmcbSaveArea& s = vmcb_->save;
-  real_mode_segment(s.cs, kRealModeCode);
-  for (VmcbSegment* seg : {&s.es, &s.ss, &s.ds, &s.fs, &s.gs}) real_mode_segment(*seg, kRealModeData);
-  real_mode_segment(s.gdtr, 0);
-  real_mode_segment(s.idtr, 0);
-  real_mode_segment(s.ldtr, kLdtAttrib);
-  real_mode_segment(s.tr, kBusyTssAttrib);
-  s.cpl = 0;
-  s.efer = kEferSvme;  // the guest's EFER.SVME must be 1 (APM 15.5.1 consistency checks)
-  s.cr0 = kCr0Et;
-  s.rflags = kRflagsReserved1;
-  s.rip = rip;
-  s.rsp = rsp;
-  s.dr6 = kDr6Reset;
-  s.dr7 = kDr7Reset;
-  s.g_pat = kPowerOnPat;
+  VmcbStart start;
+  start.iopm_pa = iopm_phys_;
+  start.msrpm_pa = msrpm_phys_;
+  start.asid = allocate_asid();
+  start.n_cr3 = n_cr3;
+  start.extra_intercept_vector_4 = kInterceptXsetbv;
+  start.rip = rip;
+  start.rsp = rsp;
+  reset_vmcb_to_real_mode(*vmcb_, start);
   return ok();
 }
 

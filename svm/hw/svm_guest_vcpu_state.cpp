@@ -16,6 +16,7 @@
 #include "svm/hw/svm_operation.h"
 #include "svm/svm_capabilities.h"
 #include "svm/vmcb_controls.h"
+#include "svm/vmcb_reset.h"
 #include "vmx/mmio_decode.h"
 
 namespace lantern::svm {
@@ -35,11 +36,6 @@ void load_segment(VmcbSegment& to, const guest::SegmentState& from) {
   to.base = from.base;
 }
 
-// Reset values (APM Vol. 2 14.1.3): CR0.ET, RFLAGS bit 1, DR6, DR7; power-on PAT (APM 7.8.2).
-constexpr uint64_t kCr0Et = 1u << 4;
-constexpr uint64_t kDr6Reset = 0xffff0ff0;
-constexpr uint64_t kDr7Reset = 0x400;
-constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
 constexpr uint64_t kRflagsDirection = 1u << 10;  // RFLAGS.DF (APM Vol. 2 3.1.6)
 constexpr uint64_t kEferLma = 1u << 10;          // EFER.LMA, long mode active (APM Vol. 2 3.1.7)
 
@@ -154,7 +150,7 @@ Result<void> SvmVcpu::apply_entry_state(const guest::EntryState& state) {
   s.gdtr = VmcbSegment{0, 0, state.gdtr.limit, state.gdtr.base};
   s.idtr = VmcbSegment{0, 0, state.idtr.limit, state.idtr.base};
   s.cpl = state.ss.dpl;  // the CPL is SS.DPL (APM Vol. 2 15.5.1)
-  s.cr0 = state.cr0 | kCr0Et;
+  s.cr0 = state.cr0 | kResetCr0;
   s.cr3 = state.cr3;
   s.cr4 = state.cr4;
   s.efer = state.efer | kEferSvme;  // the guest's EFER.SVME must be 1 (APM 15.5.1)
@@ -202,8 +198,8 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
   c.virtual_interrupt_control = vintr::kMasking;
   c.intercept_vector_3 &= ~intercept3::kIret;
   VmcbSaveArea& s = vmcb_->save;
-  s.dr6 = kDr6Reset;
-  s.dr7 = kDr7Reset;
+  s.dr6 = kResetDr6;
+  s.dr7 = kResetDr7;
   s.g_pat = kPowerOnPat;
   s.cr2 = 0;
   TRY(apply_entry_state(state));
@@ -363,7 +359,7 @@ void SvmVcpu::start_from_sipi(uint8_t vector) {
   s.ldtr = VmcbSegment{0, 0x82, 0xffff, 0};
   s.tr = VmcbSegment{0, 0x8b, 0xffff, 0};
   s.cpl = 0;
-  s.cr0 = kCr0Et;
+  s.cr0 = kResetCr0;
   s.cr2 = 0;
   s.cr3 = 0;
   s.cr4 = 0;
@@ -372,8 +368,8 @@ void SvmVcpu::start_from_sipi(uint8_t vector) {
   s.rip = 0;
   s.rsp = 0;
   s.rax = 0;
-  s.dr6 = kDr6Reset;
-  s.dr7 = kDr7Reset;
+  s.dr6 = kResetDr6;
+  s.dr7 = kResetDr7;
   gprs_ = SvmGuestGprs{};
   vmcb_->control.interrupt_shadow = 0;
   wait_for_sipi_ = false;

@@ -16,6 +16,7 @@
 #include "svm/hw/svm_operation.h"
 #include "svm/permission_maps.h"
 #include "svm/vmcb_controls.h"
+#include "svm/vmcb_reset.h"
 
 extern "C" void svm_vmrun(uint64_t guest_vmcb_pa, uint64_t host_vmcb_pa, lantern::svm::SvmGuestGprs* gprs);
 
@@ -26,33 +27,12 @@ constexpr uint64_t kGuestLoadAddress = 0x1000;  // tests/guests/guest.ld
 constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
 constexpr uint64_t kIopmPages = kIopmBytes / paging::kPageSize;
 constexpr uint64_t kMsrpmPages = kMsrpmBytes / paging::kPageSize;
-// Segment attributes in the VMCB's packed format (APM 15.5.1 Figure 15-4: descriptor bits 47:40
-// in 7:0 and 55:52 in 11:8): 0x9b present code segment, readable, accessed; 0x93 present data
-// segment, writable, accessed; 0x82 LDT; 0x8b busy 32-bit TSS (APM Vol. 2 4.7, 4.8).
-constexpr uint16_t kRealModeCode = 0x9b;
-constexpr uint16_t kRealModeData = 0x93;
-constexpr uint16_t kLdtAttrib = 0x82;
-constexpr uint16_t kBusyTssAttrib = 0x8b;
-// Reset values (APM Vol. 2 14.1.3 "Processor Initialization State"): CR0.ET, RFLAGS bit 1,
-// DR6 0xFFFF0FF0, DR7 0x400, and the power-on PAT (APM 7.8.2).
-constexpr uint64_t kCr0Et = 1u << 4;
-constexpr uint64_t kRflagsReserved1 = 1u << 1;
-constexpr uint64_t kDr6Reset = 0xffff0ff0;
-constexpr uint64_t kDr7Reset = 0x400;
-constexpr uint64_t kPowerOnPat = 0x0007040600070406ull;
 constexpr uint8_t kVectorUndefinedOpcode = 6;  // #UD
 
 Result<uint64_t> alloc_zeroed(uint64_t pages) {
   const uint64_t phys = TRY(memory::alloc_contiguous(pages, paging::kPageSize));
   lib::mem_set(paging::phys_to_ptr<void>(phys), 0, pages * paging::kPageSize);
   return phys;
-}
-
-void real_mode_segment(VmcbSegment& s, uint16_t attrib) {
-  s.selector = 0;
-  s.attrib = attrib;
-  s.limit = 0xffff;
-  s.base = 0;
 }
 
 uint8_t max_phys_bits() {
@@ -120,36 +100,14 @@ Result<void> SvmBringUpVcpu::setup(std::string_view program) {
   asid_ = allocate_asid();
 
   vmcb_ = paging::phys_to_ptr<Vmcb>(vmcb_phys_);
-  VmcbControlArea& c = vmcb_->control;
-  c.intercept_vector_3 = intercept3::kIntr | intercept3::kNmi | intercept3::kInit | intercept3::kVintr |
-                         intercept3::kCpuid | intercept3::kHlt | intercept3::kIoioProt | intercept3::kMsrProt |
-                         intercept3::kShutdown;
-  c.intercept_vector_4 = intercept4::kSvmInstructions | intercept4::kVmmcall;
-  c.iopm_base_pa = iopm_phys_;
-  c.msrpm_base_pa = msrpm_phys_;
-  c.guest_asid = asid_;
-  c.tlb_control = kTlbControlFlushAll;  // the ASID may have served another guest on this core
-  c.virtual_interrupt_control = vintr::kMasking;
-  c.np_enable = kNpEnable;
-  c.n_cr3 = tables.ncr3();
-  c.vmcb_clean_bits = 0;  // QEMU ignores clean bits; 0 means "reload everything" (APM 15.15.3)
-
-  VmcbSaveArea& s = vmcb_->save;
-  real_mode_segment(s.cs, kRealModeCode);
-  for (VmcbSegment* seg : {&s.es, &s.ss, &s.ds, &s.fs, &s.gs}) real_mode_segment(*seg, kRealModeData);
-  real_mode_segment(s.gdtr, 0);
-  real_mode_segment(s.idtr, 0);
-  real_mode_segment(s.ldtr, kLdtAttrib);
-  real_mode_segment(s.tr, kBusyTssAttrib);
-  s.cpl = 0;
-  s.efer = kEferSvme;  // the guest's EFER.SVME must be 1 (APM 15.5.1 consistency checks)
-  s.cr0 = kCr0Et;
-  s.rflags = kRflagsReserved1;
-  s.rip = kGuestLoadAddress;
-  s.rsp = kGuestLoadAddress;
-  s.dr6 = kDr6Reset;
-  s.dr7 = kDr7Reset;
-  s.g_pat = kPowerOnPat;
+  VmcbStart start;
+  start.iopm_pa = iopm_phys_;
+  start.msrpm_pa = msrpm_phys_;
+  start.asid = asid_;
+  start.n_cr3 = tables.ncr3();
+  start.rip = kGuestLoadAddress;
+  start.rsp = kGuestLoadAddress;
+  reset_vmcb_to_real_mode(*vmcb_, start);
   return ok();
 }
 

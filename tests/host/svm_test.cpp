@@ -13,6 +13,8 @@
 #include "svm/permission_maps.h"
 #include "svm/svm_capabilities.h"
 #include "svm/vmcb.h"
+#include "svm/vmcb_controls.h"
+#include "svm/vmcb_reset.h"
 
 namespace lantern::svm {
 namespace {
@@ -81,6 +83,59 @@ TEST(SvmVmcb, ReadFieldTakesExactlyItsBytes) {
 }
 
 // ---- exit codes --------------------------------------------------------------------------------
+
+TEST(SvmVmcbReset, RealModeStartAtTheResetState) {
+  Vmcb vmcb{};
+  VmcbStart start;
+  start.iopm_pa = 0x10000;
+  start.msrpm_pa = 0x20000;
+  start.asid = 3;
+  start.n_cr3 = 0x30000;
+  start.extra_intercept_vector_4 = 1u << 13;  // XSETBV
+  start.rip = 0x1000;
+  start.rsp = 0x2000;
+  reset_vmcb_to_real_mode(vmcb, start);
+
+  const VmcbControlArea& c = vmcb.control;
+  for (uint32_t bit : {intercept3::kIntr, intercept3::kNmi, intercept3::kInit, intercept3::kVintr,
+                       intercept3::kCpuid, intercept3::kHlt, intercept3::kIoioProt, intercept3::kMsrProt,
+                       intercept3::kShutdown}) {
+    EXPECT_NE(c.intercept_vector_3 & bit, 0u) << bit;
+  }
+  EXPECT_EQ(c.intercept_vector_3 & intercept3::kIret, 0u);
+  EXPECT_EQ(c.intercept_vector_4, intercept4::kSvmInstructions | intercept4::kVmmcall | (1u << 13));
+  EXPECT_EQ(c.iopm_base_pa, 0x10000u);
+  EXPECT_EQ(c.msrpm_base_pa, 0x20000u);
+  EXPECT_EQ(c.guest_asid, 3u);
+  EXPECT_EQ(c.tlb_control, kTlbControlFlushAll);
+  EXPECT_EQ(c.virtual_interrupt_control, vintr::kMasking);
+  EXPECT_EQ(c.np_enable, kNpEnable);
+  EXPECT_EQ(c.n_cr3, 0x30000u);
+  EXPECT_EQ(c.vmcb_clean_bits, 0u);
+
+  const VmcbSaveArea& s = vmcb.save;
+  EXPECT_EQ(s.cs.selector, 0);
+  EXPECT_EQ(s.cs.attrib, 0x9b);
+  EXPECT_EQ(s.cs.limit, 0xffffu);
+  for (const VmcbSegment* seg : {&s.ds, &s.es, &s.fs, &s.gs, &s.ss}) {
+    EXPECT_EQ(seg->attrib, 0x93);
+    EXPECT_EQ(seg->limit, 0xffffu);
+    EXPECT_EQ(seg->base, 0u);
+  }
+  EXPECT_EQ(s.gdtr.limit, 0xffffu);
+  EXPECT_EQ(s.idtr.limit, 0xffffu);
+  EXPECT_EQ(s.ldtr.attrib, 0x82);
+  EXPECT_EQ(s.tr.attrib, 0x8b);
+  EXPECT_EQ(s.cpl, 0);
+  EXPECT_EQ(s.efer, kEferSvme);
+  EXPECT_EQ(s.cr0, 0x10u);             // ET
+  EXPECT_EQ(s.rflags, 0x2u);           // bit 1
+  EXPECT_EQ(s.dr6, 0xffff0ff0u);
+  EXPECT_EQ(s.dr7, 0x400u);
+  EXPECT_EQ(s.g_pat, 0x0007040600070406ull);
+  EXPECT_EQ(s.rip, 0x1000u);
+  EXPECT_EQ(s.rsp, 0x2000u);
+}
 
 TEST(SvmExitCodes, NamesAndKinds) {
   struct Case {
