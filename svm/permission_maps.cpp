@@ -1,5 +1,7 @@
 #include "svm/permission_maps.h"
 
+#include "kernel/lib/bit_array.h"
+
 namespace lantern::svm {
 namespace {
 
@@ -15,17 +17,8 @@ constexpr MsrpmRange kMsrpmRanges[] = {
     {0xc0010000, 0x1000},
 };
 
-void set_bit(uint8_t* bytes, uint32_t bit, bool value) {
-  const uint8_t mask = static_cast<uint8_t>(1u << (bit % 8));
-  if (value) {
-    bytes[bit / 8] |= mask;
-  } else {
-    bytes[bit / 8] &= static_cast<uint8_t>(~mask);
-  }
-}
-bool test_bit(const uint8_t* bytes, uint32_t bit) {
-  return ((bytes[bit / 8] >> (bit % 8)) & 1) != 0;
-}
+using lib::set_bit;
+using lib::test_bit;
 
 const MsrpmRange* range_of(uint32_t msr) {
   for (const MsrpmRange& r : kMsrpmRanges) {

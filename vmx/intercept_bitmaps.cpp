@@ -1,5 +1,7 @@
 #include "vmx/intercept_bitmaps.h"
 
+#include "kernel/lib/bit_array.h"
+
 namespace lantern::vmx {
 namespace {
 
@@ -9,17 +11,8 @@ constexpr size_t kMsrReadHighOffset = 1024;
 constexpr size_t kMsrWriteLowOffset = 2048;
 constexpr size_t kMsrWriteHighOffset = 3072;
 
-void set_bit(uint8_t* bytes, uint32_t bit, bool value) {
-  const uint8_t mask = static_cast<uint8_t>(1u << (bit % 8));
-  if (value) {
-    bytes[bit / 8] |= mask;
-  } else {
-    bytes[bit / 8] &= static_cast<uint8_t>(~mask);
-  }
-}
-bool test_bit(const uint8_t* bytes, uint32_t bit) {
-  return ((bytes[bit / 8] >> (bit % 8)) & 1) != 0;
-}
+using lib::set_bit;
+using lib::test_bit;
 
 // The quarter offset and bit index of `msr`, or false when the MSR is in no bitmap range.
 bool locate_msr(uint32_t msr, bool write, size_t& offset, uint32_t& bit) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "kernel/lib/bit_array.h"
 #include "kernel/lib/string.h"
 
 namespace lantern::lib {
@@ -107,3 +108,18 @@ TEST(LibString, CStrings) {
 
 }  // namespace
 }  // namespace lantern::lib
+
+TEST(LibBitArray, BitsCountFromTheLowBitOfByteZero) {
+  uint8_t bytes[3] = {};
+  lantern::lib::set_bit(bytes, 0, true);
+  lantern::lib::set_bit(bytes, 9, true);
+  lantern::lib::set_bit(bytes, 23, true);
+  EXPECT_EQ(bytes[0], 0x01);
+  EXPECT_EQ(bytes[1], 0x02);
+  EXPECT_EQ(bytes[2], 0x80);
+  EXPECT_TRUE(lantern::lib::test_bit(bytes, 9));
+  EXPECT_FALSE(lantern::lib::test_bit(bytes, 8));
+  lantern::lib::set_bit(bytes, 9, false);
+  EXPECT_EQ(bytes[1], 0x00);
+  EXPECT_TRUE(lantern::lib::test_bit(bytes, 23));
+}
