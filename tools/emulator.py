@@ -17,6 +17,12 @@ Rules this module keeps (see /work/shared/emulators.md for why):
 - Forwarded ports bind to 127.0.0.1 only. QEMU's user network also runs with restrict=on, so the guest
   can reach nothing beyond the emulator's own DHCP/DNS; nothing but 127.0.0.1 is ever contacted.
 - QEMU never uses KVM unless Config.kvm is set (only `./lantern run` does, after kvm_usable()).
+- Bochs' `term` display writes the emulated screen to a pseudo-terminal it opens itself (its output
+  says `Bochs connected to screen "/dev/pts/N"`). Nothing else reads that terminal, and once its
+  buffers are full Bochs blocks in write() and the whole emulator stops: the console stops
+  answering after enough screen output (a Linux guest with two vCPUs under Lantern got there in
+  about 8 minutes). A thread opens that terminal in raw mode and reads it for as long as Bochs
+  runs (`screen_tail()` keeps its last bytes).
 """
 from __future__ import annotations
 
@@ -32,8 +38,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
+import tty
 from typing import IO, Optional, Pattern, Union
 
 # ---- the boot-log contract (docs: /work/shared/design.md) --------------------------------------
@@ -385,6 +393,8 @@ class Emulator:
         self.returncode: Optional[int] = None
         self._proc: Optional[subprocess.Popen] = None
         self._output_file: Optional[IO[bytes]] = None
+        self._screen = bytearray()  # the last bytes Bochs wrote to its screen terminal
+        self._screen_lock = threading.Lock()
 
     # -- lifecycle --
     def __enter__(self) -> "Emulator":
@@ -450,7 +460,52 @@ class Emulator:
         except OSError as e:
             self.stop()
             raise EmulatorError(f"cannot start {binary}: {e}") from e
+        if cfg.emulator == "bochs":
+            threading.Thread(target=self._drain_bochs_screen, name="bochs-screen", daemon=True).start()
         return self
+
+    _SCREEN_RE = re.compile(rb'Bochs connected to screen "(/dev/pts/[0-9]+)"')
+    SCREEN_TAIL_BYTES = 16384
+
+    def _drain_bochs_screen(self) -> None:
+        """Reads Bochs' screen terminal until Bochs closes it (see the module docstring)."""
+        path = None
+        deadline = time.monotonic() + 120.0
+        while path is None and time.monotonic() < deadline and self.alive():
+            try:
+                with open(self.output_path, "rb") as f:
+                    m = self._SCREEN_RE.search(f.read(65536))
+            except (OSError, TypeError):
+                m = None
+            if m:
+                path = m.group(1).decode()
+            else:
+                time.sleep(0.05)
+        if path is None:
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
+        except OSError:
+            return
+        try:
+            tty.setraw(fd, termios.TCSANOW)  # no echo back to Bochs, no line editing
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                with self._screen_lock:
+                    self._screen += data
+                    del self._screen[:-self.SCREEN_TAIL_BYTES]
+        except OSError:
+            pass  # EIO once Bochs has closed its side
+        finally:
+            os.close(fd)
+
+    def screen_tail(self) -> bytes:
+        """The last bytes (up to SCREEN_TAIL_BYTES) Bochs wrote to its screen terminal: curses
+        output of the emulated VGA text screen; empty for QEMU."""
+        with self._screen_lock:
+            return bytes(self._screen)
 
     def alive(self) -> bool:
         """True while the emulator runs. Does not reap it, so its process group stays valid."""
@@ -534,6 +589,18 @@ class Emulator:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def cpu_seconds(self) -> Optional[float]:
+        """The emulator process's user + system CPU time so far (from /proc), None when unknown:
+        a stalled guest inside a busy emulator and a stopped emulator look alike on the network."""
+        if self._proc is None:
+            return None
+        try:
+            with open(f"/proc/{self._proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
 
     def emulator_log_tail(self, lines: int = 20) -> str:
         """The tail of Bochs' own log file (bochs.log: its panics, errors and infos); empty for

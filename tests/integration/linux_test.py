@@ -84,6 +84,12 @@ class Boot:
         except (OSError, ValueError) as e:
             lines.append(f"GET /api/v1/system after the stall: no answer in {time.monotonic() - start:.1f} s "
                          f"({e!r})")
+        serial_before, cpu_before = len(self.emu.raw_log()), self.emu.cpu_seconds()
+        time.sleep(5.0)
+        serial_after, cpu_after = len(self.emu.raw_log()), self.emu.cpu_seconds()
+        if cpu_before is not None and cpu_after is not None:
+            lines.append(f"the emulator used {100 * (cpu_after - cpu_before) / 5.0:.0f}% of a host core over 5 s; "
+                         f"the serial log grew by {serial_after - serial_before} bytes")
         lines.append("--- Lantern log tail ---\n" + self.emu.log_tail(30))
         emulator_log = self.emu.emulator_log_tail(20)
         if emulator_log:

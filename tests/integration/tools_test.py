@@ -339,6 +339,56 @@ class EmulatorProcessTest(unittest.TestCase):
         self.assertTrue(_gone(leader))
 
 
+FAKE_BOCHS = """#!/usr/bin/env python3
+# Stand-in for bochs-bin: opens its own screen terminal as Bochs' `term` display does, names it
+# on stdout, writes 1 MiB of screen updates to it (write() blocks once the terminal's buffers are
+# full and nothing reads the other side), then says READY on the serial log.
+import fcntl, os, struct
+master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)  # posix_openpt, grantpt, unlockpt
+os.set_inheritable(master, True)  # open for as long as the "emulator" runs, as in Bochs
+TIOCSPTLCK, TIOCGPTN = 0x40045431, 0x80045430  # <asm-generic/ioctls.h>: unlockpt, ptsname
+fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+name = "/dev/pts/%d" % struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, b"\\0" * 4))[0]
+print(f'Bochs connected to screen "{name}"', flush=True)
+chunk = b"\\x1b[?25l\\x1b[?25h" * 64
+for _ in range((1 << 20) // len(chunk) + 1):
+    os.write(master, chunk)
+os.write(master, b"LAST-SCREEN-BYTES")
+with open("serial.log", "ab") as f:
+    f.write(b"LANTERN READY cpus=1 vmx=0 vcpus=0 ip=none console=none\\r\\n")
+os.execvp("sleep", ["sleep", "300"])
+"""
+
+
+class BochsScreenDrainTest(unittest.TestCase):
+    """Bochs' screen terminal is read for as long as Bochs runs, so its writes never block."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.iso = os.path.join(self.tmp, "x.iso")
+        open(self.iso, "wb").close()
+        fake = os.path.join(self.tmp, "fake-bochs")
+        with open(fake, "w") as f:
+            f.write(FAKE_BOCHS)
+        os.chmod(fake, stat.S_IRWXU)
+        self._saved = E.BOCHS_BINARY
+        E.BOCHS_BINARY = fake
+
+    def tearDown(self):
+        E.BOCHS_BINARY = self._saved
+        shutil.rmtree(self.tmp)
+
+    def test_a_megabyte_of_screen_output_does_not_stop_the_emulator(self):
+        with E.Emulator(E.Config(emulator="bochs", iso=self.iso, workdir=self.tmp)) as emu:
+            emu.wait_for(E.READY_RE, 30)
+            deadline = time.monotonic() + 10
+            while not emu.screen_tail().endswith(b"LAST-SCREEN-BYTES") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            tail = emu.screen_tail()
+            self.assertTrue(tail.endswith(b"LAST-SCREEN-BYTES"), tail[-64:])
+            self.assertEqual(len(tail), E.Emulator.SCREEN_TAIL_BYTES)
+
+
 class HarnessCrashRetryTest(unittest.TestCase):
     """harness.main(): an emulator that dies of a crash signal gets the test one more run."""
 
