@@ -21,7 +21,8 @@ Steps:
      max).
   4. `echo $((6*7))` answers 42; with --vm-cpus 2, `nproc` answers 2.
   5. `reboot -f`: the VM restarts: its `resets` in /vms grows (Lantern counts the guest's own
-     resets there), then the kernel's banner shows up again on its console.
+     resets there), then the kernel's banner shows up again on its console; with --vm-cpus 2 the
+     second boot brings up both CPUs again (init marker, prompt, `nproc`).
 No panic throughout. Only 127.0.0.1 is contacted.
 """
 import json
@@ -243,6 +244,19 @@ def test(args):
                        args.prompt_timeout, args.exits_every)
                 print(f"reboot -f: the kernel banner again {time.monotonic() - t_reboot:.0f} s after the reboot",
                       flush=True)
+                if args.vm_cpus > 1:
+                    # The application processors restart too: Linux starts them again (INIT/SIPI to
+                    # vCPUs that the reset parked) and the second boot counts them.
+                    mark = b.text.rindex(BANNER)
+                    marker = re.compile(re.escape(linux_guest.INIT_MARKER) + rf" cpus={args.vm_cpus}\b")
+                    b.wait("the init marker again", lambda: marker.search(b.text, mark), args.prompt_timeout,
+                           args.exits_every)
+                    b.wait("the shell prompt again", lambda: linux_guest.PROMPT in b.text[mark:],
+                           args.prompt_timeout, args.exits_every)
+                    b.answer("nproc", str(args.vm_cpus), args)
+                    print(f"after the reboot: init marker with cpus={args.vm_cpus}, prompt "
+                          f"{time.monotonic() - t_reboot:.0f} s after the reboot, nproc -> {args.vm_cpus}",
+                          flush=True)
             finally:
                 b.latency_report()
                 if b.missed:
