@@ -36,6 +36,7 @@ enum class ExitKind : uint8_t {
 };
 
 // Exit codes the backend names in code (APM Table C-1).
+inline constexpr uint64_t kVmexitCr4Write = 0x14;
 inline constexpr uint64_t kVmexitExcp0 = 0x40;
 inline constexpr uint64_t kVmexitIntr = 0x60;
 inline constexpr uint64_t kVmexitNmi = 0x61;

@@ -11,6 +11,7 @@
 #include "kernel/core/memory.h"
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
+#include "svm/cr4_write.h"
 #include "svm/event_injection.h"
 #include "svm/exit_code.h"
 #include "svm/exit_info.h"
@@ -39,6 +40,8 @@ constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 // INTERCEPT_VECTOR_4 bit 13: XSETBV (APM Table B-1). Guests get no XSAVE (CPUID hides it), so
 // XSETBV answers #UD and can never change the host's XCR0.
 constexpr uint32_t kInterceptXsetbv = 1u << 13;
+// INTERCEPT_CR_WRITES bit 4: MOV to CR4 (APM Table B-1, offset 02h).
+constexpr uint16_t kInterceptCr4Write = 1u << 4;
 constexpr uint64_t kVmexitXsetbv = 0x8d;  // APM Table C-1
 constexpr uint64_t kVmexitSkinit = 0x86;
 constexpr uint64_t kVmexitVmload = 0x82;
@@ -156,6 +159,11 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   start.rip = rip;
   start.rsp = rsp;
   reset_vmcb_to_real_mode(*vmcb_, start);
+  // MOV to CR4 is emulated (svm/cr4_write.h): INTERCEPT_CR_WRITES bit 4 (APM Table B-1, offset 02h).
+  vmcb_->control.intercept_cr_writes = kInterceptCr4Write;
+  const cpu::CpuidResult leaf1 = guest_cpuid(1, 0);
+  const cpu::CpuidResult leaf7 = guest_cpuid(kCpuidStructuredFeaturesLeaf, 0);
+  cr4_allowed_ = cr4_allowed_bits(Cr4CpuidView{leaf1.ecx, leaf1.edx, leaf7.ebx, leaf7.ecx});
   return ok();
 }
 
@@ -365,6 +373,7 @@ SvmVcpu::Handler SvmVcpu::handler_for(uint64_t exitcode) {
     case kVmexitXsetbv: return &SvmVcpu::on_undefined_opcode;
     case kVmexitShutdown: return &SvmVcpu::on_shutdown;
     case kVmexitNpf: return &SvmVcpu::on_npf;
+    case kVmexitCr4Write: return &SvmVcpu::on_cr4_write;
     default: return &SvmVcpu::on_unexpected;
   }
 }
@@ -527,9 +536,8 @@ Result<void> SvmVcpu::skip_instruction(const Exit& exit) {
   return ok();
 }
 
-Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
-  const uint32_t leaf = static_cast<uint32_t>(vmcb_->save.rax);
-  const uint32_t subleaf = static_cast<uint32_t>(gprs_.rcx);
+// CPUID as the guest sees it: the host's leaves under this vCPU's policy, and the hypervisor leaves.
+cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
   cpu::CpuidResult r{};
   if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
     if (leaf == kCpuidHypervisorLeaf) {
@@ -567,6 +575,12 @@ Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
       r = cpu::CpuidResult{};
     }
   }
+  return r;
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
+  const cpu::CpuidResult r =
+      guest_cpuid(static_cast<uint32_t>(vmcb_->save.rax), static_cast<uint32_t>(gprs_.rcx));
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX.
   vmcb_->save.rax = r.eax;
   gprs_.rbx = r.ebx;

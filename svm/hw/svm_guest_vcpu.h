@@ -24,10 +24,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "guest/loader/entry_state.h"
 #include "guest/posted_vcpu_events.h"
 #include "guest/vm.h"
+#include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
 #include "svm/exit_code.h"
@@ -35,6 +37,7 @@
 #include "svm/hw/svm_vcpu.h"
 #include "svm/vmcb.h"
 #include "vmx/general_registers.h"
+#include "vmx/mmio_decode.h"
 #include "vmx/pending_events.h"
 #include "vmx/vlapic.h"
 
@@ -206,6 +209,11 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_undefined_opcode(const Exit& exit);
   Result<SvmRunOutcome> on_shutdown(const Exit& exit);
   Result<SvmRunOutcome> on_npf(const Exit& exit);
+  Result<SvmRunOutcome> on_cr4_write(const Exit& exit);
+  cpu::CpuidResult guest_cpuid(uint32_t leaf, uint32_t subleaf) const;
+  // The guest's instruction at CS:RIP through its paging (no decode assists, APM 15.33): the
+  // number of bytes fetched (0: not in guest RAM) and the code size it runs with.
+  size_t fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_size) const;
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
@@ -217,6 +225,7 @@ class SvmVcpu {
   void enter_wait_for_sipi();
   void start_from_sipi(uint8_t vector);
   uint64_t* gpr_slot(uint8_t index);
+  void set_rip_after(uint64_t length);
   void reset_emulated_state();
   void take_posted_interrupts();
   static Handler handler_for(uint64_t exitcode);
@@ -265,6 +274,7 @@ class SvmVcpu {
   vmx::VirtualLapic vlapic_{0};
   uint32_t tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;
+  uint64_t cr4_allowed_ = 0;  // the CR4 bits the guest may set (cr4_allowed_bits of its CPUID)
 
   mutable IrqSpinlock events_lock_;
   vmx::PendingEventQueue events_;  // guarded by events_lock_

@@ -11,6 +11,7 @@
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
 #include "kernel/lib/string.h"
+#include "svm/cr4_write.h"
 #include "svm/exit_info.h"
 #include "svm/hw/svm_guest_vcpu.h"
 #include "svm/hw/svm_operation.h"
@@ -38,6 +39,7 @@ void load_segment(VmcbSegment& to, const guest::SegmentState& from) {
 
 constexpr uint64_t kRflagsDirection = 1u << 10;  // RFLAGS.DF (APM Vol. 2 3.1.6)
 constexpr uint64_t kEferLma = 1u << 10;          // EFER.LMA, long mode active (APM Vol. 2 3.1.7)
+constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 
 // IA32_APIC_BASE at power-up (SDM Vol. 3A 11.4.4): base 0xFEE00000, EN (bit 11), BSP (bit 8).
 constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);
@@ -255,6 +257,54 @@ uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
     case 15: return &gprs_.r15;
     default: return nullptr;
   }
+}
+
+size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_size) const {
+  if (ram_bytes_ == 0) return 0;
+  const VmcbSaveArea& s = vmcb_->save;
+  const bool sixty_four_bit = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
+  code_size = sixty_four_bit ? vmx::CodeSize::k64
+              : (s.cs.attrib & kAttribDefaultBig) != 0 ? vmx::CodeSize::k32
+                                                        : vmx::CodeSize::k16;
+  const guest::GuestPagingState paging{s.cr0, s.cr3, s.cr4, s.efer};
+  const RamGuestPhysical ram(ram_phys_, ram_bytes_);
+  RamGuestLinear memory(ram, paging);
+  const uint64_t fetch_at = (sixty_four_bit ? 0 : s.cs.base) + s.rip;
+  size_t fetched = 0;
+  while (fetched < bytes.size() && memory.read(fetch_at + fetched, bytes.data() + fetched, 1)) ++fetched;
+  return fetched;
+}
+
+void SvmVcpu::set_rip_after(uint64_t length) {
+  VmcbSaveArea& s = vmcb_->save;
+  const uint64_t next = s.rip + length;
+  const bool long_mode_code = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
+  const bool protected_mode = (s.cr0 & 1u) != 0;  // CR0.PE
+  s.rip = long_mode_code ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
+  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;  // the emulated instruction ends a shadow
+}
+
+Result<SvmRunOutcome> SvmVcpu::on_cr4_write(const Exit& exit) {
+  uint8_t bytes[vmx::kMaxInstructionBytes] = {};
+  vmx::CodeSize code_size = vmx::CodeSize::k16;
+  const size_t fetched = fetch_instruction(bytes, code_size);
+  if (fetched == 0) return stop(exit, "MOV to CR4: the instruction is not in guest RAM");
+  auto mov = decode_mov_to_cr(std::span<const uint8_t>(bytes, fetched), code_size);
+  if (!mov || mov->cr != 4) return stop(exit, "a CR4 write by an instruction the SVM backend does not emulate");
+  const uint64_t* reg = gpr_slot(mov->gpr);
+  if (reg == nullptr) return stop(exit, "MOV to CR4 from a register that does not exist");
+  // Outside 64-bit mode the operand is 32 bits (SDM Vol. 2B MOV CR: "the upper 32 bits are ignored").
+  const uint64_t value = code_size == vmx::CodeSize::k64 ? *reg : (*reg & 0xffffffffu);
+  VmcbSaveArea& s = vmcb_->save;
+  const Cr4Write w = evaluate_cr4_write(s.cr4, value, cr4_allowed_, s.cr0, s.cr3, (s.efer & kEferLma) != 0);
+  if (w.general_protection) {
+    TRY(inject_exception(kVectorGeneralProtection, 0));  // RIP stays on the faulting MOV
+    return SvmRunOutcome::kHandled;
+  }
+  s.cr4 = value;
+  if (w.flush_tlb) vmcb_->control.tlb_control = kTlbControlFlushAll;  // APM 15.16.2
+  set_rip_after(mov->length);
+  return SvmRunOutcome::kHandled;
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic_page) {
