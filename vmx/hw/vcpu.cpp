@@ -92,6 +92,15 @@ constexpr uint8_t kVectorNmi = 2;
 constexpr uint32_t kActivityActive = 0;
 constexpr uint32_t kActivityHlt = 1;
 
+// Exits the host's own events cause, not the guest's execution: a host interrupt
+// (external-interrupt exiting) or a host NMI (NMI exiting; the exception bitmap is 0, so no guest
+// exception exits as EXCEPTION_NMI). SDM Vol. 3C 24.6.1, 25.2.
+constexpr bool exit_caused_by_host(uint32_t raw_reason) {
+  const ExitReasonField f = ExitReasonField::from_raw(raw_reason);
+  return !f.entry_failure && (f.basic == static_cast<uint16_t>(ExitReason::EXTERNAL_INTERRUPT) ||
+                              f.basic == static_cast<uint16_t>(ExitReason::EXCEPTION_NMI));
+}
+
 Result<uint64_t> alloc_page(uint8_t fill) {
   const uint64_t phys = TRY(memory::alloc_frame());
   lib::mem_set(paging::phys_to_ptr<void>(phys), fill, paging::kPageSize);
@@ -583,6 +592,7 @@ inline Result<void> VmxVcpu::inject_pending_event() {
       TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
       (void)events_.pop();
       owner_events_pending_ = !events_.empty();
+      if (owner_events_pending_) queue_gate_.hold(total_exits_);  // the rest wait for the guest
       ++events_injected_;
       break;
     }
@@ -599,14 +609,17 @@ inline Result<void> VmxVcpu::inject_pending_event() {
 }
 
 // The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
-// timer (only while armed), the queue (before the vlapic), then the vlapic's deliverable
-// vector or a window. Afterwards it decides whether the next entries may skip it.
+// timer (only while armed), the queue (before the vlapic; after it delivered an event, only once
+// the guest caused an exit: QueuedEventGate), then the vlapic's deliverable vector or a window.
+// Afterwards it decides whether the next entries may skip it.
 inline Result<void> VmxVcpu::arbitrate_events() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
   if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != VirtualLapic::kNoDeadline) {
     TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
   }
-  if ((attention & kAttentionEvents) != 0 || owner_events_pending_) TRY(inject_pending_event());
+  if (((attention & kAttentionEvents) != 0 || owner_events_pending_) && queue_may_inject()) {
+    TRY(inject_pending_event());
+  }
   // The stub may resume null hypercalls itself only while nothing waits for injection.
   fast_.enabled =
       (fast_allowed_ && !owner_events_pending_ &&
@@ -619,6 +632,12 @@ inline Result<void> VmxVcpu::arbitrate_events() {
       vlapic_.next_deadline() != VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
       (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
   return ok();
+}
+
+inline bool VmxVcpu::queue_may_inject() {
+  if (!queue_gate_.held()) return true;
+  const uint32_t newest = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason;
+  return queue_gate_.open(total_exits_, exit_caused_by_host(newest));
 }
 
 inline Result<void> VmxVcpu::pre_enter() {

@@ -342,6 +342,8 @@ class VmxVcpu {
   // host timer tick still shows its exits growing).
   void publish_state();
   [[gnu::always_inline]] inline Result<void> arbitrate_events();
+  // Whether the queue may inject at this entry (queue_gate_, judged by the newest exit).
+  [[gnu::always_inline]] inline bool queue_may_inject();
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
   [[gnu::always_inline]] inline Result<void> enter_and_decode(ExitInfo& exit);
   [[gnu::always_inline]] inline void record_exit(const ExitInfo& exit);
@@ -491,6 +493,9 @@ class VmxVcpu {
   // the next entry (queued events, IRR bits, an armed timer, windows, HLT/SIPI sleep).
   bool arbitrate_ = true;
   bool owner_events_pending_ = false;  // the queue was non-empty when the owner last looked
+  // Held after the queue injected an event while others wait: they go in after an exit the
+  // guest causes, never at a host interrupt's exit (pending_events.h).
+  QueuedEventGate queue_gate_;
   uint64_t events_injected_ = 0;
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;
