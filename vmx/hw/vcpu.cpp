@@ -22,8 +22,6 @@
 #include "vmx/vmx_controls.h"
 #include "vmx/xstate.h"
 
-extern "C" uint64_t vmx_enter(lantern::vmx::GeneralRegisters* regs, uint64_t launched,
-                              lantern::vmx::VmxFastPath* fast);
 extern "C" char vmx_exit_entry[];
 extern "C" void interrupt_dispatch(lantern::interrupts::Frame* frame);
 
@@ -109,6 +107,20 @@ Result<uint64_t> alloc_page(uint8_t fill) {
 
 void free_page(uint64_t phys) {
   if (phys != 0) (void)memory::free_frame(phys);
+}
+
+// The entry stub (vmx/hw/vmx_entry.S): enters the guest and returns at its next exit with 0, or
+// with RFLAGS when VMLAUNCH/VMRESUME failed. It saves only RBP and RBX, so every other general
+// register is clobbered here: run() keeps its loop's values in RBX and its frame, instead of the
+// stub pushing and popping all the callee-saved registers at every exit. RBX stays saved so that
+// `this` can live in a register across the entry.
+[[gnu::always_inline]] inline uint64_t vmx_enter(GeneralRegisters* regs, uint64_t launched, VmxFastPath* fast) {
+  uint64_t flags;
+  asm volatile("call vmx_enter"
+               : "=a"(flags), "+D"(regs), "+S"(launched), "+d"(fast)
+               :
+               : "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "cc", "memory");
+  return flags;
 }
 
 uint16_t read_fs_selector() {
