@@ -777,17 +777,58 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
   return ok();
 }
 
-inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
-  const auto& table = exit_table();
-  const ExitTableEntry entry = exit.basic < table.size() ? table[exit.basic] : ExitTableEntry{};
+constexpr std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize> VmxVcpu::build_exit_table() {
+  std::array<ExitTableEntry, kExitReasonTableSize> t{};
+  // Quiet: the handler touches no event, vlapic, window or activity state (the vlapic's MSR
+  // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
+  // lists the reasons that have one.
+  auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
+    t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, false};
+  };
+  // Instruction-caused exits (SDM Vol. 3C 25.1.2, 25.1.3): never during event delivery.
+  auto instruction = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps) {
+    t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, true};
+  };
+  set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
+  set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
+  set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
+  set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
+  set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
+  instruction(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
+  set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
+  instruction(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
+  instruction(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
+  instruction(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
+  for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
+                       ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
+                       ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
+    set(r, &VmxVcpu::on_vmx_instruction, true, true);
+  }
+  instruction(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
+  instruction(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
+  instruction(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
+  set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
+  set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
+  set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
+  set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access, true, false);
+  return t;
+}
+
+const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_table() {
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = build_exit_table();
+  return kTable;
+}
+
+template <typename Handler>
+inline Result<VmExit> VmxVcpu::dispatch_exit(ExitInfo& exit, const ExitTableEntry& entry, Handler handler) {
   if (!entry.keeps_guest_xstate) ensure_host_xstate();
   if (entry.needs_qualification || entry.handler == nullptr) {
     exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
   }
   record_exit(exit);
-  if (ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
+  // A failed VM entry has a reason without a handler (33, 34, 41; SDM Vol. 3C 26.8).
+  if (entry.handler == nullptr && ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
     // VM entry failed while loading guest state (SDM Vol. 3C 26.8): the vCPU cannot go on.
-    exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
     ensure_host_xstate();
     (void)stop(exit, "VM entry failed (invalid guest state, MSR loading or machine check)");
     return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
@@ -811,53 +852,29 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   }
   if (!entry.quiet) arbitrate_ = true;
   if (entry.handler == nullptr) return on_unexpected(exit);
-  // The most frequent exits call their table's handler directly, so that it inlines here (as
-  // KVM's vmx_handle_exit does for its hot reasons); the table still lists every handler.
-  switch (static_cast<ExitReason>(exit.basic)) {
-    case ExitReason::CPUID: return on_cpuid(exit);
-    case ExitReason::MSR_READ: return on_msr_read(exit);
-    default: return (this->*entry.handler)(exit);
-  }
+  return handler(exit);
 }
 
-const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_table() {
-  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = [] {
-    std::array<ExitTableEntry, kExitReasonTableSize> t{};
-    // Quiet: the handler touches no event, vlapic, window or activity state (the vlapic's MSR
-    // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
-    // lists the reasons that have one.
-    auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
-      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, false};
-    };
-    // Instruction-caused exits (SDM Vol. 3C 25.1.2, 25.1.3): never during event delivery.
-    auto instruction = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps) {
-      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, true};
-    };
-    set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
-    set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
-    set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
-    set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
-    set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
-    instruction(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
-    set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
-    instruction(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    instruction(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    instruction(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
-    for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
-                         ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
-                         ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
-      set(r, &VmxVcpu::on_vmx_instruction, true, true);
+inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
+  // The most frequent exits take their table entry as a constant, so that its flags fold away,
+  // and call their handler directly, so that it inlines here (as KVM's vmx_handle_exit does for
+  // its hot reasons); the table still lists every handler.
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = build_exit_table();
+  constexpr auto at = [](ExitReason r) { return kTable[static_cast<size_t>(r)]; };
+  switch (static_cast<ExitReason>(exit.basic)) {
+    case ExitReason::CPUID:
+      return dispatch_exit(exit, at(ExitReason::CPUID), [this](const ExitInfo& e) { return on_cpuid(e); });
+    case ExitReason::MSR_READ:
+      return dispatch_exit(exit, at(ExitReason::MSR_READ), [this](const ExitInfo& e) { return on_msr_read(e); });
+    case ExitReason::IO_INSTRUCTION:
+      return dispatch_exit(exit, at(ExitReason::IO_INSTRUCTION), [this](const ExitInfo& e) { return on_io(e); });
+    case ExitReason::VMCALL:
+      return dispatch_exit(exit, at(ExitReason::VMCALL), [this](const ExitInfo& e) { return on_vmcall(e); });
+    default: {
+      const ExitTableEntry entry = exit.basic < kTable.size() ? kTable[exit.basic] : ExitTableEntry{};
+      return dispatch_exit(exit, entry, [this, &entry](const ExitInfo& e) { return (this->*entry.handler)(e); });
     }
-    instruction(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
-    instruction(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
-    instruction(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
-    set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
-    set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
-    set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
-    set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access, true, false);
-    return t;
-  }();
-  return kTable;
+  }
 }
 
 void VmxVcpu::publish_state() {

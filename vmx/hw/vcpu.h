@@ -334,6 +334,11 @@ class VmxVcpu {
   static bool msr_emulated(uint32_t msr);
   Result<VmExit> stop(const ExitInfo& exit, const char* message);
   [[gnu::always_inline]] inline Result<VmExit> handle_exit(ExitInfo& exit);
+  // handle_exit()'s steps for one table entry, then `handler` (inlined with a constant entry for
+  // the hot reasons).
+  template <typename Handler>
+  [[gnu::always_inline]] inline Result<VmExit> dispatch_exit(ExitInfo& exit, const ExitTableEntry& entry,
+                                                             Handler handler);
   // The steps of run(), inlined into it (one frame on the exit path). Before an entry: the
   // event arbiter's work, only when attention bits or local state need it.
   [[gnu::always_inline]] inline Result<void> pre_enter();
@@ -402,6 +407,7 @@ class VmxVcpu {
     }
   }
 
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> build_exit_table();
   static const std::array<ExitTableEntry, kExitReasonTableSize>& exit_table();
 
   // vlapic hooks (vmx/hw/vcpu_vlapic.cpp): nullopt = not a vlapic exit, the normal path goes on.
