@@ -1170,7 +1170,7 @@ Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {
   return VmExit{exits::Nothing{}};
 }
 
-Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   auto q = IoQualification::decode(exit.qualification);
   if (!q) return stop(exit, "malformed I/O exit qualification");
   if (q->string) {

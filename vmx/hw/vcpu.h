@@ -365,7 +365,7 @@ class VmxVcpu {
   Result<VmExit> on_vmcall(const ExitInfo& exit);
   Result<bool> inject_own_interrupt_now(uint8_t vector);
   Result<VmExit> on_vmx_instruction(const ExitInfo& exit);
-  Result<VmExit> on_io(const ExitInfo& exit);
+  [[gnu::always_inline]] inline Result<VmExit> on_io(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<VmExit> on_msr_read(const ExitInfo& exit);
   Result<VmExit> on_msr_write(const ExitInfo& exit);
   Result<VmExit> on_ept_violation(const ExitInfo& exit);
