@@ -1175,7 +1175,7 @@ inline Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   if (!q) return stop(exit, "malformed I/O exit qualification");
   if (q->string) {
     if (vm_core_ == nullptr) return stop(exit, "string I/O (INS/OUTS) needs a VM with a port bus");
-    return on_string_io(exit, *q);
+    return on_string_io(exit);
   }
   if (vm_core_ != nullptr) {
     // The VM's port bus owns every port: its devices, or all-ones reads and dropped writes.

@@ -452,8 +452,9 @@ class VmxVcpu {
   // IA32_TSC_AUX into the hardware MSR (RDTSCP/RDPID read it there); the host never uses it.
   void load_guest_tsc_aux();
   friend class VcpuLinearMemory;  // vcpu_string_io.cpp: guest memory for INS/OUTS
-  // INS/OUTS on a VM with a port bus (vcpu_string_io.cpp).
-  Result<VmExit> on_string_io(const ExitInfo& exit, const IoQualification& io);
+  // INS/OUTS on a VM with a port bus (vcpu_string_io.cpp); decodes the qualification itself, so
+  // that on_io's decoded fields stay in registers.
+  Result<VmExit> on_string_io(const ExitInfo& exit);
 
   GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
   uint32_t vm_id_;
