@@ -718,7 +718,7 @@ Result<VmExit> VmxVcpu::run() {
          (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
       return outcome;
     }
-    if (++exits_since_publish_ >= kPublishEveryExits) publish_state();
+    if ((total_exits_ & (kPublishEveryExits - 1)) == 0) publish_state();
     // One relaxed load per handled exit; the exchange only when a request is there.
     if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false))
       return outcome;
@@ -879,7 +879,6 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
 
 void VmxVcpu::publish_state() {
   constexpr auto kRelaxed = std::memory_order_relaxed;
-  exits_since_publish_ = 0;
   published_.total_exits.store(total_exits_ + fast_.null_hypercalls, kRelaxed);
   published_.last_exit_reason.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason, kRelaxed);
   published_.events_injected.store(events_injected_, kRelaxed);

@@ -342,9 +342,9 @@ class VmxVcpu {
   // The steps of run(), inlined into it (one frame on the exit path). Before an entry: the
   // event arbiter's work, only when attention bits or local state need it.
   [[gnu::always_inline]] inline Result<void> pre_enter();
-  // Owner core: refreshes published_ (at every return from run(), and every
-  // kPublishEveryExits exits handled inside it: a guest that never halts on a core without a
-  // host timer tick still shows its exits growing).
+  // Owner core: refreshes published_ (at every return from run(), and when an exit handled
+  // inside it brings the exit count to a multiple of kPublishEveryExits: a guest that never
+  // halts on a core without a host timer tick still shows its exits growing).
   void publish_state();
   [[gnu::always_inline]] inline Result<void> arbitrate_events();
   // Whether the queue may inject at this entry (queue_gate_, judged by the newest exit).
@@ -529,8 +529,7 @@ class VmxVcpu {
 
   std::array<uint64_t, kExitReasonTableSize> exit_counts_{};
   uint64_t total_exits_ = 0;
-  static constexpr uint32_t kPublishEveryExits = 256;
-  uint32_t exits_since_publish_ = 0;
+  static constexpr uint32_t kPublishEveryExits = 256;  // a power of two: total_exits_ is masked
   std::array<ExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
   PublishedVcpuState published_;
