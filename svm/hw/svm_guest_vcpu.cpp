@@ -261,9 +261,14 @@ Result<void> SvmVcpu::arbitrate_events() {
   context.eventinj_busy = eventinj_busy;
 
   // 2. The pending-event queue (exceptions, NMIs, interrupts from the console or hypercalls).
+  //    After it delivered an event while others wait, the next waits for an exit the guest
+  //    causes: a host interrupt's (INTR, NMI) may come before the handler's first instruction.
   bool want_interrupt_window = false;
   bool want_nmi_window = false;
-  {
+  const uint64_t newest_exit = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode;
+  if (!queue_gate_.open(total_exits_, newest_exit == kVmexitIntr || newest_exit == kVmexitNmi)) {
+    context.eventinj_busy = true;  // the vlapic waits behind the queue (an interrupt window)
+  } else {
     IrqSpinlockGuard guard(events_lock_);
     const std::optional<vmx::PendingEvent> head = events_.peek();
     const vmx::InjectionDecision d = decide_svm_injection(head, context);
@@ -271,6 +276,7 @@ Result<void> SvmVcpu::arbitrate_events() {
       case vmx::InjectionAction::kInjectNow: {
         c.eventinj = TRY(eventinj_for(d.event));
         (void)events_.pop();
+        if (!events_.empty()) queue_gate_.hold(total_exits_);
         ++events_injected_;
         if (d.event.type == vmx::PendingEventType::kNmi) nmi_blocked_ = true;
         context.eventinj_busy = true;
