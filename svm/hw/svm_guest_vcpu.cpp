@@ -246,6 +246,11 @@ bool SvmVcpu::can_wake_from_hlt() {
   return interrupts_on && vlapic_.highest_deliverable().has_value();
 }
 
+bool SvmVcpu::newest_exit_from_host() const {
+  const uint64_t newest = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode;
+  return newest == kVmexitIntr || newest == kVmexitNmi;
+}
+
 Result<void> SvmVcpu::arbitrate_events() {
   VmcbControlArea& c = vmcb_->control;
   // 1. What the last exit interrupted is delivered first (APM 15.7.2).
@@ -265,8 +270,7 @@ Result<void> SvmVcpu::arbitrate_events() {
   //    causes: a host interrupt's (INTR, NMI) may come before the handler's first instruction.
   bool want_interrupt_window = false;
   bool want_nmi_window = false;
-  const uint64_t newest_exit = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode;
-  if (!queue_gate_.open(total_exits_, newest_exit == kVmexitIntr || newest_exit == kVmexitNmi)) {
+  if (queue_gate_.held() && !queue_gate_.open(total_exits_, newest_exit_from_host())) {
     context.eventinj_busy = true;  // the vlapic waits behind the queue (an interrupt window)
   } else {
     IrqSpinlockGuard guard(events_lock_);
