@@ -3,14 +3,8 @@
 namespace lantern::guest {
 namespace {
 
-constexpr bool valid_port_width(uint8_t width) {
-  return width == 1 || width == 2 || width == 4;
-}
 constexpr bool valid_mmio_width(uint8_t width) {
   return width == 1 || width == 2 || width == 4 || width == 8;
-}
-constexpr uint32_t all_ones_32(uint8_t width) {
-  return width >= 4 ? 0xffffffffu : (1u << (width * 8)) - 1;
 }
 constexpr uint64_t all_ones_64(uint8_t width) {
   return width >= 8 ? ~0ull : (1ull << (width * 8)) - 1;
@@ -33,24 +27,7 @@ Result<void> PortBus::register_range(uint16_t first_port, uint32_t count, PortDe
   return ok();
 }
 
-PortDevice* PortBus::device_at(uint16_t port) const {
-  for (size_t i = 0; i < range_count_; ++i) {
-    const Range& r = ranges_[i];
-    if (port >= r.first && uint32_t{port} < r.first + r.count) return r.device;
-  }
-  return nullptr;
-}
-
-void PortBus::count_unclaimed(uint16_t port, bool is_write) {
-  if (is_write)
-    ++unclaimed_.port_writes;
-  else
-    ++unclaimed_.port_reads;
-  // A guest polling one port (a POST-code or delay port) hits the entry counted last.
-  if (last_unclaimed_ < unclaimed_port_count_ && unclaimed_ports_[last_unclaimed_].port == port) {
-    ++(is_write ? unclaimed_ports_[last_unclaimed_].writes : unclaimed_ports_[last_unclaimed_].reads);
-    return;
-  }
+void PortBus::count_unclaimed_elsewhere(uint16_t port, bool is_write) {
   for (size_t i = 0; i < unclaimed_port_count_; ++i) {
     if (unclaimed_ports_[i].port == port) {
       ++(is_write ? unclaimed_ports_[i].writes : unclaimed_ports_[i].reads);
@@ -68,29 +45,11 @@ void PortBus::count_unclaimed(uint16_t port, bool is_write) {
 }
 
 uint32_t PortBus::read(uint16_t port, uint8_t width) {
-  return read(valid_port_width(width) ? device_at(port) : nullptr, port, width);
-}
-
-uint32_t PortBus::read(PortDevice* device, uint16_t port, uint8_t width) {
-  if (!valid_port_width(width)) device = nullptr;
-  if (device == nullptr) {
-    count_unclaimed(port, false);
-    return all_ones_32(valid_port_width(width) ? width : 4);
-  }
-  return device->port_read(port, width) & all_ones_32(width);
+  return read(valid_width(width) ? device_at(port) : nullptr, port, width);
 }
 
 void PortBus::write(uint16_t port, uint8_t width, uint32_t value) {
-  write(valid_port_width(width) ? device_at(port) : nullptr, port, width, value);
-}
-
-void PortBus::write(PortDevice* device, uint16_t port, uint8_t width, uint32_t value) {
-  if (!valid_port_width(width)) device = nullptr;
-  if (device == nullptr) {
-    count_unclaimed(port, true);
-    return;
-  }
-  device->port_write(port, width, value & all_ones_32(width));
+  write(valid_width(width) ? device_at(port) : nullptr, port, width, value);
 }
 
 Result<void> MmioBus::register_window(uint64_t base, uint64_t size, MmioDevice* device) {

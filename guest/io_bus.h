@@ -56,16 +56,35 @@ class PortBus {
   // kAlreadyExists when it overlaps a registered range; kFull when the table is full.
   Result<void> register_range(uint16_t first_port, uint32_t count, PortDevice* device);
 
-  // The device that claims `port`, or nullptr.
-  PortDevice* device_at(uint16_t port) const;
+  // The device that claims `port`, or nullptr. Inline: every port-I/O exit looks one up.
+  PortDevice* device_at(uint16_t port) const {
+    for (size_t i = 0; i < range_count_; ++i) {
+      const Range& r = ranges_[i];
+      if (port >= r.first && uint32_t{port} < r.first + r.count) return r.device;
+    }
+    return nullptr;
+  }
 
   // Dispatch one guest access. `width` must be 1, 2 or 4 (checked: anything else reads as
   // all-ones and is counted as unclaimed).
   uint32_t read(uint16_t port, uint8_t width);
   void write(uint16_t port, uint8_t width, uint32_t value);
   // The same for a caller that already has device_at(port) (the exit path looks it up once).
-  uint32_t read(PortDevice* device, uint16_t port, uint8_t width);
-  void write(PortDevice* device, uint16_t port, uint8_t width, uint32_t value);
+  // Inline, with the unclaimed count of the port counted last (a guest polling one port).
+  uint32_t read(PortDevice* device, uint16_t port, uint8_t width) {
+    if (device == nullptr || !valid_width(width)) {
+      count_unclaimed(port, false);
+      return all_ones(valid_width(width) ? width : 4);
+    }
+    return device->port_read(port, width) & all_ones(width);
+  }
+  void write(PortDevice* device, uint16_t port, uint8_t width, uint32_t value) {
+    if (device == nullptr || !valid_width(width)) {
+      count_unclaimed(port, true);
+      return;
+    }
+    device->port_write(port, width, value & all_ones(width));
+  }
 
   const UnclaimedCounters& unclaimed() const { return unclaimed_; }
   // Distinct unclaimed ports seen, in first-seen order; ports beyond kMaxUnclaimedPorts are
@@ -80,7 +99,22 @@ class PortBus {
     uint32_t count = 0;
     PortDevice* device = nullptr;
   };
-  void count_unclaimed(uint16_t port, bool is_write);
+  static constexpr bool valid_width(uint8_t width) { return width == 1 || width == 2 || width == 4; }
+  static constexpr uint32_t all_ones(uint8_t width) { return width >= 4 ? 0xffffffffu : (1u << (width * 8)) - 1; }
+  void count_unclaimed(uint16_t port, bool is_write) {
+    if (is_write)
+      ++unclaimed_.port_writes;
+    else
+      ++unclaimed_.port_reads;
+    // A guest polling one port (a POST-code or delay port) hits the entry counted last.
+    if (last_unclaimed_ < unclaimed_port_count_ && unclaimed_ports_[last_unclaimed_].port == port) {
+      ++(is_write ? unclaimed_ports_[last_unclaimed_].writes : unclaimed_ports_[last_unclaimed_].reads);
+      return;
+    }
+    count_unclaimed_elsewhere(port, is_write);
+  }
+  // count_unclaimed() for a port other than the one counted last.
+  void count_unclaimed_elsewhere(uint16_t port, bool is_write);
 
   Range ranges_[kMaxRanges];
   size_t range_count_ = 0;

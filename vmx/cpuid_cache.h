@@ -47,23 +47,27 @@ class CpuidLeafCache {
 
   const CpuidRegisters* find(uint32_t leaf, uint32_t subleaf, uint64_t input_key) const {
     const Entry& e = entries_[slot(leaf, subleaf)];
-    if (!e.valid || e.leaf != leaf || e.subleaf != subleaf || e.input_key != input_key) return nullptr;
+    if (e.input_key != input_key || e.leaf != leaf || e.subleaf != subleaf) return nullptr;
     return &e.registers;
   }
+  // `input_key` is cpuid_input_key()'s, never kEmpty.
   void store(uint32_t leaf, uint32_t subleaf, uint64_t input_key, const CpuidRegisters& registers) {
-    entries_[slot(leaf, subleaf)] = Entry{leaf, subleaf, true, input_key, registers};
+    entries_[slot(leaf, subleaf)] = Entry{leaf, subleaf, input_key, registers};
   }
   // The vCPU's fixed configuration changed (controls, core, TSC rate): every answer is stale.
   void clear() { entries_ = {}; }
 
  private:
-  struct Entry {
+  // The input key of an empty slot. No leaf's key takes it: 01H's are 0-3, others' 0, and 0DH's
+  // is XCR0, whose bit 63 is reserved and 0 (SDM Vol. 1 13.3).
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  struct Entry {  // 32 bytes: a slot is found with a shift
     uint32_t leaf = 0;
     uint32_t subleaf = 0;
-    bool valid = false;
-    uint64_t input_key = 0;
+    uint64_t input_key = kEmpty;
     CpuidRegisters registers;
   };
+  static_assert(sizeof(Entry) == 32);
   // Basic leaves 0-1FH with subleaf 0 get distinct slots; the extended (8000_00xxH) and
   // hypervisor (4000_00xxH) ranges are folded in by their top bits.
   static constexpr size_t slot(uint32_t leaf, uint32_t subleaf) {

@@ -146,6 +146,35 @@ inline InjectionDecision decide_injection(const PendingEventQueue& queue, const 
   return decide_injection(queue.peek(), context);
 }
 
+// ---- When the queue may inject again ----------------------------------------------------------
+// One event goes in per VM entry (SDM Vol. 3C 26.5). After an entry that delivered a queued event
+// while others still wait, the next one waits for an exit the guest causes. An exit the host
+// causes (an external interrupt, a host NMI) can come right after the delivery, before the
+// handler's first instruction (VM exits after VM entry are evaluated once the injected event is
+// delivered, SDM Vol. 3C 26.7); injecting the next event there would let the host's interrupts
+// decide where the guest takes it. The arbiter asks open() before every entry while the gate is
+// held (it runs before each entry while events wait), so the newest exit is all it needs.
+class QueuedEventGate {
+ public:
+  // A queued event went in and more wait; `exits` counts the exits so far.
+  void hold(uint64_t exits) {
+    held_ = true;
+    held_at_exits_ = exits;
+  }
+  // Before an entry: may the queue inject? `exits` counts the exits so far and
+  // `newest_exit_from_host` says whether the newest was caused by the host.
+  bool open(uint64_t exits, bool newest_exit_from_host) {
+    if (held_ && exits != held_at_exits_ && !newest_exit_from_host) held_ = false;
+    return !held_;
+  }
+  bool held() const { return held_; }
+  void reset() { held_ = false; }
+
+ private:
+  bool held_ = false;
+  uint64_t held_at_exits_ = 0;
+};
+
 // ---- Re-injection of an event whose delivery was interrupted by a VM exit ---------------------
 // SDM Vol. 3C 27.2.4 / 24.9.3: when IDT_VECTORING_INFO_FIELD is valid, the event must be
 // injected again on the next VM entry with the same vector, type and error code; software

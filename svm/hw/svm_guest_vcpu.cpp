@@ -215,6 +215,11 @@ bool SvmVcpu::can_wake_from_hlt() {
   return interrupts_on && vlapic_.highest_deliverable().has_value();
 }
 
+bool SvmVcpu::newest_exit_from_host() const {
+  const uint64_t newest = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode;
+  return newest == kVmexitIntr || newest == kVmexitNmi;
+}
+
 Result<void> SvmVcpu::arbitrate_events() {
   VmcbControlArea& c = vmcb_->control;
   // 1. What the last exit interrupted is delivered first (APM 15.7.2).
@@ -230,9 +235,13 @@ Result<void> SvmVcpu::arbitrate_events() {
   context.eventinj_busy = eventinj_busy;
 
   // 2. The pending-event queue (exceptions, NMIs, interrupts from the console or hypercalls).
+  //    After it delivered an event while others wait, the next waits for an exit the guest
+  //    causes: a host interrupt's (INTR, NMI) may come before the handler's first instruction.
   bool want_interrupt_window = false;
   bool want_nmi_window = false;
-  {
+  if (queue_gate_.held() && !queue_gate_.open(total_exits_, newest_exit_from_host())) {
+    context.eventinj_busy = true;  // the vlapic waits behind the queue (an interrupt window)
+  } else {
     IrqSpinlockGuard guard(events_lock_);
     const std::optional<vmx::PendingEvent> head = events_.peek();
     const vmx::InjectionDecision d = decide_svm_injection(head, context);
@@ -240,6 +249,7 @@ Result<void> SvmVcpu::arbitrate_events() {
       case vmx::InjectionAction::kInjectNow: {
         c.eventinj = TRY(eventinj_for(d.event));
         (void)events_.pop();
+        if (!events_.empty()) queue_gate_.hold(total_exits_);
         ++events_injected_;
         if (d.event.type == vmx::PendingEventType::kNmi) nmi_blocked_ = true;
         context.eventinj_busy = true;

@@ -278,6 +278,10 @@ class SvmVcpu {
 
   mutable IrqSpinlock events_lock_;
   vmx::PendingEventQueue events_;  // guarded by events_lock_
+  // Held after the queue injected an event while others wait: they go in after an exit the
+  // guest causes, never at a host interrupt's (vmx/pending_events.h).
+  vmx::QueuedEventGate queue_gate_;
+  bool newest_exit_from_host() const;  // the newest exit was INTR or NMI
   std::atomic<uint32_t> attention_{0};
   uint64_t events_injected_ = 0;
 

@@ -184,6 +184,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
+  queue_gate_.reset();
   attention_.store(0, std::memory_order_relaxed);
   posted_.clear();
   wait_for_sipi_ = false;
@@ -389,6 +390,7 @@ void SvmVcpu::enter_wait_for_sipi() {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
+  queue_gate_.reset();
   vmcb_->control.eventinj = 0;
   reinject_.reset();
   halted_ = false;

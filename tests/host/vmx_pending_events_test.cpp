@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "vmx/pending_events.h"
 
@@ -225,6 +227,61 @@ TEST(VmxPendingEvents, BlockedNmiHoldsBackLowerPriorityInterrupts) {
   EXPECT_EQ(d.action, InjectionAction::kRequestNmiWindow);
   EXPECT_EQ(d.event.type, T::kNmi);
   EXPECT_EQ(q.size(), 2u);  // deciding does not consume
+}
+
+TEST(VmxPendingEvents, QueuedEventGateWaitsForAnExitTheGuestCauses) {
+  QueuedEventGate gate;
+  EXPECT_TRUE(gate.open(0, false));
+  EXPECT_TRUE(gate.open(1, true));  // nothing held: host exits do not matter
+  gate.hold(5);                     // injected before the entry that ends in exit 6
+  EXPECT_TRUE(gate.held());
+  EXPECT_FALSE(gate.open(5, false));  // no exit since the injection yet
+  EXPECT_FALSE(gate.open(6, true));   // a host interrupt right after the delivery
+  EXPECT_FALSE(gate.open(7, true));   // and another one
+  EXPECT_TRUE(gate.open(8, false));   // the guest's own exit (its handler's VMCALL)
+  EXPECT_FALSE(gate.held());
+  EXPECT_TRUE(gate.open(9, true));
+  gate.hold(9);
+  gate.reset();  // INIT or a restart dropped the queue
+  EXPECT_TRUE(gate.open(9, false));
+}
+
+// The event self-test's step 6 as the arbiter runs it: #GP(0), an NMI and an interrupt queued at
+// once; a host interrupt exits right after each delivery. The guest takes the NMI only after the
+// #GP handler's own exit, whatever the host does in between.
+TEST(VmxPendingEvents, HostExitsDoNotMoveTheNextQueuedEvent) {
+  PendingEventQueue q;
+  ASSERT_TRUE(q.queue_event(T::kExternalInterrupt, 0x40).has_value());
+  ASSERT_TRUE(q.queue_event(T::kNmi, 2).has_value());
+  ASSERT_TRUE(q.queue_event(T::kHardwareException, 13, 0).has_value());
+  QueuedEventGate gate;
+  uint64_t exits = 0;
+  bool newest_exit_from_host = false;
+  std::vector<std::string> seen;  // injections and exits, in order
+  // Each entry: the arbiter's pass, then the exit that ends it (the host's, or the guest's own).
+  auto entry = [&](bool exit_from_host, const char* guest_exit) {
+    if (!q.empty() && gate.open(exits, newest_exit_from_host)) {
+      InjectionContext ctx;  // in a handler: IF = 0, nothing else blocked
+      const InjectionDecision d = decide_injection(q, ctx);
+      if (d.action == InjectionAction::kInjectNow) {
+        (void)q.pop();
+        if (!q.empty()) gate.hold(exits);
+        seen.push_back("inject " + std::to_string(d.event.vector));
+      }
+    }
+    ++exits;
+    newest_exit_from_host = exit_from_host;
+    seen.push_back(exit_from_host ? std::string("host") : std::string(guest_exit));
+  };
+  entry(true, nullptr);             // #GP delivered, then a host interrupt's exit
+  entry(true, nullptr);             // the handler's first instructions, another host exit
+  entry(false, "report 13");        // the #GP handler's VMCALL
+  entry(true, nullptr);             // NMI delivered, a host exit
+  entry(false, "report 2");         // the NMI handler's VMCALL
+  const std::vector<std::string> expected = {"inject 13", "host", "host",     "report 13",
+                                             "inject 2",  "host", "report 2"};
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(q.size(), 1u);  // the interrupt waits for IF = 1 (its window)
 }
 
 TEST(VmxPendingEvents, ReinjectionFromIdtVectoring) {

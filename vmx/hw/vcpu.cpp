@@ -22,8 +22,6 @@
 #include "vmx/vmx_controls.h"
 #include "vmx/xstate.h"
 
-extern "C" uint64_t vmx_enter(lantern::vmx::GeneralRegisters* regs, uint64_t launched,
-                              lantern::vmx::VmxFastPath* fast);
 extern "C" char vmx_exit_entry[];
 extern "C" void interrupt_dispatch(lantern::interrupts::Frame* frame);
 
@@ -92,6 +90,15 @@ constexpr uint8_t kVectorNmi = 2;
 constexpr uint32_t kActivityActive = 0;
 constexpr uint32_t kActivityHlt = 1;
 
+// Exits the host's own events cause, not the guest's execution: a host interrupt
+// (external-interrupt exiting) or a host NMI (NMI exiting; the exception bitmap is 0, so no guest
+// exception exits as EXCEPTION_NMI). SDM Vol. 3C 24.6.1, 25.2.
+constexpr bool exit_caused_by_host(uint32_t raw_reason) {
+  const ExitReasonField f = ExitReasonField::from_raw(raw_reason);
+  return !f.entry_failure && (f.basic == static_cast<uint16_t>(ExitReason::EXTERNAL_INTERRUPT) ||
+                              f.basic == static_cast<uint16_t>(ExitReason::EXCEPTION_NMI));
+}
+
 Result<uint64_t> alloc_page(uint8_t fill) {
   const uint64_t phys = TRY(memory::alloc_frame());
   lib::mem_set(paging::phys_to_ptr<void>(phys), fill, paging::kPageSize);
@@ -100,6 +107,20 @@ Result<uint64_t> alloc_page(uint8_t fill) {
 
 void free_page(uint64_t phys) {
   if (phys != 0) (void)memory::free_frame(phys);
+}
+
+// The entry stub (vmx/hw/vmx_entry.S): enters the guest and returns at its next exit with 0, or
+// with RFLAGS when VMLAUNCH/VMRESUME failed. It saves only RBP and RBX, so every other general
+// register is clobbered here: run() keeps its loop's values in RBX and its frame, instead of the
+// stub pushing and popping all the callee-saved registers at every exit. RBX stays saved so that
+// `this` can live in a register across the entry.
+[[gnu::always_inline]] inline uint64_t vmx_enter(GeneralRegisters* regs, uint64_t launched, VmxFastPath* fast) {
+  uint64_t flags;
+  asm volatile("call vmx_enter"
+               : "=a"(flags), "+D"(regs), "+S"(launched), "+d"(fast)
+               :
+               : "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "cc", "memory");
+  return flags;
 }
 
 uint16_t read_fs_selector() {
@@ -583,6 +604,7 @@ inline Result<void> VmxVcpu::inject_pending_event() {
       TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
       (void)events_.pop();
       owner_events_pending_ = !events_.empty();
+      if (owner_events_pending_) queue_gate_.hold(total_exits_);  // the rest wait for the guest
       ++events_injected_;
       break;
     }
@@ -599,14 +621,17 @@ inline Result<void> VmxVcpu::inject_pending_event() {
 }
 
 // The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
-// timer (only while armed), the queue (before the vlapic), then the vlapic's deliverable
-// vector or a window. Afterwards it decides whether the next entries may skip it.
+// timer (only while armed), the queue (before the vlapic; after it delivered an event, only once
+// the guest caused an exit: QueuedEventGate), then the vlapic's deliverable vector or a window.
+// Afterwards it decides whether the next entries may skip it.
 inline Result<void> VmxVcpu::arbitrate_events() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
   if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != VirtualLapic::kNoDeadline) {
     TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
   }
-  if ((attention & kAttentionEvents) != 0 || owner_events_pending_) TRY(inject_pending_event());
+  if (((attention & kAttentionEvents) != 0 || owner_events_pending_) && queue_may_inject()) {
+    TRY(inject_pending_event());
+  }
   // The stub may resume null hypercalls itself only while nothing waits for injection.
   fast_.enabled =
       (fast_allowed_ && !owner_events_pending_ &&
@@ -619,6 +644,12 @@ inline Result<void> VmxVcpu::arbitrate_events() {
       vlapic_.next_deadline() != VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
       (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
   return ok();
+}
+
+inline bool VmxVcpu::queue_may_inject() {
+  if (!queue_gate_.held()) return true;
+  const uint32_t newest = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason;
+  return queue_gate_.open(total_exits_, exit_caused_by_host(newest));
 }
 
 inline Result<void> VmxVcpu::pre_enter() {
@@ -687,7 +718,7 @@ Result<VmExit> VmxVcpu::run() {
          (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
       return outcome;
     }
-    if (++exits_since_publish_ >= kPublishEveryExits) publish_state();
+    if ((total_exits_ & (kPublishEveryExits - 1)) == 0) publish_state();
     // One relaxed load per handled exit; the exchange only when a request is there.
     if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false))
       return outcome;
@@ -746,17 +777,58 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
   return ok();
 }
 
-inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
-  const auto& table = exit_table();
-  const ExitTableEntry entry = exit.basic < table.size() ? table[exit.basic] : ExitTableEntry{};
+constexpr std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize> VmxVcpu::build_exit_table() {
+  std::array<ExitTableEntry, kExitReasonTableSize> t{};
+  // Quiet: the handler touches no event, vlapic, window or activity state (the vlapic's MSR
+  // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
+  // lists the reasons that have one.
+  auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
+    t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, false};
+  };
+  // Instruction-caused exits (SDM Vol. 3C 25.1.2, 25.1.3): never during event delivery.
+  auto instruction = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps) {
+    t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, true};
+  };
+  set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
+  set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
+  set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
+  set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
+  set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
+  instruction(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
+  set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
+  instruction(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
+  instruction(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
+  instruction(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
+  for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
+                       ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
+                       ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
+    set(r, &VmxVcpu::on_vmx_instruction, true, true);
+  }
+  instruction(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
+  instruction(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
+  instruction(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
+  set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
+  set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
+  set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
+  set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access, true, false);
+  return t;
+}
+
+const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_table() {
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = build_exit_table();
+  return kTable;
+}
+
+template <typename Handler>
+inline Result<VmExit> VmxVcpu::dispatch_exit(ExitInfo& exit, const ExitTableEntry& entry, Handler handler) {
   if (!entry.keeps_guest_xstate) ensure_host_xstate();
   if (entry.needs_qualification || entry.handler == nullptr) {
     exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
   }
   record_exit(exit);
-  if (ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
+  // A failed VM entry has a reason without a handler (33, 34, 41; SDM Vol. 3C 26.8).
+  if (entry.handler == nullptr && ExitReasonField::from_raw(exit.raw_reason).entry_failure) {
     // VM entry failed while loading guest state (SDM Vol. 3C 26.8): the vCPU cannot go on.
-    exit.qualification = TRY(vmcs_read(hw_, FN::EXIT_QUALIFICATION));
     ensure_host_xstate();
     (void)stop(exit, "VM entry failed (invalid guest state, MSR loading or machine check)");
     return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
@@ -780,58 +852,33 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
   }
   if (!entry.quiet) arbitrate_ = true;
   if (entry.handler == nullptr) return on_unexpected(exit);
-  // The most frequent exits call their table's handler directly, so that it inlines here (as
-  // KVM's vmx_handle_exit does for its hot reasons); the table still lists every handler.
-  switch (static_cast<ExitReason>(exit.basic)) {
-    case ExitReason::CPUID: return on_cpuid(exit);
-    case ExitReason::MSR_READ: return on_msr_read(exit);
-    default: return (this->*entry.handler)(exit);
-  }
+  return handler(exit);
 }
 
-const std::array<VmxVcpu::ExitTableEntry, kExitReasonTableSize>& VmxVcpu::exit_table() {
-  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = [] {
-    std::array<ExitTableEntry, kExitReasonTableSize> t{};
-    // Quiet: the handler touches no event, vlapic, window or activity state (the vlapic's MSR
-    // handlers mark the arbiter themselves). With qualification: SDM Vol. 3C 27.2.1, Table 27-2
-    // lists the reasons that have one.
-    auto set = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps = false) {
-      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, false};
-    };
-    // Instruction-caused exits (SDM Vol. 3C 25.1.2, 25.1.3): never during event delivery.
-    auto instruction = [&t](ExitReason r, ExitHandler h, bool needs_qualification, bool quiet, bool keeps) {
-      t[static_cast<size_t>(r)] = ExitTableEntry{h, needs_qualification, quiet, keeps, true};
-    };
-    set(ExitReason::EXCEPTION_NMI, &VmxVcpu::on_exception_or_nmi, true, false);
-    set(ExitReason::EXTERNAL_INTERRUPT, &VmxVcpu::on_external_interrupt, false, false);
-    set(ExitReason::TRIPLE_FAULT, &VmxVcpu::on_triple_fault, false, false);
-    set(ExitReason::INTERRUPT_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
-    set(ExitReason::NMI_WINDOW, &VmxVcpu::on_interrupt_window, false, false);
-    instruction(ExitReason::CPUID, &VmxVcpu::on_cpuid, false, true, true);
-    set(ExitReason::HLT, &VmxVcpu::on_hlt, false, false);
-    instruction(ExitReason::INVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    instruction(ExitReason::WBINVD, &VmxVcpu::on_skip_instruction, false, true, true);
-    instruction(ExitReason::VMCALL, &VmxVcpu::on_vmcall, false, true, true);
-    for (ExitReason r : {ExitReason::VMCLEAR, ExitReason::VMLAUNCH, ExitReason::VMPTRLD, ExitReason::VMPTRST,
-                         ExitReason::VMREAD, ExitReason::VMRESUME, ExitReason::VMWRITE, ExitReason::VMXOFF,
-                         ExitReason::VMXON, ExitReason::INVEPT, ExitReason::INVVPID}) {
-      set(r, &VmxVcpu::on_vmx_instruction, true, true);
+inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
+  // The most frequent exits take their table entry as a constant, so that its flags fold away,
+  // and call their handler directly, so that it inlines here (as KVM's vmx_handle_exit does for
+  // its hot reasons); the table still lists every handler.
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> kTable = build_exit_table();
+  constexpr auto at = [](ExitReason r) { return kTable[static_cast<size_t>(r)]; };
+  switch (static_cast<ExitReason>(exit.basic)) {
+    case ExitReason::CPUID:
+      return dispatch_exit(exit, at(ExitReason::CPUID), [this](const ExitInfo& e) { return on_cpuid(e); });
+    case ExitReason::MSR_READ:
+      return dispatch_exit(exit, at(ExitReason::MSR_READ), [this](const ExitInfo& e) { return on_msr_read(e); });
+    case ExitReason::IO_INSTRUCTION:
+      return dispatch_exit(exit, at(ExitReason::IO_INSTRUCTION), [this](const ExitInfo& e) { return on_io(e); });
+    case ExitReason::VMCALL:
+      return dispatch_exit(exit, at(ExitReason::VMCALL), [this](const ExitInfo& e) { return on_vmcall(e); });
+    default: {
+      const ExitTableEntry entry = exit.basic < kTable.size() ? kTable[exit.basic] : ExitTableEntry{};
+      return dispatch_exit(exit, entry, [this, &entry](const ExitInfo& e) { return (this->*entry.handler)(e); });
     }
-    instruction(ExitReason::IO_INSTRUCTION, &VmxVcpu::on_io, true, true, true);
-    instruction(ExitReason::MSR_READ, &VmxVcpu::on_msr_read, false, true, true);
-    instruction(ExitReason::MSR_WRITE, &VmxVcpu::on_msr_write, false, true, true);
-    set(ExitReason::EPT_VIOLATION, &VmxVcpu::on_ept_violation, true, false);
-    set(ExitReason::PREEMPTION_TIMER, &VmxVcpu::on_preemption_timer, false, false);
-    set(ExitReason::XSETBV, &VmxVcpu::on_xsetbv, false, true);
-    set(ExitReason::CR_ACCESS, &VmxVcpu::on_cr_access, true, false);
-    return t;
-  }();
-  return kTable;
+  }
 }
 
 void VmxVcpu::publish_state() {
   constexpr auto kRelaxed = std::memory_order_relaxed;
-  exits_since_publish_ = 0;
   published_.total_exits.store(total_exits_ + fast_.null_hypercalls, kRelaxed);
   published_.last_exit_reason.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason, kRelaxed);
   published_.events_injected.store(events_injected_, kRelaxed);
@@ -1122,12 +1169,12 @@ Result<VmExit> VmxVcpu::on_vmx_instruction(const ExitInfo&) {
   return VmExit{exits::Nothing{}};
 }
 
-Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
+inline Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
   auto q = IoQualification::decode(exit.qualification);
   if (!q) return stop(exit, "malformed I/O exit qualification");
   if (q->string) {
     if (vm_core_ == nullptr) return stop(exit, "string I/O (INS/OUTS) needs a VM with a port bus");
-    return on_string_io(exit, *q);
+    return on_string_io(exit);
   }
   if (vm_core_ != nullptr) {
     // The VM's port bus owns every port: its devices, or all-ones reads and dropped writes.

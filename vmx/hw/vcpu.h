@@ -334,14 +334,21 @@ class VmxVcpu {
   static bool msr_emulated(uint32_t msr);
   Result<VmExit> stop(const ExitInfo& exit, const char* message);
   [[gnu::always_inline]] inline Result<VmExit> handle_exit(ExitInfo& exit);
+  // handle_exit()'s steps for one table entry, then `handler` (inlined with a constant entry for
+  // the hot reasons).
+  template <typename Handler>
+  [[gnu::always_inline]] inline Result<VmExit> dispatch_exit(ExitInfo& exit, const ExitTableEntry& entry,
+                                                             Handler handler);
   // The steps of run(), inlined into it (one frame on the exit path). Before an entry: the
   // event arbiter's work, only when attention bits or local state need it.
   [[gnu::always_inline]] inline Result<void> pre_enter();
-  // Owner core: refreshes published_ (at every return from run(), and every
-  // kPublishEveryExits exits handled inside it: a guest that never halts on a core without a
-  // host timer tick still shows its exits growing).
+  // Owner core: refreshes published_ (at every return from run(), and when an exit handled
+  // inside it brings the exit count to a multiple of kPublishEveryExits: a guest that never
+  // halts on a core without a host timer tick still shows its exits growing).
   void publish_state();
   [[gnu::always_inline]] inline Result<void> arbitrate_events();
+  // Whether the queue may inject at this entry (queue_gate_, judged by the newest exit).
+  [[gnu::always_inline]] inline bool queue_may_inject();
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
   [[gnu::always_inline]] inline Result<void> enter_and_decode(ExitInfo& exit);
   [[gnu::always_inline]] inline void record_exit(const ExitInfo& exit);
@@ -358,7 +365,7 @@ class VmxVcpu {
   Result<VmExit> on_vmcall(const ExitInfo& exit);
   Result<bool> inject_own_interrupt_now(uint8_t vector);
   Result<VmExit> on_vmx_instruction(const ExitInfo& exit);
-  Result<VmExit> on_io(const ExitInfo& exit);
+  [[gnu::always_inline]] inline Result<VmExit> on_io(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<VmExit> on_msr_read(const ExitInfo& exit);
   Result<VmExit> on_msr_write(const ExitInfo& exit);
   Result<VmExit> on_ept_violation(const ExitInfo& exit);
@@ -400,6 +407,7 @@ class VmxVcpu {
     }
   }
 
+  static constexpr std::array<ExitTableEntry, kExitReasonTableSize> build_exit_table();
   static const std::array<ExitTableEntry, kExitReasonTableSize>& exit_table();
 
   // vlapic hooks (vmx/hw/vcpu_vlapic.cpp): nullopt = not a vlapic exit, the normal path goes on.
@@ -444,8 +452,9 @@ class VmxVcpu {
   // IA32_TSC_AUX into the hardware MSR (RDTSCP/RDPID read it there); the host never uses it.
   void load_guest_tsc_aux();
   friend class VcpuLinearMemory;  // vcpu_string_io.cpp: guest memory for INS/OUTS
-  // INS/OUTS on a VM with a port bus (vcpu_string_io.cpp).
-  Result<VmExit> on_string_io(const ExitInfo& exit, const IoQualification& io);
+  // INS/OUTS on a VM with a port bus (vcpu_string_io.cpp); decodes the qualification itself, so
+  // that on_io's decoded fields stay in registers.
+  Result<VmExit> on_string_io(const ExitInfo& exit);
 
   GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
   uint32_t vm_id_;
@@ -491,6 +500,9 @@ class VmxVcpu {
   // the next entry (queued events, IRR bits, an armed timer, windows, HLT/SIPI sleep).
   bool arbitrate_ = true;
   bool owner_events_pending_ = false;  // the queue was non-empty when the owner last looked
+  // Held after the queue injected an event while others wait: they go in after an exit the
+  // guest causes, never at a host interrupt's exit (pending_events.h).
+  QueuedEventGate queue_gate_;
   uint64_t events_injected_ = 0;
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;
@@ -517,8 +529,7 @@ class VmxVcpu {
 
   std::array<uint64_t, kExitReasonTableSize> exit_counts_{};
   uint64_t total_exits_ = 0;
-  static constexpr uint32_t kPublishEveryExits = 256;
-  uint32_t exits_since_publish_ = 0;
+  static constexpr uint32_t kPublishEveryExits = 256;  // a power of two: total_exits_ is masked
   std::array<ExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
   PublishedVcpuState published_;

@@ -126,6 +126,7 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
     events_.clear();
   }
   owner_events_pending_ = false;
+  queue_gate_.reset();
   attention_.store(0, std::memory_order_relaxed);
   posted_.clear();
   wait_for_sipi_ = false;

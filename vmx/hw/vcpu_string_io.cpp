@@ -80,7 +80,8 @@ class VcpuLinearMemory final : public guest::GuestLinearMemory {
   const guest::GuestPagingState& paging_;
 };
 
-Result<VmExit> VmxVcpu::on_string_io(const ExitInfo& exit, const IoQualification& io) {
+Result<VmExit> VmxVcpu::on_string_io(const ExitInfo& exit) {
+  const IoQualification io = TRY(IoQualification::decode(exit.qualification));
   if (!capabilities()->ins_outs_info) {
     return stop(exit,
                 "string I/O (INS/OUTS): this CPU gives no INS/OUTS instruction information "

@@ -158,6 +158,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
+  queue_gate_.reset();
   TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, 0));
   const uint32_t primary =
       primary_controls_ & ~(proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
@@ -221,11 +222,13 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
   if (auto vector = vlapic_.highest_deliverable()) {
     fast_.enabled = 0;
     const uint32_t entry_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
-    if ((entry_info & kIntrInfoValid) != 0) {
-      // The entry slot is taken (a queued event or a re-injection goes first): come back when
-      // the guest can take an interrupt again. With the slot free, a queued event that is still
-      // blocked (an NMI under NMI blocking, an interrupt under IF = 0) does not hold the vlapic
-      // back: its interrupt goes in when RFLAGS.IF and interruptibility allow it.
+    if ((entry_info & kIntrInfoValid) != 0 || queue_gate_.held()) {
+      // The entry slot is taken (a queued event or a re-injection goes first), or queued events
+      // wait for the guest's next exit (QueuedEventGate), which the vlapic must not overtake:
+      // come back when the guest can take an interrupt again. With the slot free, a queued
+      // event that is still blocked (an NMI under NMI blocking, an interrupt under IF = 0) does
+      // not hold the vlapic back: its interrupt goes in when RFLAGS.IF and interruptibility
+      // allow it.
       primary |= proc_based::kInterruptWindowExiting;
     } else {
       InjectionContext context;

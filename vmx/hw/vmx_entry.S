@@ -1,15 +1,18 @@
 /* VM entry and exit for VmxVcpu::run() (vmx/hw/vcpu.cpp).
  *
- *   uint64_t vmx_enter(GeneralRegisters* regs, uint64_t launched, VmxFastPath* fast);
+ *   rax = vmx_enter(rdi = GeneralRegisters* regs, rsi = launched, rdx = VmxFastPath* fast)
  *
- * Saves the host's callee-saved registers (SysV ABI: rbx, rbp, r12-r15), pushes `regs`,
- * writes HOST_RSP (VMCS field 0x6c14, SDM Vol. 3D Appendix B.4.4) with the resulting stack
- * pointer unless fast->host_rsp says the current VMCS already holds it (KVM does the same),
- * loads the guest's general registers from `regs` (VM entry does not load them:
- * SDM Vol. 3C 26.3.2 lists what it loads), then VMRESUME when `launched` != 0, else VMLAUNCH.
+ * Saves only RBP (the frame pointer) and RBX, and pushes `fast` and `regs`: the caller,
+ * VmxVcpu::run(), reaches the stub through an inline-asm CALL that declares every other general
+ * register clobbered, so it keeps its loop's values in RBX and its frame instead of the stub
+ * saving and restoring all the callee-saved registers at every exit. The stub then writes HOST_RSP
+ * (VMCS field 0x6c14, SDM Vol. 3D Appendix B.4.4) with the resulting stack pointer unless
+ * fast->host_rsp says the current VMCS already holds it (KVM does the same), loads the guest's
+ * general registers from `regs` (VM entry does not load them: SDM Vol. 3C 26.3.2 lists what it
+ * loads), then VMRESUME when `launched` != 0, else VMLAUNCH.
  *
  * On success the CPU continues at HOST_RIP = vmx_exit_entry with RSP = HOST_RSP (SDM Vol. 3C
- * 27.5.3): the stub stores the guest registers back into `regs`, restores the host's and
+ * 27.5.3): the stub stores the guest registers back into `regs`, restores RBX and RBP and
  * returns 0. When VMLAUNCH/VMRESUME fail (VMfailInvalid CF=1 / VMfailValid ZF=1, SDM Vol. 3C
  * 30.2) execution falls through: the stub returns RFLAGS, which is never 0 (bit 1 is always 1).
  *
@@ -58,12 +61,7 @@
 .type vmx_enter, @function
 vmx_enter:
   pushq %rbp
-  movq %rsp, %rbp
   pushq %rbx
-  pushq %r12
-  pushq %r13
-  pushq %r14
-  pushq %r15
   pushq %rdx                   /* fast, at 8(HOST_RSP) */
   pushq %rdi                   /* regs, found again at (HOST_RSP) after the exit */
 
@@ -100,10 +98,6 @@ vmx_enter:
   pushfq
   popq %rax
   addq $16, %rsp               /* regs, fast */
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
   popq %rbx
   popq %rbp
   ret
@@ -166,10 +160,6 @@ vmx_exit_entry:
   popq %rax
   movq %rax, REG_RDI(%rdi)
   addq $16, %rsp               /* regs, fast */
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
   popq %rbx
   popq %rbp
   xorl %eax, %eax
