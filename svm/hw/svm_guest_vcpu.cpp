@@ -504,14 +504,23 @@ Result<SvmRunOutcome> SvmVcpu::on_shutdown(const Exit& exit) {
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
-  // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The xAPIC page (in xAPIC
-  // mode) and the VM's MMIO devices are not mapped, so their accesses come here.
+  // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The APIC page and the
+  // VM's MMIO devices are not mapped, so their accesses come here.
   const uint64_t gpa = exit.exitinfo2;
-  const uint64_t apic_page = apic_base_ & ~uint64_t{0xfff};
-  const bool xapic_mode = (apic_base_ & (kApicBaseEnable | kApicBaseExtd)) == kApicBaseEnable;
-  if (xapic_mode && gpa >= apic_page && gpa < apic_page + paging::kPageSize) return on_mmio(exit, gpa, true);
+  const vmx::ApicPageAccess apic = vmx::apic_page_access(apic_base_, gpa);
+  if (apic != vmx::ApicPageAccess::kNotApicPage) {
+    // xAPIC mode: the vlapic's registers; disabled or x2APIC mode: nothing answers.
+    const bool registers = apic == vmx::ApicPageAccess::kXapicRegisters;
+    if (registers) vlapic_.set_time(cpu::rdtsc());
+    vmx::ApicPageDevice page(vlapic_, apic);
+    const SvmRunOutcome outcome = TRY(on_mmio(exit, page, gpa & 0xfff));
+    if (registers) route_vlapic_side_effects();
+    return outcome;
+  }
   uint64_t offset = 0;
-  if (vm_.mmio.device_at(gpa, &offset) != nullptr) return on_mmio(exit, gpa, false);
+  if (guest::MmioDevice* device = vm_.mmio.device_at(gpa, &offset); device != nullptr) {
+    return on_mmio(exit, *device, offset);
+  }
   // The guest never runs on the host's page tables: a save area holding the host's CR3 means the
   // emulator took a #VMEXIT while the host was running and overwrote the guest's state with the
   // host's. QEMU 7.2's multi-threaded TCG does this on CPU 0 when another vCPU's thread restores
@@ -557,6 +566,10 @@ Result<void> SvmVcpu::skip_instruction(const Exit& exit) {
   const SvmFeatures* f = features();
   const uint64_t next = TRY(next_rip(exit.exitcode, exit.rip, exit.exitinfo2, vmcb_->control.nrip,
                                      f != nullptr && f->next_rip_save));
+  return complete_emulated_instruction(next);
+}
+
+Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
   // Outside long mode the instruction pointer is 32 bits (16 in real mode, where CS.limit is 64 KiB).
   const bool protected_mode = (vmcb_->save.cr0 & kCr0Pe) != 0;
   const bool long_mode_code = (vmcb_->save.cs.attrib & (1u << 9)) != 0;  // CS.L (APM Figure 15-4 bit 9)

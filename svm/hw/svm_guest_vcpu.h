@@ -13,7 +13,8 @@
 // next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC, PAT,
 // TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's unknown-MSR
 // policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
-// instructions and XSETBV (#UD), NPF on the xAPIC page or a VM MMIO device (emulated MOV).
+// instructions and XSETBV (#UD), NPF on the APIC page (the vlapic in xAPIC mode, nothing
+// otherwise) or a VM MMIO device (emulated MOV).
 // SHUTDOWN, VMEXIT_INVALID, any other NPF and any exit without a handler stop this vCPU alone
 // with a recorded reason. RIP moves by NRIP only where CPUID says the CPU saves it, otherwise
 // by the known instruction lengths (svm/exit_info.h next_rip()).
@@ -187,6 +188,9 @@ class SvmVcpu {
   Result<void> arbitrate_events();
   bool can_wake_from_hlt();
   Result<void> skip_instruction(const Exit& exit);
+  // RIP = `next` (in the code segment's width) and the interrupt shadow ended: what completing
+  // an emulated instruction leaves (skip_instruction(), MMIO moves).
+  Result<void> complete_emulated_instruction(uint64_t next);
   Result<void> inject_exception(uint8_t vector, std::optional<uint32_t> error_code);
   Result<SvmRunOutcome> stop(const Exit& exit, const char* message);
   void record_exit(const Exit& exit);
@@ -211,7 +215,7 @@ class SvmVcpu {
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
   bool write_platform_msr(uint32_t msr, uint64_t value, bool& gp);
   Result<SvmRunOutcome> on_string_io(const Exit& exit);
-  Result<SvmRunOutcome> on_mmio(const Exit& exit, uint64_t gpa, bool apic_page);
+  Result<SvmRunOutcome> on_mmio(const Exit& exit, guest::MmioDevice& device, uint64_t offset);
   void route_vlapic_side_effects();
   void publish_logical_id();
   void enter_wait_for_sipi();

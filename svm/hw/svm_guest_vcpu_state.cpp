@@ -261,7 +261,7 @@ uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
   }
 }
 
-Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic_page) {
+Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, guest::MmioDevice& device, uint64_t offset) {
   // Without decode assists the exit carries no instruction bytes (APM 15.33): fetch them at
   // CS.base + RIP through the guest's paging and RAM, and decode the MOV.
   if (ram_bytes_ == 0) return stop(exit, "MMIO access in a VM without RAM to fetch the instruction from");
@@ -282,26 +282,9 @@ Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic
   if (!move) return stop(exit, "MMIO access by an instruction the SVM backend does not emulate");
   uint64_t* reg = move->immediate ? nullptr : gpr_slot(move->gpr);
   if (!move->immediate && reg == nullptr) return stop(exit, "MMIO access through a register that does not exist");
-  if (apic_page) {
-    const uint32_t offset = static_cast<uint32_t>(gpa & 0xfff);
-    vlapic_.set_time(cpu::rdtsc());
-    if (move->store) {
-      const uint32_t value = move->immediate ? move->imm : static_cast<uint32_t>(*reg);
-      (void)vlapic_.write_mmio(offset, value);  // a reserved or read-only register ignores it
-      route_vlapic_side_effects();
-    } else {
-      const Result<uint32_t> value = vlapic_.read_mmio(offset);
-      *reg = value ? *value : 0;  // reserved registers read 0; MOV r32 zero-extends
-    }
-  } else if (move->store) {
-    vm_.mmio.write(gpa, 4, move->immediate ? move->imm : static_cast<uint32_t>(*reg));
-  } else {
-    *reg = static_cast<uint32_t>(vm_.mmio.read(gpa, 4));
-  }
-  const uint64_t next = s.rip + move->length;
-  const bool protected_mode = (s.cr0 & 1u) != 0;  // CR0.PE
-  vmcb_->save.rip = sixty_four_bit ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
-  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
+  const uint64_t after = vmx::perform_mmio_move(*move, device, offset, reg != nullptr ? *reg : 0);
+  if (!move->store) *reg = after;
+  TRY(complete_emulated_instruction(s.rip + move->length));
   return SvmRunOutcome::kHandled;
 }
 
