@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -676,6 +677,7 @@ Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
   }
   if (msr == kMsrApicBase) return apic_base_;
   if (msr == kMsrTsc) return cpu::rdtsc() + vmcb_->control.tsc_offset;  // what RDTSC reads
+  if (msr == guest::kMsrIa32TscAdjust) return tsc_adjust_;
   if (msr == kMsrEfer) return vmcb_->save.efer & ~kEferSvme;  // the guest never sees SVME
   uint64_t value = 0;
   if (read_platform_msr(msr, value, gp)) return value;
@@ -714,10 +716,14 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     publish_logical_id();
     return ok();
   }
-  if (msr == kMsrTsc) {
-    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5): the offset that makes the
-    // guest's TSC read `value` now.
-    vmcb_->control.tsc_offset = value - cpu::rdtsc();
+  if (msr == kMsrTsc || msr == guest::kMsrIa32TscAdjust) {
+    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5); a write of either MSR
+    // moves the TSC and IA32_TSC_ADJUST together (guest/platform_msrs.h).
+    const guest::GuestTsc now{vmcb_->control.tsc_offset, tsc_adjust_};
+    const guest::GuestTsc next = msr == kMsrTsc ? guest::write_time_stamp_counter(now, cpu::rdtsc(), value)
+                                                : guest::write_tsc_adjust(now, value);
+    vmcb_->control.tsc_offset = next.offset;
+    tsc_adjust_ = next.adjust;
     return ok();
   }
   if (msr == kMsrEfer) {

@@ -10,11 +10,11 @@
 //   queue_event()  any core: the pending-event queue (vmx/pending_events.h), the owner is kicked
 //
 // Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus, INS/OUTS over the guest's RAM;
-// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC, PAT,
-// TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's unknown-MSR
-// policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
-// instructions and XSETBV (#UD), NPF on the APIC page (the vlapic in xAPIC mode, nothing
-// otherwise) or a VM MMIO device (emulated MOV).
+// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC,
+// TSC_ADJUST, PAT, TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's
+// unknown-MSR policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI,
+// INIT, the SVM instructions and XSETBV (#UD), NPF on the APIC page (the vlapic in xAPIC mode,
+// nothing otherwise) or a VM MMIO device (emulated MOV).
 // SHUTDOWN, VMEXIT_INVALID, any other NPF and any exit without a handler stop this vCPU alone
 // with a recorded reason. RIP moves by NRIP only where CPUID says the CPU saves it, otherwise
 // by the known instruction lengths (svm/exit_info.h next_rip()).
@@ -258,6 +258,7 @@ class SvmVcpu {
   uint64_t misc_enable_ = 0;
   uint64_t mtrr_def_type_ = 0;
   uint64_t tsc_aux_ = 0;
+  uint64_t tsc_adjust_ = 0;  // IA32_TSC_ADJUST; with the VMCB's TSC_OFFSET a guest::GuestTsc
   guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   bool wait_for_sipi_ = false;
   std::atomic<uint32_t> published_ldr_{0};

@@ -198,6 +198,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
   // The old tables' translations may be cached under this ASID (APM 15.16.1): flush them.
   c.tlb_control = kTlbControlFlushAll;
   c.tsc_offset = 0;
+  tsc_adjust_ = 0;  // IA32_TSC_ADJUST resets to 0 with the TSC (SDM Vol. 3B 18.17.3)
   c.eventinj = 0;
   c.virtual_interrupt_control = vintr::kMasking;
   c.intercept_vector_3 &= ~intercept3::kIret;

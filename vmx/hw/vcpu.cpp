@@ -133,7 +133,6 @@ constexpr uint32_t kCpuidExt1EdxRdtscp = 1u << 27;
 constexpr uint32_t kCpuid7EcxRdpid = 1u << 22;
 constexpr uint32_t kCpuid7EbxInvpcid = 1u << 10;
 constexpr uint32_t kCpuid7EcxWaitpkg = 1u << 5;
-constexpr uint32_t kCpuid7EbxTscAdjust = 1u << 1;  // IA32_TSC_ADJUST (MSR 0x3B) exists
 // IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
 constexpr uint32_t kMsrIa32Pat = 0x277;
 constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
@@ -1015,9 +1014,9 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
         // and pause", which stays 0 (SDM Vol. 3C 25.3): hide them (EBX[10], ECX[5]).
         if (subleaf == 0 && !invpcid_enabled_) r.ebx &= ~kCpuid7EbxInvpcid;
         if (subleaf == 0) r.ecx &= ~kCpuid7EcxWaitpkg;
-        // IA32_TSC_ADJUST is not emulated (its RDMSR is #GP, as for any MSR Lantern does not
-        // know): hide it (EBX[1]; SDM Vol. 3B 17.17.3), as Linux reads it when offered.
-        if (subleaf == 0) r.ebx &= ~kCpuid7EbxTscAdjust;
+        // IA32_TSC_ADJUST (EBX[1]; SDM Vol. 3B 18.17.3) is emulated with TSC offsetting; without
+        // it the MSR is unknown to the vCPU: hide it, as Linux reads it when offered.
+        if (subleaf == 0 && !tsc_offsetting_) r.ebx &= ~guest::kCpuid07EbxTscAdjust;
         break;
       case kCpuidPmuLeaf:
         r = cpu::CpuidResult{};
@@ -1178,11 +1177,12 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 // 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS,
 // IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179, IA32_MCG_STATUS 0x17A, IA32_MTRRCAP 0xFE and
 // IA32_MTRR_DEF_TYPE 0x2FF, IA32_BIOS_SIGN_ID 0x8B (guest/platform_msrs.h),
-// IA32_TIME_STAMP_COUNTER 0x10 (writes) and IA32_TSC_AUX.
+// IA32_TIME_STAMP_COUNTER 0x10, IA32_TSC_ADJUST 0x3B and IA32_TSC_AUX.
 bool VmxVcpu::msr_emulated(uint32_t msr) {
   if (msr - 0x800u <= 0xffu) return true;
   switch (msr) {
     case kMsrIa32Tsc:
+    case guest::kMsrIa32TscAdjust:
     case 0x1b:
     case guest::kMsrIa32McgCap:
     case guest::kMsrIa32McgStatus:
