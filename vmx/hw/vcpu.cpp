@@ -300,14 +300,18 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   cpuid_cache_.clear();  // leaf 07H and 8000_0001H follow the RDTSCP/INVPCID controls
   load_guest_tsc_aux();  // this core, where the VMCS is current
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
-  // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
+  // in VM_EXIT_INTR_INFO), save debug controls, save/load IA32_EFER and IA32_PAT when offered.
+  // An exit sets DR7 to 400H and clears IA32_DEBUGCTL (27.5.1): the guest's values survive it
+  // only when the exit saves them into GUEST_DR7/GUEST_IA32_DEBUGCTL (27.3.1) and the next
+  // entry loads them back (26.3.2.1), or the guest's breakpoints vanish at its first exit.
   const auto exit = TRY(adjust_controls(
-      exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
+      exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit | exit_ctls::kSaveDebugControls,
       exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer | exit_ctls::kSaveIa32Pat | exit_ctls::kLoadIa32Pat,
       caps.exit_ctls));
-  // VM-entry controls (24.8.1): not IA-32e mode; load IA32_EFER and IA32_PAT when offered.
-  const auto entry =
-      TRY(adjust_controls(0, entry_ctls::kLoadIa32Efer | entry_ctls::kLoadIa32Pat, caps.entry_ctls));
+  // VM-entry controls (24.8.1): not IA-32e mode; load debug controls (DR7, IA32_DEBUGCTL);
+  // load IA32_EFER and IA32_PAT when offered.
+  const auto entry = TRY(adjust_controls(entry_ctls::kLoadDebugControls,
+                                         entry_ctls::kLoadIa32Efer | entry_ctls::kLoadIa32Pat, caps.entry_ctls));
   // With all three PAT controls the guest's IA32_PAT is switched by entry and exit, so the guest
   // may own it (guest_owns_pat()); its power-up value is 0x0007040600070406 (SDM Vol. 3A 11.12.4).
   constexpr uint32_t kPatExit = exit_ctls::kSaveIa32Pat | exit_ctls::kLoadIa32Pat;
