@@ -612,6 +612,8 @@ Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
       // No 5-level paging for guests: the MMIO and string-I/O paths walk the guest's tables with
       // guest/guest_page_walk.h, which has 4 levels.
       r.ecx &= ~kCpuid7EcxLa57;
+      // IA32_TSC_ADJUST is emulated whatever the CPU has (guest/platform_msrs.h): shown in EBX[1].
+      r.ebx |= guest::kCpuid07EbxTscAdjust;
     } else if (leaf == kCpuidXsaveLeaf) {
       r = cpu::CpuidResult{};  // no XSAVE for guests: the host does not switch extended state
     } else if (leaf == kCpuidExtendedFeatures) {
