@@ -679,7 +679,6 @@ Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
   }
   if (msr == kMsrApicBase) return apic_base_;
   if (msr == kMsrTsc) return cpu::rdtsc() + vmcb_->control.tsc_offset;  // what RDTSC reads
-  if (msr == guest::kMsrIa32TscAdjust) return tsc_adjust_;
   if (msr == kMsrEfer) return vmcb_->save.efer & ~kEferSvme;  // the guest never sees SVME
   uint64_t value = 0;
   if (read_platform_msr(msr, value, gp)) return value;

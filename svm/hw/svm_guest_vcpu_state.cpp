@@ -399,6 +399,7 @@ bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
       value = tsc_aux_;
       return true;
     case guest::kMsrIa32MiscEnable: value = misc_enable_; return true;
+    case guest::kMsrIa32TscAdjust: value = tsc_adjust_; return true;  // guest::GuestTsc with TSC_OFFSET
     case guest::kMsrIa32Pkrs:
       if (!cpu_has_pkrs()) return false;
       value = cpu::rdmsr(guest::kMsrIa32Pkrs);  // this core runs only this vCPU's guest
