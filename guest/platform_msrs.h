@@ -119,4 +119,33 @@ inline constexpr uint32_t kCpuid07EcxPks = 1u << 31;
 
 constexpr bool is_valid_pkrs(uint64_t value) { return (value >> 32) == 0; }
 
+// The time-stamp counter (SDM Vol. 3B 18.17): a guest's TSC reads the host's TSC plus its vCPU's
+// offset (VMX TSC_OFFSET, SDM Vol. 3C 25.3; SVM TSC_OFFSET, APM Vol. 2 15.30.5). IA32_TSC_ADJUST
+// (0x3B, SDM Vol. 3B 18.17.3, offered by CPUID.(EAX=07H,ECX=0):EBX[1]) reads 0 at reset and
+// changes only through WRMSR: a WRMSR to it moves the TSC by the amount the adjust value changes,
+// and a WRMSR to IA32_TIME_STAMP_COUNTER (0x10) moves IA32_TSC_ADJUST by the amount the TSC
+// changes. Both backends keep a GuestTsc per vCPU and load `offset` into their TSC_OFFSET.
+inline constexpr uint32_t kMsrIa32TimeStampCounter = 0x10;
+inline constexpr uint32_t kMsrIa32TscAdjust = 0x3b;
+inline constexpr uint32_t kCpuid07EbxTscAdjust = 1u << 1;
+
+struct GuestTsc {
+  uint64_t offset = 0;  // added to the host's TSC (modulo 2^64)
+  uint64_t adjust = 0;  // IA32_TSC_ADJUST
+};
+
+// What the guest's RDTSC reads while the host's TSC reads `host_tsc`.
+constexpr uint64_t guest_tsc_at(const GuestTsc& tsc, uint64_t host_tsc) { return host_tsc + tsc.offset; }
+
+// WRMSR IA32_TIME_STAMP_COUNTER, `value`, while the host's TSC reads `host_tsc`.
+constexpr GuestTsc write_time_stamp_counter(const GuestTsc& tsc, uint64_t host_tsc, uint64_t value) {
+  const uint64_t delta = value - guest_tsc_at(tsc, host_tsc);
+  return GuestTsc{tsc.offset + delta, tsc.adjust + delta};
+}
+
+// WRMSR IA32_TSC_ADJUST, `value`.
+constexpr GuestTsc write_tsc_adjust(const GuestTsc& tsc, uint64_t value) {
+  return GuestTsc{tsc.offset + (value - tsc.adjust), value};
+}
+
 }  // namespace lantern::guest

@@ -442,4 +442,21 @@ Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_ph
   return (value & (kPageMask | kApicBaseEnable | kApicBaseExtd)) | (current & kApicBaseBsp);
 }
 
+uint64_t ApicPageDevice::mmio_read(uint64_t offset, uint8_t width) {
+  if (access_ != ApicPageAccess::kXapicRegisters) {
+    return width >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * width)) - 1;  // nothing on the bus
+  }
+  const uint32_t in_register = static_cast<uint32_t>(offset & 0xf);
+  if (in_register >= 4) return 0;  // bytes 4-15 of each 16-byte slot are reserved (Table 11-1)
+  auto r = vlapic_.read_mmio(static_cast<uint32_t>(offset & 0xff0));
+  if (!r) return 0;  // reserved registers read as 0
+  const uint64_t value = *r >> (8 * in_register);
+  return width >= 4 ? value : value & ((uint64_t{1} << (8 * width)) - 1);
+}
+
+void ApicPageDevice::mmio_write(uint64_t offset, uint8_t width, uint64_t value) {
+  if (access_ != ApicPageAccess::kXapicRegisters || width != 4 || (offset & 0xf) != 0) return;
+  (void)vlapic_.write_mmio(static_cast<uint32_t>(offset), static_cast<uint32_t>(value));
+}
+
 }  // namespace lantern::vmx

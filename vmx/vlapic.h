@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/io_bus.h"
 #include "kernel/lib/result.h"
 
 namespace lantern::vmx {
@@ -250,5 +251,41 @@ inline constexpr uint64_t kApicBaseExtd = 1u << 10;
 inline constexpr uint64_t kApicBaseEnable = 1u << 11;
 inline constexpr uint64_t kApicBaseDefault = 0xfee00000;  // SDM 11.4.1: the power-up base
 Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_phys_bits);
+
+// What a guest access to `gpa` meets at the APIC page of a vCPU whose IA32_APIC_BASE is
+// `apic_base`. In xAPIC mode (EN set, EXTD clear) the page holds the APIC's registers (SDM Vol. 3A
+// 11.4.1). A globally disabled APIC (EN clear) leaves the processor "functionally equivalent to an
+// IA-32 processor without an on-chip APIC" (11.4.3), and in x2APIC mode the MMIO interface is not
+// available and behaves as in the disabled state (11.12.2): the access reaches the bus, where
+// nothing answers it.
+enum class ApicPageAccess : uint8_t { kNotApicPage, kXapicRegisters, kNoDevice };
+constexpr ApicPageAccess apic_page_access(uint64_t apic_base, uint64_t gpa) {
+  constexpr uint64_t kPageMask = ~uint64_t{0xfff};
+  // The base field is bits MAXPHYADDR-1:12; bits 11:0 hold BSP, EXTD and EN (11.4.4).
+  if ((gpa & kPageMask) != (apic_base & kPageMask)) return ApicPageAccess::kNotApicPage;
+  const bool xapic = (apic_base & (kApicBaseEnable | kApicBaseExtd)) == kApicBaseEnable;
+  return xapic ? ApicPageAccess::kXapicRegisters : ApicPageAccess::kNoDevice;
+}
+
+// The APIC page of one vCPU as an MMIO device for the backends' MMIO exits, after
+// apic_page_access() said it is the page (offset = gpa & 0xfff).
+// - kXapicRegisters: the vlapic's registers. Software must use aligned 32-bit accesses (SDM
+//   11.4.1); narrower reads inside a register's first four bytes return those bytes of it (as
+//   KVM does), wider ones its value zero-extended; reserved offsets read 0; writes other than
+//   aligned 32-bit ones, and writes the vlapic refuses (reserved registers, 11.5.3), are dropped.
+// - kNoDevice: reads return all-ones and writes are dropped (an unclaimed bus access, as
+//   guest::MmioBus answers one).
+// The caller advances the vlapic's clock before a read and acts on its side effects after a
+// write (take_ipi(), take_level_eoi()).
+class ApicPageDevice final : public guest::MmioDevice {
+ public:
+  ApicPageDevice(VirtualLapic& vlapic, ApicPageAccess access) : vlapic_(vlapic), access_(access) {}
+  uint64_t mmio_read(uint64_t offset, uint8_t width) override;
+  void mmio_write(uint64_t offset, uint8_t width, uint64_t value) override;
+
+ private:
+  VirtualLapic& vlapic_;
+  ApicPageAccess access_;
+};
 
 }  // namespace lantern::vmx

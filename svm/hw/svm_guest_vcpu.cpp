@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -484,14 +485,23 @@ Result<SvmRunOutcome> SvmVcpu::on_shutdown(const Exit& exit) {
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
-  // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The xAPIC page (in xAPIC
-  // mode) and the VM's MMIO devices are not mapped, so their accesses come here.
+  // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The APIC page and the
+  // VM's MMIO devices are not mapped, so their accesses come here.
   const uint64_t gpa = exit.exitinfo2;
-  const uint64_t apic_page = apic_base_ & ~uint64_t{0xfff};
-  const bool xapic_mode = (apic_base_ & (kApicBaseEnable | kApicBaseExtd)) == kApicBaseEnable;
-  if (xapic_mode && gpa >= apic_page && gpa < apic_page + paging::kPageSize) return on_mmio(exit, gpa, true);
+  const vmx::ApicPageAccess apic = vmx::apic_page_access(apic_base_, gpa);
+  if (apic != vmx::ApicPageAccess::kNotApicPage) {
+    // xAPIC mode: the vlapic's registers; disabled or x2APIC mode: nothing answers.
+    const bool registers = apic == vmx::ApicPageAccess::kXapicRegisters;
+    if (registers) vlapic_.set_time(cpu::rdtsc());
+    vmx::ApicPageDevice page(vlapic_, apic);
+    const SvmRunOutcome outcome = TRY(on_mmio(exit, page, gpa & 0xfff));
+    if (registers) route_vlapic_side_effects();
+    return outcome;
+  }
   uint64_t offset = 0;
-  if (vm_.mmio.device_at(gpa, &offset) != nullptr) return on_mmio(exit, gpa, false);
+  if (guest::MmioDevice* device = vm_.mmio.device_at(gpa, &offset); device != nullptr) {
+    return on_mmio(exit, *device, offset);
+  }
   // The guest never runs on the host's page tables: a save area holding the host's CR3 means the
   // emulator took a #VMEXIT while the host was running and overwrote the guest's state with the
   // host's. QEMU 7.2's multi-threaded TCG does this on CPU 0 when another vCPU's thread restores
@@ -537,6 +547,10 @@ Result<void> SvmVcpu::skip_instruction(const Exit& exit) {
   const SvmFeatures* f = features();
   const uint64_t next = TRY(next_rip(exit.exitcode, exit.rip, exit.exitinfo2, vmcb_->control.nrip,
                                      f != nullptr && f->next_rip_save));
+  return complete_emulated_instruction(next);
+}
+
+Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
   // Outside long mode the instruction pointer is 32 bits (16 in real mode, where CS.limit is 64 KiB).
   const bool protected_mode = (vmcb_->save.cr0 & kCr0Pe) != 0;
   const bool long_mode_code = (vmcb_->save.cs.attrib & (1u << 9)) != 0;  // CS.L (APM Figure 15-4 bit 9)
@@ -577,6 +591,8 @@ cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
       // No 5-level paging for guests: the MMIO and string-I/O paths walk the guest's tables with
       // guest/guest_page_walk.h, which has 4 levels.
       r.ecx &= ~kCpuid7EcxLa57;
+      // IA32_TSC_ADJUST is emulated whatever the CPU has (guest/platform_msrs.h): shown in EBX[1].
+      r.ebx |= guest::kCpuid07EbxTscAdjust;
     } else if (leaf == kCpuidXsaveLeaf) {
       r = cpu::CpuidResult{};  // no XSAVE for guests: the host does not switch extended state
     } else if (leaf == kCpuidExtendedFeatures) {
@@ -686,10 +702,14 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     publish_logical_id();
     return ok();
   }
-  if (msr == kMsrTsc) {
-    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5): the offset that makes the
-    // guest's TSC read `value` now.
-    vmcb_->control.tsc_offset = value - cpu::rdtsc();
+  if (msr == kMsrTsc || msr == guest::kMsrIa32TscAdjust) {
+    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5); a write of either MSR
+    // moves the TSC and IA32_TSC_ADJUST together (guest/platform_msrs.h).
+    const guest::GuestTsc now{vmcb_->control.tsc_offset, tsc_adjust_};
+    const guest::GuestTsc next = msr == kMsrTsc ? guest::write_time_stamp_counter(now, cpu::rdtsc(), value)
+                                                : guest::write_tsc_adjust(now, value);
+    vmcb_->control.tsc_offset = next.offset;
+    tsc_adjust_ = next.adjust;
     return ok();
   }
   if (msr == kMsrEfer) {

@@ -10,10 +10,11 @@
 //   queue_event()  any core: the pending-event queue (vmx/pending_events.h), the owner is kicked
 //
 // Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus, INS/OUTS over the guest's RAM;
-// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC, PAT,
-// TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's unknown-MSR
-// policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI, INIT, the SVM
-// instructions and XSETBV (#UD), NPF on the xAPIC page or a VM MMIO device (emulated MOV).
+// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC,
+// TSC_ADJUST, PAT, TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's
+// unknown-MSR policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI,
+// INIT, the SVM instructions and XSETBV (#UD), NPF on the APIC page (the vlapic in xAPIC mode,
+// nothing otherwise) or a VM MMIO device (emulated MOV).
 // SHUTDOWN, VMEXIT_INVALID, any other NPF and any exit without a handler stop this vCPU alone
 // with a recorded reason. RIP moves by NRIP only where CPUID says the CPU saves it, otherwise
 // by the known instruction lengths (svm/exit_info.h next_rip()).
@@ -190,6 +191,9 @@ class SvmVcpu {
   Result<void> arbitrate_events();
   bool can_wake_from_hlt();
   Result<void> skip_instruction(const Exit& exit);
+  // RIP = `next` (in the code segment's width) and the interrupt shadow ended: what completing
+  // an emulated instruction leaves (skip_instruction(), MMIO moves).
+  Result<void> complete_emulated_instruction(uint64_t next);
   Result<void> inject_exception(uint8_t vector, std::optional<uint32_t> error_code);
   Result<SvmRunOutcome> stop(const Exit& exit, const char* message);
   void record_exit(const Exit& exit);
@@ -212,20 +216,19 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_cr4_write(const Exit& exit);
   cpu::CpuidResult guest_cpuid(uint32_t leaf, uint32_t subleaf) const;
   // The guest's instruction at CS:RIP through its paging (no decode assists, APM 15.33): the
-  // number of bytes fetched (0: not in guest RAM) and the code size it runs with.
+  // number of bytes fetched (0: no RAM, or not in guest RAM) and the code size it runs with.
   size_t fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_size) const;
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
   bool write_platform_msr(uint32_t msr, uint64_t value, bool& gp);
   Result<SvmRunOutcome> on_string_io(const Exit& exit);
-  Result<SvmRunOutcome> on_mmio(const Exit& exit, uint64_t gpa, bool apic_page);
+  Result<SvmRunOutcome> on_mmio(const Exit& exit, guest::MmioDevice& device, uint64_t offset);
   void route_vlapic_side_effects();
   void publish_logical_id();
   void enter_wait_for_sipi();
   void start_from_sipi(uint8_t vector);
   uint64_t* gpr_slot(uint8_t index);
-  void set_rip_after(uint64_t length);
   void reset_emulated_state();
   void take_posted_interrupts();
   static Handler handler_for(uint64_t exitcode);
@@ -263,6 +266,7 @@ class SvmVcpu {
   uint64_t misc_enable_ = 0;
   uint64_t mtrr_def_type_ = 0;
   uint64_t tsc_aux_ = 0;
+  uint64_t tsc_adjust_ = 0;  // IA32_TSC_ADJUST; with the VMCB's TSC_OFFSET a guest::GuestTsc
   guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   bool wait_for_sipi_ = false;
   std::atomic<uint32_t> published_ldr_{0};

@@ -197,6 +197,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
   // The old tables' translations may be cached under this ASID (APM 15.16.1): flush them.
   c.tlb_control = kTlbControlFlushAll;
   c.tsc_offset = 0;
+  tsc_adjust_ = 0;  // IA32_TSC_ADJUST resets to 0 with the TSC (SDM Vol. 3B 18.17.3)
   c.eventinj = 0;
   c.virtual_interrupt_control = vintr::kMasking;
   c.intercept_vector_3 &= ~intercept3::kIret;
@@ -276,15 +277,6 @@ size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_
   return fetched;
 }
 
-void SvmVcpu::set_rip_after(uint64_t length) {
-  VmcbSaveArea& s = vmcb_->save;
-  const uint64_t next = s.rip + length;
-  const bool long_mode_code = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
-  const bool protected_mode = (s.cr0 & 1u) != 0;  // CR0.PE
-  s.rip = long_mode_code ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
-  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;  // the emulated instruction ends a shadow
-}
-
 Result<SvmRunOutcome> SvmVcpu::on_cr4_write(const Exit& exit) {
   uint8_t bytes[vmx::kMaxInstructionBytes] = {};
   vmx::CodeSize code_size = vmx::CodeSize::k16;
@@ -304,51 +296,22 @@ Result<SvmRunOutcome> SvmVcpu::on_cr4_write(const Exit& exit) {
   }
   s.cr4 = value;
   if (w.flush_tlb) vmcb_->control.tlb_control = kTlbControlFlushAll;  // APM 15.16.2
-  set_rip_after(mov->length);
+  TRY(complete_emulated_instruction(s.rip + mov->length));
   return SvmRunOutcome::kHandled;
 }
 
-Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, uint64_t gpa, bool apic_page) {
-  // Without decode assists the exit carries no instruction bytes (APM 15.33): fetch them at
-  // CS.base + RIP through the guest's paging and RAM, and decode the MOV.
-  if (ram_bytes_ == 0) return stop(exit, "MMIO access in a VM without RAM to fetch the instruction from");
-  const VmcbSaveArea& s = vmcb_->save;
-  const bool sixty_four_bit = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
-  const vmx::CodeSize code_size = sixty_four_bit ? vmx::CodeSize::k64
-                                  : (s.cs.attrib & kAttribDefaultBig) != 0 ? vmx::CodeSize::k32
-                                                                            : vmx::CodeSize::k16;
-  const guest::GuestPagingState paging{s.cr0, s.cr3, s.cr4, s.efer};
-  const RamGuestPhysical ram(ram_phys_, ram_bytes_);
-  RamGuestLinear memory(ram, paging);
-  const uint64_t fetch_at = (sixty_four_bit ? 0 : s.cs.base) + s.rip;
+Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, guest::MmioDevice& device, uint64_t offset) {
   uint8_t bytes[vmx::kMaxInstructionBytes] = {};
-  size_t fetched = 0;
-  while (fetched < sizeof(bytes) && memory.read(fetch_at + fetched, bytes + fetched, 1)) ++fetched;
+  vmx::CodeSize code_size = vmx::CodeSize::k16;
+  const size_t fetched = fetch_instruction(bytes, code_size);
   if (fetched == 0) return stop(exit, "MMIO access: the instruction is not in guest RAM");
   auto move = vmx::decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
   if (!move) return stop(exit, "MMIO access by an instruction the SVM backend does not emulate");
   uint64_t* reg = move->immediate ? nullptr : gpr_slot(move->gpr);
   if (!move->immediate && reg == nullptr) return stop(exit, "MMIO access through a register that does not exist");
-  if (apic_page) {
-    const uint32_t offset = static_cast<uint32_t>(gpa & 0xfff);
-    vlapic_.set_time(cpu::rdtsc());
-    if (move->store) {
-      const uint32_t value = move->immediate ? move->imm : static_cast<uint32_t>(*reg);
-      (void)vlapic_.write_mmio(offset, value);  // a reserved or read-only register ignores it
-      route_vlapic_side_effects();
-    } else {
-      const Result<uint32_t> value = vlapic_.read_mmio(offset);
-      *reg = value ? *value : 0;  // reserved registers read 0; MOV r32 zero-extends
-    }
-  } else if (move->store) {
-    vm_.mmio.write(gpa, 4, move->immediate ? move->imm : static_cast<uint32_t>(*reg));
-  } else {
-    *reg = static_cast<uint32_t>(vm_.mmio.read(gpa, 4));
-  }
-  const uint64_t next = s.rip + move->length;
-  const bool protected_mode = (s.cr0 & 1u) != 0;  // CR0.PE
-  vmcb_->save.rip = sixty_four_bit ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
-  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
+  const uint64_t after = vmx::perform_mmio_move(*move, device, offset, reg != nullptr ? *reg : 0);
+  if (!move->store) *reg = after;
+  TRY(complete_emulated_instruction(vmcb_->save.rip + move->length));
   return SvmRunOutcome::kHandled;
 }
 
@@ -463,6 +426,7 @@ bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
       value = tsc_aux_;
       return true;
     case guest::kMsrIa32MiscEnable: value = misc_enable_; return true;
+    case guest::kMsrIa32TscAdjust: value = tsc_adjust_; return true;  // guest::GuestTsc with TSC_OFFSET
     case guest::kMsrIa32Pkrs:
       if (!cpu_has_pkrs()) return false;
       value = cpu::rdmsr(guest::kMsrIa32Pkrs);  // this core runs only this vCPU's guest

@@ -173,10 +173,15 @@ MMIO = {
     "real_mode": b"\x00" + bytes.fromhex("66 8907"),                            # mov [bx], eax (16-bit)
     "real_mode_disp16": b"\x00" + bytes.fromhex("66 c706 b000 78563412"),      # mov dword [0xb0], imm
     "prefixes": b"\x01" + bytes.fromhex("2e 67 8b47 20"),                       # cs: mov eax, [bx+0x20]
-    "rex_w": b"\x02" + bytes.fromhex("48 8905 00000000"),                       # refused: 64-bit operand
+    "rex_w": b"\x02" + bytes.fromhex("48 8905 00000000"),                       # mov [rip], rax
     "register_operand": b"\x01" + bytes.fromhex("89c0"),                        # refused: mod 3
     "moffs_load": b"\x01" + bytes.fromhex("64 a1 30000000"),                    # mov eax, fs:[0x30]
     "moffs_store64": b"\x02" + bytes.fromhex("a3 b000e0fe00000000"),           # mov [0xfee000b0], eax
+    "byte_rex": b"\x02" + bytes.fromhex("40 8831"),                              # mov [rcx], sil
+    "byte_high": b"\x01" + bytes.fromhex("8a 7b30"),                             # mov bh, [ebx+0x30]
+    "byte_imm": b"\x01" + bytes.fromhex("c6 05 30 00 e0 fe ff"),                 # mov byte [0xfee00030], 0xff
+    "word_imm": b"\x01" + bytes.fromhex("66 c7 00 3412"),                        # mov word [eax], 0x1234
+    "moffs_al": b"\x01" + bytes.fromhex("a0 3000e0fe"),                         # mov al, [0xfee00030]
 }
 
 # ---- VMCS names: the name; its first four bytes double as an encoding ----------------------------

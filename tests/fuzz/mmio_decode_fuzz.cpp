@@ -4,9 +4,11 @@
 // hypervisor fetched, copied into a buffer of exactly that size. Invariants on every accepted input:
 //   - the reported length is at least 2 (opcode + ModRM), at most 15 (SDM Vol. 2A 2.3.11) and never
 //     more than the bytes given;
-//   - the opcode the decoder acted on decides the form: 89 is a register store, 8B a load, C7 /0 an
-//     immediate store whose imm32 is the instruction's last four bytes;
-//   - the register index fits the code size (0-7 without REX, 0-15 in 64-bit code);
+//   - the opcode the decoder acted on decides the form: 88/89 are register stores, 8A/8B loads,
+//     C6 /0 and C7 /0 immediate stores whose immediate is the instruction's last 1, 2 or 4 bytes,
+//     A0-A3 moves of AL/eAX; the 8-bit opcodes (88, 8A, C6, A0, A2) move one byte;
+//   - the register index fits the code size (0-7 without REX, 0-15 in 64-bit code), and AH..BH
+//     (high_byte) appear only for one-byte moves of registers 0-3;
 //   - decoding exactly the reported bytes gives the same answer (the length is self-consistent).
 #include <cstddef>
 #include <cstdint>
@@ -45,33 +47,41 @@ void run(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(i + 1 < m.length, "no opcode and ModRM (or offset) inside the reported length");
   const uint8_t opcode = bytes[i];
-  // MOV EAX, moffs32 (A1) and MOV moffs32, EAX (A3) have no ModRM: the offset follows the opcode,
-  // as wide as the address size (SDM Vol. 2B MOV; Vol. 2A 2.2.1.4; Vol. 1 3.6).
-  const bool moffs = opcode == 0xa1 || opcode == 0xa3;
-  FUZZ_CHECK(opcode == 0x89 || opcode == 0x8b || opcode == 0xc7 || moffs, std::to_string(opcode));
+  // MOV AL/eAX, moffs (A0/A1) and MOV moffs, AL/eAX (A2/A3) have no ModRM: the offset follows the
+  // opcode, as wide as the address size (SDM Vol. 2B MOV; Vol. 2A 2.2.1.4; Vol. 1 3.6).
+  const bool moffs = opcode >= 0xa0 && opcode <= 0xa3;
+  const bool byte_form = opcode == 0x88 || opcode == 0x8a || opcode == 0xc6 || opcode == 0xa0 || opcode == 0xa2;
+  FUZZ_CHECK(opcode == 0x88 || opcode == 0x89 || opcode == 0x8a || opcode == 0x8b || opcode == 0xc6 ||
+                 opcode == 0xc7 || moffs,
+             std::to_string(opcode));
+  FUZZ_CHECK(m.width == 1 || m.width == 2 || m.width == 4 || m.width == 8, std::to_string(m.width));
+  FUZZ_CHECK((m.width == 1) == byte_form, "operand size does not match the opcode");
+  FUZZ_CHECK(!m.high_byte || (m.width == 1 && m.gpr < 4), "AH..BH outside a one-byte move");
   if (moffs) {
     const size_t address_bytes = code_size == CodeSize::k64   ? (address_override ? 4 : 8)
                                  : code_size == CodeSize::k32 ? (address_override ? 2 : 4)
                                                               : (address_override ? 4 : 2);
     FUZZ_CHECK(m.length - (i + 1) == address_bytes,
                std::to_string(m.length - (i + 1)) + " offset bytes, not " + std::to_string(address_bytes));
-    FUZZ_CHECK(m.gpr == 0 && m.store == (opcode == 0xa3), "moffs form is not MOV EAX<->m32");
+    FUZZ_CHECK(m.gpr == 0 && !m.high_byte && m.store == (opcode == 0xa2 || opcode == 0xa3),
+               "moffs form is not MOV AL/eAX<->memory");
   } else {
-    FUZZ_CHECK(m.store == (opcode != 0x8b), "direction does not match the opcode");
+    FUZZ_CHECK(m.store == (opcode != 0x8a && opcode != 0x8b), "direction does not match the opcode");
   }
-  FUZZ_CHECK(m.immediate == (opcode == 0xc7), "immediate does not match the opcode");
+  FUZZ_CHECK(m.immediate == (opcode == 0xc6 || opcode == 0xc7), "immediate does not match the opcode");
   if (m.immediate) {
-    FUZZ_CHECK(((bytes[i + 1] >> 3) & 7) == 0, "C7 with ModRM.reg other than /0");
-    const size_t at = m.length - 4u;
-    const uint32_t imm = static_cast<uint32_t>(bytes[at]) | static_cast<uint32_t>(bytes[at + 1]) << 8 |
-                         static_cast<uint32_t>(bytes[at + 2]) << 16 |
-                         static_cast<uint32_t>(bytes[at + 3]) << 24;
-    FUZZ_CHECK(imm == m.imm, "imm32 is not the instruction's last four bytes");
+    FUZZ_CHECK(((bytes[i + 1] >> 3) & 7) == 0, "C6/C7 with ModRM.reg other than /0");
+    const size_t imm_bytes = m.width == 1 ? 1 : (m.width == 2 ? 2 : 4);
+    const size_t at = m.length - imm_bytes;
+    uint64_t imm = 0;
+    for (size_t k = 0; k < imm_bytes; ++k) imm |= static_cast<uint64_t>(bytes[at + k]) << (8 * k);
+    if (m.width == 8 && (imm & 0x80000000u) != 0) imm |= 0xffffffff00000000ull;  // sign-extended
+    FUZZ_CHECK(imm == m.imm, "the immediate is not the instruction's last bytes");
   }
   const std::vector<uint8_t> exact(bytes.begin(), bytes.begin() + m.length);
   const Result<MmioMove> again = decode_mmio_move(exact, code_size);
   FUZZ_CHECK(again && again->length == m.length && again->gpr == m.gpr && again->store == m.store &&
-                 again->imm == m.imm,
+                 again->imm == m.imm && again->width == m.width && again->high_byte == m.high_byte,
              "decoding exactly the reported bytes gives another answer");
 }
 

@@ -88,3 +88,40 @@ TEST(GuestPlatformMsrs, PkrsTakesOnlyTheLow32Bits) {
   EXPECT_FALSE(lantern::guest::is_valid_pkrs(1ull << 32));
   EXPECT_FALSE(lantern::guest::is_valid_pkrs(0x8000000000000000ull));
 }
+
+namespace lantern::guest {
+namespace {
+
+TEST(GuestTscAdjust, WritingTheAdjustMovesTheTscBySameAmount) {
+  // kvm-unit-tests x86/tsc_adjust.c: 0 at first; writing 1e11 moves the TSC 1e11 ahead.
+  GuestTsc tsc;
+  EXPECT_EQ(tsc.adjust, 0u);
+  EXPECT_EQ(guest_tsc_at(tsc, 1000), 1000u);
+  tsc = write_tsc_adjust(tsc, 100000000000ull);
+  EXPECT_EQ(tsc.adjust, 100000000000ull);
+  EXPECT_EQ(guest_tsc_at(tsc, 2000), 100000002000ull);
+  // Back to 0: the TSC moves back by the same amount, and keeps counting with the host.
+  tsc = write_tsc_adjust(tsc, 0);
+  EXPECT_EQ(tsc.adjust, 0u);
+  EXPECT_EQ(guest_tsc_at(tsc, 3000), 3000u);
+  // A negative adjust (two's complement) moves the TSC back.
+  tsc = write_tsc_adjust(tsc, ~uint64_t{0} - 99);  // -100
+  EXPECT_EQ(guest_tsc_at(tsc, 3000), 2900u);
+}
+
+TEST(GuestTscAdjust, WritingTheTscMovesTheAdjustBySameAmount) {
+  GuestTsc tsc = write_tsc_adjust(GuestTsc{}, 50);  // the guest's TSC runs 50 ahead
+  EXPECT_EQ(guest_tsc_at(tsc, 1000), 1050u);
+  // WRMSR TSC of 100000000000 while the guest's TSC reads 1050: both move by 100000000000 - 1050.
+  tsc = write_time_stamp_counter(tsc, 1000, 100000000000ull);
+  EXPECT_EQ(guest_tsc_at(tsc, 1000), 100000000000ull);
+  EXPECT_EQ(guest_tsc_at(tsc, 1010), 100000000010ull);
+  EXPECT_EQ(tsc.adjust, 50u + (100000000000ull - 1050u));
+  // A write into the past: the adjust value goes down (wrapping below zero).
+  tsc = write_time_stamp_counter(GuestTsc{}, 5000, 1000);
+  EXPECT_EQ(guest_tsc_at(tsc, 5000), 1000u);
+  EXPECT_EQ(tsc.adjust, uint64_t{0} - 4000u);
+}
+
+}  // namespace
+}  // namespace lantern::guest

@@ -483,6 +483,45 @@ TEST(ApicBase, TheVlapicFollowsEnAndExtd) {
   EXPECT_FALSE(v.x2apic_mode());
 }
 
+TEST(ApicPage, WhatAnAccessMeetsFollowsEnAndExtd) {
+  constexpr uint64_t kXapic = kApicBaseDefault | kApicBaseEnable | kApicBaseBsp;
+  EXPECT_EQ(apic_page_access(kXapic, 0xfee00030), ApicPageAccess::kXapicRegisters);
+  EXPECT_EQ(apic_page_access(kXapic, 0xfee00fff), ApicPageAccess::kXapicRegisters);
+  EXPECT_EQ(apic_page_access(kXapic, 0xfee01000), ApicPageAccess::kNotApicPage);
+  EXPECT_EQ(apic_page_access(kXapic, 0xfedfffff), ApicPageAccess::kNotApicPage);
+  // Disabled (EN clear) or x2APIC mode: the page is still where the base says, with nothing there.
+  EXPECT_EQ(apic_page_access(kApicBaseDefault | kApicBaseBsp, 0xfee00030), ApicPageAccess::kNoDevice);
+  EXPECT_EQ(apic_page_access(kXapic | kApicBaseExtd, 0xfee00080), ApicPageAccess::kNoDevice);
+  EXPECT_EQ(apic_page_access(kXapic | kApicBaseExtd, 0x1000), ApicPageAccess::kNotApicPage);
+}
+
+TEST(ApicPage, NothingAnswersOutsideXapicMode) {
+  VirtualLapic v(0);
+  ApicPageDevice page(v, ApicPageAccess::kNoDevice);
+  EXPECT_EQ(page.mmio_read(0x30, 4), 0xffffffffu);
+  EXPECT_EQ(page.mmio_read(0x31, 1), 0xffu);
+  EXPECT_EQ(page.mmio_read(0x80, 2), 0xffffu);
+  EXPECT_EQ(page.mmio_read(0x80, 8), ~uint64_t{0});
+  page.mmio_write(0xf0, 4, 0x1ff);  // dropped: the vlapic stays software-disabled
+  EXPECT_FALSE(v.software_enabled());
+}
+
+TEST(ApicPage, RegistersInXapicMode) {
+  VirtualLapic v = enabled_xapic(3);
+  ApicPageDevice page(v, ApicPageAccess::kXapicRegisters);
+  EXPECT_EQ(page.mmio_read(L::kOffVersion, 4), 0x00060014u);
+  EXPECT_EQ(page.mmio_read(L::kOffVersion, 8), 0x00060014u);  // zero-extended
+  EXPECT_EQ(page.mmio_read(L::kOffVersion + 2, 1), 0x06u);    // a byte of the register
+  EXPECT_EQ(page.mmio_read(L::kOffVersion, 2), 0x0014u);
+  EXPECT_EQ(page.mmio_read(L::kOffVersion + 4, 4), 0u);       // reserved bytes of the slot
+  EXPECT_EQ(page.mmio_read(0x40, 4), 0u);                     // a reserved register
+  page.mmio_write(L::kOffTpr, 4, 0x20);
+  EXPECT_EQ(v.tpr(), 0x20);
+  page.mmio_write(L::kOffTpr, 1, 0x30);      // not a 32-bit access: dropped
+  page.mmio_write(L::kOffTpr + 4, 4, 0x30);  // not aligned: dropped
+  EXPECT_EQ(v.tpr(), 0x20);
+}
+
 }  // namespace lantern::vmx
 
 TEST(VmxVlapicLogicalDestination, XapicFlatModel) {

@@ -154,7 +154,6 @@ constexpr uint32_t kCpuidExt1EdxRdtscp = 1u << 27;
 constexpr uint32_t kCpuid7EcxRdpid = 1u << 22;
 constexpr uint32_t kCpuid7EbxInvpcid = 1u << 10;
 constexpr uint32_t kCpuid7EcxWaitpkg = 1u << 5;
-constexpr uint32_t kCpuid7EbxTscAdjust = 1u << 1;  // IA32_TSC_ADJUST (MSR 0x3B) exists
 // IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
 constexpr uint32_t kMsrIa32Pat = 0x277;
 constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
@@ -322,14 +321,18 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   cpuid_cache_.clear();  // leaf 07H and 8000_0001H follow the RDTSCP/INVPCID controls
   load_guest_tsc_aux();  // this core, where the VMCS is current
   // VM-exit controls (24.7.1): 64-bit host, acknowledge interrupts on exit (the vector lands
-  // in VM_EXIT_INTR_INFO), save/load IA32_EFER and IA32_PAT when offered.
+  // in VM_EXIT_INTR_INFO), save debug controls, save/load IA32_EFER and IA32_PAT when offered.
+  // An exit sets DR7 to 400H and clears IA32_DEBUGCTL (27.5.1): the guest's values survive it
+  // only when the exit saves them into GUEST_DR7/GUEST_IA32_DEBUGCTL (27.3.1) and the next
+  // entry loads them back (26.3.2.1), or the guest's breakpoints vanish at its first exit.
   const auto exit = TRY(adjust_controls(
-      exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit,
+      exit_ctls::kHostAddressSpaceSize | exit_ctls::kAcknowledgeInterruptOnExit | exit_ctls::kSaveDebugControls,
       exit_ctls::kSaveIa32Efer | exit_ctls::kLoadIa32Efer | exit_ctls::kSaveIa32Pat | exit_ctls::kLoadIa32Pat,
       caps.exit_ctls));
-  // VM-entry controls (24.8.1): not IA-32e mode; load IA32_EFER and IA32_PAT when offered.
-  const auto entry =
-      TRY(adjust_controls(0, entry_ctls::kLoadIa32Efer | entry_ctls::kLoadIa32Pat, caps.entry_ctls));
+  // VM-entry controls (24.8.1): not IA-32e mode; load debug controls (DR7, IA32_DEBUGCTL);
+  // load IA32_EFER and IA32_PAT when offered.
+  const auto entry = TRY(adjust_controls(entry_ctls::kLoadDebugControls,
+                                         entry_ctls::kLoadIa32Efer | entry_ctls::kLoadIa32Pat, caps.entry_ctls));
   // With all three PAT controls the guest's IA32_PAT is switched by entry and exit, so the guest
   // may own it (guest_owns_pat()); its power-up value is 0x0007040600070406 (SDM Vol. 3A 11.12.4).
   constexpr uint32_t kPatExit = exit_ctls::kSaveIa32Pat | exit_ctls::kLoadIa32Pat;
@@ -1062,9 +1065,9 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
         // and pause", which stays 0 (SDM Vol. 3C 25.3): hide them (EBX[10], ECX[5]).
         if (subleaf == 0 && !invpcid_enabled_) r.ebx &= ~kCpuid7EbxInvpcid;
         if (subleaf == 0) r.ecx &= ~kCpuid7EcxWaitpkg;
-        // IA32_TSC_ADJUST is not emulated (its RDMSR is #GP, as for any MSR Lantern does not
-        // know): hide it (EBX[1]; SDM Vol. 3B 17.17.3), as Linux reads it when offered.
-        if (subleaf == 0) r.ebx &= ~kCpuid7EbxTscAdjust;
+        // IA32_TSC_ADJUST (EBX[1]; SDM Vol. 3B 18.17.3) is emulated with TSC offsetting; without
+        // it the MSR is unknown to the vCPU: hide it, as Linux reads it when offered.
+        if (subleaf == 0 && !tsc_offsetting_) r.ebx &= ~guest::kCpuid07EbxTscAdjust;
         break;
       case kCpuidPmuLeaf:
         r = cpu::CpuidResult{};
@@ -1225,11 +1228,12 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
 // 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS,
 // IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179, IA32_MCG_STATUS 0x17A, IA32_MTRRCAP 0xFE and
 // IA32_MTRR_DEF_TYPE 0x2FF, IA32_BIOS_SIGN_ID 0x8B (guest/platform_msrs.h),
-// IA32_TIME_STAMP_COUNTER 0x10 (writes) and IA32_TSC_AUX.
+// IA32_TIME_STAMP_COUNTER 0x10, IA32_TSC_ADJUST 0x3B and IA32_TSC_AUX.
 bool VmxVcpu::msr_emulated(uint32_t msr) {
   if (msr - 0x800u <= 0xffu) return true;
   switch (msr) {
     case kMsrIa32Tsc:
+    case guest::kMsrIa32TscAdjust:
     case 0x1b:
     case guest::kMsrIa32McgCap:
     case guest::kMsrIa32McgStatus:

@@ -479,6 +479,7 @@ class VmxVcpu {
   bool invpcid_enabled_ = false;  // "enable INVPCID": INVPCID runs in the guest
   bool rdtscp_enabled_ = false;  // "enable RDTSCP": RDTSCP/RDPID run in the guest, reading IA32_TSC_AUX
   uint64_t tsc_offset_ = 0;      // TSC_OFFSET (SDM Vol. 3C 25.3), set by guest writes of the TSC
+  uint64_t tsc_adjust_ = 0;      // IA32_TSC_ADJUST; with tsc_offset_ a guest::GuestTsc (guest/platform_msrs.h)
   uint64_t tsc_aux_ = 0;         // the guest's IA32_TSC_AUX, in the hardware MSR while bound here
   bool nmi_window_allowed_ = false;
   bool activity_hlt_allowed_ = false;

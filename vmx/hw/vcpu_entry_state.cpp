@@ -138,6 +138,7 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
   misc_enable_ = guest::kMiscEnableReset;
   mtrr_def_type_ = guest::kMtrrDefTypeReset;
   tsc_offset_ = 0;
+  tsc_adjust_ = 0;
   tsc_aux_ = 0;
   (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
   init_vlapic();

@@ -96,16 +96,20 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
-  if (msr == kMsrIa32Tsc && tsc_offsetting_) {
-    // RDTSC, RDTSCP and RDMSR of the TSC return the host's TSC + TSC_OFFSET (SDM Vol. 3C 25.3):
-    // a write sets the offset that makes the guest's TSC read `value` now.
+  if ((msr == kMsrIa32Tsc || msr == guest::kMsrIa32TscAdjust) && tsc_offsetting_) {
+    // RDTSC, RDTSCP and RDMSR of the TSC return the host's TSC + TSC_OFFSET (SDM Vol. 3C 25.3);
+    // a write of either MSR moves the TSC and IA32_TSC_ADJUST together (guest/platform_msrs.h).
     if (write) {
-      tsc_offset_ = value - cpu::rdtsc();
+      const guest::GuestTsc now{tsc_offset_, tsc_adjust_};
+      const guest::GuestTsc next = msr == kMsrIa32Tsc ? guest::write_time_stamp_counter(now, cpu::rdtsc(), value)
+                                                      : guest::write_tsc_adjust(now, value);
+      tsc_offset_ = next.offset;
+      tsc_adjust_ = next.adjust;
       TRY(vmcs_write(hw_, F64::TSC_OFFSET, tsc_offset_));
     } else {
-      const uint64_t tsc = guest_tsc();
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(tsc)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(tsc >> 32)));
+      const uint64_t read = msr == kMsrIa32Tsc ? guest_tsc() : tsc_adjust_;
+      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(read)));
+      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(read >> 32)));
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});

@@ -3,8 +3,10 @@
 //   RDMSR/WRMSR 0x800-0x8FF   x2APIC registers (SDM Vol. 3A 11.12); an invalid access is #GP(0)
 //   RDMSR/WRMSR 0x6E0         IA32_TSC_DEADLINE (11.5.4.1)
 //   RDMSR/WRMSR 0x1B          IA32_APIC_BASE (11.4.4, 11.12.1): enable/x2APIC bits, validated
-//   EPT violation on the page at IA32_APIC_BASE (xAPIC mode): the instruction is fetched and
-//                             decoded (vmx/mmio_decode.h), the register read/written, RIP advanced
+//   EPT violation on the page at IA32_APIC_BASE: the instruction is fetched and decoded
+//                             (vmx/mmio_decode.h), RIP advanced; in xAPIC mode the register is
+//                             read/written, with the APIC disabled or in x2APIC mode reads
+//                             return all-ones and writes are dropped (vmx::ApicPageDevice)
 //   before every entry        posted IPIs -> IRR, the timer polled against the TSC, the highest
 //                             deliverable vector injected (or an interrupt window requested), and
 //                             the VMX preemption timer armed for the next timer deadline
@@ -38,7 +40,6 @@ using FN = VmcsFieldNatural;
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4, Figure 11-5; 11.12.1): BSP bit 8, EXTD (x2APIC) bit 10,
 // EN (global enable) bit 11, base in bits MAXPHYADDR-1:12; bits 7:0 and 9 are reserved.
 constexpr uint32_t kMsrApicBase = 0x1b;
-constexpr uint64_t kApicBasePageMask = ~uint64_t{0xfff};
 constexpr uint32_t kMsrX2apicFirst = 0x800;        // SDM 11.12.1.2, Table 11-6
 constexpr uint32_t kMsrX2apicLast = 0x8ff;
 
@@ -522,46 +523,21 @@ Result<guest::GuestPagingState> VmxVcpu::guest_paging_state() {
   return guest::GuestPagingState{mode.cr0, TRY(vmcs_read(hw_, FN::GUEST_CR3)), mode.cr4, mode.efer};
 }
 
-namespace {
-
-// The xAPIC page as an MMIO device: 32-bit registers at 16-byte offsets (SDM 11.4.1, Table 11-1).
-class XapicWindow final : public guest::MmioDevice {
- public:
-  XapicWindow(VirtualLapic& vlapic, uint32_t vm_id, uint32_t vcpu_id) : vlapic_(vlapic), vm_id_(vm_id), vcpu_id_(vcpu_id) {}
-  uint64_t mmio_read(uint64_t offset, uint8_t) override {
-    auto r = vlapic_.read_mmio(static_cast<uint32_t>(offset));
-    return r ? *r : 0;  // reserved offsets read as 0
-  }
-  void mmio_write(uint64_t offset, uint8_t, uint64_t value) override {
-    if (auto r = vlapic_.write_mmio(static_cast<uint32_t>(offset), static_cast<uint32_t>(value)); !r) {
-      // An xAPIC ignores writes to reserved offsets (its ESR flags them, SDM 11.5.3).
-      LOG_DEBUG("vmx: vm%u vcpu%u: xAPIC write 0x%llx <- 0x%llx ignored: %s", vm_id_, vcpu_id_,
-                static_cast<unsigned long long>(offset), static_cast<unsigned long long>(value), r.error().message);
-    }
-  }
-
- private:
-  VirtualLapic& vlapic_;
-  uint32_t vm_id_;
-  uint32_t vcpu_id_;
-};
-
-}  // namespace
-
 Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write) {
-  if ((apic_base_ & kApicBaseEnable) == 0 || vlapic_.x2apic_mode() ||
-      (gpa & kApicBasePageMask) != (apic_base_ & kApicBasePageMask)) {
-    return std::optional<VmExit>{};  // not the xAPIC page: a nested page fault for the caller
+  const ApicPageAccess access = apic_page_access(apic_base_, gpa);
+  if (access == ApicPageAccess::kNotApicPage) {
+    return std::optional<VmExit>{};  // not the APIC page: a nested page fault for the caller
   }
-  vlapic_.set_time(guest_tsc());  // timer writes count from now; the current count reads it
+  const bool registers = access == ApicPageAccess::kXapicRegisters;
+  if (registers) vlapic_.set_time(guest_tsc());  // timer writes count from now; the current count reads it
   // A write's side effects (IPIs, a level EOI into the VM's I/O APIC) run host code.
-  if (write) ensure_host_xstate();
-  XapicWindow window(vlapic_, vm_id_, vcpu_id_);
+  if (registers && write) ensure_host_xstate();
+  ApicPageDevice page(vlapic_, access);
   auto done = TRY(emulate_mmio_move(
-      exit, write, window, gpa & 0xfff,
-      "xAPIC MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)",
+      exit, write, page, gpa & 0xfff,
+      "xAPIC MMIO: unsupported instruction (only MOV between a register or an immediate and memory)",
       "xAPIC MMIO: the decoded direction does not match the EPT violation"));
-  if (write) route_vlapic_side_effects();
+  if (registers && write) route_vlapic_side_effects();
   return done;
 }
 
@@ -572,7 +548,7 @@ Result<std::optional<VmExit>> VmxVcpu::device_mmio(const ExitInfo& exit, uint64_
   ensure_host_xstate();  // devices are host code (guest/README.md)
   return emulate_mmio_move(
       exit, write, *device, offset,
-      "device MMIO: unsupported instruction (only MOV r32<->m32, MOV EAX<->moffs32 and MOV m32, imm32)",
+      "device MMIO: unsupported instruction (only MOV between a register or an immediate and memory)",
       "device MMIO: the decoded direction does not match the EPT violation");
 }
 
@@ -606,22 +582,18 @@ Result<std::optional<VmExit>> VmxVcpu::emulate_mmio_move(const ExitInfo& exit, b
   auto move = decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
   if (!move) return stop_with(unsupported);
   if (move->store != write) return stop_with(mismatch);
+  // RSP lives in the VMCS, the other registers in regs_ (vmx/general_registers.h).
   constexpr unsigned kRsp = static_cast<unsigned>(Gpr::kRsp);
-  constexpr uint8_t kWidth = 4;  // the decoder's moves are 32-bit
-  if (move->store) {
-    uint32_t value = move->imm;
-    if (!move->immediate) {
-      value = static_cast<uint32_t>(move->gpr == kRsp ? TRY(vmcs_read(hw_, FN::GUEST_RSP))
-                                                      : TRY(regs_.get_reg_of_index(move->gpr)));
-    }
-    device.mmio_write(offset, kWidth, value);
-  } else {
-    const uint32_t value = static_cast<uint32_t>(device.mmio_read(offset, kWidth));
-    // A 32-bit load zero-extends into the 64-bit register (SDM Vol. 1 3.4.1.1).
-    if (move->gpr == kRsp) {
-      TRY(vmcs_write(hw_, FN::GUEST_RSP, value));
+  const bool in_vmcs = move->gpr == kRsp;
+  const uint64_t reg = move->immediate ? 0
+                       : in_vmcs       ? TRY(vmcs_read(hw_, FN::GUEST_RSP))
+                                       : TRY(regs_.get_reg_of_index(move->gpr));
+  const uint64_t after = perform_mmio_move(*move, device, offset, reg);
+  if (!move->store) {
+    if (in_vmcs) {
+      TRY(vmcs_write(hw_, FN::GUEST_RSP, after));
     } else {
-      TRY(regs_.set_reg_of_index(move->gpr, value));
+      TRY(regs_.set_reg_of_index(move->gpr, after));
     }
   }
   // EPT violations carry no instruction length (SDM Vol. 3C 27.2.5): the decoder's is used.
