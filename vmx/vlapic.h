@@ -171,6 +171,10 @@ class VirtualLapic {
   Result<void> acknowledge(uint8_t vector);
 
   uint8_t tpr() const { return static_cast<uint8_t>(tpr_); }
+  // CR8 in 64-bit mode is TPR[7:4]; a write sets TPR[7:4] from CR8[3:0] and clears TPR[3:0]
+  // (SDM Vol. 3A 11.8.6.1). The caller refuses CR8 values above 15 (#GP, SDM Vol. 2B MOV CR).
+  uint64_t cr8() const { return (tpr_ >> 4) & 0xF; }
+  void write_cr8(uint64_t value) { tpr_ = static_cast<uint32_t>((value & 0xF) << 4); }
   // The logical destination register (xAPIC: bits 31:24 as written; x2APIC: derived from the
   // ID, SDM 11.12.10.2) and the xAPIC destination format register (model in 31:28).
   uint32_t ldr() const;

@@ -2,7 +2,7 @@
  * switches to 32-bit protected mode (pm32.inc), builds its own 4-level page tables in guest
  * memory, enables PAE, sets IA32_EFER.LME (WRMSR: the vCPU emulates EFER), enables paging (a MOV
  * to CR0 that exits: the vCPU activates IA-32e mode), far-jumps to a 64-bit code segment and
- * then makes exactly the exits the host test expects, in this order. */
+ * then makes exactly the exits the host test expects, in this order (svm_long_mode runs it too). */
 #include "guest_header.inc"
 GUEST_HEADER("longmode")
 #include "pm32.inc"
@@ -159,6 +159,16 @@ long64:
   HYPERCALL
   mov $0x22, %al
   out %al, $0x80
+
+  /* 6b. CR8 is the vlapic's TPR[7:4] (SDM Vol. 3A 11.8.6.1), never the core's: write 9, read it
+   *     back, report it, then lower it to 0 again. */
+  mov $9, %eax
+  mov %rax, %cr8
+  mov %cr8, %rdi
+  mov $0x68, %eax
+  HYPERCALL
+  xor %eax, %eax
+  mov %rax, %cr8
 
   /* 7. The exit port. */
   mov $0x64, %al

@@ -146,6 +146,21 @@ TEST(VmxVlapicPriority, PprFollowsTprAndIsr) {
   EXPECT_EQ(mmio(l, L::kOffPpr), 0x5Au);
 }
 
+TEST(VmxVlapicPriority, Cr8IsTprBits7To4) {
+  L l = enabled_xapic();
+  ASSERT_TRUE(l.write_mmio(L::kOffTpr, 0x5A).has_value());
+  EXPECT_EQ(l.cr8(), 5u);
+  l.write_cr8(0x9);
+  EXPECT_EQ(l.tpr(), 0x90);  // TPR[3:0] cleared (SDM Vol. 3A 11.8.6.1)
+  EXPECT_EQ(mmio(l, L::kOffTpr), 0x90u);
+  ASSERT_TRUE(l.accept_interrupt(0x85, false));
+  EXPECT_FALSE(l.highest_deliverable().has_value());  // class 8 is below CR8 9
+  l.write_cr8(0x7);
+  EXPECT_EQ(l.highest_deliverable(), std::optional<uint8_t>(0x85));
+  l.write_cr8(0);
+  EXPECT_EQ(l.tpr(), 0u);
+}
+
 TEST(VmxVlapicPriority, TprBlocksSameAndLowerClass) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffTpr, 0x40).has_value());

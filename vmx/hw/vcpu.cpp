@@ -303,11 +303,15 @@ Result<void> VmxVcpu::write_controls(uint64_t eptp) {
   // Pin-based (SDM Vol. 3C 24.6.1): host interrupts and NMIs always exit.
   const auto pin = TRY(adjust_controls(pin_based::kExternalInterruptExiting | pin_based::kNmiExiting,
                                        pin_based::kVirtualNmis, caps.pinbased_ctls));
-  // Primary processor-based (24.6.2): HLT exits, I/O and MSR bitmaps, secondary controls.
+  // Primary processor-based (24.6.2): HLT exits, I/O and MSR bitmaps, secondary controls, and
+  // CR8 loads and stores: without them (and without a TPR shadow) a guest's MOV to CR8 would set
+  // the physical APIC's TPR, which VM exits do not restore, and could mask the host's own
+  // interrupts on that core (25.3, 29.3); CR8 is the vlapic's TPR instead.
   // TSC offsetting when offered: a guest WRMSR to IA32_TIME_STAMP_COUNTER moves its TSC (25.3).
   const auto primary =
       TRY(adjust_controls(proc_based::kHltExiting | proc_based::kUseIoBitmaps | proc_based::kUseMsrBitmaps |
-                              proc_based::kActivateSecondaryControls,
+                              proc_based::kActivateSecondaryControls | proc_based::kCr8LoadExiting |
+                              proc_based::kCr8StoreExiting,
                           proc_based::kUseTscOffsetting, caps.procbased_ctls));
   // Secondary (24.6.2): EPT and unrestricted guest (real-mode guests need it, 26.3.1.1);
   // RDTSCP and RDPID, and INVPCID, when offered (without "enable RDTSCP" / "enable INVPCID"
@@ -1428,9 +1432,26 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
     TRY(advance_rip(exit));
     return VmExit{exits::Nothing{}};
   }
-  // CLTS/LMSW never exit under Lantern's masks (TS is the guest's, LMSW cannot reach NE), and
-  // CR8 exists only in 64-bit mode: stop this vCPU with the reason, never the host.
-  return stop(exit, "unsupported control-register access (CLTS, LMSW or CR8)");
+  if (q->cr == 8 && (q->access_type == CrAccessType::kMovToCr || q->access_type == CrAccessType::kMovFromCr)) {
+    // CR8 (64-bit mode only) is the vlapic's TPR[7:4] (SDM Vol. 3A 11.8.6.1).
+    if (q->access_type == CrAccessType::kMovToCr) {
+      const uint64_t value = TRY(read_gpr(q->gpr));
+      if ((value & ~uint64_t{0xF}) != 0) {  // CR8 bits 63:4 are reserved (SDM Vol. 2B MOV CR: #GP(0))
+        TRY(inject_exception_now(kVectorGeneralProtection, 0));
+        return VmExit{exits::Nothing{}};
+      }
+      vlapic_.write_cr8(value);  // a lower TPR may let a pending interrupt in: arbitrated before the entry
+    } else if (q->gpr == static_cast<uint8_t>(Gpr::kRsp)) {
+      TRY(vmcs_write(hw_, FN::GUEST_RSP, vlapic_.cr8()));
+    } else {
+      TRY(regs_.set_reg_of_index(q->gpr, vlapic_.cr8()));
+    }
+    TRY(advance_rip(exit));
+    return VmExit{exits::Nothing{}};
+  }
+  // CLTS/LMSW never exit under Lantern's masks (TS is the guest's, LMSW cannot reach NE): stop
+  // this vCPU with the reason, never the host.
+  return stop(exit, "unsupported control-register access (CLTS or LMSW)");
 }
 
 }  // namespace lantern::vmx

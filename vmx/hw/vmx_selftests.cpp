@@ -617,11 +617,21 @@ Result<void> long_mode_on_this_core(uint64_t) {
   out = std::get_if<exits::IoWrite>(&e);
   SELFTEST_EXPECT(out != nullptr && out->port == 0x80 && out->data == 0x22);
 
+  // 6b. MOV to/from CR8 reach the vlapic's TPR (CR8-load/store exiting): the guest reads back 9,
+  //     the vlapic holds TPR 0x90, and this core's own TPR (its CR8) is what it was.
+  const uint64_t host_cr8 = cpu::read_cr8();
+  e = TRY(next_exit(vcpu));
+  hc = std::get_if<exits::Hypercall>(&e);
+  SELFTEST_EXPECT(hc != nullptr && hc->nr == 0x68 && hc->args[0] == 9);
+  SELFTEST_EXPECT(vcpu.vlapic().tpr() == 0x90);
+  SELFTEST_EXPECT(cpu::read_cr8() == host_cr8);
+
   // 7. The exit port, still in 64-bit mode.
   e = TRY(next_exit(vcpu));
   out = std::get_if<exits::IoWrite>(&e);
   SELFTEST_EXPECT(out != nullptr && out->port == 0xf4 && out->data == 0x64);
   SELFTEST_EXPECT(!vcpu.stopped());
+  SELFTEST_EXPECT(vcpu.vlapic().tpr() == 0);  // the guest's MOV of 0 to CR8
   const GuestLongModeState end = TRY(vcpu.long_mode_state());
   SELFTEST_EXPECT(end.ia32e_mode && end.cs_long);
   LOG_INFO(

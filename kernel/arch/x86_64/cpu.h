@@ -85,6 +85,12 @@ inline uint64_t read_cr4() {
   asm volatile("mov %%cr4, %0" : "=r"(v));
   return v;
 }
+// CR8 is the local APIC's TPR[7:4] in 64-bit mode (SDM Vol. 3A 11.8.6.1).
+inline uint64_t read_cr8() {
+  uint64_t v;
+  asm volatile("mov %%cr8, %0" : "=r"(v));
+  return v;
+}
 inline void write_cr0(uint64_t v) {
   asm volatile("mov %0, %%cr0" ::"r"(v) : "memory");
 }
