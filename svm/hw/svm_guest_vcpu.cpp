@@ -80,6 +80,8 @@ constexpr uint32_t kCpuid6EaxArat = 1u << 2;
 // CPUID; APM Vol. 3 E.3.6).
 constexpr uint32_t kCpuidStructuredFeaturesLeaf = 0x7;
 constexpr uint32_t kCpuid7EcxLa57 = 1u << 16;
+constexpr uint32_t kCpuidExtendedTopologyLeaf = 0xb;     // SDM Vol. 2A CPUID leaf 0BH
+constexpr uint32_t kCpuidV2ExtendedTopologyLeaf = 0x1f;  // SDM Vol. 2A CPUID leaf 1FH
 constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
 constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
@@ -602,6 +604,9 @@ cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
       r.ecx &= ~kCpuid80000001EcxSvm;  // no nested SVM
     } else if (leaf == kCpuidSvmFeatures) {
       r = cpu::CpuidResult{};
+    } else if (leaf == kCpuidExtendedTopologyLeaf || leaf == kCpuidV2ExtendedTopologyLeaf) {
+      // EDX is this logical processor's x2APIC ID (SDM Vol. 2A CPUID leaves 0BH, 1FH): the vlapic's.
+      r.edx = vcpu_id_;
     }
   }
   return r;

@@ -69,6 +69,8 @@ constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;
 constexpr uint32_t kCpuid1EcxPowerThermal = (1u << 4) | (1u << 6) | (1u << 7) | (1u << 8);
 constexpr uint32_t kCpuid1EdxPowerThermal = (1u << 21) | (1u << 22) | (1u << 29) | (1u << 31);
 constexpr uint32_t kCpuidPmuLeaf = 0xa;
+constexpr uint32_t kCpuidExtendedTopologyLeaf = 0xb;     // SDM Vol. 2A CPUID leaf 0BH
+constexpr uint32_t kCpuidV2ExtendedTopologyLeaf = 0x1f;  // SDM Vol. 2A CPUID leaf 1FH
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
 // CPUID.01H:ECX[26] XSAVE, [27] OSXSAVE; leaf 0DH enumerates XSAVE state (SDM Vol. 2A CPUID).
@@ -1100,6 +1102,11 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
       case kCpuidExtendedFeatures:
         // Without "enable RDTSCP" RDTSCP is #UD (SDM Vol. 3C 25.3): hide it (EDX[27]).
         if (!rdtscp_enabled_) r.edx &= ~kCpuidExt1EdxRdtscp;
+        break;
+      case kCpuidExtendedTopologyLeaf:
+      case kCpuidV2ExtendedTopologyLeaf:
+        // EDX is this logical processor's x2APIC ID (SDM Vol. 2A CPUID leaves 0BH, 1FH): the vlapic's.
+        r.edx = vcpu_id_;
         break;
       default:
         break;
