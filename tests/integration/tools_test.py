@@ -238,24 +238,36 @@ def _gone(pid: int, timeout: float = 3.0) -> bool:
     return True
 
 
-class EmulatorProcessTest(unittest.TestCase):
-    """Process-group handling, with a shell script standing in for QEMU."""
+class FakeEmulatorTest(unittest.TestCase):
+    """A temporary directory with an empty ISO, and a script standing in for the emulator binary
+    named by BINARY_ATTR (an attribute of tools/emulator.py) for the length of each test."""
+    BINARY_ATTR = ""
+    SCRIPT = ""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp()
         self.iso = os.path.join(self.tmp, "x.iso")
         open(self.iso, "wb").close()
-        fake = os.path.join(self.tmp, "fake-qemu")
+        fake = os.path.join(self.tmp, "fake-emulator")
         with open(fake, "w") as f:
-            f.write(FAKE_EMULATOR)
+            f.write(self.SCRIPT)
         os.chmod(fake, stat.S_IRWXU)
-        self._saved = E.QEMU_BINARY
-        E.QEMU_BINARY = fake
+        self._saved = getattr(E, self.BINARY_ATTR)
+        setattr(E, self.BINARY_ATTR, fake)
 
     def tearDown(self):
-        E.QEMU_BINARY = self._saved
-        os.environ.pop("FAKE_MODE", None)
+        setattr(E, self.BINARY_ATTR, self._saved)
         shutil.rmtree(self.tmp)
+
+
+class EmulatorProcessTest(FakeEmulatorTest):
+    """Process-group handling, with a shell script standing in for QEMU."""
+    BINARY_ATTR = "QEMU_BINARY"
+    SCRIPT = FAKE_EMULATOR
+
+    def tearDown(self):
+        os.environ.pop("FAKE_MODE", None)
+        super().tearDown()
 
     def _emu(self, mode, **kw):
         os.environ["FAKE_MODE"] = mode
@@ -360,23 +372,10 @@ os.execvp("sleep", ["sleep", "300"])
 """
 
 
-class BochsScreenDrainTest(unittest.TestCase):
+class BochsScreenDrainTest(FakeEmulatorTest):
     """Bochs' screen terminal is read for as long as Bochs runs, so its writes never block."""
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp()
-        self.iso = os.path.join(self.tmp, "x.iso")
-        open(self.iso, "wb").close()
-        fake = os.path.join(self.tmp, "fake-bochs")
-        with open(fake, "w") as f:
-            f.write(FAKE_BOCHS)
-        os.chmod(fake, stat.S_IRWXU)
-        self._saved = E.BOCHS_BINARY
-        E.BOCHS_BINARY = fake
-
-    def tearDown(self):
-        E.BOCHS_BINARY = self._saved
-        shutil.rmtree(self.tmp)
+    BINARY_ATTR = "BOCHS_BINARY"
+    SCRIPT = FAKE_BOCHS
 
     def test_a_megabyte_of_screen_output_does_not_stop_the_emulator(self):
         with E.Emulator(E.Config(emulator="bochs", iso=self.iso, workdir=self.tmp)) as emu:
