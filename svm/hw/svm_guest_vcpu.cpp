@@ -566,7 +566,7 @@ Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
 }
 
 // CPUID as the guest sees it: the host's leaves under this vCPU's policy, and the hypervisor leaves.
-cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
+[[gnu::always_inline]] inline cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
   cpu::CpuidResult r{};
   if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
     if (leaf == kCpuidHypervisorLeaf) {
