@@ -34,10 +34,12 @@ inline constexpr uint32_t kSkinit = 1u << 6;
 inline constexpr uint32_t kSvmInstructions = kVmrun | kVmload | kVmsave | kStgi | kClgi | kSkinit;
 }  // namespace intercept4
 
-// VIRTUAL_INTERRUPT_CONTROL, offset 060h (APM Table B-1, 15.21): V_IRQ bit 8, V_INTR_PRIO
+// VIRTUAL_INTERRUPT_CONTROL, offset 060h (APM Table B-1, 15.21): V_TPR 7:0 (with
+// V_INTR_MASKING the guest's CR8 reads and writes it, bits 3:0, APM 15.21.4), V_IRQ bit 8, V_INTR_PRIO
 // 19:16, V_IGN_TPR 20, V_INTR_MASKING 24 (the guest's RFLAGS.IF masks only virtual interrupts,
 // the host's masks physical ones), V_INTR_VECTOR 39:32.
 namespace vintr {
+inline constexpr uint64_t kTprMask = 0xff;
 inline constexpr uint64_t kVirq = 1u << 8;
 inline constexpr unsigned kPriorityShift = 16;
 inline constexpr uint64_t kIgnoreTpr = 1u << 20;

@@ -480,14 +480,17 @@ Result<void> long_mode_on_this_core(uint64_t) {
   SELFTEST_EXPECT(ports.wrote(3, 0x80, 1, 0x11));
 
   // 6b. CR8 (V_INTR_MASKING: the guest's writes go to V_TPR, APM 15.21.4, not to this core's
-  //     TPR): the guest reads back 9 and this core's own CR8 is what it was.
+  //     TPR): the guest reads back 9, the vlapic holds TPR 0x90, and this core's own CR8 is
+  //     what it was.
   const uint64_t host_cr8 = cpu::read_cr8();
   h = TRY(guest.next_hypercall());
   SELFTEST_EXPECT(h.nr == 0x68 && h.args[0] == 9);
+  SELFTEST_EXPECT(vcpu.vlapic().tpr() == 0x90);  // V_TPR came back into the vlapic
   SELFTEST_EXPECT(cpu::read_cr8() == host_cr8);
 
   // 7. The exit port, still in 64-bit mode.
   SELFTEST_EXPECT(TRY(guest.run_to_exit_port()) == 0x64);
+  SELFTEST_EXPECT(vcpu.vlapic().tpr() == 0);  // the guest's MOV of 0 to CR8
   SELFTEST_EXPECT(ports.wrote(4, 0x80, 1, 0x22) && ports.count == 5);
   SELFTEST_EXPECT((vcpu.vmcb().save.efer & kEferLma) != 0 && (vcpu.vmcb().save.cs.attrib & kSegAttribLong) != 0);
   SELFTEST_EXPECT(!vcpu.stopped());

@@ -244,6 +244,11 @@ Result<void> SvmVcpu::arbitrate_events() {
   bool want_nmi_window = false;
   if (queue_gate_.held() && !queue_gate_.open(total_exits_, newest_exit_from_host())) {
     context.eventinj_busy = true;  // the vlapic waits behind the queue (an interrupt window)
+    // SVM has no preemption timer to bring a guest-caused exit: with RFLAGS.IF set, the
+    // interrupt window (a VINTR exit at the next instruction boundary) is that exit. Without it a
+    // guest that spins with IF = 1 waiting for the next queued event (an NMI after an NMI) would
+    // never get it.
+    want_interrupt_window = true;
   } else {
     IrqSpinlockGuard guard(events_lock_);
     const std::optional<vmx::PendingEvent> head = events_.peek();
@@ -342,6 +347,12 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
   }
   TRY(arbitrate_events());
 
+  VmcbControlArea& c = vmcb_->control;
+  // The guest's CR8 is V_TPR (V_INTR_MASKING, APM 15.21.4) and also the vlapic's TPR[7:4] (SDM
+  // Vol. 3A 11.8.6.1): V_TPR carries the vlapic's value in, and a CR8 write the guest made comes
+  // back into the vlapic, whose TPR decides what the arbiter delivers.
+  const uint64_t cr8_in = vlapic_.cr8();
+  c.virtual_interrupt_control = (c.virtual_interrupt_control & ~vintr::kTprMask) | cr8_in;
   {
     cpu::InterruptsOff irq_off;
     vmx::hw::fxsave(host_fx_);
@@ -351,7 +362,7 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
     vmx::hw::fxrstor(host_fx_);
   }  // a host interrupt that caused VMEXIT_INTR is taken here
   launched_ = true;
-  VmcbControlArea& c = vmcb_->control;
+  if (const uint64_t cr8_out = c.virtual_interrupt_control & 0xf; cr8_out != cr8_in) vlapic_.write_cr8(cr8_out);
   c.tlb_control = kTlbControlDoNothing;
   const Exit exit{c.exitcode, c.exitinfo1, c.exitinfo2, c.exitintinfo, vmcb_->save.rip};
   // EVENTINJ is consumed by VMRUN; what was not delivered is in EXITINTINFO (APM 15.20, 15.7.2).
