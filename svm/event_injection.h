@@ -26,6 +26,10 @@
 
 namespace lantern::svm {
 
+// Exception vectors the SVM vCPUs raise for instructions they emulate (APM Vol. 2 8.2).
+inline constexpr uint8_t kVectorUndefinedOpcode = 6;     // #UD
+inline constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
+
 // kInvalidArgument for an event the queue would not hold (make_pending_event()'s rules).
 Result<uint64_t> eventinj_for(const vmx::PendingEvent& event);
 

@@ -35,8 +35,6 @@ constexpr uint64_t kMsrpmPages = kMsrpmBytes / paging::kPageSize;
 
 constexpr uint64_t kCr0Pe = 1u << 0;  // CR0.PE, protected mode (APM Vol. 2 3.1.1)
 
-constexpr uint8_t kVectorUndefinedOpcode = 6;     // #UD
-constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 
 // INTERCEPT_VECTOR_4 bit 13: XSETBV (APM Table B-1). Guests get no XSAVE (CPUID hides it), so
 // XSETBV answers #UD and can never change the host's XCR0.

@@ -12,6 +12,7 @@
 #include "kernel/core/log.h"
 #include "kernel/lib/string.h"
 #include "svm/cr4_write.h"
+#include "svm/event_injection.h"
 #include "svm/exit_info.h"
 #include "svm/hw/svm_guest_vcpu.h"
 #include "svm/hw/svm_operation.h"
@@ -39,7 +40,6 @@ void load_segment(VmcbSegment& to, const guest::SegmentState& from) {
 
 constexpr uint64_t kRflagsDirection = 1u << 10;  // RFLAGS.DF (APM Vol. 2 3.1.6)
 constexpr uint64_t kEferLma = 1u << 10;          // EFER.LMA, long mode active (APM Vol. 2 3.1.7)
-constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 
 // IA32_APIC_BASE at power-up (SDM Vol. 3A 11.4.4): base 0xFEE00000, EN (bit 11), BSP (bit 8).
 constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);

@@ -10,6 +10,7 @@
 #include "kernel/core/log.h"
 #include "kernel/core/memory.h"
 #include "kernel/lib/string.h"
+#include "svm/event_injection.h"
 #include "svm/exit_code.h"
 #include "svm/exit_info.h"
 #include "svm/hw/svm_guest_vm.h"
@@ -27,7 +28,6 @@ constexpr uint64_t kGuestLoadAddress = 0x1000;  // tests/guests/guest.ld
 constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
 constexpr uint64_t kIopmPages = kIopmBytes / paging::kPageSize;
 constexpr uint64_t kMsrpmPages = kMsrpmBytes / paging::kPageSize;
-constexpr uint8_t kVectorUndefinedOpcode = 6;  // #UD
 
 Result<uint64_t> alloc_zeroed(uint64_t pages) {
   const uint64_t phys = TRY(memory::alloc_contiguous(pages, paging::kPageSize));
