@@ -87,11 +87,11 @@ Cr4Write evaluate_cr4_write(uint64_t old_cr4, uint64_t new_cr4, uint64_t allowed
   return w;
 }
 
-Result<MovToCr> decode_mov_to_cr(std::span<const uint8_t> bytes, vmx::CodeSize code_size) {
+Result<MovToCr> decode_mov_to_cr(std::span<const uint8_t> bytes, guest::CodeSize code_size) {
   size_t at = 0;
-  while (at < bytes.size() && at < vmx::kMaxInstructionBytes && is_legacy_prefix(bytes[at])) ++at;
+  while (at < bytes.size() && at < guest::kMaxInstructionBytes && is_legacy_prefix(bytes[at])) ++at;
   uint8_t rex = 0;
-  if (code_size == vmx::CodeSize::k64 && at < bytes.size() && (bytes[at] & 0xf0) == 0x40) rex = bytes[at++];
+  if (code_size == guest::CodeSize::k64 && at < bytes.size() && (bytes[at] & 0xf0) == 0x40) rex = bytes[at++];
   if (at + 3 > bytes.size()) return make_error(ErrorCode::kUnsupported, "MOV to CR: instruction truncated");
   if (bytes[at] != 0x0f || bytes[at + 1] != 0x22) {
     return make_error(ErrorCode::kUnsupported, "not a MOV to a control register (0F 22 /r)", bytes[at]);
@@ -101,7 +101,7 @@ Result<MovToCr> decode_mov_to_cr(std::span<const uint8_t> bytes, vmx::CodeSize c
   m.cr = static_cast<uint8_t>(((modrm >> 3) & 7) | ((rex & 0x4) << 1));  // REX.R
   m.gpr = static_cast<uint8_t>((modrm & 7) | ((rex & 0x1) << 3));        // REX.B
   m.length = static_cast<uint8_t>(at + 3);
-  if (m.length > vmx::kMaxInstructionBytes) return make_error(ErrorCode::kUnsupported, "MOV to CR longer than 15 bytes");
+  if (m.length > guest::kMaxInstructionBytes) return make_error(ErrorCode::kUnsupported, "MOV to CR longer than 15 bytes");
   return m;
 }
 

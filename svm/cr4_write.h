@@ -10,7 +10,7 @@
 #include <span>
 
 #include "kernel/lib/result.h"
-#include "vmx/mmio_decode.h"
+#include "guest/mmio_decode.h"
 
 namespace lantern::svm {
 
@@ -75,6 +75,6 @@ struct MovToCr {
 
 // Accepts legacy prefixes (66, 67, F2, F3, segment overrides) and, in 64-bit code, one REX
 // directly before the opcode. Anything else is kUnsupported.
-Result<MovToCr> decode_mov_to_cr(std::span<const uint8_t> bytes, vmx::CodeSize code_size);
+Result<MovToCr> decode_mov_to_cr(std::span<const uint8_t> bytes, guest::CodeSize code_size);
 
 }  // namespace lantern::svm

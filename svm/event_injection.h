@@ -22,7 +22,7 @@
 #include <optional>
 
 #include "kernel/lib/result.h"
-#include "vmx/pending_events.h"
+#include "guest/pending_events.h"
 
 namespace lantern::svm {
 
@@ -31,7 +31,7 @@ inline constexpr uint8_t kVectorUndefinedOpcode = 6;     // #UD
 inline constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 
 // kInvalidArgument for an event the queue would not hold (make_pending_event()'s rules).
-Result<uint64_t> eventinj_for(const vmx::PendingEvent& event);
+Result<uint64_t> eventinj_for(const guest::PendingEvent& event);
 
 struct SvmInjectionContext {
   uint64_t guest_rflags = 0;      // save area RFLAGS
@@ -42,7 +42,7 @@ struct SvmInjectionContext {
 
 // Pure. Exceptions are never blocked; an NMI waits for the NMI window (nmi_blocked) and the
 // interrupt shadow; an external interrupt needs RFLAGS.IF = 1 and no interrupt shadow.
-vmx::InjectionDecision decide_svm_injection(const std::optional<vmx::PendingEvent>& head,
+guest::InjectionDecision decide_svm_injection(const std::optional<guest::PendingEvent>& head,
                                             const SvmInjectionContext& context);
 
 // The EVENTINJ value that re-delivers what EXITINTINFO holds, or nullopt when nothing was being

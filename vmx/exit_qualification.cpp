@@ -77,4 +77,47 @@ Result<uint32_t> encode_entry_interruption_info(InterruptionType type, uint8_t v
          (deliver_error_code ? kIntrInfoErrorCodeValid : 0) | kIntrInfoValid;
 }
 
+namespace {
+
+constexpr InterruptionType interruption_type_of(guest::PendingEventType t) {
+  switch (t) {
+    case guest::PendingEventType::kExternalInterrupt: return InterruptionType::kExternalInterrupt;
+    case guest::PendingEventType::kNmi: return InterruptionType::kNmi;
+    case guest::PendingEventType::kHardwareException: return InterruptionType::kHardwareException;
+  }
+  return InterruptionType::kReserved;
+}
+
+}  // namespace
+
+uint32_t entry_interruption_info(const guest::PendingEvent& event) {
+  // 24.8.3: bits 7:0 vector, 10:8 type, 11 deliver error code, 31 valid.
+  return static_cast<uint32_t>(event.vector) |
+         (static_cast<uint32_t>(interruption_type_of(event.type)) << kIntrInfoTypeShift) |
+         (event.has_error_code ? kIntrInfoErrorCodeValid : 0) | kIntrInfoValid;
+}
+
+std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring_info,
+                                                          uint32_t idt_vectoring_error_code,
+                                                          uint32_t exit_instruction_length) {
+  const InterruptionInfo info = InterruptionInfo::decode_idt_vectoring(idt_vectoring_info);
+  if (!info.valid) return std::nullopt;
+  // Keep vector (7:0), type (10:8) and error-code-valid (11); bit 12 is undefined in the
+  // IDT-vectoring field and bits 30:12 are reserved in the entry field (SDM Vol. 3C 24.8.3).
+  const uint32_t entry =
+      (idt_vectoring_info & (kIntrInfoVectorMask | kIntrInfoTypeMask | kIntrInfoErrorCodeValid)) |
+      kIntrInfoValid;
+  uint32_t length = 0;
+  switch (info.type) {
+    case InterruptionType::kSoftwareInterrupt:
+    case InterruptionType::kPrivilegedSoftwareException:
+    case InterruptionType::kSoftwareException:
+      // These need VM_ENTRY_INSTRUCTION_LEN (SDM Vol. 3C 24.8.3), taken from the exit.
+      length = exit_instruction_length;
+      break;
+    default: break;
+  }
+  return Reinjection{entry, info.error_code_valid ? idt_vectoring_error_code : 0, length};
+}
+
 }  // namespace lantern::vmx

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "guest/pending_events.h"
 #include "kernel/lib/result.h"
 
 namespace lantern::vmx {
@@ -150,8 +151,27 @@ struct InterruptionInfo {
 //   - NMI requires vector 2; a hardware exception requires vector <= 31;
 //   - an error code may only be delivered for a hardware exception.
 // Whether the vector *architecturally* pushes an error code is the caller's policy
-// (see pending_events.h); VM entry only requires CR0.PE for it.
+// (see guest/pending_events.h); VM entry only requires CR0.PE for it.
 Result<uint32_t> encode_entry_interruption_info(InterruptionType type, uint8_t vector,
                                                 bool deliver_error_code);
+
+// The VM_ENTRY_INTR_INFO_FIELD value that injects a queued event (24.8.3): vector, its type
+// (external interrupt 0, NMI 2, hardware exception 3), deliver-error-code, valid.
+uint32_t entry_interruption_info(const guest::PendingEvent& event);
+
+// ---- Re-injection of an event whose delivery was interrupted by a VM exit ---------------------
+// SDM Vol. 3C 27.2.4 / 24.9.3: when IDT_VECTORING_INFO_FIELD is valid, the event must be
+// injected again on the next VM entry with the same vector, type and error code; software
+// interrupts and software/privileged-software exceptions also need the exit instruction
+// length in VM_ENTRY_INSTRUCTION_LEN.
+struct Reinjection {
+  uint32_t entry_interruption_info;  // for VM_ENTRY_INTR_INFO_FIELD
+  uint32_t error_code;               // for VM_ENTRY_EXCEPTION_ERROR_CODE (if bit 11 set)
+  uint32_t instruction_length;       // for VM_ENTRY_INSTRUCTION_LEN (0 = leave unchanged)
+};
+// nullopt when the IDT-vectoring information is not valid (bit 31 clear).
+std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring_info,
+                                                          uint32_t idt_vectoring_error_code,
+                                                          uint32_t exit_instruction_length);
 
 }  // namespace lantern::vmx

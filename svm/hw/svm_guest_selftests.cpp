@@ -33,9 +33,9 @@
 #include "svm/permission_maps.h"
 #include "svm/vmcb.h"
 #include "vmx/hw/guest_vm.h"
-#include "vmx/hw/host_xmm_probes.h"
-#include "vmx/pending_events.h"
-#include "vmx/vlapic.h"
+#include "guest/hw/host_xmm_probes.h"
+#include "guest/pending_events.h"
+#include "guest/vlapic.h"
 
 namespace lantern::svm {
 namespace {
@@ -236,7 +236,7 @@ Result<void> protected_mode_on_this_core(uint64_t) {
   SELFTEST_EXPECT(vmcb.save.rip > vmx::kGuestLoadAddress && vmcb.save.rip < vmx::kGuestLoadAddress + 0x1000);
   // Only protected mode delivers an error code (in real mode it is dropped): #GP(0x1238)
   // reaches the guest's IDT with it.
-  TRY(guest.vcpu().queue_event(vmx::PendingEventType::kHardwareException, 13, 0x1238));
+  TRY(guest.vcpu().queue_event(guest::PendingEventType::kHardwareException, 13, 0x1238));
   SELFTEST_EXPECT(TRY(expect_report(guest, "svm_protected_mode", 13, 0x1238)));
   SELFTEST_EXPECT(TRY(expect_hypercall(guest, "svm_protected_mode", kEvReady, 2)));
   SELFTEST_EXPECT(!guest.vcpu().stopped());
@@ -248,7 +248,7 @@ std::atomic<int> g_remote_result{-1};
 void queue_from_remote_core(interrupts::Frame&) {
   SvmVcpu* vcpu = g_remote_vcpu.exchange(nullptr);
   if (vcpu == nullptr) return;
-  auto queued = vcpu->queue_event(vmx::PendingEventType::kExternalInterrupt, 0x43, std::nullopt);
+  auto queued = vcpu->queue_event(guest::PendingEventType::kExternalInterrupt, 0x43, std::nullopt);
   g_remote_result.store(queued ? static_cast<int>(*queued) : -2);
 }
 
@@ -258,7 +258,7 @@ Result<void> event_injection_on_this_core(uint64_t) {
   GuestUnderTest guest;
   TRY(guest.start(vm_id_for_this_core(921), "events", 0));
   SvmVcpu& vcpu = guest.vcpu();
-  using vmx::PendingEventType;
+  using guest::PendingEventType;
 
   // 1-4: each event arrives in the guest's IDT with its vector (and an error code exactly when
   // the vector has one), injected through EVENTINJ.
@@ -331,7 +331,7 @@ Result<void> event_injection_on_this_core(uint64_t) {
   SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kInvalidArgument);
   bad = vcpu.queue_event(PendingEventType::kNmi, 3, std::nullopt);
   SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kInvalidArgument);
-  for (uint32_t i = 0; i < vmx::PendingEventQueue::kCapacity; ++i) {
+  for (uint32_t i = 0; i < guest::PendingEventQueue::kCapacity; ++i) {
     SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x50 + i, std::nullopt)) == i);
   }
   bad = vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x60, std::nullopt);
@@ -342,7 +342,7 @@ Result<void> event_injection_on_this_core(uint64_t) {
 
 // ---- Extended state (tests/guests/xstate.S) ------------------------------------------------------
 
-using namespace vmx::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, host_read_mxcsr
+using namespace guest::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, host_read_mxcsr
 
 Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_svm("svm_xstate_isolation")) return ok();
@@ -524,7 +524,7 @@ Result<void> vlapic_on_this_core(uint64_t) {
   Hypercall h = TRY(guest.next_hypercall());
   SELFTEST_EXPECT(h.nr == 0x60);
   SELFTEST_EXPECT(h.args[0] == 0x20 && h.args[1] == 0x30);
-  SELFTEST_EXPECT(h.args[2] == vmx::VirtualLapic::kVersion && h.args[3] == (kVlVcpuId << 24));
+  SELFTEST_EXPECT(h.args[2] == guest::VirtualLapic::kVersion && h.args[3] == (kVlVcpuId << 24));
   SELFTEST_EXPECT(vcpu.exit_count(kVmexitNpf) == 6);
 
   // 2. x2APIC mode: IA32_APIC_BASE shows EN and EXTD at the default base (not BSP: vCPU 2); the
@@ -532,7 +532,7 @@ Result<void> vlapic_on_this_core(uint64_t) {
   h = TRY(guest.next_hypercall());
   SELFTEST_EXPECT(h.nr == 0x61);
   SELFTEST_EXPECT(h.args[0] == (0xfee00000u | (1u << 11) | (1u << 10)));
-  SELFTEST_EXPECT(h.args[1] == kVlVcpuId && h.args[2] == vmx::VirtualLapic::kVersion && h.args[3] == 0x1ff);
+  SELFTEST_EXPECT(h.args[1] == kVlVcpuId && h.args[2] == guest::VirtualLapic::kVersion && h.args[3] == 0x1ff);
   SELFTEST_EXPECT(vcpu.vlapic().x2apic_mode());
 
   // 3. WRMSR to the read-only ID: #GP(0) in the guest, the vCPU keeps running.

@@ -21,7 +21,7 @@
 #include "svm/vmcb_controls.h"
 #include "svm/vmcb_reset.h"
 #include "vmx/hw/guest_vm.h"
-#include "vmx/hw/xstate_hw.h"
+#include "guest/hw/xstate_hw.h"
 
 extern "C" void svm_vmrun(uint64_t guest_vmcb_pa, uint64_t host_vmcb_pa, lantern::svm::SvmGuestGprs* gprs);
 
@@ -50,10 +50,10 @@ constexpr uint64_t kVmexitClgi = 0x85;
 
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4): BSP bit 8, EXTD bit 10, EN bit 11.
 constexpr uint32_t kMsrApicBase = 0x1b;
-using vmx::kApicBaseBsp;
-using vmx::kApicBaseDefault;
-using vmx::kApicBaseEnable;
-using vmx::kApicBaseExtd;
+using guest::kApicBaseBsp;
+using guest::kApicBaseDefault;
+using guest::kApicBaseEnable;
+using guest::kApicBaseExtd;
 constexpr uint32_t kMsrX2apicFirst = 0x800;  // SDM 11.12.1.2, Table 11-6
 constexpr uint32_t kMsrX2apicLast = 0x8ff;
 constexpr uint32_t kMsrTsc = 0x10;         // IA32_TIME_STAMP_COUNTER
@@ -142,9 +142,9 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
 
   uint64_t ratio = time::tsc_hz() / kNominalBusHz;
   if (ratio == 0) ratio = 1;
-  if (ratio > vmx::VirtualLapic::kMaxTscPerBusClock) ratio = vmx::VirtualLapic::kMaxTscPerBusClock;
+  if (ratio > guest::VirtualLapic::kMaxTscPerBusClock) ratio = guest::VirtualLapic::kMaxTscPerBusClock;
   tsc_per_bus_clock_ = static_cast<uint32_t>(ratio);
-  vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
+  vlapic_ = guest::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
   apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
 
@@ -170,7 +170,7 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
 
 // ---- Events ---------------------------------------------------------------------------------
 
-Result<size_t> SvmVcpu::queue_event(vmx::PendingEventType type, uint32_t vector,
+Result<size_t> SvmVcpu::queue_event(guest::PendingEventType type, uint32_t vector,
                                     std::optional<uint32_t> error_code) {
   size_t position = 0;
   {
@@ -182,7 +182,7 @@ Result<size_t> SvmVcpu::queue_event(vmx::PendingEventType type, uint32_t vector,
   return position;
 }
 
-vmx::PendingEventSnapshot SvmVcpu::pending_events() const {
+guest::PendingEventSnapshot SvmVcpu::pending_events() const {
   IrqSpinlockGuard guard(events_lock_);
   return events_.snapshot();
 }
@@ -206,13 +206,13 @@ void SvmVcpu::kick_owner() {
 bool SvmVcpu::can_wake_from_hlt() {
   // HLT ends with an NMI or an exception to deliver, or an interrupt the guest accepts (RFLAGS.IF,
   // APM Vol. 3 HLT); a vlapic interrupt counts only while IF = 1.
-  const bool interrupts_on = (vmcb_->save.rflags & vmx::kRflagsIf) != 0;
-  std::optional<vmx::PendingEvent> head;
+  const bool interrupts_on = (vmcb_->save.rflags & guest::kRflagsIf) != 0;
+  std::optional<guest::PendingEvent> head;
   {
     IrqSpinlockGuard guard(events_lock_);
     head = events_.peek();
   }
-  if (head && (head->type != vmx::PendingEventType::kExternalInterrupt || interrupts_on)) return true;
+  if (head && (head->type != guest::PendingEventType::kExternalInterrupt || interrupts_on)) return true;
   return interrupts_on && vlapic_.highest_deliverable().has_value();
 }
 
@@ -249,31 +249,31 @@ Result<void> SvmVcpu::arbitrate_events() {
     want_interrupt_window = true;
   } else {
     IrqSpinlockGuard guard(events_lock_);
-    const std::optional<vmx::PendingEvent> head = events_.peek();
-    const vmx::InjectionDecision d = decide_svm_injection(head, context);
+    const std::optional<guest::PendingEvent> head = events_.peek();
+    const guest::InjectionDecision d = decide_svm_injection(head, context);
     switch (d.action) {
-      case vmx::InjectionAction::kInjectNow: {
+      case guest::InjectionAction::kInjectNow: {
         c.eventinj = TRY(eventinj_for(d.event));
         (void)events_.pop();
         if (!events_.empty()) queue_gate_.hold(total_exits_);
         ++events_injected_;
-        if (d.event.type == vmx::PendingEventType::kNmi) nmi_blocked_ = true;
+        if (d.event.type == guest::PendingEventType::kNmi) nmi_blocked_ = true;
         context.eventinj_busy = true;
         break;
       }
-      case vmx::InjectionAction::kRequestInterruptWindow: want_interrupt_window = true; break;
-      case vmx::InjectionAction::kRequestNmiWindow: want_nmi_window = true; break;
-      case vmx::InjectionAction::kEntrySlotBusy: want_interrupt_window = !events_.empty(); break;
-      case vmx::InjectionAction::kNone: break;
+      case guest::InjectionAction::kRequestInterruptWindow: want_interrupt_window = true; break;
+      case guest::InjectionAction::kRequestNmiWindow: want_nmi_window = true; break;
+      case guest::InjectionAction::kEntrySlotBusy: want_interrupt_window = !events_.empty(); break;
+      case guest::InjectionAction::kNone: break;
     }
   }
 
   // 3. The vlapic: its timer first, then the highest deliverable vector as an external interrupt.
   vlapic_.poll_timer(cpu::rdtsc());
   if (const std::optional<uint8_t> vector = vlapic_.highest_deliverable(); vector) {
-    const vmx::PendingEvent interrupt{vmx::PendingEventType::kExternalInterrupt, *vector, false, 0};
-    const vmx::InjectionDecision d = decide_svm_injection(interrupt, context);
-    if (d.action == vmx::InjectionAction::kInjectNow) {
+    const guest::PendingEvent interrupt{guest::PendingEventType::kExternalInterrupt, *vector, false, 0};
+    const guest::InjectionDecision d = decide_svm_injection(interrupt, context);
+    if (d.action == guest::InjectionAction::kInjectNow) {
       c.eventinj = TRY(eventinj_for(interrupt));
       TRY(vlapic_.acknowledge(*vector));
       context.eventinj_busy = true;
@@ -307,7 +307,7 @@ Result<void> SvmVcpu::inject_exception(uint8_t vector, std::optional<uint32_t> e
   vmcb_->control.eventinj = TRY(encode_eventinj(e));
   // EVENTINJ delivers the event with the save area's RFLAGS (APM 15.20): a fault found while
   // emulating an instruction pushes RF set, as the processor's own faults do (vmx/pending_events.h).
-  vmcb_->save.rflags = vmx::rflags_for_injected_exception(vmcb_->save.rflags, vector);
+  vmcb_->save.rflags = guest::rflags_for_injected_exception(vmcb_->save.rflags, vector);
   return ok();
 }
 
@@ -353,11 +353,11 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
   c.virtual_interrupt_control = (c.virtual_interrupt_control & ~vintr::kTprMask) | cr8_in;
   {
     cpu::InterruptsOff irq_off;
-    vmx::hw::fxsave(host_fx_);
-    vmx::hw::fxrstor(guest_fx_);
+    guest::hw::fxsave(host_fx_);
+    guest::hw::fxrstor(guest_fx_);
     svm_vmrun(vmcb_phys_, host_vmcb_phys_, &gprs_);
-    vmx::hw::fxsave(guest_fx_);
-    vmx::hw::fxrstor(host_fx_);
+    guest::hw::fxsave(guest_fx_);
+    guest::hw::fxrstor(host_fx_);
   }  // a host interrupt that caused VMEXIT_INTR is taken here
   launched_ = true;
   if (const uint64_t cr8_out = c.virtual_interrupt_control & 0xf; cr8_out != cr8_in) vlapic_.write_cr8(cr8_out);
@@ -429,7 +429,7 @@ void SvmVcpu::capture(SvmCapture& out) const {
   out.halted = halted_;
   out.stopped = stopped();
   out.stop_message = stop_message_;
-  out.regs = vmx::GeneralRegisters{};
+  out.regs = guest::GeneralRegisters{};
   out.regs.rax = vmcb_->save.rax;
   out.regs.rbx = gprs_.rbx;
   out.regs.rcx = gprs_.rcx;
@@ -502,12 +502,12 @@ Result<SvmRunOutcome> SvmVcpu::on_npf(const Exit& exit) {
   // EXITINFO2 holds the faulting guest-physical address (APM 15.25.6). The APIC page and the
   // VM's MMIO devices are not mapped, so their accesses come here.
   const uint64_t gpa = exit.exitinfo2;
-  const vmx::ApicPageAccess apic = vmx::apic_page_access(apic_base_, gpa);
-  if (apic != vmx::ApicPageAccess::kNotApicPage) {
+  const guest::ApicPageAccess apic = guest::apic_page_access(apic_base_, gpa);
+  if (apic != guest::ApicPageAccess::kNotApicPage) {
     // xAPIC mode: the vlapic's registers; disabled or x2APIC mode: nothing answers.
-    const bool registers = apic == vmx::ApicPageAccess::kXapicRegisters;
+    const bool registers = apic == guest::ApicPageAccess::kXapicRegisters;
     if (registers) vlapic_.set_time(cpu::rdtsc());
-    vmx::ApicPageDevice page(vlapic_, apic);
+    guest::ApicPageDevice page(vlapic_, apic);
     const SvmRunOutcome outcome = TRY(on_mmio(exit, page, gpa & 0xfff));
     if (registers) route_vlapic_side_effects();
     return outcome;
@@ -675,7 +675,7 @@ Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
     return *r;
   }
   // The vlapic counts on the host's TSC; the guest's reads TSC_OFFSET ahead (APM 15.30.5).
-  if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
+  if (msr == guest::VirtualLapic::kMsrTscDeadline) {
     const uint64_t deadline = vlapic_.read_tsc_deadline();
     return deadline == 0 ? 0 : deadline + vmcb_->control.tsc_offset;
   }
@@ -699,17 +699,17 @@ Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
     route_vlapic_side_effects();
     return ok();
   }
-  if (msr == vmx::VirtualLapic::kMsrTscDeadline) {
+  if (msr == guest::VirtualLapic::kMsrTscDeadline) {
     vlapic_.set_time(cpu::rdtsc());
     vlapic_.write_tsc_deadline(value == 0 ? 0 : value - vmcb_->control.tsc_offset);
     return ok();
   }
   if (msr == kMsrApicBase) {
-    // The transitions of SDM 11.12.5 (vmx::next_apic_base); a disabled APIC loses its state
+    // The transitions of SDM 11.12.5 (guest::next_apic_base); a disabled APIC loses its state
     // (SDM 11.4.3), EXTD switches the register view.
     // CPUID.80000008H:EAX[7:0] = physical-address width (APM Vol. 3, CPUID Fn8000_0008).
     const auto phys_bits = static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
-    auto next = vmx::next_apic_base(apic_base_, value, phys_bits);
+    auto next = guest::next_apic_base(apic_base_, value, phys_bits);
     if (!next) {
       gp = true;
       return ok();
@@ -773,7 +773,7 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
       if (gprs_.rdi <= 0xff) {
         IrqSpinlockGuard guard(events_lock_);
         queued =
-            events_.queue_event(vmx::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(gprs_.rdi));
+            events_.queue_event(guest::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(gprs_.rdi));
       }
       rax = queued ? 0 : ~uint64_t{0};
       break;

@@ -37,10 +37,10 @@
 #include "svm/permission_maps.h"
 #include "svm/hw/svm_vcpu.h"
 #include "svm/vmcb.h"
-#include "vmx/general_registers.h"
-#include "vmx/mmio_decode.h"
-#include "vmx/pending_events.h"
-#include "vmx/vlapic.h"
+#include "guest/general_registers.h"
+#include "guest/mmio_decode.h"
+#include "guest/pending_events.h"
+#include "guest/vlapic.h"
 
 namespace lantern::svm {
 
@@ -80,7 +80,7 @@ struct SvmCapture {
   bool halted = false;
   bool stopped = false;
   const char* stop_message = nullptr;
-  vmx::GeneralRegisters regs{};  // RAX from the VMCB, the rest from the VMRUN stub's save area
+  guest::GeneralRegisters regs{};  // RAX from the VMCB, the rest from the VMRUN stub's save area
   Vmcb vmcb{};
   uint64_t total_exits = 0;
   uint64_t events_injected = 0;
@@ -135,15 +135,15 @@ class SvmVcpu {
   // 11.6.2.2), from the LDR/DFR the owner last published.
   bool accepts_logical_destination(uint32_t mda) const;
   // Where the vlapic's IPIs go (owner core, from an ICR write): without a sink they are dropped.
-  using IpiSink = void (*)(void* context, const vmx::IpiRequest& ipi, bool x2apic);
+  using IpiSink = void (*)(void* context, const guest::IpiRequest& ipi, bool x2apic);
   void set_ipi_sink(IpiSink sink, void* context) {
     ipi_sink_ = sink;
     ipi_context_ = context;
   }
 
   // Any core. kFull / kInvalidArgument as PendingEventQueue::queue_event.
-  Result<size_t> queue_event(vmx::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
-  vmx::PendingEventSnapshot pending_events() const;
+  Result<size_t> queue_event(guest::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
+  guest::PendingEventSnapshot pending_events() const;
   size_t pending_event_count() const;
   const SvmPublishedState& published() const { return published_; }
   // Hypercalls other than 0-2 go to `handler` (owner core, before run()): it returns true and sets
@@ -160,7 +160,7 @@ class SvmVcpu {
 
   // Owner core, between runs: the guest state as the last exit left it, and the vlapic.
   const Vmcb& vmcb() const { return *vmcb_; }
-  const vmx::VirtualLapic& vlapic() const { return vlapic_; }
+  const guest::VirtualLapic& vlapic() const { return vlapic_; }
   // TSC ticks per tick of the vlapic timer's bus clock (CPUID 0x40000010 EBX = TSC kHz / this).
   uint32_t vlapic_tsc_per_bus_clock() const { return tsc_per_bus_clock_; }
 
@@ -217,7 +217,7 @@ class SvmVcpu {
   cpu::CpuidResult guest_cpuid(uint32_t leaf, uint32_t subleaf) const;
   // The guest's instruction at CS:RIP through its paging (no decode assists, APM 15.33): the
   // number of bytes fetched (0: no RAM, or not in guest RAM) and the code size it runs with.
-  size_t fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_size) const;
+  size_t fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const;
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
@@ -275,16 +275,16 @@ class SvmVcpu {
   IpiSink ipi_sink_ = nullptr;
   void* ipi_context_ = nullptr;
 
-  vmx::VirtualLapic vlapic_{0};
+  guest::VirtualLapic vlapic_{0};
   uint32_t tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;
   uint64_t cr4_allowed_ = 0;  // the CR4 bits the guest may set (cr4_allowed_bits of its CPUID)
 
   mutable IrqSpinlock events_lock_;
-  vmx::PendingEventQueue events_;  // guarded by events_lock_
+  guest::PendingEventQueue events_;  // guarded by events_lock_
   // Held after the queue injected an event while others wait: they go in after an exit the
   // guest causes, never at a host interrupt's (vmx/pending_events.h).
-  vmx::QueuedEventGate queue_gate_;
+  guest::QueuedEventGate queue_gate_;
   bool newest_exit_from_host() const;  // the newest exit was INTR or NMI
   std::atomic<uint32_t> attention_{0};
   uint64_t events_injected_ = 0;

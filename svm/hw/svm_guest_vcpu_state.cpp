@@ -19,7 +19,7 @@
 #include "svm/svm_capabilities.h"
 #include "svm/vmcb_controls.h"
 #include "svm/vmcb_reset.h"
-#include "vmx/mmio_decode.h"
+#include "guest/mmio_decode.h"
 
 namespace lantern::svm {
 namespace {
@@ -188,7 +188,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
   attention_.store(0, std::memory_order_relaxed);
   posted_.clear();
   wait_for_sipi_ = false;
-  vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
+  vlapic_ = guest::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
   apic_base_ = kApicBasePowerUp | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
   reset_emulated_state();
 
@@ -234,7 +234,7 @@ void SvmVcpu::publish_logical_id() {
 
 bool SvmVcpu::accepts_logical_destination(uint32_t mda) const {
   const bool x2apic = published_x2apic_.load(std::memory_order_acquire);
-  return vmx::logical_destination_matches(mda, published_ldr_.load(std::memory_order_relaxed),
+  return guest::logical_destination_matches(mda, published_ldr_.load(std::memory_order_relaxed),
                                           published_dfr_.load(std::memory_order_relaxed), x2apic);
 }
 
@@ -261,13 +261,13 @@ uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
   }
 }
 
-size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_size) const {
+size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const {
   if (ram_bytes_ == 0) return 0;
   const VmcbSaveArea& s = vmcb_->save;
   const bool sixty_four_bit = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
-  code_size = sixty_four_bit ? vmx::CodeSize::k64
-              : (s.cs.attrib & kAttribDefaultBig) != 0 ? vmx::CodeSize::k32
-                                                        : vmx::CodeSize::k16;
+  code_size = sixty_four_bit ? guest::CodeSize::k64
+              : (s.cs.attrib & kAttribDefaultBig) != 0 ? guest::CodeSize::k32
+                                                        : guest::CodeSize::k16;
   const guest::GuestPagingState paging{s.cr0, s.cr3, s.cr4, s.efer};
   const RamGuestPhysical ram(ram_phys_, ram_bytes_);
   RamGuestLinear memory(ram, paging);
@@ -278,8 +278,8 @@ size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, vmx::CodeSize& code_
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_cr4_write(const Exit& exit) {
-  uint8_t bytes[vmx::kMaxInstructionBytes] = {};
-  vmx::CodeSize code_size = vmx::CodeSize::k16;
+  uint8_t bytes[guest::kMaxInstructionBytes] = {};
+  guest::CodeSize code_size = guest::CodeSize::k16;
   const size_t fetched = fetch_instruction(bytes, code_size);
   if (fetched == 0) return stop(exit, "MOV to CR4: the instruction is not in guest RAM");
   auto mov = decode_mov_to_cr(std::span<const uint8_t>(bytes, fetched), code_size);
@@ -287,7 +287,7 @@ Result<SvmRunOutcome> SvmVcpu::on_cr4_write(const Exit& exit) {
   const uint64_t* reg = gpr_slot(mov->gpr);
   if (reg == nullptr) return stop(exit, "MOV to CR4 from a register that does not exist");
   // Outside 64-bit mode the operand is 32 bits (SDM Vol. 2B MOV CR: "the upper 32 bits are ignored").
-  const uint64_t value = code_size == vmx::CodeSize::k64 ? *reg : (*reg & 0xffffffffu);
+  const uint64_t value = code_size == guest::CodeSize::k64 ? *reg : (*reg & 0xffffffffu);
   VmcbSaveArea& s = vmcb_->save;
   const Cr4Write w = evaluate_cr4_write(s.cr4, value, cr4_allowed_, s.cr0, s.cr3, (s.efer & kEferLma) != 0);
   if (w.general_protection) {
@@ -301,15 +301,15 @@ Result<SvmRunOutcome> SvmVcpu::on_cr4_write(const Exit& exit) {
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_mmio(const Exit& exit, guest::MmioDevice& device, uint64_t offset) {
-  uint8_t bytes[vmx::kMaxInstructionBytes] = {};
-  vmx::CodeSize code_size = vmx::CodeSize::k16;
+  uint8_t bytes[guest::kMaxInstructionBytes] = {};
+  guest::CodeSize code_size = guest::CodeSize::k16;
   const size_t fetched = fetch_instruction(bytes, code_size);
   if (fetched == 0) return stop(exit, "MMIO access: the instruction is not in guest RAM");
-  auto move = vmx::decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
+  auto move = guest::decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
   if (!move) return stop(exit, "MMIO access by an instruction the SVM backend does not emulate");
   uint64_t* reg = move->immediate ? nullptr : gpr_slot(move->gpr);
   if (!move->immediate && reg == nullptr) return stop(exit, "MMIO access through a register that does not exist");
-  const uint64_t after = vmx::perform_mmio_move(*move, device, offset, reg != nullptr ? *reg : 0);
+  const uint64_t after = guest::perform_mmio_move(*move, device, offset, reg != nullptr ? *reg : 0);
   if (!move->store) *reg = after;
   TRY(complete_emulated_instruction(vmcb_->save.rip + move->length));
   return SvmRunOutcome::kHandled;
@@ -346,7 +346,7 @@ void SvmVcpu::enter_wait_for_sipi() {
   // After INIT the local APIC is as after power-up except its ID, and x2APIC mode stays (SDM
   // Vol. 3A 11.4.7.3, 11.12.5.1); the processor then waits for a SIPI (SDM 9.4).
   const bool x2apic = vlapic_.x2apic_mode();
-  vlapic_ = vmx::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
+  vlapic_ = guest::VirtualLapic(vcpu_id_, tsc_per_bus_clock_);
   vlapic_.set_x2apic_mode(x2apic);
   posted_.clear_interrupts();
   {

@@ -22,7 +22,7 @@ namespace lantern::svm {
 // The vCPUs of one SvmGuestVm by vcpu id (= APIC ID): where their vlapics' IPIs go, as
 // vmx::VcpuGroup does for the VMX demo VMs. Fixed and lowest-priority (the first match) IPIs go
 // to the target's IRR, NMI to its pending-event queue, INIT and SIPI to its wait-for-SIPI state;
-// physical, logical, broadcast and shorthand destinations through vmx::ipi_reaches() (SDM Vol. 3A
+// physical, logical, broadcast and shorthand destinations through guest::ipi_reaches() (SDM Vol. 3A
 // 11.6). Each target is posted lock-free and its owner core kicked.
 class SvmVcpuGroup {
  public:
@@ -34,7 +34,7 @@ class SvmVcpuGroup {
   void leave(SvmVcpu& vcpu);
 
  private:
-  static void deliver(void* context, const vmx::IpiRequest& ipi, bool x2apic);
+  static void deliver(void* context, const guest::IpiRequest& ipi, bool x2apic);
   std::atomic<SvmVcpu*> members_[kMaxVcpus] = {};
 };
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "vmx/mmio_decode.h"
+#include "guest/mmio_decode.h"
 
 namespace lantern::vmx {
 namespace {

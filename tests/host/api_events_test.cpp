@@ -32,21 +32,21 @@ class ApiEvents : public ::testing::Test {
 TEST(ApiEventRequest, AcceptsEveryArchitecturallyValidEvent) {
   struct Case {
     const char* body;
-    vmx::PendingEventType type;
+    guest::PendingEventType type;
     uint8_t vector;
     std::optional<uint32_t> error_code;
   } cases[] = {
-      {R"({"type":"interrupt","vector":32})", vmx::PendingEventType::kExternalInterrupt, 32, std::nullopt},
-      {R"({"type":"interrupt","vector":16})", vmx::PendingEventType::kExternalInterrupt, 16, std::nullopt},
-      {R"({"type":"interrupt","vector":255})", vmx::PendingEventType::kExternalInterrupt, 255, std::nullopt},
-      {R"({"type":"nmi","vector":2})", vmx::PendingEventType::kNmi, 2, std::nullopt},
-      {R"({"type":"exception","vector":0})", vmx::PendingEventType::kHardwareException, 0, std::nullopt},
-      {R"({"type":"exception","vector":6})", vmx::PendingEventType::kHardwareException, 6, std::nullopt},
-      {R"({"type":"exception","vector":31})", vmx::PendingEventType::kHardwareException, 31, std::nullopt},
-      {R"({"vector":13,"error_code":0,"type":"exception"})", vmx::PendingEventType::kHardwareException, 13,
+      {R"({"type":"interrupt","vector":32})", guest::PendingEventType::kExternalInterrupt, 32, std::nullopt},
+      {R"({"type":"interrupt","vector":16})", guest::PendingEventType::kExternalInterrupt, 16, std::nullopt},
+      {R"({"type":"interrupt","vector":255})", guest::PendingEventType::kExternalInterrupt, 255, std::nullopt},
+      {R"({"type":"nmi","vector":2})", guest::PendingEventType::kNmi, 2, std::nullopt},
+      {R"({"type":"exception","vector":0})", guest::PendingEventType::kHardwareException, 0, std::nullopt},
+      {R"({"type":"exception","vector":6})", guest::PendingEventType::kHardwareException, 6, std::nullopt},
+      {R"({"type":"exception","vector":31})", guest::PendingEventType::kHardwareException, 31, std::nullopt},
+      {R"({"vector":13,"error_code":0,"type":"exception"})", guest::PendingEventType::kHardwareException, 13,
        0u},
       {R"({"type":"exception","vector":14,"error_code":4294967295})",
-       vmx::PendingEventType::kHardwareException, 14, 0xffffffffu},
+       guest::PendingEventType::kHardwareException, 14, 0xffffffffu},
   };
   for (const Case& c : cases) {
     const EventRequestResult r = parse_event_request(c.body);

@@ -1,5 +1,5 @@
 // A ConsoleBackend for the API's host tests: plain data the test sets up, a real
-// vmx::PendingEventQueue per vCPU, a console ring with a fixed capacity, and error injection.
+// guest::PendingEventQueue per vCPU, a console ring with a fixed capacity, and error injection.
 #pragma once
 
 #include <map>
@@ -23,7 +23,7 @@ class FakeBackend final : public ConsoleBackend {
   std::vector<VmSummary> vm_list;
   std::vector<VcpuSummary> vcpu_list;
   std::map<Key, VcpuSnapshot> snapshots;
-  std::map<Key, vmx::PendingEventQueue> queues;
+  std::map<Key, guest::PendingEventQueue> queues;
   std::map<uint32_t, std::string> console_output;  // everything each VM ever wrote
   size_t console_capacity = 64;                    // the ring keeps only the last bytes
   std::vector<LogLine> log_lines;                  // seq = index
@@ -180,13 +180,13 @@ class FakeBackend final : public ConsoleBackend {
     return it->second;
   }
 
-  Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) override {
+  Result<guest::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) override {
     auto it = queues.find({vm, vcpu});
     if (it == queues.end()) return make_error(ErrorCode::kNotFound, "no such vCPU");
     return it->second.snapshot();
   }
 
-  Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
+  Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, guest::PendingEventType type, uint32_t vector,
                              std::optional<uint32_t> error_code) override {
     ++queue_calls;
     if (queue_error) return *queue_error;

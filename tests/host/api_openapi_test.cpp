@@ -156,8 +156,8 @@ TEST(ApiOpenApi, HandlerOutputMatchesTheDocumentedSchemas) {
   backend.system_summary.net_pools.push_back(NetPoolLevel{"PBUF_POOL", 1, 2, 3, 0});
   backend.console_output[3] = "hi";
   backend.log_lines.push_back(LogLine{0, 5, 0, "info", "boot", false});
-  backend.queues[{3, 1}].queue_event(vmx::PendingEventType::kHardwareException, 14, 2u).value();
-  backend.queues[{3, 1}].queue_event(vmx::PendingEventType::kNmi, 2).value();
+  backend.queues[{3, 1}].queue_event(guest::PendingEventType::kHardwareException, 14, 2u).value();
+  backend.queues[{3, 1}].queue_event(guest::PendingEventType::kNmi, 2).value();
   Api api(backend, AuthConfig{});
   const json doc = served_document();
   const json& schemas = doc["components"]["schemas"];

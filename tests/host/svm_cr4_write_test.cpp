@@ -80,42 +80,42 @@ TEST(SvmCr4Write, PagingBitsFlushTheTlb) {
 
 TEST(SvmCr4Write, DecodesMovToCrWithPrefixesAndRex) {
   // mov %rax,%cr4 (0f 22 e0): CR4 from RAX.
-  auto m = decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x22, 0xe0}, vmx::CodeSize::k64);
+  auto m = decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x22, 0xe0}, guest::CodeSize::k64);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->cr, 4);
   EXPECT_EQ(m->gpr, 0);
   EXPECT_EQ(m->length, 3);
   // mov %r9,%cr4 (41 0f 22 e1): REX.B picks R9.
-  m = decode_mov_to_cr(std::vector<uint8_t>{0x41, 0x0f, 0x22, 0xe1, 0x90}, vmx::CodeSize::k64);
+  m = decode_mov_to_cr(std::vector<uint8_t>{0x41, 0x0f, 0x22, 0xe1, 0x90}, guest::CodeSize::k64);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->gpr, 9);
   EXPECT_EQ(m->length, 4);
   // mov %rax,%cr8 (44 0f 22 c0): REX.R extends the control register.
-  m = decode_mov_to_cr(std::vector<uint8_t>{0x44, 0x0f, 0x22, 0xc0}, vmx::CodeSize::k64);
+  m = decode_mov_to_cr(std::vector<uint8_t>{0x44, 0x0f, 0x22, 0xc0}, guest::CodeSize::k64);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->cr, 8);
   // 32-bit code: 0x41 is INC ECX, not REX; a 66 prefix is skipped.
-  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{0x41, 0x0f, 0x22, 0xe1}, vmx::CodeSize::k32));
-  m = decode_mov_to_cr(std::vector<uint8_t>{0x66, 0x0f, 0x22, 0xe3}, vmx::CodeSize::k32);
+  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{0x41, 0x0f, 0x22, 0xe1}, guest::CodeSize::k32));
+  m = decode_mov_to_cr(std::vector<uint8_t>{0x66, 0x0f, 0x22, 0xe3}, guest::CodeSize::k32);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->gpr, 3);
   EXPECT_EQ(m->length, 4);
   // ModRM.mod is ignored: 0f 22 20 is still a register operand (RAX to CR4).
-  m = decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x22, 0x20}, vmx::CodeSize::k16);
+  m = decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x22, 0x20}, guest::CodeSize::k16);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->cr, 4);
   EXPECT_EQ(m->gpr, 0);
 }
 
 TEST(SvmCr4Write, RefusesWhatIsNotAMovToCr) {
-  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x20, 0xe0}, vmx::CodeSize::k64));  // MOV from CR4
-  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x22}, vmx::CodeSize::k64));        // truncated
-  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{}, vmx::CodeSize::k64));
+  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x20, 0xe0}, guest::CodeSize::k64));  // MOV from CR4
+  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{0x0f, 0x22}, guest::CodeSize::k64));        // truncated
+  EXPECT_FALSE(decode_mov_to_cr(std::vector<uint8_t>{}, guest::CodeSize::k64));
   std::vector<uint8_t> too_long(18, 0x66);  // 15 prefixes, then 0f 22 e0: 18 bytes
   too_long[15] = 0x0f;
   too_long[16] = 0x22;
   too_long[17] = 0xe0;
-  EXPECT_FALSE(decode_mov_to_cr(too_long, vmx::CodeSize::k64));
+  EXPECT_FALSE(decode_mov_to_cr(too_long, guest::CodeSize::k64));
 }
 
 }  // namespace

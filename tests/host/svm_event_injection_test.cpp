@@ -13,9 +13,9 @@
 namespace lantern::svm {
 namespace {
 
-using vmx::InjectionAction;
-using vmx::PendingEvent;
-using vmx::PendingEventType;
+using guest::InjectionAction;
+using guest::PendingEvent;
+using guest::PendingEventType;
 
 constexpr uint64_t kIf = 1u << 9;
 

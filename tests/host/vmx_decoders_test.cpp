@@ -232,5 +232,48 @@ TEST(VmxDecoders, EntryInterruptionInfoEncoder) {
   }
 }
 
+TEST(VmxDecoders, EntryInterruptionInfoOfQueuedEvents) {
+  auto pf = guest::make_pending_event(guest::PendingEventType::kHardwareException, 14, 0x2);
+  ASSERT_TRUE(pf.has_value());
+  EXPECT_EQ(entry_interruption_info(*pf), 0x80000b0eu);
+  auto nmi = guest::make_pending_event(guest::PendingEventType::kNmi, 2, std::nullopt);
+  ASSERT_TRUE(nmi.has_value());
+  EXPECT_EQ(entry_interruption_info(*nmi), 0x80000202u);
+  auto irq = guest::make_pending_event(guest::PendingEventType::kExternalInterrupt, 0xef, std::nullopt);
+  ASSERT_TRUE(irq.has_value());
+  EXPECT_EQ(entry_interruption_info(*irq), 0x800000efu);
+}
+
+TEST(VmxDecoders, ReinjectionFromIdtVectoring) {
+  // Not valid: nothing to re-inject.
+  EXPECT_FALSE(reinjection_from_idt_vectoring(0x00000b0e, 4, 3).has_value());
+
+  // #PF with error code, bit 12 (undefined) set: dropped; no instruction length.
+  auto pf = reinjection_from_idt_vectoring(0x80001b0e, 0x6, 3);
+  ASSERT_TRUE(pf.has_value());
+  EXPECT_EQ(pf->entry_interruption_info, 0x80000b0eu);
+  EXPECT_EQ(pf->error_code, 0x6u);
+  EXPECT_EQ(pf->instruction_length, 0u);
+
+  // External interrupt: error code ignored.
+  auto irq = reinjection_from_idt_vectoring(0x80000031, 0xdead, 2);
+  ASSERT_TRUE(irq.has_value());
+  EXPECT_EQ(irq->entry_interruption_info, 0x80000031u);
+  EXPECT_EQ(irq->error_code, 0u);
+
+  // INT 0x80 (software interrupt) and INT3 (software exception) carry the length.
+  auto soft = reinjection_from_idt_vectoring(0x80000480, 0, 2);
+  ASSERT_TRUE(soft.has_value());
+  EXPECT_EQ(soft->instruction_length, 2u);
+  auto int3 = reinjection_from_idt_vectoring(0x80000603, 0, 1);
+  ASSERT_TRUE(int3.has_value());
+  EXPECT_EQ(int3->instruction_length, 1u);
+
+  // Reserved bits 30:13 are not copied into the entry field.
+  auto noisy = reinjection_from_idt_vectoring(0xfffff20e, 0, 0);
+  ASSERT_TRUE(noisy.has_value());
+  EXPECT_EQ(noisy->entry_interruption_info, 0x8000020eu);
+}
+
 }  // namespace
 }  // namespace lantern::vmx

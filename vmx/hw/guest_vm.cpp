@@ -186,7 +186,7 @@ Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) 
         vcpu.set_hypercall_result(0);
         return true;
       case kHypercallInjectInterrupt: {
-        auto queued = vcpu.queue_event(PendingEventType::kExternalInterrupt,
+        auto queued = vcpu.queue_event(guest::PendingEventType::kExternalInterrupt,
                                                 static_cast<uint32_t>(h->args[0]));
         vcpu.set_hypercall_result(queued ? 0 : ~uint64_t{0});
         return true;

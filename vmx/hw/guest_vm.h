@@ -13,7 +13,7 @@
 #include "kernel/lib/result.h"
 #include "guest/nested_paging.h"
 #include "vmx/hw/vcpu.h"
-#include "vmx/output_ring.h"
+#include "guest/output_ring.h"
 
 namespace lantern::vmx {
 
@@ -29,16 +29,16 @@ inline constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
 // The per-VM console: what the guest wrote to its UART. Lines also go to the log, prefixed.
 class GuestConsole {
  public:
-  static constexpr size_t kBufferBytes = OutputRing::kReadableBytes;
+  static constexpr size_t kBufferBytes = guest::OutputRing::kReadableBytes;
   void put(uint32_t vm_id, char c);
   uint64_t total_bytes() const { return output_.total(); }
-  // What the guest wrote from stream offset `since` on (OutputRing::read_since); any core.
-  OutputRing::Slice read_since(uint64_t since, char* out, size_t capacity) const {
+  // What the guest wrote from stream offset `since` on (guest::OutputRing::read_since); any core.
+  guest::OutputRing::Slice read_since(uint64_t since, char* out, size_t capacity) const {
     return output_.read_since(since, out, capacity);
   }
 
  private:
-  OutputRing output_;
+  guest::OutputRing output_;
   char line_[120] = {};
   size_t line_len_ = 0;
 };

@@ -17,10 +17,10 @@
 #include "vmx/cr_access.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vmx_operation.h"
-#include "vmx/hw/xstate_hw.h"
+#include "guest/hw/xstate_hw.h"
 #include "vmx/long_mode.h"
 #include "vmx/vmx_controls.h"
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
 extern "C" char vmx_exit_entry[];
 extern "C" void interrupt_dispatch(lantern::interrupts::Frame* frame);
@@ -82,7 +82,7 @@ constexpr uint64_t kCr4Osxsave = 1u << 18;
 
 // Guest interruptibility: blocking by STI (bit 0) and by MOV SS (bit 1) end once the next
 // instruction completes, so skipping an instruction clears them (SDM Vol. 3C 24.4.2, Table 24-3).
-constexpr uint32_t kInterruptibilityShadow = kInterruptibilityStiBlocking | kInterruptibilityMovSsBlocking;
+constexpr uint32_t kInterruptibilityShadow = guest::kInterruptibilityStiBlocking | guest::kInterruptibilityMovSsBlocking;
 
 // #UD for VMX instructions executed by the guest (SDM Vol. 3A Table 6-1, vector 6).
 constexpr uint8_t kVectorInvalidOpcode = 6;
@@ -116,7 +116,7 @@ void free_page(uint64_t phys) {
 // register is clobbered here: run() keeps its loop's values in RBX and its frame, instead of the
 // stub pushing and popping all the callee-saved registers at every exit. RBX stays saved so that
 // `this` can live in a register across the entry.
-[[gnu::always_inline]] inline uint64_t vmx_enter(GeneralRegisters* regs, uint64_t launched, VmxFastPath* fast) {
+[[gnu::always_inline]] inline uint64_t vmx_enter(guest::GeneralRegisters* regs, uint64_t launched, VmxFastPath* fast) {
   uint64_t flags;
   asm volatile("call vmx_enter"
                : "=a"(flags), "+D"(regs), "+S"(launched), "+d"(fast)
@@ -203,11 +203,11 @@ Result<VmxVcpu*> VmxVcpu::create(uint32_t vm_id, uint32_t vcpu_id) {
   auto guest_xstate = alloc_page(0);
   if (!guest_xstate) return fail(guest_xstate.error());
   vcpu->guest_xstate_phys_ = *guest_xstate;
-  (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(vcpu->guest_xstate_phys_), paging::kPageSize);
+  (void)guest::init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(vcpu->guest_xstate_phys_), paging::kPageSize);
   auto host_xstate_area = alloc_page(0);
   if (!host_xstate_area) return fail(host_xstate_area.error());
   vcpu->host_xstate_phys_ = *host_xstate_area;
-  vcpu->guest_xcr0_ = kXcr0Reset;
+  vcpu->guest_xcr0_ = guest::kXcr0Reset;
   vcpu->init_vlapic();
   // VMCLEAR initialises the launch state to "clear" (SDM Vol. 3C 24.11.3).
   if (auto r = hw::vmclear(vcpu->vmcs_phys_); !r) return fail(r.error());
@@ -549,7 +549,7 @@ Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
 
 // ---- Running ---------------------------------------------------------------------------------
 
-Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector,
+Result<size_t> VmxVcpu::queue_event(guest::PendingEventType type, uint32_t vector,
                                     std::optional<uint32_t> error_code) {
   size_t position;
   {
@@ -562,7 +562,7 @@ Result<size_t> VmxVcpu::queue_event(PendingEventType type, uint32_t vector,
   return position;
 }
 
-PendingEventSnapshot VmxVcpu::pending_events() const {
+guest::PendingEventSnapshot VmxVcpu::pending_events() const {
   IrqSpinlockGuard guard(events_lock_);
   return events_.snapshot();
 }
@@ -577,23 +577,23 @@ inline Result<void> VmxVcpu::inject_pending_event() {
   IrqSpinlockGuard guard(events_lock_);
   owner_events_pending_ = !events_.empty();
   if (events_.empty()) return ok();
-  InjectionContext context;
+  guest::InjectionContext context;
   context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
   context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-  context.entry_interruption_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
-  const InjectionDecision decision = decide_injection(events_, context);
+  context.event_slot_busy = (TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0;
+  const guest::InjectionDecision decision = guest::decide_injection(events_, context);
   uint32_t primary = primary_controls_;
   switch (decision.action) {
-    case InjectionAction::kNone: break;
-    case InjectionAction::kEntrySlotBusy:
+    case guest::InjectionAction::kNone: break;
+    case guest::InjectionAction::kEntrySlotBusy:
       // A re-injection owns the entry field: come back as soon as the guest can take an
       // interrupt again (an NMI/exception will be retried at the next exit anyway).
-      if (decision.event.type == PendingEventType::kExternalInterrupt) {
+      if (decision.event.type == guest::PendingEventType::kExternalInterrupt) {
         primary |= proc_based::kInterruptWindowExiting;
       }
       break;
-    case InjectionAction::kInjectNow: {
-      uint32_t info = decision.event.entry_interruption_info();
+    case guest::InjectionAction::kInjectNow: {
+      uint32_t info = entry_interruption_info(decision.event);
       // With unrestricted guest and CR0.PE = 0 the "deliver error code" bit must be 0, or the
       // VM entry fails (SDM Vol. 3C 26.2.1.3): real mode pushes no error codes.
       if ((info & kIntrInfoErrorCodeValid) != 0) {
@@ -617,8 +617,8 @@ inline Result<void> VmxVcpu::inject_pending_event() {
       ++events_injected_;
       break;
     }
-    case InjectionAction::kRequestInterruptWindow: primary |= proc_based::kInterruptWindowExiting; break;
-    case InjectionAction::kRequestNmiWindow:
+    case guest::InjectionAction::kRequestInterruptWindow: primary |= proc_based::kInterruptWindowExiting; break;
+    case guest::InjectionAction::kRequestNmiWindow:
       if (nmi_window_allowed_) primary |= proc_based::kNmiWindowExiting;
       break;
   }
@@ -631,11 +631,11 @@ inline Result<void> VmxVcpu::inject_pending_event() {
 
 // The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
 // timer (only while armed), the queue (before the vlapic; after it delivered an event, only once
-// the guest caused an exit: QueuedEventGate), then the vlapic's deliverable vector or a window.
+// the guest caused an exit: guest::QueuedEventGate), then the vlapic's deliverable vector or a window.
 // Afterwards it decides whether the next entries may skip it.
 inline Result<void> VmxVcpu::arbitrate_events() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
-  if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != VirtualLapic::kNoDeadline) {
+  if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != guest::VirtualLapic::kNoDeadline) {
     TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
   }
   if (((attention & kAttentionEvents) != 0 || owner_events_pending_) && queue_may_inject()) {
@@ -650,7 +650,7 @@ inline Result<void> VmxVcpu::arbitrate_events() {
   TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
   arbitrate_ =
       owner_events_pending_ || wait_for_sipi_ || sleeping_in_hlt_ || vlapic_.has_requests() ||
-      vlapic_.next_deadline() != VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
+      vlapic_.next_deadline() != guest::VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
       (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
   return ok();
 }
@@ -739,33 +739,33 @@ Result<VmExit> VmxVcpu::run() {
 // touches no extended state). XCR0 is not switched by VM entry/exit (SDM Vol. 3C 26, 27), so
 // it is switched here (SDM Vol. 1 13.3, 13.7, 13.8).
 void VmxVcpu::switch_to_guest_xstate() {
-  const HostXstate& x = host_xstate();
+  const guest::HostXstate& x = guest::host_xstate();
   void* host_area = paging::phys_to_ptr<void>(host_xstate_phys_);
   void* guest_area = paging::phys_to_ptr<void>(guest_xstate_phys_);
-  if (x.mode == XstateMode::kXsave) {
-    hw::xsave(host_area);
-    if (guest_xcr0_ != x.host_xcr0) hw::xsetbv(0, guest_xcr0_);
+  if (x.mode == guest::XstateMode::kXsave) {
+    guest::hw::xsave(host_area);
+    if (guest_xcr0_ != x.host_xcr0) guest::hw::xsetbv(0, guest_xcr0_);
     // IA32_XSS is not switched by VM entry/exit either (SDM Vol. 1 13.3; Vol. 3C 26, 27).
-    if (x.xsaves && guest_xss_ != x.host_xss) cpu::wrmsr(kMsrIa32Xss, guest_xss_);
-    hw::xrstor(guest_area);
-  } else if (x.mode == XstateMode::kFxsave) {
-    hw::fxsave(host_area);
-    hw::fxrstor(guest_area);
+    if (x.xsaves && guest_xss_ != x.host_xss) cpu::wrmsr(guest::kMsrIa32Xss, guest_xss_);
+    guest::hw::xrstor(guest_area);
+  } else if (x.mode == guest::XstateMode::kFxsave) {
+    guest::hw::fxsave(host_area);
+    guest::hw::fxrstor(guest_area);
   }
 }
 
 void VmxVcpu::switch_to_host_xstate() {
-  const HostXstate& x = host_xstate();
+  const guest::HostXstate& x = guest::host_xstate();
   void* host_area = paging::phys_to_ptr<void>(host_xstate_phys_);
   void* guest_area = paging::phys_to_ptr<void>(guest_xstate_phys_);
-  if (x.mode == XstateMode::kXsave) {
-    hw::xsave(guest_area);
-    if (guest_xcr0_ != x.host_xcr0) hw::xsetbv(0, x.host_xcr0);
-    if (x.xsaves && guest_xss_ != x.host_xss) cpu::wrmsr(kMsrIa32Xss, x.host_xss);
-    hw::xrstor(host_area);
-  } else if (x.mode == XstateMode::kFxsave) {
-    hw::fxsave(guest_area);
-    hw::fxrstor(host_area);
+  if (x.mode == guest::XstateMode::kXsave) {
+    guest::hw::xsave(guest_area);
+    if (guest_xcr0_ != x.host_xcr0) guest::hw::xsetbv(0, x.host_xcr0);
+    if (x.xsaves && guest_xss_ != x.host_xss) cpu::wrmsr(guest::kMsrIa32Xss, x.host_xss);
+    guest::hw::xrstor(host_area);
+  } else if (x.mode == guest::XstateMode::kFxsave) {
+    guest::hw::fxsave(guest_area);
+    guest::hw::fxrstor(host_area);
   }
 }
 
@@ -781,7 +781,7 @@ Result<void> VmxVcpu::inject_exception_now(uint8_t vector, std::optional<uint32_
   }
   TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
   const uint64_t rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
-  const uint64_t delivered_rflags = rflags_for_injected_exception(rflags, vector);
+  const uint64_t delivered_rflags = guest::rflags_for_injected_exception(rflags, vector);
   if (delivered_rflags != rflags) TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, delivered_rflags));
   return ok();
 }
@@ -1018,11 +1018,11 @@ Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
 inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
   const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
   const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
-  CpuidGuestInputs inputs{false, (apic_base_ & kApicBaseEnable) != 0, guest_xcr0_};
-  if (cpuid_leaf_reads_cr4(leaf)) inputs.cr4_osxsave = (TRY(vmcs_read(hw_, FN::GUEST_CR4)) & kCr4Osxsave) != 0;
-  const uint64_t key = cpuid_input_key(leaf, inputs);
-  CpuidRegisters r;
-  if (const CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
+  guest::CpuidGuestInputs inputs{false, (apic_base_ & guest::kApicBaseEnable) != 0, guest_xcr0_};
+  if (guest::cpuid_leaf_reads_cr4(leaf)) inputs.cr4_osxsave = (TRY(vmcs_read(hw_, FN::GUEST_CR4)) & kCr4Osxsave) != 0;
+  const uint64_t key = guest::cpuid_input_key(leaf, inputs);
+  guest::CpuidRegisters r;
+  if (const guest::CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
     r = *cached;
   } else {
     r = policy_cpuid(leaf, subleaf, inputs);
@@ -1038,7 +1038,7 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
 }
 
 // What the guest sees for (leaf, subleaf): the processor's answer under Lantern's policy.
-CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const CpuidGuestInputs& inputs) {
+guest::CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const guest::CpuidGuestInputs& inputs) {
   cpu::CpuidResult r{};
   if (leaf >= kCpuidHypervisorLeaf) ensure_host_xstate();  // the timing leaf asks the clock
   if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
@@ -1052,7 +1052,7 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
     r = cpu::cpuid(leaf, subleaf);
     switch (leaf) {
       case 1: {
-        const HostXstate& x = host_xstate();
+        const guest::HostXstate& x = guest::host_xstate();
         r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm | kCpuid1EcxPowerThermal)) |
                 kCpuid1EcxHypervisor;
         r.edx &= ~kCpuid1EdxPowerThermal;
@@ -1061,7 +1061,7 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
         // offered only when the host switches XCR0 for guests.
         r.ecx &= ~kCpuid1EcxOsxsave;
         if (inputs.cr4_osxsave) r.ecx |= kCpuid1EcxOsxsave;
-        if (x.mode != XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
+        if (x.mode != guest::XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
         break;
       }
       case 7:
@@ -1081,20 +1081,20 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
       case kCpuidXsaveLeaf:
         if (subleaf == 0) {
           // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
-          const HostXstate& x = host_xstate();
+          const guest::HostXstate& x = guest::host_xstate();
           r.eax &= static_cast<uint32_t>(x.guest_xcr0);
           r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
           // EBX: the area for the guest's XCR0 (the processor's answer follows whichever XCR0
           // is loaded at the exit); ECX: for every component guests may enable.
-          r.ebx = xsave_standard_size(inputs.xcr0, x.components);
-          r.ecx = xsave_standard_size(x.guest_xcr0, x.components);
+          r.ebx = guest::xsave_standard_size(inputs.xcr0, x.components);
+          r.ecx = guest::xsave_standard_size(x.guest_xcr0, x.components);
         } else if (subleaf == 1) {
           // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
           // 24.6.2): hide it and the IA32_XSS bits (EAX[3], ECX, EDX; SDM Vol. 2A CPUID leaf 0DH).
           // EBX: the compacted size for XCR0 | IA32_XSS (XSAVEC's area), from the component
           // table (Bochs answers the standard size here).
-          r.eax &= ~kCpuidXsaveSubleaf1EaxXsaves;
-          r.ebx = xsave_compacted_size(inputs.xcr0, host_xstate().components);
+          r.eax &= ~guest::kCpuidXsaveSubleaf1EaxXsaves;
+          r.ebx = guest::xsave_compacted_size(inputs.xcr0, guest::host_xstate().components);
           r.ecx = 0;
           r.edx = 0;
         }
@@ -1114,7 +1114,7 @@ CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const Cpui
   }
   // The leaves the vlapic changes: 0 (max leaf), 1, 6, 15H, 16H and the hypervisor leaves.
   if (leaf <= 1 || leaf == 6 || leaf == 0x15 || leaf == 0x16 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);
-  return CpuidRegisters{r.eax, r.ebx, r.ecx, r.edx};
+  return guest::CpuidRegisters{r.eax, r.ebx, r.ecx, r.edx};
 }
 
 
@@ -1141,7 +1141,7 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
     Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
     if (regs_.rdi <= 0xff) {
       IrqSpinlockGuard guard(events_lock_);
-      queued = events_.queue_event(PendingEventType::kExternalInterrupt, static_cast<uint32_t>(regs_.rdi));
+      queued = events_.queue_event(guest::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(regs_.rdi));
     }
     if (queued) {
       owner_events_pending_ = true;
@@ -1157,19 +1157,19 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
 // The owner's own interrupt while nothing else waits for the arbiter (no queued event, no
 // attention bit, no vlapic request, window, timer or sleep): when the guest can take it at the
 // next entry, it goes straight into the entry slot, which is what the arbiter would decide for
-// a queue holding only this event (decide_injection; one event per entry, SDM Vol. 3C 26.5).
+// a queue holding only this event (guest::decide_injection; one event per entry, SDM Vol. 3C 26.5).
 // false: the caller queues it.
 Result<bool> VmxVcpu::inject_own_interrupt_now(uint8_t vector) {
   if (arbitrate_ || owner_events_pending_ || attention_.load(std::memory_order_relaxed) != 0) return false;
-  const Result<PendingEvent> event = make_pending_event(PendingEventType::kExternalInterrupt, vector, std::nullopt);
+  const Result<guest::PendingEvent> event = guest::make_pending_event(guest::PendingEventType::kExternalInterrupt, vector, std::nullopt);
   if (!event) return false;
-  InjectionContext context;
+  guest::InjectionContext context;
   context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
   context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-  context.entry_interruption_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
-  const InjectionDecision decision = decide_injection(*event, context);
-  if (decision.action != InjectionAction::kInjectNow) return false;
-  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, decision.event.entry_interruption_info()));
+  context.event_slot_busy = (TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0;
+  const guest::InjectionDecision decision = guest::decide_injection(*event, context);
+  if (decision.action != guest::InjectionAction::kInjectNow) return false;
+  TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, entry_interruption_info(decision.event)));
   ++events_injected_;
   return true;
 }
@@ -1197,7 +1197,7 @@ inline Result<VmExit> VmxVcpu::on_io(const ExitInfo& exit) {
     if (device != nullptr) ensure_host_xstate();
     if (q->in) {
       // IN writes AL/AX/EAX; a 32-bit write zero-extends into RAX (SDM Vol. 1 3.4.1.1).
-      TRY(regs_.set_by_width(static_cast<unsigned>(Gpr::kRax), q->size_bytes,
+      TRY(regs_.set_by_width(static_cast<unsigned>(guest::Gpr::kRax), q->size_bytes,
                              vm_core_->ports.read(device, q->port, q->size_bytes)));
     } else {
       const uint64_t mask = q->size_bytes == 4 ? 0xffffffffu : (uint64_t{1} << (8 * q->size_bytes)) - 1;
@@ -1226,7 +1226,7 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   // IN writes AL/AX/EAX; a 32-bit write zero-extends into RAX (SDM Vol. 1 3.4.1.1).
-  TRY(regs_.set_by_width(static_cast<unsigned>(Gpr::kRax), pending_io_width_, value));
+  TRY(regs_.set_by_width(static_cast<unsigned>(guest::Gpr::kRax), pending_io_width_, value));
   cpu::InterruptsOff irq_off;
   const uint64_t rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
   TRY(advance_rip(ExitInfo{0, 0, 0, rip, pending_instruction_length_}));
@@ -1252,8 +1252,8 @@ bool VmxVcpu::msr_emulated(uint32_t msr) {
     case guest::kMsrIa32BiosSignId:
     case guest::kMsrIa32MtrrCap:
     case guest::kMsrIa32MtrrDefType:
-    case VirtualLapic::kMsrTscDeadline:
-    case kMsrIa32Xss:
+    case guest::VirtualLapic::kMsrTscDeadline:
+    case guest::kMsrIa32Xss:
     case kMsrIa32Efer:
     case kMsrIa32TscAux: return true;
     default: return false;
@@ -1290,8 +1290,8 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX (SDM Vol. 2B RDMSR).
-  TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(value)));
-  TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(value >> 32)));
+  TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(value)));
+  TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(value >> 32)));
   cpu::InterruptsOff irq_off;
   const uint64_t rip = TRY(vmcs_read(hw_, FN::GUEST_RIP));
   TRY(advance_rip(ExitInfo{0, 0, 0, rip, pending_instruction_length_}));
@@ -1355,12 +1355,12 @@ Result<VmExit> VmxVcpu::on_xsetbv(const ExitInfo& exit) {
   // before the exit (25.1.1). The value is checked against what the host lets guests enable.
   const uint32_t index = static_cast<uint32_t>(regs_.rcx);
   const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
-  const HostXstate& x = host_xstate();
-  const uint64_t allowed = x.mode == XstateMode::kXsave ? x.guest_xcr0 : 0;
-  const XsetbvFault fault = check_xsetbv(index, value, allowed);
-  if (fault != XsetbvFault::kOk) {
+  const guest::HostXstate& x = guest::host_xstate();
+  const uint64_t allowed = x.mode == guest::XstateMode::kXsave ? x.guest_xcr0 : 0;
+  const guest::XsetbvFault fault = guest::check_xsetbv(index, value, allowed);
+  if (fault != guest::XsetbvFault::kOk) {
     LOG_DEBUG("vmx: vm%u vcpu%u: XSETBV(%u, 0x%llx) -> #GP: %s", vm_id_, vcpu_id_, index,
-              static_cast<unsigned long long>(value), xsetbv_fault_name(fault));
+              static_cast<unsigned long long>(value), guest::xsetbv_fault_name(fault));
     TRY(inject_exception_now(kVectorGeneralProtection, 0));
     return VmExit{exits::Nothing{}};
   }
@@ -1374,7 +1374,7 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
   auto q = CrAccessQualification::decode(exit.qualification);
   if (!q) return stop(exit, "malformed CR-access exit qualification");
   auto read_gpr = [this](uint8_t gpr) -> Result<uint64_t> {
-    if (gpr == static_cast<uint8_t>(Gpr::kRsp)) return vmcs_read(hw_, FN::GUEST_RSP);
+    if (gpr == static_cast<uint8_t>(guest::Gpr::kRsp)) return vmcs_read(hw_, FN::GUEST_RSP);
     return regs_.get_reg_of_index(gpr);
   };
   // 64-bit operands in 64-bit mode, 32-bit otherwise (SDM Vol. 2B MOV CR).
@@ -1431,7 +1431,7 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
   if (q->cr == 3 && q->access_type == CrAccessType::kMovFromCr) {
     // RSP lives in the VMCS, not in the saved general registers.
     const uint64_t cr3 = TRY(vmcs_read(hw_, FN::GUEST_CR3)) & kOperandMask;
-    if (q->gpr == static_cast<uint8_t>(Gpr::kRsp)) {
+    if (q->gpr == static_cast<uint8_t>(guest::Gpr::kRsp)) {
       TRY(vmcs_write(hw_, FN::GUEST_RSP, cr3));
     } else {
       TRY(regs_.set_reg_of_index(q->gpr, cr3));
@@ -1448,7 +1448,7 @@ Result<VmExit> VmxVcpu::on_cr_access(const ExitInfo& exit) {
         return VmExit{exits::Nothing{}};
       }
       vlapic_.write_cr8(value);  // a lower TPR may let a pending interrupt in: arbitrated before the entry
-    } else if (q->gpr == static_cast<uint8_t>(Gpr::kRsp)) {
+    } else if (q->gpr == static_cast<uint8_t>(guest::Gpr::kRsp)) {
       TRY(vmcs_write(hw_, FN::GUEST_RSP, vlapic_.cr8()));
     } else {
       TRY(regs_.set_reg_of_index(q->gpr, vlapic_.cr8()));

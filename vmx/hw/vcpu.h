@@ -28,16 +28,16 @@
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/result.h"
-#include "vmx/cpuid_cache.h"
+#include "guest/cpuid_cache.h"
 #include "vmx/exit_reason.h"
 #include "vmx/exit_qualification.h"
-#include "vmx/general_registers.h"
+#include "guest/general_registers.h"
 #include "vmx/hw/vmx_entry_layout.h"
 #include "vmx/hw/vmx_instructions.h"
 #include "vmx/intercept_bitmaps.h"
-#include "vmx/pending_events.h"
+#include "guest/pending_events.h"
 #include "vmx/vcpu_exit.h"
-#include "vmx/vlapic.h"
+#include "guest/vlapic.h"
 #include "vmx/vmx_capabilities.h"
 
 namespace lantern::vmx {
@@ -196,15 +196,15 @@ class VmxVcpu {
   // The guest's IA32_XSS (switched at entry/exit when the CPU has XSAVES, xstate_hw.h).
   uint64_t guest_xss() const { return guest_xss_; }
 
-  GeneralRegisters& registers() { return regs_; }
-  const GeneralRegisters& registers() const { return regs_; }
+  guest::GeneralRegisters& registers() { return regs_; }
+  const guest::GeneralRegisters& registers() const { return regs_; }
   // Queues an event for injection (the bounded queue of 8: kFull when full, kInvalidArgument
   // for an invalid event; see pending_events.h). Callable from any core: the queue is locked,
   // and a vCPU bound to another core is kicked (a wake-up IPI forces a VM exit or ends its
   // core's HLT) so the event goes in at the next entry. Returns the event's position.
-  Result<size_t> queue_event(PendingEventType type, uint32_t vector,
+  Result<size_t> queue_event(guest::PendingEventType type, uint32_t vector,
                              std::optional<uint32_t> error_code = std::nullopt);
-  PendingEventSnapshot pending_events() const;
+  guest::PendingEventSnapshot pending_events() const;
   // The guest's XCR0 (set by its validated XSETBVs).
   uint64_t guest_xcr0() const { return guest_xcr0_; }
   size_t pending_event_count() const;
@@ -259,8 +259,8 @@ class VmxVcpu {
   // ---- vlapic (vmx/hw/vcpu_vlapic.cpp) ----
   // The emulated local APIC (x2APIC MSRs 0x800-0x8FF, IA32_TSC_DEADLINE, IA32_APIC_BASE and the
   // xAPIC page at IA32_APIC_BASE through EPT violations are handled inside run()). Owner core only.
-  VirtualLapic& vlapic() { return vlapic_; }
-  const VirtualLapic& vlapic() const { return vlapic_; }
+  guest::VirtualLapic& vlapic() { return vlapic_; }
+  const guest::VirtualLapic& vlapic() const { return vlapic_; }
   uint64_t apic_base() const { return apic_base_; }
   // Joins `group` at index vcpu_id (IPIs between vCPUs of one VM). kInvalidArgument when the
   // id does not fit, kBusy when the slot is taken.
@@ -359,7 +359,7 @@ class VmxVcpu {
   Result<VmExit> on_triple_fault(const ExitInfo& exit);
   Result<VmExit> on_interrupt_window(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<VmExit> on_cpuid(const ExitInfo& exit);
-  CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const CpuidGuestInputs& inputs);
+  guest::CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const guest::CpuidGuestInputs& inputs);
   Result<VmExit> on_hlt(const ExitInfo& exit);
   Result<VmExit> on_skip_instruction(const ExitInfo& exit);
   Result<VmExit> on_vmcall(const ExitInfo& exit);
@@ -432,7 +432,7 @@ class VmxVcpu {
   // instruction is not one the decoder knows (vmx/mmio_decode.h).
   Result<std::optional<VmExit>> emulate_mmio_move(const ExitInfo& exit, bool write, guest::MmioDevice& device,
                                                   uint64_t offset, const char* unsupported, const char* mismatch);
-  void deliver_ipi(const IpiRequest& ipi);
+  void deliver_ipi(const guest::IpiRequest& ipi);
   void vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const;
   // Guest memory (vcpu_vlapic.cpp): a guest-physical address through this vCPU's EPT, bytes
   // copied up to the first unmapped one, and the guest's own paging for linear addresses.
@@ -456,7 +456,7 @@ class VmxVcpu {
   // that on_io's decoded fields stay in registers.
   Result<VmExit> on_string_io(const ExitInfo& exit);
 
-  GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
+  guest::GeneralRegisters regs_{};  // first: the asm stub is handed &regs_
   uint32_t vm_id_;
   uint32_t vcpu_id_;
   uint64_t vmcs_phys_ = 0;
@@ -494,7 +494,7 @@ class VmxVcpu {
   const char* stop_message_ = nullptr;
   uint32_t stop_exit_reason_ = 0;
   mutable IrqSpinlock events_lock_;
-  PendingEventQueue events_;                   // guarded by events_lock_
+  guest::PendingEventQueue events_;                   // guarded by events_lock_
   std::atomic<uint32_t> attention_{0};         // kAttention* bits, set from any core
   std::atomic<bool> return_requested_{false};  // request_return()
   // Owner-core state of the arbiter: true while something may still need arbitration before
@@ -503,7 +503,7 @@ class VmxVcpu {
   bool owner_events_pending_ = false;  // the queue was non-empty when the owner last looked
   // Held after the queue injected an event while others wait: they go in after an exit the
   // guest causes, never at a host interrupt's exit (pending_events.h).
-  QueuedEventGate queue_gate_;
+  guest::QueuedEventGate queue_gate_;
   uint64_t events_injected_ = 0;
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;
@@ -513,10 +513,10 @@ class VmxVcpu {
   guest::Vm* vm_core_ = nullptr;
   uint32_t requested_preemption_timer_ = 0;  // set_preemption_timer()'s value (0 = off)
   uint32_t return_backstop_ = 0;             // set_return_backstop()'s ticks (0 = off)
-  VirtualLapic vlapic_{0};
+  guest::VirtualLapic vlapic_{0};
   uint32_t vlapic_tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;  // IA32_APIC_BASE as the guest sees it
-  CpuidLeafCache cpuid_cache_;  // policy_cpuid() answers; cleared when the fixed inputs change
+  guest::CpuidLeafCache cpuid_cache_;  // policy_cpuid() answers; cleared when the fixed inputs change
   VcpuGroup* group_ = nullptr;
   guest::PostedVcpuEvents posted_;  // post_interrupt(), post_init(), post_sipi()
   // The vlapic's logical destination as other cores see it: LDR (xAPIC: bits 31:24; x2APIC: the

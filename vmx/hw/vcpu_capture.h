@@ -12,7 +12,7 @@
 
 #include "kernel/lib/result.h"
 #include "vmx/exit_reason.h"
-#include "vmx/general_registers.h"
+#include "guest/general_registers.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/vmcs_fields.h"
 
@@ -27,7 +27,7 @@ struct VcpuCapture {
   bool parked = false;   // INIT received, waiting for a SIPI
   bool stopped = false;
   const char* stop_message = nullptr;  // static text, when stopped
-  GeneralRegisters regs{};
+  guest::GeneralRegisters regs{};
   uint64_t cr2 = 0;  // switched by hand, not in the VMCS
   uint64_t total_exits = 0;
   uint64_t events_injected = 0;

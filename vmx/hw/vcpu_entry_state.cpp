@@ -12,7 +12,7 @@
 #include "vmx/hw/vmx_operation.h"
 #include "vmx/long_mode.h"
 #include "vmx/vmx_controls.h"
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
 namespace lantern::vmx {
 namespace {
@@ -95,7 +95,7 @@ Result<void> VmxVcpu::apply_entry_state(const guest::EntryState& s) {
   const uint32_t following = entry_controls_following_efer(entry_controls, s.efer);
   if (following != entry_controls) TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, following));
 
-  regs_ = GeneralRegisters{};
+  regs_ = guest::GeneralRegisters{};
   regs_.rax = s.rax;
   regs_.rbx = s.rbx;
   regs_.rcx = s.rcx;
@@ -133,14 +133,14 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
   sleeping_in_hlt_ = false;
   requested_preemption_timer_ = 0;
   guest_cr2_ = 0;
-  guest_xcr0_ = kXcr0Reset;
+  guest_xcr0_ = guest::kXcr0Reset;
   guest_xss_ = 0;
   misc_enable_ = guest::kMiscEnableReset;
   mtrr_def_type_ = guest::kMtrrDefTypeReset;
   tsc_offset_ = 0;
   tsc_adjust_ = 0;
   tsc_aux_ = 0;
-  (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
+  (void)guest::init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
   init_vlapic();
   arbitrate_ = true;
 

@@ -8,10 +8,10 @@
 #include "guest/platform_msrs.h"
 #include "vmx/cr_access.h"
 #include "vmx/hw/vcpu.h"
-#include "vmx/hw/xstate_hw.h"
+#include "guest/hw/xstate_hw.h"
 #include "vmx/long_mode.h"
 #include "vmx/vmx_controls.h"
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
 namespace lantern::vmx {
 namespace {
@@ -57,8 +57,8 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     const uint64_t efer = TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER));
     if (!write) {
       // RDMSR loads EDX:EAX, clearing the upper halves (SDM Vol. 2B RDMSR).
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(efer)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(efer >> 32)));
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(efer)));
+      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(efer >> 32)));
       TRY(advance_rip(exit));
       return std::optional<VmExit>(exits::Nothing{});
     }
@@ -75,17 +75,17 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
-  if (msr == kMsrIa32Xss) {
-    const HostXstate& x = host_xstate();
+  if (msr == guest::kMsrIa32Xss) {
+    const guest::HostXstate& x = guest::host_xstate();
     if (!x.xsaves) {
       // No IA32_XSS on this CPU: the MSR does not exist, RDMSR/WRMSR are #GP (SDM Vol. 4 2.1).
       TRY(inject_exception_now(kVectorGeneralProtection, 0));
       return std::optional<VmExit>(exits::Nothing{});
     }
     if (!write) {
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(guest_xss_)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(guest_xss_ >> 32)));
-    } else if (xss_write_allowed(value, x.guest_xss)) {
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(guest_xss_)));
+      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(guest_xss_ >> 32)));
+    } else if (guest::xss_write_allowed(value, x.guest_xss)) {
       guest_xss_ = value;  // loaded by switch_to_guest_xstate() at the next entry
     } else {
       LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_XSS 0x%llx -> #GP", vm_id_, vcpu_id_,
@@ -108,16 +108,16 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
       TRY(vmcs_write(hw_, F64::TSC_OFFSET, tsc_offset_));
     } else {
       const uint64_t read = msr == kMsrIa32Tsc ? guest_tsc() : tsc_adjust_;
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(read)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(read >> 32)));
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(read)));
+      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(read >> 32)));
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
   if (msr == kMsrIa32TscAux && rdtscp_enabled_) {
     if (!write) {
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(tsc_aux_)));
-      TRY(regs_.set32(Gpr::kRdx, 0));
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(tsc_aux_)));
+      TRY(regs_.set32(guest::Gpr::kRdx, 0));
     } else if ((value >> 32) != 0) {
       TRY(inject_exception_now(kVectorGeneralProtection, 0));  // bits 63:32 are reserved
       return std::optional<VmExit>(exits::Nothing{});
@@ -135,16 +135,16 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
       return std::optional<VmExit>(exits::Nothing{});
     }
     if (!write) {
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(a.value)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(a.value)));
+      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
   if (msr == guest::kMsrIa32BiosSignId) {
     if (!write) {
-      TRY(regs_.set32(Gpr::kRax, 0));
-      TRY(regs_.set32(Gpr::kRdx, 0));
+      TRY(regs_.set32(guest::Gpr::kRax, 0));
+      TRY(regs_.set32(guest::Gpr::kRdx, 0));
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
@@ -158,16 +158,16 @@ Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bo
     if (write) {
       mtrr_def_type_ = a.value;
     } else {
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(a.value)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(a.value)));
+      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
     }
     TRY(advance_rip(exit));
     return std::optional<VmExit>(exits::Nothing{});
   }
   if (msr == guest::kMsrIa32MiscEnable) {
     if (!write) {
-      TRY(regs_.set32(Gpr::kRax, static_cast<uint32_t>(misc_enable_)));
-      TRY(regs_.set32(Gpr::kRdx, static_cast<uint32_t>(misc_enable_ >> 32)));
+      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(misc_enable_)));
+      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(misc_enable_ >> 32)));
     } else {
       const guest::MiscEnableWrite w = guest::evaluate_misc_enable_write(misc_enable_, value);
       if (w.gp) {
@@ -283,7 +283,7 @@ Result<void> VmxVcpu::set_msr_intercept(MsrRange range, MsrAccess access, bool o
   }
   // IA32_EFER and IA32_XSS are the vCPU's own (long mode, xstate switching): never passed through.
   if (!on) {
-    for (uint32_t owned : {kMsrIa32Efer, kMsrIa32Xss}) {
+    for (uint32_t owned : {kMsrIa32Efer, guest::kMsrIa32Xss}) {
       if (owned >= range.first && owned - range.first < range.count) {
         return make_error(ErrorCode::kInvalidArgument, "IA32_EFER/IA32_XSS are emulated by the vCPU", owned);
       }

@@ -6,7 +6,7 @@
 //   EPT violation on the page at IA32_APIC_BASE: the instruction is fetched and decoded
 //                             (vmx/mmio_decode.h), RIP advanced; in xAPIC mode the register is
 //                             read/written, with the APIC disabled or in x2APIC mode reads
-//                             return all-ones and writes are dropped (vmx::ApicPageDevice)
+//                             return all-ones and writes are dropped (guest::ApicPageDevice)
 //   before every entry        posted IPIs -> IRR, the timer polled against the TSC, the highest
 //                             deliverable vector injected (or an interrupt window requested), and
 //                             the VMX preemption timer armed for the next timer deadline
@@ -27,9 +27,9 @@
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
-#include "vmx/mmio_decode.h"
+#include "guest/mmio_decode.h"
 #include "vmx/vmx_controls.h"
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
 namespace lantern::vmx {
 namespace {
@@ -87,12 +87,12 @@ void VmxVcpu::init_vlapic() {
   const uint64_t hz = time::tsc_hz();
   uint64_t ratio = hz / kNominalBusHz;
   if (ratio == 0) ratio = 1;
-  if (ratio > VirtualLapic::kMaxTscPerBusClock) ratio = VirtualLapic::kMaxTscPerBusClock;
+  if (ratio > guest::VirtualLapic::kMaxTscPerBusClock) ratio = guest::VirtualLapic::kMaxTscPerBusClock;
   vlapic_tsc_per_bus_clock_ = static_cast<uint32_t>(ratio);
-  vlapic_ = VirtualLapic(vcpu_id_, vlapic_tsc_per_bus_clock_);
+  vlapic_ = guest::VirtualLapic(vcpu_id_, vlapic_tsc_per_bus_clock_);
   cpuid_cache_.clear();  // leaves 15H, 16H and 4000_0010H announce this rate
   // Power-up (SDM 11.4.4): enabled, xAPIC mode, default base; vCPU 0 is the bootstrap processor.
-  apic_base_ = kApicBaseDefault | kApicBaseEnable | (vcpu_id_ == 0 ? kApicBaseBsp : 0);
+  apic_base_ = guest::kApicBaseDefault | guest::kApicBaseEnable | (vcpu_id_ == 0 ? guest::kApicBaseBsp : 0);
   publish_logical_id();
 }
 
@@ -172,7 +172,7 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
   // RFLAGS.IF stays 1 although nothing is injected while parked (the injection paths check
   // wait_for_sipi_): Bochs does not leave a guest's HLT for a host interrupt (external-interrupt
   // exiting) when the guest's IF is 0, and the SIPI's kick must make it exit.
-  TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, kRflagsReserved1 | kRflagsIf));
+  TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, kRflagsReserved1 | guest::kRflagsIf));
   TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, 0));
   TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
   sleeping_in_hlt_ = false;
@@ -191,9 +191,9 @@ Result<void> VmxVcpu::start_from_sipi(uint8_t vector) {
   TRY(write_guest_state(entry));  // also active, RFLAGS = 2, nothing blocked
   TRY(vmcs_write(hw_, FN::CR0_READ_SHADOW, kCr0Et));
   TRY(vmcs_write(hw_, FN::CR4_READ_SHADOW, 0));
-  regs_ = GeneralRegisters{};
-  guest_xcr0_ = kXcr0Reset;
-  (void)init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
+  regs_ = guest::GeneralRegisters{};
+  guest_xcr0_ = guest::kXcr0Reset;
+  (void)guest::init_guest_xsave_area(paging::phys_to_ptr<uint8_t>(guest_xstate_phys_), paging::kPageSize);
   pending_completion_ = PendingCompletion::kNone;
   wait_for_sipi_ = false;
   return ok();
@@ -225,22 +225,22 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
     const uint32_t entry_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
     if ((entry_info & kIntrInfoValid) != 0 || queue_gate_.held()) {
       // The entry slot is taken (a queued event or a re-injection goes first), or queued events
-      // wait for the guest's next exit (QueuedEventGate), which the vlapic must not overtake:
+      // wait for the guest's next exit (guest::QueuedEventGate), which the vlapic must not overtake:
       // come back when the guest can take an interrupt again. With the slot free, a queued
       // event that is still blocked (an NMI under NMI blocking, an interrupt under IF = 0) does
       // not hold the vlapic back: its interrupt goes in when RFLAGS.IF and interruptibility
       // allow it.
       primary |= proc_based::kInterruptWindowExiting;
     } else {
-      InjectionContext context;
+      guest::InjectionContext context;
       context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
       context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-      context.entry_interruption_info = entry_info;
-      PendingEvent event;
-      event.type = PendingEventType::kExternalInterrupt;
+      context.event_slot_busy = (entry_info & kIntrInfoValid) != 0;
+      guest::PendingEvent event;
+      event.type = guest::PendingEventType::kExternalInterrupt;
       event.vector = *vector;
-      const InjectionDecision decision = decide_injection(event, context);
-      if (decision.action == InjectionAction::kInjectNow) {
+      const guest::InjectionDecision decision = guest::decide_injection(event, context);
+      if (decision.action == guest::InjectionAction::kInjectNow) {
         // SDM 11.8.4: the APIC hands the vector to the core, moving it from IRR to ISR.
         TRY(vlapic_.acknowledge(*vector));
         if (sleeping_in_hlt_) {
@@ -249,9 +249,9 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
           sleeping_in_hlt_ = false;
           requested_preemption_timer_ = 0;
         }
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, event.entry_interruption_info()));
+        TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, entry_interruption_info(event)));
         ++vlapic_injected_;
-      } else if (decision.action == InjectionAction::kRequestInterruptWindow) {
+      } else if (decision.action == guest::InjectionAction::kRequestInterruptWindow) {
         primary |= proc_based::kInterruptWindowExiting;
       }
     }
@@ -273,7 +273,7 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
   // that comes first. Rounded up so the exit is never early.
   uint32_t value = requested_preemption_timer_;
   const uint64_t deadline = vlapic_.next_deadline();
-  if (deadline != VirtualLapic::kNoDeadline) {
+  if (deadline != guest::VirtualLapic::kNoDeadline) {
     fast_.enabled = 0;  // the stub's fast path would restart the timer at every resume
     const uint64_t now = guest_tsc();  // the deadline is in guest TSC; the timer counts the same ticks
     const uint8_t rate = capabilities()->preemption_timer_rate;
@@ -292,12 +292,12 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
 
 Result<std::optional<VmExit>> VmxVcpu::vlapic_on_hlt() {
   const uint64_t rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
-  if ((rflags & kRflagsIf) == 0) return std::optional<VmExit>{};  // nothing but an NMI wakes it
+  if ((rflags & guest::kRflagsIf) == 0) return std::optional<VmExit>{};  // nothing but an NMI wakes it
   TRY(vlapic_before_entry());
   if (vlapic_.highest_deliverable() || pending_event_count() != 0) {
     return std::optional<VmExit>{exits::Nothing{}};  // injected at the next entry: HLT returns
   }
-  if (vlapic_.next_deadline() == VirtualLapic::kNoDeadline || !can_sleep_in_hlt()) {
+  if (vlapic_.next_deadline() == guest::VirtualLapic::kNoDeadline || !can_sleep_in_hlt()) {
     return std::optional<VmExit>{};  // the caller decides how to wait (exits::Halt)
   }
   // Sleep inside VMX non-root until the timer deadline (the preemption timer is aimed at it
@@ -320,7 +320,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
       return std::optional<VmExit>{exits::Nothing{}};
     }
     value = *r;
-  } else if (msr == VirtualLapic::kMsrTscDeadline) {
+  } else if (msr == guest::VirtualLapic::kMsrTscDeadline) {
     value = vlapic_.read_tsc_deadline();
   } else if (msr == kMsrApicBase) {
     value = apic_base_;
@@ -340,7 +340,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
   Result<void> r = ok();
   // Any vlapic write may change what is deliverable (EOI, TPR, timer, IPIs, enable), and a
   // timer write counts from now: the vlapic's clock is only advanced while a timer is armed.
-  if ((msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) || msr == VirtualLapic::kMsrTscDeadline ||
+  if ((msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) || msr == guest::VirtualLapic::kMsrTscDeadline ||
       msr == kMsrApicBase) {
     arbitrate_ = true;
     vlapic_.set_time(guest_tsc());
@@ -348,7 +348,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
   if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
     r = vlapic_.write_msr(msr, value);
     if (r) route_vlapic_side_effects();
-  } else if (msr == VirtualLapic::kMsrTscDeadline) {
+  } else if (msr == guest::VirtualLapic::kMsrTscDeadline) {
     vlapic_.write_tsc_deadline(value);
   } else if (msr == kMsrApicBase) {
     r = write_apic_base(value);
@@ -366,7 +366,7 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
 }
 
 Result<void> VmxVcpu::write_apic_base(uint64_t value) {
-  apic_base_ = TRY(next_apic_base(apic_base_, value, guest_max_phys_bits()));
+  apic_base_ = TRY(guest::next_apic_base(apic_base_, value, guest_max_phys_bits()));
   vlapic_.follow_apic_base(apic_base_);
   publish_logical_id();
   return ok();
@@ -388,20 +388,20 @@ void VmxVcpu::publish_logical_id() {
 
 bool VmxVcpu::accepts_logical_destination(uint32_t mda) const {
   const bool x2apic = published_x2apic_.load(std::memory_order_acquire);
-  return logical_destination_matches(mda, published_ldr_.load(std::memory_order_relaxed),
+  return guest::logical_destination_matches(mda, published_ldr_.load(std::memory_order_relaxed),
                                      published_dfr_.load(std::memory_order_relaxed), x2apic);
 }
 
-void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
+void VmxVcpu::deliver_ipi(const guest::IpiRequest& ipi) {
   // Destinations (SDM 11.6.2): shorthands, physical (an APIC ID, all ones = broadcast) and, in
   // x2APIC mode, logical cluster (11.12.10.2: ID[19:4] in 31:16, bit ID[3:0] in 15:0).
   auto matches = [&](uint32_t id) {
-    return ipi_reaches(ipi, vcpu_id_, id, vlapic_.x2apic_mode(), [&](uint32_t mda) {
+    return guest::ipi_reaches(ipi, vcpu_id_, id, vlapic_.x2apic_mode(), [&](uint32_t mda) {
       const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
       return target != nullptr && target->accepts_logical_destination(mda);
     });
   };
-  if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
+  if (ipi.delivery_mode == guest::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
     return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU
   }
   for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
@@ -409,22 +409,22 @@ void VmxVcpu::deliver_ipi(const IpiRequest& ipi) {
     VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
     if (target == nullptr) continue;
     switch (ipi.delivery_mode) {
-      case IpiDeliveryMode::kFixed:
-      case IpiDeliveryMode::kLowestPriority:
+      case guest::IpiDeliveryMode::kFixed:
+      case guest::IpiDeliveryMode::kLowestPriority:
         if (target == this) {
           (void)vlapic_.accept_interrupt(ipi.vector, ipi.level_triggered);
         } else {
           target->post_interrupt(ipi.vector);
         }
         break;
-      case IpiDeliveryMode::kNmi: (void)target->queue_event(PendingEventType::kNmi, 2); break;
-      case IpiDeliveryMode::kInit: target->post_init(); break;
-      case IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
+      case guest::IpiDeliveryMode::kNmi: (void)target->queue_event(guest::PendingEventType::kNmi, 2); break;
+      case guest::IpiDeliveryMode::kInit: target->post_init(); break;
+      case guest::IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
       default:  // SMI: nothing to deliver it to
         break;
     }
     // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
-    if (ipi.delivery_mode == IpiDeliveryMode::kLowestPriority) break;
+    if (ipi.delivery_mode == guest::IpiDeliveryMode::kLowestPriority) break;
   }
 }
 
@@ -457,7 +457,7 @@ void VmxVcpu::vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const {
     // The vlapic offers x2APIC and the TSC-deadline timer whatever the host has.
     r.ecx |= kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
     r.edx &= ~kCpuid1EdxApic;
-    if ((apic_base_ & kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
+    if ((apic_base_ & guest::kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
   } else if (leaf == kCpuidHypervisorLeaf) {
     r.eax = kCpuidHypervisorTimingLeaf;
   } else if (leaf == kCpuidHypervisorTimingLeaf) {
@@ -524,15 +524,15 @@ Result<guest::GuestPagingState> VmxVcpu::guest_paging_state() {
 }
 
 Result<std::optional<VmExit>> VmxVcpu::vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write) {
-  const ApicPageAccess access = apic_page_access(apic_base_, gpa);
-  if (access == ApicPageAccess::kNotApicPage) {
+  const guest::ApicPageAccess access = guest::apic_page_access(apic_base_, gpa);
+  if (access == guest::ApicPageAccess::kNotApicPage) {
     return std::optional<VmExit>{};  // not the APIC page: a nested page fault for the caller
   }
-  const bool registers = access == ApicPageAccess::kXapicRegisters;
+  const bool registers = access == guest::ApicPageAccess::kXapicRegisters;
   if (registers) vlapic_.set_time(guest_tsc());  // timer writes count from now; the current count reads it
   // A write's side effects (IPIs, a level EOI into the VM's I/O APIC) run host code.
   if (registers && write) ensure_host_xstate();
-  ApicPageDevice page(vlapic_, access);
+  guest::ApicPageDevice page(vlapic_, access);
   auto done = TRY(emulate_mmio_move(
       exit, write, page, gpa & 0xfff,
       "xAPIC MMIO: unsupported instruction (only MOV between a register or an immediate and memory)",
@@ -560,14 +560,14 @@ Result<std::optional<VmExit>> VmxVcpu::emulate_mmio_move(const ExitInfo& exit, b
   // the guest's own page tables when its paging is on.
   const uint64_t cs_base = TRY(vmcs_read(hw_, FN::GUEST_CS_BASE));
   const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
-  const CodeSize code_size = (cs_ar & kArLong) != 0        ? CodeSize::k64
-                             : (cs_ar & kArDefault32) != 0 ? CodeSize::k32
-                                                           : CodeSize::k16;
-  const uint64_t linear = code_size == CodeSize::k64 ? exit.rip : ((cs_base + exit.rip) & 0xffffffffu);
+  const guest::CodeSize code_size = (cs_ar & kArLong) != 0        ? guest::CodeSize::k64
+                             : (cs_ar & kArDefault32) != 0 ? guest::CodeSize::k32
+                                                           : guest::CodeSize::k16;
+  const uint64_t linear = code_size == guest::CodeSize::k64 ? exit.rip : ((cs_base + exit.rip) & 0xffffffffu);
   const guest::GuestPagingState paging_state = TRY(guest_paging_state());
   const EptGuestTables tables(*this);
   // Byte by byte up to the end of each page: an instruction may cross into the next page.
-  uint8_t bytes[kMaxInstructionBytes] = {};
+  uint8_t bytes[guest::kMaxInstructionBytes] = {};
   size_t fetched = 0;
   while (fetched < sizeof(bytes)) {
     const uint64_t at = linear + fetched;
@@ -579,16 +579,16 @@ Result<std::optional<VmExit>> VmxVcpu::emulate_mmio_move(const ExitInfo& exit, b
     fetched += got;
     if (got < want) break;
   }
-  auto move = decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
+  auto move = guest::decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
   if (!move) return stop_with(unsupported);
   if (move->store != write) return stop_with(mismatch);
   // RSP lives in the VMCS, the other registers in regs_ (vmx/general_registers.h).
-  constexpr unsigned kRsp = static_cast<unsigned>(Gpr::kRsp);
+  constexpr unsigned kRsp = static_cast<unsigned>(guest::Gpr::kRsp);
   const bool in_vmcs = move->gpr == kRsp;
   const uint64_t reg = move->immediate ? 0
                        : in_vmcs       ? TRY(vmcs_read(hw_, FN::GUEST_RSP))
                                        : TRY(regs_.get_reg_of_index(move->gpr));
-  const uint64_t after = perform_mmio_move(*move, device, offset, reg);
+  const uint64_t after = guest::perform_mmio_move(*move, device, offset, reg);
   if (!move->store) {
     if (in_vmcs) {
       TRY(vmcs_write(hw_, FN::GUEST_RSP, after));

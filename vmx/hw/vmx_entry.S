@@ -22,12 +22,12 @@
  * result) and resumes the guest without returning to C++. VmxVcpu::run() turns the path off
  * whenever an event is pending, so injection decisions are never skipped.
  *
- * GeneralRegisters layout: 8 * hardware register number (vmx/general_registers_layout.h,
+ * GeneralRegisters layout: 8 * hardware register number (guest/general_registers_layout.h,
  * static_asserted in vmx/general_registers.h). Slot 4 (rsp)
  * is unused: the guest RSP is GUEST_RSP in the VMCS. VM exits clear RFLAGS except bit 1
  * (SDM Vol. 3C 27.5.3), so the host continues with IF = 0 and DF = 0. */
 
-#include "vmx/general_registers_layout.h"
+#include "guest/general_registers_layout.h"
 #include "vmx/hw/vmx_entry_layout.h"
 
 /* Every VMCS field encoding as an assembler symbol VMCS_<NAME>, from the one field table

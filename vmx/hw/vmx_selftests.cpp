@@ -18,11 +18,11 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
-#include "vmx/hw/host_xmm_probes.h"
+#include "guest/hw/host_xmm_probes.h"
 #include "vmx/hw/vmx_operation.h"
-#include "vmx/hw/xstate_hw.h"
+#include "guest/hw/xstate_hw.h"
 #include "vmx/long_mode.h"
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
 namespace lantern::vmx {
 namespace {
@@ -203,7 +203,7 @@ Result<void> guest_exits_on_this_core(uint64_t) {
   GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 3))};
   VmxVcpu& vcpu = *guard.vcpu;
-  GeneralRegisters& regs = vcpu.registers();
+  guest::GeneralRegisters& regs = vcpu.registers();
   regs.r8 = 0x8888888888888888ull;
   regs.r9 = 0x9999999999999999ull;
   regs.r15 = 0xf15f15f15f15f15full;
@@ -320,7 +320,7 @@ std::atomic<int> g_remote_result{-1};
 void queue_from_remote_core(interrupts::Frame&) {
   VmxVcpu* vcpu = g_remote_vcpu.exchange(nullptr);
   if (vcpu == nullptr) return;
-  auto queued = vcpu->queue_event(PendingEventType::kExternalInterrupt, 0x43);
+  auto queued = vcpu->queue_event(guest::PendingEventType::kExternalInterrupt, 0x43);
   g_remote_result.store(queued ? static_cast<int>(*queued) : -2);
 }
 
@@ -355,23 +355,23 @@ Result<void> event_injection_on_this_core(uint64_t) {
   // 1-4: each event arrives in the guest's IDT with its vector (and error code exactly when the
   // vector has one).
   SELFTEST_EXPECT(TRY(expect_ready(1)));
-  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x40)) == 0);
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(guest::PendingEventType::kExternalInterrupt, 0x40)) == 0);
   SELFTEST_EXPECT(TRY(expect_report(0x40, kNoErrorCode)));
   SELFTEST_EXPECT(TRY(expect_ready(2)));
-  TRY(vcpu.queue_event(PendingEventType::kNmi, 2));
+  TRY(vcpu.queue_event(guest::PendingEventType::kNmi, 2));
   SELFTEST_EXPECT(TRY(expect_report(2, kNoErrorCode)));
   SELFTEST_EXPECT(TRY(expect_ready(3)));
-  TRY(vcpu.queue_event(PendingEventType::kHardwareException, 13, 0x1238));
+  TRY(vcpu.queue_event(guest::PendingEventType::kHardwareException, 13, 0x1238));
   SELFTEST_EXPECT(TRY(expect_report(13, 0x1238)));
   SELFTEST_EXPECT(TRY(expect_ready(4)));
-  TRY(vcpu.queue_event(PendingEventType::kHardwareException, 6));
+  TRY(vcpu.queue_event(guest::PendingEventType::kHardwareException, 6));
   SELFTEST_EXPECT(TRY(expect_report(6, kNoErrorCode)));
   SELFTEST_EXPECT(vcpu.events_injected() == 4);
 
   // 5: with RFLAGS.IF = 0 the interrupt waits (interrupt-window exiting), and goes in after STI
   // and the instruction in its shadow.
   SELFTEST_EXPECT(TRY(expect_ready(5)));
-  TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x41));
+  TRY(vcpu.queue_event(guest::PendingEventType::kExternalInterrupt, 0x41));
   const exits::Hypercall window = TRY(next_hypercall(*vm, vcpu));
   SELFTEST_EXPECT(window.nr == kEvWindow && window.args[0] == 4);
   SELFTEST_EXPECT(vcpu.pending_event_count() == 1);
@@ -384,9 +384,9 @@ Result<void> event_injection_on_this_core(uint64_t) {
   // BSP's timer tick may be): its exit comes right after the delivery, before the handler's first
   // instruction, and must not let the NMI in ahead of the handler's report.
   SELFTEST_EXPECT(TRY(expect_ready(6)));
-  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x40)) == 0);
-  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kNmi, 2)) == 0);
-  SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kHardwareException, 13, 0)) == 0);
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(guest::PendingEventType::kExternalInterrupt, 0x40)) == 0);
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(guest::PendingEventType::kNmi, 2)) == 0);
+  SELFTEST_EXPECT(TRY(vcpu.queue_event(guest::PendingEventType::kHardwareException, 13, 0)) == 0);
   const uint64_t host_exits_before = vcpu.exit_count(static_cast<uint32_t>(ExitReason::EXTERNAL_INTERRUPT));
   {
     cpu::InterruptsOff irq_off;
@@ -437,20 +437,20 @@ Result<void> event_injection_on_this_core(uint64_t) {
   }
 
   // The queue's rules through the vCPU API: invalid events and a full queue are errors.
-  auto bad = vcpu.queue_event(PendingEventType::kHardwareException, 13);  // #GP needs an error code
+  auto bad = vcpu.queue_event(guest::PendingEventType::kHardwareException, 13);  // #GP needs an error code
   SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kInvalidArgument);
-  bad = vcpu.queue_event(PendingEventType::kNmi, 3);
+  bad = vcpu.queue_event(guest::PendingEventType::kNmi, 3);
   SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kInvalidArgument);
-  for (uint32_t i = 0; i < PendingEventQueue::kCapacity; ++i) {
-    SELFTEST_EXPECT(TRY(vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x50 + i)) == i);
+  for (uint32_t i = 0; i < guest::PendingEventQueue::kCapacity; ++i) {
+    SELFTEST_EXPECT(TRY(vcpu.queue_event(guest::PendingEventType::kExternalInterrupt, 0x50 + i)) == i);
   }
-  bad = vcpu.queue_event(PendingEventType::kExternalInterrupt, 0x60);
+  bad = vcpu.queue_event(guest::PendingEventType::kExternalInterrupt, 0x60);
   SELFTEST_EXPECT(!bad && bad.error().code == ErrorCode::kFull);
   SELFTEST_EXPECT(!vcpu.stopped());
   return ok();
 }
 
-using namespace vmx::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, host_read_mxcsr
+using namespace guest::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, host_read_mxcsr
 
 Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_xstate_isolation")) return ok();
@@ -458,29 +458,29 @@ Result<void> xstate_isolation_on_this_core(uint64_t) {
   GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
-  const HostXstate& x = host_xstate();
-  SELFTEST_EXPECT(x.mode != XstateMode::kNone);
+  const guest::HostXstate& x = guest::host_xstate();
+  SELFTEST_EXPECT(x.mode != guest::XstateMode::kNone);
 
   exits::Hypercall hc = TRY(next_hypercall(*vm, vcpu));
   SELFTEST_EXPECT(hc.nr == 0x40);
   const uint32_t features = static_cast<uint32_t>(hc.args[0]);
   const bool xsave = (features & (1u << 26)) != 0;  // CPUID.01H:ECX[26]
-  const bool avx = xsave && (features & (1u << 28)) != 0 && (x.guest_xcr0 & kXcr0Avx) != 0;
-  SELFTEST_EXPECT(xsave == (x.mode == XstateMode::kXsave));
+  const bool avx = xsave && (features & (1u << 28)) != 0 && (x.guest_xcr0 & guest::kXcr0Avx) != 0;
+  SELFTEST_EXPECT(xsave == (x.mode == guest::XstateMode::kXsave));
   if (xsave) {
     // Four invalid XSETBVs, each a #GP(0) in the guest; the XCR0 stays x87 only.
     for (int i = 0; i < 4; ++i) {
       hc = TRY(next_hypercall(*vm, vcpu));
       SELFTEST_EXPECT(hc.nr == 0x31 && hc.args[0] == 13 && (hc.args[1] & 0xffffffffu) == 0);
-      SELFTEST_EXPECT(vcpu.guest_xcr0() == kXcr0Reset);
+      SELFTEST_EXPECT(vcpu.guest_xcr0() == guest::kXcr0Reset);
     }
     // The valid one is loaded: the guest reads it back with XGETBV (no exit).
     hc = TRY(next_hypercall(*vm, vcpu));
-    const uint64_t expected = avx ? (kXcr0X87 | kXcr0Sse | kXcr0Avx) : (kXcr0X87 | kXcr0Sse);
+    const uint64_t expected = avx ? (guest::kXcr0X87 | guest::kXcr0Sse | guest::kXcr0Avx) : (guest::kXcr0X87 | guest::kXcr0Sse);
     SELFTEST_EXPECT(hc.nr == 0x42 && hc.args[0] == expected && hc.args[1] == 0);
     SELFTEST_EXPECT(vcpu.guest_xcr0() == expected);
     SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::XSETBV)) == 5);
-    SELFTEST_EXPECT(hw::xgetbv(0) == x.host_xcr0);  // the host's XCR0 is back after the exits
+    SELFTEST_EXPECT(guest::hw::xgetbv(0) == x.host_xcr0);  // the host's XCR0 is back after the exits
   }
   // The guest loads its pattern; then, at each exit, the host puts its own values in the same
   // registers, and checks that the guest's never show up on the host side.
@@ -527,7 +527,7 @@ Result<void> long_mode_on_this_core(uint64_t) {
   GuestVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
-  GeneralRegisters& regs = vcpu.registers();
+  guest::GeneralRegisters& regs = vcpu.registers();
   regs.r15 = 0xf15f15f15f15f15full;
   const uint32_t kIo = static_cast<uint32_t>(ExitReason::IO_INSTRUCTION);
   const uint32_t kRdmsr = static_cast<uint32_t>(ExitReason::MSR_READ);
@@ -704,7 +704,7 @@ Result<void> vlapic_on_this_core(uint64_t) {
   exits::Hypercall hc = TRY(strict_hypercall(vcpu, "xAPIC MMIO"));
   SELFTEST_EXPECT(hc.nr == 0x60);
   SELFTEST_EXPECT(hc.args[0] == 0x20 && hc.args[1] == 0x30);
-  SELFTEST_EXPECT(hc.args[2] == VirtualLapic::kVersion);
+  SELFTEST_EXPECT(hc.args[2] == guest::VirtualLapic::kVersion);
   SELFTEST_EXPECT(hc.args[3] == (kVlVcpuId << 24));
   SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::EPT_VIOLATION)) == 6);
 
@@ -713,7 +713,7 @@ Result<void> vlapic_on_this_core(uint64_t) {
   hc = TRY(strict_hypercall(vcpu, "x2APIC MSRs"));
   SELFTEST_EXPECT(hc.nr == 0x61);
   SELFTEST_EXPECT(hc.args[0] == (0xfee00000u | (1u << 11) | (1u << 10)));
-  SELFTEST_EXPECT(hc.args[1] == kVlVcpuId && hc.args[2] == VirtualLapic::kVersion && hc.args[3] == 0x1ff);
+  SELFTEST_EXPECT(hc.args[1] == kVlVcpuId && hc.args[2] == guest::VirtualLapic::kVersion && hc.args[3] == 0x1ff);
   SELFTEST_EXPECT(vcpu.vlapic().x2apic_mode());
 
   // 3. WRMSR to the read-only ID: #GP(0) in the guest, the vCPU keeps running.
@@ -887,18 +887,18 @@ LANTERN_SELFTEST(vmx_demo_event_lines) {
   };
   SELFTEST_EXPECT(TRY(run_until(nullptr, 2)));  // IDT and timer are set up before the first heartbeat
   struct Case {
-    PendingEventType type;
+    guest::PendingEventType type;
     uint32_t vector;
     std::optional<uint32_t> error_code;
     const char* line;
   };
   const Case cases[] = {
-      {PendingEventType::kExternalInterrupt, 0x41, std::nullopt, "IRQ 0x41\n"},
-      {PendingEventType::kNmi, 2, std::nullopt, "NMI\n"},
-      {PendingEventType::kHardwareException, 13, 0x1238, "EXC 0x0d ERR 0x00001238\n"},
-      {PendingEventType::kHardwareException, 6, std::nullopt, "EXC 0x06\n"},
-      {PendingEventType::kHardwareException, 14, 0x2, "EXC 0x0e ERR 0x00000002\n"},
-      {PendingEventType::kExternalInterrupt, 0xd0, std::nullopt, "IRQ 0xd0\n"},
+      {guest::PendingEventType::kExternalInterrupt, 0x41, std::nullopt, "IRQ 0x41\n"},
+      {guest::PendingEventType::kNmi, 2, std::nullopt, "NMI\n"},
+      {guest::PendingEventType::kHardwareException, 13, 0x1238, "EXC 0x0d ERR 0x00001238\n"},
+      {guest::PendingEventType::kHardwareException, 6, std::nullopt, "EXC 0x06\n"},
+      {guest::PendingEventType::kHardwareException, 14, 0x2, "EXC 0x0e ERR 0x00000002\n"},
+      {guest::PendingEventType::kExternalInterrupt, 0xd0, std::nullopt, "IRQ 0xd0\n"},
   };
   for (const Case& c : cases) {
     TRY(vcpu.queue_event(c.type, c.vector, c.error_code));

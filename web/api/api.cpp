@@ -248,7 +248,7 @@ Response get_vmcb(const RouteContext& c) {
 }
 
 Response get_events(const RouteContext& c) {
-  const Result<vmx::PendingEventSnapshot> queue = c.backend.pending_events(c.params.vm, c.params.vcpu);
+  const Result<guest::PendingEventSnapshot> queue = c.backend.pending_events(c.params.vm, c.params.vcpu);
   if (!queue) return backend_error_response(queue.error(), vcpu_label(c.params));
   return json_response(events_json(c.params.vm, c.params.vcpu, *queue));
 }
@@ -262,7 +262,7 @@ Response post_event(const RouteContext& c) {
   if (!find_vcpu(c.backend, c.params)) return vcpu_not_found(c.params);
   const EventRequestResult parsed = parse_event_request(c.request.body);
   if (!parsed.ok) return error_response(400, parsed.error.code, parsed.error.message);
-  const vmx::PendingEvent& e = parsed.event;
+  const guest::PendingEvent& e = parsed.event;
   const Result<size_t> position =
       c.backend.queue_event(c.params.vm, c.params.vcpu, e.type, e.vector,
                             e.has_error_code ? std::optional<uint32_t>(e.error_code) : std::nullopt);
@@ -271,7 +271,7 @@ Response post_event(const RouteContext& c) {
   j["vm"] = c.params.vm;
   j["vcpu"] = c.params.vcpu;
   j["position"] = *position;
-  j["capacity"] = vmx::PendingEventQueue::kCapacity;
+  j["capacity"] = guest::PendingEventQueue::kCapacity;
   j["event"] = pending_event_json(e);
   return json_response(j, 202);
 }

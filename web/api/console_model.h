@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "kernel/lib/result.h"
-#include "vmx/general_registers.h"
-#include "vmx/pending_events.h"
+#include "guest/general_registers.h"
+#include "guest/pending_events.h"
 
 namespace lantern::web::api {
 
@@ -204,7 +204,7 @@ struct ExitRecordView {
 // Everything about one vCPU, read on its owning core at one exit (consistent).
 struct VcpuSnapshot {
   VcpuSummary summary;  // summary.backend says which of vmcs/vmcb is filled
-  vmx::GeneralRegisters regs{};
+  guest::GeneralRegisters regs{};
   uint64_t rsp = 0, rip = 0, rflags = 0, cr0 = 0, cr2 = 0, cr3 = 0, cr4 = 0, efer = 0;
   // es, cs, ss, ds, fs, gs, ldtr, tr in that order
   std::array<SegmentSummary, 8> segments{};
@@ -253,10 +253,10 @@ class ConsoleBackend {
   // kNotFound: no such vCPU. kTimeout: the owning core did not answer in time.
   virtual Result<VcpuSnapshot> snapshot(uint32_t vm, uint32_t vcpu) = 0;
   // kNotFound: no such vCPU.
-  virtual Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) = 0;
+  virtual Result<guest::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) = 0;
   // Returns the queue position. kNotFound: no such vCPU; kFull: 8 waiting; kInvalidState: the
   // vCPU has stopped; kInvalidArgument: the event breaks an architectural rule.
-  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
+  virtual Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, guest::PendingEventType type, uint32_t vector,
                                      std::optional<uint32_t> error_code) = 0;
   // kNotFound: no such VM. At most max_bytes of text.
   virtual Result<ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) = 0;

@@ -66,8 +66,8 @@ EventRequestResult parse_event_request(std::string_view body) {
   if (!type_it->is_string()) {
     return fail("invalid_request", "\"type\" must be a string: \"interrupt\", \"nmi\" or \"exception\"");
   }
-  const Result<vmx::PendingEventType> type =
-      vmx::parse_pending_event_type(type_it->get_ref<const std::string&>());
+  const Result<guest::PendingEventType> type =
+      guest::parse_pending_event_type(type_it->get_ref<const std::string&>());
   if (!type) return fail("invalid_request", type.error().message);
 
   const auto vector_it = doc.find("vector");
@@ -86,8 +86,8 @@ EventRequestResult parse_event_request(std::string_view body) {
     error_code = static_cast<uint32_t>(*code);
   }
 
-  const Result<vmx::PendingEvent> event =
-      vmx::make_pending_event(*type, static_cast<uint32_t>(*vector), error_code);
+  const Result<guest::PendingEvent> event =
+      guest::make_pending_event(*type, static_cast<uint32_t>(*vector), error_code);
   if (!event) return fail("invalid_event", event.error().message);
   EventRequestResult r;
   r.ok = true;

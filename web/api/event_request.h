@@ -4,7 +4,7 @@
 //
 // Parsing never throws (nlohmann/json with allow_exceptions = false; every type is checked before
 // it is read). Any other member is refused, so a typo ("error-code") is not silently ignored.
-// The architectural rules are vmx::make_pending_event()'s (SDM Vol. 3A 6.3.1, Table 6-1, and
+// The architectural rules are guest::make_pending_event()'s (SDM Vol. 3A 6.3.1, Table 6-1, and
 // 10.5.2): NMI is vector 2; exceptions 0-31 (not 2) with an error code exactly for vectors 8,
 // 10-14, 17 and 21; external interrupts 16-255, no error code.
 #pragma once
@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "kernel/lib/result.h"
-#include "vmx/pending_events.h"
+#include "guest/pending_events.h"
 
 namespace lantern::web::api {
 
@@ -25,7 +25,7 @@ struct EventRequestError {
 // The validated event, or a 400 error (code + message).
 struct EventRequestResult {
   bool ok = false;
-  vmx::PendingEvent event{};
+  guest::PendingEvent event{};
   EventRequestError error;
 };
 

@@ -2,7 +2,7 @@
 
 #include "svm/exit_code.h"
 #include "vmx/exit_reason.h"
-#include "vmx/general_registers.h"
+#include "guest/general_registers.h"
 
 namespace lantern::web::api {
 namespace {
@@ -298,10 +298,10 @@ Json regs_json(const VcpuSnapshot& s) {
   j["vcpu"] = s.summary.vcpu;
   j["backend"] = std::string(backend_name(s.summary.backend));
   // The 15 general registers in hardware order (SDM Vol. 2A Table 3-1); rsp is GUEST_RSP.
-  for (unsigned i = 0; i < vmx::kGprCount; ++i) {
-    if (i == vmx::kGprRspIndex) continue;
+  for (unsigned i = 0; i < guest::kGprCount; ++i) {
+    if (i == guest::kGprRspIndex) continue;
     const Result<uint64_t> value = s.regs.get_reg_of_index(i);
-    j[std::string(vmx::gpr_name(i))] = hex64(value ? *value : 0);
+    j[std::string(guest::gpr_name(i))] = hex64(value ? *value : 0);
   }
   j["rsp"] = hex64(s.rsp);
   j["rip"] = hex64(s.rip);
@@ -335,15 +335,15 @@ Json vmcs_field_json(const vmx::VmcsFieldInfo& info, uint64_t value, bool high) 
   return j;
 }
 
-Json pending_event_json(const vmx::PendingEvent& e) {
+Json pending_event_json(const guest::PendingEvent& e) {
   Json j;
-  j["type"] = std::string(vmx::pending_event_type_name(e.type));
+  j["type"] = std::string(guest::pending_event_type_name(e.type));
   j["vector"] = e.vector;
   j["error_code"] = e.has_error_code ? Json(e.error_code) : Json(nullptr);
   return j;
 }
 
-Json events_json(uint32_t vm, uint32_t vcpu, const vmx::PendingEventSnapshot& q) {
+Json events_json(uint32_t vm, uint32_t vcpu, const guest::PendingEventSnapshot& q) {
   Json events = Json::array();
   const size_t count = q.count < q.events.size() ? q.count : q.events.size();
   for (size_t i = 0; i < count; ++i) {
@@ -354,7 +354,7 @@ Json events_json(uint32_t vm, uint32_t vcpu, const vmx::PendingEventSnapshot& q)
   Json j;
   j["vm"] = vm;
   j["vcpu"] = vcpu;
-  j["capacity"] = vmx::PendingEventQueue::kCapacity;
+  j["capacity"] = guest::PendingEventQueue::kCapacity;
   j["count"] = count;
   j["events"] = std::move(events);
   return j;

@@ -67,8 +67,8 @@ Json vmcb_json(uint32_t vm, uint32_t vcpu, const std::vector<VmcbValue>& values)
 // An SVM exit code: {"reason": code, "name": "VMEXIT_CPUID", "kind": "cpuid"}; VMEXIT_INVALID
 // reads as reason -1 whether the CPU stored it sign- or zero-extended (QEMU 7.2).
 Json svm_exit_code_json(uint64_t exitcode);
-Json pending_event_json(const vmx::PendingEvent& e);
-Json events_json(uint32_t vm, uint32_t vcpu, const vmx::PendingEventSnapshot& q);
+Json pending_event_json(const guest::PendingEvent& e);
+Json events_json(uint32_t vm, uint32_t vcpu, const guest::PendingEventSnapshot& q);
 Json exits_json(const VcpuSnapshot& s);
 Json console_json(uint32_t vm, const ConsoleText& c);
 Json log_json(const LogChunk& c);

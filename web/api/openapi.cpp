@@ -4,8 +4,8 @@
 #include <string>
 #include <utility>
 
-#include "vmx/general_registers.h"
-#include "vmx/pending_events.h"
+#include "guest/general_registers.h"
+#include "guest/pending_events.h"
 
 namespace lantern::web::api {
 namespace {
@@ -126,9 +126,9 @@ Json vm_schema() {
 
 Json registers_schema() {
   Json s = object({{"vm", integer()}, {"vcpu", integer()}, {"backend", one_of({"vmx", "svm"})}});
-  for (unsigned i = 0; i < vmx::kGprCount; ++i) {
-    if (i == vmx::kGprRspIndex) continue;
-    s = with(std::move(s), std::string(vmx::gpr_name(i)).c_str(), hex(16));
+  for (unsigned i = 0; i < guest::kGprCount; ++i) {
+    if (i == guest::kGprRspIndex) continue;
+    s = with(std::move(s), std::string(guest::gpr_name(i)).c_str(), hex(16));
   }
   for (const char* name : {"rsp", "rip", "rflags", "cr0", "cr2", "cr3", "cr4", "efer"}) {
     s = with(std::move(s), name, hex(16));

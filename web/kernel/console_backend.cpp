@@ -462,7 +462,7 @@ Result<api::VcpuSnapshot> KernelConsoleBackend::snapshot(uint32_t vm, uint32_t v
   return snapshot;
 }
 
-Result<vmx::PendingEventSnapshot> KernelConsoleBackend::pending_events(uint32_t vm, uint32_t vcpu) {
+Result<guest::PendingEventSnapshot> KernelConsoleBackend::pending_events(uint32_t vm, uint32_t vcpu) {
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
   if (target == nullptr) {
     if (svm::SvmVcpu* svm_target = svm::find_published_svm_vcpu(vm, vcpu); svm_target != nullptr) {
@@ -473,7 +473,7 @@ Result<vmx::PendingEventSnapshot> KernelConsoleBackend::pending_events(uint32_t 
   return target->pending_events();
 }
 
-Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type,
+Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, guest::PendingEventType type,
                                                  uint32_t vector, std::optional<uint32_t> error_code) {
   vmx::VmxVcpu* target = vmx::find_published_vcpu(vm, vcpu);
   if (target == nullptr) {
@@ -502,7 +502,7 @@ Result<api::ConsoleText> KernelConsoleBackend::console(uint32_t vm, uint64_t sin
   const size_t capacity =
       max_bytes < vmx::GuestConsole::kBufferBytes ? max_bytes : vmx::GuestConsole::kBufferBytes;
   out.text.resize(capacity);
-  const vmx::OutputRing::Slice slice = console->read_since(since, out.text.data(), capacity);
+  const guest::OutputRing::Slice slice = console->read_since(since, out.text.data(), capacity);
   out.text.resize(slice.length);
   out.start = slice.start;
   out.next = slice.next;

@@ -19,8 +19,8 @@ class KernelConsoleBackend final : public api::ConsoleBackend {
   std::vector<api::VmSummary> vms() override;
   std::vector<api::VcpuSummary> vcpus() override;
   Result<api::VcpuSnapshot> snapshot(uint32_t vm, uint32_t vcpu) override;
-  Result<vmx::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) override;
-  Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, vmx::PendingEventType type, uint32_t vector,
+  Result<guest::PendingEventSnapshot> pending_events(uint32_t vm, uint32_t vcpu) override;
+  Result<size_t> queue_event(uint32_t vm, uint32_t vcpu, guest::PendingEventType type, uint32_t vector,
                              std::optional<uint32_t> error_code) override;
   Result<api::ConsoleText> console(uint32_t vm, uint64_t since, size_t max_bytes) override;
   Result<void> console_input(uint32_t vm, std::string_view bytes) override;

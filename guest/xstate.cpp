@@ -1,6 +1,6 @@
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 bool init_guest_xsave_area(uint8_t* area, size_t size) {
   if (area == nullptr || size < kXsaveMinimumBytes) return false;
@@ -74,4 +74,4 @@ bool xss_write_allowed(uint64_t value, uint64_t allowed) {
   return (value & ~allowed) == 0;
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

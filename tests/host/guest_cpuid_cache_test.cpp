@@ -1,18 +1,18 @@
-#include "vmx/cpuid_cache.h"
+#include "guest/cpuid_cache.h"
 
 #include <gtest/gtest.h>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 constexpr CpuidRegisters kAnswer{0x11, 0x22, 0x33, 0x44};
 
-TEST(VmxCpuidCache, EmptyCacheFindsNothing) {
+TEST(GuestCpuidCache, EmptyCacheFindsNothing) {
   CpuidLeafCache cache;
   EXPECT_EQ(cache.find(0, 0, 0), nullptr);
 }
 
-TEST(VmxCpuidCache, FindsWhatWasStoredForTheSameLeafSubleafAndKey) {
+TEST(GuestCpuidCache, FindsWhatWasStoredForTheSameLeafSubleafAndKey) {
   CpuidLeafCache cache;
   cache.store(7, 0, 0, kAnswer);
   const CpuidRegisters* hit = cache.find(7, 0, 0);
@@ -23,14 +23,14 @@ TEST(VmxCpuidCache, FindsWhatWasStoredForTheSameLeafSubleafAndKey) {
   EXPECT_EQ(cache.find(6, 0, 0), nullptr);  // another leaf
 }
 
-TEST(VmxCpuidCache, AnEntryIsStaleUnderAnotherInputKey) {
+TEST(GuestCpuidCache, AnEntryIsStaleUnderAnotherInputKey) {
   CpuidLeafCache cache;
   cache.store(0xd, 0, 0x3, kAnswer);
   EXPECT_NE(cache.find(0xd, 0, 0x3), nullptr);
   EXPECT_EQ(cache.find(0xd, 0, 0x7), nullptr);
 }
 
-TEST(VmxCpuidCache, ClearDropsEveryEntry) {
+TEST(GuestCpuidCache, ClearDropsEveryEntry) {
   CpuidLeafCache cache;
   cache.store(0, 0, 0, kAnswer);
   cache.store(0x80000001, 0, 0, kAnswer);
@@ -39,7 +39,7 @@ TEST(VmxCpuidCache, ClearDropsEveryEntry) {
   EXPECT_EQ(cache.find(0x80000001, 0, 0), nullptr);
 }
 
-TEST(VmxCpuidCache, CollidingLeavesReplaceEachOtherButNeverAnswerForEachOther) {
+TEST(GuestCpuidCache, CollidingLeavesReplaceEachOtherButNeverAnswerForEachOther) {
   CpuidLeafCache cache;
   // Leaves 0 and 8000_0008H share a slot.
   cache.store(0, 0, 0, kAnswer);
@@ -49,7 +49,7 @@ TEST(VmxCpuidCache, CollidingLeavesReplaceEachOtherButNeverAnswerForEachOther) {
   EXPECT_EQ(cache.find(0x80000008, 0, 0)->eax, 1u);
 }
 
-TEST(VmxCpuidCache, BasicExtendedAndHypervisorLeavesGetDistinctSlots) {
+TEST(GuestCpuidCache, BasicExtendedAndHypervisorLeavesGetDistinctSlots) {
   CpuidLeafCache cache;
   const uint32_t leaves[] = {0, 1, 6, 7, 0xd, 0x15, 0x16, 0x80000000, 0x80000001, 0x40000000, 0x40000001};
   for (uint32_t leaf : leaves) cache.store(leaf, 0, 0, CpuidRegisters{leaf, 0, 0, 0});
@@ -61,7 +61,7 @@ TEST(VmxCpuidCache, BasicExtendedAndHypervisorLeavesGetDistinctSlots) {
 }
 
 // The invalidation rule: which guest inputs each leaf's answer depends on.
-TEST(VmxCpuidCache, FeatureLeafDependsOnOsxsaveAndApicEnableOnly) {
+TEST(GuestCpuidCache, FeatureLeafDependsOnOsxsaveAndApicEnableOnly) {
   const CpuidGuestInputs base{false, false, 0x3};
   CpuidGuestInputs osxsave = base;
   osxsave.cr4_osxsave = true;
@@ -76,7 +76,7 @@ TEST(VmxCpuidCache, FeatureLeafDependsOnOsxsaveAndApicEnableOnly) {
   EXPECT_TRUE(cpuid_leaf_reads_cr4(1));
 }
 
-TEST(VmxCpuidCache, XsaveLeafDependsOnXcr0Only) {
+TEST(GuestCpuidCache, XsaveLeafDependsOnXcr0Only) {
   const CpuidGuestInputs base{false, false, 0x3};
   CpuidGuestInputs other_xcr0 = base;
   other_xcr0.xcr0 = 0x7;
@@ -88,7 +88,7 @@ TEST(VmxCpuidCache, XsaveLeafDependsOnXcr0Only) {
   EXPECT_FALSE(cpuid_leaf_reads_cr4(0xd));
 }
 
-TEST(VmxCpuidCache, OtherLeavesDependOnNoGuestInput) {
+TEST(GuestCpuidCache, OtherLeavesDependOnNoGuestInput) {
   const CpuidGuestInputs a{false, false, 0x1};
   const CpuidGuestInputs b{true, true, 0xe7};
   for (uint32_t leaf : {0u, 6u, 7u, 0x15u, 0x16u, 0x80000001u, 0x40000000u, 0x40000010u}) {
@@ -98,4 +98,4 @@ TEST(VmxCpuidCache, OtherLeavesDependOnNoGuestInput) {
 }
 
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -3,9 +3,9 @@
 #include <cstddef>
 #include <cstring>
 
-#include "vmx/general_registers.h"
+#include "guest/general_registers.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 // Every slot holds a distinct pattern so a wrong index shows up.
@@ -16,7 +16,7 @@ GeneralRegisters patterned() {
   return r;
 }
 
-TEST(VmxRegisters, LayoutMatchesHardwareOrder) {
+TEST(GuestRegisters, LayoutMatchesHardwareOrder) {
   // The asm stub relies on these offsets: hardware index * 8.
   EXPECT_EQ(sizeof(GeneralRegisters), 128u);
   EXPECT_EQ(offsetof(GeneralRegisters, rax), 0u);
@@ -26,7 +26,7 @@ TEST(VmxRegisters, LayoutMatchesHardwareOrder) {
   EXPECT_EQ(offsetof(GeneralRegisters, r15), 120u);
 }
 
-TEST(VmxRegisters, GetByIndexReadsTheMatchingMember) {
+TEST(GuestRegisters, GetByIndexReadsTheMatchingMember) {
   GeneralRegisters r = patterned();
   struct Case {
     unsigned index;
@@ -43,7 +43,7 @@ TEST(VmxRegisters, GetByIndexReadsTheMatchingMember) {
   }
 }
 
-TEST(VmxRegisters, SetByIndexWritesOnlyThatMember) {
+TEST(GuestRegisters, SetByIndexWritesOnlyThatMember) {
   for (unsigned i = 0; i < kGprCount; ++i) {
     if (i == kGprRspIndex) continue;
     GeneralRegisters r = patterned();
@@ -57,7 +57,7 @@ TEST(VmxRegisters, SetByIndexWritesOnlyThatMember) {
   }
 }
 
-TEST(VmxRegisters, RspAndOutOfRangeIndicesAreRejected) {
+TEST(GuestRegisters, RspAndOutOfRangeIndicesAreRejected) {
   GeneralRegisters r = patterned();
   const GeneralRegisters before = r;
   for (unsigned bad : {4u, 16u, 17u, 255u, 0xffffffffu}) {
@@ -72,7 +72,7 @@ TEST(VmxRegisters, RspAndOutOfRangeIndicesAreRejected) {
   EXPECT_EQ(std::memcmp(&r, &before, sizeof(r)), 0) << "a rejected write changed something";
 }
 
-TEST(VmxRegisters, ThirtyTwoBitWriteZeroesUpperHalf) {
+TEST(GuestRegisters, ThirtyTwoBitWriteZeroesUpperHalf) {
   GeneralRegisters r{};
   r.rbx = 0xffffffffffffffffull;
   ASSERT_TRUE(r.set32(Gpr::kRbx, 0x12345678).has_value());
@@ -85,7 +85,7 @@ TEST(VmxRegisters, ThirtyTwoBitWriteZeroesUpperHalf) {
   EXPECT_EQ(*v, 0x12345678u);
 }
 
-TEST(VmxRegisters, SixteenAndEightBitWritesKeepOtherBits) {
+TEST(GuestRegisters, SixteenAndEightBitWritesKeepOtherBits) {
   GeneralRegisters r{};
   r.rcx = 0x1122334455667788ull;
   ASSERT_TRUE(r.set16(Gpr::kRcx, 0xabcd).has_value());
@@ -101,7 +101,7 @@ TEST(VmxRegisters, SixteenAndEightBitWritesKeepOtherBits) {
   EXPECT_EQ(r.r9, 0xffffffffffff1234ull);
 }
 
-TEST(VmxRegisters, HighByteViewsAreBits15To8OfTheRightRegister) {
+TEST(GuestRegisters, HighByteViewsAreBits15To8OfTheRightRegister) {
   GeneralRegisters r{};
   r.rax = 0x1111111111111111ull;
   r.rcx = 0x2222222222222222ull;
@@ -124,7 +124,7 @@ TEST(VmxRegisters, HighByteViewsAreBits15To8OfTheRightRegister) {
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
 }
 
-TEST(VmxRegisters, SubRegisterReadsTruncate) {
+TEST(GuestRegisters, SubRegisterReadsTruncate) {
   GeneralRegisters r{};
   r.rdx = 0x8877665544332211ull;
   struct Case {
@@ -141,7 +141,7 @@ TEST(VmxRegisters, SubRegisterReadsTruncate) {
   }
 }
 
-TEST(VmxRegisters, StackPointerViewsAreRejected) {
+TEST(GuestRegisters, StackPointerViewsAreRejected) {
   GeneralRegisters r{};
   for (SubRegister s : {SubRegister::kEsp, SubRegister::kSp, SubRegister::kSpl}) {
     EXPECT_FALSE(r.get(s).has_value()) << sub_register_name(s);
@@ -151,7 +151,7 @@ TEST(VmxRegisters, StackPointerViewsAreRejected) {
   EXPECT_EQ(r.rsp_unused, 0u);
 }
 
-TEST(VmxRegisters, WidthAccessorsForIoExits) {
+TEST(GuestRegisters, WidthAccessorsForIoExits) {
   GeneralRegisters r{};
   r.rax = 0xffffffffffffffffull;
   ASSERT_TRUE(r.set_by_width(0, 1, 0x1234).has_value());  // IN AL: only AL changes
@@ -170,7 +170,7 @@ TEST(VmxRegisters, WidthAccessorsForIoExits) {
   EXPECT_EQ(r.rax, 0x00000000cafebabeull);
 }
 
-TEST(VmxRegisters, SubRegisterNamesRoundTrip) {
+TEST(GuestRegisters, SubRegisterNamesRoundTrip) {
   int count = 0;
   for (const char* name : {"eax", "r15d", "ax", "r8w", "al", "sil", "r12b", "ah", "bh"}) {
     auto s = find_sub_register(name);
@@ -189,4 +189,4 @@ TEST(VmxRegisters, SubRegisterNamesRoundTrip) {
 }
 
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

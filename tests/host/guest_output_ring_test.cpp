@@ -1,4 +1,4 @@
-#include "vmx/output_ring.h"
+#include "guest/output_ring.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 std::string write_all(OutputRing& ring, const std::string& text) {
@@ -109,4 +109,4 @@ TEST(OutputRing, ConcurrentReaderNeverSeesTornBytes) {
 }
 
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -4,9 +4,9 @@
 
 #include <cstdint>
 
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 enum class XstateMode : uint8_t {
   kNone,    // neither XSAVE nor FXSR: nothing to switch
@@ -32,7 +32,12 @@ struct HostXstate {
   uint64_t guest_xss = 0;  // IA32_XSS bits guests may set
 };
 
-// Set by vmx::enable_on_this_cpu() (vmx_operation.cpp) on the first core.
+// The host side of extended-state switching, on every core before its first guest entry (each
+// backend's per-core enable calls it): CR4.OSXSAVE and the host's XCR0 = x87 | SSE when
+// CPUID.01H:ECX[26] (XSAVE), else FXSAVE when CPUID.01H:EDX[24] (FXSR); IA32_XSS = 0 when XSAVES
+// exists (SDM Vol. 1 13.2, 13.3). The first core records the facts host_xstate() returns and
+// logs them (`xstate: ...`).
+void enable_host_xstate_on_this_cpu();
 const HostXstate& host_xstate();
 
 namespace hw {
@@ -60,4 +65,4 @@ inline void fxsave(void* area) { asm volatile("fxsave64 (%0)" ::"r"(area) : "mem
 inline void fxrstor(const void* area) { asm volatile("fxrstor64 (%0)" ::"r"(area) : "memory"); }
 
 }  // namespace hw
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 class OutputRing {
  public:
@@ -48,4 +48,4 @@ class OutputRing {
   std::atomic<uint64_t> total_{0};
 };
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

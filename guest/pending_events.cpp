@@ -1,8 +1,6 @@
-#include "vmx/pending_events.h"
+#include "guest/pending_events.h"
 
-#include "vmx/exit_qualification.h"
-
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 // Delivery priority: lower is delivered first.
@@ -13,15 +11,6 @@ constexpr int priority_of(PendingEventType t) {
     case PendingEventType::kExternalInterrupt: return 2;
   }
   return 3;
-}
-
-constexpr InterruptionType interruption_type_of(PendingEventType t) {
-  switch (t) {
-    case PendingEventType::kExternalInterrupt: return InterruptionType::kExternalInterrupt;
-    case PendingEventType::kNmi: return InterruptionType::kNmi;
-    case PendingEventType::kHardwareException: return InterruptionType::kHardwareException;
-  }
-  return InterruptionType::kReserved;
 }
 
 }  // namespace
@@ -41,13 +30,6 @@ Result<PendingEventType> parse_pending_event_type(std::string_view name) {
   if (name == "exception") return PendingEventType::kHardwareException;
   return make_error(ErrorCode::kInvalidArgument,
                     "event type must be \"interrupt\", \"nmi\" or \"exception\"");
-}
-
-uint32_t PendingEvent::entry_interruption_info() const {
-  // SDM Vol. 3C 24.8.3: bits 7:0 vector, 10:8 type, 11 deliver error code, 31 valid.
-  return static_cast<uint32_t>(vector) |
-         (static_cast<uint32_t>(interruption_type_of(type)) << kIntrInfoTypeShift) |
-         (has_error_code ? kIntrInfoErrorCodeValid : 0) | kIntrInfoValid;
 }
 
 Result<PendingEvent> make_pending_event(PendingEventType type, uint32_t vector,
@@ -164,7 +146,7 @@ std::string_view injection_action_name(InjectionAction a) {
 
 InjectionDecision decide_injection(const std::optional<PendingEvent>& head, const InjectionContext& context) {
   if (!head) return InjectionDecision{InjectionAction::kNone, {}};
-  if ((context.entry_interruption_info & kIntrInfoValid) != 0) {
+  if (context.event_slot_busy) {
     // Only one event can be injected per VM entry (SDM Vol. 3C 26.5).
     return InjectionDecision{InjectionAction::kEntrySlotBusy, *head};
   }
@@ -189,27 +171,4 @@ InjectionDecision decide_injection(const std::optional<PendingEvent>& head, cons
   return InjectionDecision{InjectionAction::kNone, {}};
 }
 
-std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring_info,
-                                                          uint32_t idt_vectoring_error_code,
-                                                          uint32_t exit_instruction_length) {
-  const InterruptionInfo info = InterruptionInfo::decode_idt_vectoring(idt_vectoring_info);
-  if (!info.valid) return std::nullopt;
-  // Keep vector (7:0), type (10:8) and error-code-valid (11); bit 12 is undefined in the
-  // IDT-vectoring field and bits 30:12 are reserved in the entry field (SDM Vol. 3C 24.8.3).
-  const uint32_t entry =
-      (idt_vectoring_info & (kIntrInfoVectorMask | kIntrInfoTypeMask | kIntrInfoErrorCodeValid)) |
-      kIntrInfoValid;
-  uint32_t length = 0;
-  switch (info.type) {
-    case InterruptionType::kSoftwareInterrupt:
-    case InterruptionType::kPrivilegedSoftwareException:
-    case InterruptionType::kSoftwareException:
-      // These need VM_ENTRY_INSTRUCTION_LEN (SDM Vol. 3C 24.8.3), taken from the exit.
-      length = exit_instruction_length;
-      break;
-    default: break;
-  }
-  return Reinjection{entry, info.error_code_valid ? idt_vectoring_error_code : 0, length};
-}
-
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -1,6 +1,6 @@
-#include "vmx/vlapic.h"
+#include "guest/vlapic.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 // LVT slots: CMCI (0x2F0), then timer..error (0x320-0x370).
@@ -459,4 +459,4 @@ void ApicPageDevice::mmio_write(uint64_t offset, uint8_t width, uint64_t value) 
   (void)vlapic_.write_mmio(static_cast<uint32_t>(offset), static_cast<uint32_t>(value));
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -22,7 +22,7 @@
 #include "guest/io_bus.h"
 #include "kernel/lib/result.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 // The code segment's default operand/address size (SDM Vol. 3A 3.4.5: CS.D; 64-bit: CS.L).
 enum class CodeSize : uint8_t { k16, k32, k64 };
@@ -58,4 +58,4 @@ uint64_t mmio_load_result(const MmioMove& move, uint64_t reg, uint64_t value);
 // load returns mmio_load_result() of what the device reads. Both backends' MMIO exits end here.
 uint64_t perform_mmio_move(const MmioMove& move, guest::MmioDevice& device, uint64_t offset, uint64_t reg);
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

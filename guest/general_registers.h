@@ -19,9 +19,9 @@
 #include <type_traits>
 
 #include "kernel/lib/result.h"
-#include "vmx/general_registers_layout.h"
+#include "guest/general_registers_layout.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 // Hardware register numbers (SDM Vol. 2A Table 3-1).
 enum class Gpr : uint8_t {
@@ -192,4 +192,4 @@ static_assert(offsetof(GeneralRegisters, r13) == LANTERN_GPR_R13);
 static_assert(offsetof(GeneralRegisters, r14) == LANTERN_GPR_R14);
 static_assert(offsetof(GeneralRegisters, r15) == LANTERN_GPR_R15);
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

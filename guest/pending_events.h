@@ -1,14 +1,17 @@
 // The per-vCPU queue of events waiting to be injected into the guest, and the pure decision
 // "inject now, or ask for a window exit first".
 //
-// The console's POST .../events lands here (through the owning core's mailbox); the vCPU loop
-// calls decide_injection() before every VM entry and writes VM_ENTRY_INTR_INFO_FIELD from the
-// result. The queue holds at most 8 events and keeps them in delivery order: hardware
-// exceptions before NMIs before external interrupts, FIFO within a class.
+// Vendor-neutral: both backends use it. The console's POST .../events lands here (through the
+// owning core's mailbox); a backend's vCPU calls decide_injection() before every guest entry and
+// encodes the result itself (VMX: VM_ENTRY_INTR_INFO_FIELD, vmx/exit_qualification.h
+// entry_interruption_info(); SVM: EVENTINJ, svm/event_injection.h). The queue holds at most 8
+// events and keeps them in delivery order: hardware exceptions before NMIs before external
+// interrupts, FIFO within a class.
 //
-// Software interrupts (INT n) are not queued: injecting one needs a VM-entry instruction
-// length and only makes sense when emulating an INT instruction (SDM Vol. 3C 24.8.3), so they
-// are re-injected from IDT-vectoring information only (reinjection_from_idt_vectoring()).
+// Software interrupts (INT n) are not queued: injecting one needs the instruction length and only
+// makes sense when emulating an INT instruction (SDM Vol. 3C 24.8.3), so the backends re-inject
+// them only from what an exit reports as interrupted (VMX: IDT-vectoring information, SVM:
+// EXITINTINFO).
 #pragma once
 
 #include <array>
@@ -17,9 +20,10 @@
 #include <optional>
 #include <string_view>
 
+#include "guest/loader/entry_state.h"  // kRflagsIf
 #include "kernel/lib/result.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 enum class PendingEventType : uint8_t {
   kExternalInterrupt,  // vectors 16-255, no error code
@@ -59,9 +63,6 @@ struct PendingEvent {
   uint8_t vector = 0;
   bool has_error_code = false;
   uint32_t error_code = 0;
-
-  // The VM_ENTRY_INTR_INFO_FIELD value that injects this event (SDM Vol. 3C 24.8.3).
-  uint32_t entry_interruption_info() const;
 };
 
 // Checks an event against the rules above; kInvalidArgument with a message naming the rule.
@@ -104,27 +105,29 @@ class PendingEventQueue {
 
 // ---- The injection decision ------------------------------------------------------------------
 
-// Guest interruptibility state (SDM Vol. 3C 24.4.2, Table 24-3).
+// Guest interruptibility state, in the layout of VMX's GUEST_INTERRUPTIBILITY_INFO (SDM Vol. 3C
+// 24.4.2, Table 24-3); SVM fills STI blocking from the VMCB's interrupt shadow and NMI blocking
+// from its own record of an NMI in progress (svm/event_injection.h).
 inline constexpr uint32_t kInterruptibilityStiBlocking = 1u << 0;    // blocking by STI
 inline constexpr uint32_t kInterruptibilityMovSsBlocking = 1u << 1;  // blocking by MOV SS
 inline constexpr uint32_t kInterruptibilitySmiBlocking = 1u << 2;    // blocking by SMI
 inline constexpr uint32_t kInterruptibilityNmiBlocking = 1u << 3;    // blocking by NMI
 inline constexpr uint32_t kInterruptibilityEnclave = 1u << 4;        // enclave interruption
 
-inline constexpr uint64_t kRflagsIf = 1u << 9;  // SDM Vol. 1 3.4.3, RFLAGS.IF
-
 struct InjectionContext {
-  uint64_t guest_rflags = 0;             // GUEST_RFLAGS
-  uint32_t interruptibility = 0;         // GUEST_INTERRUPTIBILITY_INFO
-  uint32_t entry_interruption_info = 0;  // current VM_ENTRY_INTR_INFO_FIELD (valid = slot busy)
+  uint64_t guest_rflags = 0;      // the guest's RFLAGS
+  uint32_t interruptibility = 0;  // kInterruptibility* bits
+  // The entry's one event slot already holds an event (VMX: VM_ENTRY_INTR_INFO_FIELD valid,
+  // SVM: EVENTINJ.V), e.g. a re-injection.
+  bool event_slot_busy = false;
 };
 
 enum class InjectionAction : uint8_t {
   kNone,                    // nothing is pending
-  kInjectNow,               // write event.entry_interruption_info() and pop the queue
-  kRequestInterruptWindow,  // set "interrupt-window exiting" (SDM Vol. 3C 24.6.2 bit 2)
-  kRequestNmiWindow,        // set "NMI-window exiting" (SDM Vol. 3C 24.6.2 bit 22)
-  kEntrySlotBusy,           // an event (e.g. a re-injection) already occupies the entry field
+  kInjectNow,               // inject the head event and pop the queue
+  kRequestInterruptWindow,  // VMX "interrupt-window exiting" (SDM Vol. 3C 24.6.2 bit 2), SVM V_IRQ + VINTR
+  kRequestNmiWindow,        // VMX "NMI-window exiting" (SDM Vol. 3C 24.6.2 bit 22); SVM: IRET intercept
+  kEntrySlotBusy,           // an event (e.g. a re-injection) already occupies the entry slot
 };
 std::string_view injection_action_name(InjectionAction a);
 
@@ -175,19 +178,4 @@ class QueuedEventGate {
   uint64_t held_at_exits_ = 0;
 };
 
-// ---- Re-injection of an event whose delivery was interrupted by a VM exit ---------------------
-// SDM Vol. 3C 27.2.4 / 24.9.3: when IDT_VECTORING_INFO_FIELD is valid, the event must be
-// injected again on the next VM entry with the same vector, type and error code; software
-// interrupts and software/privileged-software exceptions also need the exit instruction
-// length in VM_ENTRY_INSTRUCTION_LEN.
-struct Reinjection {
-  uint32_t entry_interruption_info;  // for VM_ENTRY_INTR_INFO_FIELD
-  uint32_t error_code;               // for VM_ENTRY_EXCEPTION_ERROR_CODE (if bit 11 set)
-  uint32_t instruction_length;       // for VM_ENTRY_INSTRUCTION_LEN (0 = leave unchanged)
-};
-// nullopt when the IDT-vectoring information is not valid (bit 31 clear).
-std::optional<Reinjection> reinjection_from_idt_vectoring(uint32_t idt_vectoring_info,
-                                                          uint32_t idt_vectoring_error_code,
-                                                          uint32_t exit_instruction_length);
-
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

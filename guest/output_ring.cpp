@@ -1,6 +1,6 @@
-#include "vmx/output_ring.h"
+#include "guest/output_ring.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 OutputRing::Slice OutputRing::read_since(uint64_t since, char* out, size_t capacity) const {
   const uint64_t total_before = total();
@@ -24,4 +24,4 @@ OutputRing::Slice OutputRing::read_since(uint64_t since, char* out, size_t capac
   return Slice{start, end, static_cast<size_t>(end - start)};
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

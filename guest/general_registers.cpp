@@ -1,6 +1,6 @@
-#include "vmx/general_registers.h"
+#include "guest/general_registers.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 // Member for each hardware register number (SDM Vol. 2A Table 3-1).
@@ -164,4 +164,4 @@ Result<void> GeneralRegisters::set8h(Gpr r, uint8_t value) {
   return set(static_cast<SubRegister>(0x40 | index), value);
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

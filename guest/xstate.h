@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 // XCR0 state-component bits (SDM Vol. 1 13.1, 13.3).
 inline constexpr uint64_t kXcr0X87 = 1ull << 0;
@@ -96,4 +96,4 @@ XssSupport decode_xss_support(uint32_t eax, uint32_t ecx, uint32_t edx);
 // Table 2-2: reserved bits of IA32_XSS fault).
 bool xss_write_allowed(uint64_t value, uint64_t allowed);
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

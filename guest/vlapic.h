@@ -23,7 +23,7 @@
 #include "guest/io_bus.h"
 #include "kernel/lib/result.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 // SDM 11.6.1, Figure 11-12: ICR bits 10:8.
 enum class IpiDeliveryMode : uint8_t {
@@ -292,4 +292,4 @@ class ApicPageDevice final : public guest::MmioDevice {
   ApicPageAccess access_;
 };
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -4,16 +4,16 @@
 
 #include <vector>
 
-#include "vmx/mmio_decode.h"
+#include "guest/mmio_decode.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 Result<MmioMove> decode(std::vector<uint8_t> bytes, CodeSize size) {
   return decode_mmio_move(bytes, size);
 }
 
-TEST(VmxMmioDecode, LoadAbsoluteAddress32) {
+TEST(GuestMmioDecode, LoadAbsoluteAddress32) {
   // mov 0xfee00080, %ebx  =  8b 1d 80 00 e0 fe
   auto m = decode({0x8b, 0x1d, 0x80, 0x00, 0xe0, 0xfe}, CodeSize::k32);
   ASSERT_TRUE(m.has_value());
@@ -22,7 +22,7 @@ TEST(VmxMmioDecode, LoadAbsoluteAddress32) {
   EXPECT_EQ(m->length, 6);
 }
 
-TEST(VmxMmioDecode, StoreRegisterWithBaseAndDisp8) {
+TEST(GuestMmioDecode, StoreRegisterWithBaseAndDisp8) {
   // mov %ecx, 0x30(%esi)  =  89 4e 30
   auto m = decode({0x89, 0x4e, 0x30, 0x90}, CodeSize::k32);
   ASSERT_TRUE(m.has_value());
@@ -32,7 +32,7 @@ TEST(VmxMmioDecode, StoreRegisterWithBaseAndDisp8) {
   EXPECT_EQ(m->length, 3);
 }
 
-TEST(VmxMmioDecode, SibForms) {
+TEST(GuestMmioDecode, SibForms) {
   // mov %eax, (%esp)  =  89 04 24
   auto a = decode({0x89, 0x04, 0x24}, CodeSize::k32);
   ASSERT_TRUE(a.has_value());
@@ -49,7 +49,7 @@ TEST(VmxMmioDecode, SibForms) {
   EXPECT_EQ(c->length, 7);
 }
 
-TEST(VmxMmioDecode, StoreImmediate) {
+TEST(GuestMmioDecode, StoreImmediate) {
   // movl $0x1ff, 0xfee000f0  =  c7 05 f0 00 e0 fe ff 01 00 00
   auto m = decode({0xc7, 0x05, 0xf0, 0x00, 0xe0, 0xfe, 0xff, 0x01, 0x00, 0x00}, CodeSize::k32);
   ASSERT_TRUE(m.has_value());
@@ -59,7 +59,7 @@ TEST(VmxMmioDecode, StoreImmediate) {
   EXPECT_EQ(m->length, 10);
 }
 
-TEST(VmxMmioDecode, PrefixesAndCodeSizes) {
+TEST(GuestMmioDecode, PrefixesAndCodeSizes) {
   // 16-bit code: 66 67 8b 07 = mov (%edi), %eax with 32-bit operand and address size.
   auto a = decode({0x66, 0x67, 0x8b, 0x07}, CodeSize::k16);
   ASSERT_TRUE(a.has_value());
@@ -84,7 +84,7 @@ TEST(VmxMmioDecode, PrefixesAndCodeSizes) {
   EXPECT_EQ(e->length, 6);
 }
 
-TEST(VmxMmioDecode, EaxWithAnAbsoluteOffset) {
+TEST(GuestMmioDecode, EaxWithAnAbsoluteOffset) {
   // mov 0xfee000f0, %eax  =  a1 f0 00 e0 fe (what gcc -m32 emits for a constant address)
   auto load = decode({0xa1, 0xf0, 0x00, 0xe0, 0xfe, 0x90}, CodeSize::k32);
   ASSERT_TRUE(load.has_value());
@@ -110,7 +110,7 @@ TEST(VmxMmioDecode, EaxWithAnAbsoluteOffset) {
   EXPECT_FALSE(decode({0xa1, 0xf0, 0x00, 0xe0}, CodeSize::k32).has_value());  // truncated offset
 }
 
-TEST(VmxMmioDecode, MoffsFormsLoadAndStoreEax) {
+TEST(GuestMmioDecode, MoffsFormsLoadAndStoreEax) {
   // mov %fs:0x30, %eax  =  64 a1 30 00 00 00 (what GNU as and compilers emit for a constant
   // address into EAX)
   auto load = decode({0x64, 0xa1, 0x30, 0x00, 0x00, 0x00, 0x90}, CodeSize::k32);
@@ -150,7 +150,7 @@ TEST(VmxMmioDecode, MoffsFormsLoadAndStoreEax) {
   EXPECT_FALSE(decode({0xa2, 0x30, 0x00, 0xe0}, CodeSize::k32).has_value());
 }
 
-TEST(VmxMmioDecode, MoffsFormsOfOtherSizes) {
+TEST(GuestMmioDecode, MoffsFormsOfOtherSizes) {
   // mov 0xfee00030, %al  =  a0 30 00 e0 fe; mov %al, 0xfee00030  =  a2 30 00 e0 fe
   auto load8 = decode({0xa0, 0x30, 0x00, 0xe0, 0xfe}, CodeSize::k32);
   ASSERT_TRUE(load8.has_value());
@@ -171,7 +171,7 @@ TEST(VmxMmioDecode, MoffsFormsOfOtherSizes) {
   EXPECT_EQ(store16->length, 6);
 }
 
-TEST(VmxMmioDecode, ByteMoves) {
+TEST(GuestMmioDecode, ByteMoves) {
   // What kvm-unit-tests' memset does to the APIC page: mov %sil, (%rcx)  =  40 88 31. With a REX
   // prefix, ModRM.reg 6 is SIL (RSI's low byte).
   auto sil = decode({0x40, 0x88, 0x31}, CodeSize::k64);
@@ -204,7 +204,7 @@ TEST(VmxMmioDecode, ByteMoves) {
   EXPECT_EQ(imm8->length, 5);
 }
 
-TEST(VmxMmioDecode, WordAndQuadwordMoves) {
+TEST(GuestMmioDecode, WordAndQuadwordMoves) {
   // mov %bx, (%ecx)  =  66 89 19; 16-bit code: mov %bx, (%di)  =  89 1d
   auto word = decode({0x66, 0x89, 0x19}, CodeSize::k32);
   ASSERT_TRUE(word.has_value());
@@ -237,7 +237,7 @@ TEST(VmxMmioDecode, WordAndQuadwordMoves) {
   EXPECT_EQ(imm64_positive->imm, 0x70000001u);
 }
 
-TEST(VmxMmioDecode, StoreValues) {
+TEST(GuestMmioDecode, StoreValues) {
   MmioMove m;
   m.store = true;
   m.width = 1;
@@ -257,7 +257,7 @@ TEST(VmxMmioDecode, StoreValues) {
   EXPECT_EQ(mmio_store_value(m, 0), 0xffffu);
 }
 
-TEST(VmxMmioDecode, LoadResults) {
+TEST(GuestMmioDecode, LoadResults) {
   constexpr uint64_t kOld = 0x1122334455667788ull;
   MmioMove m;
   m.width = 1;  // the low byte only
@@ -291,7 +291,7 @@ class RecordingDevice final : public guest::MmioDevice {
   uint64_t written = 0;
 };
 
-TEST(VmxMmioDecode, PerformMoves) {
+TEST(GuestMmioDecode, PerformMoves) {
   RecordingDevice device;
   auto store = decode({0x40, 0x88, 0x31}, CodeSize::k64);  // mov %sil, (%rcx)
   ASSERT_TRUE(store.has_value());
@@ -305,7 +305,7 @@ TEST(VmxMmioDecode, PerformMoves) {
   EXPECT_EQ(device.last_width, 2);
 }
 
-TEST(VmxMmioDecode, RefusesEverythingElse) {
+TEST(GuestMmioDecode, RefusesEverythingElse) {
   EXPECT_FALSE(decode({0x01, 0x03}, CodeSize::k32).has_value());        // ADD
   EXPECT_FALSE(decode({0x0f, 0xb6, 0x03}, CodeSize::k32).has_value());  // MOVZX
   EXPECT_FALSE(decode({0x88, 0xc3}, CodeSize::k32).has_value());        // 8-bit register to register
@@ -320,4 +320,4 @@ TEST(VmxMmioDecode, RefusesEverythingElse) {
 }
 
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace lantern::vmx::selftest_probes {
+namespace lantern::guest::selftest_probes {
 
 struct alignas(16) Xmm {
   uint64_t lo, hi;
@@ -24,4 +24,4 @@ inline uint32_t host_read_mxcsr() {
   return v;
 }
 
-}  // namespace lantern::vmx::selftest_probes
+}  // namespace lantern::guest::selftest_probes

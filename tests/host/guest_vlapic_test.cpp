@@ -1,8 +1,8 @@
-#include "vmx/vlapic.h"
+#include "guest/vlapic.h"
 
 #include <gtest/gtest.h>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 using L = VirtualLapic;
@@ -32,7 +32,7 @@ uint64_t msr(L& l, uint32_t m) {
   return r.has_value() ? *r : 0xDEADBEEF;
 }
 
-TEST(VmxVlapicRegisters, ResetValues) {
+TEST(GuestVlapicRegisters, ResetValues) {
   L l(5);
   EXPECT_EQ(mmio(l, L::kOffId), 5u << 24);
   EXPECT_EQ(mmio(l, L::kOffVersion), 0x00060014u);
@@ -46,7 +46,7 @@ TEST(VmxVlapicRegisters, ResetValues) {
   EXPECT_EQ(mmio(l, L::kOffTimerCurrent), 0u);
 }
 
-TEST(VmxVlapicRegisters, XapicReadWriteTable) {
+TEST(GuestVlapicRegisters, XapicReadWriteTable) {
   L l = enabled_xapic();
   struct Row {
     uint32_t off, write, expect;
@@ -79,7 +79,7 @@ TEST(VmxVlapicRegisters, XapicReadWriteTable) {
   }
 }
 
-TEST(VmxVlapicRegisters, XapicBadAccesses) {
+TEST(GuestVlapicRegisters, XapicBadAccesses) {
   L l = enabled_xapic();
   EXPECT_FALSE(l.read_mmio(0x24).has_value());    // not 16-byte aligned
   EXPECT_FALSE(l.read_mmio(0x1000).has_value());  // beyond the page
@@ -93,7 +93,7 @@ TEST(VmxVlapicRegisters, XapicBadAccesses) {
   EXPECT_FALSE(l.read_mmio(L::kOffId).has_value());  // MMIO gone in x2APIC mode
 }
 
-TEST(VmxVlapicRegisters, X2apicMsrErrors) {
+TEST(GuestVlapicRegisters, X2apicMsrErrors) {
   L l = enabled_x2apic();
   // Reserved / xAPIC-only registers.
   for (uint32_t m : {0x800u, 0x809u, 0x80Cu, 0x80Eu, 0x831u, 0x83Au, 0x8FFu, 0x7FFu, 0x900u})
@@ -118,7 +118,7 @@ TEST(VmxVlapicRegisters, X2apicMsrErrors) {
   EXPECT_EQ(msr(l, 0x803), 0x00060014u);
 }
 
-TEST(VmxVlapicRegisters, IdAndLdrViews) {
+TEST(GuestVlapicRegisters, IdAndLdrViews) {
   L l(0x25);
   EXPECT_EQ(mmio(l, L::kOffId), 0x25000000u);
   ASSERT_TRUE(l.write_mmio(L::kOffLdr, 0x80000000).has_value());
@@ -133,7 +133,7 @@ TEST(VmxVlapicRegisters, IdAndLdrViews) {
   EXPECT_EQ(msr(big, 0x80D), (0x1234u << 16) | (1u << 5));
 }
 
-TEST(VmxVlapicPriority, PprFollowsTprAndIsr) {
+TEST(GuestVlapicPriority, PprFollowsTprAndIsr) {
   L l = enabled_xapic();
   EXPECT_EQ(l.ppr(), 0);
   ASSERT_TRUE(l.write_mmio(L::kOffTpr, 0x37).has_value());
@@ -146,7 +146,7 @@ TEST(VmxVlapicPriority, PprFollowsTprAndIsr) {
   EXPECT_EQ(mmio(l, L::kOffPpr), 0x5Au);
 }
 
-TEST(VmxVlapicPriority, Cr8IsTprBits7To4) {
+TEST(GuestVlapicPriority, Cr8IsTprBits7To4) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffTpr, 0x5A).has_value());
   EXPECT_EQ(l.cr8(), 5u);
@@ -161,7 +161,7 @@ TEST(VmxVlapicPriority, Cr8IsTprBits7To4) {
   EXPECT_EQ(l.tpr(), 0u);
 }
 
-TEST(VmxVlapicPriority, TprBlocksSameAndLowerClass) {
+TEST(GuestVlapicPriority, TprBlocksSameAndLowerClass) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffTpr, 0x40).has_value());
   ASSERT_TRUE(l.accept_interrupt(0x4F, false));
@@ -174,7 +174,7 @@ TEST(VmxVlapicPriority, TprBlocksSameAndLowerClass) {
   EXPECT_FALSE(l.acknowledge(0x50).has_value());      // no longer in IRR
 }
 
-TEST(VmxVlapicFlow, NestedIrrIsrEoi) {
+TEST(GuestVlapicFlow, NestedIrrIsrEoi) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.accept_interrupt(0x30, false));
   ASSERT_EQ(l.highest_deliverable(), std::optional<uint8_t>(0x30));
@@ -201,7 +201,7 @@ TEST(VmxVlapicFlow, NestedIrrIsrEoi) {
   EXPECT_TRUE(l.irr_bit(0x31));
 }
 
-TEST(VmxVlapicFlow, LevelTriggeredEoiReported) {
+TEST(GuestVlapicFlow, LevelTriggeredEoiReported) {
   L l = enabled_x2apic();
   ASSERT_TRUE(l.accept_interrupt(0x61, true));
   EXPECT_TRUE(l.tmr_bit(0x61));
@@ -218,7 +218,7 @@ TEST(VmxVlapicFlow, LevelTriggeredEoiReported) {
   EXPECT_FALSE(l.take_level_eoi().has_value());
 }
 
-TEST(VmxVlapicFlow, IllegalVectorsSetEsr) {
+TEST(GuestVlapicFlow, IllegalVectorsSetEsr) {
   L l = enabled_xapic();
   EXPECT_FALSE(l.accept_interrupt(15, false));
   EXPECT_FALSE(l.irr_bit(15));
@@ -231,7 +231,7 @@ TEST(VmxVlapicFlow, IllegalVectorsSetEsr) {
   EXPECT_EQ(mmio(l, L::kOffEsr), 1u << 5);
 }
 
-TEST(VmxVlapicFlow, SoftwareDisable) {
+TEST(GuestVlapicFlow, SoftwareDisable) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffLvtTimer, 0x20).has_value());
   ASSERT_TRUE(l.accept_interrupt(0x40, false));
@@ -249,7 +249,7 @@ TEST(VmxVlapicFlow, SoftwareDisable) {
   EXPECT_EQ(mmio(l, L::kOffLvtTimer), 0x10021u);  // still masked until rewritten
 }
 
-TEST(VmxVlapicIpi, XapicIcrFields) {
+TEST(GuestVlapicIpi, XapicIcrFields) {
   L l = enabled_xapic(7);
   ASSERT_TRUE(l.write_mmio(L::kOffIcrHigh, 0x02000000).has_value());
   // INIT, level assert, level-triggered, physical, destination 2.
@@ -280,7 +280,7 @@ TEST(VmxVlapicIpi, XapicIcrFields) {
   EXPECT_TRUE(ipi->logical_destination);
 }
 
-TEST(VmxVlapicIpi, Shorthands) {
+TEST(GuestVlapicIpi, Shorthands) {
   L l = enabled_xapic();
   // Self: delivered locally, nothing for the caller.
   ASSERT_TRUE(l.write_mmio(L::kOffIcrLow, 0x00040041).has_value());
@@ -301,7 +301,7 @@ TEST(VmxVlapicIpi, Shorthands) {
   EXPECT_FALSE(l.take_ipi().has_value());
 }
 
-TEST(VmxVlapicIpi, X2apicIcrIs64Bit) {
+TEST(GuestVlapicIpi, X2apicIcrIs64Bit) {
   L l = enabled_x2apic(1);
   ASSERT_TRUE(l.write_msr(0x830, (0x12345ull << 32) | 0x4055).has_value());
   auto ipi = l.take_ipi();
@@ -316,7 +316,7 @@ TEST(VmxVlapicIpi, X2apicIcrIs64Bit) {
   EXPECT_FALSE(l.take_ipi().has_value());
 }
 
-TEST(VmxVlapicIpi, SelfIpiMsr) {
+TEST(GuestVlapicIpi, SelfIpiMsr) {
   L l = enabled_x2apic();
   ASSERT_TRUE(l.write_msr(0x83F, 0x77).has_value());
   EXPECT_TRUE(l.irr_bit(0x77));
@@ -328,7 +328,7 @@ TEST(VmxVlapicIpi, SelfIpiMsr) {
   EXPECT_FALSE(l.irr_bit(0x3));
 }
 
-TEST(VmxVlapicTimer, OneShot) {
+TEST(GuestVlapicTimer, OneShot) {
   L l = enabled_xapic(0, 2);                                       // 2 TSC per bus clock
   ASSERT_TRUE(l.write_mmio(L::kOffTimerDivide, 0xB).has_value());  // divide by 1
   ASSERT_TRUE(l.write_mmio(L::kOffLvtTimer, 0x30).has_value());
@@ -351,7 +351,7 @@ TEST(VmxVlapicTimer, OneShot) {
   EXPECT_EQ(l.next_deadline(), L::kNoDeadline);
 }
 
-TEST(VmxVlapicTimer, PeriodicReloads) {
+TEST(GuestVlapicTimer, PeriodicReloads) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffTimerDivide, 0x0).has_value());   // divide by 2
   ASSERT_TRUE(l.write_mmio(L::kOffLvtTimer, 0x20031).has_value());  // periodic, vector 0x31
@@ -374,7 +374,7 @@ TEST(VmxVlapicTimer, PeriodicReloads) {
   EXPECT_EQ(mmio(l, L::kOffTimerCurrent), 35u);
 }
 
-TEST(VmxVlapicTimer, MaskedTimerRaisesNothing) {
+TEST(GuestVlapicTimer, MaskedTimerRaisesNothing) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffTimerDivide, 0xB).has_value());
   ASSERT_TRUE(l.write_mmio(L::kOffLvtTimer, 0x30031).has_value());  // periodic, masked
@@ -389,7 +389,7 @@ TEST(VmxVlapicTimer, MaskedTimerRaisesNothing) {
   EXPECT_TRUE(l.irr_bit(0x31));
 }
 
-TEST(VmxVlapicTimer, TscDeadline) {
+TEST(GuestVlapicTimer, TscDeadline) {
   L l = enabled_x2apic();
   l.write_tsc_deadline(500);  // ignored outside TSC-deadline mode
   EXPECT_EQ(l.read_tsc_deadline(), 0u);
@@ -420,7 +420,7 @@ TEST(VmxVlapicTimer, TscDeadline) {
   EXPECT_EQ(l.read_tsc_deadline(), 0u);
 }
 
-TEST(VmxVlapicTimer, CurrentCountWithDivideValues) {
+TEST(GuestVlapicTimer, CurrentCountWithDivideValues) {
   // SDM 11.5.4 Figure 11-10: encoding -> divisor.
   struct Row {
     uint32_t dcr, divisor;
@@ -439,7 +439,7 @@ TEST(VmxVlapicTimer, CurrentCountWithDivideValues) {
   }
 }
 
-TEST(VmxVlapicTimer, DivideChangeWhileCounting) {
+TEST(GuestVlapicTimer, DivideChangeWhileCounting) {
   L l = enabled_xapic();
   ASSERT_TRUE(l.write_mmio(L::kOffTimerDivide, 0xB).has_value());  // 1
   ASSERT_TRUE(l.write_mmio(L::kOffLvtTimer, 0x30).has_value());
@@ -452,7 +452,7 @@ TEST(VmxVlapicTimer, DivideChangeWhileCounting) {
   EXPECT_EQ(mmio(l, L::kOffTimerCurrent), 59u);
 }
 
-TEST(VmxVlapicTimer, RatioClampedAndTimeMonotonic) {
+TEST(GuestVlapicTimer, RatioClampedAndTimeMonotonic) {
   L l = enabled_xapic(0, 0);  // 0 -> 1
   ASSERT_TRUE(l.write_mmio(L::kOffTimerDivide, 0xB).has_value());
   ASSERT_TRUE(l.write_mmio(L::kOffLvtTimer, 0x30).has_value());
@@ -537,38 +537,38 @@ TEST(ApicPage, RegistersInXapicMode) {
   EXPECT_EQ(v.tpr(), 0x20);
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest
 
-TEST(VmxVlapicLogicalDestination, XapicFlatModel) {
+TEST(GuestVlapicLogicalDestination, XapicFlatModel) {
   const uint32_t flat = 0xffffffffu;
-  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x01, 0x01000000, flat, false));
-  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x03, 0x02000000, flat, false));
-  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x02, 0x01000000, flat, false));
-  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x01, 0x00000000, flat, false));  // LDR never written
-  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0xff, 0x00000000, flat, false));   // broadcast
+  EXPECT_TRUE(lantern::guest::logical_destination_matches(0x01, 0x01000000, flat, false));
+  EXPECT_TRUE(lantern::guest::logical_destination_matches(0x03, 0x02000000, flat, false));
+  EXPECT_FALSE(lantern::guest::logical_destination_matches(0x02, 0x01000000, flat, false));
+  EXPECT_FALSE(lantern::guest::logical_destination_matches(0x01, 0x00000000, flat, false));  // LDR never written
+  EXPECT_TRUE(lantern::guest::logical_destination_matches(0xff, 0x00000000, flat, false));   // broadcast
 }
 
-TEST(VmxVlapicLogicalDestination, XapicClusterModel) {
+TEST(GuestVlapicLogicalDestination, XapicClusterModel) {
   const uint32_t cluster = 0x0fffffffu;
-  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x21, 0x21000000, cluster, false));   // cluster 2, member 0
-  EXPECT_TRUE(lantern::vmx::logical_destination_matches(0x23, 0x22000000, cluster, false));   // cluster 2, members 0-1
-  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x11, 0x21000000, cluster, false));  // other cluster
-  EXPECT_FALSE(lantern::vmx::logical_destination_matches(0x24, 0x21000000, cluster, false));  // other member
+  EXPECT_TRUE(lantern::guest::logical_destination_matches(0x21, 0x21000000, cluster, false));   // cluster 2, member 0
+  EXPECT_TRUE(lantern::guest::logical_destination_matches(0x23, 0x22000000, cluster, false));   // cluster 2, members 0-1
+  EXPECT_FALSE(lantern::guest::logical_destination_matches(0x11, 0x21000000, cluster, false));  // other cluster
+  EXPECT_FALSE(lantern::guest::logical_destination_matches(0x24, 0x21000000, cluster, false));  // other member
 }
 
-TEST(VmxVlapicLogicalDestination, X2apicCluster) {
+TEST(GuestVlapicLogicalDestination, X2apicCluster) {
   // x2APIC ID 0x13: cluster 1, member bit 3 (SDM 11.12.10.2).
   const uint32_t ldr = (1u << 16) | (1u << 3);
-  EXPECT_TRUE(lantern::vmx::logical_destination_matches((1u << 16) | 0x8, ldr, 0, true));
-  EXPECT_FALSE(lantern::vmx::logical_destination_matches((1u << 16) | 0x4, ldr, 0, true));
-  EXPECT_FALSE(lantern::vmx::logical_destination_matches((2u << 16) | 0x8, ldr, 0, true));
+  EXPECT_TRUE(lantern::guest::logical_destination_matches((1u << 16) | 0x8, ldr, 0, true));
+  EXPECT_FALSE(lantern::guest::logical_destination_matches((1u << 16) | 0x4, ldr, 0, true));
+  EXPECT_FALSE(lantern::guest::logical_destination_matches((2u << 16) | 0x8, ldr, 0, true));
 }
 
 // Which vCPUs an IPI reaches (SDM Vol. 3A 11.6.2): shorthands, broadcast, physical, logical.
-TEST(VmxVlapicIpiReaches, ShorthandsBroadcastPhysicalLogical) {
-  using lantern::vmx::IpiRequest;
-  using lantern::vmx::IpiShorthand;
-  using lantern::vmx::ipi_reaches;
+TEST(GuestVlapicIpiReaches, ShorthandsBroadcastPhysicalLogical) {
+  using lantern::guest::IpiRequest;
+  using lantern::guest::IpiShorthand;
+  using lantern::guest::ipi_reaches;
   auto never = [](uint32_t) { return false; };
   auto always = [](uint32_t) { return true; };
   IpiRequest ipi;

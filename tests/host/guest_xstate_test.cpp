@@ -1,17 +1,17 @@
-#include "vmx/xstate.h"
+#include "guest/xstate.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstring>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 constexpr uint64_t kSkylakeX = kXcr0X87 | kXcr0Sse | kXcr0Avx | kXcr0Avx512 | kXcr0Pkru;
 constexpr uint64_t kSseOnly = kXcr0X87 | kXcr0Sse;
 
-TEST(VmxXstate, ValidValuesPass) {
+TEST(GuestXstate, ValidValuesPass) {
   EXPECT_EQ(check_xsetbv(0, kXcr0X87, kSkylakeX), XsetbvFault::kOk);
   EXPECT_EQ(check_xsetbv(0, kXcr0X87 | kXcr0Sse, kSkylakeX), XsetbvFault::kOk);
   EXPECT_EQ(check_xsetbv(0, kXcr0X87 | kXcr0Sse | kXcr0Avx, kSkylakeX), XsetbvFault::kOk);
@@ -20,7 +20,7 @@ TEST(VmxXstate, ValidValuesPass) {
   EXPECT_EQ(check_xsetbv(0, all, all), XsetbvFault::kOk);
 }
 
-TEST(VmxXstate, EachRuleFaults) {
+TEST(GuestXstate, EachRuleFaults) {
   EXPECT_EQ(check_xsetbv(1, kSseOnly, kSkylakeX), XsetbvFault::kNotXcr0);
   EXPECT_EQ(check_xsetbv(0xffffffffu, kSseOnly, kSkylakeX), XsetbvFault::kNotXcr0);
   EXPECT_EQ(check_xsetbv(0, 0, kSkylakeX), XsetbvFault::kX87Clear);
@@ -37,13 +37,13 @@ TEST(VmxXstate, EachRuleFaults) {
   EXPECT_EQ(check_xsetbv(0, kSseOnly | kXcr0TileData, amx), XsetbvFault::kAmxMismatch);
 }
 
-TEST(VmxXstate, FaultNamesAreDistinct) {
+TEST(GuestXstate, FaultNamesAreDistinct) {
   EXPECT_STREQ(xsetbv_fault_name(XsetbvFault::kOk), "ok");
   EXPECT_STRNE(xsetbv_fault_name(XsetbvFault::kX87Clear), xsetbv_fault_name(XsetbvFault::kAvxWithoutSse));
   EXPECT_STREQ(xsetbv_fault_name(static_cast<XsetbvFault>(200)), "?");
 }
 
-TEST(VmxXstate, InitialGuestArea) {
+TEST(GuestXstate, InitialGuestArea) {
   std::array<uint8_t, 1024> area;
   area.fill(0xcc);
   ASSERT_TRUE(init_guest_xsave_area(area.data(), area.size()));
@@ -62,7 +62,7 @@ TEST(VmxXstate, InitialGuestArea) {
   EXPECT_FALSE(init_guest_xsave_area(nullptr, 4096));
 }
 
-TEST(VmxXstate, XssSupportFromCpuidLeafDSubleaf1) {
+TEST(GuestXstate, XssSupportFromCpuidLeafDSubleaf1) {
   // Skylake-like: XSAVEOPT|XSAVEC|XGETBV1|XSAVES (EAX 0xf), PT (bit 8) in ECX.
   const XssSupport with = decode_xss_support(0xf, 1u << 8, 0);
   EXPECT_TRUE(with.xsaves);
@@ -75,7 +75,7 @@ TEST(VmxXstate, XssSupportFromCpuidLeafDSubleaf1) {
   EXPECT_EQ(without.supported, 0u);
 }
 
-TEST(VmxXstate, XssWritesOnlyAllowedBits) {
+TEST(GuestXstate, XssWritesOnlyAllowedBits) {
   EXPECT_TRUE(xss_write_allowed(0, 0));
   EXPECT_FALSE(xss_write_allowed(1ull << 8, 0));
   EXPECT_TRUE(xss_write_allowed(1ull << 8, 1ull << 8));
@@ -92,7 +92,7 @@ XstateComponent (&skylake_x_components())[kXstateComponents] {
   return c;
 }
 
-TEST(VmxXstate, StandardSizeIsTheEndOfTheHighestComponent) {
+TEST(GuestXstate, StandardSizeIsTheEndOfTheHighestComponent) {
   const auto& c = skylake_x_components();
   EXPECT_EQ(xsave_standard_size(kSseOnly, c), 576u);
   EXPECT_EQ(xsave_standard_size(kXcr0X87, c), 576u);
@@ -100,7 +100,7 @@ TEST(VmxXstate, StandardSizeIsTheEndOfTheHighestComponent) {
   EXPECT_EQ(xsave_standard_size(kSseOnly | kXcr0Avx | kXcr0Avx512, c), 2688u);
 }
 
-TEST(VmxXstate, CompactedSizePacksTheComponents) {
+TEST(GuestXstate, CompactedSizePacksTheComponents) {
   const auto& c = skylake_x_components();
   EXPECT_EQ(xsave_compacted_size(kSseOnly, c), 576u);
   EXPECT_EQ(xsave_compacted_size(kSseOnly | kXcr0Avx, c), 832u);
@@ -110,7 +110,7 @@ TEST(VmxXstate, CompactedSizePacksTheComponents) {
   EXPECT_EQ(xsave_compacted_size(kSseOnly | (1ull << 7), c), 1600u);
 }
 
-TEST(VmxXstate, CompactedSizeAlignsWhereAsked) {
+TEST(GuestXstate, CompactedSizeAlignsWhereAsked) {
   XstateComponent c[kXstateComponents];
   c[2] = {256, 576, false};
   c[17] = {64, 2752, true};
@@ -126,4 +126,4 @@ TEST(VmxXstate, CompactedSizeAlignsWhereAsked) {
 }
 
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

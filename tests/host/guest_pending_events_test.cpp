@@ -4,14 +4,14 @@
 #include <string>
 #include <vector>
 
-#include "vmx/pending_events.h"
+#include "guest/pending_events.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 using T = PendingEventType;
 
-TEST(VmxPendingEvents, ValidEventsAreQueuedWithPositions) {
+TEST(GuestPendingEvents, ValidEventsAreQueuedWithPositions) {
   PendingEventQueue q;
   auto a = q.queue_event(T::kExternalInterrupt, 0x30);
   ASSERT_TRUE(a.has_value());
@@ -44,7 +44,7 @@ TEST(VmxPendingEvents, ValidEventsAreQueuedWithPositions) {
   EXPECT_FALSE(q.peek().has_value());
 }
 
-TEST(VmxPendingEvents, FullQueueReportsFull) {
+TEST(GuestPendingEvents, FullQueueReportsFull) {
   PendingEventQueue q;
   for (uint32_t i = 0; i < PendingEventQueue::kCapacity; ++i) {
     auto pos = q.queue_event(T::kExternalInterrupt, 0x40 + i);
@@ -62,7 +62,7 @@ TEST(VmxPendingEvents, FullQueueReportsFull) {
   EXPECT_TRUE(q.queue_event(T::kExternalInterrupt, 0x50).has_value());
 }
 
-TEST(VmxPendingEvents, InvalidEventsAreRejectedWithReasons) {
+TEST(GuestPendingEvents, InvalidEventsAreRejectedWithReasons) {
   struct Case {
     T type;
     uint32_t vector;
@@ -96,7 +96,7 @@ TEST(VmxPendingEvents, InvalidEventsAreRejectedWithReasons) {
   EXPECT_TRUE(q.empty());
 }
 
-TEST(VmxPendingEvents, ErrorCodeVectorsMatchTable6_1) {
+TEST(GuestPendingEvents, ErrorCodeVectorsMatchTable6_1) {
   for (uint32_t v = 0; v < 32; ++v) {
     const bool expected = v == 8 || v == 10 || v == 11 || v == 12 || v == 13 || v == 14 || v == 17 || v == 21;
     EXPECT_EQ(exception_has_error_code(v), expected) << v;
@@ -104,7 +104,7 @@ TEST(VmxPendingEvents, ErrorCodeVectorsMatchTable6_1) {
   EXPECT_FALSE(exception_has_error_code(255));
 }
 
-TEST(VmxPendingEvents, FaultClassVectorsMatchTable6_1) {
+TEST(GuestPendingEvents, FaultClassVectorsMatchTable6_1) {
   for (uint32_t v = 0; v < 32; ++v) {
     const bool expected = v == 0 || v == 5 || v == 6 || v == 7 || v == 10 || v == 11 || v == 12 || v == 13 ||
                           v == 14 || v == 16 || v == 17 || v == 19 || v == 20 || v == 21;
@@ -113,7 +113,7 @@ TEST(VmxPendingEvents, FaultClassVectorsMatchTable6_1) {
   EXPECT_FALSE(exception_is_fault_class(255));
 }
 
-TEST(VmxPendingEvents, InjectedFaultPushesRflagsWithRf) {
+TEST(GuestPendingEvents, InjectedFaultPushesRflagsWithRf) {
   EXPECT_EQ(rflags_for_injected_exception(0x202, 13), 0x10202u);   // #GP: a fault
   EXPECT_EQ(rflags_for_injected_exception(0x10202, 6), 0x10202u);  // #UD, RF already set
   EXPECT_EQ(rflags_for_injected_exception(0x202, 1), 0x202u);      // #DB: fault or trap, left as is
@@ -121,19 +121,7 @@ TEST(VmxPendingEvents, InjectedFaultPushesRflagsWithRf) {
   EXPECT_EQ(rflags_for_injected_exception(0x202, 8), 0x202u);      // #DF: an abort
 }
 
-TEST(VmxPendingEvents, EntryInterruptionInfoOfEvents) {
-  auto pf = make_pending_event(T::kHardwareException, 14, 0x2);
-  ASSERT_TRUE(pf.has_value());
-  EXPECT_EQ(pf->entry_interruption_info(), 0x80000b0eu);
-  auto nmi = make_pending_event(T::kNmi, 2, std::nullopt);
-  ASSERT_TRUE(nmi.has_value());
-  EXPECT_EQ(nmi->entry_interruption_info(), 0x80000202u);
-  auto irq = make_pending_event(T::kExternalInterrupt, 0xef, std::nullopt);
-  ASSERT_TRUE(irq.has_value());
-  EXPECT_EQ(irq->entry_interruption_info(), 0x800000efu);
-}
-
-TEST(VmxPendingEvents, SnapshotAndHandBuiltEvents) {
+TEST(GuestPendingEvents, SnapshotAndHandBuiltEvents) {
   PendingEventQueue q;
   ASSERT_TRUE(q.queue_event(T::kExternalInterrupt, 0x20).has_value());
   ASSERT_TRUE(q.queue_event(T::kHardwareException, 13, 0x10).has_value());
@@ -151,7 +139,7 @@ TEST(VmxPendingEvents, SnapshotAndHandBuiltEvents) {
   EXPECT_EQ(q.snapshot().count, 0u);
 }
 
-TEST(VmxPendingEvents, TypeNamesForTheConsole) {
+TEST(GuestPendingEvents, TypeNamesForTheConsole) {
   for (T t : {T::kExternalInterrupt, T::kNmi, T::kHardwareException}) {
     auto parsed = parse_pending_event_type(pending_event_type_name(t));
     ASSERT_TRUE(parsed.has_value());
@@ -169,14 +157,14 @@ PendingEvent event(T type, uint8_t vector, std::optional<uint32_t> ec = std::nul
   return *e;
 }
 
-TEST(VmxPendingEvents, DecisionTable) {
+TEST(GuestPendingEvents, DecisionTable) {
   const uint64_t kIf = kRflagsIf;
   struct Case {
     const char* what;
     std::optional<PendingEvent> head;
     uint64_t rflags;
     uint32_t interruptibility;
-    uint32_t entry_info;
+    bool slot_busy;
     InjectionAction expected;
   } cases[] = {
       {"empty queue", std::nullopt, kIf, 0, 0, InjectionAction::kNone},
@@ -198,16 +186,14 @@ TEST(VmxPendingEvents, DecisionTable) {
        InjectionAction::kRequestNmiWindow},
       {"exception, everything blocked", event(T::kHardwareException, 13, 0), 0,
        kInterruptibilityStiBlocking | kInterruptibilityNmiBlocking, 0, InjectionAction::kInjectNow},
-      {"entry slot busy", event(T::kHardwareException, 6), kIf, 0, 0x80000b0e,
+      {"entry slot busy", event(T::kHardwareException, 6), kIf, 0, true,
        InjectionAction::kEntrySlotBusy},
-      {"entry field without valid bit is free", event(T::kExternalInterrupt, 0x30), kIf, 0, 0x00000b0e,
-       InjectionAction::kInjectNow},
   };
   for (const Case& c : cases) {
     InjectionContext ctx;
     ctx.guest_rflags = c.rflags;
     ctx.interruptibility = c.interruptibility;
-    ctx.entry_interruption_info = c.entry_info;
+    ctx.event_slot_busy = c.slot_busy;
     const InjectionDecision d = decide_injection(c.head, ctx);
     EXPECT_EQ(d.action, c.expected) << c.what << ": got " << injection_action_name(d.action);
     if (c.head && d.action != InjectionAction::kNone) {
@@ -216,7 +202,7 @@ TEST(VmxPendingEvents, DecisionTable) {
   }
 }
 
-TEST(VmxPendingEvents, BlockedNmiHoldsBackLowerPriorityInterrupts) {
+TEST(GuestPendingEvents, BlockedNmiHoldsBackLowerPriorityInterrupts) {
   PendingEventQueue q;
   ASSERT_TRUE(q.queue_event(T::kExternalInterrupt, 0x30).has_value());
   ASSERT_TRUE(q.queue_event(T::kNmi, 2).has_value());
@@ -229,7 +215,7 @@ TEST(VmxPendingEvents, BlockedNmiHoldsBackLowerPriorityInterrupts) {
   EXPECT_EQ(q.size(), 2u);  // deciding does not consume
 }
 
-TEST(VmxPendingEvents, QueuedEventGateWaitsForAnExitTheGuestCauses) {
+TEST(GuestPendingEvents, QueuedEventGateWaitsForAnExitTheGuestCauses) {
   QueuedEventGate gate;
   EXPECT_TRUE(gate.open(0, false));
   EXPECT_TRUE(gate.open(1, true));  // nothing held: host exits do not matter
@@ -249,7 +235,7 @@ TEST(VmxPendingEvents, QueuedEventGateWaitsForAnExitTheGuestCauses) {
 // The event self-test's step 6 as the arbiter runs it: #GP(0), an NMI and an interrupt queued at
 // once; a host interrupt exits right after each delivery. The guest takes the NMI only after the
 // #GP handler's own exit, whatever the host does in between.
-TEST(VmxPendingEvents, HostExitsDoNotMoveTheNextQueuedEvent) {
+TEST(GuestPendingEvents, HostExitsDoNotMoveTheNextQueuedEvent) {
   PendingEventQueue q;
   ASSERT_TRUE(q.queue_event(T::kExternalInterrupt, 0x40).has_value());
   ASSERT_TRUE(q.queue_event(T::kNmi, 2).has_value());
@@ -284,36 +270,5 @@ TEST(VmxPendingEvents, HostExitsDoNotMoveTheNextQueuedEvent) {
   EXPECT_EQ(q.size(), 1u);  // the interrupt waits for IF = 1 (its window)
 }
 
-TEST(VmxPendingEvents, ReinjectionFromIdtVectoring) {
-  // Not valid: nothing to re-inject.
-  EXPECT_FALSE(reinjection_from_idt_vectoring(0x00000b0e, 4, 3).has_value());
-
-  // #PF with error code, bit 12 (undefined) set: dropped; no instruction length.
-  auto pf = reinjection_from_idt_vectoring(0x80001b0e, 0x6, 3);
-  ASSERT_TRUE(pf.has_value());
-  EXPECT_EQ(pf->entry_interruption_info, 0x80000b0eu);
-  EXPECT_EQ(pf->error_code, 0x6u);
-  EXPECT_EQ(pf->instruction_length, 0u);
-
-  // External interrupt: error code ignored.
-  auto irq = reinjection_from_idt_vectoring(0x80000031, 0xdead, 2);
-  ASSERT_TRUE(irq.has_value());
-  EXPECT_EQ(irq->entry_interruption_info, 0x80000031u);
-  EXPECT_EQ(irq->error_code, 0u);
-
-  // INT 0x80 (software interrupt) and INT3 (software exception) carry the length.
-  auto soft = reinjection_from_idt_vectoring(0x80000480, 0, 2);
-  ASSERT_TRUE(soft.has_value());
-  EXPECT_EQ(soft->instruction_length, 2u);
-  auto int3 = reinjection_from_idt_vectoring(0x80000603, 0, 1);
-  ASSERT_TRUE(int3.has_value());
-  EXPECT_EQ(int3->instruction_length, 1u);
-
-  // Reserved bits 30:13 are not copied into the entry field.
-  auto noisy = reinjection_from_idt_vectoring(0xfffff20e, 0, 0);
-  ASSERT_TRUE(noisy.has_value());
-  EXPECT_EQ(noisy->entry_interruption_info, 0x8000020eu);
-}
-
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -1,6 +1,6 @@
-#include "vmx/mmio_decode.h"
+#include "guest/mmio_decode.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 // Legacy prefixes (SDM Vol. 2A 2.1.1): segment overrides, operand size, address size.
@@ -161,4 +161,4 @@ uint64_t perform_mmio_move(const MmioMove& move, guest::MmioDevice& device, uint
   return mmio_load_result(move, reg, device.mmio_read(offset, move.width));
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

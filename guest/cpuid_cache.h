@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 // The four registers CPUID loads (SDM Vol. 2A CPUID).
 struct CpuidRegisters {
@@ -76,4 +76,4 @@ class CpuidLeafCache {
   std::array<Entry, kEntries> entries_{};
 };
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest
