@@ -6,15 +6,15 @@
 # the layers it may see (the table below, closed under "what their headers include"), so a header
 # that runs back up fails to compile: "fatal error: web/api/api.h: No such file or directory".
 # The composition root (root/) is the kernel executable's own sources and sees every layer.
-# svm/ may include vmx/ until the vendor-neutral pieces it shares with the VMX backend (the
-# pending-event queue, the vlapic, GeneralRegisters, GuestVm, the guest console) live in guest/.
+# The two backends, vmx/ and svm/, see the vendor-neutral core (guest/) and the kernel, never
+# each other; web/ sees both (the console shows VMCS and VMCB fields).
 # ctest layers.include_up_fails proves the rule (tests/layers/).
 #
 #   layer    may include
 set(LANTERN_LAYER_DEPS_kernel "")
 set(LANTERN_LAYER_DEPS_guest  kernel)
 set(LANTERN_LAYER_DEPS_vmx    guest kernel)
-set(LANTERN_LAYER_DEPS_svm    vmx guest kernel)  # vmx/: the shared pieces not yet in guest/ (below)
+set(LANTERN_LAYER_DEPS_svm    guest kernel)
 set(LANTERN_LAYER_DEPS_net    kernel)
 set(LANTERN_LAYER_DEPS_web    vmx svm guest net kernel)
 set(LANTERN_LAYERS kernel guest vmx svm net web)

@@ -1,4 +1,5 @@
-// The guest's general-purpose registers as saved by the VM-exit stub.
+// The guest's general-purpose registers as saved by a backend's exit stub (vmx/hw/vmx_entry.S;
+// SvmVcpu keeps its copy in the same struct, with RAX in the VMCB).
 //
 // The layout is the hardware register-number order (SDM Vol. 2A, Table 2-2 "32-Bit
 // Addressing Forms with the ModR/M Byte" and Table 3-1 "Register Codes Associated With +rb,
@@ -7,7 +8,8 @@
 // the VM-exit instruction-information field, so a decoded register index indexes this struct.
 //
 // Slot 4 (rsp) is never used: the guest RSP lives in the VMCS (GUEST_RSP, SDM Vol. 3C
-// 24.4.1), so reading or writing index 4 here is an error rather than a silent no-op.
+// 24.4.1) or the VMCB (RSP, APM Vol. 2 Table B-2), so reading or writing index 4 here is an
+// error rather than a silent no-op.
 //
 // The asm entry/exit stub saves and restores this struct by offset; the offsets below are
 // static_asserted so the stub and this header cannot drift apart.

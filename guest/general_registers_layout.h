@@ -1,4 +1,4 @@
-/* GeneralRegisters' layout as plain #defines, included by both vmx/general_registers.h (which
+/* GeneralRegisters' layout as plain #defines, included by both guest/general_registers.h (which
  * static_asserts every offset against the struct) and the asm entry/exit stub
  * (vmx/hw/vmx_entry.S), so the numbers exist once. Offset = 8 * the hardware register number
  * (SDM Vol. 2A Table 3-1); slot 4 (RSP) is unused: the guest RSP is GUEST_RSP in the VMCS.

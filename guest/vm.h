@@ -11,6 +11,10 @@
 
 namespace lantern::guest {
 
+// vCPU ids (= initial APIC IDs) of one VM run 0 .. kMaxVcpusPerVm - 1: the size of the tables
+// IPIs and I/O APIC messages find their target vCPU in.
+inline constexpr uint32_t kMaxVcpusPerVm = 16;
+
 // What the exit core does with an RDMSR/WRMSR of an MSR neither the core nor the backend
 // emulates.
 enum class UnknownMsrPolicy : uint8_t {

@@ -1,7 +1,7 @@
 // Extended processor state (XSAVE) facts the hypervisor needs, as pure code: the XCR0 bits,
 // the rules an XSETBV must satisfy (a guest's XSETBV always exits, SDM Vol. 3C 25.1.2, and
 // Lantern validates it before loading the guest's XCR0), and the legacy-area defaults a fresh
-// guest starts with. The kernel side (XSAVE/XRSTOR around VM entry) is in vmx/hw/vcpu.cpp.
+// guest starts with. The kernel side (XSAVE/XRSTOR around guest entry) is in guest/hw/xstate_hw.h and each backend's vCPU.
 #pragma once
 
 #include <cstddef>

@@ -6,7 +6,7 @@
 #include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "vmx/hw/guest_vm.h"
-#include "vmx/hw/user_vms.h"
+#include "guest/hw/user_vms.h"
 #include "vmx/hw/vmx_operation.h"
 
 namespace lantern::root {
@@ -15,11 +15,11 @@ void ap_entry(PerCpu& cpu) {
   (void)vmx::enable_on_this_cpu();             // before "online", so READY counts it
   (void)svm::enable_on_this_cpu();             // likewise
   // likewise the vCPU: of the user's VM placed here (--vm), or else the demo's
-  if (vmx::user_vms_requested()) (void)vmx::prepare_user_vcpu_on_this_cpu();
+  if (guest::user_vms_requested()) (void)guest::prepare_user_vcpu_on_this_cpu();
   else (void)vmx::prepare_demo_vcpu_on_this_cpu();
   (void)svm::prepare_demo_vcpu_on_this_cpu();  // or its SVM twin where SVM runs this core
   smp::mark_this_cpu_online(cpu);
-  vmx::run_user_vm_on_this_cpu();    // returns at once without a user VM on this core
+  guest::run_user_vm_on_this_cpu();    // returns at once without a user VM on this core
   vmx::run_vcpu_loop_on_this_cpu();  // returns at once without a demo vCPU on this core
   svm::run_vcpu_loop_on_this_cpu();  // likewise
   idle_loop_on_this_cpu();           // halts; runs work posted to this core (kernel/core/core_mailbox.h)

@@ -13,10 +13,11 @@
 #include "svm/hw/svm_operation.h"
 #include "vmx/hw/guest_vm.h"
 #include "svm/hw/svm_user_vms.h"
-#include "vmx/hw/user_vms.h"
+#include "guest/hw/user_vms.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vcpu_capture.h"
 #include "vmx/hw/vmx_operation.h"
+#include "vmx/hw/vmx_user_vcpu.h"
 #include "web/api/api.h"
 #include "web/api/console_options.h"
 #include "web/kernel/console_backend.h"
@@ -62,10 +63,10 @@ extern "C" void kernel_main() {
   (void)vmx::enable_on_this_cpu();  // without VMX it logs why; the boot goes on with vmx=0
   (void)svm::enable_on_this_cpu();  // likewise without SVM: svm=0
   // --vm: before the APs start, which each bind one; on SVM where VMX does not run
-  const vmx::UserVmBackend& user_vm_backend = vmx::cores_in_vmx_operation() == 0 && svm::cores_in_svm_operation() > 0
+  const guest::UserVmBackend& user_vm_backend = vmx::cores_in_vmx_operation() == 0 && svm::cores_in_svm_operation() > 0
                                                   ? svm::svm_user_vm_backend()
                                                   : vmx::vmx_user_vm_backend();
-  vmx::build_user_vms(kernel_boot::enabled_cpus(), user_vm_backend);
+  guest::build_user_vms(kernel_boot::enabled_cpus(), user_vm_backend);
   kernel_boot::start_application_processors();       // each AP runs root::ap_entry()
 
   // The network never fails the boot: no NIC, no link or no lease leave ip=none (logged).
@@ -84,7 +85,7 @@ extern "C" void kernel_main() {
     power::exit_emulator(summary.failed == 0 && summary.passed > 0);
   }
 
-  if (vmx::user_vms_requested()) vmx::check_user_vms_started();
+  if (guest::user_vms_requested()) guest::check_user_vms_started();
   else (void)vmx::prepare_demo_vcpu_on_this_cpu();  // off with selftest/bench/vmx.demo=0
   (void)svm::prepare_demo_vcpu_on_this_cpu();        // the same demo where SVM runs this core
   char console_port[6] = "none";  // the READY line's console=: the port, or none

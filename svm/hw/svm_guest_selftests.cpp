@@ -32,7 +32,7 @@
 #include "svm/hw/svm_selftest_support.h"
 #include "svm/permission_maps.h"
 #include "svm/vmcb.h"
-#include "vmx/hw/guest_vm.h"
+#include "guest/hw/guest_vm.h"
 #include "guest/hw/host_xmm_probes.h"
 #include "guest/pending_events.h"
 #include "guest/vlapic.h"
@@ -175,8 +175,8 @@ class GuestUnderTest {
     return true;
   }
   Result<void> add_vcpu(uint32_t vcpu_id) {
-    vcpu_ = TRY(SvmVcpu::create(*vm_, vcpu_id, vm_->n_cr3, vmx::kGuestLoadAddress, vmx::kGuestStackTop));
-    vcpu_->set_guest_ram(vm_->memory_phys, vmx::kGuestMemoryBytes);
+    vcpu_ = TRY(SvmVcpu::create(*vm_, vcpu_id, vm_->nested_root, guest::kGuestLoadAddress, guest::kGuestStackTop));
+    vcpu_->set_guest_ram(vm_->memory_phys, guest::kGuestMemoryBytes);
     vcpu_->set_hypercall_handler(&take, this);
     return vm_->vcpus.join(*vcpu_);
   }
@@ -233,7 +233,7 @@ Result<void> protected_mode_on_this_core(uint64_t) {
   SELFTEST_EXPECT((vmcb.save.cs.attrib & kSegAttribDefault32) != 0 && (vmcb.save.cs.attrib & kSegAttribLong) == 0);
   SELFTEST_EXPECT(vmcb.save.ss.selector == 0x10 && vmcb.save.ds.selector == 0x10);
   SELFTEST_EXPECT(vmcb.save.gdtr.limit == 3 * 8 - 1 && vmcb.save.idtr.limit == 0x48 * 8 - 1);
-  SELFTEST_EXPECT(vmcb.save.rip > vmx::kGuestLoadAddress && vmcb.save.rip < vmx::kGuestLoadAddress + 0x1000);
+  SELFTEST_EXPECT(vmcb.save.rip > guest::kGuestLoadAddress && vmcb.save.rip < guest::kGuestLoadAddress + 0x1000);
   // Only protected mode delivers an error code (in real mode it is dropped): #GP(0x1238)
   // reaches the guest's IDT with it.
   TRY(guest.vcpu().queue_event(guest::PendingEventType::kHardwareException, 13, 0x1238));

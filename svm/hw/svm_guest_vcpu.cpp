@@ -20,7 +20,7 @@
 #include "svm/permission_maps.h"
 #include "svm/vmcb_controls.h"
 #include "svm/vmcb_reset.h"
-#include "vmx/hw/guest_vm.h"
+#include "guest/hw/guest_vm.h"
 #include "guest/hw/xstate_hw.h"
 
 extern "C" void svm_vmrun(uint64_t guest_vmcb_pa, uint64_t host_vmcb_pa, lantern::svm::SvmGuestGprs* gprs);
@@ -766,9 +766,9 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
   TRY(skip_instruction(exit));
   uint64_t& rax = vmcb_->save.rax;
   switch (rax) {
-    case vmx::kHypercallNull:
-    case vmx::kHypercallHeartbeat: rax = 0; break;
-    case vmx::kHypercallInjectInterrupt: {
+    case guest::kHypercallNull:
+    case guest::kHypercallHeartbeat: rax = 0; break;
+    case guest::kHypercallInjectInterrupt: {
       Result<size_t> queued = make_error(ErrorCode::kInvalidArgument, "vector out of range");
       if (gprs_.rdi <= 0xff) {
         IrqSpinlockGuard guard(events_lock_);

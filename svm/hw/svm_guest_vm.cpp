@@ -18,8 +18,8 @@
 #include "svm/hw/svm_operation.h"
 #include "svm/hypercall_sites.h"
 #include "kernel/core/core_mailbox.h"
-#include "vmx/hw/user_vms.h"
-#include "vmx/hw/vmx_operation.h"
+#include "guest/hw/user_vms.h"
+#include "guest/hw/core_backend.h"
 
 namespace lantern::svm {
 namespace {
@@ -40,7 +40,7 @@ PublishedSvmVm g_demo[kMaxCpus];  // this core's demo, written before the core i
 bool demo_enabled() {
   const std::string_view cmdline = boot_state().multiboot.cmdline.value_or("");
   if (cmdline_has_flag(cmdline, "selftest") || cmdline_has_flag(cmdline, "bench")) return false;
-  if (vmx::user_vms_requested()) return false;  // the user's VMs (--vm) take the cores
+  if (guest::user_vms_requested()) return false;  // the user's VMs (--vm) take the cores
   for (std::string_view key : {"vmx.demo", "svm.demo"}) {
     if (auto v = cmdline_value(cmdline, key); v && (*v == "0" || *v == "off" || *v == "no")) return false;
   }
@@ -123,7 +123,7 @@ void destroy_svm_guest_vm(SvmGuestVm* vm) {
   if (vm == nullptr) return;
   if (vm->npt_pml4_phys != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->npt_pml4_phys);
   if (vm->memory_phys != 0) {
-    (void)memory::free_contiguous(vm->memory_phys, vmx::kGuestMemoryBytes / paging::kPageSize);
+    (void)memory::free_contiguous(vm->memory_phys, guest::kGuestMemoryBytes / paging::kPageSize);
   }
   vm->~SvmGuestVm();
   kfree(vm);
@@ -131,7 +131,7 @@ void destroy_svm_guest_vm(SvmGuestVm* vm) {
 
 Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program_name) {
   const std::span<const uint8_t> program = TRY(guest::find_guest_program(program_name));
-  if (program.size() > vmx::kGuestMemoryBytes - vmx::kGuestLoadAddress) {
+  if (program.size() > guest::kGuestMemoryBytes - guest::kGuestLoadAddress) {
     return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
   }
   void* mem = kmalloc(sizeof(SvmGuestVm), 16);
@@ -142,7 +142,7 @@ Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program
   vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;
   Result<void> r = guest::register_demo_devices(*vm, vm->uart, vm->exit_port);
   if (r) {
-    auto block = memory::alloc_contiguous(vmx::kGuestMemoryBytes / paging::kPageSize, vmx::kGuestMemoryBytes);
+    auto block = memory::alloc_contiguous(guest::kGuestMemoryBytes / paging::kPageSize, guest::kGuestMemoryBytes);
     if (block) {
       vm->memory_phys = *block;
     } else {
@@ -151,11 +151,11 @@ Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program
   }
   if (r) {
     auto* ram = paging::phys_to_ptr<uint8_t>(vm->memory_phys);
-    lib::mem_set(ram, 0, vmx::kGuestMemoryBytes);
-    lib::mem_copy(ram + vmx::kGuestLoadAddress, program.data(), program.size());
+    lib::mem_set(ram, 0, guest::kGuestMemoryBytes);
+    lib::mem_copy(ram + guest::kGuestLoadAddress, program.data(), program.size());
     // The program's listed VMCALLs become VMMCALL (svm/hypercall_sites.h).
     auto rewritten = rewrite_hypercalls_to_vmmcall(
-        std::span<uint8_t>(ram + vmx::kGuestLoadAddress, program.size()), vmx::kGuestLoadAddress);
+        std::span<uint8_t>(ram + guest::kGuestLoadAddress, program.size()), guest::kGuestLoadAddress);
     if (!rewritten) r = rewritten.error();
   }
   if (r) {
@@ -167,8 +167,8 @@ Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program
     auto tables = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), npt);
     if (tables) {
       vm->npt_pml4_phys = tables->pml4_phys();
-      vm->n_cr3 = tables->ncr3();
-      r = tables->map(0, vm->memory_phys, vmx::kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack);
+      vm->nested_root = tables->ncr3();
+      r = tables->map(0, vm->memory_phys, guest::kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack);
     } else {
       r = tables.error();
     }
@@ -229,13 +229,13 @@ Result<void> capture_svm_vcpu(SvmVcpu& vcpu, SvmCapture& out, uint64_t timeout_u
 
 Result<void> prepare_demo_vcpu_on_this_cpu() {
   if (!this_cpu_in_svm_operation()) return make_error(ErrorCode::kUnsupported, "this core is not in SVM operation");
-  if (vmx::this_cpu_in_vmx_operation()) return make_error(ErrorCode::kInvalidState, "the VMX backend runs this core");
+  if (guest::this_core_backend() == guest::CoreBackend::kVmx) return make_error(ErrorCode::kInvalidState, "the VMX backend runs this core");
   if (!demo_enabled()) return make_error(ErrorCode::kInvalidState, "the demo guest is off for this boot mode");
   const SvmFeatures* f = features();
   if (f == nullptr || !f->nested_paging) return make_error(ErrorCode::kUnsupported, "SVM without nested paging");
   const uint32_t index = this_cpu().index;
   SvmGuestVm* vm = TRY(create_svm_guest_vm(index, "demo"));
-  auto vcpu = SvmVcpu::create(*vm, 0, vm->n_cr3, vmx::kGuestLoadAddress, vmx::kGuestStackTop);
+  auto vcpu = SvmVcpu::create(*vm, 0, vm->nested_root, guest::kGuestLoadAddress, guest::kGuestStackTop);
   if (!vcpu) {
     LOG_ERROR("svm: cpu%u: demo vCPU: %s (detail %llu)", index, vcpu.error().message,
               static_cast<unsigned long long>(vcpu.error().detail));
@@ -302,7 +302,7 @@ struct BenchFigure {
 
 bool record_bench_result(void* context, uint64_t nr, const uint64_t (&args)[SvmVcpu::kHypercallArgs],
                          uint64_t& result) {
-  if (nr != vmx::kHypercallBenchResult) return false;
+  if (nr != guest::kHypercallBenchResult) return false;
   auto* figures = static_cast<BenchFigure*>(context);
   if (args[0] < kBenchCount) figures[args[0]] = BenchFigure{true, args[1], args[2], args[3]};
   result = 0;
@@ -319,7 +319,7 @@ Result<void> run_benchmarks() {
   }
   BenchFigure figures[kBenchCount];
   SvmGuestVm* vm = TRY(create_svm_guest_vm(1000, "bench"));
-  auto created = SvmVcpu::create(*vm, 0, vm->n_cr3, vmx::kGuestLoadAddress, vmx::kGuestStackTop);
+  auto created = SvmVcpu::create(*vm, 0, vm->nested_root, guest::kGuestLoadAddress, guest::kGuestStackTop);
   if (!created) {
     destroy_svm_guest_vm(vm);
     return created.error();

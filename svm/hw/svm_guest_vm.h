@@ -15,7 +15,7 @@
 #include "guest/vm.h"
 #include "kernel/lib/result.h"
 #include "svm/hw/svm_guest_vcpu.h"
-#include "vmx/hw/guest_vm.h"
+#include "guest/hw/guest_vm.h"
 
 namespace lantern::svm {
 
@@ -26,7 +26,7 @@ namespace lantern::svm {
 // 11.6). Each target is posted lock-free and its owner core kicked.
 class SvmVcpuGroup {
  public:
-  static constexpr uint32_t kMaxVcpus = 16;
+  static constexpr uint32_t kMaxVcpus = guest::kMaxVcpusPerVm;
   // On `vcpu`'s owner core, before it runs: routes its vlapic's IPIs through this group.
   // kInvalidArgument for a vcpu id past kMaxVcpus, kAlreadyExists when the id is taken.
   Result<void> join(SvmVcpu& vcpu);
@@ -38,21 +38,16 @@ class SvmVcpuGroup {
   std::atomic<SvmVcpu*> members_[kMaxVcpus] = {};
 };
 
-struct SvmGuestVm : guest::Vm, guest::ConsoleOutput {
-  uint64_t memory_phys = 0;  // GPA 0 .. vmx::kGuestMemoryBytes maps here
+// The vendor-neutral guest VM (guest/hw/guest_vm.h: RAM, nCR3 as its nested root, console,
+// demo devices) and what the SVM demo adds.
+struct SvmGuestVm : guest::GuestVm {
   uint64_t npt_pml4_phys = 0;
-  uint64_t n_cr3 = 0;
-  vmx::GuestConsole console;
-  guest::DemoUart uart{*this};
-  guest::ExitPort exit_port{*this};
   SvmVcpuGroup vcpus;
   char program[17] = {};
-
-  void put_char(char c) override { console.put(vm_id, c); }
 };
 
-// A VM with vmx::kGuestMemoryBytes of RAM under NPT, the demo devices, its unknown MSRs reading 0,
-// and the guest program `program_name` from the boot modules at vmx::kGuestLoadAddress with its
+// A VM with guest::kGuestMemoryBytes of RAM under NPT, the demo devices, its unknown MSRs reading 0,
+// and the guest program `program_name` from the boot modules at guest::kGuestLoadAddress with its
 // hypercall sites rewritten to VMMCALL (svm/hypercall_sites.h). kNotFound without that program.
 Result<SvmGuestVm*> create_svm_guest_vm(uint32_t vm_id, std::string_view program_name);
 // Frees the VM's RAM, nested page tables and the VM; its vCPUs must be destroyed first.

@@ -8,6 +8,7 @@
 #include "kernel/core/log.h"
 #include "kernel/core/memory.h"
 #include "kernel/core/spinlock.h"
+#include "guest/hw/core_backend.h"
 #include "kernel/lib/string.h"
 
 namespace lantern::svm {
@@ -87,6 +88,7 @@ Result<void> enable_on_this_cpu() {
   cpu::wrmsr(cpu::kMsrEfer, cpu::rdmsr(cpu::kMsrEfer) | kEferSvme);
   cpu::wrmsr(kMsrVmHsavePa, core.host_save_area_phys);
   core.in_svm_operation = true;
+  guest::set_this_core_backend(guest::CoreBackend::kSvm);
   const uint32_t n = g_cores_in_svm.fetch_add(1) + 1;
   LOG_INFO("svm: cpu%u: EFER.SVME set, host save area 0x%llx (%u core(s) so far)", index,
            static_cast<unsigned long long>(core.host_save_area_phys), n);

@@ -11,8 +11,8 @@
 #include "svm/hw/svm_guest_vcpu.h"
 #include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
-#include "vmx/hw/guest_vm.h"
-#include "vmx/hw/vmx_operation.h"
+#include "guest/hw/guest_vm.h"
+#include "guest/hw/core_backend.h"
 
 namespace lantern::svm {
 namespace {
@@ -26,7 +26,7 @@ constexpr uint32_t kHostTickHz = 100;
 // exit for the wake-up IPI while the guest's RFLAGS.IF is 0.
 constexpr uint32_t kTurnsBetweenHostWork = 256;
 
-class SvmUserVcpu final : public vmx::UserVcpu {
+class SvmUserVcpu final : public guest::UserVcpu {
  public:
   explicit SvmUserVcpu(SvmVcpu& vcpu) : vcpu_(vcpu) { vcpu_.set_ipi_sink(&deliver_ipi, this); }
 
@@ -46,7 +46,7 @@ class SvmUserVcpu final : public vmx::UserVcpu {
   Result<void> after_host_work() override { return ok(); }  // the VMCB needs no reload
   bool stopped() const override { return vcpu_.stopped(); }
   void stop_outside_run(const char* reason) override { vcpu_.stop_outside_run(reason); }
-  Result<void> restart(const vmx::UserVcpuStart& start) override {
+  Result<void> restart(const guest::UserVcpuStart& start) override {
     vcpu_.set_guest_ram(start.ram_phys, start.ram_bytes);
     return vcpu_.restart(start.nested_root, *start.entry);
   }
@@ -63,8 +63,8 @@ class SvmUserVcpu final : public vmx::UserVcpu {
     if (ipi.delivery_mode == guest::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
       return;  // INIT level de-assert (SDM Vol. 3A 11.6.1): no effect
     }
-    for (uint32_t id = 0; id < vmx::VcpuGroup::kMaxVcpus; ++id) {
-      vmx::UserVcpu* target = vmx::user_vm_vcpu(source.vm_id(), id);
+    for (uint32_t id = 0; id < guest::kMaxVcpusPerVm; ++id) {
+      guest::UserVcpu* target = guest::user_vm_vcpu(source.vm_id(), id);
       if (target == nullptr) continue;
       const auto accepts = [target](uint32_t mda) { return target->accepts_logical_destination(mda); };
       if (!guest::ipi_reaches(ipi, source.vcpu_id(), id, x2apic, accepts)) continue;
@@ -111,8 +111,8 @@ Result<guest::NestedPagingFeatures> svm_nested_paging() {
 
 uint64_t svm_nested_root(const guest::NestedPageTableBuilder& tables) { return tables.ncr3(); }
 
-Result<vmx::UserVcpu*> create_svm_user_vcpu(const vmx::UserVcpuStart& start) {
-  if (vmx::this_cpu_in_vmx_operation()) return make_error(ErrorCode::kInvalidState, "the VMX backend runs this core");
+Result<guest::UserVcpu*> create_svm_user_vcpu(const guest::UserVcpuStart& start) {
+  if (guest::this_core_backend() == guest::CoreBackend::kVmx) return make_error(ErrorCode::kInvalidState, "the VMX backend runs this core");
   SvmVcpu* vcpu = TRY(SvmVcpu::create(*start.vm, start.vcpu_id, start.nested_root, 0, 0));
   vcpu->set_guest_ram(start.ram_phys, start.ram_bytes);
   // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
@@ -134,8 +134,8 @@ Result<vmx::UserVcpu*> create_svm_user_vcpu(const vmx::UserVcpuStart& start) {
   return new (mem) SvmUserVcpu(*vcpu);
 }
 
-constexpr vmx::UserVmBackend kSvmUserVmBackend{"svm",
-                                               vmx::VcpuGroup::kMaxVcpus,
+constexpr guest::UserVmBackend kSvmUserVmBackend{"svm",
+                                               guest::kMaxVcpusPerVm,
                                                "more vCPUs than a VM's vCPU group holds (16)",
                                                &svm_nested_paging,
                                                &svm_nested_root,
@@ -144,6 +144,6 @@ constexpr vmx::UserVmBackend kSvmUserVmBackend{"svm",
 
 }  // namespace
 
-const vmx::UserVmBackend& svm_user_vm_backend() { return kSvmUserVmBackend; }
+const guest::UserVmBackend& svm_user_vm_backend() { return kSvmUserVmBackend; }
 
 }  // namespace lantern::svm

@@ -2,13 +2,13 @@
 // vCPU under nested paging in NPT format, driven by the shared user-VM loop. Kernel-only.
 #pragma once
 
-#include "vmx/hw/user_vms.h"
+#include "guest/hw/user_vms.h"
 
 namespace lantern::svm {
 
-// For vmx::build_user_vms() on a boot whose cores run SVM: vCPU 0 in the loader's entry state,
+// For guest::build_user_vms() on a boot whose cores run SVM: vCPU 0 in the loader's entry state,
 // the others waiting for INIT/SIPI, which their VM's vCPUs send through the vlapic (physical
 // and logical destinations, shorthands) and the I/O APIC sends as messages.
-const vmx::UserVmBackend& svm_user_vm_backend();
+const guest::UserVmBackend& svm_user_vm_backend();
 
 }  // namespace lantern::svm

@@ -14,7 +14,8 @@
 #include "kernel/lib/string.h"
 #include "kernel/core/core_mailbox.h"
 #include "vmx/demo_programs.h"
-#include "vmx/hw/vm_registry.h"
+#include "guest/hw/vm_registry.h"
+#include "vmx/hw/vcpu_registry.h"
 #include "vmx/hw/vmx_operation.h"
 
 namespace lantern::vmx {
@@ -33,7 +34,7 @@ uint32_t preemption_ticks_at(uint64_t hz) {
 }
 
 struct DemoSlot {
-  GuestVm* vm = nullptr;
+  VmxVm* vm = nullptr;
   VmxVcpu* vcpu = nullptr;
 };
 DemoSlot g_demo[kMaxCpus];
@@ -54,45 +55,34 @@ uint8_t max_phys_bits() {
 
 }  // namespace
 
-void GuestConsole::put(uint32_t vm_id, char c) {
-  output_.put(c);
-  if (c == '\r') return;
-  if (c == '\n' || line_len_ == sizeof(line_) - 1) {
-    LOG_INFO("guest vm%u: %.*s", vm_id, static_cast<int>(line_len_), line_);
-    line_len_ = 0;
-    if (c == '\n') return;
-  }
-  line_[line_len_++] = (c >= 0x20 && c < 0x7f) ? c : '.';
-}
-
-Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) {
+Result<VmxVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) {
   const VmxCapabilities* caps = capabilities();
   if (caps == nullptr) return make_error(ErrorCode::kUnsupported, "VMX is not available");
   if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
     return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
   }
   const std::span<const uint8_t> program = TRY(guest::find_guest_program(program_name));
-  if (program.size() > kGuestMemoryBytes - kGuestLoadAddress) {
+  if (program.size() > guest::kGuestMemoryBytes - guest::kGuestLoadAddress) {
     return make_error(ErrorCode::kInvalidArgument, "guest program larger than guest memory", program.size());
   }
-  void* mem = kmalloc(sizeof(GuestVm), 16);
+  void* mem = kmalloc(sizeof(VmxVm), 16);
   if (mem == nullptr) return make_error(ErrorCode::kOutOfMemory, "no memory for a VM");
-  auto* vm = new (mem) GuestVm();
+  auto* vm = new (mem) VmxVm();
   vm->vm_id = vm_id;
   if (auto r = guest::register_demo_devices(*vm, vm->uart, vm->exit_port); !r) {
-    vm->~GuestVm();
+    vm->~VmxVm();
     kfree(vm);
     return r.error();
   }
-  auto block = memory::alloc_contiguous(kGuestMemoryBytes / paging::kPageSize, kGuestMemoryBytes);
+  auto block = memory::alloc_contiguous(guest::kGuestMemoryBytes / paging::kPageSize, guest::kGuestMemoryBytes);
   if (!block) {
     kfree(vm);
     return block.error();
   }
   vm->memory_phys = *block;
   auto* guest_ram = paging::phys_to_ptr<uint8_t>(vm->memory_phys);
-  lib::mem_set(guest_ram, 0, kGuestMemoryBytes);
-  lib::mem_copy(guest_ram + kGuestLoadAddress, program.data(), program.size());
+  lib::mem_set(guest_ram, 0, guest::kGuestMemoryBytes);
+  lib::mem_copy(guest_ram + guest::kGuestLoadAddress, program.data(), program.size());
 
   guest::NestedPagingFeatures features;
   features.pages_2m = caps->ept_2m_pages;
@@ -100,39 +90,39 @@ Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name) 
   features.execute_only = caps->ept_execute_only;
   features.max_phys_bits = max_phys_bits();
   auto ept = guest::NestedPageTableBuilder::create(guest::kernel_page_allocator(), features);
-  Result<void> mapped = ept ? ept->map(0, vm->memory_phys, kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack)
+  Result<void> mapped = ept ? ept->map(0, vm->memory_phys, guest::kGuestMemoryBytes, guest::kAccessRwx, guest::MemoryType::kWriteBack)
                             : Result<void>(ept.error());
   if (!mapped) {
     if (ept) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), ept->pml4_phys());
-    vm->eptp = 0;
+    vm->nested_root = 0;
     destroy_guest_vm(vm);
     return mapped.error();
   }
-  vm->eptp = ept->eptp();
+  vm->nested_root = ept->eptp();
   return vm;
 }
 
-void destroy_guest_vm(GuestVm* vm) {
+void destroy_guest_vm(VmxVm* vm) {
   if (vm == nullptr) return;
-  if (vm->eptp != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->eptp & guest::ept_entry::kAddressMask);
+  if (vm->nested_root != 0) (void)guest::NestedPageTableBuilder::release_tables(guest::kernel_page_allocator(), vm->nested_root & guest::ept_entry::kAddressMask);
   if (vm->memory_phys != 0) {
-    if (auto r = memory::free_contiguous(vm->memory_phys, kGuestMemoryBytes / paging::kPageSize); !r) {
+    if (auto r = memory::free_contiguous(vm->memory_phys, guest::kGuestMemoryBytes / paging::kPageSize); !r) {
       LOG_ERROR("vmx: vm%u: guest memory not freed: %s (detail 0x%llx)", vm->vm_id, r.error().message,
                 static_cast<unsigned long long>(r.error().detail));
     }
   }
-  vm->~GuestVm();
+  vm->~VmxVm();
   kfree(vm);
 }
 
-Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id) {
+Result<VmxVcpu*> create_bound_vcpu(VmxVm& vm, uint32_t vcpu_id) {
   VmxVcpu* vcpu = TRY(VmxVcpu::create(vm.vm_id, vcpu_id));
   GuestEntry entry;
   entry.mode = GuestMode::kRealMode;
   entry.cs_selector = 0;
-  entry.rip = kGuestLoadAddress;
-  entry.rsp = kGuestStackTop;
-  Result<void> r = vcpu->setup(vm.eptp, entry);
+  entry.rip = guest::kGuestLoadAddress;
+  entry.rsp = guest::kGuestStackTop;
+  Result<void> r = vcpu->setup(vm.nested_root, entry);
   if (r) r = vcpu->join_group(&vm.vcpus);
   if (r) r = vcpu->bind_to_current_processor();
   if (!r) {
@@ -148,7 +138,7 @@ Result<void> arm_return_backstop(VmxVcpu& vcpu) {
   return ok();
 }
 
-Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) {
+Result<bool> handle_device_exit(guest::GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) {
   // A vCPU without the VM attached (some self-tests) returns port I/O here: the same bus.
   if (const auto* w = std::get_if<exits::IoWrite>(&exit)) {
     vm.ports.write(w->port, w->width, w->data);
@@ -181,11 +171,11 @@ Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit) 
   }
   if (const auto* h = std::get_if<exits::Hypercall>(&exit)) {
     switch (h->nr) {
-      case kHypercallNull:
-      case kHypercallHeartbeat:
+      case guest::kHypercallNull:
+      case guest::kHypercallHeartbeat:
         vcpu.set_hypercall_result(0);
         return true;
-      case kHypercallInjectInterrupt: {
+      case guest::kHypercallInjectInterrupt: {
         auto queued = vcpu.queue_event(guest::PendingEventType::kExternalInterrupt,
                                                 static_cast<uint32_t>(h->args[0]));
         vcpu.set_hypercall_result(queued ? 0 : ~uint64_t{0});
@@ -214,7 +204,7 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
               created.error().message);
     return created.error();
   }
-  GuestVm* vm = *created;
+  VmxVm* vm = *created;
   auto vcpu = create_bound_vcpu(*vm, 0);
   if (!vcpu) {
     LOG_ERROR("vmx: cpu%u: demo vCPU: %s (detail %llu)", index, vcpu.error().message,
@@ -230,11 +220,11 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
   // The demo's devices and MSR policy live in the core: port I/O and unknown MSRs never leave
   // run() (reads 0, writes dropped, as handle_device_exit() answers them).
   vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;
-  vm->self_interrupt_hypercall = kHypercallInjectInterrupt;
+  vm->self_interrupt_hypercall = guest::kHypercallInjectInterrupt;
   (*vcpu)->attach_vm(vm);
   g_demo[index] = DemoSlot{vm, *vcpu};
   // The console (web/kernel/) finds the demo through the registry; the demo lives until reboot.
-  if (auto r = publish_vm(*vm, *program); !r) LOG_ERROR("vmx: cpu%u: publish VM: %s", index, r.error().message);
+  if (auto r = guest::publish_vm(*vm, *program); !r) LOG_ERROR("vmx: cpu%u: publish VM: %s", index, r.error().message);
   if (auto r = publish_vcpu(*vm, **vcpu); !r) LOG_ERROR("vmx: cpu%u: publish vCPU: %s", index, r.error().message);
   LOG_INFO("vmx: cpu%u: demo VM %u (%.*s) with vCPU 0 bound here", index, vm->vm_id,
            static_cast<int>(program->size()), program->data());
@@ -244,7 +234,7 @@ Result<void> prepare_demo_vcpu_on_this_cpu() {
 void run_vcpu_loop_on_this_cpu(HostWork host_work) {
   const uint32_t index = this_cpu().index;
   if (index >= kMaxCpus || g_demo[index].vcpu == nullptr) return;
-  GuestVm& vm = *g_demo[index].vm;
+  VmxVm& vm = *g_demo[index].vm;
   VmxVcpu& vcpu = *g_demo[index].vcpu;
   const char* why = "the run loop stopped";  // recorded on the vCPU when the loop ends
   for (;;) {
@@ -317,7 +307,7 @@ Result<void> run_benchmarks() {
     uint64_t minimum = 0;
   } figures[kCount];
 
-  GuestVm* vm = TRY(create_guest_vm(1000, "bench"));
+  VmxVm* vm = TRY(create_guest_vm(1000, "bench"));
   auto bound = create_bound_vcpu(*vm, 0);
   if (!bound) {
     destroy_guest_vm(vm);
@@ -325,7 +315,7 @@ Result<void> run_benchmarks() {
   }
   VmxVcpu* vcpu = *bound;
   vm->unknown_msrs = guest::UnknownMsrPolicy::kReadZeroIgnoreWrite;  // as the demo
-  vm->self_interrupt_hypercall = kHypercallInjectInterrupt;
+  vm->self_interrupt_hypercall = guest::kHypercallInjectInterrupt;
   vcpu->attach_vm(vm);
   Result<void> outcome = ok();
   for (;;) {
@@ -334,7 +324,7 @@ Result<void> run_benchmarks() {
       outcome = exit.error();
       break;
     }
-    if (const auto* h = std::get_if<exits::Hypercall>(&*exit); h != nullptr && h->nr == kHypercallBenchResult) {
+    if (const auto* h = std::get_if<exits::Hypercall>(&*exit); h != nullptr && h->nr == guest::kHypercallBenchResult) {
       if (h->args[0] < kCount) {
         figures[h->args[0]] = Figure{true, h->args[1], h->args[2], h->args[3]};
       }

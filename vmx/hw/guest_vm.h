@@ -8,64 +8,28 @@
 #include <cstdint>
 #include <string_view>
 
-#include "guest/demo_devices.h"
-#include "guest/vm.h"
+#include "guest/hw/guest_vm.h"
 #include "kernel/lib/result.h"
-#include "guest/nested_paging.h"
 #include "vmx/hw/vcpu.h"
-#include "guest/output_ring.h"
 
 namespace lantern::vmx {
 
-// Guest programs start with this header (tests/guests/guest_header.inc), loaded at GPA 0x1000:
-//   offset 0   a jump over the header
-//   offset 8   "LNTGUEST"
-//   offset 16  the program's name, NUL-padded to 16 bytes
-//   offset 32  the guest-physical start and end of its hypercall-site table (svm/hypercall_sites.h)
-inline constexpr uint64_t kGuestLoadAddress = 0x1000;
-inline constexpr uint64_t kGuestStackTop = 0x1000;  // real mode: SS:SP = 0:0x1000, below the code
-inline constexpr uint64_t kGuestMemoryBytes = 2ull << 20;
-
-// The per-VM console: what the guest wrote to its UART. Lines also go to the log, prefixed.
-class GuestConsole {
- public:
-  static constexpr size_t kBufferBytes = guest::OutputRing::kReadableBytes;
-  void put(uint32_t vm_id, char c);
-  uint64_t total_bytes() const { return output_.total(); }
-  // What the guest wrote from stream offset `since` on (guest::OutputRing::read_since); any core.
-  guest::OutputRing::Slice read_since(uint64_t since, char* out, size_t capacity) const {
-    return output_.read_since(since, out, capacity);
-  }
-
- private:
-  guest::OutputRing output_;
-  char line_[120] = {};
-  size_t line_len_ = 0;
-};
-
-// The vendor-neutral VM (guest/vm.h: id, port bus, MSR policy, exit request) plus what this
-// kernel adds: guest memory under EPT, the console and the vCPU group.
-struct GuestVm : guest::Vm, guest::ConsoleOutput {
-  uint64_t memory_phys = 0;  // GPA 0 .. kGuestMemoryBytes maps here
-  uint64_t eptp = 0;
-  GuestConsole console;
+// A VM whose vCPUs VMX runs (the demo, bench and self-test VMs): the vendor-neutral guest VM
+// (guest/hw/guest_vm.h) and the vCPU group its vlapics' IPIs go through.
+struct VmxVm : guest::GuestVm {
   VcpuGroup vcpus;  // by vcpu_id: the targets of vlapic IPIs
-  guest::DemoUart uart{*this};
-  guest::ExitPort exit_port{*this};
-
-  void put_char(char c) override { console.put(vm_id, c); }
 };
 
-// Creates a VM with kGuestMemoryBytes of RAM (EPT identity of GPA 0.. onto one contiguous host
+// Creates a VM with guest::kGuestMemoryBytes of RAM (EPT identity of GPA 0.. onto one contiguous host
 // block) and loads the guest program `name` from the boot modules. kNotFound when no module
 // carries that name.
-Result<GuestVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name);
+Result<VmxVm*> create_guest_vm(uint32_t vm_id, std::string_view program_name);
 // Frees what create_guest_vm() allocated: the guest memory, every EPT paging-structure page
 // and the GuestVm itself. Its vCPUs must be destroyed first (no VMCS may still use the EPT).
-void destroy_guest_vm(GuestVm* vm);
+void destroy_guest_vm(VmxVm* vm);
 // A vCPU of `vm` created, set up (real mode at the load address), joined to the VM's vCPU group
 // (vlapic IPIs) and bound to this core.
-Result<VmxVcpu*> create_bound_vcpu(GuestVm& vm, uint32_t vcpu_id);
+Result<VmxVcpu*> create_bound_vcpu(VmxVm& vm, uint32_t vcpu_id);
 // Arms `vcpu`'s 100 Hz return backstop (VmxVcpu::set_return_backstop): a guest that runs with
 // interrupts off still leaves run() for its core's mailbox. Without a preemption timer this
 // does nothing (the wake-up IPI is all there is). Bound core only.
@@ -76,13 +40,7 @@ Result<void> arm_return_backstop(VmxVcpu& vcpu);
 // vlapic did not turn into a timed sleep (a 100 Hz wake-up or the next host interrupt), and
 // hypercall 0 (null, returns 0). Returns false for an exit the caller must handle (a hypercall
 // other than 0, a nested page fault, a stop).
-Result<bool> handle_device_exit(GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit);
-
-// Hypercall numbers shared with tests/guests/*.S.
-inline constexpr uint64_t kHypercallNull = 0;
-inline constexpr uint64_t kHypercallHeartbeat = 1;
-inline constexpr uint64_t kHypercallInjectInterrupt = 2;  // queue external interrupt args[0]
-inline constexpr uint64_t kHypercallBenchResult = 0x20;   // id, total ticks, iterations, min
+Result<bool> handle_device_exit(guest::GuestVm& vm, VmxVcpu& vcpu, const VmExit& exit);
 
 // The demo: on each core in VMX operation, one VM with one vCPU running the "demo" guest.
 // prepare_* creates and binds it (call before the core reports online, so READY can count it);

@@ -85,7 +85,7 @@ class VmxVcpu;
 // The vCPUs of one VM, indexed by vcpu_id (= x2APIC ID): how a vlapic IPI finds its target.
 // Owned by the VM; a vCPU joins at creation and leaves when destroyed.
 struct VcpuGroup {
-  static constexpr size_t kMaxVcpus = 16;
+  static constexpr size_t kMaxVcpus = guest::kMaxVcpusPerVm;
   std::array<std::atomic<VmxVcpu*>, kMaxVcpus> members{};
 };
 

@@ -10,6 +10,7 @@
 #include "kernel/core/spinlock.h"
 #include "kernel/lib/string.h"
 #include "vmx/hw/vmx_instructions.h"
+#include "guest/hw/core_backend.h"
 #include "guest/hw/xstate_hw.h"
 
 namespace lantern::vmx {
@@ -150,6 +151,7 @@ Result<void> enable_on_this_cpu() {
   }
   guest::enable_host_xstate_on_this_cpu();
   core.in_vmx_operation = true;
+  guest::set_this_core_backend(guest::CoreBackend::kVmx);
   const uint32_t n = g_cores_in_vmx.fetch_add(1) + 1;
   LOG_INFO("vmx: cpu%u in VMX root operation (VMXON region 0x%llx; %u core(s) so far)", me.index,
            static_cast<unsigned long long>(core.vmxon_region_phys), n);

@@ -68,7 +68,7 @@ struct VcpuGuard {
 };
 // Declared before the VcpuGuard, so the vCPU goes first and then its VM (memory, EPT).
 struct VmGuard {
-  GuestVm* vm;
+  VmxVm* vm;
   ~VmGuard() { destroy_guest_vm(vm); }
 };
 
@@ -161,7 +161,7 @@ LANTERN_SELFTEST(vmx_every_core_in_vmx_operation) {
 LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
   if (skip_without_vmx("vmx_vmfail_is_a_value")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(900, "selftest"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   // The vCPU's VMCS is current: VMPTRLD of an unaligned address is VMfailValid with error 9
   // (SDM Vol. 3C 30.4, Table 30-1), and the current VMCS stays.
@@ -191,7 +191,7 @@ LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
                   no_vmcs_write.error().detail == 0);
   SELFTEST_EXPECT(guard.vcpu->bind_to_current_processor().has_value());
   // setup() is once only; binding twice on the same core is harmless.
-  auto again = guard.vcpu->setup(vm->eptp, GuestEntry{});
+  auto again = guard.vcpu->setup(vm->nested_root, GuestEntry{});
   SELFTEST_EXPECT(!again && again.error().code == ErrorCode::kInvalidState);
   SELFTEST_EXPECT(guard.vcpu->bind_to_current_processor().has_value());
   return ok();
@@ -200,7 +200,7 @@ LANTERN_SELFTEST(vmx_vmfail_is_a_value) {
 Result<void> guest_exits_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_guest_exits")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(901), "selftest"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 3))};
   VmxVcpu& vcpu = *guard.vcpu;
   guest::GeneralRegisters& regs = vcpu.registers();
@@ -298,7 +298,7 @@ Result<void> guest_exits_on_this_core(uint64_t) {
 }
 
 // The next hypercall, with the guest devices (UART, HLT, ...) handled on the way.
-Result<exits::Hypercall> next_hypercall(GuestVm& vm, VmxVcpu& vcpu) {
+Result<exits::Hypercall> next_hypercall(VmxVm& vm, VmxVcpu& vcpu) {
   for (int i = 0; i < 100; ++i) {
     VmExit exit = TRY(next_exit(vcpu));
     if (auto* hc = std::get_if<exits::Hypercall>(&exit)) return *hc;
@@ -327,7 +327,7 @@ void queue_from_remote_core(interrupts::Frame&) {
 Result<void> event_injection_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_event_injection")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(902), "events"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   auto expect_ready = [&](uint64_t step) -> Result<bool> {
@@ -455,7 +455,7 @@ using namespace guest::selftest_probes;  // Xmm, host_load_xmm, host_read_xmm7, 
 Result<void> xstate_isolation_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_xstate_isolation")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(903), "xstate"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   const guest::HostXstate& x = guest::host_xstate();
@@ -524,7 +524,7 @@ Result<void> xstate_isolation_on_this_core(uint64_t) {
 Result<void> long_mode_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_long_mode")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(906), "longmode"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   guest::GeneralRegisters& regs = vcpu.registers();
@@ -683,7 +683,7 @@ Result<exits::Hypercall> strict_hypercall(VmxVcpu& vcpu, const char* step) {
 Result<void> vlapic_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_vlapic")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(906), "vlapic"))};  // freed after the vCPUs (declared first)
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, kVlVcpuId))};
   VmxVcpu& vcpu = *guard.vcpu;
   const uint64_t tpc = vcpu.vlapic_tsc_per_bus_clock();
@@ -779,11 +779,11 @@ LANTERN_SELFTEST(vmx_vlapic) {
 // fixed IPI to x2APIC ID 1; vCPU 1 on cpu1 receives it in its IDT (the vector is posted to its
 // vlapic and cpu1 is kicked with the wake-up IPI).
 constexpr uint64_t kIpiVector = 0x45;
-std::atomic<GuestVm*> g_ipi_vm{nullptr};
+std::atomic<VmxVm*> g_ipi_vm{nullptr};
 std::atomic<uint64_t> g_ipi_restart_cs{~uint64_t{0}};
 
 Result<void> ipi_receiver_on_this_core(uint64_t) {
-  GuestVm* vm = g_ipi_vm.load();
+  VmxVm* vm = g_ipi_vm.load();
   if (vm == nullptr) return make_error(ErrorCode::kInvalidState, "no VM for the IPI receiver");
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 1))};
   VmxVcpu& vcpu = *guard.vcpu;
@@ -818,7 +818,7 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
     return ok();
   }
   VmGuard vm_guard{TRY(create_guest_vm(908, "ipi"))};  // freed after the vCPUs (declared first)
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   g_ipi_vm.store(vm);
   g_ipi_restart_cs.store(~uint64_t{0});
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
@@ -858,17 +858,17 @@ LANTERN_SELFTEST(vmx_vlapic_ipi_between_vcpus) {
 LANTERN_SELFTEST(vmx_demo_event_lines) {
   if (skip_without_vmx("vmx_demo_event_lines")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(907, "demo"))};  // freed after the vCPUs (declared first)
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   uint64_t heartbeats = 0;
   // Runs the guest (devices handled) until `line` is in its console, or `heartbeat_goal`
   // heartbeats were seen when line is null.
   auto run_until = [&](const char* line, uint64_t heartbeat_goal) -> Result<bool> {
-    static char text[GuestConsole::kBufferBytes + 1];
+    static char text[guest::GuestConsole::kBufferBytes + 1];
     for (int i = 0; i < 20000; ++i) {
       const VmExit exit = TRY(next_exit(vcpu));
-      if (const auto* hc = std::get_if<exits::Hypercall>(&exit); hc && hc->nr == kHypercallHeartbeat)
+      if (const auto* hc = std::get_if<exits::Hypercall>(&exit); hc && hc->nr == guest::kHypercallHeartbeat)
         ++heartbeats;
       if (!TRY(handle_device_exit(*vm, vcpu, exit))) {
         return make_error(ErrorCode::kInvalidState, "the demo guest made an unexpected exit");
@@ -877,7 +877,7 @@ LANTERN_SELFTEST(vmx_demo_event_lines) {
         if (heartbeats >= heartbeat_goal) return true;
         continue;
       }
-      const size_t n = vm->console.read_since(0, text, GuestConsole::kBufferBytes).length;  // all it holds
+      const size_t n = vm->console.read_since(0, text, guest::GuestConsole::kBufferBytes).length;  // all it holds
       text[n] = '\0';
       if (std::string_view(text, n).find(line) != std::string_view::npos) return true;
     }
@@ -921,7 +921,7 @@ constexpr uint64_t kTripleHello = 0x50;
 Result<void> triple_fault_on_this_core(uint64_t) {
   if (skip_without_vmx("vmx_triple_fault_on_ap")) return ok();
   VmGuard vm_guard{TRY(create_guest_vm(vm_id_for_this_core(904), "triple"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   const exits::Hypercall hello = TRY(next_hypercall(*vm, vcpu));
@@ -962,14 +962,14 @@ LANTERN_SELFTEST(vmx_triple_fault_on_ap) {
     return triple_fault_on_this_core(0);
   }
   VmGuard vm_guard{TRY(create_guest_vm(905, "demo"))};
-  GuestVm* vm = vm_guard.vm;
+  VmxVm* vm = vm_guard.vm;
   VcpuGuard guard{TRY(create_bound_vcpu(*vm, 0))};
   VmxVcpu& vcpu = *guard.vcpu;
   uint64_t heartbeats = 0;
   auto run_bsp_guest_until_heartbeat = [&]() -> Result<void> {
     for (int i = 0; i < 1000; ++i) {
       const VmExit exit = TRY(next_exit(vcpu));
-      if (auto* hc = std::get_if<exits::Hypercall>(&exit); hc && hc->nr == kHypercallHeartbeat) {
+      if (auto* hc = std::get_if<exits::Hypercall>(&exit); hc && hc->nr == guest::kHypercallHeartbeat) {
         vcpu.set_hypercall_result(0);
         ++heartbeats;
         return ok();

@@ -11,9 +11,10 @@
 #include "svm/hw/svm_guest_vm.h"
 #include "svm/hw/svm_operation.h"
 #include "svm/svm_capabilities.h"
-#include "vmx/hw/user_vms.h"
+#include "guest/hw/user_vms.h"
 #include "vmx/hw/vcpu_capture.h"
-#include "vmx/hw/vm_registry.h"
+#include "guest/hw/vm_registry.h"
+#include "vmx/hw/vcpu_registry.h"
 #include "vmx/hw/vmx_operation.h"
 #include "web/kernel/http_server.h"
 #include "web/kernel/net_pools.h"
@@ -110,7 +111,7 @@ api::VcpuSnapshot snapshot_of(const vmx::VcpuCapture& c, const vmx::VmxVcpu& vcp
   return s;
 }
 
-api::VmSummary user_vm_summary(const vmx::UserVmStatus& u) {
+api::VmSummary user_vm_summary(const guest::UserVmStatus& u) {
   api::VmSummary s;
   s.vm = u.vm;
   s.kind = api::VmKind::kUser;
@@ -124,15 +125,15 @@ api::VmSummary user_vm_summary(const vmx::UserVmStatus& u) {
   s.console_bytes = u.console_bytes;
   s.resets = u.resets;
   switch (u.state) {
-    case vmx::UserVmState::kStarting:
-    case vmx::UserVmState::kRunning: s.state = api::VmState::kRunning; break;
-    case vmx::UserVmState::kExited:
+    case guest::UserVmState::kStarting:
+    case guest::UserVmState::kRunning: s.state = api::VmState::kRunning; break;
+    case guest::UserVmState::kExited:
       s.state = api::VmState::kExited;
       s.exit_code = u.exit_code;
       s.exit_status = static_cast<uint32_t>(u.exit_status > 0xffffffffu ? 0xffffffffu : u.exit_status);
       s.exit_cause = u.exit_cause;
       break;
-    case vmx::UserVmState::kFailed:
+    case guest::UserVmState::kFailed:
       s.state = api::VmState::kFailed;
       s.failure = u.failure;
       break;
@@ -244,19 +245,19 @@ api::VcpuSnapshot svm_snapshot_of(const svm::SvmCapture& c, const svm::SvmVcpu& 
 }  // namespace
 
 Result<void> KernelConsoleBackend::console_input(uint32_t vm, std::string_view bytes) {
-  if (vmx::is_user_vm(vm)) {
-    return vmx::push_user_vm_input(
+  if (guest::is_user_vm(vm)) {
+    return guest::push_user_vm_input(
         vm, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   }
-  if (vmx::find_published_vm(vm) != nullptr) {
+  if (guest::find_published_vm(vm) != nullptr) {
     return make_error(ErrorCode::kUnsupported, "the demo guest's UART has no receive side", vm);
   }
   return make_error(ErrorCode::kNotFound, "no such VM", vm);
 }
 
 Result<void> KernelConsoleBackend::reset_vm(uint32_t vm) {
-  if (vmx::is_user_vm(vm)) return vmx::request_user_vm_reset(vm);
-  if (vmx::find_published_vm(vm) != nullptr) {
+  if (guest::is_user_vm(vm)) return guest::request_user_vm_reset(vm);
+  if (guest::find_published_vm(vm) != nullptr) {
     return make_error(ErrorCode::kUnsupported, "demo guests are not reset (only --vm VMs)", vm);
   }
   return make_error(ErrorCode::kNotFound, "no such VM", vm);
@@ -332,8 +333,8 @@ api::SystemSummary KernelConsoleBackend::system() {
 
 std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
   std::vector<api::CpuSummary> out;
-  vmx::PublishedVm vms[vmx::kMaxPublishedVms];
-  const size_t vm_count = vmx::published_vms(vms, vmx::kMaxPublishedVms);
+  guest::PublishedVm vms[guest::kMaxPublishedVms];
+  const size_t vm_count = guest::published_vms(vms, guest::kMaxPublishedVms);
   const bool any_vmx = vmx::cores_in_vmx_operation() > 0;
   const bool any_svm = svm::cores_in_svm_operation() > 0;
   svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
@@ -356,9 +357,11 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
         c.vcpus.emplace_back(svm_vms[v].vcpu->vm_id(), svm_vms[v].vcpu->vcpu_id());
     }
     for (size_t v = 0; v < vm_count; ++v) {
-      for (uint32_t k = 0; k < vms[v].vcpu_count; ++k) {
-        if (vms[v].vcpus[k]->bound_cpu() == static_cast<int32_t>(i))
-          c.vcpus.emplace_back(vms[v].vm->vm_id, vms[v].vcpus[k]->vcpu_id());
+      vmx::VmxVcpu* vmx_vcpus[vmx::kMaxVcpusPerPublishedVm];
+      const size_t count = vmx::published_vcpus(vms[v].vm->vm_id, vmx_vcpus, vmx::kMaxVcpusPerPublishedVm);
+      for (size_t k = 0; k < count; ++k) {
+        if (vmx_vcpus[k]->bound_cpu() == static_cast<int32_t>(i))
+          c.vcpus.emplace_back(vms[v].vm->vm_id, vmx_vcpus[k]->vcpu_id());
       }
     }
     out.push_back(std::move(c));
@@ -368,21 +371,23 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
 
 std::vector<api::VmSummary> KernelConsoleBackend::vms() {
   std::vector<api::VmSummary> out;
-  vmx::PublishedVm vms[vmx::kMaxPublishedVms];
-  const size_t n = vmx::published_vms(vms, vmx::kMaxPublishedVms);
+  guest::PublishedVm vms[guest::kMaxPublishedVms];
+  const size_t n = guest::published_vms(vms, guest::kMaxPublishedVms);
   for (size_t i = 0; i < n; ++i) {
-    const vmx::GuestVm& vm = *vms[i].vm;
-    if (vmx::is_user_vm(vm.vm_id)) continue;  // listed below, with what the registry lacks
+    const guest::GuestVm& vm = *vms[i].vm;
+    if (guest::is_user_vm(vm.vm_id)) continue;  // listed below, with what the registry lacks
     api::VmSummary s;
     s.vm = vm.vm_id;
     s.name = vms[i].program;
     s.program = vms[i].program;
-    s.memory_bytes = vmx::kGuestMemoryBytes;
-    s.vcpu_count = vms[i].vcpu_count;
+    s.memory_bytes = guest::kGuestMemoryBytes;
+    vmx::VmxVcpu* vmx_vcpus[vmx::kMaxVcpusPerPublishedVm];
+    const size_t count = vmx::published_vcpus(vm.vm_id, vmx_vcpus, vmx::kMaxVcpusPerPublishedVm);
+    s.vcpu_count = static_cast<uint32_t>(count);
     s.console_bytes = vm.console.total_bytes();
-    bool all_stopped = vms[i].vcpu_count > 0;
-    for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) {
-      const auto& published = vms[i].vcpus[k]->published();
+    bool all_stopped = count > 0;
+    for (size_t k = 0; k < count; ++k) {
+      const auto& published = vmx_vcpus[k]->published();
       all_stopped = all_stopped && published.stop_message.load(std::memory_order_relaxed) != nullptr;
     }
     if (vm.exit_requested) {
@@ -393,7 +398,7 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
     }
     out.push_back(std::move(s));
   }
-  for (const vmx::UserVmStatus& u : vmx::user_vm_statuses()) out.push_back(user_vm_summary(u));
+  for (const guest::UserVmStatus& u : guest::user_vm_statuses()) out.push_back(user_vm_summary(u));
   svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
   const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
   for (size_t i = 0; i < svm_count; ++i) {
@@ -403,7 +408,7 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
     s.vm = vm.vm_id;
     s.name = vm.program;
     s.program = vm.program;
-    s.memory_bytes = vmx::kGuestMemoryBytes;
+    s.memory_bytes = guest::kGuestMemoryBytes;
     s.vcpu_count = 1;
     s.console_bytes = vm.console.total_bytes();
     if (vm.exit_requested) {
@@ -421,10 +426,12 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
 
 std::vector<api::VcpuSummary> KernelConsoleBackend::vcpus() {
   std::vector<api::VcpuSummary> out;
-  vmx::PublishedVm vms[vmx::kMaxPublishedVms];
-  const size_t n = vmx::published_vms(vms, vmx::kMaxPublishedVms);
+  guest::PublishedVm vms[guest::kMaxPublishedVms];
+  const size_t n = guest::published_vms(vms, guest::kMaxPublishedVms);
   for (size_t i = 0; i < n; ++i) {
-    for (uint32_t k = 0; k < vms[i].vcpu_count; ++k) out.push_back(summary_of(*vms[i].vcpus[k]));
+    vmx::VmxVcpu* vmx_vcpus[vmx::kMaxVcpusPerPublishedVm];
+    const size_t count = vmx::published_vcpus(vms[i].vm->vm_id, vmx_vcpus, vmx::kMaxVcpusPerPublishedVm);
+    for (size_t k = 0; k < count; ++k) out.push_back(summary_of(*vmx_vcpus[k]));
   }
   svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
   const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
@@ -491,8 +498,8 @@ Result<size_t> KernelConsoleBackend::queue_event(uint32_t vm, uint32_t vcpu, gue
 }
 
 Result<api::ConsoleText> KernelConsoleBackend::console(uint32_t vm, uint64_t since, size_t max_bytes) {
-  const vmx::GuestConsole* console = nullptr;
-  if (vmx::GuestVm* target = vmx::find_published_vm(vm); target != nullptr) {
+  const guest::GuestConsole* console = nullptr;
+  if (guest::GuestVm* target = guest::find_published_vm(vm); target != nullptr) {
     console = &target->console;
   } else if (svm::SvmGuestVm* svm_target = svm::find_published_svm_vm(vm); svm_target != nullptr) {
     console = &svm_target->console;
@@ -500,7 +507,7 @@ Result<api::ConsoleText> KernelConsoleBackend::console(uint32_t vm, uint64_t sin
   if (console == nullptr) return make_error(ErrorCode::kNotFound, "no such VM", vm);
   api::ConsoleText out;
   const size_t capacity =
-      max_bytes < vmx::GuestConsole::kBufferBytes ? max_bytes : vmx::GuestConsole::kBufferBytes;
+      max_bytes < guest::GuestConsole::kBufferBytes ? max_bytes : guest::GuestConsole::kBufferBytes;
   out.text.resize(capacity);
   const guest::OutputRing::Slice slice = console->read_since(since, out.text.data(), capacity);
   out.text.resize(slice.length);

@@ -36,7 +36,7 @@
 #include "guest/nested_paging.h"
 #include "kernel/lib/result.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 
 struct GuestVm;
 
@@ -98,8 +98,6 @@ struct UserVmBackend {
 };
 
 // The VMX backend's user vCPUs.
-const UserVmBackend& vmx_user_vm_backend();
-
 // Plans and builds the VMs for `backend` (which must outlive the boot).
 void build_user_vms(uint32_t physical_cpus, const UserVmBackend& backend);
 // True when the boot modules hold tagged VM modules (even if every VM failed).
@@ -152,4 +150,4 @@ Result<void> push_user_vm_input(uint32_t vm_id, std::span<const uint8_t> bytes);
 // that never got a vCPU (refused at build); kBusy while that core's mailbox still holds work.
 Result<void> request_user_vm_reset(uint32_t vm_id);
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest

@@ -1,4 +1,4 @@
-#include "vmx/hw/user_vms.h"
+#include "guest/hw/user_vms.h"
 
 #include <atomic>
 #include <new>
@@ -13,7 +13,9 @@
 #include "guest/nested_paging.h"
 #include "guest/platform_msrs.h"
 #include "guest/vm_spec.h"
+#include "guest/hw/guest_vm.h"
 #include "guest/hw/kernel_services.h"
+#include "guest/hw/vm_registry.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -26,11 +28,8 @@
 #include "kernel/core/time.h"
 #include "kernel/lib/string.h"
 #include "kernel/core/core_mailbox.h"
-#include "vmx/hw/guest_vm.h"
-#include "vmx/hw/vm_registry.h"
-#include "vmx/hw/vmx_operation.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 constexpr uint64_t kMiB = 1ull << 20;
@@ -77,7 +76,7 @@ class IoapicEoi final : public guest::LevelEoiListener {
 // announces it; 4 bits wide (82093AA datasheet 3.2.1).
 uint8_t ioapic_id_for(uint32_t cpus) { return static_cast<uint8_t>(cpus < 15 ? cpus : 15); }
 
-// The VM object the vCPU and the console see: GuestVm (console, vCPU group, RAM and EPT) plus
+// The VM object the vCPU and the console see: GuestVm (console, RAM and nested paging) plus
 // the guest platform and its I/O APIC. Allocated once at build and never freed (the registry
 // keeps it).
 struct UserGuestVm : GuestVm {
@@ -96,7 +95,7 @@ struct UserGuestVm : GuestVm {
   uint64_t nested_tables_phys = 0;
   uint64_t nested_root = 0;
   // By vcpu id (= APIC ID): the targets of I/O APIC messages, set as each vCPU is created.
-  std::atomic<UserVcpu*> members[VcpuGroup::kMaxVcpus] = {};
+  std::atomic<UserVcpu*> members[kMaxVcpusPerVm] = {};
 };
 
 uint64_t IoapicWindow::mmio_read(uint64_t offset, uint8_t width) {
@@ -121,7 +120,7 @@ void IoapicEoi::level_eoi(uint8_t vector) {
 void deliver_ioapic_message(void* context, const guest::IoapicMessage& m) {
   auto* vm = static_cast<UserGuestVm*>(context);
   constexpr uint8_t kFixed = 0, kLowestPriority = 1, kNmi = 4;  // 82093AA datasheet 3.2.4
-  for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
+  for (uint32_t id = 0; id < kMaxVcpusPerVm; ++id) {
     UserVcpu* target = vm->members[id].load();
     if (target == nullptr) continue;
     const bool match = m.logical_destination ? target->accepts_logical_destination(m.destination)
@@ -447,133 +446,6 @@ Result<void> build_one(UserVmRecord& r) {
   return allocate_and_load(r);
 }
 
-// MSRs the guest reaches without an exit (MSR bitmap bits clear, SDM Vol. 3C 24.6.9). Safe to
-// hand over: VM entry loads and VM exit saves the SYSENTER and FS/GS base MSRs with the guest
-// state (SDM Vol. 3C 24.4.1, 26.3.2.1, 27.3.1); the SYSCALL/SWAPGS MSRs matter only to
-// instructions the host never uses (SDM Vol. 2B SYSCALL, SWAPGS), and each core runs one VM's
-// vCPU; IA32_TIME_STAMP_COUNTER is read-only here: the guest's TSC is the host's (TSC_OFFSET 0),
-// and a write, which would move the host's, raises #GP like any MSR Lantern does not emulate.
-struct GuestOwnedMsr {
-  uint32_t msr;
-  MsrAccess access;
-};
-constexpr GuestOwnedMsr kGuestOwnedMsrs[] = {
-    {0x10, MsrAccess::kRead},            // IA32_TIME_STAMP_COUNTER
-    {0x174, MsrAccess::kReadWrite},      // IA32_SYSENTER_CS
-    {0x175, MsrAccess::kReadWrite},      // IA32_SYSENTER_ESP
-    {0x176, MsrAccess::kReadWrite},      // IA32_SYSENTER_EIP
-    {0xc0000100, MsrAccess::kReadWrite},  // IA32_FS_BASE
-    {0xc0000101, MsrAccess::kReadWrite},  // IA32_GS_BASE
-    {0xc0000081, MsrAccess::kReadWrite},  // IA32_STAR
-    {0xc0000082, MsrAccess::kReadWrite},  // IA32_LSTAR
-    {0xc0000083, MsrAccess::kReadWrite},  // IA32_CSTAR
-    {0xc0000084, MsrAccess::kReadWrite},  // IA32_FMASK
-    {0xc0000102, MsrAccess::kReadWrite},  // IA32_KERNEL_GS_BASE
-};
-
-
-Result<void> hand_msrs_to_guest(VmxVcpu& vcpu) {
-  for (const GuestOwnedMsr& m : kGuestOwnedMsrs) TRY(vcpu.set_msr_intercept(MsrRange{m.msr, 1}, m.access, false));
-  // IA32_PAT: the guest's own when entry and exit switch it.
-  if (vcpu.guest_owns_pat()) TRY(vcpu.set_msr_intercept(MsrRange{guest::kMsrIa32Pat, 1}, MsrAccess::kReadWrite, false));
-  return ok();
-}
-
-// The VMX backend's user vCPU: a VmxVcpu with the VM's devices attached (port I/O and MSRs
-// inside run()); an exit neither it nor the devices take ends the VM.
-class VmxUserVcpu final : public UserVcpu {
- public:
-  VmxUserVcpu(GuestVm& vm, VmxVcpu& vcpu) : vm_(vm), vcpu_(vcpu) {}
-
-  Result<Turn> run() override {
-    const VmExit exit = TRY(vcpu_.run());
-    if (vm_.exit_requested) return Turn::kGuest;  // the loop ends the VM
-    const bool handled = TRY(handle_device_exit(vm_, vcpu_, exit));
-    if (!handled) {
-      if (std::holds_alternative<exits::Hypercall>(exit)) {
-        vcpu_.set_hypercall_result(~uint64_t{0});  // no hypercalls for user VMs
-        return Turn::kGuest;
-      }
-      if (const auto* npf = std::get_if<exits::NestedPageFault>(&exit)) {
-        return make_error(ErrorCode::kUnsupported,
-                          "the guest accessed guest-physical memory with neither RAM nor a device", npf->gpa);
-      }
-      const std::string_view kind = vm_exit_kind_name(exit);
-      LOG_ERROR("vm%u vcpu%u: unhandled exit %.*s", vm_.vm_id, vcpu_.vcpu_id(), static_cast<int>(kind.size()),
-                kind.data());
-      return make_error(ErrorCode::kUnsupported, "the vCPU made an exit Lantern does not handle for this VM");
-    }
-    if (std::holds_alternative<exits::ExternalInterrupt>(exit) || std::holds_alternative<exits::Halt>(exit) ||
-        std::holds_alternative<exits::Nothing>(exit)) {
-      return Turn::kHostWork;
-    }
-    return Turn::kGuest;
-  }
-  Result<void> after_host_work() override { return vcpu_.reload_on_this_cpu(); }
-  bool stopped() const override { return vcpu_.stopped(); }
-  void stop_outside_run(const char* reason) override { vcpu_.stop_outside_run(reason); }
-  Result<void> restart(const UserVcpuStart& start) override { return vcpu_.restart(start.nested_root, *start.entry); }
-  void post_init() override { vcpu_.post_init(); }
-  void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
-  void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
-  void post_nmi() override { (void)vcpu_.queue_event(guest::PendingEventType::kNmi, 2); }
-  bool accepts_logical_destination(uint32_t destination) const override {
-    return vcpu_.accepts_logical_destination(destination);
-  }
-
- private:
-  GuestVm& vm_;
-  VmxVcpu& vcpu_;
-};
-
-Result<guest::NestedPagingFeatures> vmx_nested_paging() {
-  const VmxCapabilities* caps = capabilities();
-  if (caps == nullptr) return make_error(ErrorCode::kUnsupported, "VMX is not available");
-  if (!caps->ept || !caps->unrestricted_guest || !caps->ept_wb || !caps->ept_walk_length_4) {
-    return make_error(ErrorCode::kUnsupported, "EPT with WB 4-level tables and unrestricted guest are needed");
-  }
-  guest::NestedPagingFeatures features;
-  features.pages_2m = caps->ept_2m_pages;
-  features.pages_1g = caps->ept_1g_pages;
-  features.execute_only = caps->ept_execute_only;
-  // CPUID.80000008H:EAX[7:0] = physical-address width (SDM Vol. 2A CPUID).
-  features.max_phys_bits =
-      cpu::cpuid(0x80000000).eax >= 0x80000008 ? static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff) : 36;
-  return features;
-}
-
-uint64_t vmx_nested_root(const guest::NestedPageTableBuilder& tables) { return tables.eptp(); }
-
-Result<UserVcpu*> create_vmx_user_vcpu(const UserVcpuStart& start) {
-  GuestVm& vm = *start.vm;
-  VmxVcpu* vcpu = TRY(VmxVcpu::create(vm.vm_id, start.vcpu_id));
-  Result<void> step = vcpu->setup(start.nested_root, GuestEntry{});
-  if (step) step = hand_msrs_to_guest(*vcpu);
-  if (step) step = vcpu->join_group(&vm.vcpus);
-  if (step) step = vcpu->bind_to_current_processor();
-  // A console snapshot reaches the core even while the guest keeps interrupts off (Linux's
-  // decompressor runs for seconds with IF = 0 and no exit).
-  if (step) step = arm_return_backstop(*vcpu);
-  // vCPU 0 starts at the kernel's entry (MB 3.2); the others wait for INIT/SIPI (SDM Vol. 3A 9.4).
-  if (step && start.vcpu_id == 0) step = vcpu->apply_entry_state(*start.entry);
-  void* mem = step ? kmalloc(sizeof(VmxUserVcpu), alignof(VmxUserVcpu)) : nullptr;
-  if (step && mem == nullptr) step = make_error(ErrorCode::kOutOfMemory, "no memory for a user vCPU");
-  if (!step) {
-    VmxVcpu::destroy(vcpu);
-    return step.error();
-  }
-  if (start.vcpu_id != 0) vcpu->post_init();
-  vcpu->attach_vm(&vm);
-  if (auto p = publish_vcpu(vm, *vcpu); !p) LOG_ERROR("vm%u: publish vCPU: %s", vm.vm_id, p.error().message);
-  return new (mem) VmxUserVcpu(vm, *vcpu);
-}
-
-constexpr UserVmBackend kVmxUserVmBackend{"vmx",
-                                          VcpuGroup::kMaxVcpus,
-                                          "more vCPUs than a VM's vCPU group holds (16)",
-                                          &vmx_nested_paging,
-                                          &vmx_nested_root,
-                                          &create_vmx_user_vcpu};
 
 void release_start(UserVmRecord& r) {
   if (r.start_released.exchange(true)) return;
@@ -774,7 +646,7 @@ void build_user_vms(uint32_t physical_cpus, const UserVmBackend& backend) {
     if (d.initrd != guest::VmDescription::kNoModule) {
       r.initrd = ModuleSource{modules[d.initrd].start, modules[d.initrd].size(), {}};
     }
-    if (d.cpus > VcpuGroup::kMaxVcpus) {
+    if (d.cpus > kMaxVcpusPerVm) {
       d.refused = true;
       d.refusal = make_error(ErrorCode::kInvalidArgument, "more vCPUs than a VM's vCPU group holds (16)", d.cpus);
       continue;
@@ -808,7 +680,6 @@ void build_user_vms(uint32_t physical_cpus, const UserVmBackend& backend) {
 
 bool user_vms_requested() { return g_requested; }
 
-const UserVmBackend& vmx_user_vm_backend() { return kVmxUserVmBackend; }
 
 Result<void> prepare_user_vcpu_on_this_cpu() {
   const SlotRef ref = slot_on_this_cpu();
@@ -919,7 +790,7 @@ bool is_user_vm(uint32_t vm_id) { return find_record(vm_id) != nullptr; }
 
 UserVcpu* user_vm_vcpu(uint32_t vm_id, uint32_t vcpu_id) {
   const UserVmRecord* r = find_record(vm_id);
-  if (r == nullptr || r->vm == nullptr || vcpu_id >= VcpuGroup::kMaxVcpus) return nullptr;
+  if (r == nullptr || r->vm == nullptr || vcpu_id >= kMaxVcpusPerVm) return nullptr;
   return r->vm->members[vcpu_id].load();
 }
 
@@ -952,4 +823,4 @@ Result<void> request_user_vm_reset(uint32_t vm_id) {
   return post_core_work(static_cast<uint32_t>(r->cpu()), &ask_for_reset, static_cast<uint64_t>(r - g_records));
 }
 
-}  // namespace lantern::vmx
+}  // namespace lantern::guest
