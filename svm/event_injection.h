@@ -1,5 +1,5 @@
 // The SVM side of the event arbiter, as pure functions over the vendor-neutral pending-event
-// queue (vmx/pending_events.h) and the VMCB's event fields (host-tested):
+// queue (guest/pending_events.h) and the VMCB's event fields (host-tested):
 //
 //   eventinj_for()                  a queued event as an EVENTINJ value (APM Vol. 2 15.20)
 //   decide_svm_injection()          inject now, or open a window first: the guest's RFLAGS.IF,

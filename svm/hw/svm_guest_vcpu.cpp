@@ -306,7 +306,7 @@ Result<void> SvmVcpu::inject_exception(uint8_t vector, std::optional<uint32_t> e
   e.error_code = error_code.value_or(0);
   vmcb_->control.eventinj = TRY(encode_eventinj(e));
   // EVENTINJ delivers the event with the save area's RFLAGS (APM 15.20): a fault found while
-  // emulating an instruction pushes RF set, as the processor's own faults do (vmx/pending_events.h).
+  // emulating an instruction pushes RF set, as the processor's own faults do (guest/pending_events.h).
   vmcb_->save.rflags = guest::rflags_for_injected_exception(vmcb_->save.rflags, vector);
   return ok();
 }

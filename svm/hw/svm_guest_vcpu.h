@@ -7,7 +7,7 @@
 //                  the vlapic; windows through V_IRQ + VINTR and the IRET intercept), one VMRUN,
 //                  then the exit handled through the dispatch table; returns what the loop must
 //                  do (host work after a host interrupt or while the guest halts)
-//   queue_event()  any core: the pending-event queue (vmx/pending_events.h), the owner is kicked
+//   queue_event()  any core: the pending-event queue (guest/pending_events.h), the owner is kicked
 //
 // Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus, INS/OUTS over the guest's RAM;
 // next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC,
@@ -283,7 +283,7 @@ class SvmVcpu {
   mutable IrqSpinlock events_lock_;
   guest::PendingEventQueue events_;  // guarded by events_lock_
   // Held after the queue injected an event while others wait: they go in after an exit the
-  // guest causes, never at a host interrupt's (vmx/pending_events.h).
+  // guest causes, never at a host interrupt's (guest/pending_events.h).
   guest::QueuedEventGate queue_gate_;
   bool newest_exit_from_host() const;  // the newest exit was INTR or NMI
   std::atomic<uint32_t> attention_{0};

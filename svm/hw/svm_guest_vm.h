@@ -55,7 +55,7 @@ void destroy_svm_guest_vm(SvmGuestVm* vm);
 
 // ---- The published VMs and vCPUs (the console's view); entries stay until reboot ----------
 struct PublishedSvmVm {
-  SvmGuestVm* vm = nullptr;  // nullptr for a user VM's vCPU (vmx/hw/user_vms.h lists the VM)
+  SvmGuestVm* vm = nullptr;  // nullptr for a user VM's vCPU (guest/hw/user_vms.h lists the VM)
   SvmVcpu* vcpu = nullptr;   // one entry per vCPU
 };
 inline constexpr size_t kMaxPublishedSvmVms = 64;

@@ -1,4 +1,4 @@
-// The user's own VMs (`./lantern --vm`, vmx/hw/user_vms.h) on the SVM backend: an SvmVcpu per
+// The user's own VMs (`./lantern --vm`, guest/hw/user_vms.h) on the SVM backend: an SvmVcpu per
 // vCPU under nested paging in NPT format, driven by the shared user-VM loop. Kernel-only.
 #pragma once
 

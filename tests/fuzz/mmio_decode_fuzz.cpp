@@ -1,4 +1,4 @@
-// Fuzz target: the MMIO instruction decoder (vmx/mmio_decode.h).
+// Fuzz target: the MMIO instruction decoder (guest/mmio_decode.h).
 //
 // The first input byte picks the code size (16/32/64-bit); the rest is the instruction bytes the
 // hypervisor fetched, copied into a buffer of exactly that size. Invariants on every accepted input:

@@ -141,7 +141,7 @@ TEST_F(ApiEvents, PostAnswers202WithThePositionAndGetListsTheQueue) {
   EXPECT_EQ(j["capacity"], 8);
   EXPECT_EQ(j["event"], (json{{"type", "interrupt"}, {"vector", 48}, {"error_code", nullptr}}));
 
-  // An exception goes ahead of the interrupt (delivery order, vmx/pending_events.h).
+  // An exception goes ahead of the interrupt (delivery order, guest/pending_events.h).
   r = api.handle(post_json(kEvents, R"({"type":"exception","vector":13,"error_code":16})"));
   ASSERT_EQ(r.status, 202);
   EXPECT_EQ(body_json(r)["position"], 0);

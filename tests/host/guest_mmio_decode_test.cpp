@@ -1,4 +1,4 @@
-// The MOV decoder used for MMIO exits (vmx/mmio_decode.h) and the moves it describes. Byte sequences are what GNU as
+// The MOV decoder used for MMIO exits (guest/mmio_decode.h) and the moves it describes. Byte sequences are what GNU as
 // emits for the instructions in the comments.
 #include <gtest/gtest.h>
 

@@ -429,7 +429,7 @@ class VmxVcpu {
   Result<std::optional<VmExit>> device_mmio(const ExitInfo& exit, uint64_t gpa, bool write);
   // One MOV between a register (or an immediate) and an MMIO register of `device` at `offset`,
   // decoded at the guest's RIP; RIP advanced. Stops the vCPU with `unsupported` when the
-  // instruction is not one the decoder knows (vmx/mmio_decode.h).
+  // instruction is not one the decoder knows (guest/mmio_decode.h).
   Result<std::optional<VmExit>> emulate_mmio_move(const ExitInfo& exit, bool write, guest::MmioDevice& device,
                                                   uint64_t offset, const char* unsupported, const char* mismatch);
   void deliver_ipi(const guest::IpiRequest& ipi);

@@ -1,10 +1,10 @@
-// The vlapic side of VmxVcpu: the emulated local APIC (vmx/vlapic.h) wired into the exit path.
+// The vlapic side of VmxVcpu: the emulated local APIC (guest/vlapic.h) wired into the exit path.
 //
 //   RDMSR/WRMSR 0x800-0x8FF   x2APIC registers (SDM Vol. 3A 11.12); an invalid access is #GP(0)
 //   RDMSR/WRMSR 0x6E0         IA32_TSC_DEADLINE (11.5.4.1)
 //   RDMSR/WRMSR 0x1B          IA32_APIC_BASE (11.4.4, 11.12.1): enable/x2APIC bits, validated
 //   EPT violation on the page at IA32_APIC_BASE: the instruction is fetched and decoded
-//                             (vmx/mmio_decode.h), RIP advanced; in xAPIC mode the register is
+//                             (guest/mmio_decode.h), RIP advanced; in xAPIC mode the register is
 //                             read/written, with the APIC disabled or in x2APIC mode reads
 //                             return all-ones and writes are dropped (guest::ApicPageDevice)
 //   before every entry        posted IPIs -> IRR, the timer polled against the TSC, the highest
@@ -582,7 +582,7 @@ Result<std::optional<VmExit>> VmxVcpu::emulate_mmio_move(const ExitInfo& exit, b
   auto move = guest::decode_mmio_move(std::span<const uint8_t>(bytes, fetched), code_size);
   if (!move) return stop_with(unsupported);
   if (move->store != write) return stop_with(mismatch);
-  // RSP lives in the VMCS, the other registers in regs_ (vmx/general_registers.h).
+  // RSP lives in the VMCS, the other registers in regs_ (guest/general_registers.h).
   constexpr unsigned kRsp = static_cast<unsigned>(guest::Gpr::kRsp);
   const bool in_vmcs = move->gpr == kRsp;
   const uint64_t reg = move->immediate ? 0

@@ -23,7 +23,7 @@
  * whenever an event is pending, so injection decisions are never skipped.
  *
  * GeneralRegisters layout: 8 * hardware register number (guest/general_registers_layout.h,
- * static_asserted in vmx/general_registers.h). Slot 4 (rsp)
+ * static_asserted in guest/general_registers.h). Slot 4 (rsp)
  * is unused: the guest RSP is GUEST_RSP in the VMCS. VM exits clear RFLAGS except bit 1
  * (SDM Vol. 3C 27.5.3), so the host continues with IF = 0 and DF = 0. */
 

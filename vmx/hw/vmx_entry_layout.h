@@ -1,5 +1,5 @@
 /* What vmx/hw/vmx_entry.S needs besides the VMCS field encodings (those come from
- * vmx/vmcs_fields.def itself) and the register offsets (vmx/general_registers_layout.h):
+ * vmx/vmcs_fields.def itself) and the register offsets (guest/general_registers_layout.h):
  * VmxFastPath's offsets and the VMCALL exit reason, static_asserted in vmx/hw/vcpu.h against
  * the struct and ExitReason. Preprocessor-only: the assembler includes it. */
 #pragma once
