@@ -6,34 +6,9 @@
 #include <cstdint>
 #include <string_view>
 
-namespace lantern::svm {
+#include "guest/exit_kind.h"
 
-// What an exit means, independent of the vendor: the core's exit model dispatches on this.
-enum class ExitKind : uint8_t {
-  kCpuid,
-  kHlt,
-  kIo,
-  kMsr,
-  kHypercall,
-  kNestedPageFault,
-  kInterrupt,         // a host interrupt arrived (INTR intercept, APM 15.13.1)
-  kNmi,               // a host NMI (APM 15.13.2)
-  kSmi,
-  kInit,              // INIT signal (APM 15.13.3)
-  kInterruptWindow,   // VINTR: the guest can take the virtual interrupt (APM 15.21.4)
-  kNmiWindow,         // IRET intercept: the guest's NMI handler returned (APM 15.21.6)
-  kShutdown,          // triple fault or other shutdown condition (APM 15.14.1)
-  kException,         // an intercepted exception vector (APM 15.12)
-  kSvmInstruction,    // VMRUN/VMLOAD/VMSAVE/STGI/CLGI/SKINIT/INVLPGA: inject #UD (APM 15.4)
-  kControlRegister,
-  kDebugRegister,
-  kDescriptorTable,
-  kOtherInstruction,
-  kOther,
-  kInvalid,           // VMEXIT_INVALID: VMRUN found illegal guest state (APM 15.5.1)
-  kBusy,              // VMEXIT_BUSY (SEV-SNP)
-  kUnknown,           // not in Appendix C
-};
+namespace lantern::svm {
 
 // Exit codes the backend names in code (APM Table C-1).
 inline constexpr uint64_t kVmexitCr4Write = 0x14;
@@ -77,9 +52,7 @@ constexpr uint64_t exit_code_of_slot(size_t slot) {
 
 // "VMEXIT_CPUID", "VMEXIT_INVALID", ... or "VMEXIT_UNKNOWN".
 std::string_view exit_code_name(uint64_t exitcode);
-// The vendor-neutral kind of an exit code.
-ExitKind exit_kind(uint64_t exitcode);
-// "cpuid", "hlt", "io", ...: the kind's name for logs and the console.
-std::string_view exit_kind_name(ExitKind kind);
+// The vendor-neutral kind of an exit code (guest::exit_kind_name() names it).
+guest::ExitKind exit_kind(uint64_t exitcode);
 
 }  // namespace lantern::svm

@@ -39,8 +39,8 @@ struct VcpuGuard {
 Result<SvmExit> next_exit(SvmBringUpVcpu& vcpu) {
   for (int i = 0; i < 10000; ++i) {
     const SvmExit e = TRY(vcpu.run());
-    const ExitKind kind = exit_kind(e.exitcode);
-    if (kind != ExitKind::kInterrupt && kind != ExitKind::kNmi && kind != ExitKind::kInterruptWindow) return e;
+    const guest::ExitKind kind = exit_kind(e.exitcode);
+    if (kind != guest::ExitKind::kInterrupt && kind != guest::ExitKind::kNmi && kind != guest::ExitKind::kInterruptWindow) return e;
   }
   return make_error(ErrorCode::kTimeout, "the guest made no visible exit in 10000 VMRUNs");
 }

@@ -8,7 +8,7 @@
 //   - find_vmcb_field_by_offset() finds a field only at exactly its offset, inside its area
 //     (control below 0x400, save from 0x400), within the 4 KiB VMCB;
 //   - read_vmcb_field() gives the field's little-endian bytes, zero-extended to 64 bits;
-//   - exit_code_name() and exit_kind_name(exit_kind()) always give a non-empty name.
+//   - exit_code_name() and guest::exit_kind_name(exit_kind()) always give a non-empty name.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -59,7 +59,7 @@ void run(const uint8_t* data, size_t size) {
   uint64_t exitcode = 0;
   std::memcpy(&exitcode, data, size < 8 ? size : 8);
   FUZZ_CHECK(!exit_code_name(exitcode).empty(), name);
-  FUZZ_CHECK(!exit_kind_name(exit_kind(exitcode)).empty(), name);
+  FUZZ_CHECK(!guest::exit_kind_name(exit_kind(exitcode)).empty(), name);
 }
 
 }  // namespace

@@ -260,8 +260,8 @@ TEST_F(ApiHandlers, VcpuListCarriesExitCountsOnlyWhenAsked) {
     http::Response r = api.handle(get(target));
     ASSERT_EQ(r.status, 200) << target;
     const json counts = body_json(r)["vcpus"][1]["exit_counts"];
-    EXPECT_EQ(counts, (json{{{"reason", 12}, {"name", "HLT"}, {"count", 40}},
-                            {{"reason", 30}, {"name", "IO_INSTRUCTION"}, {"count", 2}}}))
+    EXPECT_EQ(counts, (json{{{"reason", 12}, {"name", "HLT"}, {"kind", "hlt"}, {"count", 40}},
+                            {{"reason", 30}, {"name", "IO_INSTRUCTION"}, {"kind", "io"}, {"count", 2}}}))
         << target;
   }
   EXPECT_EQ(backend.snapshot_calls, 0) << "the counters must not need the owning core";
@@ -502,7 +502,7 @@ TEST_F(ApiHandlers, Exits) {
   const json j = body_json(r);
   EXPECT_EQ(j["total"], 100);
   ASSERT_EQ(j["counts"].size(), 2u);  // only non-zero counters
-  EXPECT_EQ(j["counts"][0], (json{{"reason", 12}, {"name", "HLT"}, {"count", 40}}));
+  EXPECT_EQ(j["counts"][0], (json{{"reason", 12}, {"name", "HLT"}, {"kind", "hlt"}, {"count", 40}}));
   EXPECT_EQ(j["counts"][1]["name"], "IO_INSTRUCTION");
   ASSERT_EQ(j["recent"].size(), 2u);
   EXPECT_EQ(j["recent"][0]["reason"], 30);

@@ -141,35 +141,35 @@ TEST(SvmExitCodes, NamesAndKinds) {
   struct Case {
     uint64_t code;
     std::string_view name;
-    ExitKind kind;
+    guest::ExitKind kind;
   } cases[] = {
-      {0x000, "VMEXIT_CR0_READ", ExitKind::kControlRegister},
-      {0x01f, "VMEXIT_CR15_WRITE", ExitKind::kControlRegister},
-      {0x027, "VMEXIT_DR7_READ", ExitKind::kDebugRegister},
-      {0x046, "VMEXIT_EXCP6", ExitKind::kException},
-      {0x05f, "VMEXIT_EXCP31", ExitKind::kException},
-      {0x060, "VMEXIT_INTR", ExitKind::kInterrupt},
-      {0x061, "VMEXIT_NMI", ExitKind::kNmi},
-      {0x063, "VMEXIT_INIT", ExitKind::kInit},
-      {0x064, "VMEXIT_VINTR", ExitKind::kInterruptWindow},
-      {0x072, "VMEXIT_CPUID", ExitKind::kCpuid},
-      {0x074, "VMEXIT_IRET", ExitKind::kNmiWindow},
-      {0x078, "VMEXIT_HLT", ExitKind::kHlt},
-      {0x07b, "VMEXIT_IOIO", ExitKind::kIo},
-      {0x07c, "VMEXIT_MSR", ExitKind::kMsr},
-      {0x07f, "VMEXIT_SHUTDOWN", ExitKind::kShutdown},
-      {0x080, "VMEXIT_VMRUN", ExitKind::kSvmInstruction},
-      {0x081, "VMEXIT_VMMCALL", ExitKind::kHypercall},
-      {0x085, "VMEXIT_CLGI", ExitKind::kSvmInstruction},
-      {0x08d, "VMEXIT_XSETBV", ExitKind::kOtherInstruction},
-      {0x09f, "VMEXIT_CR15_WRITE_TRAP", ExitKind::kControlRegister},
-      {0x0a4, "VMEXIT_TLBSYNC", ExitKind::kOtherInstruction},
-      {0x400, "VMEXIT_NPF", ExitKind::kNestedPageFault},
-      {~uint64_t{0}, "VMEXIT_INVALID", ExitKind::kInvalid},
-      {0x00000000ffffffffull, "VMEXIT_INVALID", ExitKind::kInvalid},  // QEMU 7.2, zero-extended
-      {~uint64_t{0} - 1, "VMEXIT_BUSY", ExitKind::kBusy},
-      {0x0a5, "VMEXIT_UNKNOWN", ExitKind::kUnknown},
-      {0x3ff, "VMEXIT_UNKNOWN", ExitKind::kUnknown},
+      {0x000, "VMEXIT_CR0_READ", guest::ExitKind::kControlRegister},
+      {0x01f, "VMEXIT_CR15_WRITE", guest::ExitKind::kControlRegister},
+      {0x027, "VMEXIT_DR7_READ", guest::ExitKind::kDebugRegister},
+      {0x046, "VMEXIT_EXCP6", guest::ExitKind::kException},
+      {0x05f, "VMEXIT_EXCP31", guest::ExitKind::kException},
+      {0x060, "VMEXIT_INTR", guest::ExitKind::kInterrupt},
+      {0x061, "VMEXIT_NMI", guest::ExitKind::kNmi},
+      {0x063, "VMEXIT_INIT", guest::ExitKind::kInit},
+      {0x064, "VMEXIT_VINTR", guest::ExitKind::kInterruptWindow},
+      {0x072, "VMEXIT_CPUID", guest::ExitKind::kCpuid},
+      {0x074, "VMEXIT_IRET", guest::ExitKind::kNmiWindow},
+      {0x078, "VMEXIT_HLT", guest::ExitKind::kHlt},
+      {0x07b, "VMEXIT_IOIO", guest::ExitKind::kIo},
+      {0x07c, "VMEXIT_MSR", guest::ExitKind::kMsr},
+      {0x07f, "VMEXIT_SHUTDOWN", guest::ExitKind::kShutdown},
+      {0x080, "VMEXIT_VMRUN", guest::ExitKind::kVirtualizationInstruction},
+      {0x081, "VMEXIT_VMMCALL", guest::ExitKind::kHypercall},
+      {0x085, "VMEXIT_CLGI", guest::ExitKind::kVirtualizationInstruction},
+      {0x08d, "VMEXIT_XSETBV", guest::ExitKind::kOtherInstruction},
+      {0x09f, "VMEXIT_CR15_WRITE_TRAP", guest::ExitKind::kControlRegister},
+      {0x0a4, "VMEXIT_TLBSYNC", guest::ExitKind::kOtherInstruction},
+      {0x400, "VMEXIT_NPF", guest::ExitKind::kNestedPageFault},
+      {~uint64_t{0}, "VMEXIT_INVALID", guest::ExitKind::kInvalid},
+      {0x00000000ffffffffull, "VMEXIT_INVALID", guest::ExitKind::kInvalid},  // QEMU 7.2, zero-extended
+      {~uint64_t{0} - 1, "VMEXIT_BUSY", guest::ExitKind::kBusy},
+      {0x0a5, "VMEXIT_UNKNOWN", guest::ExitKind::kUnknown},
+      {0x3ff, "VMEXIT_UNKNOWN", guest::ExitKind::kUnknown},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(exit_code_name(c.code), c.name) << std::hex << c.code;
@@ -177,8 +177,8 @@ TEST(SvmExitCodes, NamesAndKinds) {
   }
   EXPECT_TRUE(is_vmexit_invalid(0xffffffffull));
   EXPECT_FALSE(is_vmexit_invalid(0x7f));
-  EXPECT_EQ(exit_kind_name(ExitKind::kNestedPageFault), "nested_page_fault");
-  EXPECT_EQ(exit_kind_name(ExitKind::kHypercall), "hypercall");
+  EXPECT_EQ(guest::exit_kind_name(guest::ExitKind::kNestedPageFault), "nested_page_fault");
+  EXPECT_EQ(guest::exit_kind_name(guest::ExitKind::kHypercall), "hypercall");
 }
 
 // ---- capability detection ----------------------------------------------------------------------

@@ -232,6 +232,35 @@ TEST(VmxDecoders, EntryInterruptionInfoEncoder) {
   }
 }
 
+TEST(VmxDecoders, ExitReasonKinds) {
+  using guest::ExitKind;
+  struct Case {
+    uint32_t reason;
+    ExitKind kind;
+  } cases[] = {{0, ExitKind::kException},           {1, ExitKind::kInterrupt},
+               {2, ExitKind::kShutdown},            {3, ExitKind::kInit},
+               {4, ExitKind::kSipi},                {7, ExitKind::kInterruptWindow},
+               {8, ExitKind::kNmiWindow},           {10, ExitKind::kCpuid},
+               {12, ExitKind::kHlt},                {16, ExitKind::kOtherInstruction},
+               {18, ExitKind::kHypercall},          {24, ExitKind::kVirtualizationInstruction},
+               {28, ExitKind::kControlRegister},    {29, ExitKind::kDebugRegister},
+               {30, ExitKind::kIo},                 {31, ExitKind::kMsr},
+               {32, ExitKind::kMsr},                {33, ExitKind::kInvalid},
+               {34, ExitKind::kInvalid},            {41, ExitKind::kInvalid},
+               {44, ExitKind::kApic},               {46, ExitKind::kDescriptorTable},
+               {48, ExitKind::kNestedPageFault},    {49, ExitKind::kNestedPageFault},
+               {52, ExitKind::kTimer},              {55, ExitKind::kOtherInstruction},
+               {74, ExitKind::kOther},              {35, ExitKind::kUnknown},
+               {80, ExitKind::kUnknown},            {0xffff, ExitKind::kUnknown}};
+  for (const Case& c : cases) {
+    EXPECT_EQ(exit_kind(c.reason), c.kind) << c.reason << " " << exit_reason_name(c.reason);
+  }
+  // Every reason the table knows has a kind; only numbers outside it are kUnknown.
+  for (uint32_t r = 0; r < kExitReasonTableSize; ++r) {
+    EXPECT_EQ(exit_kind(r) == ExitKind::kUnknown, !is_known_exit_reason(r)) << r;
+  }
+}
+
 TEST(VmxDecoders, EntryInterruptionInfoOfQueuedEvents) {
   auto pf = guest::make_pending_event(guest::PendingEventType::kHardwareException, 14, 0x2);
   ASSERT_TRUE(pf.has_value());

@@ -208,6 +208,12 @@ def test_bochs(args, c, ready):
         harness.check(second.get("total", 0) > first.get("total", 0),
                       f"{base}: exits did not grow: {first.get('total')} -> {second.get('total')}")
         harness.check(isinstance(second.get("recent"), list) and second["recent"], f"{base}: no recent exits")
+        # The demo guest writes its UART (port I/O) and halts between timer ticks: both counted
+        # under their SDM names with the vendor-neutral kind.
+        kinds = {e["name"]: e.get("kind") for e in second.get("counts", [])}
+        harness.check(kinds.get("IO_INSTRUCTION") == "io" and kinds.get("HLT") == "hlt",
+                      f"{base}: exit kinds {kinds}")
+        harness.check(all(r.get("kind") for r in second["recent"]), f"{base}: recent exits {second['recent'][:2]}")
 
     # Events into the BSP's guest (vm 0) and into one on another core.
     for vm in sorted({0, n - 1}):

@@ -13,12 +13,20 @@ Json nullable_u32(const std::optional<uint32_t>& v) {
   return v ? Json(*v) : Json(nullptr);
 }
 
+// A basic exit reason (a count's key): its number, SDM name and vendor-neutral kind.
+Json vmx_basic_reason_json(uint32_t basic_reason) {
+  return Json{{"reason", basic_reason},
+              {"name", std::string(vmx::exit_reason_name(basic_reason))},
+              {"kind", std::string(guest::exit_kind_name(vmx::exit_kind(basic_reason)))}};
+}
+
 Json exit_reason_json(uint32_t raw_reason) {
   // SDM Vol. 3C 24.9.1: bits 15:0 basic reason, bit 31 VM-entry failure.
   const vmx::ExitReasonField field = vmx::ExitReasonField::from_raw(raw_reason);
   Json j;
   j["reason"] = field.basic;
   j["name"] = std::string(vmx::exit_reason_name(field.basic));
+  j["kind"] = std::string(guest::exit_kind_name(vmx::exit_kind(field.basic)));
   j["entry_failure"] = field.entry_failure;
   return j;
 }
@@ -89,7 +97,7 @@ Json svm_exit_code_json(uint64_t exitcode) {
     j["reason"] = exitcode;
   }
   j["name"] = std::string(svm::exit_code_name(exitcode));
-  j["kind"] = std::string(svm::exit_kind_name(svm::exit_kind(exitcode)));
+  j["kind"] = std::string(guest::exit_kind_name(svm::exit_kind(exitcode)));
   return j;
 }
 
@@ -282,8 +290,7 @@ Json vcpu_json(const VcpuSummary& v, bool exit_counts) {
       if (c.count == 0) continue;
       Json e = v.backend == Backend::kSvm
                    ? svm_exit_code_json(c.code)
-                   : Json{{"reason", c.code},
-                          {"name", std::string(vmx::exit_reason_name(static_cast<uint32_t>(c.code)))}};
+                   : vmx_basic_reason_json(static_cast<uint32_t>(c.code));
       e["count"] = c.count;
       counts.push_back(std::move(e));
     }
@@ -399,9 +406,9 @@ Json exits_json(const VcpuSnapshot& s) {
   Json counts = Json::array();
   for (size_t reason = 0; reason < s.exit_counts.size(); ++reason) {
     if (s.exit_counts[reason] == 0) continue;
-    counts.push_back({{"reason", reason},
-                      {"name", std::string(vmx::exit_reason_name(static_cast<uint32_t>(reason)))},
-                      {"count", s.exit_counts[reason]}});
+    Json e = vmx_basic_reason_json(static_cast<uint32_t>(reason));
+    e["count"] = s.exit_counts[reason];
+    counts.push_back(std::move(e));
   }
   Json recent = Json::array();
   for (const ExitRecordView& e : s.recent_exits) {
