@@ -412,13 +412,8 @@ void SvmVcpu::record_exit(const Exit& exit) {
 }
 
 void SvmVcpu::publish_state() {
-  constexpr auto kRelaxed = std::memory_order_relaxed;
-  published_.total_exits.store(total_exits_, kRelaxed);
-  published_.last_exitcode.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode, kRelaxed);
-  published_.events_injected.store(events_injected_, kRelaxed);
-  published_.launched.store(launched_, kRelaxed);
-  published_.halted.store(halted_, kRelaxed);
-  published_.stop_message.store(stop_message_, kRelaxed);
+  published_.store(total_exits_, ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode, events_injected_,
+                   launched_, halted_, wait_for_sipi_, stop_message_);
 }
 
 void SvmVcpu::capture(SvmCapture& out) const {
@@ -427,6 +422,7 @@ void SvmVcpu::capture(SvmCapture& out) const {
   out.cpu = bound_cpu_;
   out.launched = launched_;
   out.halted = halted_;
+  out.parked = wait_for_sipi_;
   out.stopped = stopped();
   out.stop_message = stop_message_;
   out.regs = guest::GeneralRegisters{};

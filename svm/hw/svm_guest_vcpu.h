@@ -29,6 +29,7 @@
 
 #include "guest/loader/entry_state.h"
 #include "guest/posted_vcpu_events.h"
+#include "guest/published_vcpu_state.h"
 #include "guest/vm.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
@@ -52,17 +53,6 @@ struct SvmExitRecord {
   uint64_t tsc;  // host TSC at the exit
 };
 
-// What other cores may read without a capture (relaxed atomics, written by the owner whenever
-// run() returns).
-struct SvmPublishedState {
-  std::atomic<uint64_t> total_exits{0};
-  std::atomic<uint64_t> last_exitcode{0};
-  std::atomic<uint64_t> events_injected{0};
-  std::atomic<bool> launched{false};
-  std::atomic<bool> halted{false};
-  std::atomic<const char*> stop_message{nullptr};
-};
-
 // What the run loop does after run().
 enum class SvmRunOutcome : uint8_t {
   kHandled,        // handled inside; enter again
@@ -78,6 +68,7 @@ struct SvmCapture {
   int32_t cpu = -1;
   bool launched = false;
   bool halted = false;
+  bool parked = false;  // waiting for a SIPI after INIT
   bool stopped = false;
   const char* stop_message = nullptr;
   guest::GeneralRegisters regs{};  // RAX from the VMCB, the rest from the VMRUN stub's save area
@@ -145,7 +136,7 @@ class SvmVcpu {
   Result<size_t> queue_event(guest::PendingEventType type, uint32_t vector, std::optional<uint32_t> error_code);
   guest::PendingEventSnapshot pending_events() const;
   size_t pending_event_count() const;
-  const SvmPublishedState& published() const { return published_; }
+  const guest::PublishedVcpuState& published() const { return published_; }
   // Hypercalls other than 0-2 go to `handler` (owner core, before run()): it returns true and sets
   // `result` (the guest's RAX) when it knows the number. args = RDI, RSI, RDX, RCX, R8, R9 (the
   // guest programs' ABI, tests/guests/README.md; outside 64-bit mode the guest sees only the low
@@ -293,7 +284,7 @@ class SvmVcpu {
   uint64_t total_exits_ = 0;
   std::array<SvmExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
-  SvmPublishedState published_;
+  guest::PublishedVcpuState published_;
 };
 
 // SVM vCPUs created since boot (the READY line's vcpus= adds them).

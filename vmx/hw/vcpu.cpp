@@ -887,14 +887,8 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
 }
 
 void VmxVcpu::publish_state() {
-  constexpr auto kRelaxed = std::memory_order_relaxed;
-  published_.total_exits.store(total_exits_ + fast_.null_hypercalls, kRelaxed);
-  published_.last_exit_reason.store(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason, kRelaxed);
-  published_.events_injected.store(events_injected_, kRelaxed);
-  published_.launched.store(launched_, kRelaxed);
-  published_.halted.store(sleeping_in_hlt_, kRelaxed);
-  published_.parked.store(wait_for_sipi_, kRelaxed);
-  published_.stop_message.store(stop_message_, kRelaxed);
+  published_.store(total_exits_ + fast_.null_hypercalls, ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason,
+                   events_injected_, launched_, sleeping_in_hlt_, wait_for_sipi_, stop_message_);
 }
 
 inline void VmxVcpu::record_exit(const ExitInfo& exit) {

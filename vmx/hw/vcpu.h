@@ -24,6 +24,7 @@
 #include "guest/posted_vcpu_events.h"
 #include "guest/guest_page_walk.h"
 #include "guest/loader/entry_state.h"
+#include "guest/published_vcpu_state.h"
 #include "guest/vm.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
@@ -101,21 +102,6 @@ static_assert(offsetof(VmxFastPath, enabled) == LANTERN_FAST_ENABLED &&
               offsetof(VmxFastPath, null_hypercalls) == LANTERN_FAST_NULL_HYPERCALLS &&
               offsetof(VmxFastPath, host_rsp) == LANTERN_FAST_HOST_RSP);
 static_assert(static_cast<int>(ExitReason::VMCALL) == LANTERN_EXIT_REASON_VMCALL);
-
-// What other cores may read about a vCPU without a capture: written by the owning core with
-// relaxed atomic stores whenever run() returns (so at least at every host-interrupt exit) and
-// every VmxVcpu::kPublishEveryExits exits handled inside run(), read with relaxed loads. Each field is
-// individually current as of that moment; they are not a consistent snapshot of one exit (a
-// capture on the owning core, vcpu_capture.h, is).
-struct PublishedVcpuState {
-  std::atomic<uint64_t> total_exits{0};
-  std::atomic<uint32_t> last_exit_reason{0};  // raw VM_EXIT_REASON of the newest exit
-  std::atomic<uint64_t> events_injected{0};
-  std::atomic<bool> launched{false};
-  std::atomic<bool> halted{false};  // sleeping in the HLT activity state
-  std::atomic<bool> parked{false};  // waiting for a SIPI
-  std::atomic<const char*> stop_message{nullptr};
-};
 
 class VmxVcpu {
  public:
@@ -251,8 +237,8 @@ class VmxVcpu {
   // unknown MSRs follow vm->unknown_msrs; without one every IoRead/IoWrite/MsrRead/MsrWrite
   // returns to the caller. The run loop returns once vm->exit_requested is set.
   void attach_vm(guest::Vm* vm) { vm_core_ = vm; }
-  // Any core: the state the owner last published (see PublishedVcpuState).
-  const PublishedVcpuState& published() const { return published_; }
+  // Any core: the state the owner last published (guest/published_vcpu_state.h).
+  const guest::PublishedVcpuState& published() const { return published_; }
   // Copies up to `capacity` most recent exits, newest first; returns how many. Owner core only.
   size_t recent_exits(ExitRecord* out, size_t capacity) const;
 
@@ -533,7 +519,7 @@ class VmxVcpu {
   static constexpr uint32_t kPublishEveryExits = 256;  // a power of two: total_exits_ is masked
   std::array<ExitRecord, kExitRingSize> ring_{};
   size_t ring_next_ = 0;
-  PublishedVcpuState published_;
+  guest::PublishedVcpuState published_;
 };
 
 // vCPUs created by VmxVcpu::create() since boot (the READY line's vcpus=).

@@ -30,11 +30,12 @@ VcpuState state_of(bool stopped, bool parked, bool launched) {
   return launched ? VcpuState::kRunning : VcpuState::kCreated;
 }
 
-// Runs on any core: only what the owner published (atomics, vmx::PublishedVcpuState), the
-// ids fixed at creation, the atomic binding and the locked event queue.
-api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
+// Runs on any core: only what the owner published (guest/published_vcpu_state.h), the ids fixed
+// at creation, the atomic binding and the locked event queue; the same for both backends.
+template <typename Vcpu>
+api::VcpuSummary published_summary(const Vcpu& vcpu) {
   constexpr auto kRelaxed = std::memory_order_relaxed;
-  const vmx::PublishedVcpuState& p = vcpu.published();
+  const guest::PublishedVcpuState& p = vcpu.published();
   api::VcpuSummary s;
   s.vm = vcpu.vm_id();
   s.vcpu = vcpu.vcpu_id();
@@ -45,10 +46,16 @@ api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
   s.state = state_of(stop_message != nullptr, p.parked.load(kRelaxed), launched);
   s.in_hlt = p.halted.load(kRelaxed);
   s.exits = p.total_exits.load(kRelaxed);
-  if (s.exits > 0) s.last_exit_reason = p.last_exit_reason.load(kRelaxed) & 0xffff;
   if (stop_message != nullptr) s.stop_reason = stop_message;
   s.pending_events = vcpu.pending_event_count();
   s.events_injected = p.events_injected.load(kRelaxed);
+  return s;
+}
+
+api::VcpuSummary summary_of(const vmx::VmxVcpu& vcpu) {
+  api::VcpuSummary s = published_summary(vcpu);
+  // SDM Vol. 3C 24.9.1: bits 15:0 of VM_EXIT_REASON are the basic exit reason.
+  if (s.exits > 0) s.last_exit_reason = vcpu.published().last_exit_code.load(std::memory_order_relaxed) & 0xffff;
   for (uint32_t reason = 0; reason < vmx::kExitReasonTableSize; ++reason) {
     if (const uint64_t n = vcpu.exit_count_relaxed(reason); n != 0) s.exit_counts.push_back({reason, n});
   }
@@ -155,23 +162,9 @@ api::VmSummary user_vm_summary(const guest::UserVmStatus& u) {
 // ---- SVM vCPUs ----
 
 api::VcpuSummary svm_summary_of(const svm::SvmVcpu& vcpu) {
-  constexpr auto kRelaxed = std::memory_order_relaxed;
-  const svm::SvmPublishedState& p = vcpu.published();
-  api::VcpuSummary s;
+  api::VcpuSummary s = published_summary(vcpu);
   s.backend = api::Backend::kSvm;
-  s.vm = vcpu.vm_id();
-  s.vcpu = vcpu.vcpu_id();
-  s.cpu = vcpu.bound_cpu();
-  const bool launched = p.launched.load(kRelaxed);
-  const char* stop_message = p.stop_message.load(kRelaxed);
-  s.launched = launched;
-  s.state = state_of(stop_message != nullptr, false, launched);
-  s.in_hlt = p.halted.load(kRelaxed);
-  s.exits = p.total_exits.load(kRelaxed);
-  if (s.exits > 0) s.last_exit_reason = static_cast<uint32_t>(p.last_exitcode.load(kRelaxed));
-  if (stop_message != nullptr) s.stop_reason = stop_message;
-  s.pending_events = vcpu.pending_event_count();
-  s.events_injected = p.events_injected.load(kRelaxed);
+  if (s.exits > 0) s.last_exit_reason = static_cast<uint32_t>(vcpu.published().last_exit_code.load(std::memory_order_relaxed));
   for (size_t slot = 0; slot < svm::kExitCountSlots; ++slot) {
     if (const uint64_t n = vcpu.exit_count_slot_relaxed(slot); n != 0) {
       s.exit_counts.push_back({svm::exit_code_of_slot(slot), n});
@@ -193,7 +186,7 @@ api::VcpuSnapshot svm_snapshot_of(const svm::SvmCapture& c, const svm::SvmVcpu& 
   s.summary.vcpu = c.vcpu;
   s.summary.cpu = c.cpu;
   s.summary.launched = c.launched;
-  s.summary.state = state_of(c.stopped, false, c.launched);
+  s.summary.state = state_of(c.stopped, c.parked, c.launched);
   s.summary.in_hlt = c.halted;
   s.summary.exits = c.total_exits;
   if (c.recent_count > 0) s.summary.last_exit_reason = static_cast<uint32_t>(c.recent[0].exitcode);
