@@ -31,7 +31,8 @@ endforeach()
 
 # The VM-exit path and the event arbiter keep the guest's extended state loaded across the exits
 # they handle themselves (vmx/hw/vcpu.h, ExitTableEntry::keeps_guest_xstate; vmx_operation.cpp
-# for capabilities(), guest/hw/xstate_hw.cpp for host_xstate()), so the code on that path must not
+# for capabilities(), guest/hw/xstate_hw.cpp for host_xstate(), guest/cpuid_policy.cpp,
+# guest/xstate.cpp and kernel/core/time.cpp for a CPUID answer), so the code on that path must not
 # touch SSE/x87 registers: the compiler may use them for copies and vectorised loops otherwise.
 set(LANTERN_GPR_ONLY_SOURCES
   ${CMAKE_SOURCE_DIR}/vmx/hw/vcpu.cpp
@@ -41,8 +42,11 @@ set(LANTERN_GPR_ONLY_SOURCES
   ${CMAKE_SOURCE_DIR}/guest/vlapic.cpp
   ${CMAKE_SOURCE_DIR}/guest/general_registers.cpp
   ${CMAKE_SOURCE_DIR}/guest/pending_events.cpp
+  ${CMAKE_SOURCE_DIR}/guest/cpuid_policy.cpp
+  ${CMAKE_SOURCE_DIR}/guest/xstate.cpp
   ${CMAKE_SOURCE_DIR}/guest/io_bus.cpp
   ${CMAKE_SOURCE_DIR}/guest/hw/xstate_hw.cpp
+  ${CMAKE_SOURCE_DIR}/kernel/core/time.cpp
   ${CMAKE_SOURCE_DIR}/kernel/lib/string.cpp)
 # A file that moved would otherwise lose the flag without a word.
 foreach(_src IN LISTS LANTERN_GPR_ONLY_SOURCES)

@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "guest/cpuid_policy.h"
 #include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
@@ -61,28 +62,8 @@ constexpr uint32_t kMsrEfer = 0xc0000080;  // APM Vol. 2 3.1.7
 // The vlapic timer's bus clock: the TSC divided down to at most this rate (as the VMX backend).
 constexpr uint64_t kNominalBusHz = 100'000'000;
 
-// CPUID (APM Vol. 3 Appendix E; SDM Vol. 2A CPUID): 01H ECX[21] x2APIC, ECX[24] TSC-deadline,
-// ECX[26] XSAVE, ECX[27] OSXSAVE, ECX[31] hypervisor present, EDX[9] APIC;
-// 8000_0001H ECX[2] SVM; 8000_000AH the SVM leaf (reads 0: no nested SVM).
-constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
-constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
-constexpr uint32_t kCpuid1EcxXsave = 1u << 26;
-constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
-constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
-constexpr uint32_t kCpuid1EdxApic = 1u << 9;
-constexpr uint32_t kCpuidXsaveLeaf = 0xd;
-// CPUID.06H:EAX[2] ARAT, the APIC timer always running (SDM Vol. 2A CPUID, Table 3-8).
-constexpr uint32_t kCpuidPowerLeaf = 0x6;
-constexpr uint32_t kCpuid6EaxArat = 1u << 2;
-// CPUID.(EAX=07H,ECX=0):ECX[16] LA57, 57-bit linear addresses with 5-level paging (SDM Vol. 2A
-// CPUID; APM Vol. 3 E.3.6).
-constexpr uint32_t kCpuidStructuredFeaturesLeaf = 0x7;
-constexpr uint32_t kCpuid7EcxLa57 = 1u << 16;
-constexpr uint32_t kCpuidExtendedTopologyLeaf = 0xb;     // SDM Vol. 2A CPUID leaf 0BH
-constexpr uint32_t kCpuidV2ExtendedTopologyLeaf = 0x1f;  // SDM Vol. 2A CPUID leaf 1FH
-constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
-constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
-constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
+// Lantern's signature at CPUID 0x40000000 under SVM (guest/cpuid_policy.h); the demo and bench
+// guests pick VMMCALL over VMCALL by it.
 constexpr char kCpuidHypervisorSignature[13] = "LanternSVMhv";
 
 class FrameAllocatorPages {
@@ -162,8 +143,9 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   reset_vmcb_to_real_mode(*vmcb_, start);
   // MOV to CR4 is emulated (svm/cr4_write.h): INTERCEPT_CR_WRITES bit 4 (APM Table B-1, offset 02h).
   vmcb_->control.intercept_cr_writes = kInterceptCr4Write;
+  // The features CR4's bits depend on: leaves 01H and (07H, 0) as the guest sees them.
   const cpu::CpuidResult leaf1 = guest_cpuid(1, 0);
-  const cpu::CpuidResult leaf7 = guest_cpuid(kCpuidStructuredFeaturesLeaf, 0);
+  const cpu::CpuidResult leaf7 = guest_cpuid(7, 0);
   cr4_allowed_ = cr4_allowed_bits(Cr4CpuidView{leaf1.ecx, leaf1.edx, leaf7.ebx, leaf7.ecx});
   return ok();
 }
@@ -571,55 +553,42 @@ Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
 }
 
 // CPUID as the guest sees it: the host's leaves under this vCPU's policy, and the hypervisor leaves.
-[[gnu::always_inline]] inline cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
-  cpu::CpuidResult r{};
-  if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
-    if (leaf == kCpuidHypervisorLeaf) {
-      r.eax = kCpuidHypervisorTimingLeaf;  // highest hypervisor leaf
-      lib::mem_copy(&r.ebx, kCpuidHypervisorSignature + 0, 4);
-      lib::mem_copy(&r.ecx, kCpuidHypervisorSignature + 4, 4);
-      lib::mem_copy(&r.edx, kCpuidHypervisorSignature + 8, 4);
-    } else if (leaf == kCpuidHypervisorTimingLeaf) {
-      // EAX TSC kHz, EBX the vlapic's bus (timer) kHz (the VMware/KVM convention the VMX backend uses).
-      const uint64_t tsc_khz = time::tsc_hz() / 1000;
-      r.eax = static_cast<uint32_t>(tsc_khz);
-      r.ebx = static_cast<uint32_t>(tsc_khz / tsc_per_bus_clock_);
-    }
-  } else {
-    r = cpu::cpuid(leaf, subleaf);
-    if (leaf == 1) {
-      r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);  // initial APIC ID
-      r.ecx = (r.ecx & ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave)) | kCpuid1EcxHypervisor | kCpuid1EcxX2apic |
-              kCpuid1EcxTscDeadline;
-      r.edx &= ~kCpuid1EdxApic;
-      if ((apic_base_ & kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
-    } else if (leaf == kCpuidPowerLeaf) {
-      // The vlapic's timer runs on in every C-state (ARAT): with TSC-deadline mode a guest OS
-      // needs no PIT for its timer (Linux: apic_needs_pit()).
-      r.eax |= kCpuid6EaxArat;
-    } else if (leaf == kCpuidStructuredFeaturesLeaf && subleaf == 0) {
-      // No 5-level paging for guests: the MMIO and string-I/O paths walk the guest's tables with
-      // guest/guest_page_walk.h, which has 4 levels.
-      r.ecx &= ~kCpuid7EcxLa57;
-      // IA32_TSC_ADJUST is emulated whatever the CPU has (guest/platform_msrs.h): shown in EBX[1].
-      r.ebx |= guest::kCpuid07EbxTscAdjust;
-    } else if (leaf == kCpuidXsaveLeaf) {
-      r = cpu::CpuidResult{};  // no XSAVE for guests: the host does not switch extended state
-    } else if (leaf == kCpuidExtendedFeatures) {
-      r.ecx &= ~kCpuid80000001EcxSvm;  // no nested SVM
-    } else if (leaf == kCpuidSvmFeatures) {
-      r = cpu::CpuidResult{};
-    } else if (leaf == kCpuidExtendedTopologyLeaf || leaf == kCpuidV2ExtendedTopologyLeaf) {
-      // EDX is this logical processor's x2APIC ID (SDM Vol. 2A CPUID leaves 0BH, 1FH): the vlapic's.
-      r.edx = vcpu_id_;
-    }
+cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
+  guest::CpuidOffer offer;
+  offer.vcpu_id = vcpu_id_;
+  lib::mem_copy(offer.signature, kCpuidHypervisorSignature, sizeof(offer.signature));
+  offer.xsave = false;           // no XSAVE for guests: the host switches x87/SSE with FXSAVE only
+  offer.rdtscp = true;           // RDTSCP/RDPID run in the guest (not intercepted; TSC_AUX is emulated)
+  offer.invpcid = true;          // INVPCID runs in the guest (not intercepted)
+  offer.tsc_adjust = true;       // IA32_TSC_ADJUST moves the VMCB's TSC_OFFSET (guest/platform_msrs.h)
+  offer.frequency_leaves = false;  // AMD has no 15H/16H: Linux gets tsc_early_khz= instead
+  offer.tsc_hz = time::tsc_hz();
+  offer.tsc_per_bus_clock = tsc_per_bus_clock_;
+  const guest::CpuidGuestInputs inputs{false, (apic_base_ & guest::kApicBaseEnable) != 0, 0};
+  guest::CpuidRegisters processor;
+  if (guest::cpuid_leaf_asks_processor(leaf)) {
+    const cpu::CpuidResult c = cpu::cpuid(leaf, subleaf);
+    processor = guest::CpuidRegisters{c.eax, c.ebx, c.ecx, c.edx};
   }
-  return r;
+  const guest::CpuidRegisters r = guest::guest_cpuid(leaf, subleaf, processor, offer, inputs);
+  return cpu::CpuidResult{r.eax, r.ebx, r.ecx, r.edx};
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
-  const cpu::CpuidResult r =
-      guest_cpuid(static_cast<uint32_t>(vmcb_->save.rax), static_cast<uint32_t>(gprs_.rcx));
+  const uint32_t leaf = static_cast<uint32_t>(vmcb_->save.rax);
+  const uint32_t subleaf = static_cast<uint32_t>(gprs_.rcx);
+  // The answers depend on the vCPU's fixed offer and, for leaf 01H, on IA32_APIC_BASE.EN: cached
+  // under that key (the offer never changes for an SvmVcpu).
+  const guest::CpuidGuestInputs inputs{false, (apic_base_ & kApicBaseEnable) != 0, 0};
+  const uint64_t key = guest::cpuid_input_key(leaf, inputs);
+  guest::CpuidRegisters r;
+  if (const guest::CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
+    r = *cached;
+  } else {
+    const cpu::CpuidResult c = guest_cpuid(leaf, subleaf);
+    r = guest::CpuidRegisters{c.eax, c.ebx, c.ecx, c.edx};
+    cpuid_cache_.store(leaf, subleaf, key, r);
+  }
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX.
   vmcb_->save.rax = r.eax;
   gprs_.rbx = r.ebx;

@@ -27,6 +27,7 @@
 #include <optional>
 #include <span>
 
+#include "guest/cpuid_cache.h"
 #include "guest/loader/entry_state.h"
 #include "guest/posted_vcpu_events.h"
 #include "guest/published_vcpu_state.h"
@@ -270,6 +271,7 @@ class SvmVcpu {
   uint32_t tsc_per_bus_clock_ = 1;
   uint64_t apic_base_ = 0;
   uint64_t cr4_allowed_ = 0;  // the CR4 bits the guest may set (cr4_allowed_bits of its CPUID)
+  guest::CpuidLeafCache cpuid_cache_;  // guest_cpuid() answers by (leaf, subleaf, APIC enable)
 
   mutable IrqSpinlock events_lock_;
   guest::PendingEventQueue events_;  // guarded by events_lock_

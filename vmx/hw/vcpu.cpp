@@ -3,6 +3,7 @@
 #include <atomic>
 #include <new>
 
+#include "guest/cpuid_policy.h"
 #include "guest/nested_paging.h"
 #include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
@@ -12,6 +13,7 @@
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
+#include "kernel/core/time.h"
 #include "kernel/core/memory.h"
 #include "kernel/lib/string.h"
 #include "vmx/cr_access.h"
@@ -55,28 +57,6 @@ constexpr uint32_t kArUnusable = 1u << 16;
 constexpr uint32_t kRealModeLimit = 0xffff;
 constexpr uint32_t kRealModeIdtLimit = 0x3ff;  // 256 four-byte IVT entries (SDM Vol. 3A 21.1.4)
 
-// CPUID (SDM Vol. 2A CPUID, Table 3-8/3-10): leaf 1 ECX bit 5 VMX, bit 31 "hypervisor present"
-// (reserved for hypervisors, always 0 on bare hardware), EBX bits 31:24 initial APIC ID.
-constexpr uint32_t kCpuid1EcxVmx = 1u << 5;
-// Not virtualized, so hidden: MONITOR/MWAIT (leaf 1 ECX bit 3) and PDCM (ECX bit 15, which
-// promises the IA32_PERF_CAPABILITIES MSR) (SDM Vol. 2A CPUID, Table 3-10); leaf 0AH, the
-// architectural PMU, reads all zeros: version 0, no counters (SDM Vol. 3B 20.2.1).
-constexpr uint32_t kCpuid1EcxMonitor = 1u << 3;
-constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;
-// Thermal and power management Lantern does not emulate (SDM Vol. 2A CPUID, Table 3-10/3-11):
-// ECX[4] DS-CPL, [6] SMX, [7] EST, [8] TM2; EDX[21] DS, [22] ACPI (thermal MSRs), [29] TM,
-// [31] PBE. Offered, they send Linux to IA32_THERM_INTERRUPT and friends, which #GP here.
-constexpr uint32_t kCpuid1EcxPowerThermal = (1u << 4) | (1u << 6) | (1u << 7) | (1u << 8);
-constexpr uint32_t kCpuid1EdxPowerThermal = (1u << 21) | (1u << 22) | (1u << 29) | (1u << 31);
-constexpr uint32_t kCpuidPmuLeaf = 0xa;
-constexpr uint32_t kCpuidExtendedTopologyLeaf = 0xb;     // SDM Vol. 2A CPUID leaf 0BH
-constexpr uint32_t kCpuidV2ExtendedTopologyLeaf = 0x1f;  // SDM Vol. 2A CPUID leaf 1FH
-constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
-constexpr uint32_t kCpuidHypervisorLeafLast = 0x4fffffff;
-// CPUID.01H:ECX[26] XSAVE, [27] OSXSAVE; leaf 0DH enumerates XSAVE state (SDM Vol. 2A CPUID).
-constexpr uint32_t kCpuid1EcxXsave = 1u << 26;
-constexpr uint32_t kCpuid1EcxOsxsave = 1u << 27;
-constexpr uint32_t kCpuidXsaveLeaf = 0xd;
 // CR4.OSXSAVE (SDM Vol. 3A 2.5).
 constexpr uint64_t kCr4Osxsave = 1u << 18;
 
@@ -150,12 +130,6 @@ uint64_t read_idtr_base() {
 constexpr uint32_t kMsrSysenterCs = 0x174;
 constexpr uint32_t kMsrSysenterEsp = 0x175;
 constexpr uint32_t kMsrSysenterEip = 0x176;
-// CPUID bits of RDTSCP and RDPID (SDM Vol. 2A CPUID, Table 3-8 and Table 3-8's leaf 07H).
-constexpr uint32_t kCpuidExtendedFeatures = 0x80000001;
-constexpr uint32_t kCpuidExt1EdxRdtscp = 1u << 27;
-constexpr uint32_t kCpuid7EcxRdpid = 1u << 22;
-constexpr uint32_t kCpuid7EbxInvpcid = 1u << 10;
-constexpr uint32_t kCpuid7EcxWaitpkg = 1u << 5;
 // IA32_PAT (SDM Vol. 4 Table 2-2) and its power-up value: WB, WT, UC-, UC twice (Vol. 3A 11.12.4).
 constexpr uint32_t kMsrIa32Pat = 0x277;
 constexpr uint64_t kPatPowerUp = 0x0007040600070406ull;
@@ -1033,84 +1007,26 @@ inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
 
 // What the guest sees for (leaf, subleaf): the processor's answer under Lantern's policy.
 guest::CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, const guest::CpuidGuestInputs& inputs) {
-  cpu::CpuidResult r{};
-  if (leaf >= kCpuidHypervisorLeaf) ensure_host_xstate();  // the timing leaf asks the clock
-  if (leaf >= kCpuidHypervisorLeaf && leaf <= kCpuidHypervisorLeafLast) {
-    if (leaf == kCpuidHypervisorLeaf) {
-      r.eax = kCpuidHypervisorLeaf;  // highest hypervisor leaf
-      lib::mem_copy(&r.ebx, kCpuidHypervisorSignature + 0, 4);
-      lib::mem_copy(&r.ecx, kCpuidHypervisorSignature + 4, 4);
-      lib::mem_copy(&r.edx, kCpuidHypervisorSignature + 8, 4);
-    }
-  } else {
-    r = cpu::cpuid(leaf, subleaf);
-    switch (leaf) {
-      case 1: {
-        const guest::HostXstate& x = guest::host_xstate();
-        r.ecx = (r.ecx & ~(kCpuid1EcxVmx | kCpuid1EcxMonitor | kCpuid1EcxPdcm | kCpuid1EcxPowerThermal)) |
-                kCpuid1EcxHypervisor;
-        r.edx &= ~kCpuid1EdxPowerThermal;
-        r.ebx = (r.ebx & 0x00ffffffu) | (vcpu_id_ << 24);
-        // OSXSAVE mirrors the guest's own CR4.OSXSAVE (SDM Vol. 2A CPUID, ECX bit 27); XSAVE is
-        // offered only when the host switches XCR0 for guests.
-        r.ecx &= ~kCpuid1EcxOsxsave;
-        if (inputs.cr4_osxsave) r.ecx |= kCpuid1EcxOsxsave;
-        if (x.mode != guest::XstateMode::kXsave) r.ecx &= ~(kCpuid1EcxXsave | kCpuid1EcxOsxsave);
-        break;
-      }
-      case 7:
-        // Without "enable RDTSCP" RDPID is #UD (SDM Vol. 3C 25.3): hide it (ECX[22]).
-        if (subleaf == 0 && !rdtscp_enabled_) r.ecx &= ~kCpuid7EcxRdpid;
-        // Without "enable INVPCID" INVPCID is #UD; TPAUSE/UMONITOR/UMWAIT need "enable user wait
-        // and pause", which stays 0 (SDM Vol. 3C 25.3): hide them (EBX[10], ECX[5]).
-        if (subleaf == 0 && !invpcid_enabled_) r.ebx &= ~kCpuid7EbxInvpcid;
-        if (subleaf == 0) r.ecx &= ~kCpuid7EcxWaitpkg;
-        // IA32_TSC_ADJUST (EBX[1]; SDM Vol. 3B 18.17.3) is emulated with TSC offsetting; without
-        // it the MSR is unknown to the vCPU: hide it, as Linux reads it when offered.
-        if (subleaf == 0 && !tsc_offsetting_) r.ebx &= ~guest::kCpuid07EbxTscAdjust;
-        break;
-      case kCpuidPmuLeaf:
-        r = cpu::CpuidResult{};
-        break;
-      case kCpuidXsaveLeaf:
-        if (subleaf == 0) {
-          // Supported XCR0 bits: what guests may enable (SDM Vol. 2A CPUID leaf 0DH).
-          const guest::HostXstate& x = guest::host_xstate();
-          r.eax &= static_cast<uint32_t>(x.guest_xcr0);
-          r.edx &= static_cast<uint32_t>(x.guest_xcr0 >> 32);
-          // EBX: the area for the guest's XCR0 (the processor's answer follows whichever XCR0
-          // is loaded at the exit); ECX: for every component guests may enable.
-          r.ebx = guest::xsave_standard_size(inputs.xcr0, x.components);
-          r.ecx = guest::xsave_standard_size(x.guest_xcr0, x.components);
-        } else if (subleaf == 1) {
-          // Guests get no XSAVES ("enable XSAVES/XRSTORS" stays 0, so it is #UD, SDM Vol. 3C
-          // 24.6.2): hide it and the IA32_XSS bits (EAX[3], ECX, EDX; SDM Vol. 2A CPUID leaf 0DH).
-          // EBX: the compacted size for XCR0 | IA32_XSS (XSAVEC's area), from the component
-          // table (Bochs answers the standard size here).
-          r.eax &= ~guest::kCpuidXsaveSubleaf1EaxXsaves;
-          r.ebx = guest::xsave_compacted_size(inputs.xcr0, guest::host_xstate().components);
-          r.ecx = 0;
-          r.edx = 0;
-        }
-        break;
-      case kCpuidExtendedFeatures:
-        // Without "enable RDTSCP" RDTSCP is #UD (SDM Vol. 3C 25.3): hide it (EDX[27]).
-        if (!rdtscp_enabled_) r.edx &= ~kCpuidExt1EdxRdtscp;
-        break;
-      case kCpuidExtendedTopologyLeaf:
-      case kCpuidV2ExtendedTopologyLeaf:
-        // EDX is this logical processor's x2APIC ID (SDM Vol. 2A CPUID leaves 0BH, 1FH): the vlapic's.
-        r.edx = vcpu_id_;
-        break;
-      default:
-        break;
-    }
+  const guest::HostXstate& x = guest::host_xstate();
+  guest::CpuidOffer offer;
+  offer.vcpu_id = vcpu_id_;
+  lib::mem_copy(offer.signature, kCpuidHypervisorSignature, sizeof(offer.signature));
+  offer.xsave = x.mode == guest::XstateMode::kXsave;
+  offer.guest_xcr0 = x.guest_xcr0;
+  offer.xstate_components = &x.components;
+  offer.rdtscp = rdtscp_enabled_;    // "enable RDTSCP" (SDM Vol. 3C 25.3): else RDTSCP/RDPID are #UD
+  offer.invpcid = invpcid_enabled_;  // "enable INVPCID": else INVPCID is #UD
+  offer.tsc_adjust = tsc_offsetting_;
+  offer.frequency_leaves = true;  // Linux finds the TSC and APIC timer rates in 15H/16H
+  offer.tsc_hz = time::tsc_hz();
+  offer.tsc_per_bus_clock = vlapic_tsc_per_bus_clock_;
+  guest::CpuidRegisters processor;
+  if (guest::cpuid_leaf_asks_processor(leaf)) {
+    const cpu::CpuidResult c = cpu::cpuid(leaf, subleaf);
+    processor = guest::CpuidRegisters{c.eax, c.ebx, c.ecx, c.edx};
   }
-  // The leaves the vlapic changes: 0 (max leaf), 1, 6, 15H, 16H and the hypervisor leaves.
-  if (leaf <= 1 || leaf == 6 || leaf == 0x15 || leaf == 0x16 || leaf >= kCpuidHypervisorLeaf) vlapic_adjust_cpuid(leaf, r);
-  return guest::CpuidRegisters{r.eax, r.ebx, r.ecx, r.edx};
+  return guest::guest_cpuid(leaf, subleaf, processor, offer, inputs);
 }
-
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
   TRY(advance_rip_inline(exit));

@@ -74,13 +74,9 @@ struct ExitRecord {
   uint64_t tsc;            // host TSC at the exit
 };
 
-// Hypervisor CPUID leaf (Lantern's signature at 0x40000000, SDM Vol. 2A CPUID: leaves
-// 0x40000000-0x4FFFFFFF are reserved for hypervisors and return zeros on bare hardware).
-inline constexpr uint32_t kCpuidHypervisorLeaf = 0x40000000;
+// Lantern's signature at CPUID 0x40000000 under VMX (guest/cpuid_policy.h: leaves 0x40000000-
+// 0x4FFFFFFF are reserved for hypervisors and return zeros on bare hardware, SDM Vol. 2A CPUID).
 inline constexpr char kCpuidHypervisorSignature[13] = "LanternVMXhv";
-// Timing leaf (the de-facto hypervisor convention also used by VMware and KVM): EAX = TSC
-// frequency in kHz, EBX = the vlapic's bus (timer) frequency in kHz. 0x40000000.EAX = this leaf.
-inline constexpr uint32_t kCpuidHypervisorTimingLeaf = 0x40000010;
 
 class VmxVcpu;
 // The vCPUs of one VM, indexed by vcpu_id (= x2APIC ID): how a vlapic IPI finds its target.
@@ -419,7 +415,6 @@ class VmxVcpu {
   Result<std::optional<VmExit>> emulate_mmio_move(const ExitInfo& exit, bool write, guest::MmioDevice& device,
                                                   uint64_t offset, const char* unsupported, const char* mismatch);
   void deliver_ipi(const guest::IpiRequest& ipi);
-  void vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const;
   // Guest memory (vcpu_vlapic.cpp): a guest-physical address through this vCPU's EPT, bytes
   // copied up to the first unmapped one, and the guest's own paging for linear addresses.
   std::optional<uint64_t> ept_host_address(uint64_t gpa) const;

@@ -46,18 +46,6 @@ constexpr uint32_t kMsrX2apicLast = 0x8ff;
 // The vlapic timer's bus clock: the TSC divided down to at most this rate.
 constexpr uint64_t kNominalBusHz = 100'000'000;
 
-// CPUID.01H (SDM Vol. 2A CPUID, Table 3-10/3-11): ECX[21] x2APIC, ECX[24] TSC-deadline,
-// EDX[9] APIC on chip.
-constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
-constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
-constexpr uint32_t kCpuid1EdxApic = 1u << 9;
-// CPUID.06H:EAX[2] "APIC-timer-always-running" (ARAT); leaves 15H (TSC/crystal ratio) and 16H
-// (processor frequencies) (SDM Vol. 2A CPUID, Table 3-8).
-constexpr uint32_t kCpuidPowerLeaf = 0x6;
-constexpr uint32_t kCpuid6EaxArat = 1u << 2;
-constexpr uint32_t kCpuidTscCrystalLeaf = 0x15;
-constexpr uint32_t kCpuidFrequencyLeaf = 0x16;
-
 constexpr uint64_t kCr0Pg = 1u << 31;  // SDM Vol. 3A 2.5
 constexpr uint64_t kCr0Et = 1u << 4;   // SDM Vol. 3A 2.5 (the read shadow's reset value)
 // RFLAGS bit 1 is reserved and always 1 (SDM Vol. 1 3.4.3).
@@ -425,47 +413,6 @@ void VmxVcpu::deliver_ipi(const guest::IpiRequest& ipi) {
     }
     // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
     if (ipi.delivery_mode == guest::IpiDeliveryMode::kLowestPriority) break;
-  }
-}
-
-void VmxVcpu::vlapic_adjust_cpuid(uint32_t leaf, cpu::CpuidResult& r) const {
-  // The timer the vlapic offers is announced the way a guest OS finds it without calibrating
-  // against a PIT (Linux: native_calibrate_tsc, apic_needs_pit): leaves 15H and 16H exist, the
-  // TSC is the "crystal" times vlapic_tsc_per_bus_clock_, and the APIC timer runs at the
-  // crystal's rate and on through deep C-states (ARAT).
-  if (leaf == 0) {
-    if (r.eax < kCpuidFrequencyLeaf) r.eax = kCpuidFrequencyLeaf;
-  } else if (leaf == kCpuidPowerLeaf) {
-    // Leaf 06H announces only ARAT: no digital thermal sensor, HWP, APERF/MPERF or energy
-    // bias (their MSRs are not emulated; SDM Vol. 2A CPUID leaf 06H).
-    r = cpu::CpuidResult{};
-    r.eax = kCpuid6EaxArat;
-  } else if (leaf == kCpuidTscCrystalLeaf) {
-    // SDM Vol. 2A CPUID leaf 15H: TSC = ECX (crystal Hz) * EBX / EAX.
-    r.eax = 1;
-    r.ebx = vlapic_tsc_per_bus_clock_;
-    r.ecx = static_cast<uint32_t>(time::tsc_hz() / vlapic_tsc_per_bus_clock_);
-    r.edx = 0;
-  } else if (leaf == kCpuidFrequencyLeaf) {
-    // SDM Vol. 2A CPUID leaf 16H: base and maximum frequency and bus (reference) frequency, MHz.
-    const uint64_t tsc_mhz = time::tsc_hz() / 1'000'000;
-    r.eax = static_cast<uint32_t>(tsc_mhz);
-    r.ebx = static_cast<uint32_t>(tsc_mhz);
-    r.ecx = static_cast<uint32_t>(tsc_mhz / vlapic_tsc_per_bus_clock_);
-    r.edx = 0;
-  } else if (leaf == 1) {
-    // The vlapic offers x2APIC and the TSC-deadline timer whatever the host has.
-    r.ecx |= kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
-    r.edx &= ~kCpuid1EdxApic;
-    if ((apic_base_ & guest::kApicBaseEnable) != 0) r.edx |= kCpuid1EdxApic;  // SDM 11.4.3
-  } else if (leaf == kCpuidHypervisorLeaf) {
-    r.eax = kCpuidHypervisorTimingLeaf;
-  } else if (leaf == kCpuidHypervisorTimingLeaf) {
-    const uint64_t tsc_khz = time::tsc_hz() / 1000;
-    r.eax = static_cast<uint32_t>(tsc_khz);
-    r.ebx = static_cast<uint32_t>(tsc_khz / vlapic_tsc_per_bus_clock_);
-    r.ecx = 0;
-    r.edx = 0;
   }
 }
 

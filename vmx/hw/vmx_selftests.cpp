@@ -18,6 +18,7 @@
 #include "vmx/hw/guest_vm.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_instructions.h"
+#include "guest/cpuid_policy.h"
 #include "guest/hw/host_xmm_probes.h"
 #include "vmx/hw/vmx_operation.h"
 #include "guest/hw/xstate_hw.h"
@@ -266,7 +267,7 @@ Result<void> guest_exits_on_this_core(uint64_t) {
   lib::mem_copy(signature + 4, &hc->args[1], 4);
   lib::mem_copy(signature + 8, &hc->args[2], 4);
   SELFTEST_EXPECT(lib::mem_compare(signature, kCpuidHypervisorSignature, 12) == 0);
-  SELFTEST_EXPECT(hc->args[3] == kCpuidHypervisorTimingLeaf);  // the highest hypervisor leaf
+  SELFTEST_EXPECT(hc->args[3] == guest::kCpuidHypervisorTimingLeaf);  // the highest hypervisor leaf
 
   // 5. RDMSR completed as EDX:EAX; WRMSR value from EDX:EAX.
   TRY(expect_msr_round_trip(vcpu, 0x15));
