@@ -154,6 +154,14 @@ class NestedPageTableBuilder {
  public:
   // Allocates the PML4.
   static Result<NestedPageTableBuilder> create(PageAllocator& allocator, const NestedPagingFeatures& features);
+  // The tables that already hang off `pml4_phys` (built by another builder, e.g. the VM's), for
+  // translate() by whoever keeps only the root (a vCPU's EPTP or nCR3): allocates nothing.
+  // `allocator` maps table pages to addresses; only `format` of the features matters to translate.
+  static NestedPageTableBuilder attach(PageAllocator& allocator, PageTableFormat format, uint64_t pml4_phys) {
+    NestedPagingFeatures features;
+    features.format = format;
+    return NestedPageTableBuilder(allocator, features, pml4_phys);
+  }
 
   // Maps [gpa, gpa+size) to [hpa, hpa+size). gpa, hpa and size must be 4 KiB-aligned and size
   // non-zero; gpa+size <= 2^48; hpa+size <= 2^max_phys_bits. Uses the largest page size that

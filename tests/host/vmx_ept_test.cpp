@@ -172,6 +172,28 @@ TEST(VmxEpt, MixedPageSizesFollowAlignment) {
   EXPECT_EQ(ept.translate(kMiB2 - 2 * k4K).error().code, ErrorCode::kNotFound);
 }
 
+TEST(VmxEpt, AttachedToTheRootTranslatesAsTheBuilder) {
+  // A vCPU keeps only its EPTP: attach() to the same PML4 must see every translation, page
+  // sizes and unmapped holes included, and allocate nothing.
+  FakePageAllocator alloc;
+  EptBuilder ept = make_builder(alloc, kAllPages);
+  ASSERT_TRUE(ept.map(kMiB2 - k4K, 0x40000000 + kMiB2 - k4K, kMiB2 + 2 * k4K, kEptRwx, EptMemoryType::kWriteBack)
+                  .has_value());
+  const size_t pages_before = alloc.live_pages();
+  const NestedPageTableBuilder view = NestedPageTableBuilder::attach(alloc, PageTableFormat::kEpt, ept.pml4_phys());
+  for (uint64_t gpa : {kMiB2 - k4K, kMiB2, kMiB2 + 0x1234, 2 * kMiB2 + 0xfff, 2 * kMiB2 + k4K, uint64_t{0}}) {
+    auto a = ept.translate(gpa);
+    auto b = view.translate(gpa);
+    ASSERT_EQ(a.has_value(), b.has_value()) << std::hex << gpa;
+    if (a) {
+      EXPECT_EQ(b->hpa, a->hpa) << std::hex << gpa;
+      EXPECT_EQ(b->page_size, a->page_size) << std::hex << gpa;
+    }
+  }
+  EXPECT_EQ(view.translate(kMiB2 + 0x1234)->hpa, 0x40000000u + kMiB2 + 0x1234);
+  EXPECT_EQ(alloc.live_pages(), pages_before);
+}
+
 TEST(VmxEpt, NoLargePagesWithoutCapabilityOrHostAlignment) {
   FakePageAllocator alloc;
   EptBuilder small = make_builder(alloc, kOnly4K);

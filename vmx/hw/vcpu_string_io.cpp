@@ -81,6 +81,10 @@ class VcpuLinearMemory final : public guest::GuestLinearMemory {
 };
 
 Result<VmExit> VmxVcpu::on_string_io(const ExitInfo& exit) {
+  // The I/O exit keeps the guest's extended state loaded (ExitTableEntry::keeps_guest_xstate),
+  // but the page walks, the element loop and this file are ordinary host code that may use
+  // SSE registers: the host's state goes back first.
+  ensure_host_xstate();
   const IoQualification io = TRY(IoQualification::decode(exit.qualification));
   if (!capabilities()->ins_outs_info) {
     return stop(exit,
@@ -114,8 +118,6 @@ Result<VmExit> VmxVcpu::on_string_io(const ExitInfo& exit) {
                                 .direction_down = (rflags & kRflagsDirection) != 0};
   const guest::GuestPagingState paging = TRY(guest_paging_state());
   VcpuLinearMemory memory(*this, paging);
-  // Devices are ordinary host code: the host's extended state goes back first.
-  if (vm_core_->ports.device_at(io.port) != nullptr) ensure_host_xstate();
   auto progress = guest::run_string_io(op, regs, memory, vm_core_->ports, kStringIoElementsPerExit);
   regs_.rsi = regs.rsi;
   regs_.rdi = regs.rdi;

@@ -24,6 +24,9 @@
 #include "kernel/core/log.h"
 #include "kernel/core/time.h"
 #include "guest/guest_page_walk.h"
+#include "guest/hw/kernel_services.h"
+#include "guest/nested_paging.h"
+#include "kernel/lib/string.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vcpu.h"
 #include "vmx/hw/vmx_operation.h"
@@ -56,11 +59,6 @@ constexpr uint32_t kActivityHlt = 1;
 // Segment access rights in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): bit 13 L, bit 14 D/B.
 constexpr uint32_t kArLong = 1u << 13;
 constexpr uint32_t kArDefault32 = 1u << 14;
-// EPT paging-structure entries (SDM Vol. 3C 28.3.2, Tables 28-1..28-6): bits 2:0 R/W/X (any
-// set = present), bit 7 page size (PDPTE: 1 GiB, PDE: 2 MiB), address bits 51:12.
-constexpr uint64_t kEptPresentMask = 7;
-constexpr uint64_t kEptLargePage = 1u << 7;
-constexpr uint64_t kEptAddressMask = 0x000ffffffffff000ull;
 
 uint8_t guest_max_phys_bits() {
   // CPUID.80000008H:EAX[7:0] (SDM Vol. 2A CPUID); 36 when the leaf is missing.
@@ -417,36 +415,37 @@ void VmxVcpu::deliver_ipi(const guest::IpiRequest& ipi) {
 }
 
 std::optional<uint64_t> VmxVcpu::ept_host_address(uint64_t gpa) const {
-  // This vCPU's EPT (SDM Vol. 3C 28.3.2): 4 levels, 1 GiB and 2 MiB leaves at levels 3 and 2.
-  uint64_t table = eptp_ & kEptAddressMask;
-  for (int level = 4; level >= 1; --level) {
-    const unsigned shift = 12 + 9 * (level - 1);
-    const uint64_t entry = paging::phys_to_ptr<const uint64_t>(table)[(gpa >> shift) & 511];
-    if ((entry & kEptPresentMask) == 0) return std::nullopt;
-    if (level == 1 || ((level == 2 || level == 3) && (entry & kEptLargePage) != 0)) {
-      const uint64_t page_mask = (uint64_t{1} << shift) - 1;
-      return (entry & kEptAddressMask & ~page_mask) | (gpa & page_mask);
-    }
-    table = entry & kEptAddressMask;
-  }
-  return std::nullopt;
+  // This vCPU's EPT (SDM Vol. 3C 29.3.2), walked by the builder that made it.
+  const guest::NestedPageTableBuilder ept = guest::NestedPageTableBuilder::attach(
+      guest::kernel_page_allocator(), guest::PageTableFormat::kEpt, eptp_ & guest::ept_entry::kAddressMask);
+  const Result<guest::NestedTranslation> t = ept.translate(gpa);
+  if (!t) return std::nullopt;
+  return t->hpa;
 }
 
 Result<size_t> VmxVcpu::read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const {
-  // Byte by byte through the EPT; stops at the first unmapped byte.
-  for (size_t i = 0; i < n; ++i) {
-    const std::optional<uint64_t> host = ept_host_address(gpa + i);
-    if (!host) return i;
-    out[i] = *paging::phys_to_ptr<const uint8_t>(*host);
+  // Through the EPT one 4 KiB page at a time; stops at the first unmapped byte.
+  size_t done = 0;
+  while (done < n) {
+    const std::optional<uint64_t> host = ept_host_address(gpa + done);
+    if (!host) return done;
+    const size_t in_page = guest::kPageSize4K - ((gpa + done) & (guest::kPageSize4K - 1));
+    const size_t chunk = n - done < in_page ? n - done : in_page;
+    lib::mem_copy(out + done, paging::phys_to_ptr<const uint8_t>(*host), chunk);
+    done += chunk;
   }
   return n;
 }
 
 Result<size_t> VmxVcpu::write_guest_physical(uint64_t gpa, const uint8_t* in, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    const std::optional<uint64_t> host = ept_host_address(gpa + i);
-    if (!host) return i;
-    *paging::phys_to_ptr<uint8_t>(*host) = in[i];
+  size_t done = 0;
+  while (done < n) {
+    const std::optional<uint64_t> host = ept_host_address(gpa + done);
+    if (!host) return done;
+    const size_t in_page = guest::kPageSize4K - ((gpa + done) & (guest::kPageSize4K - 1));
+    const size_t chunk = n - done < in_page ? n - done : in_page;
+    lib::mem_copy(paging::phys_to_ptr<uint8_t>(*host), in + done, chunk);
+    done += chunk;
   }
   return n;
 }
