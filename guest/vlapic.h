@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "guest/io_bus.h"
+#include "guest/vm.h"
 #include "kernel/lib/result.h"
 
 namespace lantern::guest {
@@ -85,6 +86,34 @@ bool ipi_reaches(const IpiRequest& ipi, uint32_t source_id, uint32_t target_id, 
   if (ipi.destination == (x2apic ? 0xffffffffu : 0xffu)) return true;
   if (!ipi.logical_destination) return target_id == ipi.destination;
   return accepts_logical(ipi.destination);
+}
+
+// Delivers an IPI from the vCPU `source_id` to the vCPUs of its VM: `target_of(id)` gives the
+// vCPU with that ID (= APIC ID) or nullptr, for id 0 .. kMaxVcpusPerVm - 1. Each target reached
+// (ipi_reaches()) gets, by delivery mode (SDM Vol. 3A 11.6.1): fixed and lowest priority its
+// vector (post_interrupt(vector, level_triggered)), lowest priority only the first target found
+// (11.6.2.4 lets the choice among equals be the hardware's), NMI post_nmi(), INIT post_init(),
+// start-up post_sipi(vector); an INIT level de-assert reaches no vCPU, nor does SMI. The
+// targets' post_*() calls must be safe from any core (each backend posts lock-free and kicks
+// the target's owner). Both backends and every VM kind route their IPIs through this.
+template <typename TargetOf>
+void deliver_ipi(const IpiRequest& ipi, uint32_t source_id, bool x2apic, TargetOf target_of) {
+  if (ipi.delivery_mode == IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) return;
+  for (uint32_t id = 0; id < kMaxVcpusPerVm; ++id) {
+    auto* target = target_of(id);
+    if (target == nullptr) continue;
+    const auto accepts = [target](uint32_t mda) { return target->accepts_logical_destination(mda); };
+    if (!ipi_reaches(ipi, source_id, id, x2apic, accepts)) continue;
+    switch (ipi.delivery_mode) {
+      case IpiDeliveryMode::kFixed:
+      case IpiDeliveryMode::kLowestPriority: target->post_interrupt(ipi.vector, ipi.level_triggered); break;
+      case IpiDeliveryMode::kNmi: target->post_nmi(); break;
+      case IpiDeliveryMode::kInit: target->post_init(); break;
+      case IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
+      default: break;  // SMI: nothing to deliver it to
+    }
+    if (ipi.delivery_mode == IpiDeliveryMode::kLowestPriority) break;
+  }
 }
 
 class VirtualLapic {

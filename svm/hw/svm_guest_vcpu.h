@@ -122,6 +122,8 @@ class SvmVcpu {
   // waits starts it in real mode at CS = vector << 8, IP 0. The owner is kicked.
   void post_init();
   void post_sipi(uint8_t vector);
+  // Any core: an NMI from another vCPU's ICR, queued like the console's (queue_event).
+  void post_nmi() { (void)queue_event(guest::PendingEventType::kNmi, 2, std::nullopt); }
   bool waiting_for_sipi() const { return wait_for_sipi_; }
   // Any core: whether this vCPU's vlapic is among the logical destination `mda` (SDM Vol. 3A
   // 11.6.2.2), from the LDR/DFR the owner last published.

@@ -98,25 +98,8 @@ void SvmVcpuGroup::leave(SvmVcpu& vcpu) {
 
 void SvmVcpuGroup::deliver(void* context, const guest::IpiRequest& ipi, bool x2apic) {
   auto* group = static_cast<SvmVcpuGroup*>(context);
-  if (ipi.delivery_mode == guest::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
-    return;  // INIT level de-assert (SDM Vol. 3A 11.6.1): no effect
-  }
-  for (uint32_t id = 0; id < kMaxVcpus; ++id) {
-    SvmVcpu* target = group->members_[id].load(std::memory_order_acquire);
-    if (target == nullptr) continue;
-    const auto accepts = [target](uint32_t mda) { return target->accepts_logical_destination(mda); };
-    if (!guest::ipi_reaches(ipi, ipi.source_apic_id, id, x2apic, accepts)) continue;
-    switch (ipi.delivery_mode) {
-      case guest::IpiDeliveryMode::kFixed:
-      case guest::IpiDeliveryMode::kLowestPriority: target->post_interrupt(ipi.vector, ipi.level_triggered); break;
-      case guest::IpiDeliveryMode::kNmi: (void)target->queue_event(guest::PendingEventType::kNmi, 2, std::nullopt); break;
-      case guest::IpiDeliveryMode::kInit: target->post_init(); break;
-      case guest::IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
-      default: break;  // SMI: nothing to deliver it to
-    }
-    // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
-    if (ipi.delivery_mode == guest::IpiDeliveryMode::kLowestPriority) break;
-  }
+  guest::deliver_ipi(ipi, ipi.source_apic_id, x2apic,
+                     [group](uint32_t id) { return group->members_[id].load(std::memory_order_acquire); });
 }
 
 void destroy_svm_guest_vm(SvmGuestVm* vm) {

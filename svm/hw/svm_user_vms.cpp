@@ -53,32 +53,15 @@ class SvmUserVcpu final : public guest::UserVcpu {
   void post_init() override { vcpu_.post_init(); }
   void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
   void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
-  void post_nmi() override { (void)vcpu_.queue_event(guest::PendingEventType::kNmi, 2, std::nullopt); }
+  void post_nmi() override { vcpu_.post_nmi(); }
   bool accepts_logical_destination(uint32_t mda) const override { return vcpu_.accepts_logical_destination(mda); }
 
  private:
   // An IPI from this vCPU's vlapic (owner core) to the vCPUs of its VM, by vcpu id = APIC ID.
   static void deliver_ipi(void* context, const guest::IpiRequest& ipi, bool x2apic) {
     const SvmVcpu& source = static_cast<SvmUserVcpu*>(context)->vcpu_;
-    if (ipi.delivery_mode == guest::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
-      return;  // INIT level de-assert (SDM Vol. 3A 11.6.1): no effect
-    }
-    for (uint32_t id = 0; id < guest::kMaxVcpusPerVm; ++id) {
-      guest::UserVcpu* target = guest::user_vm_vcpu(source.vm_id(), id);
-      if (target == nullptr) continue;
-      const auto accepts = [target](uint32_t mda) { return target->accepts_logical_destination(mda); };
-      if (!guest::ipi_reaches(ipi, source.vcpu_id(), id, x2apic, accepts)) continue;
-      switch (ipi.delivery_mode) {
-        case guest::IpiDeliveryMode::kFixed:
-        case guest::IpiDeliveryMode::kLowestPriority: target->post_interrupt(ipi.vector, ipi.level_triggered); break;
-        case guest::IpiDeliveryMode::kNmi: target->post_nmi(); break;
-        case guest::IpiDeliveryMode::kInit: target->post_init(); break;
-        case guest::IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
-        default: break;  // SMI: nothing to deliver it to
-      }
-      // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
-      if (ipi.delivery_mode == guest::IpiDeliveryMode::kLowestPriority) break;
-    }
+    guest::deliver_ipi(ipi, source.vcpu_id(), x2apic,
+                       [&source](uint32_t id) { return guest::user_vm_vcpu(source.vm_id(), id); });
   }
 
   SvmVcpu& vcpu_;

@@ -261,6 +261,8 @@ class VmxVcpu {
   // IP = 0 (SDM 8.4.4.1 / 9.4.4). A SIPI at any other time is ignored.
   void post_init();
   void post_sipi(uint8_t vector);
+  // An NMI from another vCPU's ICR (any core): queued like the console's (queue_event).
+  void post_nmi() { (void)queue_event(guest::PendingEventType::kNmi, 2); }
   bool waiting_for_sipi() const { return wait_for_sipi_; }
   // TSC ticks per vlapic bus clock (the timer's count rate at divide-by-1).
   uint32_t vlapic_tsc_per_bus_clock() const { return vlapic_tsc_per_bus_clock_; }
@@ -418,6 +420,8 @@ class VmxVcpu {
   // Guest memory (vcpu_vlapic.cpp): a guest-physical address through this vCPU's EPT, bytes
   // copied up to the first unmapped one, and the guest's own paging for linear addresses.
   std::optional<uint64_t> ept_host_address(uint64_t gpa) const;
+  template <typename Copy>
+  size_t for_each_guest_page(uint64_t gpa, size_t n, Copy copy) const;
   Result<size_t> read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const;
   Result<size_t> write_guest_physical(uint64_t gpa, const uint8_t* in, size_t n);
   Result<guest::GuestPagingState> guest_paging_state();

@@ -379,39 +379,11 @@ bool VmxVcpu::accepts_logical_destination(uint32_t mda) const {
 }
 
 void VmxVcpu::deliver_ipi(const guest::IpiRequest& ipi) {
-  // Destinations (SDM 11.6.2): shorthands, physical (an APIC ID, all ones = broadcast) and, in
-  // x2APIC mode, logical cluster (11.12.10.2: ID[19:4] in 31:16, bit ID[3:0] in 15:0).
-  auto matches = [&](uint32_t id) {
-    return guest::ipi_reaches(ipi, vcpu_id_, id, vlapic_.x2apic_mode(), [&](uint32_t mda) {
-      const VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
-      return target != nullptr && target->accepts_logical_destination(mda);
-    });
-  };
-  if (ipi.delivery_mode == guest::IpiDeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) {
-    return;  // INIT level de-assert (SDM 11.6.1): no effect on a vCPU
-  }
-  for (uint32_t id = 0; id < VcpuGroup::kMaxVcpus; ++id) {
-    if (!matches(id)) continue;
-    VmxVcpu* target = id == vcpu_id_ ? this : (group_ != nullptr ? group_->members[id].load() : nullptr);
-    if (target == nullptr) continue;
-    switch (ipi.delivery_mode) {
-      case guest::IpiDeliveryMode::kFixed:
-      case guest::IpiDeliveryMode::kLowestPriority:
-        if (target == this) {
-          (void)vlapic_.accept_interrupt(ipi.vector, ipi.level_triggered);
-        } else {
-          target->post_interrupt(ipi.vector);
-        }
-        break;
-      case guest::IpiDeliveryMode::kNmi: (void)target->queue_event(guest::PendingEventType::kNmi, 2); break;
-      case guest::IpiDeliveryMode::kInit: target->post_init(); break;
-      case guest::IpiDeliveryMode::kStartup: target->post_sipi(ipi.vector); break;
-      default:  // SMI: nothing to deliver it to
-        break;
-    }
-    // Lowest priority goes to one target only (SDM 11.6.2.4); the first match stands in.
-    if (ipi.delivery_mode == guest::IpiDeliveryMode::kLowestPriority) break;
-  }
+  // The VM's vCPUs by APIC ID: this one, and the others of its group (guest::deliver_ipi).
+  guest::deliver_ipi(ipi, vcpu_id_, vlapic_.x2apic_mode(), [this](uint32_t id) -> VmxVcpu* {
+    if (id == vcpu_id_) return this;
+    return group_ != nullptr ? group_->members[id].load() : nullptr;
+  });
 }
 
 std::optional<uint64_t> VmxVcpu::ept_host_address(uint64_t gpa) const {
@@ -423,31 +395,32 @@ std::optional<uint64_t> VmxVcpu::ept_host_address(uint64_t gpa) const {
   return t->hpa;
 }
 
-Result<size_t> VmxVcpu::read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const {
-  // Through the EPT one 4 KiB page at a time; stops at the first unmapped byte.
+// Calls copy(host_phys, offset, chunk) for each 4 KiB-page piece of [gpa, gpa + n) the EPT maps,
+// in order; returns how many bytes that covered before the first unmapped byte.
+template <typename Copy>
+size_t VmxVcpu::for_each_guest_page(uint64_t gpa, size_t n, Copy copy) const {
   size_t done = 0;
   while (done < n) {
     const std::optional<uint64_t> host = ept_host_address(gpa + done);
     if (!host) return done;
     const size_t in_page = guest::kPageSize4K - ((gpa + done) & (guest::kPageSize4K - 1));
     const size_t chunk = n - done < in_page ? n - done : in_page;
-    lib::mem_copy(out + done, paging::phys_to_ptr<const uint8_t>(*host), chunk);
+    copy(*host, done, chunk);
     done += chunk;
   }
   return n;
 }
 
+Result<size_t> VmxVcpu::read_guest_physical(uint64_t gpa, uint8_t* out, size_t n) const {
+  return for_each_guest_page(gpa, n, [out](uint64_t host, size_t offset, size_t chunk) {
+    lib::mem_copy(out + offset, paging::phys_to_ptr<const uint8_t>(host), chunk);
+  });
+}
+
 Result<size_t> VmxVcpu::write_guest_physical(uint64_t gpa, const uint8_t* in, size_t n) {
-  size_t done = 0;
-  while (done < n) {
-    const std::optional<uint64_t> host = ept_host_address(gpa + done);
-    if (!host) return done;
-    const size_t in_page = guest::kPageSize4K - ((gpa + done) & (guest::kPageSize4K - 1));
-    const size_t chunk = n - done < in_page ? n - done : in_page;
-    lib::mem_copy(paging::phys_to_ptr<uint8_t>(*host), in + done, chunk);
-    done += chunk;
-  }
-  return n;
+  return for_each_guest_page(gpa, n, [in](uint64_t host, size_t offset, size_t chunk) {
+    lib::mem_copy(paging::phys_to_ptr<uint8_t>(host), in + offset, chunk);
+  });
 }
 
 Result<uint64_t> VmxVcpu::EptGuestTables::read_u64(uint64_t gpa) const {

@@ -111,7 +111,7 @@ class VmxUserVcpu final : public guest::UserVcpu {
   void post_init() override { vcpu_.post_init(); }
   void post_sipi(uint8_t vector) override { vcpu_.post_sipi(vector); }
   void post_interrupt(uint8_t vector, bool level_triggered) override { vcpu_.post_interrupt(vector, level_triggered); }
-  void post_nmi() override { (void)vcpu_.queue_event(guest::PendingEventType::kNmi, 2); }
+  void post_nmi() override { vcpu_.post_nmi(); }
   bool accepts_logical_destination(uint32_t destination) const override {
     return vcpu_.accepts_logical_destination(destination);
   }
