@@ -28,8 +28,10 @@
 // The seam (a template parameter, so the entry path has no virtual calls):
 //   Result<InjectionContext> injection_context();   RFLAGS, interruptibility, event slot busy, now
 //   Result<bool> reinject_interrupted_event();       places the re-injection it holds; true if it did
-//   Result<void> with_locked_queue(F f);             f(PendingEventQueue&) -> Result<void>, under the
-//                                                    queue's lock (other cores insert at the head)
+//   lock_queue()                                     an object holding the queue's lock while it
+//                                                    lives, its member `queue` the PendingEventQueue&
+//                                                    (other cores insert at the head: the lock is
+//                                                    held from the look to the pop)
 //   Result<void> inject(const PendingEvent&, EventSource);   into the event slot
 //   void request_interrupt_window();  void request_nmi_window();
 //   Result<void> wake_from_hlt();                    the guest leaves its HLT for the injected event
@@ -108,7 +110,7 @@ class EventArbiter {
   constexpr explicit EventArbiter(Policy policy = {}) : policy_(policy) {}
 
   template <typename Seam>
-  Result<PassResult> arbitrate(Seam& seam, VirtualLapic& vlapic, const Pass& pass);
+  [[gnu::always_inline]] inline Result<PassResult> arbitrate(Seam& seam, VirtualLapic& vlapic, const Pass& pass);
 
   // The guest executed HLT (the backend has advanced RIP past it and refreshed the vlapic).
   HltDecision on_guest_hlt(const HltContext& context);
@@ -126,8 +128,9 @@ class EventArbiter {
 
   // Events known to wait in the queue after the last look (the owner's own view, no lock).
   bool queue_pending() const { return queue_pending_; }
-  // The owner queued an event itself (no attention bit): the next pass looks at the queue.
-  void note_owner_queued() { queue_pending_ = true; }
+  // An event was queued (by the owner itself, or another core's attention bit was taken outside
+  // a pass): the next pass looks at the queue.
+  void note_queue_changed() { queue_pending_ = true; }
   bool gate_held() const { return gate_.held(); }
 
   // INIT, a reset or a restart: nothing pending, gate open, running.
@@ -139,9 +142,9 @@ class EventArbiter {
 
  private:
   template <typename Seam>
-  Result<void> arbitrate_queue(Seam& seam, const Pass& pass, PassResult& result);
+  [[gnu::always_inline]] inline Result<void> arbitrate_queue(Seam& seam, const Pass& pass, PassResult& result);
   template <typename Seam>
-  Result<void> arbitrate_vlapic(Seam& seam, VirtualLapic& vlapic, PassResult& result);
+  [[gnu::always_inline]] inline Result<void> arbitrate_vlapic(Seam& seam, VirtualLapic& vlapic, PassResult& result);
   template <typename Seam>
   Result<void> end_hlt_for_injection(Seam& seam) {
     if (hlt_ == HltState::kRunning) return ok();
@@ -157,7 +160,7 @@ class EventArbiter {
 };
 
 template <typename Seam>
-Result<EventArbiter::PassResult> EventArbiter::arbitrate(Seam& seam, VirtualLapic& vlapic, const Pass& pass) {
+inline Result<EventArbiter::PassResult> EventArbiter::arbitrate(Seam& seam, VirtualLapic& vlapic, const Pass& pass) {
   PassResult result;
   if (pass.waiting_for_sipi) {
     TRY(seam.hold_in_wait_for_sipi());
@@ -171,43 +174,42 @@ Result<EventArbiter::PassResult> EventArbiter::arbitrate(Seam& seam, VirtualLapi
 }
 
 template <typename Seam>
-Result<void> EventArbiter::arbitrate_queue(Seam& seam, const Pass& pass, PassResult& result) {
+inline Result<void> EventArbiter::arbitrate_queue(Seam& seam, const Pass& pass, PassResult& result) {
   if (gate_.held() && !gate_.open(pass.exits, pass.newest_exit_from_host)) {
     if (policy_.interrupt_window_while_queue_waits) seam.request_interrupt_window();
     return ok();
   }
   if (!pass.queue_may_have_events && !queue_pending_) return ok();
-  return seam.with_locked_queue([&](PendingEventQueue& queue) -> Result<void> {
-    queue_pending_ = !queue.empty();
-    if (queue.empty()) return ok();
-    const InjectionContext context = TRY(seam.injection_context());
-    const InjectionDecision decision = decide_injection(queue, context);
-    switch (decision.action) {
-      case InjectionAction::kNone: break;
-      case InjectionAction::kEntrySlotBusy:
-        // A re-injection owns the slot: come back when the guest can take an interrupt again.
-        if (policy_.interrupt_window_while_queue_waits ||
-            decision.event.type == PendingEventType::kExternalInterrupt) {
-          seam.request_interrupt_window();
-        }
-        break;
-      case InjectionAction::kInjectNow:
-        TRY(seam.inject(decision.event, EventSource::kQueue));
-        TRY(end_hlt_for_injection(seam));
-        (void)queue.pop();
-        queue_pending_ = !queue.empty();
-        if (queue_pending_) gate_.hold(pass.exits);  // the rest wait for an exit the guest causes
-        result.injected_queued = true;
-        break;
-      case InjectionAction::kRequestInterruptWindow: seam.request_interrupt_window(); break;
-      case InjectionAction::kRequestNmiWindow: seam.request_nmi_window(); break;
-    }
-    return ok();
-  });
+  auto locked = seam.lock_queue();
+  PendingEventQueue& queue = locked.queue;
+  queue_pending_ = !queue.empty();
+  if (queue.empty()) return ok();
+  const InjectionContext context = TRY(seam.injection_context());
+  const InjectionDecision decision = decide_injection(queue, context);
+  switch (decision.action) {
+    case InjectionAction::kNone: break;
+    case InjectionAction::kEntrySlotBusy:
+      // A re-injection owns the slot: come back when the guest can take an interrupt again.
+      if (policy_.interrupt_window_while_queue_waits || decision.event.type == PendingEventType::kExternalInterrupt) {
+        seam.request_interrupt_window();
+      }
+      break;
+    case InjectionAction::kInjectNow:
+      TRY(seam.inject(decision.event, EventSource::kQueue));
+      TRY(end_hlt_for_injection(seam));
+      (void)queue.pop();
+      queue_pending_ = !queue.empty();
+      if (queue_pending_) gate_.hold(pass.exits);  // the rest wait for an exit the guest causes
+      result.injected_queued = true;
+      break;
+    case InjectionAction::kRequestInterruptWindow: seam.request_interrupt_window(); break;
+    case InjectionAction::kRequestNmiWindow: seam.request_nmi_window(); break;
+  }
+  return ok();
 }
 
 template <typename Seam>
-Result<void> EventArbiter::arbitrate_vlapic(Seam& seam, VirtualLapic& vlapic, PassResult& result) {
+inline Result<void> EventArbiter::arbitrate_vlapic(Seam& seam, VirtualLapic& vlapic, PassResult& result) {
   const std::optional<uint8_t> vector = vlapic.highest_deliverable();
   if (!vector) return ok();
   result.vlapic_vector = true;

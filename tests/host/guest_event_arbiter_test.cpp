@@ -41,10 +41,17 @@ struct FakeSeam {
     held_reinjection.reset();
     return true;
   }
-  template <typename F>
-  Result<void> with_locked_queue(F f) {
-    return f(queue);
-  }
+  struct LockedQueue {
+    FakeSeam& seam;
+    PendingEventQueue& queue;
+    explicit LockedQueue(FakeSeam& s) : seam(s), queue(s.queue) {
+      EXPECT_FALSE(seam.queue_locked) << "the queue's lock taken twice";
+      seam.queue_locked = true;
+    }
+    ~LockedQueue() { seam.queue_locked = false; }
+  };
+  LockedQueue lock_queue() { return LockedQueue(*this); }
+  bool queue_locked = false;
   Result<void> inject(const PendingEvent& event, EventSource source) {
     EXPECT_FALSE(slot.has_value()) << "the arbiter overwrote a busy event slot";
     slot = event;
@@ -350,7 +357,7 @@ TEST(GuestEventArbiter, OwnerQueuedEventsAreSeenWithoutAnAttentionBit) {
   ASSERT_TRUE(loop.seam.queue.queue_event(T::kExternalInterrupt, 0x30).has_value());
   ASSERT_TRUE(loop.arbiter.arbitrate(loop.seam, loop.vlapic, p).has_value());
   EXPECT_FALSE(loop.seam.slot.has_value());  // nobody said the queue changed
-  loop.arbiter.note_owner_queued();
+  loop.arbiter.note_queue_changed();
   ASSERT_TRUE(loop.arbiter.arbitrate(loop.seam, loop.vlapic, p).has_value());
   ASSERT_TRUE(loop.seam.slot.has_value());
   EXPECT_EQ(loop.seam.slot->vector, 0x30);
