@@ -41,6 +41,7 @@ set(LANTERN_GPR_ONLY_SOURCES
   ${CMAKE_SOURCE_DIR}/guest/general_registers.cpp
   ${CMAKE_SOURCE_DIR}/vmx/exit_qualification.cpp
   ${CMAKE_SOURCE_DIR}/guest/pending_events.cpp
+  ${CMAKE_SOURCE_DIR}/guest/event_arbiter.cpp
   ${CMAKE_SOURCE_DIR}/guest/io_bus.cpp
   ${CMAKE_SOURCE_DIR}/kernel/lib/string.cpp)
 set_property(SOURCE ${LANTERN_GPR_ONLY_SOURCES} APPEND PROPERTY COMPILE_OPTIONS
