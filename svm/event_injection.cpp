@@ -29,15 +29,7 @@ Result<uint64_t> eventinj_for(const guest::PendingEvent& event) {
 
 guest::InjectionDecision decide_svm_injection(const std::optional<guest::PendingEvent>& head,
                                             const SvmInjectionContext& context) {
-  // The VMX decision reads the same facts from the interruptibility state (SDM Vol. 3C Table
-  // 24-3): the interrupt shadow blocks like STI blocking, an NMI handler in progress like NMI
-  // blocking, and a set EVENTINJ.V like a valid VM-entry interruption-information field.
-  guest::InjectionContext c;
-  c.guest_rflags = context.guest_rflags;
-  c.interruptibility = (context.interrupt_shadow ? guest::kInterruptibilityStiBlocking : 0u) |
-                       (context.nmi_blocked ? guest::kInterruptibilityNmiBlocking : 0u);
-  c.event_slot_busy = context.eventinj_busy;
-  return guest::decide_injection(head, c);
+  return guest::decide_injection(head, injection_context_for(context));
 }
 
 std::optional<uint64_t> reinjection_from_exitintinfo(uint64_t exitintinfo) {
