@@ -13,17 +13,20 @@ constexpr uint64_t kVirqPriorityHighest = 0xf;  // V_INTR_PRIO, APM 15.21.4
 }  // namespace
 
 Result<uint64_t> eventinj_for(const guest::PendingEvent& event) {
-  const guest::PendingEvent checked = TRY(guest::make_pending_event(
-      event.type, event.vector, event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt));
+  return eventinj_for_accepted(TRY(guest::make_pending_event(
+      event.type, event.vector, event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt)));
+}
+
+Result<uint64_t> eventinj_for_accepted(const guest::PendingEvent& event) {
   EventInjection e;
-  e.vector = checked.vector;
-  switch (checked.type) {
+  e.vector = event.vector;
+  switch (event.type) {
     case guest::PendingEventType::kExternalInterrupt: e.type = EventType::kExternalInterrupt; break;
     case guest::PendingEventType::kNmi: e.type = EventType::kNmi; break;
     case guest::PendingEventType::kHardwareException: e.type = EventType::kException; break;
   }
-  e.error_code_valid = checked.has_error_code;
-  e.error_code = checked.error_code;
+  e.error_code_valid = event.has_error_code;
+  e.error_code = event.error_code;
   return encode_eventinj(e);
 }
 

@@ -2,7 +2,8 @@
 // the vendor-neutral pending events (guest/pending_events.h) and the VMCB's event fields
 // (host-tested):
 //
-//   eventinj_for()                  a queued event as an EVENTINJ value (APM Vol. 2 15.20)
+//   eventinj_for()                  a queued event as an EVENTINJ value (APM Vol. 2 15.20);
+//                                   eventinj_for_accepted() without checking it again
 //   injection_context_for()         the guest's RFLAGS.IF, INTERRUPT_SHADOW (APM Table B-1,
 //                                   offset 068h), whether an injected NMI's handler is still
 //                                   running and EVENTINJ.V, as the arbiter's InjectionContext
@@ -33,6 +34,9 @@ inline constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 
 // kInvalidArgument for an event the queue would not hold (make_pending_event()'s rules).
 Result<uint64_t> eventinj_for(const guest::PendingEvent& event);
+// The same for an event make_pending_event() already accepted (the arbiter's: from the queue, which
+// checks at insertion, or the vlapic, whose vectors are 16-255): encode_eventinj()'s checks only.
+Result<uint64_t> eventinj_for_accepted(const guest::PendingEvent& event);
 
 struct SvmInjectionContext {
   uint64_t guest_rflags = 0;      // save area RFLAGS

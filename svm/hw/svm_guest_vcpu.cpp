@@ -246,7 +246,7 @@ struct SvmVcpu::ArbiterSeam {
   };
   LockedQueue lock_queue() { return LockedQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_}; }
   Result<void> inject(const guest::PendingEvent& event, guest::EventSource source) {
-    vcpu.vmcb_->control.eventinj = TRY(eventinj_for(event));
+    vcpu.vmcb_->control.eventinj = TRY(eventinj_for_accepted(event));
     if (source == guest::EventSource::kQueue) ++vcpu.events_injected_;
     if (event.type == guest::PendingEventType::kNmi) vcpu.nmi_blocked_ = true;  // until its IRET
     return ok();
