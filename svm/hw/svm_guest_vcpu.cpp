@@ -263,7 +263,7 @@ Result<void> SvmVcpu::arbitrate_events() {
   guest::EventArbiter::Pass pass;
   pass.exits = total_exits_;
   pass.newest_exit_from_host = newest_exit_from_host();
-  pass.queue_may_have_events = false;  // what changed it said so: note_queue_changed()
+  pass.queue_may_have_events = false;  // queue changes arrive as note_queue_changed()
   pass.waiting_for_sipi = wait_for_sipi_;
   ArbiterSeam seam{*this};
   TRY(arbiter_.arbitrate(seam, vlapic_, pass));
