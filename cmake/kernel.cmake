@@ -44,6 +44,7 @@ set(LANTERN_GPR_ONLY_SOURCES
   ${CMAKE_SOURCE_DIR}/guest/pending_events.cpp
   ${CMAKE_SOURCE_DIR}/guest/cpuid_policy.cpp
   ${CMAKE_SOURCE_DIR}/guest/xstate.cpp
+  ${CMAKE_SOURCE_DIR}/guest/event_arbiter.cpp
   ${CMAKE_SOURCE_DIR}/guest/io_bus.cpp
   ${CMAKE_SOURCE_DIR}/guest/hw/xstate_hw.cpp
   ${CMAKE_SOURCE_DIR}/kernel/core/time.cpp

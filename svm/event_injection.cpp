@@ -13,31 +13,26 @@ constexpr uint64_t kVirqPriorityHighest = 0xf;  // V_INTR_PRIO, APM 15.21.4
 }  // namespace
 
 Result<uint64_t> eventinj_for(const guest::PendingEvent& event) {
-  const guest::PendingEvent checked = TRY(guest::make_pending_event(
-      event.type, event.vector, event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt));
+  return eventinj_for_accepted(TRY(guest::make_pending_event(
+      event.type, event.vector, event.has_error_code ? std::optional<uint32_t>(event.error_code) : std::nullopt)));
+}
+
+Result<uint64_t> eventinj_for_accepted(const guest::PendingEvent& event) {
   EventInjection e;
-  e.vector = checked.vector;
-  switch (checked.type) {
+  e.vector = event.vector;
+  switch (event.type) {
     case guest::PendingEventType::kExternalInterrupt: e.type = EventType::kExternalInterrupt; break;
     case guest::PendingEventType::kNmi: e.type = EventType::kNmi; break;
     case guest::PendingEventType::kHardwareException: e.type = EventType::kException; break;
   }
-  e.error_code_valid = checked.has_error_code;
-  e.error_code = checked.error_code;
+  e.error_code_valid = event.has_error_code;
+  e.error_code = event.error_code;
   return encode_eventinj(e);
 }
 
 guest::InjectionDecision decide_svm_injection(const std::optional<guest::PendingEvent>& head,
                                             const SvmInjectionContext& context) {
-  // The VMX decision reads the same facts from the interruptibility state (SDM Vol. 3C Table
-  // 24-3): the interrupt shadow blocks like STI blocking, an NMI handler in progress like NMI
-  // blocking, and a set EVENTINJ.V like a valid VM-entry interruption-information field.
-  guest::InjectionContext c;
-  c.guest_rflags = context.guest_rflags;
-  c.interruptibility = (context.interrupt_shadow ? guest::kInterruptibilityStiBlocking : 0u) |
-                       (context.nmi_blocked ? guest::kInterruptibilityNmiBlocking : 0u);
-  c.event_slot_busy = context.eventinj_busy;
-  return guest::decide_injection(head, c);
+  return guest::decide_injection(head, injection_context_for(context));
 }
 
 std::optional<uint64_t> reinjection_from_exitintinfo(uint64_t exitintinfo) {

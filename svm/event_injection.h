@@ -1,11 +1,13 @@
-// The SVM side of the event arbiter, as pure functions over the vendor-neutral pending-event
-// queue (guest/pending_events.h) and the VMCB's event fields (host-tested):
+// The SVM encoding of the event arbiter's work (guest/event_arbiter.h), as pure functions over
+// the vendor-neutral pending events (guest/pending_events.h) and the VMCB's event fields
+// (host-tested):
 //
-//   eventinj_for()                  a queued event as an EVENTINJ value (APM Vol. 2 15.20)
-//   decide_svm_injection()          inject now, or open a window first: the guest's RFLAGS.IF,
-//                                   INTERRUPT_SHADOW (APM Table B-1, offset 068h) and whether an
-//                                   injected NMI's handler is still running, mapped onto the
-//                                   same decision the VMX backend makes (decide_injection())
+//   eventinj_for()                  a queued event as an EVENTINJ value (APM Vol. 2 15.20);
+//                                   eventinj_for_accepted() without checking it again
+//   injection_context_for()         the guest's RFLAGS.IF, INTERRUPT_SHADOW (APM Table B-1,
+//                                   offset 068h), whether an injected NMI's handler is still
+//                                   running and EVENTINJ.V, as the arbiter's InjectionContext
+//   decide_svm_injection()          decide_injection() over that context
 //   reinjection_from_exitintinfo()  what EXITINTINFO (APM 15.7.2) asks to inject again
 //   with_interrupt_window()/without_interrupt_window()
 //                                   V_INTR_CONTROL with/without a virtual interrupt pending
@@ -32,6 +34,9 @@ inline constexpr uint8_t kVectorGeneralProtection = 13;  // #GP
 
 // kInvalidArgument for an event the queue would not hold (make_pending_event()'s rules).
 Result<uint64_t> eventinj_for(const guest::PendingEvent& event);
+// The same for an event make_pending_event() already accepted (the arbiter's: from the queue, which
+// checks at insertion, or the vlapic, whose vectors are 16-255): encode_eventinj()'s checks only.
+Result<uint64_t> eventinj_for_accepted(const guest::PendingEvent& event);
 
 struct SvmInjectionContext {
   uint64_t guest_rflags = 0;      // save area RFLAGS
@@ -39,6 +44,18 @@ struct SvmInjectionContext {
   bool nmi_blocked = false;       // an injected NMI's handler has not executed IRET yet
   bool eventinj_busy = false;     // EVENTINJ.V is already set (a re-injection goes first)
 };
+
+// The VMX layout the arbiter reads (SDM Vol. 3C Table 24-3): the interrupt shadow blocks like STI
+// blocking, an NMI handler in progress like NMI blocking, a set EVENTINJ.V like a valid VM-entry
+// interruption-information field.
+inline guest::InjectionContext injection_context_for(const SvmInjectionContext& context) {
+  guest::InjectionContext c;
+  c.guest_rflags = context.guest_rflags;
+  c.interruptibility = (context.interrupt_shadow ? guest::kInterruptibilityStiBlocking : 0u) |
+                       (context.nmi_blocked ? guest::kInterruptibilityNmiBlocking : 0u);
+  c.event_slot_busy = context.eventinj_busy;
+  return c;
+}
 
 // Pure. Exceptions are never blocked; an NMI waits for the NMI window (nmi_blocked) and the
 // interrupt shadow; an external interrupt needs RFLAGS.IF = 1 and no interrupt shadow.

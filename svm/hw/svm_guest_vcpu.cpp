@@ -185,17 +185,13 @@ void SvmVcpu::kick_owner() {
   }
 }
 
-bool SvmVcpu::can_wake_from_hlt() {
-  // HLT ends with an NMI or an exception to deliver, or an interrupt the guest accepts (RFLAGS.IF,
-  // APM Vol. 3 HLT); a vlapic interrupt counts only while IF = 1.
-  const bool interrupts_on = (vmcb_->save.rflags & guest::kRflagsIf) != 0;
+bool SvmVcpu::hlt_can_end() {
   std::optional<guest::PendingEvent> head;
   {
     IrqSpinlockGuard guard(events_lock_);
     head = events_.peek();
   }
-  if (head && (head->type != guest::PendingEventType::kExternalInterrupt || interrupts_on)) return true;
-  return interrupts_on && vlapic_.highest_deliverable().has_value();
+  return arbiter_.hlt_can_end(vmcb_->save.rflags, head, vlapic_.highest_deliverable());
 }
 
 bool SvmVcpu::newest_exit_from_host() const {
@@ -203,74 +199,65 @@ bool SvmVcpu::newest_exit_from_host() const {
   return newest == kVmexitIntr || newest == kVmexitNmi;
 }
 
+// The arbiter's seam onto this VMCB (guest/event_arbiter.h): the entry's event slot is EVENTINJ
+// (APM 15.20); the windows are V_IRQ + the VINTR intercept (15.21.4) and the IRET intercept
+// (15.21.6), collected here and applied after the pass. A HLT never sleeps in the guest here,
+// and a vCPU waiting for a SIPI never reaches the pass (run_once() keeps it out of the guest).
+struct SvmVcpu::ArbiterSeam {
+  SvmVcpu& vcpu;
+  bool interrupt_window = false;
+  bool nmi_window = false;
+
+  Result<guest::InjectionContext> injection_context() {
+    SvmInjectionContext context;
+    context.guest_rflags = vcpu.vmcb_->save.rflags;
+    context.interrupt_shadow = (vcpu.vmcb_->control.interrupt_shadow & kInterruptShadow) != 0;
+    context.nmi_blocked = vcpu.nmi_blocked_;
+    context.eventinj_busy = (vcpu.vmcb_->control.eventinj & event_bits::kValid) != 0;
+    return injection_context_for(context);
+  }
+  Result<bool> reinject_interrupted_event() {
+    if (!vcpu.reinject_) return false;
+    vcpu.vmcb_->control.eventinj = *vcpu.reinject_;  // what the last exit interrupted (APM 15.7.2)
+    vcpu.reinject_.reset();
+    return true;
+  }
+  struct LockedQueue {
+    IrqSpinlockGuard guard;
+    guest::PendingEventQueue& queue;
+  };
+  LockedQueue lock_queue() { return LockedQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_}; }
+  Result<void> inject(const guest::PendingEvent& event, guest::EventSource source) {
+    vcpu.vmcb_->control.eventinj = TRY(eventinj_for_accepted(event));
+    if (source == guest::EventSource::kQueue) ++vcpu.events_injected_;
+    if (event.type == guest::PendingEventType::kNmi) vcpu.nmi_blocked_ = true;  // until its IRET
+    return ok();
+  }
+  void request_interrupt_window() { interrupt_window = true; }
+  void request_nmi_window() { nmi_window = true; }
+  Result<void> wake_from_hlt() { return ok(); }
+  Result<void> stay_in_hlt() { return ok(); }
+  Result<void> hold_in_wait_for_sipi() { return ok(); }
+};
+
 Result<void> SvmVcpu::arbitrate_events() {
-  VmcbControlArea& c = vmcb_->control;
-  // 1. What the last exit interrupted is delivered first (APM 15.7.2).
-  if (reinject_) {
-    c.eventinj = *reinject_;
-    reinject_.reset();
-  }
-  const bool eventinj_busy = (c.eventinj & event_bits::kValid) != 0;
-  SvmInjectionContext context;
-  context.guest_rflags = vmcb_->save.rflags;
-  context.interrupt_shadow = (c.interrupt_shadow & kInterruptShadow) != 0;
-  context.nmi_blocked = nmi_blocked_;
-  context.eventinj_busy = eventinj_busy;
-
-  // 2. The pending-event queue (exceptions, NMIs, interrupts from the console or hypercalls).
-  //    After it delivered an event while others wait, the next waits for an exit the guest
-  //    causes: a host interrupt's (INTR, NMI) may come before the handler's first instruction.
-  bool want_interrupt_window = false;
-  bool want_nmi_window = false;
-  if (queue_gate_.held() && !queue_gate_.open(total_exits_, newest_exit_from_host())) {
-    context.eventinj_busy = true;  // the vlapic waits behind the queue (an interrupt window)
-    // SVM has no preemption timer to bring a guest-caused exit: with RFLAGS.IF set, the
-    // interrupt window (a VINTR exit at the next instruction boundary) is that exit. Without it a
-    // guest that spins with IF = 1 waiting for the next queued event (an NMI after an NMI) would
-    // never get it.
-    want_interrupt_window = true;
-  } else {
-    IrqSpinlockGuard guard(events_lock_);
-    const std::optional<guest::PendingEvent> head = events_.peek();
-    const guest::InjectionDecision d = decide_svm_injection(head, context);
-    switch (d.action) {
-      case guest::InjectionAction::kInjectNow: {
-        c.eventinj = TRY(eventinj_for(d.event));
-        (void)events_.pop();
-        if (!events_.empty()) queue_gate_.hold(total_exits_);
-        ++events_injected_;
-        if (d.event.type == guest::PendingEventType::kNmi) nmi_blocked_ = true;
-        context.eventinj_busy = true;
-        break;
-      }
-      case guest::InjectionAction::kRequestInterruptWindow: want_interrupt_window = true; break;
-      case guest::InjectionAction::kRequestNmiWindow: want_nmi_window = true; break;
-      case guest::InjectionAction::kEntrySlotBusy: want_interrupt_window = !events_.empty(); break;
-      case guest::InjectionAction::kNone: break;
-    }
-  }
-
-  // 3. The vlapic: its timer first, then the highest deliverable vector as an external interrupt.
-  vlapic_.poll_timer(cpu::rdtsc());
-  if (const std::optional<uint8_t> vector = vlapic_.highest_deliverable(); vector) {
-    const guest::PendingEvent interrupt{guest::PendingEventType::kExternalInterrupt, *vector, false, 0};
-    const guest::InjectionDecision d = decide_svm_injection(interrupt, context);
-    if (d.action == guest::InjectionAction::kInjectNow) {
-      c.eventinj = TRY(eventinj_for(interrupt));
-      TRY(vlapic_.acknowledge(*vector));
-      context.eventinj_busy = true;
-    } else {
-      want_interrupt_window = true;
-    }
-  }
+  vlapic_.poll_timer(cpu::rdtsc());  // an expired timer's vector is in the IRR before the pass
+  guest::EventArbiter::Pass pass;
+  pass.exits = total_exits_;
+  pass.newest_exit_from_host = newest_exit_from_host();
+  pass.queue_may_have_events = false;  // queue changes arrive as note_queue_changed()
+  pass.waiting_for_sipi = wait_for_sipi_;
+  ArbiterSeam seam{*this};
+  TRY(arbiter_.arbitrate(seam, vlapic_, pass));
 
   // Windows (APM 15.21.4 V_IRQ + VINTR intercept; 15.21.6 via the IRET intercept). Once the
   // handler's IRET was intercepted, the NMI window opens at the next exit after it: an interrupt
   // window brings that exit as soon as the IRET has restored IF.
-  if (want_nmi_window && nmi_unblock_pending_) want_interrupt_window = true;
+  VmcbControlArea& c = vmcb_->control;
+  const bool want_interrupt_window = seam.interrupt_window || (seam.nmi_window && nmi_unblock_pending_);
   c.virtual_interrupt_control = want_interrupt_window ? with_interrupt_window(c.virtual_interrupt_control)
                                                       : without_interrupt_window(c.virtual_interrupt_control);
-  if ((want_nmi_window || nmi_blocked_) && !nmi_unblock_pending_) {
+  if ((seam.nmi_window || nmi_blocked_) && !nmi_unblock_pending_) {
     c.intercept_vector_3 |= intercept3::kIret;
   } else {
     c.intercept_vector_3 &= ~intercept3::kIret;
@@ -309,12 +296,12 @@ Result<SvmRunOutcome> SvmVcpu::run() {
 
 Result<SvmRunOutcome> SvmVcpu::run_once() {
   if (stopped()) return SvmRunOutcome::kStopped;
-  if ((attention_.exchange(0, std::memory_order_acq_rel) & kAttentionPosted) != 0) {
-    take_posted_interrupts();
-  }
-  if (wait_for_sipi_ || halted_) {
+  const uint32_t attention = attention_.exchange(0, std::memory_order_acq_rel);
+  if ((attention & kAttentionPosted) != 0) take_posted_interrupts();
+  if ((attention & kAttentionEvents) != 0) arbiter_.note_queue_changed();  // queue_event() from any core
+  if (wait_for_sipi_ || arbiter_.halted()) {
     vlapic_.poll_timer(cpu::rdtsc());
-    if (wait_for_sipi_ || !can_wake_from_hlt()) {
+    if (wait_for_sipi_ || !hlt_can_end()) {
       // Sleep until the next host interrupt (the 100 Hz tick, a wake-up IPI, the NIC); STI's
       // shadow covers HLT, so an interrupt between the check and HLT still wakes the core.
       cpu::disable_interrupts();
@@ -323,7 +310,6 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
       publish_state();
       return SvmRunOutcome::kHalted;
     }
-    halted_ = false;
   }
   TRY(arbitrate_events());
 
@@ -395,7 +381,7 @@ void SvmVcpu::record_exit(const Exit& exit) {
 
 void SvmVcpu::publish_state() {
   published_.store(total_exits_, ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].exitcode, events_injected_,
-                   launched_, halted_, wait_for_sipi_, stop_message_);
+                   launched_, arbiter_.halted(), wait_for_sipi_, stop_message_);
 }
 
 void SvmVcpu::capture(SvmCapture& out) const {
@@ -403,7 +389,7 @@ void SvmVcpu::capture(SvmCapture& out) const {
   out.vcpu = vcpu_id_;
   out.cpu = bound_cpu_;
   out.launched = launched_;
-  out.halted = halted_;
+  out.halted = arbiter_.halted();
   out.parked = wait_for_sipi_;
   out.stopped = stopped();
   out.stop_message = stop_message_;
@@ -601,8 +587,16 @@ Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
 Result<SvmRunOutcome> SvmVcpu::on_hlt(const Exit& exit) {
   TRY(skip_instruction(exit));
   vlapic_.poll_timer(cpu::rdtsc());
-  if (can_wake_from_hlt()) return SvmRunOutcome::kHandled;
-  halted_ = true;
+  guest::HltContext context;
+  context.guest_rflags = vmcb_->save.rflags;
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    context.queue_head = events_.peek();
+  }
+  context.vlapic_vector = vlapic_.highest_deliverable();
+  context.vlapic_deadline = vlapic_.next_deadline();
+  context.can_halt_in_guest = false;  // no wake-up timer: run_once() waits for host interrupts
+  if (arbiter_.on_guest_hlt(context) == guest::HltDecision::kResume) return SvmRunOutcome::kHandled;
   return SvmRunOutcome::kHalted;
 }
 
@@ -740,6 +734,7 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
         queued =
             events_.queue_event(guest::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(gprs_.rdi));
       }
+      if (queued) arbiter_.note_queue_changed();  // the owner's own: no attention bit
       rax = queued ? 0 : ~uint64_t{0};
       break;
     }

@@ -28,6 +28,7 @@
 #include <span>
 
 #include "guest/cpuid_cache.h"
+#include "guest/event_arbiter.h"
 #include "guest/loader/entry_state.h"
 #include "guest/posted_vcpu_events.h"
 #include "guest/published_vcpu_state.h"
@@ -182,8 +183,11 @@ class SvmVcpu {
   Result<SvmRunOutcome> run_once();
   void release();
 
+  // The event arbiter's pass (guest/event_arbiter.h) through ArbiterSeam, then the windows.
   Result<void> arbitrate_events();
-  bool can_wake_from_hlt();
+  struct ArbiterSeam;
+  // Outside the guest after its HLT: whether an event ends the HLT now (the arbiter decides).
+  bool hlt_can_end();
   Result<void> skip_instruction(const Exit& exit);
   // RIP = `next` (in the code segment's width) and the interrupt shadow ended: what completing
   // an emulated instruction leaves (skip_instruction(), MMIO moves).
@@ -243,7 +247,6 @@ class SvmVcpu {
   uint64_t iopm_phys_ = 0;
   uint64_t msrpm_phys_ = 0;
   bool launched_ = false;
-  bool halted_ = false;
   // An injected NMI's handler runs until its IRET completes. The IRET intercept exits before the
   // IRET executes (APM 15.21.6), so blocking ends at the first later exit whose RIP has moved on.
   bool nmi_blocked_ = false;
@@ -277,9 +280,10 @@ class SvmVcpu {
 
   mutable IrqSpinlock events_lock_;
   guest::PendingEventQueue events_;  // guarded by events_lock_
-  // Held after the queue injected an event while others wait: they go in after an exit the
-  // guest causes, never at a host interrupt's (guest/pending_events.h).
-  guest::QueuedEventGate queue_gate_;
+  // The event arbiter (guest/event_arbiter.h): the queued-event gate, the HLT state. SVM has no
+  // preemption timer to bring an exit the guest causes, so whenever the queue waits the vCPU
+  // asks for an interrupt window, whose VINTR exit is one.
+  guest::EventArbiter arbiter_{guest::EventArbiter::Policy{true}};
   bool newest_exit_from_host() const;  // the newest exit was INTR or NMI
   std::atomic<uint32_t> attention_{0};
   uint64_t events_injected_ = 0;

@@ -176,7 +176,6 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   stop_message_ = nullptr;
-  halted_ = false;
   nmi_blocked_ = false;
   nmi_unblock_pending_ = false;
   reinject_.reset();
@@ -184,7 +183,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
-  queue_gate_.reset();
+  arbiter_.reset();
   attention_.store(0, std::memory_order_relaxed);
   posted_.clear();
   wait_for_sipi_ = false;
@@ -353,10 +352,9 @@ void SvmVcpu::enter_wait_for_sipi() {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
-  queue_gate_.reset();
+  arbiter_.reset();
   vmcb_->control.eventinj = 0;
   reinject_.reset();
-  halted_ = false;
   nmi_blocked_ = false;
   nmi_unblock_pending_ = false;
   wait_for_sipi_ = true;

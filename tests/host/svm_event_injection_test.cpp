@@ -41,6 +41,16 @@ TEST(SvmEventInjection, EventinjRefusesWhatTheQueueWouldRefuse) {
   EXPECT_FALSE(eventinj_for(PendingEvent{PendingEventType::kNmi, 3, false, 0}).has_value());
 }
 
+TEST(SvmEventInjection, EventinjForAcceptedEventsEncodesTheSameWithoutTheQueuesChecks) {
+  for (const PendingEvent& e : {interrupt(0x30), nmi(), exception(6), exception(13, 0x1234)}) {
+    EXPECT_EQ(eventinj_for_accepted(e).value(), eventinj_for(e).value()) << int{e.vector};
+  }
+  EXPECT_EQ(eventinj_for_accepted(exception(13)).value(), 0x8000030dull);  // not checked again
+  // encode_eventinj() still refuses what EVENTINJ cannot hold (APM 15.20).
+  EXPECT_FALSE(eventinj_for_accepted(PendingEvent{PendingEventType::kNmi, 3, false, 0}).has_value());
+  EXPECT_FALSE(eventinj_for_accepted(PendingEvent{PendingEventType::kExternalInterrupt, 0x30, true, 1}).has_value());
+}
+
 struct DecisionCase {
   const char* what;
   std::optional<PendingEvent> head;

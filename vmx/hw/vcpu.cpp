@@ -516,7 +516,7 @@ Result<void> VmxVcpu::sleep_in_hlt(uint32_t preemption_timer_value) {
   TRY(set_preemption_timer(preemption_timer_value));
   // Activity state 1 = HLT (SDM Vol. 3C 24.4.2, Table 24-3; allowed per IA32_VMX_MISC bit 6).
   TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
-  sleeping_in_hlt_ = true;
+  arbiter_.halt_in_guest();
   arbitrate_ = true;
   return ok();
 }
@@ -546,93 +546,113 @@ size_t VmxVcpu::pending_event_count() const {
   return events_.size();
 }
 
-inline Result<void> VmxVcpu::inject_pending_event() {
-  if (wait_for_sipi_) return ok();  // every event is blocked until a SIPI (vcpu_vlapic.cpp)
-  IrqSpinlockGuard guard(events_lock_);
-  owner_events_pending_ = !events_.empty();
-  if (events_.empty()) return ok();
-  guest::InjectionContext context;
-  context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
-  context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-  context.event_slot_busy = (TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0;
-  const guest::InjectionDecision decision = guest::decide_injection(events_, context);
-  uint32_t primary = primary_controls_;
-  switch (decision.action) {
-    case guest::InjectionAction::kNone: break;
-    case guest::InjectionAction::kEntrySlotBusy:
-      // A re-injection owns the entry field: come back as soon as the guest can take an
-      // interrupt again (an NMI/exception will be retried at the next exit anyway).
-      if (decision.event.type == guest::PendingEventType::kExternalInterrupt) {
-        primary |= proc_based::kInterruptWindowExiting;
-      }
-      break;
-    case guest::InjectionAction::kInjectNow: {
-      uint32_t info = entry_interruption_info(decision.event);
-      // With unrestricted guest and CR0.PE = 0 the "deliver error code" bit must be 0, or the
-      // VM entry fails (SDM Vol. 3C 26.2.1.3): real mode pushes no error codes.
-      if ((info & kIntrInfoErrorCodeValid) != 0) {
-        const uint64_t guest_cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
-        if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
-      }
-      if ((info & kIntrInfoErrorCodeValid) != 0) {
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, decision.event.error_code));
-      }
-      if (sleeping_in_hlt_) {
-        // Only some events may be injected in the HLT activity state (SDM Vol. 3C 26.3.1.5):
-        // the event ends the HLT, so enter active and drop the wake-up timer.
-        TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
-        TRY(set_preemption_timer(0));
-        sleeping_in_hlt_ = false;
-      }
-      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
-      (void)events_.pop();
-      owner_events_pending_ = !events_.empty();
-      if (owner_events_pending_) queue_gate_.hold(total_exits_);  // the rest wait for the guest
-      ++events_injected_;
-      break;
-    }
-    case guest::InjectionAction::kRequestInterruptWindow: primary |= proc_based::kInterruptWindowExiting; break;
-    case guest::InjectionAction::kRequestNmiWindow:
-      if (nmi_window_allowed_) primary |= proc_based::kNmiWindowExiting;
-      break;
-  }
-  if (primary != primary_controls_) {
-    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
-    primary_controls_ = primary;
-  }
-  return ok();
-}
+// The arbiter's seam onto this VMCS (guest/event_arbiter.h): the entry's event slot is
+// VM_ENTRY_INTR_INFO_FIELD; the windows are "interrupt-window exiting" and "NMI-window exiting"
+// (SDM Vol. 3C 24.6.2), collected in `primary` and written once after the pass.
+struct VmxVcpu::ArbiterSeam {
+  VmxVcpu& vcpu;
+  uint32_t primary;
 
-// The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic, the vlapic
-// timer (only while armed), the queue (before the vlapic; after it delivered an event, only once
-// the guest caused an exit: guest::QueuedEventGate), then the vlapic's deliverable vector or a window.
+  Result<guest::InjectionContext> injection_context() {
+    guest::InjectionContext context;
+    context.guest_rflags = TRY(vmcs_read(vcpu.hw_, FN::GUEST_RFLAGS));
+    context.interruptibility = TRY(vmcs_read(vcpu.hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+    context.event_slot_busy = (TRY(vmcs_read(vcpu.hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0;
+    return context;
+  }
+  Result<bool> reinject_interrupted_event() {
+    if (!vcpu.reinjection_) return false;
+    const Reinjection re = *vcpu.reinjection_;
+    vcpu.reinjection_.reset();
+    // An event a handler injected for this entry (a #GP it raised) goes first.
+    if ((TRY(vmcs_read(vcpu.hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0) return false;
+    TRY(vmcs_write(vcpu.hw_, F32::VM_ENTRY_INTR_INFO_FIELD, re.entry_interruption_info));
+    if ((re.entry_interruption_info & kIntrInfoErrorCodeValid) != 0) {
+      TRY(vmcs_write(vcpu.hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, re.error_code));
+    }
+    if (re.instruction_length != 0) TRY(vmcs_write(vcpu.hw_, F32::VM_ENTRY_INSTRUCTION_LEN, re.instruction_length));
+    return true;
+  }
+  struct LockedQueue {
+    IrqSpinlockGuard guard;
+    guest::PendingEventQueue& queue;
+  };
+  LockedQueue lock_queue() { return LockedQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_}; }
+  Result<void> inject(const guest::PendingEvent& event, guest::EventSource source) {
+    uint32_t info = entry_interruption_info(event);
+    // With unrestricted guest and CR0.PE = 0 the "deliver error code" bit must be 0, or the
+    // VM entry fails (SDM Vol. 3C 26.2.1.3): real mode pushes no error codes.
+    if ((info & kIntrInfoErrorCodeValid) != 0) {
+      const uint64_t guest_cr0 = TRY(vmcs_read(vcpu.hw_, FN::GUEST_CR0));
+      if ((guest_cr0 & kCr0Pe) == 0) info &= ~kIntrInfoErrorCodeValid;
+    }
+    if ((info & kIntrInfoErrorCodeValid) != 0) {
+      TRY(vmcs_write(vcpu.hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, event.error_code));
+    }
+    TRY(vmcs_write(vcpu.hw_, F32::VM_ENTRY_INTR_INFO_FIELD, info));
+    if (source == guest::EventSource::kQueue) {
+      ++vcpu.events_injected_;
+    } else {
+      ++vcpu.vlapic_injected_;
+    }
+    return ok();
+  }
+  void request_interrupt_window() { primary |= proc_based::kInterruptWindowExiting; }
+  void request_nmi_window() {
+    if (vcpu.nmi_window_allowed_) primary |= proc_based::kNmiWindowExiting;
+  }
+  // Only some events may be injected in the HLT activity state (SDM Vol. 3C 26.3.1.5): the
+  // event ends the HLT, so the guest enters active and the wake-up timer is dropped.
+  Result<void> wake_from_hlt() {
+    TRY(vmcs_write(vcpu.hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
+    vcpu.requested_preemption_timer_ = 0;
+    return ok();
+  }
+  // A host interrupt that made the halted guest exit may have been recorded as the end of its
+  // HLT (Bochs saves "active"); only an event for the guest or the wake-up timer ends the
+  // sleep, so it goes back in halted (SDM Vol. 3C 24.4.2).
+  Result<void> stay_in_hlt() {
+    const uint32_t activity = TRY(vmcs_read(vcpu.hw_, F32::GUEST_ACTIVITY_STATE));
+    if (activity != kActivityHlt) TRY(vmcs_write(vcpu.hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+    return ok();
+  }
+  // Parked after INIT (vcpu_vlapic.cpp enter_wait_for_sipi): stays halted, although a host
+  // interrupt's exit may have recorded it active.
+  Result<void> hold_in_wait_for_sipi() { return vmcs_write(vcpu.hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt); }
+};
+
+// The event arbiter's pass before an entry: posted INIT/SIPI/vectors -> vlapic and the vlapic
+// timer (only while armed), then guest::EventArbiter (re-injection, the queue behind its gate,
+// the vlapic, windows, HLT), then the controls it asked for and the preemption timer.
 // Afterwards it decides whether the next entries may skip it.
 inline Result<void> VmxVcpu::arbitrate_events() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acquire);
   if ((attention & kAttentionPosted) != 0 || vlapic_.next_deadline() != guest::VirtualLapic::kNoDeadline) {
     TRY(vlapic_before_entry());  // posted IPIs and an expired vlapic timer -> IRR
   }
-  if (((attention & kAttentionEvents) != 0 || owner_events_pending_) && queue_may_inject()) {
-    TRY(inject_pending_event());
+  guest::EventArbiter::Pass pass;
+  pass.exits = total_exits_;
+  pass.newest_exit_from_host = exit_caused_by_host(ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason);
+  pass.queue_may_have_events = (attention & kAttentionEvents) != 0;
+  pass.waiting_for_sipi = wait_for_sipi_;
+  ArbiterSeam seam{*this, primary_controls_};
+  const guest::EventArbiter::PassResult arbitrated = TRY(arbiter_.arbitrate(seam, vlapic_, pass));
+  if (seam.primary != primary_controls_) {
+    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, seam.primary));
+    primary_controls_ = seam.primary;
   }
-  // The stub may resume null hypercalls itself only while nothing waits for injection.
-  fast_.enabled =
-      (fast_allowed_ && !owner_events_pending_ &&
-       (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) == 0)
-          ? 1
-          : 0;
-  TRY(inject_vlapic_interrupt());  // after the queue; also aims the preemption timer
-  arbitrate_ =
-      owner_events_pending_ || wait_for_sipi_ || sleeping_in_hlt_ || vlapic_.has_requests() ||
-      vlapic_.next_deadline() != guest::VirtualLapic::kNoDeadline || requested_preemption_timer_ != 0 ||
-      (primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting)) != 0;
+  const uint32_t windows = primary_controls_ & (proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
+  const bool timer_armed = vlapic_.next_deadline() != guest::VirtualLapic::kNoDeadline;
+  if (!wait_for_sipi_) TRY(aim_preemption_timer());
+  // The stub may resume null hypercalls itself only while nothing waits for injection and no
+  // preemption timer aimed at a vlapic deadline needs restarting at every resume.
+  fast_.enabled = (fast_allowed_ && !arbiter_.queue_pending() && windows == 0 && !wait_for_sipi_ &&
+                   !arbitrated.vlapic_vector && !(preemption_timer_allowed_ && timer_armed))
+                      ? 1
+                      : 0;
+  arbitrate_ = arbiter_.queue_pending() || wait_for_sipi_ || arbiter_.halted_in_guest() ||
+               vlapic_.has_requests() || timer_armed || requested_preemption_timer_ != 0 || windows != 0;
   return ok();
-}
-
-inline bool VmxVcpu::queue_may_inject() {
-  if (!queue_gate_.held()) return true;
-  const uint32_t newest = ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason;
-  return queue_gate_.open(total_exits_, exit_caused_by_host(newest));
 }
 
 inline Result<void> VmxVcpu::pre_enter() {
@@ -816,21 +836,14 @@ inline Result<VmExit> VmxVcpu::dispatch_exit(ExitInfo& exit, const ExitTableEntr
     (void)stop(exit, "VM entry failed (invalid guest state, MSR loading or machine check)");
     return VmExit{exits::FailEntry{exit.basic, exit.qualification}};
   }
-  // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4).
+  // An event whose delivery the exit interrupted is delivered again (SDM Vol. 3C 27.2.4): the
+  // arbiter's pass places it before anything else.
   const uint32_t idt_vectoring = entry.instruction ? 0 : TRY(vmcs_read(hw_, F32::IDT_VECTORING_INFO_FIELD));
   if ((idt_vectoring & kIntrInfoValid) != 0) {
     const uint32_t error_code = TRY(vmcs_read(hw_, F32::IDT_VECTORING_ERROR_CODE));
     exit.instruction_length = TRY(vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN));
-    if (auto re = reinjection_from_idt_vectoring(idt_vectoring, error_code, exit.instruction_length)) {
-      TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, re->entry_interruption_info));
-      if ((re->entry_interruption_info & kIntrInfoErrorCodeValid) != 0) {
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_EXCEPTION_ERROR_CODE, re->error_code));
-      }
-      if (re->instruction_length != 0) {
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_INSTRUCTION_LEN, re->instruction_length));
-      }
-    }
-    arbitrate_ = true;  // the entry slot is taken: queued events and the vlapic must wait
+    reinjection_ = reinjection_from_idt_vectoring(idt_vectoring, error_code, exit.instruction_length);
+    arbitrate_ = true;
     ensure_host_xstate();
   }
   if (!entry.quiet) arbitrate_ = true;
@@ -862,7 +875,7 @@ inline Result<VmExit> VmxVcpu::handle_exit(ExitInfo& exit) {
 
 void VmxVcpu::publish_state() {
   published_.store(total_exits_ + fast_.null_hypercalls, ring_[(ring_next_ + kExitRingSize - 1) % kExitRingSize].reason,
-                   events_injected_, launched_, sleeping_in_hlt_, wait_for_sipi_, stop_message_);
+                   events_injected_, launched_, arbiter_.halted_in_guest(), wait_for_sipi_, stop_message_);
 }
 
 inline void VmxVcpu::record_exit(const ExitInfo& exit) {
@@ -973,7 +986,7 @@ Result<VmExit> VmxVcpu::on_triple_fault(const ExitInfo& exit) {
 }
 
 Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
-  // The window is open: stop asking; inject_pending_event() injects before the next entry.
+  // The window is open: stop asking; the arbiter injects before the next entry.
   const uint32_t primary =
       primary_controls_ & ~(proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
   if (primary != primary_controls_) {
@@ -1054,7 +1067,7 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
       queued = events_.queue_event(guest::PendingEventType::kExternalInterrupt, static_cast<uint32_t>(regs_.rdi));
     }
     if (queued) {
-      owner_events_pending_ = true;
+      arbiter_.note_queue_changed();
       arbitrate_ = true;
     }
     regs_.rax = queued ? 0 : ~uint64_t{0};
@@ -1070,7 +1083,7 @@ Result<VmExit> VmxVcpu::on_vmcall(const ExitInfo& exit) {
 // a queue holding only this event (guest::decide_injection; one event per entry, SDM Vol. 3C 26.5).
 // false: the caller queues it.
 Result<bool> VmxVcpu::inject_own_interrupt_now(uint8_t vector) {
-  if (arbitrate_ || owner_events_pending_ || attention_.load(std::memory_order_relaxed) != 0) return false;
+  if (arbitrate_ || arbiter_.queue_pending() || attention_.load(std::memory_order_relaxed) != 0) return false;
   const Result<guest::PendingEvent> event = guest::make_pending_event(guest::PendingEventType::kExternalInterrupt, vector, std::nullopt);
   if (!event) return false;
   guest::InjectionContext context;
@@ -1243,11 +1256,11 @@ Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {
 }
 
 Result<VmExit> VmxVcpu::on_preemption_timer(const ExitInfo&) {
-  if (sleeping_in_hlt_) {
+  if (arbiter_.halted_in_guest()) {
     // The wake-up time has come: the guest continues after its HLT (RIP was already advanced).
     TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
     TRY(set_preemption_timer(0));
-    sleeping_in_hlt_ = false;
+    arbiter_.resume_from_hlt();
   } else if (return_backstop_ != 0) {
     // The guest ran a whole backstop period (or up to a vlapic deadline) without another exit:
     // the caller gets its turn (host interrupts Bochs did not turn into exits, its mailbox).

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "guest/event_arbiter.h"
 #include "guest/posted_vcpu_events.h"
 #include "guest/guest_page_walk.h"
 #include "guest/loader/entry_state.h"
@@ -199,7 +200,7 @@ class VmxVcpu {
   int32_t bound_cpu() const { return bound_cpu_; }
   uint64_t guest_cr2() const { return guest_cr2_; }
   bool launched() const { return launched_; }
-  bool halted() const { return sleeping_in_hlt_; }  // in activity state HLT (SDM Vol. 3C 24.4.2)
+  bool halted() const { return arbiter_.halted_in_guest(); }  // in activity state HLT (SDM Vol. 3C 24.4.2)
   uint64_t vmcs_phys() const { return vmcs_phys_; }
   bool stopped() const { return stop_message_ != nullptr; }
   const char* stop_message() const { return stop_message_; }
@@ -309,7 +310,6 @@ class VmxVcpu {
   Result<void> write_controls(uint64_t eptp);
   Result<void> write_guest_state(const GuestEntry& entry);
   Result<void> write_host_state();
-  [[gnu::always_inline]] inline Result<void> inject_pending_event();
   Result<void> advance_rip(const ExitInfo& exit);
   // advance_rip() inlined, for the handlers in vcpu.cpp on the exit path (a call, its frame and
   // the Result copies cost a tenth of a CPUID exit).
@@ -330,9 +330,11 @@ class VmxVcpu {
   // inside it brings the exit count to a multiple of kPublishEveryExits: a guest that never
   // halts on a core without a host timer tick still shows its exits growing).
   void publish_state();
+  // The event arbiter's pass (guest/event_arbiter.h) through ArbiterSeam, then the windows,
+  // the preemption timer and whether the next entries may skip the pass.
   [[gnu::always_inline]] inline Result<void> arbitrate_events();
-  // Whether the queue may inject at this entry (queue_gate_, judged by the newest exit).
-  [[gnu::always_inline]] inline bool queue_may_inject();
+  // The arbiter's seam onto this VMCS (vcpu.cpp).
+  struct ArbiterSeam;
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
   [[gnu::always_inline]] inline Result<void> enter_and_decode(ExitInfo& exit);
   [[gnu::always_inline]] inline void record_exit(const ExitInfo& exit);
@@ -402,7 +404,9 @@ class VmxVcpu {
   Result<void> vlapic_before_entry();
   Result<void> enter_wait_for_sipi();
   Result<void> start_from_sipi(uint8_t vector);
-  Result<void> inject_vlapic_interrupt();
+  // After the arbiter's pass: the VMX preemption timer aimed at the vlapic's next deadline, the
+  // caller's value or the return backstop, whichever comes first.
+  Result<void> aim_preemption_timer();
   Result<std::optional<VmExit>> vlapic_on_hlt();
   Result<std::optional<VmExit>> vlapic_msr_read(const ExitInfo& exit);
   Result<std::optional<VmExit>> vlapic_msr_write(const ExitInfo& exit);
@@ -468,7 +472,6 @@ class VmxVcpu {
   uint64_t tsc_aux_ = 0;         // the guest's IA32_TSC_AUX, in the hardware MSR while bound here
   bool nmi_window_allowed_ = false;
   bool activity_hlt_allowed_ = false;
-  bool sleeping_in_hlt_ = false;
   bool guest_xstate_loaded_ = false;  // owner core, interrupts off, inside run() only
   uint32_t pin_controls_ = 0;
   uint32_t primary_controls_ = 0;
@@ -485,10 +488,13 @@ class VmxVcpu {
   // Owner-core state of the arbiter: true while something may still need arbitration before
   // the next entry (queued events, IRR bits, an armed timer, windows, HLT/SIPI sleep).
   bool arbitrate_ = true;
-  bool owner_events_pending_ = false;  // the queue was non-empty when the owner last looked
-  // Held after the queue injected an event while others wait: they go in after an exit the
-  // guest causes, never at a host interrupt's exit (pending_events.h).
-  guest::QueuedEventGate queue_gate_;
+  // The event arbiter (guest/event_arbiter.h): the queued-event gate, whether queued events
+  // wait, the HLT sleep. Only a blocked interrupt asks for a window while the queue waits: the
+  // preemption timer and host interrupts bring the exits that let it go on.
+  guest::EventArbiter arbiter_{guest::EventArbiter::Policy{false}};
+  // The event the newest exit interrupted (IDT-vectoring information, SDM Vol. 3C 27.2.4),
+  // placed into the entry slot by the arbiter's pass unless a handler injected an event first.
+  std::optional<Reinjection> reinjection_;
   uint64_t events_injected_ = 0;
   hw::KernelVmxHw hw_;
   VmxFastPath fast_;

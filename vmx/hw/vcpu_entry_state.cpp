@@ -125,12 +125,11 @@ Result<void> VmxVcpu::restart(uint64_t eptp, const guest::EntryState& state) {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
-  owner_events_pending_ = false;
-  queue_gate_.reset();
+  arbiter_.reset();
+  reinjection_.reset();
   attention_.store(0, std::memory_order_relaxed);
   posted_.clear();
   wait_for_sipi_ = false;
-  sleeping_in_hlt_ = false;
   requested_preemption_timer_ = 0;
   guest_cr2_ = 0;
   guest_xcr0_ = guest::kXcr0Reset;

@@ -145,7 +145,8 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
     IrqSpinlockGuard guard(events_lock_);
     events_.clear();
   }
-  queue_gate_.reset();
+  arbiter_.reset();
+  reinjection_.reset();
   TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, 0));
   const uint32_t primary =
       primary_controls_ & ~(proc_based::kInterruptWindowExiting | proc_based::kNmiWindowExiting);
@@ -161,7 +162,6 @@ Result<void> VmxVcpu::enter_wait_for_sipi() {
   TRY(vmcs_write(hw_, FN::GUEST_RFLAGS, kRflagsReserved1 | guest::kRflagsIf));
   TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, 0));
   TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
-  sleeping_in_hlt_ = false;
   wait_for_sipi_ = true;
   return ok();
 }
@@ -198,61 +198,7 @@ Result<void> VmxVcpu::vlapic_before_entry() {
   return ok();
 }
 
-Result<void> VmxVcpu::inject_vlapic_interrupt() {
-  uint32_t primary = primary_controls_;
-  if (wait_for_sipi_) {
-    // Parked after INIT: stays halted (a host interrupt exit may have recorded it active).
-    TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
-    fast_.enabled = 0;
-    return ok();
-  }
-  if (auto vector = vlapic_.highest_deliverable()) {
-    fast_.enabled = 0;
-    const uint32_t entry_info = TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD));
-    if ((entry_info & kIntrInfoValid) != 0 || queue_gate_.held()) {
-      // The entry slot is taken (a queued event or a re-injection goes first), or queued events
-      // wait for the guest's next exit (guest::QueuedEventGate), which the vlapic must not overtake:
-      // come back when the guest can take an interrupt again. With the slot free, a queued
-      // event that is still blocked (an NMI under NMI blocking, an interrupt under IF = 0) does
-      // not hold the vlapic back: its interrupt goes in when RFLAGS.IF and interruptibility
-      // allow it.
-      primary |= proc_based::kInterruptWindowExiting;
-    } else {
-      guest::InjectionContext context;
-      context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
-      context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-      context.event_slot_busy = (entry_info & kIntrInfoValid) != 0;
-      guest::PendingEvent event;
-      event.type = guest::PendingEventType::kExternalInterrupt;
-      event.vector = *vector;
-      const guest::InjectionDecision decision = guest::decide_injection(event, context);
-      if (decision.action == guest::InjectionAction::kInjectNow) {
-        // SDM 11.8.4: the APIC hands the vector to the core, moving it from IRR to ISR.
-        TRY(vlapic_.acknowledge(*vector));
-        if (sleeping_in_hlt_) {
-          // The interrupt ends the HLT (SDM Vol. 3C 26.3.1.5): enter active.
-          TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityActive));
-          sleeping_in_hlt_ = false;
-          requested_preemption_timer_ = 0;
-        }
-        TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, entry_interruption_info(event)));
-        ++vlapic_injected_;
-      } else if (decision.action == guest::InjectionAction::kRequestInterruptWindow) {
-        primary |= proc_based::kInterruptWindowExiting;
-      }
-    }
-  }
-  if (primary != primary_controls_) {
-    TRY(vmcs_write(hw_, F32::CPU_BASED_VM_EXEC_CONTROL, primary));
-    primary_controls_ = primary;
-  }
-  if (sleeping_in_hlt_) {
-    // Still asleep: a host interrupt that made the guest exit may have been recorded as the
-    // end of its HLT (Bochs saves "active"); only an event for the guest or the wake-up timer
-    // ends the sleep, so it goes back in halted (SDM Vol. 3C 24.4.2).
-    const uint32_t activity = TRY(vmcs_read(hw_, F32::GUEST_ACTIVITY_STATE));
-    if (activity != kActivityHlt) TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
-  }
+Result<void> VmxVcpu::aim_preemption_timer() {
   if (!preemption_timer_allowed_) return ok();  // the timer is polled at the next exit instead
   // The VMX preemption timer counts down from its VMCS value at every entry, at TSC >> rate
   // (SDM Vol. 3C 25.5.1): aim it at the vlapic's next deadline, or the caller's own value if
@@ -260,14 +206,13 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
   uint32_t value = requested_preemption_timer_;
   const uint64_t deadline = vlapic_.next_deadline();
   if (deadline != guest::VirtualLapic::kNoDeadline) {
-    fast_.enabled = 0;  // the stub's fast path would restart the timer at every resume
     const uint64_t now = guest_tsc();  // the deadline is in guest TSC; the timer counts the same ticks
     const uint8_t rate = capabilities()->preemption_timer_rate;
     uint64_t ticks = deadline > now ? ((deadline - now) >> rate) + 1 : 1;
     if (ticks > 0xffffffffu) ticks = 0xffffffffu;
     if (value == 0 || ticks < value) value = static_cast<uint32_t>(ticks);
   }
-  if (return_backstop_ != 0 && !sleeping_in_hlt_ && (value == 0 || return_backstop_ < value)) {
+  if (return_backstop_ != 0 && !arbiter_.halted_in_guest() && (value == 0 || return_backstop_ < value)) {
     value = return_backstop_;
   }
   if (value != 0 || (pin_controls_ & pin_based::kActivatePreemptionTimer) != 0) {
@@ -277,21 +222,29 @@ Result<void> VmxVcpu::inject_vlapic_interrupt() {
 }
 
 Result<std::optional<VmExit>> VmxVcpu::vlapic_on_hlt() {
-  const uint64_t rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
-  if ((rflags & guest::kRflagsIf) == 0) return std::optional<VmExit>{};  // nothing but an NMI wakes it
   TRY(vlapic_before_entry());
-  if (vlapic_.highest_deliverable() || pending_event_count() != 0) {
-    return std::optional<VmExit>{exits::Nothing{}};  // injected at the next entry: HLT returns
+  guest::HltContext context;
+  context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
+  {
+    IrqSpinlockGuard guard(events_lock_);
+    context.queue_head = events_.peek();
   }
-  if (vlapic_.next_deadline() == guest::VirtualLapic::kNoDeadline || !can_sleep_in_hlt()) {
-    return std::optional<VmExit>{};  // the caller decides how to wait (exits::Halt)
+  context.vlapic_vector = vlapic_.highest_deliverable();
+  context.vlapic_deadline = vlapic_.next_deadline();
+  context.can_halt_in_guest = can_sleep_in_hlt();
+  switch (arbiter_.on_guest_hlt(context)) {
+    case guest::HltDecision::kResume:
+      return std::optional<VmExit>{exits::Nothing{}};  // injected at the next entry: HLT returns
+    case guest::HltDecision::kHaltInGuest:
+      // Sleep inside VMX non-root until the timer deadline (the preemption timer is aimed at it
+      // before the entry) or until an event is injected (a posted IPI, a queued event).
+      TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
+      requested_preemption_timer_ = 0;
+      return std::optional<VmExit>{exits::Nothing{}};
+    case guest::HltDecision::kHaltOutside: break;
   }
-  // Sleep inside VMX non-root until the timer deadline (the preemption timer is aimed at it
-  // before the entry) or until a host interrupt (a posted IPI, a queued event) makes it exit.
-  TRY(vmcs_write(hw_, F32::GUEST_ACTIVITY_STATE, kActivityHlt));
-  sleeping_in_hlt_ = true;
-  requested_preemption_timer_ = 0;
-  return std::optional<VmExit>{exits::Nothing{}};
+  arbiter_.resume_from_hlt();  // the caller waits (exits::Halt) and runs the vCPU again
+  return std::optional<VmExit>{};
 }
 
 Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
