@@ -19,14 +19,13 @@
 #include <cstdint>
 #include <span>
 
+#include "guest/instruction_pointer.h"  // CodeSize
 #include "guest/io_bus.h"
 #include "kernel/lib/result.h"
 
 namespace lantern::guest {
 
 // The code segment's default operand/address size (SDM Vol. 3A 3.4.5: CS.D; 64-bit: CS.L).
-enum class CodeSize : uint8_t { k16, k32, k64 };
-
 struct MmioMove {
   bool store = false;      // memory is the destination (88, 89, A2, A3, C6, C7); false: a load
   bool immediate = false;  // C6/C7: the stored value is `imm`, not a register

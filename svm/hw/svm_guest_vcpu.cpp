@@ -529,10 +529,9 @@ Result<void> SvmVcpu::skip_instruction(const Exit& exit) {
 }
 
 Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
-  // Outside long mode the instruction pointer is 32 bits (16 in real mode, where CS.limit is 64 KiB).
-  const bool protected_mode = (vmcb_->save.cr0 & kCr0Pe) != 0;
-  const bool long_mode_code = (vmcb_->save.cs.attrib & (1u << 9)) != 0;  // CS.L (APM Figure 15-4 bit 9)
-  vmcb_->save.rip = long_mode_code ? next : (protected_mode ? (next & 0xffffffffu) : (next & 0xffff));
+  // IP, EIP or RIP, as the guest's CS says (guest/instruction_pointer.h).
+  const uint64_t rip = vmcb_->save.rip;
+  vmcb_->save.rip = guest::next_rip_may_wrap(next, next - rip) ? guest::wrap_instruction_pointer(next, code_size()) : next;
   // Emulating the instruction ends an interrupt shadow it was in (APM Table B-1, offset 068h).
   vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
   return ok();

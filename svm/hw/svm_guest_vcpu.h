@@ -216,6 +216,8 @@ class SvmVcpu {
   // The guest's instruction at CS:RIP through its paging (no decode assists, APM 15.33): the
   // number of bytes fetched (0: no RAM, or not in guest RAM) and the code size it runs with.
   size_t fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const;
+  // The guest code's default operand size: EFER.LMA, CS.L and CS.D/B (guest/instruction_pointer.h).
+  guest::CodeSize code_size() const;
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);

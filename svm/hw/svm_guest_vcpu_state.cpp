@@ -260,13 +260,17 @@ uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
   }
 }
 
+guest::CodeSize SvmVcpu::code_size() const {
+  const VmcbSaveArea& s = vmcb_->save;
+  return guest::code_size_of((s.efer & kEferLma) != 0, (s.cs.attrib & kAttribLong) != 0,
+                             (s.cs.attrib & kAttribDefaultBig) != 0);
+}
+
 size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const {
   if (ram_bytes_ == 0) return 0;
   const VmcbSaveArea& s = vmcb_->save;
-  const bool sixty_four_bit = (s.efer & kEferLma) != 0 && (s.cs.attrib & kAttribLong) != 0;
-  code_size = sixty_four_bit ? guest::CodeSize::k64
-              : (s.cs.attrib & kAttribDefaultBig) != 0 ? guest::CodeSize::k32
-                                                        : guest::CodeSize::k16;
+  code_size = this->code_size();
+  const bool sixty_four_bit = code_size == guest::CodeSize::k64;
   const guest::GuestPagingState paging{s.cr0, s.cr3, s.cr4, s.efer};
   const RamGuestPhysical ram(ram_phys_, ram_bytes_);
   RamGuestLinear memory(ram, paging);

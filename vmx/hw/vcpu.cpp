@@ -907,6 +907,9 @@ Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
   return advance_rip_inline(exit);
 }
 
+// RIP + the instruction's length, unwrapped: an instruction that crosses the top of a 64 KiB or
+// 4 GiB segment outside 64-bit mode (guest/instruction_pointer.h) is not wrapped here. Checking
+// costs 4 Bochs ticks on every exit this path serves, more than the CPUID exit's budget allows.
 inline Result<void> VmxVcpu::advance_rip_inline(const ExitInfo& exit) {
   const uint32_t length = TRY(instruction_length(exit));
   TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + length));

@@ -75,6 +75,11 @@ struct ExitRecord {
   uint64_t tsc;            // host TSC at the exit
 };
 
+// Segment access rights in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): bit 13 L (64-bit code),
+// bit 14 D/B (32-bit default operand size).
+inline constexpr uint32_t kArLong = 1u << 13;
+inline constexpr uint32_t kArDefault32 = 1u << 14;
+
 // Lantern's signature at CPUID 0x40000000 under VMX (guest/cpuid_policy.h: leaves 0x40000000-
 // 0x4FFFFFFF are reserved for hypervisors and return zeros on bare hardware, SDM Vol. 2A CPUID).
 inline constexpr char kCpuidHypervisorSignature[13] = "LanternVMXhv";

@@ -56,9 +56,6 @@ constexpr uint64_t kRflagsReserved1 = 1u << 1;
 constexpr uint8_t kVectorGeneralProtection = 13;
 constexpr uint32_t kActivityActive = 0;  // SDM Vol. 3C 24.4.2
 constexpr uint32_t kActivityHlt = 1;
-// Segment access rights in the VMCS (SDM Vol. 3C 24.4.1, Table 24-2): bit 13 L, bit 14 D/B.
-constexpr uint32_t kArLong = 1u << 13;
-constexpr uint32_t kArDefault32 = 1u << 14;
 
 uint8_t guest_max_phys_bits() {
   // CPUID.80000008H:EAX[7:0] (SDM Vol. 2A CPUID); 36 when the leaf is missing.
@@ -432,9 +429,7 @@ Result<std::optional<VmExit>> VmxVcpu::emulate_mmio_move(const ExitInfo& exit, b
   // the guest's own page tables when its paging is on.
   const uint64_t cs_base = TRY(vmcs_read(hw_, FN::GUEST_CS_BASE));
   const uint32_t cs_ar = TRY(vmcs_read(hw_, F32::GUEST_CS_AR_BYTES));
-  const guest::CodeSize code_size = (cs_ar & kArLong) != 0        ? guest::CodeSize::k64
-                             : (cs_ar & kArDefault32) != 0 ? guest::CodeSize::k32
-                                                           : guest::CodeSize::k16;
+  const guest::CodeSize code_size = guest::code_size_of(true, (cs_ar & kArLong) != 0, (cs_ar & kArDefault32) != 0);
   const uint64_t linear = code_size == guest::CodeSize::k64 ? exit.rip : ((cs_base + exit.rip) & 0xffffffffu);
   const guest::GuestPagingState paging_state = TRY(guest_paging_state());
   const EptGuestTables tables(*this);
