@@ -29,6 +29,7 @@
 
 #include "guest/cpuid_cache.h"
 #include "guest/event_arbiter.h"
+#include "guest/instruction_pointer.h"
 #include "guest/loader/entry_state.h"
 #include "guest/posted_vcpu_events.h"
 #include "guest/published_vcpu_state.h"
@@ -216,8 +217,14 @@ class SvmVcpu {
   // The guest's instruction at CS:RIP through its paging (no decode assists, APM 15.33): the
   // number of bytes fetched (0: no RAM, or not in guest RAM) and the code size it runs with.
   size_t fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const;
-  // The guest code's default operand size: EFER.LMA, CS.L and CS.D/B (guest/instruction_pointer.h).
-  guest::CodeSize code_size() const;
+  // The guest code's default operand size (guest/instruction_pointer.h): EFER.LMA (bit 10, APM
+  // Vol. 2 3.1.7), and CS.L and CS.D/B in the VMCB's packed attributes (bits 9 and 10, APM 15.5.1
+  // Figure 15-4).
+  guest::CodeSize code_size() const {
+    const VmcbSaveArea& s = vmcb_->save;
+    return guest::code_size_of((s.efer & (1u << 10)) != 0, (s.cs.attrib & (1u << 9)) != 0,
+                               (s.cs.attrib & (1u << 10)) != 0);
+  }
   Result<uint64_t> read_msr(uint32_t msr, bool& gp);
   Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
   bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);

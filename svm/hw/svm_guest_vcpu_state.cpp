@@ -260,12 +260,6 @@ uint64_t* SvmVcpu::gpr_slot(uint8_t index) {
   }
 }
 
-guest::CodeSize SvmVcpu::code_size() const {
-  const VmcbSaveArea& s = vmcb_->save;
-  return guest::code_size_of((s.efer & kEferLma) != 0, (s.cs.attrib & kAttribLong) != 0,
-                             (s.cs.attrib & kAttribDefaultBig) != 0);
-}
-
 size_t SvmVcpu::fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const {
   if (ram_bytes_ == 0) return 0;
   const VmcbSaveArea& s = vmcb_->save;
