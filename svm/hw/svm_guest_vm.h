@@ -19,11 +19,9 @@
 
 namespace lantern::svm {
 
-// The vCPUs of one SvmGuestVm by vcpu id (= APIC ID): where their vlapics' IPIs go, as
-// vmx::VcpuGroup does for the VMX demo VMs. Fixed and lowest-priority (the first match) IPIs go
-// to the target's IRR, NMI to its pending-event queue, INIT and SIPI to its wait-for-SIPI state;
-// physical, logical, broadcast and shorthand destinations through guest::ipi_reaches() (SDM Vol. 3A
-// 11.6). Each target is posted lock-free and its owner core kicked.
+// The vCPUs of one SvmGuestVm by vcpu id (= APIC ID): where their vlapics' IPIs go, routed by
+// guest::deliver_ipi() (guest/vlapic.h: destinations and delivery modes, SDM Vol. 3A 11.6). Each
+// target is posted lock-free and its owner core kicked.
 class SvmVcpuGroup {
  public:
   static constexpr uint32_t kMaxVcpus = guest::kMaxVcpusPerVm;
