@@ -70,19 +70,19 @@ void check_event_rules(const EventRequestResult& parsed, std::string_view body) 
     FUZZ_CHECK(!parsed.error.message.empty(), body);
     return;
   }
-  const vmx::PendingEvent& e = parsed.event;
+  const guest::PendingEvent& e = parsed.event;
   switch (e.type) {
-    case vmx::PendingEventType::kNmi: FUZZ_CHECK(e.vector == 2 && !e.has_error_code, body); break;
-    case vmx::PendingEventType::kHardwareException:
+    case guest::PendingEventType::kNmi: FUZZ_CHECK(e.vector == 2 && !e.has_error_code, body); break;
+    case guest::PendingEventType::kHardwareException:
       FUZZ_CHECK(e.vector < 32 && e.vector != 2, body);
-      FUZZ_CHECK(e.has_error_code == vmx::exception_has_error_code(e.vector), body);
+      FUZZ_CHECK(e.has_error_code == guest::exception_has_error_code(e.vector), body);
       break;
-    case vmx::PendingEventType::kExternalInterrupt: FUZZ_CHECK(e.vector >= 16 && !e.has_error_code, body); break;
+    case guest::PendingEventType::kExternalInterrupt: FUZZ_CHECK(e.vector >= 16 && !e.has_error_code, body); break;
   }
   // An accepted body is a JSON object naming the type it was parsed as.
   const json j = json::parse(body, nullptr, false);
   FUZZ_CHECK(j.is_object() && j.contains("type") && j["type"].is_string(), body);
-  FUZZ_CHECK(j["type"].get<std::string>() == vmx::pending_event_type_name(e.type), body);
+  FUZZ_CHECK(j["type"].get<std::string>() == guest::pending_event_type_name(e.type), body);
 }
 
 void check_match(const http::Request& request) {
@@ -164,9 +164,9 @@ void run(const uint8_t* data, size_t size) {
   backend.add_vcpu(0, 1, VcpuState::kStopped);
   backend.console_output[0] = "hello from the guest\n";
   backend.log_lines.push_back(LogLine{0, 1, 0, "info", "boot", false});
-  const size_t preload = choose.in_range(0, vmx::PendingEventQueue::kCapacity);
+  const size_t preload = choose.in_range(0, guest::PendingEventQueue::kCapacity);
   for (size_t i = 0; i < preload; ++i) {
-    (void)backend.queues[{0, 0}].queue_event(vmx::PendingEventType::kExternalInterrupt, 32, std::nullopt);
+    (void)backend.queues[{0, 0}].queue_event(guest::PendingEventType::kExternalInterrupt, 32, std::nullopt);
   }
   const bool inject = choose.one_in(8);
   if (inject) backend.snapshot_error = make_error(ErrorCode::kTimeout, "injected");
@@ -213,7 +213,7 @@ void run(const uint8_t* data, size_t size) {
   const bool authorized = auth.token.empty() || request.header("authorization") == "Bearer s3cret";
   if (m.kind == MatchKind::kFound && request.method == http::Method::kPost && m.params.vm == 0 &&
       m.params.vcpu == 0 && authorized && content_type && is_json_media_type(*content_type)) {
-    const bool room = queued_before < vmx::PendingEventQueue::kCapacity;
+    const bool room = queued_before < guest::PendingEventQueue::kCapacity;
     FUZZ_CHECK((s == 202) == (parsed.ok && room), std::to_string(s) + " " + request.body);
     if (!parsed.ok) FUZZ_CHECK(s == 400, request.body);
     const size_t queued_after = backend.queues[{0, 0}].snapshot().count;

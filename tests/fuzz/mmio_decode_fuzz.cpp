@@ -18,7 +18,7 @@
 #include "tests/fuzz/fuzz_check.h"
 #include "guest/mmio_decode.h"
 
-namespace lantern::vmx {
+namespace lantern::guest {
 namespace {
 
 void run(const uint8_t* data, size_t size) {
@@ -86,9 +86,9 @@ void run(const uint8_t* data, size_t size) {
 }
 
 }  // namespace
-}  // namespace lantern::vmx
+}  // namespace lantern::guest
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  lantern::vmx::run(data, size);
+  lantern::guest::run(data, size);
   return 0;
 }
