@@ -155,6 +155,12 @@ struct InterruptionInfo {
 Result<uint32_t> encode_entry_interruption_info(InterruptionType type, uint8_t vector,
                                                 bool deliver_error_code);
 
+// Whether VM_ENTRY_INTR_INFO_FIELD already holds an event for the next entry: its valid bit
+// (31) alone decides (24.8.3); the other bits of an invalid field mean nothing.
+constexpr bool entry_event_slot_busy(uint32_t entry_interruption_info) {
+  return (entry_interruption_info & kIntrInfoValid) != 0;
+}
+
 // The VM_ENTRY_INTR_INFO_FIELD value that injects a queued event (24.8.3): vector, its type
 // (external interrupt 0, NMI 2, hardware exception 3), deliver-error-code, valid.
 uint32_t entry_interruption_info(const guest::PendingEvent& event);

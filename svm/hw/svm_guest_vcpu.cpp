@@ -2,7 +2,8 @@
 
 #include <new>
 
-#include "guest/cpuid_policy.h"
+#include "guest/hw/locked_event_queue.h"
+#include "guest/hw/cpuid_hw.h"
 #include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
@@ -144,8 +145,8 @@ Result<void> SvmVcpu::setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp) {
   // MOV to CR4 is emulated (svm/cr4_write.h): INTERCEPT_CR_WRITES bit 4 (APM Table B-1, offset 02h).
   vmcb_->control.intercept_cr_writes = kInterceptCr4Write;
   // The features CR4's bits depend on: leaves 01H and (07H, 0) as the guest sees them.
-  const cpu::CpuidResult leaf1 = guest_cpuid(1, 0);
-  const cpu::CpuidResult leaf7 = guest_cpuid(7, 0);
+  const guest::CpuidRegisters leaf1 = guest_cpuid(1, 0);
+  const guest::CpuidRegisters leaf7 = guest_cpuid(7, 0);
   cr4_allowed_ = cr4_allowed_bits(Cr4CpuidView{leaf1.ecx, leaf1.edx, leaf7.ebx, leaf7.ecx});
   return ok();
 }
@@ -222,11 +223,9 @@ struct SvmVcpu::ArbiterSeam {
     vcpu.reinject_.reset();
     return true;
   }
-  struct LockedQueue {
-    IrqSpinlockGuard guard;
-    guest::PendingEventQueue& queue;
-  };
-  LockedQueue lock_queue() { return LockedQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_}; }
+  guest::LockedEventQueue lock_queue() {
+    return guest::LockedEventQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_};
+  }
   Result<void> inject(const guest::PendingEvent& event, guest::EventSource source) {
     vcpu.vmcb_->control.eventinj = TRY(eventinj_for_accepted(event));
     if (source == guest::EventSource::kQueue) ++vcpu.events_injected_;
@@ -538,7 +537,7 @@ Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
 }
 
 // CPUID as the guest sees it: the host's leaves under this vCPU's policy, and the hypervisor leaves.
-cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
+guest::CpuidRegisters SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
   guest::CpuidOffer offer;
   offer.vcpu_id = vcpu_id_;
   lib::mem_copy(offer.signature, kCpuidHypervisorSignature, sizeof(offer.signature));
@@ -549,29 +548,22 @@ cpu::CpuidResult SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) const {
   offer.frequency_leaves = false;  // AMD has no 15H/16H: Linux gets tsc_early_khz= instead
   offer.tsc_hz = time::tsc_hz();
   offer.tsc_per_bus_clock = tsc_per_bus_clock_;
-  const guest::CpuidGuestInputs inputs{false, (apic_base_ & guest::kApicBaseEnable) != 0, 0};
-  guest::CpuidRegisters processor;
-  if (guest::cpuid_leaf_asks_processor(leaf)) {
-    const cpu::CpuidResult c = cpu::cpuid(leaf, subleaf);
-    processor = guest::CpuidRegisters{c.eax, c.ebx, c.ecx, c.edx};
-  }
-  const guest::CpuidRegisters r = guest::guest_cpuid(leaf, subleaf, processor, offer, inputs);
-  return cpu::CpuidResult{r.eax, r.ebx, r.ecx, r.edx};
+  return guest::hw::guest_cpuid_on_this_cpu(leaf, subleaf, offer, cpuid_inputs());
 }
+
 
 Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
   const uint32_t leaf = static_cast<uint32_t>(vmcb_->save.rax);
   const uint32_t subleaf = static_cast<uint32_t>(gprs_.rcx);
   // The answers depend on the vCPU's fixed offer and, for leaf 01H, on IA32_APIC_BASE.EN: cached
   // under that key (the offer never changes for an SvmVcpu).
-  const guest::CpuidGuestInputs inputs{false, (apic_base_ & kApicBaseEnable) != 0, 0};
+  const guest::CpuidGuestInputs inputs = cpuid_inputs();
   const uint64_t key = guest::cpuid_input_key(leaf, inputs);
   guest::CpuidRegisters r;
   if (const guest::CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
     r = *cached;
   } else {
-    const cpu::CpuidResult c = guest_cpuid(leaf, subleaf);
-    r = guest::CpuidRegisters{c.eax, c.ebx, c.ecx, c.edx};
+    r = guest_cpuid(leaf, subleaf);
     cpuid_cache_.store(leaf, subleaf, key, r);
   }
   // CPUID writes EAX..EDX, zero-extending into RAX..RDX.

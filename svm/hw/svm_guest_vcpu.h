@@ -213,7 +213,13 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_shutdown(const Exit& exit);
   Result<SvmRunOutcome> on_npf(const Exit& exit);
   Result<SvmRunOutcome> on_cr4_write(const Exit& exit);
-  cpu::CpuidResult guest_cpuid(uint32_t leaf, uint32_t subleaf) const;
+  // This vCPU's CPUID answer under Lantern's policy (guest/cpuid_policy.h); on_cpuid() caches it.
+  // Out of line: only a cache miss (and setup) needs it.
+  [[gnu::noinline]] guest::CpuidRegisters guest_cpuid(uint32_t leaf, uint32_t subleaf) const;
+  // No XSAVE for guests, so neither CR4.OSXSAVE nor XCR0 changes an answer; IA32_APIC_BASE.EN does.
+  guest::CpuidGuestInputs cpuid_inputs() const {
+    return guest::CpuidGuestInputs{false, (apic_base_ & guest::kApicBaseEnable) != 0, 0};
+  }
   // The guest's instruction at CS:RIP through its paging (no decode assists, APM 15.33): the
   // number of bytes fetched (0: no RAM, or not in guest RAM) and the code size it runs with.
   size_t fetch_instruction(std::span<uint8_t> bytes, guest::CodeSize& code_size) const;

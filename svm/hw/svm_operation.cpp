@@ -15,7 +15,6 @@ namespace lantern::svm {
 namespace {
 
 struct CoreState {
-  bool in_svm_operation = false;
   uint64_t host_save_area_phys = 0;
   uint32_t next_asid = 1;
 };
@@ -52,7 +51,9 @@ Result<void> enable_on_this_cpu() {
   const uint32_t index = this_cpu().index;
   if (index >= kMaxCpus) return make_error(ErrorCode::kInvalidArgument, "CPU index out of range", index);
   CoreState& core = g_cores[index];
-  if (core.in_svm_operation) return make_error(ErrorCode::kAlreadyExists, "this core already has EFER.SVME");
+  if (guest::this_core_backend() == guest::CoreBackend::kSvm) {
+    return make_error(ErrorCode::kAlreadyExists, "this core already has EFER.SVME");
+  }
 
   SvmCpuid c;
   c.max_extended_leaf = cpu::cpuid(kCpuidExtendedMax).eax;
@@ -87,7 +88,6 @@ Result<void> enable_on_this_cpu() {
   // APM 15.4 "Enabling SVM": EFER.SVME = 1 before any SVM instruction.
   cpu::wrmsr(cpu::kMsrEfer, cpu::rdmsr(cpu::kMsrEfer) | kEferSvme);
   cpu::wrmsr(kMsrVmHsavePa, core.host_save_area_phys);
-  core.in_svm_operation = true;
   guest::set_this_core_backend(guest::CoreBackend::kSvm);
   const uint32_t n = g_cores_in_svm.fetch_add(1) + 1;
   LOG_INFO("svm: cpu%u: EFER.SVME set, host save area 0x%llx (%u core(s) so far)", index,
@@ -97,10 +97,7 @@ Result<void> enable_on_this_cpu() {
 
 uint32_t cores_in_svm_operation() { return g_cores_in_svm.load(); }
 
-bool this_cpu_in_svm_operation() {
-  const uint32_t index = this_cpu().index;
-  return index < kMaxCpus && g_cores[index].in_svm_operation;
-}
+bool this_cpu_in_svm_operation() { return guest::this_core_backend() == guest::CoreBackend::kSvm; }
 
 const SvmFeatures* features() { return g_features_valid.load() ? &g_features : nullptr; }
 

@@ -261,6 +261,13 @@ TEST(VmxDecoders, ExitReasonKinds) {
   }
 }
 
+TEST(VmxDecoders, EntryEventSlotBusyIsTheValidBitAlone) {
+  EXPECT_TRUE(entry_event_slot_busy(0x80000b0e));   // #PF with error code, valid
+  EXPECT_TRUE(entry_event_slot_busy(0x80000000));
+  EXPECT_FALSE(entry_event_slot_busy(0x00000b0e));  // the same bits without valid: free
+  EXPECT_FALSE(entry_event_slot_busy(0x7fffffff));
+}
+
 TEST(VmxDecoders, EntryInterruptionInfoOfQueuedEvents) {
   auto pf = guest::make_pending_event(guest::PendingEventType::kHardwareException, 14, 0x2);
   ASSERT_TRUE(pf.has_value());

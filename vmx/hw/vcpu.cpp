@@ -3,7 +3,8 @@
 #include <atomic>
 #include <new>
 
-#include "guest/cpuid_policy.h"
+#include "guest/hw/cpuid_hw.h"
+#include "guest/hw/locked_event_queue.h"
 #include "guest/nested_paging.h"
 #include "guest/platform_msrs.h"
 #include "kernel/arch/x86_64/apic.h"
@@ -557,7 +558,7 @@ struct VmxVcpu::ArbiterSeam {
     guest::InjectionContext context;
     context.guest_rflags = TRY(vmcs_read(vcpu.hw_, FN::GUEST_RFLAGS));
     context.interruptibility = TRY(vmcs_read(vcpu.hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-    context.event_slot_busy = (TRY(vmcs_read(vcpu.hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0;
+    context.event_slot_busy = entry_event_slot_busy(TRY(vmcs_read(vcpu.hw_, F32::VM_ENTRY_INTR_INFO_FIELD)));
     return context;
   }
   Result<bool> reinject_interrupted_event() {
@@ -573,11 +574,9 @@ struct VmxVcpu::ArbiterSeam {
     if (re.instruction_length != 0) TRY(vmcs_write(vcpu.hw_, F32::VM_ENTRY_INSTRUCTION_LEN, re.instruction_length));
     return true;
   }
-  struct LockedQueue {
-    IrqSpinlockGuard guard;
-    guest::PendingEventQueue& queue;
-  };
-  LockedQueue lock_queue() { return LockedQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_}; }
+  guest::LockedEventQueue lock_queue() {
+    return guest::LockedEventQueue{IrqSpinlockGuard(vcpu.events_lock_), vcpu.events_};
+  }
   Result<void> inject(const guest::PendingEvent& event, guest::EventSource source) {
     uint32_t info = entry_interruption_info(event);
     // With unrestricted guest and CR0.PE = 0 the "deliver error code" bit must be 0, or the
@@ -1036,12 +1035,7 @@ guest::CpuidRegisters VmxVcpu::policy_cpuid(uint32_t leaf, uint32_t subleaf, con
   offer.frequency_leaves = true;  // Linux finds the TSC and APIC timer rates in 15H/16H
   offer.tsc_hz = time::tsc_hz();
   offer.tsc_per_bus_clock = vlapic_tsc_per_bus_clock_;
-  guest::CpuidRegisters processor;
-  if (guest::cpuid_leaf_asks_processor(leaf)) {
-    const cpu::CpuidResult c = cpu::cpuid(leaf, subleaf);
-    processor = guest::CpuidRegisters{c.eax, c.ebx, c.ecx, c.edx};
-  }
-  return guest::guest_cpuid(leaf, subleaf, processor, offer, inputs);
+  return guest::hw::guest_cpuid_on_this_cpu(leaf, subleaf, offer, inputs);
 }
 
 Result<VmExit> VmxVcpu::on_hlt(const ExitInfo& exit) {
@@ -1092,7 +1086,7 @@ Result<bool> VmxVcpu::inject_own_interrupt_now(uint8_t vector) {
   guest::InjectionContext context;
   context.guest_rflags = TRY(vmcs_read(hw_, FN::GUEST_RFLAGS));
   context.interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
-  context.event_slot_busy = (TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD)) & kIntrInfoValid) != 0;
+  context.event_slot_busy = entry_event_slot_busy(TRY(vmcs_read(hw_, F32::VM_ENTRY_INTR_INFO_FIELD)));
   const guest::InjectionDecision decision = guest::decide_injection(*event, context);
   if (decision.action != guest::InjectionAction::kInjectNow) return false;
   TRY(vmcs_write(hw_, F32::VM_ENTRY_INTR_INFO_FIELD, entry_interruption_info(decision.event)));

@@ -8,7 +8,7 @@ namespace {
 
 struct PublishedVcpus {
   uint32_t vm_id = 0;
-  VmxVcpu* vcpus[kMaxVcpusPerPublishedVm] = {};
+  VmxVcpu* vcpus[guest::kMaxVcpusPerVm] = {};  // vcpu ids are below kMaxVcpusPerVm
   uint32_t count = 0;
 };
 
@@ -39,8 +39,8 @@ Result<void> publish_vcpu(const guest::GuestVm& vm, VmxVcpu& vcpu) {
     if (entry->vcpus[i]->vcpu_id() == vcpu.vcpu_id())
       return make_error(ErrorCode::kAlreadyExists, "vCPU already published", vcpu.vcpu_id());
   }
-  if (entry->count == kMaxVcpusPerPublishedVm)
-    return make_error(ErrorCode::kFull, "the VM's vCPU table is full", kMaxVcpusPerPublishedVm);
+  if (entry->count == guest::kMaxVcpusPerVm)
+    return make_error(ErrorCode::kFull, "the VM's vCPU table is full", guest::kMaxVcpusPerVm);
   entry->vcpus[entry->count++] = &vcpu;
   return ok();
 }

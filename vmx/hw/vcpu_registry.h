@@ -12,12 +12,10 @@
 
 namespace lantern::vmx {
 
-inline constexpr size_t kMaxVcpusPerPublishedVm = 16;
-
 // kNotFound when the VM was not published (guest::publish_vm); kAlreadyExists for a vCPU id
-// published before; kFull past kMaxVcpusPerPublishedVm or guest::kMaxPublishedVms VMs.
+// published before; kFull past guest::kMaxPublishedVms VMs.
 Result<void> publish_vcpu(const guest::GuestVm& vm, VmxVcpu& vcpu);
-// The published vCPUs of VM `vm_id` in publication order (at most kMaxVcpusPerPublishedVm);
+// The published vCPUs of VM `vm_id` in publication order (at most guest::kMaxVcpusPerVm);
 // returns how many.
 size_t published_vcpus(uint32_t vm_id, VmxVcpu** out, size_t capacity);
 // nullptr when not published.

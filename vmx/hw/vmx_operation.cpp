@@ -30,7 +30,6 @@ constexpr uint64_t kCr4Vmxe = 1u << 13;
 constexpr uint32_t kRevisionIdMask = 0x7fffffff;
 
 struct CoreState {
-  bool in_vmx_operation = false;
   uint64_t vmxon_region_phys = 0;
 };
 CoreState g_cores[kMaxCpus];
@@ -90,7 +89,9 @@ Result<void> enable_on_this_cpu() {
   PerCpu& me = this_cpu();
   if (me.index >= kMaxCpus) return make_error(ErrorCode::kInvalidArgument, "CPU index out of range", me.index);
   CoreState& core = g_cores[me.index];
-  if (core.in_vmx_operation) return make_error(ErrorCode::kAlreadyExists, "this core is already in VMX operation");
+  if (guest::this_core_backend() == guest::CoreBackend::kVmx) {
+    return make_error(ErrorCode::kAlreadyExists, "this core is already in VMX operation");
+  }
 
   if ((cpu::cpuid(1).ecx & kCpuid1EcxVmx) == 0) {
     return unavailable("CPUID.01H:ECX[5] (VMX) is 0: this CPU or emulator does not offer VMX",
@@ -150,7 +151,6 @@ Result<void> enable_on_this_cpu() {
     }
   }
   guest::enable_host_xstate_on_this_cpu();
-  core.in_vmx_operation = true;
   guest::set_this_core_backend(guest::CoreBackend::kVmx);
   const uint32_t n = g_cores_in_vmx.fetch_add(1) + 1;
   LOG_INFO("vmx: cpu%u in VMX root operation (VMXON region 0x%llx; %u core(s) so far)", me.index,
@@ -160,10 +160,7 @@ Result<void> enable_on_this_cpu() {
 
 uint32_t cores_in_vmx_operation() { return g_cores_in_vmx.load(); }
 
-bool this_cpu_in_vmx_operation() {
-  const uint32_t index = this_cpu().index;
-  return index < kMaxCpus && g_cores[index].in_vmx_operation;
-}
+bool this_cpu_in_vmx_operation() { return guest::this_core_backend() == guest::CoreBackend::kVmx; }
 
 const VmxCapabilities* capabilities() {
   return g_capabilities_valid.load() ? &g_capabilities : nullptr;

@@ -30,6 +30,15 @@ VcpuState state_of(bool stopped, bool parked, bool launched) {
   return launched ? VcpuState::kRunning : VcpuState::kCreated;
 }
 
+// A published VM's VMX vCPUs (vmx/hw/vcpu_registry.h), in publication order.
+struct VmxVcpusOf {
+  explicit VmxVcpusOf(uint32_t vm_id) : count(vmx::published_vcpus(vm_id, at, guest::kMaxVcpusPerVm)) {}
+  vmx::VmxVcpu* const* begin() const { return at; }
+  vmx::VmxVcpu* const* end() const { return at + count; }
+  vmx::VmxVcpu* at[guest::kMaxVcpusPerVm] = {};
+  size_t count;
+};
+
 // Runs on any core: only what the owner published (guest/published_vcpu_state.h), the ids fixed
 // at creation, the atomic binding and the locked event queue; the same for both backends.
 template <typename Vcpu>
@@ -350,11 +359,8 @@ std::vector<api::CpuSummary> KernelConsoleBackend::cpus() {
         c.vcpus.emplace_back(svm_vms[v].vcpu->vm_id(), svm_vms[v].vcpu->vcpu_id());
     }
     for (size_t v = 0; v < vm_count; ++v) {
-      vmx::VmxVcpu* vmx_vcpus[vmx::kMaxVcpusPerPublishedVm];
-      const size_t count = vmx::published_vcpus(vms[v].vm->vm_id, vmx_vcpus, vmx::kMaxVcpusPerPublishedVm);
-      for (size_t k = 0; k < count; ++k) {
-        if (vmx_vcpus[k]->bound_cpu() == static_cast<int32_t>(i))
-          c.vcpus.emplace_back(vms[v].vm->vm_id, vmx_vcpus[k]->vcpu_id());
+      for (const vmx::VmxVcpu* vcpu : VmxVcpusOf(vms[v].vm->vm_id)) {
+        if (vcpu->bound_cpu() == static_cast<int32_t>(i)) c.vcpus.emplace_back(vms[v].vm->vm_id, vcpu->vcpu_id());
       }
     }
     out.push_back(std::move(c));
@@ -374,13 +380,12 @@ std::vector<api::VmSummary> KernelConsoleBackend::vms() {
     s.name = vms[i].program;
     s.program = vms[i].program;
     s.memory_bytes = guest::kGuestMemoryBytes;
-    vmx::VmxVcpu* vmx_vcpus[vmx::kMaxVcpusPerPublishedVm];
-    const size_t count = vmx::published_vcpus(vm.vm_id, vmx_vcpus, vmx::kMaxVcpusPerPublishedVm);
-    s.vcpu_count = static_cast<uint32_t>(count);
+    const VmxVcpusOf vmx_vcpus(vm.vm_id);
+    s.vcpu_count = static_cast<uint32_t>(vmx_vcpus.count);
     s.console_bytes = vm.console.total_bytes();
-    bool all_stopped = count > 0;
-    for (size_t k = 0; k < count; ++k) {
-      const auto& published = vmx_vcpus[k]->published();
+    bool all_stopped = vmx_vcpus.count > 0;
+    for (const vmx::VmxVcpu* vcpu : vmx_vcpus) {
+      const auto& published = vcpu->published();
       all_stopped = all_stopped && published.stop_message.load(std::memory_order_relaxed) != nullptr;
     }
     if (vm.exit_requested) {
@@ -422,9 +427,7 @@ std::vector<api::VcpuSummary> KernelConsoleBackend::vcpus() {
   guest::PublishedVm vms[guest::kMaxPublishedVms];
   const size_t n = guest::published_vms(vms, guest::kMaxPublishedVms);
   for (size_t i = 0; i < n; ++i) {
-    vmx::VmxVcpu* vmx_vcpus[vmx::kMaxVcpusPerPublishedVm];
-    const size_t count = vmx::published_vcpus(vms[i].vm->vm_id, vmx_vcpus, vmx::kMaxVcpusPerPublishedVm);
-    for (size_t k = 0; k < count; ++k) out.push_back(summary_of(*vmx_vcpus[k]));
+    for (const vmx::VmxVcpu* vcpu : VmxVcpusOf(vms[i].vm->vm_id)) out.push_back(summary_of(*vcpu));
   }
   svm::PublishedSvmVm svm_vms[svm::kMaxPublishedSvmVms];
   const size_t svm_count = svm::published_svm_vms(svm_vms, svm::kMaxPublishedSvmVms);
