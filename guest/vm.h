@@ -55,6 +55,9 @@ struct Vm {
     exit_status = status;
     exit_requested = true;
   }
+  // Whether a vCPU's run loop returns to its caller after an exit it handled inside: the VM
+  // ended, or another core asked its loops to leave. Owner core, one relaxed load.
+  bool run_loop_must_return() const { return exit_requested || leave_run.load(std::memory_order_relaxed); }
 };
 
 }  // namespace lantern::guest

@@ -5,6 +5,7 @@
 #include "guest/hw/locked_event_queue.h"
 #include "guest/hw/cpuid_hw.h"
 #include "guest/platform_msrs.h"
+#include "guest/run_loop.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -279,22 +280,45 @@ Result<void> SvmVcpu::inject_exception(uint8_t vector, std::optional<uint32_t> e
   return ok();
 }
 
-// ---- The run loop's one step ------------------------------------------------------------------
+// ---- The run loop ------------------------------------------------------------------------------
+
+// run()'s steps for guest::run_vcpu() (guest/run_loop.h). SVM has no preemption timer, and Bochs
+// takes no INTR exit for the wake-up IPI while the guest's RFLAGS.IF is 0: a guest whose exits
+// are all handled inside (a UART polled with interrupts off) still gives its core a turn for
+// host and mailbox work (console captures, a reset) after kHandledExitsPerTurn exits.
+struct SvmVcpu::RunLoopSeam {
+  using Exit = SvmVcpu::Exit;
+  using Outcome = SvmRunOutcome;
+  static constexpr uint32_t kHandledExitsPerTurn = 256;
+  SvmVcpu& vcpu;
+
+  Result<bool> pre_enter() { return vcpu.pre_enter(); }
+  SvmRunOutcome outcome_without_entry() { return SvmRunOutcome::kHalted; }
+  Result<void> enter_and_decode(Exit& exit) { return vcpu.enter_and_decode(exit); }
+  Result<SvmRunOutcome> dispatch(Exit& exit) { return (vcpu.*handler_for(exit.exitcode))(exit); }
+  bool handled_inside(SvmRunOutcome outcome) { return outcome == SvmRunOutcome::kHandled; }
+  void post_exit() {}  // run() publishes at its return, at least every kHandledExitsPerTurn exits
+  bool leave_requested() { return vcpu.vm_.run_loop_must_return(); }
+};
 
 Result<SvmRunOutcome> SvmVcpu::run() {
-  Result<SvmRunOutcome> outcome = run_once();
+  if (stopped()) return SvmRunOutcome::kStopped;
+  RunLoopSeam seam{*this};
+  Result<SvmRunOutcome> outcome = guest::run_vcpu(seam);
   if (!outcome && !stopped()) {
     stop_message_ = "the SVM backend failed to handle an exit";
     LOG_ERROR("svm: vm%u vcpu%u: %s: %s (%s, detail %llu); the vCPU stops", vm_.vm_id, vcpu_id_,
               stop_message_, outcome.error().message, error_code_name(outcome.error().code),
               static_cast<unsigned long long>(outcome.error().detail));
-    publish_state();
   }
+  publish_state();
   return outcome;
 }
 
-Result<SvmRunOutcome> SvmVcpu::run_once() {
-  if (stopped()) return SvmRunOutcome::kStopped;
+// Before an entry: what other cores posted (INIT/SIPI, vectors, queue changes); a vCPU in HLT
+// or waiting for a SIPI sleeps on this core until a host interrupt unless an event ends the
+// HLT (false: no entry this time); then the arbiter's pass.
+Result<bool> SvmVcpu::pre_enter() {
   const uint32_t attention = attention_.exchange(0, std::memory_order_acq_rel);
   if ((attention & kAttentionPosted) != 0) take_posted_interrupts();
   if ((attention & kAttentionEvents) != 0) arbiter_.note_queue_changed();  // queue_event() from any core
@@ -306,12 +330,16 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
       cpu::disable_interrupts();
       if (attention_.load(std::memory_order_acquire) == 0) cpu::enable_interrupts_and_halt();
       cpu::enable_interrupts();
-      publish_state();
-      return SvmRunOutcome::kHalted;
+      return false;
     }
   }
   TRY(arbitrate_events());
+  return true;
+}
 
+// VMRUN with the guest's CR8 and x87/SSE state, then the exit as the handlers see it (recorded
+// in the ring). A host interrupt that caused VMEXIT_INTR is taken when interrupts come back on.
+Result<void> SvmVcpu::enter_and_decode(Exit& exit) {
   VmcbControlArea& c = vmcb_->control;
   // The guest's CR8 is V_TPR (V_INTR_MASKING, APM 15.21.4) and also the vlapic's TPR[7:4] (SDM
   // Vol. 3A 11.8.6.1): V_TPR carries the vlapic's value in, and a CR8 write the guest made comes
@@ -325,11 +353,11 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
     svm_vmrun(vmcb_phys_, host_vmcb_phys_, &gprs_);
     guest::hw::fxsave(guest_fx_);
     guest::hw::fxrstor(host_fx_);
-  }  // a host interrupt that caused VMEXIT_INTR is taken here
+  }
   launched_ = true;
   if (const uint64_t cr8_out = c.virtual_interrupt_control & 0xf; cr8_out != cr8_in) vlapic_.write_cr8(cr8_out);
   c.tlb_control = kTlbControlDoNothing;
-  const Exit exit{c.exitcode, c.exitinfo1, c.exitinfo2, c.exitintinfo, vmcb_->save.rip};
+  exit = Exit{c.exitcode, c.exitinfo1, c.exitinfo2, c.exitintinfo, vmcb_->save.rip};
   // EVENTINJ is consumed by VMRUN; what was not delivered is in EXITINTINFO (APM 15.20, 15.7.2).
   c.eventinj = 0;
   reinject_ = reinjection_from_exitintinfo(exit.exitintinfo);
@@ -338,9 +366,7 @@ Result<SvmRunOutcome> SvmVcpu::run_once() {
     nmi_unblock_pending_ = false;
   }
   record_exit(exit);
-  Result<SvmRunOutcome> outcome = (this->*handler_for(exit.exitcode))(exit);
-  publish_state();
-  return outcome;
+  return ok();
 }
 
 SvmVcpu::Handler SvmVcpu::handler_for(uint64_t exitcode) {
@@ -734,9 +760,9 @@ Result<SvmRunOutcome> SvmVcpu::on_vmmcall(const Exit& exit) {
       uint64_t result = ~uint64_t{0};  // unknown hypercall
       if (hypercall_handler_ != nullptr && hypercall_handler_(hypercall_context_, rax, args, result)) {
         rax = result;
-      } else {
-        rax = ~uint64_t{0};
+        return SvmRunOutcome::kHypercall;  // the handler's owner sees it before the guest goes on
       }
+      rax = ~uint64_t{0};
       break;
     }
   }

@@ -56,9 +56,11 @@ struct SvmExitRecord {
   uint64_t tsc;  // host TSC at the exit
 };
 
-// What the run loop does after run().
+// Why run() returned: what its caller does next.
 enum class SvmRunOutcome : uint8_t {
-  kHandled,        // handled inside; enter again
+  kHandled,        // exits handled inside, and the caller's turn: a run of them long enough
+                   // (RunLoopSeam::kHandledExitsPerTurn) or the VM asked its loops to leave
+  kHypercall,      // the hypercall handler (set_hypercall_handler) took a VMMCALL
   kHostInterrupt,  // a host interrupt exited the guest: host work and the mailbox first
   kHalted,         // the guest waits in HLT and this core slept until a host interrupt
   kStopped,        // stopped for good (stop_message())
@@ -95,8 +97,10 @@ class SvmVcpu {
   static Result<SvmVcpu*> create(guest::Vm& vm, uint32_t vcpu_id, uint64_t n_cr3, uint64_t rip, uint64_t rsp);
   static void destroy(SvmVcpu* vcpu);
 
-  // Owner core only. An error (a failed VMCB update, an event the arbiter could not encode) stops
-  // the vCPU with a recorded reason, like a stop exit.
+  // Owner core only. Enters the guest until an exit it does not handle inside, a HLT it sleeps
+  // through on this core, or the caller's turn (guest/run_loop.h); publishes the state when it
+  // returns. An error (a failed VMCB update, an event the arbiter could not encode) stops the
+  // vCPU with a recorded reason, like a stop exit.
   Result<SvmRunOutcome> run();
   void capture(SvmCapture& out) const;
 
@@ -181,7 +185,10 @@ class SvmVcpu {
  private:
   SvmVcpu(guest::Vm& vm, uint32_t vcpu_id) : vm_(vm), vcpu_id_(vcpu_id) {}
   Result<void> setup(uint64_t n_cr3, uint64_t rip, uint64_t rsp);
-  Result<SvmRunOutcome> run_once();
+  // run()'s steps for guest::run_vcpu() (svm_guest_vcpu.cpp).
+  struct RunLoopSeam;
+  Result<bool> pre_enter();
+  Result<void> enter_and_decode(Exit& exit);
   void release();
 
   // The event arbiter's pass (guest/event_arbiter.h) through ArbiterSeam, then the windows.

@@ -259,12 +259,10 @@ void run_vcpu_loop_on_this_cpu(HostWork host_work) {
       LOG_INFO("svm: vm%u: guest wrote 0x%x to the exit port", vm.vm_id, vm.exit_status);
       break;
     }
-    // Host work after a host interrupt (the NIC's, the timer tick, a mailbox wake-up IPI) or
-    // while the guest halts; handled-inside exits go straight back in.
-    if (*outcome == SvmRunOutcome::kHostInterrupt || *outcome == SvmRunOutcome::kHalted) {
-      if (host_work != nullptr) host_work();
-      (void)poll_core_mailbox();
-    }
+    // Host work at every return: after a host interrupt (the NIC's, the timer tick, a mailbox
+    // wake-up IPI), while the guest halts, or after a run of exits handled inside.
+    if (host_work != nullptr) host_work();
+    (void)poll_core_mailbox();
   }
   LOG_WARN("svm: cpu%u: demo vCPU stopped after %llu exits; this core idles", index,
            static_cast<unsigned long long>(vcpu.total_exits()));

@@ -21,10 +21,6 @@ namespace {
 // APM 15.13.1) so console snapshots and a halted guest's vlapic timer are served. The BSP's tick
 // runs from boot; an AP running a user vCPU starts the same.
 constexpr uint32_t kHostTickHz = 100;
-// A guest whose exits are all handled inside (a UART polled with interrupts off) still lets its
-// core run mailbox work (console captures, a reset) after this many turns: Bochs takes no INTR
-// exit for the wake-up IPI while the guest's RFLAGS.IF is 0.
-constexpr uint32_t kTurnsBetweenHostWork = 256;
 
 class SvmUserVcpu final : public guest::UserVcpu {
  public:
@@ -33,11 +29,9 @@ class SvmUserVcpu final : public guest::UserVcpu {
   Result<Turn> run() override {
     switch (TRY(vcpu_.run())) {
       case SvmRunOutcome::kHandled:
-        if (++turns_without_host_work_ < kTurnsBetweenHostWork) return Turn::kGuest;
-        turns_without_host_work_ = 0;
-        return Turn::kHostWork;
+      case SvmRunOutcome::kHypercall:
       case SvmRunOutcome::kHostInterrupt:
-      case SvmRunOutcome::kHalted: turns_without_host_work_ = 0; return Turn::kHostWork;
+      case SvmRunOutcome::kHalted: return Turn::kHostWork;
       case SvmRunOutcome::kStopped: break;
     }
     return make_error(ErrorCode::kInvalidState,
@@ -65,7 +59,6 @@ class SvmUserVcpu final : public guest::UserVcpu {
   }
 
   SvmVcpu& vcpu_;
-  uint32_t turns_without_host_work_ = 0;
 };
 
 // MSRs the guest reaches without an exit: VMLOAD and VMSAVE switch them with the guest's VMCB

@@ -7,6 +7,7 @@
 #include "guest/hw/locked_event_queue.h"
 #include "guest/nested_paging.h"
 #include "guest/platform_msrs.h"
+#include "guest/run_loop.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/descriptors.h"
@@ -666,11 +667,7 @@ inline Result<void> VmxVcpu::pre_enter() {
 inline Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
   // Interrupts are off for the whole run(): nothing on this core sees the guest's state.
   ensure_guest_xstate();
-  // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value
-  // is switched by hand. MOV to CR2 serializes (SDM Vol. 3A 9.3), so only when it differs.
-  if (cpu::read_cr2() != guest_cr2_) cpu::write_cr2(guest_cr2_);
   const uint64_t flags = vmx_enter(&regs_, launched_ ? 1 : 0, &fast_);
-  guest_cr2_ = cpu::read_cr2();
   if (flags != 0) {
     ensure_host_xstate();
     // VMfailInvalid (CF, bit 0) or VMfailValid (ZF, bit 6): SDM Vol. 3C 30.2.
@@ -687,10 +684,36 @@ inline Result<void> VmxVcpu::enter_and_decode(ExitInfo& exit) {
   return ok();
 }
 
-// The run loop: pre-enter -> enter -> decode -> dispatch -> post-exit. Exits handled inside
-// (Nothing) go straight back into the guest; every other exit returns to the caller. Another
-// core's request reaches the loop as attention bits (read by pre_enter) plus the wake-up IPI,
-// whose host-interrupt exit returns to the caller (mailbox work, captures).
+// run()'s steps for guest::run_vcpu() (guest/run_loop.h). Exits handled inside (Nothing) go
+// straight back into the guest; every other exit returns to the caller. Another core's
+// request reaches the loop as attention bits (read by pre_enter) plus the wake-up IPI, whose
+// host-interrupt exit returns to the caller (mailbox work, captures). A guest that runs
+// without exits the host sees is bounded by the return backstop (set_return_backstop), not
+// by a count of handled exits.
+struct VmxVcpu::RunLoopSeam {
+  using Exit = ExitInfo;
+  using Outcome = VmExit;
+  static constexpr uint32_t kHandledExitsPerTurn = 0;
+  VmxVcpu& vcpu;
+
+  [[gnu::always_inline]] Result<bool> pre_enter() {
+    TRY(vcpu.pre_enter());
+    return true;  // a HLT sleeps inside the guest (activity state HLT + preemption timer)
+  }
+  [[gnu::always_inline]] VmExit outcome_without_entry() { return VmExit{exits::Nothing{}}; }
+  [[gnu::always_inline]] Result<void> enter_and_decode(ExitInfo& exit) { return vcpu.enter_and_decode(exit); }
+  [[gnu::always_inline]] Result<VmExit> dispatch(ExitInfo& exit) { return vcpu.handle_exit(exit); }
+  [[gnu::always_inline]] bool handled_inside(const VmExit& outcome) { return outcome.index() == 0; }
+  [[gnu::always_inline]] void post_exit() {
+    if ((vcpu.total_exits_ & (kPublishEveryExits - 1)) == 0) vcpu.publish_state();
+  }
+  [[gnu::always_inline]] bool leave_requested() {
+    if (vcpu.vm_core_ != nullptr && vcpu.vm_core_->run_loop_must_return()) return true;
+    // One relaxed load per handled exit; the exchange only when a request is there.
+    return vcpu.return_requested_.load(std::memory_order_relaxed) && vcpu.return_requested_.exchange(false);
+  }
+};
+
 Result<VmExit> VmxVcpu::run() {
   if (stop_message_ != nullptr) {
     return make_error(ErrorCode::kInvalidState, stop_message_, stop_exit_reason_);
@@ -703,28 +726,21 @@ Result<VmExit> VmxVcpu::run() {
     return make_error(ErrorCode::kInvalidState, "complete the pending IoRead/MsrRead exit first");
   }
   cpu::InterruptsOff irq_off;
+  // CR2 is not in the VMCS (SDM Vol. 3C 27.3.1 lists what an exit saves): the guest's value is
+  // switched by hand, once per run(). Inside run() nothing on this core but the guest writes
+  // CR2: interrupts are off, and a page fault in the host panics. MOV to CR2 serializes (SDM
+  // Vol. 3A 9.3), so only when it differs.
+  if (cpu::read_cr2() != guest_cr2_) cpu::write_cr2(guest_cr2_);
   struct OnReturn {
     VmxVcpu& vcpu;
     ~OnReturn() {
+      vcpu.guest_cr2_ = cpu::read_cr2();
       vcpu.ensure_host_xstate();
       vcpu.publish_state();
     }
   } on_return{*this};
-  for (;;) {
-    TRY(pre_enter());
-    ExitInfo exit;
-    TRY(enter_and_decode(exit));
-    Result<VmExit> outcome = handle_exit(exit);
-    if (!outcome || outcome->index() != 0 ||
-        (vm_core_ != nullptr &&
-         (vm_core_->exit_requested || vm_core_->leave_run.load(std::memory_order_relaxed)))) {
-      return outcome;
-    }
-    if ((total_exits_ & (kPublishEveryExits - 1)) == 0) publish_state();
-    // One relaxed load per handled exit; the exchange only when a request is there.
-    if (return_requested_.load(std::memory_order_relaxed) && return_requested_.exchange(false))
-      return outcome;
-  }
+  RunLoopSeam seam{*this};
+  return guest::run_vcpu(seam);
 }
 
 // The guest's x87/SSE/AVX... registers and XCR0 are live only between these two calls, with

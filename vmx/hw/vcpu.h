@@ -342,6 +342,8 @@ class VmxVcpu {
   struct ArbiterSeam;
   // VMfail -> error; success -> the decoded exit (reason, RIP; recorded in the ring).
   [[gnu::always_inline]] inline Result<void> enter_and_decode(ExitInfo& exit);
+  // run()'s steps for guest::run_vcpu() (vcpu.cpp).
+  struct RunLoopSeam;
   [[gnu::always_inline]] inline void record_exit(const ExitInfo& exit);
 
   Result<VmExit> on_unexpected(const ExitInfo& exit);
