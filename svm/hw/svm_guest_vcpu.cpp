@@ -204,7 +204,7 @@ bool SvmVcpu::newest_exit_from_host() const {
 // The arbiter's seam onto this VMCB (guest/event_arbiter.h): the entry's event slot is EVENTINJ
 // (APM 15.20); the windows are V_IRQ + the VINTR intercept (15.21.4) and the IRET intercept
 // (15.21.6), collected here and applied after the pass. A HLT never sleeps in the guest here,
-// and a vCPU waiting for a SIPI never reaches the pass (run_once() keeps it out of the guest).
+// and a vCPU waiting for a SIPI never reaches the pass (pre_enter() keeps it out of the guest).
 struct SvmVcpu::ArbiterSeam {
   SvmVcpu& vcpu;
   bool interrupt_window = false;
@@ -539,7 +539,7 @@ Result<SvmRunOutcome> SvmVcpu::on_vintr(const Exit&) {
 
 Result<SvmRunOutcome> SvmVcpu::on_iret(const Exit& exit) {
   // The NMI handler is about to execute IRET (the intercept comes first, APM 15.21.6): NMI
-  // blocking ends once it has, i.e. at the next exit with another RIP (run_once()).
+  // blocking ends once it has, i.e. at the next exit with another RIP (enter_and_decode()).
   nmi_unblock_pending_ = nmi_blocked_;
   iret_rip_ = exit.rip;
   vmcb_->control.intercept_vector_3 &= ~intercept3::kIret;
@@ -612,7 +612,7 @@ Result<SvmRunOutcome> SvmVcpu::on_hlt(const Exit& exit) {
   }
   context.vlapic_vector = vlapic_.highest_deliverable();
   context.vlapic_deadline = vlapic_.next_deadline();
-  context.can_halt_in_guest = false;  // no wake-up timer: run_once() waits for host interrupts
+  context.can_halt_in_guest = false;  // no wake-up timer: pre_enter() sleeps until a host interrupt
   if (arbiter_.on_guest_hlt(context) == guest::HltDecision::kResume) return SvmRunOutcome::kHandled;
   return SvmRunOutcome::kHalted;
 }
