@@ -8,6 +8,7 @@
 #include "guest/nested_paging.h"
 #include "guest/platform_msrs.h"
 #include "guest/run_loop.h"
+#include "vmx/hw/vcpu_msr_seam.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/descriptors.h"
@@ -1170,52 +1171,70 @@ Result<void> VmxVcpu::complete_io_read(uint32_t value) {
   return ok();
 }
 
-// MSRs the vCPU emulates may log or send IPIs: they run with the host's extended state. Only
-// the unknown-MSR policy below keeps the guest's loaded. x2APIC registers 0x800-0x8FF (SDM Vol.
-// 3A 11.12.1.2), IA32_APIC_BASE 0x1B (11.4.4), IA32_TSC_DEADLINE, IA32_EFER, IA32_XSS,
-// IA32_MISC_ENABLE 0x1A0, IA32_MCG_CAP 0x179, IA32_MCG_STATUS 0x17A, IA32_MTRRCAP 0xFE and
-// IA32_MTRR_DEF_TYPE 0x2FF, IA32_BIOS_SIGN_ID 0x8B (guest/platform_msrs.h),
-// IA32_TIME_STAMP_COUNTER 0x10, IA32_TSC_ADJUST 0x3B and IA32_TSC_AUX.
+// MSRs the vCPU emulates (guest::core_emulates_msr() and its own, IA32_EFER and IA32_XSS) may
+// log or send IPIs: they run with the host's extended state. Only the unknown-MSR policy keeps
+// the guest's loaded.
 bool VmxVcpu::msr_emulated(uint32_t msr) {
-  if (msr - 0x800u <= 0xffu) return true;
   switch (msr) {
-    case kMsrIa32Tsc:
-    case guest::kMsrIa32TscAdjust:
-    case 0x1b:
-    case guest::kMsrIa32McgCap:
-    case guest::kMsrIa32McgStatus:
-    case guest::kMsrIa32MiscEnable:
-    case guest::kMsrIa32BiosSignId:
-    case guest::kMsrIa32MtrrCap:
-    case guest::kMsrIa32MtrrDefType:
-    case guest::VirtualLapic::kMsrTscDeadline:
-    case guest::kMsrIa32Xss:
     case kMsrIa32Efer:
-    case kMsrIa32TscAux: return true;
-    default: return false;
+    case guest::kMsrIa32Xss: return true;
+    default: return guest::core_emulates_msr(msr);
   }
 }
 
-inline Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
-  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
-    ensure_host_xstate();
-    // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
-    if (auto handled = TRY(vlapic_msr_read(exit)); handled) return *handled;
-    if (auto owned = TRY(handle_owned_msr(exit, false))) return *owned;
-  }
-  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kInjectGp) {
-    TRY(inject_exception_now(kVectorGeneralProtection, 0));  // RIP stays on the RDMSR (a fault)
+// Out of line: the emulation is the cold side of an MSR exit, and inlined it would grow the
+// frame of the exit path every exit shares.
+Result<VmExit> VmxVcpu::emulate_msr(const ExitInfo& exit, uint32_t msr, bool write, uint64_t value) {
+  ensure_host_xstate();
+  MsrSeam seam{*this};
+  const guest::MsrOutcome outcome =
+      write ? TRY(guest::emulate_msr_write(seam, msr, value)) : TRY(guest::emulate_msr_read(seam, msr));
+  if (outcome.action == guest::MsrAction::kNotEmulated) return unknown_msr(exit, msr, write, value);
+  if (outcome.action == guest::MsrAction::kGp) {
+    LOG_DEBUG("vmx: vm%u vcpu%u: %s 0x%x (0x%llx) -> #GP: %s", vm_id_, vcpu_id_, write ? "WRMSR" : "RDMSR", msr,
+              static_cast<unsigned long long>(value), outcome.gp_reason != nullptr ? outcome.gp_reason : "refused");
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));  // RIP stays on the instruction (a fault)
     return VmExit{exits::Nothing{}};
   }
-  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
-    regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
-    regs_.rdx = 0;
+  if (!write) {
+    // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX (SDM Vol. 2B RDMSR).
+    regs_.rax = static_cast<uint32_t>(outcome.value);
+    regs_.rdx = static_cast<uint32_t>(outcome.value >> 32);
+  }
+  TRY(advance_rip(exit));
+  return VmExit{exits::Nothing{}};
+}
+
+// An MSR nobody emulates (guest::unknown_msr_action() by the VM's policy; without a VM, the
+// caller's): #GP, read 0 / write dropped, or MsrRead/MsrWrite to the caller.
+inline Result<VmExit> VmxVcpu::unknown_msr(const ExitInfo& exit, uint32_t msr, bool write, uint64_t value) {
+  const guest::UnknownMsrPolicy policy = vm_core_ != nullptr ? vm_core_->unknown_msrs : guest::UnknownMsrPolicy::kToCaller;
+  const guest::MsrAction action = guest::unknown_msr_action(policy, MsrSeam::kReturnsUnknownMsrsToCaller);
+  if (action == guest::MsrAction::kGp) {
+    TRY(inject_exception_now(kVectorGeneralProtection, 0));  // RIP stays on the instruction (a fault)
+    return VmExit{exits::Nothing{}};
+  }
+  if (action == guest::MsrAction::kDone) {
+    if (!write) {
+      regs_.rax = 0;  // RDMSR loads EDX:EAX (SDM Vol. 2B RDMSR)
+      regs_.rdx = 0;
+    }
     TRY(advance_rip_inline(exit));
     return VmExit{exits::Nothing{}};
   }
-  pending_completion_ = PendingCompletion::kMsrRead;
-  pending_instruction_length_ = TRY(instruction_length(exit));
-  return VmExit{exits::MsrRead{static_cast<uint32_t>(regs_.rcx)}};
+  if (!write) {
+    pending_completion_ = PendingCompletion::kMsrRead;
+    pending_instruction_length_ = TRY(instruction_length(exit));
+    return VmExit{exits::MsrRead{msr}};
+  }
+  TRY(advance_rip_inline(exit));
+  return VmExit{exits::MsrWrite{msr, value}};
+}
+
+inline Result<VmExit> VmxVcpu::on_msr_read(const ExitInfo& exit) {
+  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
+  if (msr_emulated(msr)) return emulate_msr(exit, msr, false, 0);
+  return unknown_msr(exit, msr, false, 0);
 }
 
 Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
@@ -1236,24 +1255,10 @@ Result<void> VmxVcpu::complete_msr_read(uint64_t value) {
 }
 
 Result<VmExit> VmxVcpu::on_msr_write(const ExitInfo& exit) {
-  if (msr_emulated(static_cast<uint32_t>(regs_.rcx))) {
-    ensure_host_xstate();
-    // x2APIC MSRs, IA32_APIC_BASE and IA32_TSC_DEADLINE are the vlapic's (vcpu_vlapic.cpp).
-    if (auto handled = TRY(vlapic_msr_write(exit)); handled) return *handled;
-    if (auto owned = TRY(handle_owned_msr(exit, true))) return *owned;
-  }
-  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kInjectGp) {
-    TRY(inject_exception_now(kVectorGeneralProtection, 0));  // RIP stays on the WRMSR (a fault)
-    return VmExit{exits::Nothing{}};
-  }
-  if (vm_core_ != nullptr && vm_core_->unknown_msrs == guest::UnknownMsrPolicy::kReadZeroIgnoreWrite) {
-    TRY(advance_rip_inline(exit));
-    return VmExit{exits::Nothing{}};
-  }
-  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
   const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
-  TRY(advance_rip_inline(exit));
-  return VmExit{exits::MsrWrite{msr, value}};
+  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);  // EDX:EAX (SDM Vol. 2B WRMSR)
+  if (msr_emulated(msr)) return emulate_msr(exit, msr, true, value);
+  return unknown_msr(exit, msr, true, value);
 }
 
 Result<VmExit> VmxVcpu::on_ept_violation(const ExitInfo& exit) {

@@ -25,6 +25,7 @@
 #include "guest/posted_vcpu_events.h"
 #include "guest/guest_page_walk.h"
 #include "guest/loader/entry_state.h"
+#include "guest/msr_emulation.h"
 #include "guest/published_vcpu_state.h"
 #include "guest/vm.h"
 #include "kernel/arch/x86_64/cpu.h"
@@ -369,9 +370,17 @@ class VmxVcpu {
   // Writes a hardware exception into the VM-entry interruption field for the next entry (the
   // error code is dropped in real mode, where none is pushed).
   Result<void> inject_exception_now(uint8_t vector, std::optional<uint32_t> error_code);
-  // vcpu_long_mode.cpp: MSRs the vCPU emulates itself (IA32_EFER, IA32_XSS): the exit result,
-  // or nullopt when the MSR goes to the caller.
-  Result<std::optional<VmExit>> handle_owned_msr(const ExitInfo& exit, bool write);
+  // The MSR emulation (guest/msr_emulation.h) runs through MsrSeam (vcpu_msr_seam.h).
+  struct MsrSeam;
+  // vcpu_long_mode.cpp: the MSRs the vCPU emulates itself (IA32_EFER, IA32_XSS); kNotEmulated
+  // for any other.
+  Result<guest::MsrOutcome> backend_msr_read(uint32_t msr);
+  Result<guest::MsrOutcome> backend_msr_write(uint32_t msr, uint64_t value);
+  // RDMSR (write false) / WRMSR of `value`: the core's emulation (guest/msr_emulation.h), or the
+  // VM's unknown-MSR policy (vcpu.cpp).
+  [[gnu::noinline]] Result<VmExit> emulate_msr(const ExitInfo& exit, uint32_t msr, bool write, uint64_t value);
+  [[gnu::always_inline]] inline Result<VmExit> unknown_msr(const ExitInfo& exit, uint32_t msr, bool write,
+                                                           uint64_t value);
   // A MOV to CR0 from old_cr0 to new_cr0: updates EFER.LMA and the "IA-32e mode guest" entry
   // control (vmx/long_mode.h). False when the move is #GP (injected; nothing changed).
   Result<bool> apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0);
@@ -415,10 +424,7 @@ class VmxVcpu {
   // caller's value or the return backstop, whichever comes first.
   Result<void> aim_preemption_timer();
   Result<std::optional<VmExit>> vlapic_on_hlt();
-  Result<std::optional<VmExit>> vlapic_msr_read(const ExitInfo& exit);
-  Result<std::optional<VmExit>> vlapic_msr_write(const ExitInfo& exit);
   Result<std::optional<VmExit>> vlapic_mmio(const ExitInfo& exit, uint64_t gpa, bool write);
-  Result<void> write_apic_base(uint64_t value);
   void route_vlapic_side_effects();
   void publish_logical_id();
   Result<std::optional<VmExit>> device_mmio(const ExitInfo& exit, uint64_t gpa, bool write);

@@ -5,7 +5,6 @@
 #include "kernel/arch/x86_64/paging.h"
 #include "kernel/arch/x86_64/percpu.h"
 #include "kernel/core/log.h"
-#include "guest/platform_msrs.h"
 #include "vmx/cr_access.h"
 #include "vmx/hw/vcpu.h"
 #include "guest/hw/xstate_hw.h"
@@ -41,147 +40,42 @@ uint64_t writable_efer_bits() {
 
 }  // namespace
 
-Result<std::optional<VmExit>> VmxVcpu::handle_owned_msr(const ExitInfo& exit, bool write) {
-  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
-  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
+// The guest's EFER lives in the VMCS and is loaded by VM entry ("load IA32_EFER", SDM Vol. 3C
+// 24.8.1, 26.3.2.1); without that control the guest cannot own an EFER: #GP. IA32_XSS exists
+// only when the CPU has XSAVES (SDM Vol. 4 2.1); the guest's is switched at entry and exit.
+Result<guest::MsrOutcome> VmxVcpu::backend_msr_read(uint32_t msr) {
   if (msr == kMsrIa32Efer) {
-    // The guest's EFER lives in the VMCS and is loaded by VM entry ("load IA32_EFER", SDM Vol.
-    // 3C 24.8.1, 26.3.2.1). Without that control the guest cannot own an EFER: #GP.
     const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
-    if ((entry & entry_ctls::kLoadIa32Efer) == 0) {
-      LOG_DEBUG("vmx: vm%u vcpu%u: IA32_EFER access without the load-IA32_EFER entry control -> #GP", vm_id_,
-                vcpu_id_);
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
+    if ((entry & entry_ctls::kLoadIa32Efer) == 0) return guest::msr_gp("IA32_EFER without the load-IA32_EFER entry control");
+    return guest::msr_done(TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER)));
+  }
+  if (msr == guest::kMsrIa32Xss) {
+    if (!guest::host_xstate().xsaves) return guest::msr_gp("no IA32_XSS on this CPU");
+    return guest::msr_done(guest_xss_);
+  }
+  return guest::MsrOutcome{};
+}
+
+Result<guest::MsrOutcome> VmxVcpu::backend_msr_write(uint32_t msr, uint64_t value) {
+  if (msr == kMsrIa32Efer) {
+    const uint32_t entry = TRY(vmcs_read(hw_, F32::VM_ENTRY_CONTROLS));
+    if ((entry & entry_ctls::kLoadIa32Efer) == 0) return guest::msr_gp("IA32_EFER without the load-IA32_EFER entry control");
     const uint64_t efer = TRY(vmcs_read(hw_, F64::GUEST_IA32_EFER));
-    if (!write) {
-      // RDMSR loads EDX:EAX, clearing the upper halves (SDM Vol. 2B RDMSR).
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(efer)));
-      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(efer >> 32)));
-      TRY(advance_rip(exit));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
     const uint64_t cr0 = TRY(vmcs_read(hw_, FN::GUEST_CR0));
     const EferWriteResult r = evaluate_efer_write(efer, value, cr0, writable_efer_bits());
-    if (r.gp) {
-      LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_EFER 0x%llx -> #GP: %s", vm_id_, vcpu_id_,
-                static_cast<unsigned long long>(value), r.reason);
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
+    if (r.gp) return guest::msr_gp(r.reason);
     TRY(vmcs_write(hw_, F64::GUEST_IA32_EFER, r.efer));
     TRY(vmcs_write(hw_, F32::VM_ENTRY_CONTROLS, entry_controls_following_efer(entry, r.efer)));
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
+    return guest::msr_done();
   }
   if (msr == guest::kMsrIa32Xss) {
     const guest::HostXstate& x = guest::host_xstate();
-    if (!x.xsaves) {
-      // No IA32_XSS on this CPU: the MSR does not exist, RDMSR/WRMSR are #GP (SDM Vol. 4 2.1).
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
-    if (!write) {
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(guest_xss_)));
-      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(guest_xss_ >> 32)));
-    } else if (guest::xss_write_allowed(value, x.guest_xss)) {
-      guest_xss_ = value;  // loaded by switch_to_guest_xstate() at the next entry
-    } else {
-      LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_XSS 0x%llx -> #GP", vm_id_, vcpu_id_,
-                static_cast<unsigned long long>(value));
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
+    if (!x.xsaves) return guest::msr_gp("no IA32_XSS on this CPU");
+    if (!guest::xss_write_allowed(value, x.guest_xss)) return guest::msr_gp("IA32_XSS: a component guests may not enable");
+    guest_xss_ = value;  // loaded by switch_to_guest_xstate() at the next entry
+    return guest::msr_done();
   }
-  if ((msr == kMsrIa32Tsc || msr == guest::kMsrIa32TscAdjust) && tsc_offsetting_) {
-    // RDTSC, RDTSCP and RDMSR of the TSC return the host's TSC + TSC_OFFSET (SDM Vol. 3C 25.3);
-    // a write of either MSR moves the TSC and IA32_TSC_ADJUST together (guest/platform_msrs.h).
-    if (write) {
-      const guest::GuestTsc now{tsc_offset_, tsc_adjust_};
-      const guest::GuestTsc next = msr == kMsrIa32Tsc ? guest::write_time_stamp_counter(now, cpu::rdtsc(), value)
-                                                      : guest::write_tsc_adjust(now, value);
-      tsc_offset_ = next.offset;
-      tsc_adjust_ = next.adjust;
-      TRY(vmcs_write(hw_, F64::TSC_OFFSET, tsc_offset_));
-    } else {
-      const uint64_t read = msr == kMsrIa32Tsc ? guest_tsc() : tsc_adjust_;
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(read)));
-      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(read >> 32)));
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
-  }
-  if (msr == kMsrIa32TscAux && rdtscp_enabled_) {
-    if (!write) {
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(tsc_aux_)));
-      TRY(regs_.set32(guest::Gpr::kRdx, 0));
-    } else if ((value >> 32) != 0) {
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));  // bits 63:32 are reserved
-      return std::optional<VmExit>(exits::Nothing{});
-    } else {
-      tsc_aux_ = value;
-      load_guest_tsc_aux();
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
-  }
-  if (msr == guest::kMsrIa32McgCap || msr == guest::kMsrIa32McgStatus) {
-    const guest::PlatformMsrAccess a = guest::machine_check_msr(msr, write, value);
-    if (a.gp) {
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
-    if (!write) {
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(a.value)));
-      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
-  }
-  if (msr == guest::kMsrIa32BiosSignId) {
-    if (!write) {
-      TRY(regs_.set32(guest::Gpr::kRax, 0));
-      TRY(regs_.set32(guest::Gpr::kRdx, 0));
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
-  }
-  if (msr == guest::kMsrIa32MtrrCap || msr == guest::kMsrIa32MtrrDefType) {
-    const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, write, mtrr_def_type_, value);
-    if (a.gp) {
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>(exits::Nothing{});
-    }
-    if (write) {
-      mtrr_def_type_ = a.value;
-    } else {
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(a.value)));
-      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(a.value >> 32)));
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
-  }
-  if (msr == guest::kMsrIa32MiscEnable) {
-    if (!write) {
-      TRY(regs_.set32(guest::Gpr::kRax, static_cast<uint32_t>(misc_enable_)));
-      TRY(regs_.set32(guest::Gpr::kRdx, static_cast<uint32_t>(misc_enable_ >> 32)));
-    } else {
-      const guest::MiscEnableWrite w = guest::evaluate_misc_enable_write(misc_enable_, value);
-      if (w.gp) {
-        LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR IA32_MISC_ENABLE 0x%llx -> #GP (reserved bits)", vm_id_, vcpu_id_,
-                  static_cast<unsigned long long>(value));
-        TRY(inject_exception_now(kVectorGeneralProtection, 0));
-        return std::optional<VmExit>(exits::Nothing{});
-      }
-      misc_enable_ = w.value;
-    }
-    TRY(advance_rip(exit));
-    return std::optional<VmExit>(exits::Nothing{});
-  }
-  return std::optional<VmExit>();
+  return guest::MsrOutcome{};
 }
 
 void VmxVcpu::load_guest_tsc_aux() {

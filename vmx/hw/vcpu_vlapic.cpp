@@ -1,8 +1,8 @@
 // The vlapic side of VmxVcpu: the emulated local APIC (guest/vlapic.h) wired into the exit path.
 //
-//   RDMSR/WRMSR 0x800-0x8FF   x2APIC registers (SDM Vol. 3A 11.12); an invalid access is #GP(0)
-//   RDMSR/WRMSR 0x6E0         IA32_TSC_DEADLINE (11.5.4.1)
-//   RDMSR/WRMSR 0x1B          IA32_APIC_BASE (11.4.4, 11.12.1): enable/x2APIC bits, validated
+//   RDMSR/WRMSR 0x800-0x8FF, 0x6E0 (IA32_TSC_DEADLINE), 0x1B (IA32_APIC_BASE): the core's MSR
+//                             emulation (guest/msr_emulation.h) through VmxVcpu::MsrSeam; here
+//                             the seam's physical-address width and the side effects of a write
 //   EPT violation on the page at IA32_APIC_BASE: the instruction is fetched and decoded
 //                             (guest/mmio_decode.h), RIP advanced; in xAPIC mode the register is
 //                             read/written, with the APIC disabled or in x2APIC mode reads
@@ -29,6 +29,7 @@
 #include "kernel/lib/string.h"
 #include "vmx/exit_qualification.h"
 #include "vmx/hw/vcpu.h"
+#include "vmx/hw/vcpu_msr_seam.h"
 #include "vmx/hw/vmx_operation.h"
 #include "guest/mmio_decode.h"
 #include "vmx/vmx_controls.h"
@@ -39,12 +40,6 @@ namespace {
 
 using F32 = VmcsField32;
 using FN = VmcsFieldNatural;
-
-// IA32_APIC_BASE (SDM Vol. 3A 11.4.4, Figure 11-5; 11.12.1): BSP bit 8, EXTD (x2APIC) bit 10,
-// EN (global enable) bit 11, base in bits MAXPHYADDR-1:12; bits 7:0 and 9 are reserved.
-constexpr uint32_t kMsrApicBase = 0x1b;
-constexpr uint32_t kMsrX2apicFirst = 0x800;        // SDM 11.12.1.2, Table 11-6
-constexpr uint32_t kMsrX2apicLast = 0x8ff;
 
 // The vlapic timer's bus clock: the TSC divided down to at most this rate.
 constexpr uint64_t kNominalBusHz = 100'000'000;
@@ -244,76 +239,11 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_on_hlt() {
   return std::optional<VmExit>{};
 }
 
-Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_read(const ExitInfo& exit) {
-  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
-  uint64_t value = 0;
-  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
-    vlapic_.set_time(guest_tsc());  // the current-count register reads the clock
-    auto r = vlapic_.read_msr(msr);
-    if (!r) {
-      // SDM 11.12.1.2: RDMSR of a reserved/write-only x2APIC register, or outside x2APIC mode.
-      TRY(inject_exception_now(kVectorGeneralProtection, 0));
-      return std::optional<VmExit>{exits::Nothing{}};
-    }
-    value = *r;
-  } else if (msr == guest::VirtualLapic::kMsrTscDeadline) {
-    value = vlapic_.read_tsc_deadline();
-  } else if (msr == kMsrApicBase) {
-    value = apic_base_;
-  } else {
-    return std::optional<VmExit>{};
-  }
-  // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX (SDM Vol. 2B RDMSR).
-  regs_.rax = static_cast<uint32_t>(value);
-  regs_.rdx = static_cast<uint32_t>(value >> 32);
-  TRY(advance_rip(exit));
-  return std::optional<VmExit>{exits::Nothing{}};
-}
-
-Result<std::optional<VmExit>> VmxVcpu::vlapic_msr_write(const ExitInfo& exit) {
-  const uint32_t msr = static_cast<uint32_t>(regs_.rcx);
-  const uint64_t value = (regs_.rdx << 32) | (regs_.rax & 0xffffffffu);
-  Result<void> r = ok();
-  // Any vlapic write may change what is deliverable (EOI, TPR, timer, IPIs, enable), and a
-  // timer write counts from now: the vlapic's clock is only advanced while a timer is armed.
-  if ((msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) || msr == guest::VirtualLapic::kMsrTscDeadline ||
-      msr == kMsrApicBase) {
-    arbitrate_ = true;
-    vlapic_.set_time(guest_tsc());
-  }
-  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
-    r = vlapic_.write_msr(msr, value);
-    if (r) route_vlapic_side_effects();
-  } else if (msr == guest::VirtualLapic::kMsrTscDeadline) {
-    vlapic_.write_tsc_deadline(value);
-  } else if (msr == kMsrApicBase) {
-    r = write_apic_base(value);
-  } else {
-    return std::optional<VmExit>{};
-  }
-  if (!r) {
-    LOG_DEBUG("vmx: vm%u vcpu%u: WRMSR 0x%x <- 0x%llx -> #GP: %s", vm_id_, vcpu_id_, msr,
-              static_cast<unsigned long long>(value), r.error().message);
-    TRY(inject_exception_now(kVectorGeneralProtection, 0));
-    return std::optional<VmExit>{exits::Nothing{}};
-  }
-  TRY(advance_rip(exit));
-  return std::optional<VmExit>{exits::Nothing{}};
-}
-
-Result<void> VmxVcpu::write_apic_base(uint64_t value) {
-  apic_base_ = TRY(guest::next_apic_base(apic_base_, value, guest_max_phys_bits()));
-  vlapic_.follow_apic_base(apic_base_);
-  publish_logical_id();
-  return ok();
-}
+uint8_t VmxVcpu::MsrSeam::physical_address_bits() { return guest_max_phys_bits(); }
 
 void VmxVcpu::route_vlapic_side_effects() {
-  if (auto ipi = vlapic_.take_ipi()) deliver_ipi(*ipi);
-  if (auto vector = vlapic_.take_level_eoi(); vector && vm_core_ != nullptr && vm_core_->level_eoi_listener != nullptr) {
-    vm_core_->level_eoi_listener->level_eoi(*vector);
-  }
-  publish_logical_id();
+  MsrSeam seam{*this};
+  guest::route_vlapic_side_effects(seam);
 }
 
 void VmxVcpu::publish_logical_id() {
