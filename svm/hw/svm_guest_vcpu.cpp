@@ -6,6 +6,7 @@
 #include "guest/hw/cpuid_hw.h"
 #include "guest/platform_msrs.h"
 #include "guest/run_loop.h"
+#include "svm/hw/svm_msr_seam.h"
 #include "kernel/arch/x86_64/apic.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/arch/x86_64/interrupts.h"
@@ -52,15 +53,9 @@ constexpr uint64_t kVmexitStgi = 0x84;
 constexpr uint64_t kVmexitClgi = 0x85;
 
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4): BSP bit 8, EXTD bit 10, EN bit 11.
-constexpr uint32_t kMsrApicBase = 0x1b;
 using guest::kApicBaseBsp;
 using guest::kApicBaseDefault;
 using guest::kApicBaseEnable;
-using guest::kApicBaseExtd;
-constexpr uint32_t kMsrX2apicFirst = 0x800;  // SDM 11.12.1.2, Table 11-6
-constexpr uint32_t kMsrX2apicLast = 0x8ff;
-constexpr uint32_t kMsrTsc = 0x10;         // IA32_TIME_STAMP_COUNTER
-constexpr uint32_t kMsrEfer = 0xc0000080;  // APM Vol. 2 3.1.7
 // The vlapic timer's bus clock: the TSC divided down to at most this rate (as the VMX backend).
 constexpr uint64_t kNominalBusHz = 100'000'000;
 
@@ -640,97 +635,23 @@ Result<SvmRunOutcome> SvmVcpu::on_ioio(const Exit& exit) {
   return SvmRunOutcome::kHandled;
 }
 
-Result<uint64_t> SvmVcpu::read_msr(uint32_t msr, bool& gp) {
-  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
-    vlapic_.set_time(cpu::rdtsc());  // the current-count register reads the clock
-    auto r = vlapic_.read_msr(msr);
-    if (!r) {
-      gp = true;  // SDM 11.12.1.2: reserved/write-only register, or outside x2APIC mode
-      return uint64_t{0};
-    }
-    return *r;
-  }
-  // The vlapic counts on the host's TSC; the guest's reads TSC_OFFSET ahead (APM 15.30.5).
-  if (msr == guest::VirtualLapic::kMsrTscDeadline) {
-    const uint64_t deadline = vlapic_.read_tsc_deadline();
-    return deadline == 0 ? 0 : deadline + vmcb_->control.tsc_offset;
-  }
-  if (msr == kMsrApicBase) return apic_base_;
-  if (msr == kMsrTsc) return cpu::rdtsc() + vmcb_->control.tsc_offset;  // what RDTSC reads
-  if (msr == kMsrEfer) return vmcb_->save.efer & ~kEferSvme;  // the guest never sees SVME
-  uint64_t value = 0;
-  if (read_platform_msr(msr, value, gp)) return value;
-  // Neither the vCPU nor the platform has it: the VM's policy (kToCaller is not offered here).
-  gp = vm_.unknown_msrs == guest::UnknownMsrPolicy::kInjectGp;
-  return uint64_t{0};
-}
-
-Result<void> SvmVcpu::write_msr(uint32_t msr, uint64_t value, bool& gp) {
-  if (msr >= kMsrX2apicFirst && msr <= kMsrX2apicLast) {
-    vlapic_.set_time(cpu::rdtsc());
-    if (!vlapic_.write_msr(msr, value)) {
-      gp = true;
-      return ok();
-    }
-    route_vlapic_side_effects();
-    return ok();
-  }
-  if (msr == guest::VirtualLapic::kMsrTscDeadline) {
-    vlapic_.set_time(cpu::rdtsc());
-    vlapic_.write_tsc_deadline(value == 0 ? 0 : value - vmcb_->control.tsc_offset);
-    return ok();
-  }
-  if (msr == kMsrApicBase) {
-    // The transitions of SDM 11.12.5 (guest::next_apic_base); a disabled APIC loses its state
-    // (SDM 11.4.3), EXTD switches the register view.
-    // CPUID.80000008H:EAX[7:0] = physical-address width (APM Vol. 3, CPUID Fn8000_0008).
-    const auto phys_bits = static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff);
-    auto next = guest::next_apic_base(apic_base_, value, phys_bits);
-    if (!next) {
-      gp = true;
-      return ok();
-    }
-    apic_base_ = *next;
-    vlapic_.follow_apic_base(apic_base_);
-    publish_logical_id();
-    return ok();
-  }
-  if (msr == kMsrTsc || msr == guest::kMsrIa32TscAdjust) {
-    // RDTSC and RDTSCP read the host's TSC + TSC_OFFSET (APM 15.30.5); a write of either MSR
-    // moves the TSC and IA32_TSC_ADJUST together (guest/platform_msrs.h).
-    const guest::GuestTsc now{vmcb_->control.tsc_offset, tsc_adjust_};
-    const guest::GuestTsc next = msr == kMsrTsc ? guest::write_time_stamp_counter(now, cpu::rdtsc(), value)
-                                                : guest::write_tsc_adjust(now, value);
-    vmcb_->control.tsc_offset = next.offset;
-    tsc_adjust_ = next.adjust;
-    return ok();
-  }
-  if (msr == kMsrEfer) {
-    // The guest's EFER lives in the VMCB; SVME stays set (APM 15.5.1).
-    vmcb_->save.efer = value | kEferSvme;
-    return ok();
-  }
-  if (write_platform_msr(msr, value, gp)) return ok();
-  gp = vm_.unknown_msrs == guest::UnknownMsrPolicy::kInjectGp;
-  return ok();
-}
-
 Result<SvmRunOutcome> SvmVcpu::on_msr(const Exit& exit) {
   // EXITINFO1: 0 = RDMSR, 1 = WRMSR (APM 15.11).
   const uint32_t msr = static_cast<uint32_t>(gprs_.rcx);
-  bool gp = false;
+  MsrSeam seam{*this};
+  guest::MsrOutcome outcome;
   if (exit.exitinfo1 == 0) {
-    const uint64_t value = TRY(read_msr(msr, gp));
-    if (!gp) {
+    outcome = TRY(guest::msr_read(seam, msr, vm_.unknown_msrs));
+    if (outcome.action == guest::MsrAction::kDone) {
       // RDMSR loads EDX:EAX, clearing the upper halves of RDX and RAX.
-      vmcb_->save.rax = static_cast<uint32_t>(value);
-      gprs_.rdx = static_cast<uint32_t>(value >> 32);
+      vmcb_->save.rax = static_cast<uint32_t>(outcome.value);
+      gprs_.rdx = static_cast<uint32_t>(outcome.value >> 32);
     }
   } else {
     const uint64_t value = (gprs_.rdx << 32) | (vmcb_->save.rax & 0xffffffffu);
-    TRY(write_msr(msr, value, gp));
+    outcome = TRY(guest::msr_write(seam, msr, value, vm_.unknown_msrs));
   }
-  if (gp) {
+  if (outcome.action == guest::MsrAction::kGp) {
     TRY(inject_exception(kVectorGeneralProtection, 0));  // RIP stays on the faulting instruction
     return SvmRunOutcome::kHandled;
   }

@@ -10,9 +10,8 @@
 //   queue_event()  any core: the pending-event queue (guest/pending_events.h), the owner is kicked
 //
 // Exits handled inside run(): CPUID, HLT, IOIO (the VM's PortBus, INS/OUTS over the guest's RAM;
-// next RIP from EXITINFO2), MSR (the vlapic's x2APIC MSRs, IA32_APIC_BASE, EFER, TSC,
-// TSC_ADJUST, PAT, TSC_AUX and the platform MSRs of guest/platform_msrs.h; others by the VM's
-// unknown-MSR policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI,
+// next RIP from EXITINFO2), MSR (the core's MSR emulation, guest/msr_emulation.h, with EFER,
+// PAT, PKRS and the AMD MSRs of this vCPU; others by the VM's unknown-MSR policy), VMMCALL (hypercalls 0-2 of vmx/hw/guest_vm.h), VINTR, IRET, INTR, NMI,
 // INIT, the SVM instructions and XSETBV (#UD), NPF on the APIC page (the vlapic in xAPIC mode,
 // nothing otherwise) or a VM MMIO device (emulated MOV).
 // SHUTDOWN, VMEXIT_INVALID, any other NPF and any exit without a handler stop this vCPU alone
@@ -33,6 +32,7 @@
 #include "guest/loader/entry_state.h"
 #include "guest/posted_vcpu_events.h"
 #include "guest/published_vcpu_state.h"
+#include "guest/msr_emulation.h"
 #include "guest/vm.h"
 #include "kernel/arch/x86_64/cpu.h"
 #include "kernel/core/spinlock.h"
@@ -238,10 +238,12 @@ class SvmVcpu {
     return guest::code_size_of((s.efer & (1u << 10)) != 0, (s.cs.attrib & (1u << 9)) != 0,
                                (s.cs.attrib & (1u << 10)) != 0);
   }
-  Result<uint64_t> read_msr(uint32_t msr, bool& gp);
-  Result<void> write_msr(uint32_t msr, uint64_t value, bool& gp);
-  bool read_platform_msr(uint32_t msr, uint64_t& value, bool& gp);
-  bool write_platform_msr(uint32_t msr, uint64_t value, bool& gp);
+  // The MSR emulation (guest/msr_emulation.h) runs through MsrSeam (svm_msr_seam.h).
+  struct MsrSeam;
+  // The MSRs the vCPU emulates itself (EFER, PAT, PKRS, the AMD legacy performance counters and
+  // Interrupt Pending; svm_guest_vcpu_state.cpp); kNotEmulated for any other.
+  Result<guest::MsrOutcome> backend_msr_read(uint32_t msr);
+  Result<guest::MsrOutcome> backend_msr_write(uint32_t msr, uint64_t value);
   Result<SvmRunOutcome> on_string_io(const Exit& exit);
   Result<SvmRunOutcome> on_mmio(const Exit& exit, guest::MmioDevice& device, uint64_t offset);
   void route_vlapic_side_effects();

@@ -15,6 +15,7 @@
 #include "svm/event_injection.h"
 #include "svm/exit_info.h"
 #include "svm/hw/svm_guest_vcpu.h"
+#include "svm/hw/svm_msr_seam.h"
 #include "svm/hw/svm_operation.h"
 #include "svm/svm_capabilities.h"
 #include "svm/vmcb_controls.h"
@@ -46,6 +47,7 @@ constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);
 constexpr uint64_t kApicBaseBsp = 1u << 8;
 
 constexpr uint32_t kMsrTscAux = 0xc0000103;  // APM Vol. 2 13.2.4 (RDTSCP)
+constexpr uint32_t kMsrEfer = 0xc0000080;    // APM Vol. 2 3.1.7
 // CPUID 8000_0001H:EDX[27] RDTSCP (APM Vol. 3 E.4.2): TSC_AUX exists.
 constexpr uint32_t kCpuid80000001EdxRdtscp = 1u << 27;
 
@@ -212,17 +214,8 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
 }
 
 void SvmVcpu::route_vlapic_side_effects() {
-  if (auto ipi = vlapic_.take_ipi(); ipi) {
-    if (ipi_sink_ != nullptr) {
-      ipi_sink_(ipi_context_, *ipi, vlapic_.x2apic_mode());
-    } else {
-      LOG_DEBUG("svm: vm%u vcpu%u: IPI dropped (no other vCPU to reach)", vm_.vm_id, vcpu_id_);
-    }
-  }
-  if (auto vector = vlapic_.take_level_eoi(); vector && vm_.level_eoi_listener != nullptr) {
-    vm_.level_eoi_listener->level_eoi(*vector);
-  }
-  publish_logical_id();
+  MsrSeam seam{*this};
+  guest::route_vlapic_side_effects(seam);
 }
 
 void SvmVcpu::publish_logical_id() {
@@ -409,89 +402,44 @@ constexpr uint32_t kMsrAmdLegacyPerfLast = 0xc0010007;
 // reads 0 and writes are dropped.
 constexpr uint32_t kMsrAmdInterruptPending = 0xc0010055;
 
-bool SvmVcpu::read_platform_msr(uint32_t msr, uint64_t& value, bool& gp) {
-  if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) {
-    value = 0;
-    return true;
-  }
+bool SvmVcpu::MsrSeam::tsc_aux_offered() { return cpu_has_tsc_aux(); }
+
+void SvmVcpu::MsrSeam::load_tsc_aux() { cpu::wrmsr(kMsrTscAux, vcpu.tsc_aux_); }  // this core runs only this vCPU's guest
+
+// The guest's EFER lives in the VMCB, SVME always set and never seen by the guest (APM 15.5.1).
+Result<guest::MsrOutcome> SvmVcpu::backend_msr_read(uint32_t msr) {
+  if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) return guest::msr_done(0);
   switch (msr) {
-    case guest::kMsrIa32Pat: value = vmcb_->save.g_pat; return true;  // the guest's PAT under NPT (APM 15.25.8)
-    case kMsrAmdInterruptPending: value = 0; return true;
-    case kMsrTscAux:
-      if (!cpu_has_tsc_aux()) return false;
-      value = tsc_aux_;
-      return true;
-    case guest::kMsrIa32MiscEnable: value = misc_enable_; return true;
-    case guest::kMsrIa32TscAdjust: value = tsc_adjust_; return true;  // guest::GuestTsc with TSC_OFFSET
+    case kMsrEfer: return guest::msr_done(vmcb_->save.efer & ~kEferSvme);
+    case guest::kMsrIa32Pat: return guest::msr_done(vmcb_->save.g_pat);  // the guest's PAT under NPT (APM 15.25.8)
+    case kMsrAmdInterruptPending: return guest::msr_done(0);
     case guest::kMsrIa32Pkrs:
-      if (!cpu_has_pkrs()) return false;
-      value = cpu::rdmsr(guest::kMsrIa32Pkrs);  // this core runs only this vCPU's guest
-      return true;
-    case guest::kMsrIa32BiosSignId: value = 0; return true;
-    case guest::kMsrIa32McgCap:
-    case guest::kMsrIa32McgStatus: {
-      const guest::PlatformMsrAccess a = guest::machine_check_msr(msr, false, 0);
-      gp = a.gp;
-      value = a.value;
-      return true;
-    }
-    case guest::kMsrIa32MtrrCap:
-    case guest::kMsrIa32MtrrDefType: {
-      const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, false, mtrr_def_type_, 0);
-      gp = a.gp;
-      value = a.value;
-      return true;
-    }
-    default: return false;
+      if (!cpu_has_pkrs()) break;
+      return guest::msr_done(cpu::rdmsr(guest::kMsrIa32Pkrs));  // this core runs only this vCPU's guest
+    default: break;
   }
+  return guest::MsrOutcome{};
 }
 
-bool SvmVcpu::write_platform_msr(uint32_t msr, uint64_t value, bool& gp) {
-  if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) return true;
+Result<guest::MsrOutcome> SvmVcpu::backend_msr_write(uint32_t msr, uint64_t value) {
+  if (msr >= kMsrAmdLegacyPerfFirst && msr <= kMsrAmdLegacyPerfLast) return guest::msr_done();
   switch (msr) {
+    case kMsrEfer:
+      vmcb_->save.efer = value | kEferSvme;
+      return guest::msr_done();
     case guest::kMsrIa32Pat:
-      if (!guest::is_valid_pat(value)) {
-        gp = true;
-      } else {
-        vmcb_->save.g_pat = value;
-      }
-      return true;
-    case kMsrAmdInterruptPending: return true;
-    case kMsrTscAux:
-      if (!cpu_has_tsc_aux()) return false;
-      if ((value >> 32) != 0) {
-        gp = true;  // bits 63:32 are reserved
-      } else {
-        tsc_aux_ = value;
-        cpu::wrmsr(kMsrTscAux, value);  // this core runs only this vCPU's guest
-      }
-      return true;
-    case guest::kMsrIa32MiscEnable: {
-      const guest::MiscEnableWrite w = guest::evaluate_misc_enable_write(misc_enable_, value);
-      gp = w.gp;
-      if (!w.gp) misc_enable_ = w.value;
-      return true;
-    }
-    case guest::kMsrIa32BiosSignId: return true;  // no microcode update: dropped
+      if (!guest::is_valid_pat(value)) return guest::msr_gp("IA32_PAT: a reserved memory type");
+      vmcb_->save.g_pat = value;
+      return guest::msr_done();
+    case kMsrAmdInterruptPending: return guest::msr_done();
     case guest::kMsrIa32Pkrs:
-      if (!cpu_has_pkrs()) return false;
-      if (!guest::is_valid_pkrs(value)) {
-        gp = true;
-      } else {
-        cpu::wrmsr(guest::kMsrIa32Pkrs, value);  // this core runs only this vCPU's guest
-      }
-      return true;
-    case guest::kMsrIa32McgCap:
-    case guest::kMsrIa32McgStatus: gp = guest::machine_check_msr(msr, true, value).gp; return true;
-    case guest::kMsrIa32MtrrCap:
-    case guest::kMsrIa32MtrrDefType: {
-      const guest::PlatformMsrAccess a = guest::mtrr_msr(msr, true, mtrr_def_type_, value);
-      gp = a.gp;
-      if (!a.gp) mtrr_def_type_ = a.value;
-      return true;
-    }
-    default: return false;
+      if (!cpu_has_pkrs()) break;
+      if (!guest::is_valid_pkrs(value)) return guest::msr_gp("IA32_PKRS bits 63:32 are reserved");
+      cpu::wrmsr(guest::kMsrIa32Pkrs, value);  // this core runs only this vCPU's guest
+      return guest::msr_done();
+    default: break;
   }
+  return guest::MsrOutcome{};
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_string_io(const Exit& exit) {
