@@ -3,6 +3,7 @@
 #include <atomic>
 #include <new>
 
+#include "guest/cpuid_exit.h"
 #include "guest/hw/cpuid_hw.h"
 #include "guest/hw/locked_event_queue.h"
 #include "guest/nested_paging.h"
@@ -1015,25 +1016,34 @@ Result<VmExit> VmxVcpu::on_interrupt_window(const ExitInfo&) {
   return VmExit{exits::Nothing{}};
 }
 
-inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
-  const uint32_t leaf = static_cast<uint32_t>(regs_.rax);
-  const uint32_t subleaf = static_cast<uint32_t>(regs_.rcx);
-  guest::CpuidGuestInputs inputs{false, (apic_base_ & guest::kApicBaseEnable) != 0, guest_xcr0_};
-  if (guest::cpuid_leaf_reads_cr4(leaf)) inputs.cr4_osxsave = (TRY(vmcs_read(hw_, FN::GUEST_CR4)) & kCr4Osxsave) != 0;
-  const uint64_t key = guest::cpuid_input_key(leaf, inputs);
-  guest::CpuidRegisters r;
-  if (const guest::CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
-    r = *cached;
-  } else {
-    r = policy_cpuid(leaf, subleaf, inputs);
-    cpuid_cache_.store(leaf, subleaf, key, r);
+// The CPUID exit's seam (guest/cpuid_exit.h): the guest's RAX..RDX in regs_, CR4 in the VMCS,
+// IA32_APIC_BASE and XCR0 as the vCPU keeps them, RIP advanced by the exit's instruction length.
+struct VmxVcpu::CpuidSeam {
+  VmxVcpu& vcpu;
+  const ExitInfo& exit;
+
+  [[gnu::always_inline]] uint64_t rax() { return vcpu.regs_.rax; }
+  [[gnu::always_inline]] uint64_t rcx() { return vcpu.regs_.rcx; }
+  [[gnu::always_inline]] void set_cpuid_result(uint64_t rax, uint64_t rbx, uint64_t rcx, uint64_t rdx) {
+    vcpu.regs_.rax = rax;
+    vcpu.regs_.rbx = rbx;
+    vcpu.regs_.rcx = rcx;
+    vcpu.regs_.rdx = rdx;
   }
-  // CPUID writes EAX..EDX, zero-extending into RAX..RDX (SDM Vol. 2A CPUID, 64-bit mode).
-  regs_.rax = r.eax;
-  regs_.rbx = r.ebx;
-  regs_.rcx = r.ecx;
-  regs_.rdx = r.edx;
-  TRY(advance_rip_inline(exit));
+  [[gnu::always_inline]] bool apic_enabled() { return (vcpu.apic_base_ & guest::kApicBaseEnable) != 0; }
+  [[gnu::always_inline]] uint64_t xcr0() { return vcpu.guest_xcr0_; }
+  [[gnu::always_inline]] Result<bool> cr4_osxsave() {
+    return (TRY(vmcs_read(vcpu.hw_, FN::GUEST_CR4)) & kCr4Osxsave) != 0;
+  }
+  guest::CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const guest::CpuidGuestInputs& inputs) {
+    return vcpu.policy_cpuid(leaf, subleaf, inputs);
+  }
+  [[gnu::always_inline]] Result<void> complete_instruction() { return vcpu.advance_rip_inline(exit); }
+};
+
+inline Result<VmExit> VmxVcpu::on_cpuid(const ExitInfo& exit) {
+  CpuidSeam seam{*this, exit};
+  TRY(guest::emulate_cpuid(seam, cpuid_cache_));
   return VmExit{exits::Nothing{}};
 }
 

@@ -353,6 +353,7 @@ class VmxVcpu {
   Result<VmExit> on_triple_fault(const ExitInfo& exit);
   Result<VmExit> on_interrupt_window(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<VmExit> on_cpuid(const ExitInfo& exit);
+  struct CpuidSeam;  // guest/cpuid_exit.h onto this vCPU (vcpu.cpp)
   guest::CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const guest::CpuidGuestInputs& inputs);
   Result<VmExit> on_hlt(const ExitInfo& exit);
   Result<VmExit> on_skip_instruction(const ExitInfo& exit);
