@@ -4,6 +4,7 @@
 
 #include "guest/hw/locked_event_queue.h"
 #include "guest/hw/cpuid_hw.h"
+#include "guest/cpuid_exit.h"
 #include "guest/platform_msrs.h"
 #include "guest/run_loop.h"
 #include "svm/hw/svm_msr_seam.h"
@@ -548,12 +549,21 @@ Result<void> SvmVcpu::skip_instruction(const Exit& exit) {
   return complete_emulated_instruction(next);
 }
 
-Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
-  // IP, EIP or RIP, as the guest's CS says (guest/instruction_pointer.h).
-  const uint64_t rip = vmcb_->save.rip;
-  vmcb_->save.rip = guest::next_rip_may_wrap(next, next - rip) ? guest::wrap_instruction_pointer(next, code_size()) : next;
+// The instruction pointer's seam (guest/cpuid_exit.h complete_emulated_instruction()): RIP in
+// the VMCB, the code size from EFER.LMA and CS, the interrupt shadow in the VMCB's control area.
+struct SvmVcpu::RipSeam {
+  SvmVcpu& vcpu;
+
+  uint64_t rip() { return vcpu.vmcb_->save.rip; }
+  void set_rip(uint64_t rip) { vcpu.vmcb_->save.rip = rip; }
+  guest::CodeSize code_size() { return vcpu.code_size(); }
   // Emulating the instruction ends an interrupt shadow it was in (APM Table B-1, offset 068h).
-  vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
+  void clear_interrupt_shadow() { vcpu.vmcb_->control.interrupt_shadow &= ~kInterruptShadow; }
+};
+
+Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
+  RipSeam seam{*this};
+  guest::complete_emulated_instruction(seam, next);
   return ok();
 }
 
@@ -573,26 +583,33 @@ guest::CpuidRegisters SvmVcpu::guest_cpuid(uint32_t leaf, uint32_t subleaf) cons
 }
 
 
-Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
-  const uint32_t leaf = static_cast<uint32_t>(vmcb_->save.rax);
-  const uint32_t subleaf = static_cast<uint32_t>(gprs_.rcx);
-  // The answers depend on the vCPU's fixed offer and, for leaf 01H, on IA32_APIC_BASE.EN: cached
-  // under that key (the offer never changes for an SvmVcpu).
-  const guest::CpuidGuestInputs inputs = cpuid_inputs();
-  const uint64_t key = guest::cpuid_input_key(leaf, inputs);
-  guest::CpuidRegisters r;
-  if (const guest::CpuidRegisters* cached = cpuid_cache_.find(leaf, subleaf, key)) {
-    r = *cached;
-  } else {
-    r = guest_cpuid(leaf, subleaf);
-    cpuid_cache_.store(leaf, subleaf, key, r);
+// The CPUID exit's seam (guest/cpuid_exit.h): RAX in the VMCB, the other registers in gprs_; the
+// answers depend on the vCPU's fixed offer and, for leaf 01H, on IA32_APIC_BASE.EN only (no XSAVE
+// for guests: neither CR4.OSXSAVE nor XCR0 changes one).
+struct SvmVcpu::CpuidSeam {
+  SvmVcpu& vcpu;
+  const Exit& exit;
+
+  uint64_t rax() { return vcpu.vmcb_->save.rax; }
+  uint64_t rcx() { return vcpu.gprs_.rcx; }
+  void set_cpuid_result(uint64_t rax, uint64_t rbx, uint64_t rcx, uint64_t rdx) {
+    vcpu.vmcb_->save.rax = rax;
+    vcpu.gprs_.rbx = rbx;
+    vcpu.gprs_.rcx = rcx;
+    vcpu.gprs_.rdx = rdx;
   }
-  // CPUID writes EAX..EDX, zero-extending into RAX..RDX.
-  vmcb_->save.rax = r.eax;
-  gprs_.rbx = r.ebx;
-  gprs_.rcx = r.ecx;
-  gprs_.rdx = r.edx;
-  TRY(skip_instruction(exit));
+  bool apic_enabled() { return vcpu.cpuid_inputs().apic_enabled; }
+  uint64_t xcr0() { return vcpu.cpuid_inputs().xcr0; }
+  Result<bool> cr4_osxsave() { return vcpu.cpuid_inputs().cr4_osxsave; }
+  guest::CpuidRegisters policy_cpuid(uint32_t leaf, uint32_t subleaf, const guest::CpuidGuestInputs&) {
+    return vcpu.guest_cpuid(leaf, subleaf);
+  }
+  Result<void> complete_instruction() { return vcpu.skip_instruction(exit); }
+};
+
+Result<SvmRunOutcome> SvmVcpu::on_cpuid(const Exit& exit) {
+  CpuidSeam seam{*this, exit};
+  TRY(guest::emulate_cpuid(seam, cpuid_cache_));
   return SvmRunOutcome::kHandled;
 }
 

@@ -200,6 +200,8 @@ class SvmVcpu {
   // RIP = `next` (in the code segment's width) and the interrupt shadow ended: what completing
   // an emulated instruction leaves (skip_instruction(), MMIO moves).
   Result<void> complete_emulated_instruction(uint64_t next);
+  struct RipSeam;    // guest::complete_emulated_instruction() onto the VMCB (svm_guest_vcpu.cpp)
+  struct CpuidSeam;  // guest::emulate_cpuid() onto this vCPU (svm_guest_vcpu.cpp)
   Result<void> inject_exception(uint8_t vector, std::optional<uint32_t> error_code);
   Result<SvmRunOutcome> stop(const Exit& exit, const char* message);
   void record_exit(const Exit& exit);
