@@ -18,7 +18,8 @@
 // emulated, IP/EIP/RIP by the code size (guest/instruction_pointer.h), and the STI/MOV-SS
 // interrupt shadow it was in ended (SDM Vol. 3C 24.4.2 "blocking by STI/MOV SS"; APM Vol. 2
 // Table B-1, offset 068h). Its seam:
-//   uint64_t rip();  void set_rip(uint64_t);  CodeSize code_size();  void clear_interrupt_shadow();
+//   uint64_t rip();  Result<void> set_rip(uint64_t);  Result<CodeSize> code_size();
+//   Result<void> clear_interrupt_shadow();
 #pragma once
 
 #include <cstdint>
@@ -51,10 +52,12 @@ template <class Seam>
 
 // The instruction at the seam's RIP ended at `next` (its RIP plus its length).
 template <class Seam>
-void complete_emulated_instruction(Seam& seam, uint64_t next) {
+Result<void> complete_emulated_instruction(Seam& seam, uint64_t next) {
   const uint64_t rip = seam.rip();
-  seam.set_rip(next_rip_may_wrap(next, next - rip) ? wrap_instruction_pointer(next, seam.code_size()) : next);
-  seam.clear_interrupt_shadow();
+  uint64_t pointer = next;
+  if (next_rip_may_wrap(next, next - rip)) pointer = wrap_instruction_pointer(next, TRY(seam.code_size()));
+  TRY(seam.set_rip(pointer));
+  return seam.clear_interrupt_shadow();
 }
 
 }  // namespace lantern::guest

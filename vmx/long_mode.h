@@ -27,6 +27,9 @@ inline constexpr uint64_t kCr4PaeBit = 1ull << 5;
 inline constexpr uint32_t kEntryIa32eModeGuest = 1u << 9;
 // Bit 13 of a segment's access rights, L: 64-bit code segment (SDM Vol. 3C 24.4.1, Table 24-2).
 inline constexpr uint32_t kSegmentArLong = 1u << 13;
+// Bit 14 of a segment's access rights, D/B: for CS the default operand size, 32-bit when set
+// (SDM Vol. 3C 24.4.1, Table 24-2; Vol. 3A 3.4.5).
+inline constexpr uint32_t kSegmentArDefaultBig = 1u << 14;
 
 struct EferWriteResult {
   bool gp = false;          // inject #GP(0), change nothing

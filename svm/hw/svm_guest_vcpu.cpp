@@ -555,16 +555,21 @@ struct SvmVcpu::RipSeam {
   SvmVcpu& vcpu;
 
   uint64_t rip() { return vcpu.vmcb_->save.rip; }
-  void set_rip(uint64_t rip) { vcpu.vmcb_->save.rip = rip; }
-  guest::CodeSize code_size() { return vcpu.code_size(); }
+  Result<void> set_rip(uint64_t rip) {
+    vcpu.vmcb_->save.rip = rip;
+    return ok();
+  }
+  Result<guest::CodeSize> code_size() { return vcpu.code_size(); }
   // Emulating the instruction ends an interrupt shadow it was in (APM Table B-1, offset 068h).
-  void clear_interrupt_shadow() { vcpu.vmcb_->control.interrupt_shadow &= ~kInterruptShadow; }
+  Result<void> clear_interrupt_shadow() {
+    vcpu.vmcb_->control.interrupt_shadow &= ~kInterruptShadow;
+    return ok();
+  }
 };
 
 Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
   RipSeam seam{*this};
-  guest::complete_emulated_instruction(seam, next);
-  return ok();
+  return guest::complete_emulated_instruction(seam, next);
 }
 
 // CPUID as the guest sees it: the host's leaves under this vCPU's policy, and the hypervisor leaves.

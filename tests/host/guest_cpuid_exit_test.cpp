@@ -137,18 +137,24 @@ struct FakeRipSeam {
   int code_size_reads = 0;
 
   uint64_t rip() { return guest_rip; }
-  void set_rip(uint64_t rip) { guest_rip = rip; }
-  CodeSize code_size() {
+  Result<void> set_rip(uint64_t rip) {
+    guest_rip = rip;
+    return ok();
+  }
+  Result<CodeSize> code_size() {
     ++code_size_reads;
     return size;
   }
-  void clear_interrupt_shadow() { shadow = false; }
+  Result<void> clear_interrupt_shadow() {
+    shadow = false;
+    return ok();
+  }
 };
 
 TEST(GuestCompleteEmulatedInstruction, AdvancesAndEndsTheShadow) {
   FakeRipSeam seam;
   seam.guest_rip = 0x1000;
-  complete_emulated_instruction(seam, 0x1002);
+  ASSERT_TRUE(complete_emulated_instruction(seam, 0x1002));
   EXPECT_EQ(seam.guest_rip, 0x1002u);
   EXPECT_FALSE(seam.shadow);
   EXPECT_EQ(seam.code_size_reads, 0);  // no 64 KiB crossing: the code size is not needed
@@ -158,19 +164,19 @@ TEST(GuestCompleteEmulatedInstruction, WrapsIpAndEipByCodeSize) {
   FakeRipSeam seam;
   seam.size = CodeSize::k16;
   seam.guest_rip = 0xffff;
-  complete_emulated_instruction(seam, 0x10001);
+  ASSERT_TRUE(complete_emulated_instruction(seam, 0x10001));
   EXPECT_EQ(seam.guest_rip, 0x1u);
   seam.size = CodeSize::k32;
   seam.guest_rip = 0xffff'fffe;
-  complete_emulated_instruction(seam, 0x1'0000'0000);
+  ASSERT_TRUE(complete_emulated_instruction(seam, 0x1'0000'0000));
   EXPECT_EQ(seam.guest_rip, 0u);
   seam.size = CodeSize::k32;
   seam.guest_rip = 0xfffe;
-  complete_emulated_instruction(seam, 0x1'0001);  // a 64 KiB crossing inside a 32-bit segment
+  ASSERT_TRUE(complete_emulated_instruction(seam, 0x1'0001));  // a 64 KiB crossing inside a 32-bit segment
   EXPECT_EQ(seam.guest_rip, 0x1'0001u);
   seam.size = CodeSize::k64;
   seam.guest_rip = 0xffff'ffff'ffff'ffffull;
-  complete_emulated_instruction(seam, 0x1);  // 64-bit: the address wraps modulo 2^64 only
+  ASSERT_TRUE(complete_emulated_instruction(seam, 0x1));  // 64-bit: the address wraps modulo 2^64 only
   EXPECT_EQ(seam.guest_rip, 0x1u);
 }
 

@@ -920,13 +920,40 @@ inline Result<uint32_t> VmxVcpu::instruction_length(const ExitInfo& exit) {
   return vmcs_read(hw_, F32::VM_EXIT_INSTRUCTION_LEN);
 }
 
+// guest::complete_emulated_instruction() onto the VMCS: the code size from the "IA-32e mode
+// guest" entry control (EFER.LMA after entry, SDM Vol. 3C 24.8.1) and the CS access rights (L bit
+// 13, D/B bit 14; SDM Vol. 3C 24.4.1 Table 24-2); the shadow is blocking by STI / by MOV SS in
+// the interruptibility state (24.4.2 Table 24-3).
+struct VmxVcpu::RipSeam {
+  VmxVcpu& vcpu;
+  uint64_t guest_rip;
+
+  uint64_t rip() { return guest_rip; }
+  Result<void> set_rip(uint64_t rip) { return vmcs_write(vcpu.hw_, FN::GUEST_RIP, rip); }
+  Result<guest::CodeSize> code_size() {
+    const uint32_t entry = TRY(vmcs_read(vcpu.hw_, F32::VM_ENTRY_CONTROLS));
+    const uint32_t cs_ar = TRY(vmcs_read(vcpu.hw_, F32::GUEST_CS_AR_BYTES));
+    return guest::code_size_of((entry & kEntryIa32eModeGuest) != 0, (cs_ar & kSegmentArLong) != 0,
+                               (cs_ar & kSegmentArDefaultBig) != 0);
+  }
+  Result<void> clear_interrupt_shadow() {
+    const uint32_t interruptibility = TRY(vmcs_read(vcpu.hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
+    if ((interruptibility & kInterruptibilityShadow) == 0) return ok();
+    return vmcs_write(vcpu.hw_, F32::GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~kInterruptibilityShadow);
+  }
+};
+
+// The instruction pointer wrapped as the guest's code size says (guest/instruction_pointer.h).
 Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
-  return advance_rip_inline(exit);
+  const uint32_t length = TRY(instruction_length(exit));
+  RipSeam seam{*this, exit.rip};
+  return guest::complete_emulated_instruction(seam, exit.rip + length);
 }
 
 // RIP + the instruction's length, unwrapped: an instruction that crosses the top of a 64 KiB or
-// 4 GiB segment outside 64-bit mode (guest/instruction_pointer.h) is not wrapped here. Checking
-// costs 4 Bochs ticks on every exit this path serves, more than the CPUID exit's budget allows.
+// 4 GiB segment outside 64-bit mode (guest/instruction_pointer.h) is not wrapped here, only by
+// advance_rip(). Checking costs 4 Bochs ticks on every exit this path serves (CPUID, port I/O,
+// VMCALL, HLT, unknown MSRs), more than the CPUID exit's budget allows.
 inline Result<void> VmxVcpu::advance_rip_inline(const ExitInfo& exit) {
   const uint32_t length = TRY(instruction_length(exit));
   TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + length));

@@ -316,7 +316,10 @@ class VmxVcpu {
   Result<void> write_controls(uint64_t eptp);
   Result<void> write_guest_state(const GuestEntry& entry);
   Result<void> write_host_state();
+  // RIP past the exit's instruction, IP/EIP wrapped, the STI/MOV-SS shadow cleared (the
+  // handlers off the hot exit path).
   Result<void> advance_rip(const ExitInfo& exit);
+  struct RipSeam;  // guest::complete_emulated_instruction() onto the VMCS (vcpu.cpp)
   // advance_rip() inlined, for the handlers in vcpu.cpp on the exit path (a call, its frame and
   // the Result copies cost a tenth of a CPUID exit).
   [[gnu::always_inline]] inline Result<void> advance_rip_inline(const ExitInfo& exit);
