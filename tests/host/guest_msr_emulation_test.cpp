@@ -97,6 +97,16 @@ void enter_x2apic(S& seam) {
   ASSERT_EQ(write(seam, kMsrIa32ApicBase, kApicBaseDefault | kApicBaseEnable | kApicBaseExtd).action, MsrAction::kDone);
 }
 
+// x2APIC mode, software-enabled, the timer in TSC-deadline mode, with the guest's TSC `offset`
+// ahead of the host's.
+template <class S>
+void arm_tsc_deadline_mode(S& seam, uint64_t offset) {
+  seam.tsc_state.offset = offset;
+  enter_x2apic(seam);
+  ASSERT_EQ(write(seam, kMsrX2apicSvr, kSvrEnable | 0xff).action, MsrAction::kDone);
+  ASSERT_EQ(write(seam, kMsrX2apicLvtTimer, kLvtTimerTscDeadline | 0x30).action, MsrAction::kDone);
+}
+
 TEST(GuestMsrEmulation, ApicBaseReadsWhatWasAccepted) {
   Seam seam;
   expect_done(read(seam, kMsrIa32ApicBase), kApicEnabledXapic);
@@ -200,10 +210,7 @@ TEST(GuestMsrEmulation, TscMsrsWithoutOffsettingGoToThePolicy) {
 
 TEST(GuestMsrEmulation, TscDeadlineIsInGuestTscWhenTheVlapicCountsHostTsc) {
   HostClockSeam seam;
-  seam.tsc_state.offset = 1'000'000;
-  enter_x2apic(seam);
-  ASSERT_EQ(write(seam, kMsrX2apicSvr, kSvrEnable | 0xff).action, MsrAction::kDone);
-  ASSERT_EQ(write(seam, kMsrX2apicLvtTimer, kLvtTimerTscDeadline | 0x30).action, MsrAction::kDone);
+  arm_tsc_deadline_mode(seam, 1'000'000);
   ASSERT_EQ(write(seam, VirtualLapic::kMsrTscDeadline, 1'500'000).action, MsrAction::kDone);
   EXPECT_EQ(seam.lapic.next_deadline(), 500'000u);  // on the vlapic's (host) clock
   expect_done(read(seam, VirtualLapic::kMsrTscDeadline), 1'500'000);
@@ -214,10 +221,7 @@ TEST(GuestMsrEmulation, TscDeadlineIsInGuestTscWhenTheVlapicCountsHostTsc) {
 
 TEST(GuestMsrEmulation, TscDeadlineIsUntranslatedWhenTheVlapicCountsGuestTsc) {
   Seam seam;
-  seam.tsc_state.offset = 1'000'000;
-  enter_x2apic(seam);
-  ASSERT_EQ(write(seam, kMsrX2apicSvr, kSvrEnable | 0xff).action, MsrAction::kDone);
-  ASSERT_EQ(write(seam, kMsrX2apicLvtTimer, kLvtTimerTscDeadline | 0x30).action, MsrAction::kDone);
+  arm_tsc_deadline_mode(seam, 1'000'000);
   ASSERT_EQ(write(seam, VirtualLapic::kMsrTscDeadline, 1'500'000).action, MsrAction::kDone);
   EXPECT_EQ(seam.lapic.next_deadline(), 1'500'000u);
   expect_done(read(seam, VirtualLapic::kMsrTscDeadline), 1'500'000);
