@@ -46,7 +46,7 @@ constexpr uint64_t kEferLma = 1u << 10;          // EFER.LMA, long mode active (
 constexpr uint64_t kApicBasePowerUp = 0xfee00000 | (1u << 11);
 constexpr uint64_t kApicBaseBsp = 1u << 8;
 
-constexpr uint32_t kMsrTscAux = 0xc0000103;  // APM Vol. 2 13.2.4 (RDTSCP)
+using guest::kMsrIa32TscAux;  // APM Vol. 2 13.2.4 (RDTSCP)
 constexpr uint32_t kMsrEfer = 0xc0000080;    // APM Vol. 2 3.1.7
 // CPUID 8000_0001H:EDX[27] RDTSCP (APM Vol. 3 E.4.2): TSC_AUX exists.
 constexpr uint32_t kCpuid80000001EdxRdtscp = 1u << 27;
@@ -125,7 +125,7 @@ void SvmVcpu::reset_emulated_state() {
   misc_enable_ = guest::kMiscEnableReset;
   mtrr_def_type_ = guest::kMtrrDefTypeReset;
   tsc_aux_ = 0;
-  if (cpu_has_tsc_aux()) cpu::wrmsr(kMsrTscAux, 0);  // RDTSCP reads it without an exit
+  if (cpu_has_tsc_aux()) cpu::wrmsr(kMsrIa32TscAux, 0);  // RDTSCP reads it without an exit
   // IA32_PKRS is 0 at reset (SDM Vol. 3A Table 10-1). VMRUN and #VMEXIT neither load nor save it
   // and the host never sets CR4.PKS, so the guest's value lives in this core's register.
   if (cpu_has_pkrs()) cpu::wrmsr(guest::kMsrIa32Pkrs, 0);
@@ -404,7 +404,7 @@ constexpr uint32_t kMsrAmdInterruptPending = 0xc0010055;
 
 bool SvmVcpu::MsrSeam::tsc_aux_offered() { return cpu_has_tsc_aux(); }
 
-void SvmVcpu::MsrSeam::load_tsc_aux() { cpu::wrmsr(kMsrTscAux, vcpu.tsc_aux_); }  // this core runs only this vCPU's guest
+void SvmVcpu::MsrSeam::load_tsc_aux() { cpu::wrmsr(kMsrIa32TscAux, vcpu.tsc_aux_); }  // this core runs only this vCPU's guest
 
 // The guest's EFER lives in the VMCB, SVME always set and never seen by the guest (APM 15.5.1).
 Result<guest::MsrOutcome> SvmVcpu::backend_msr_read(uint32_t msr) {

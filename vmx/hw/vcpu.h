@@ -57,9 +57,6 @@ struct GuestEntry {
 };
 
 // The guest's IA-32e mode as the VMCS holds it (see vmx/long_mode.h).
-// IA32_TIME_STAMP_COUNTER and IA32_TSC_AUX (SDM Vol. 4 Table 2-2).
-inline constexpr uint32_t kMsrIa32Tsc = 0x10;
-inline constexpr uint32_t kMsrIa32TscAux = 0xc0000103;
 
 struct GuestLongModeState {
   uint64_t efer = 0;        // GUEST_IA32_EFER

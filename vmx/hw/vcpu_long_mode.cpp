@@ -79,7 +79,7 @@ Result<guest::MsrOutcome> VmxVcpu::backend_msr_write(uint32_t msr, uint64_t valu
 }
 
 void VmxVcpu::load_guest_tsc_aux() {
-  if (rdtscp_enabled_) cpu::wrmsr(kMsrIa32TscAux, tsc_aux_);
+  if (rdtscp_enabled_) cpu::wrmsr(guest::kMsrIa32TscAux, tsc_aux_);
 }
 
 Result<bool> VmxVcpu::apply_paging_transition(uint64_t old_cr0, uint64_t new_cr0) {
