@@ -950,13 +950,14 @@ Result<void> VmxVcpu::advance_rip(const ExitInfo& exit) {
   return guest::complete_emulated_instruction(seam, exit.rip + length);
 }
 
-// RIP + the instruction's length, unwrapped: an instruction that crosses the top of a 64 KiB or
-// 4 GiB segment outside 64-bit mode (guest/instruction_pointer.h) is not wrapped here, only by
-// advance_rip(). Checking costs 4 Bochs ticks on every exit this path serves (CPUID, port I/O,
-// VMCALL, HLT, unknown MSRs), more than the CPUID exit's budget allows.
+// advance_rip() for the hot exit path (CPUID, port I/O, VMCALL, HLT, unknown MSRs): one
+// comparison decides whether the instruction crossed a 64 KiB boundary and may need IP/EIP
+// wrapped (guest/instruction_pointer.h); only then advance_rip() reads the code size.
 inline Result<void> VmxVcpu::advance_rip_inline(const ExitInfo& exit) {
   const uint32_t length = TRY(instruction_length(exit));
-  TRY(vmcs_write(hw_, FN::GUEST_RIP, exit.rip + length));
+  const uint64_t next = exit.rip + length;
+  if (guest::next_rip_may_wrap(next, length)) [[unlikely]] return advance_rip(exit);
+  TRY(vmcs_write(hw_, FN::GUEST_RIP, next));
   const uint32_t interruptibility = TRY(vmcs_read(hw_, F32::GUEST_INTERRUPTIBILITY_INFO));
   if ((interruptibility & kInterruptibilityShadow) != 0) {
     TRY(vmcs_write(hw_, F32::GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~kInterruptibilityShadow));

@@ -313,12 +313,12 @@ class VmxVcpu {
   Result<void> write_controls(uint64_t eptp);
   Result<void> write_guest_state(const GuestEntry& entry);
   Result<void> write_host_state();
-  // RIP past the exit's instruction, IP/EIP wrapped, the STI/MOV-SS shadow cleared (the
-  // handlers off the hot exit path).
+  // RIP past the exit's instruction, IP/EIP wrapped, the STI/MOV-SS shadow cleared.
   Result<void> advance_rip(const ExitInfo& exit);
   struct RipSeam;  // guest::complete_emulated_instruction() onto the VMCS (vcpu.cpp)
   // advance_rip() inlined, for the handlers in vcpu.cpp on the exit path (a call, its frame and
-  // the Result copies cost a tenth of a CPUID exit).
+  // the Result copies cost a tenth of a CPUID exit); an instruction that crossed a 64 KiB
+  // boundary goes to advance_rip().
   [[gnu::always_inline]] inline Result<void> advance_rip_inline(const ExitInfo& exit);
   [[gnu::always_inline]] inline Result<uint32_t> instruction_length(const ExitInfo& exit);
   static bool msr_emulated(uint32_t msr);
