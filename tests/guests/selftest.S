@@ -76,12 +76,28 @@ main:
   mov $0x01020304, %edx
   wrmsr
 
-  /* 7. HLT, then the exit port. */
+  /* 7. IP wraps at 64 KiB in 16-bit code (SDM Vol. 1 3.5, 3.6): a CPUID (handled inside the
+   *    host) at 0x1000:0xfffe completes at 0x1000:0x0000, where a far jump comes back. A host
+   *    that leaves IP = 0x10000 makes the next fetch exceed CS's 64 KiB limit: #GP, and this
+   *    guest never reaches step 8. */
+  mov $0x1000, %ax
+  mov %ax, %ds
+  movw $0xa20f, 0xfffe             /* CPUID: 0F A2 */
+  movb $0xea, 0x0000               /* JMP ptr16:16 (SDM Vol. 2A JMP: EA cd) */
+  movw $ip_wrapped, 0x0001
+  movw $0, 0x0003
+  xor %ax, %ax
+  mov %ax, %ds
+  xor %eax, %eax
+  ljmp $0x1000, $0xfffe
+ip_wrapped:
+
+  /* 8. HLT, then the exit port. */
   hlt
   mov $0x42, %al
   out %al, $EXIT_PORT
 
-  /* 8. An exit Lantern cannot complete: string I/O (OUTSB) stops this vCPU alone, with the
+  /* 9. An exit Lantern cannot complete: string I/O (OUTSB) stops this vCPU alone, with the
    *    reason recorded (vmx/hw/vcpu.cpp on_io). */
   xor %si, %si
   mov $0x80, %dx

@@ -272,7 +272,9 @@ Result<void> guest_exits_on_this_core(uint64_t) {
   // 5. RDMSR completed as EDX:EAX; WRMSR value from EDX:EAX.
   TRY(expect_msr_round_trip(vcpu, 0x15));
 
-  // 6. HLT, then the exit port.
+  // 6. HLT, then the exit port. Before them the guest's CPUID at 0x1000:0xfffe (handled inside
+  //    run(), no exit here) must leave IP = 0 (16-bit code wraps at 64 KiB); otherwise its next
+  //    fetch is beyond CS's limit and the guest never reaches the HLT.
   e = TRY(next_exit(vcpu));
   SELFTEST_EXPECT(std::holds_alternative<exits::Halt>(e));
   e = TRY(next_exit(vcpu));
