@@ -16,8 +16,10 @@
 //                                   take an interrupt (the interrupt window)
 //
 // The NMI window has no control of its own on SVM: the backend intercepts IRET while an
-// injected NMI's handler runs (APM 15.21.6 and Table B-1 INTERCEPT_VECTOR_3 bit 20) and treats
-// the IRET exit as the end of NMI blocking.
+// injected NMI's handler runs (APM 15.21.6 and Table B-1 INTERCEPT_VECTOR_3 bit 20). That exit
+// comes before the IRET executes; to see the IRET complete whatever RFLAGS.IF it restores, the
+// backend then single-steps it (rflags_for_iret_single_step(), the #DB intercept): the #DB exit
+// right after it is the NMI window.
 #pragma once
 
 #include <cstdint>
@@ -71,5 +73,19 @@ std::optional<uint64_t> reinjection_from_exitintinfo(uint64_t exitintinfo);
 uint64_t with_interrupt_window(uint64_t v_intr_control);
 uint64_t without_interrupt_window(uint64_t v_intr_control);
 bool interrupt_window_open_requested(uint64_t v_intr_control);
+
+// Single-stepping over an NMI handler's IRET. TF set at the start of an instruction brings a #DB
+// trap after it, even when the instruction (IRET, POPF) loads a new TF (SDM Vol. 3A 18.3.1.4; APM
+// Vol. 2 13.1.4); RF keeps an instruction breakpoint on the IRET itself from firing (SDM Vol. 1
+// 3.4.3). The #DB is intercepted (INTERCEPT_EXCEPTIONS bit 1, APM 15.12).
+inline constexpr uint8_t kVectorDebug = 1;              // #DB
+inline constexpr uint64_t kRflagsTf = 1u << 8;          // SDM Vol. 1 3.4.3.3, RFLAGS.TF
+inline constexpr uint32_t kInterceptDebug = 1u << kVectorDebug;
+constexpr uint64_t rflags_for_iret_single_step(uint64_t rflags) { return rflags | kRflagsTf | guest::kRflagsRf; }
+// Whether the #DB that ended the single step is also the guest's own: it had TF set itself
+// before the IRET (its single step of the NMI handler), so it expects that #DB too.
+constexpr bool iret_single_step_debug_is_guests(uint64_t rflags_before_step) {
+  return (rflags_before_step & kRflagsTf) != 0;
+}
 
 }  // namespace lantern::svm

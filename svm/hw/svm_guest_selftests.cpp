@@ -26,6 +26,7 @@
 #include "kernel/core/log.h"
 #include "kernel/core/selftest.h"
 #include "kernel/core/time.h"
+#include "svm/event_injection.h"
 #include "svm/exit_code.h"
 #include "svm/hw/svm_guest_vcpu.h"
 #include "svm/hw/svm_guest_vm.h"
@@ -305,7 +306,21 @@ Result<void> event_injection_on_this_core(uint64_t) {
   SELFTEST_EXPECT(TRY(expect_report(guest, kTest, 13, 0)));
   SELFTEST_EXPECT(TRY(expect_report(guest, kTest, 2, kNoErrorCode)));
   SELFTEST_EXPECT(TRY(expect_report(guest, kTest, 0x40, kNoErrorCode)));
-  SELFTEST_EXPECT(TRY(expect_hypercall(guest, kTest, kEvDone, 8)));
+
+  // 7: a second NMI queued while the first one's handler runs goes in right after the handler's
+  // IRET, which returns into a loop with IF = 0 and no exits: the IRET intercept, then the
+  // single step over the IRET (its #DB exit), not the interrupt window.
+  SELFTEST_EXPECT(TRY(expect_hypercall(guest, kTest, kEvReady, 7)));
+  const uint64_t debug_exits_before = vcpu.exit_count(kVmexitExcp0 + kVectorDebug);
+  TRY(vcpu.queue_event(PendingEventType::kNmi, 2, std::nullopt));
+  SELFTEST_EXPECT(TRY(expect_report(guest, kTest, 2, kNoErrorCode)));  // inside the first handler
+  TRY(vcpu.queue_event(PendingEventType::kNmi, 2, std::nullopt));
+  SELFTEST_EXPECT(TRY(expect_report(guest, kTest, 2, kNoErrorCode)));
+  SELFTEST_EXPECT(TRY(expect_hypercall(guest, kTest, kEvWindow, 2)));  // both NMIs within the loop
+  SELFTEST_EXPECT(vcpu.exit_count(kVmexitExcp0 + kVectorDebug) == debug_exits_before + 1);
+  SELFTEST_EXPECT((vcpu.vmcb().save.rflags & kRflagsTf) == 0);
+  SELFTEST_EXPECT((vcpu.vmcb().control.intercept_exceptions & kInterceptDebug) == 0);
+  SELFTEST_EXPECT(TRY(expect_hypercall(guest, kTest, kEvDone, 10)));
   SELFTEST_EXPECT(vcpu.pending_event_count() == 0);
 
   // 7. The guest halts. On the BSP, cpu1 queues an interrupt while this core sleeps with the

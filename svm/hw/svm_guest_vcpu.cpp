@@ -246,13 +246,18 @@ Result<void> SvmVcpu::arbitrate_events() {
   ArbiterSeam seam{*this};
   TRY(arbiter_.arbitrate(seam, vlapic_, pass));
 
-  // Windows (APM 15.21.4 V_IRQ + VINTR intercept; 15.21.6 via the IRET intercept). Once the
-  // handler's IRET was intercepted, the NMI window opens at the next exit after it: an interrupt
-  // window brings that exit as soon as the IRET has restored IF.
+  // Windows: the interrupt window is V_IRQ + the VINTR intercept (APM 15.21.4). The NMI window
+  // is the IRET intercept while the handler runs (15.21.6), then a single step over the IRET
+  // (svm/event_injection.h): its #DB exit comes right after the IRET, whatever IF it restores.
   VmcbControlArea& c = vmcb_->control;
-  const bool want_interrupt_window = seam.interrupt_window || (seam.nmi_window && nmi_unblock_pending_);
-  c.virtual_interrupt_control = want_interrupt_window ? with_interrupt_window(c.virtual_interrupt_control)
+  c.virtual_interrupt_control = seam.interrupt_window ? with_interrupt_window(c.virtual_interrupt_control)
                                                       : without_interrupt_window(c.virtual_interrupt_control);
+  if (seam.nmi_window && nmi_unblock_pending_ && !iret_single_step_) {
+    rflags_before_iret_step_ = vmcb_->save.rflags;
+    vmcb_->save.rflags = rflags_for_iret_single_step(vmcb_->save.rflags);
+    c.intercept_exceptions |= kInterceptDebug;
+    iret_single_step_ = true;
+  }
   if ((seam.nmi_window || nmi_blocked_) && !nmi_unblock_pending_) {
     c.intercept_vector_3 |= intercept3::kIret;
   } else {
@@ -373,6 +378,7 @@ SvmVcpu::Handler SvmVcpu::handler_for(uint64_t exitcode) {
     case kVmexitInit: return &SvmVcpu::on_init;
     case kVmexitVintr: return &SvmVcpu::on_vintr;
     case kVmexitIret: return &SvmVcpu::on_iret;
+    case kVmexitExcp0 + kVectorDebug: return &SvmVcpu::on_debug_exception;
     case kVmexitCpuid: return &SvmVcpu::on_cpuid;
     case kVmexitHlt: return &SvmVcpu::on_hlt;
     case kVmexitIoio: return &SvmVcpu::on_ioio;
@@ -531,6 +537,28 @@ Result<SvmRunOutcome> SvmVcpu::on_vintr(const Exit&) {
   vmcb_->control.virtual_interrupt_control =
       without_interrupt_window(vmcb_->control.virtual_interrupt_control);
   return SvmRunOutcome::kHandled;
+}
+
+// The single step over an NMI handler's IRET ended (arbitrate_events()); the IRET loaded the
+// guest's own RFLAGS, so the step's TF and RF are gone with it.
+Result<SvmRunOutcome> SvmVcpu::on_debug_exception(const Exit&) {
+  const bool guests_own = !iret_single_step_ || iret_single_step_debug_is_guests(rflags_before_iret_step_);
+  end_iret_single_step();
+  // A trap: RIP is already past the instruction it follows (SDM Vol. 3A Table 6-1).
+  if (guests_own) TRY(inject_exception(kVectorDebug, std::nullopt));
+  return SvmRunOutcome::kHandled;
+}
+
+void SvmVcpu::end_iret_single_step() {
+  iret_single_step_ = false;
+  vmcb_->control.intercept_exceptions &= ~kInterceptDebug;
+}
+
+// No NMI handler running (a reset, INIT): no IRET to wait for or step over.
+void SvmVcpu::reset_nmi_blocking() {
+  nmi_blocked_ = false;
+  nmi_unblock_pending_ = false;
+  if (iret_single_step_) end_iret_single_step();
 }
 
 Result<SvmRunOutcome> SvmVcpu::on_iret(const Exit& exit) {

@@ -213,6 +213,9 @@ class SvmVcpu {
   Result<SvmRunOutcome> on_init(const Exit& exit);
   Result<SvmRunOutcome> on_vintr(const Exit& exit);
   Result<SvmRunOutcome> on_iret(const Exit& exit);
+  Result<SvmRunOutcome> on_debug_exception(const Exit& exit);
+  void end_iret_single_step();
+  void reset_nmi_blocking();
   Result<SvmRunOutcome> on_cpuid(const Exit& exit);
   Result<SvmRunOutcome> on_hlt(const Exit& exit);
   Result<SvmRunOutcome> on_ioio(const Exit& exit);
@@ -278,6 +281,10 @@ class SvmVcpu {
   bool nmi_blocked_ = false;
   bool nmi_unblock_pending_ = false;  // the handler's IRET was intercepted at iret_rip_
   uint64_t iret_rip_ = 0;
+  // A queued NMI waits for that IRET: the vCPU single-steps it (svm/event_injection.h), with
+  // the RFLAGS it had before the step.
+  bool iret_single_step_ = false;
+  uint64_t rflags_before_iret_step_ = 0;
   std::optional<uint64_t> reinject_;  // from the last EXITINTINFO
   const char* stop_message_ = nullptr;
   HypercallHandler hypercall_handler_ = nullptr;

@@ -178,8 +178,7 @@ Result<void> SvmVcpu::restart(uint64_t n_cr3, const guest::EntryState& state) {
     return make_error(ErrorCode::kInvalidState, "vCPU is not bound to this core");
   }
   stop_message_ = nullptr;
-  nmi_blocked_ = false;
-  nmi_unblock_pending_ = false;
+  reset_nmi_blocking();
   reinject_.reset();
   {
     IrqSpinlockGuard guard(events_lock_);
@@ -346,8 +345,7 @@ void SvmVcpu::enter_wait_for_sipi() {
   arbiter_.reset();
   vmcb_->control.eventinj = 0;
   reinject_.reset();
-  nmi_blocked_ = false;
-  nmi_unblock_pending_ = false;
+  reset_nmi_blocking();
   wait_for_sipi_ = true;
   publish_logical_id();
 }

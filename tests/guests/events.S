@@ -42,6 +42,28 @@ pm32_main:
   mov $6, %edi
   HYPERCALL
 
+  /* Step 7: a second NMI, queued while the first one's handler runs, waits for that handler's
+   * IRET, which returns here with IF = 0 into a loop that makes no exit: the NMI must arrive
+   * right after the IRET (SVM: the IRET intercept, then a single step over it), not at the next
+   * exit the guest happens to make. Reports how many of the two arrived within the loop. */
+  cli
+  mov handled, %ebp
+  mov $HC_EV_READY, %eax
+  mov $7, %edi
+  HYPERCALL
+  mov $1000, %ecx
+4:
+  mov handled, %edi
+  sub %ebp, %edi
+  cmp $2, %edi
+  je 5f
+  dec %ecx
+  jnz 4b
+5:
+  mov $HC_EV_WINDOW, %eax
+  HYPERCALL
+  sti
+
   mov $HC_EV_DONE, %eax
   mov handled, %edi
   HYPERCALL

@@ -103,6 +103,21 @@ TEST(SvmEventInjection, InterruptWindowSetsVirqIgnoresTprAndKeepsMasking) {
   EXPECT_NE(without & vintr::kMasking, 0u);
 }
 
+TEST(SvmIretSingleStep, SetsTfAndRfAndKeepsEverythingElse) {
+  const uint64_t rflags = 0x2 | 0x200 | 0x46;  // reserved bit 1, IF, ZF, PF
+  const uint64_t stepped = rflags_for_iret_single_step(rflags);
+  EXPECT_EQ(stepped & (1u << 8), 1u << 8);     // TF
+  EXPECT_EQ(stepped & (1u << 16), 1u << 16);   // RF
+  EXPECT_EQ(stepped & ~((1ull << 8) | (1ull << 16)), rflags);
+  EXPECT_EQ(kInterceptDebug, 1u << 1);  // INTERCEPT_EXCEPTIONS bit n = vector n; #DB is 1
+}
+
+TEST(SvmIretSingleStep, TheDebugExceptionIsTheGuestsOnlyWhenItHadTfItself) {
+  EXPECT_FALSE(iret_single_step_debug_is_guests(0x202));
+  EXPECT_TRUE(iret_single_step_debug_is_guests(0x302));
+  EXPECT_FALSE(iret_single_step_debug_is_guests(0x10202));  // RF alone is not a single step
+}
+
 TEST(SvmExitCountSlots, EveryAppendixCCodeRoundTripsAndTheRestShareTheLastSlot) {
   for (uint64_t code : {kVmexitCpuid, kVmexitHlt, kVmexitIoio, kVmexitMsr, kVmexitVmmcall, kVmexitNpf,
                         uint64_t{0}, uint64_t{0xff}, uint64_t{0x40f}}) {
