@@ -77,6 +77,14 @@ MmioDevice* MmioBus::device_at(uint64_t gpa, uint64_t* offset) const {
   return nullptr;
 }
 
+bool MmioBus::claims_any_of(uint64_t base, uint64_t size) const {
+  for (size_t i = 0; i < window_count_; ++i) {
+    const Window& w = windows_[i];
+    if (base < w.base + w.size && w.base < base + size) return true;
+  }
+  return false;
+}
+
 uint64_t MmioBus::read(uint64_t gpa, uint8_t width) {
   uint64_t offset = 0;
   MmioDevice* device = valid_mmio_width(width) ? device_at(gpa, &offset) : nullptr;

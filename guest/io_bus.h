@@ -135,6 +135,8 @@ class MmioBus {
 
   // The device whose window holds `gpa` (and the offset into it), or nullptr.
   MmioDevice* device_at(uint64_t gpa, uint64_t* offset) const;
+  // Whether any device's window meets [base, base + size).
+  bool claims_any_of(uint64_t base, uint64_t size) const;
 
   uint64_t read(uint64_t gpa, uint8_t width);
   void write(uint64_t gpa, uint8_t width, uint64_t value);

@@ -6,7 +6,8 @@
 // The core decides, the same for every backend:
 //   x2APIC registers 0x800-0x8FF      the vlapic (SDM Vol. 3A 11.12.1.2); #GP outside x2APIC mode,
 //                                      for reserved and write-only/read-only registers
-//   IA32_APIC_BASE 0x1B               next_apic_base() (SDM Vol. 3A 11.4.4, 11.12.5), the vlapic follows
+//   IA32_APIC_BASE 0x1B               next_apic_base() (SDM Vol. 3A 11.4.4, 11.12.5), the vlapic follows;
+//                                      the page moves (11.4.5) only where no RAM or device is
 //   IA32_TSC_DEADLINE 0x6E0           the vlapic's deadline (SDM Vol. 3A 11.5.4.1), in guest TSC
 //   IA32_TIME_STAMP_COUNTER 0x10,     GuestTsc (guest/platform_msrs.h) when the backend offsets the
 //   IA32_TSC_ADJUST 0x3B              guest's TSC
@@ -21,6 +22,9 @@
 //   VirtualLapic& vlapic();
 //   uint64_t& apic_base();                 IA32_APIC_BASE as the guest sees it
 //   uint8_t physical_address_bits();       the width next_apic_base() checks the base against
+//   bool apic_page_can_move_to(uint64_t page);   the guest-physical page is neither guest RAM nor
+//                                          a device's: its accesses exit to the vCPU, so the APIC
+//                                          page can answer there
 //   uint64_t host_tsc();                   the host's TSC now
 //   bool tsc_offsetting();                 the guest's TSC is the host's + an offset the core may move
 //   GuestTsc tsc();  Result<void> set_tsc(const GuestTsc&);   the offset (the backend's TSC_OFFSET) and
@@ -93,6 +97,14 @@ constexpr MsrAction unknown_msr_action(UnknownMsrPolicy policy, bool returns_to_
   if (policy == UnknownMsrPolicy::kInjectGp) return MsrAction::kGp;  // SDM Vol. 2B RDMSR/WRMSR: no such MSR
   if (policy == UnknownMsrPolicy::kToCaller && returns_to_caller) return MsrAction::kToCaller;
   return MsrAction::kDone;
+}
+
+// Whether an accepted IA32_APIC_BASE value has the enabled APIC's page (bits MAXPHYADDR-1:12,
+// SDM Vol. 3A 11.4.4) away from its power-up base, which every guest platform keeps free of RAM
+// and devices. A disabled APIC has no page.
+inline constexpr uint64_t kApicBasePageMask = ~uint64_t{0xfff};
+constexpr bool apic_page_relocated(uint64_t apic_base) {
+  return (apic_base & kApicBaseEnable) != 0 && (apic_base & kApicBasePageMask) != kApicBaseDefault;
 }
 
 // The IPI and the level-triggered EOI a vlapic write left, and its logical ID, to the seam.
@@ -192,6 +204,10 @@ Result<MsrOutcome> emulate_msr_write(Seam& seam, uint32_t msr, uint64_t value) {
       // A disabled APIC loses its state (SDM Vol. 3A 11.4.3); EXTD switches the register view.
       const Result<uint64_t> next = next_apic_base(seam.apic_base(), value, seam.physical_address_bits());
       if (!next) return msr_gp(next.error().message);
+      if (apic_page_relocated(*next) && !seam.apic_page_can_move_to(*next & kApicBasePageMask)) {
+        // The page over RAM or a device would need its nested mapping taken away per vCPU.
+        return msr_gp("IA32_APIC_BASE: the APIC page cannot move onto guest RAM or a device");
+      }
       seam.apic_base() = *next;
       vlapic.follow_apic_base(*next);
       seam.logical_id_changed();

@@ -436,9 +436,6 @@ Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_ph
     return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: x2APIC to xAPIC without disabling first");
   }
   if (!was_enabled && extd) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: disabled to x2APIC");
-  if (enable && (value & kPageMask) != kApicBaseDefault) {
-    return make_error(ErrorCode::kUnsupported, "IA32_APIC_BASE: relocating the APIC page is not supported");
-  }
   return (value & (kPageMask | kApicBaseEnable | kApicBaseExtd)) | (current & kApicBaseBsp);
 }
 

@@ -276,9 +276,9 @@ class VirtualLapic {
 // A WRMSR to IA32_APIC_BASE (SDM Vol. 3A 11.4.4: BSP bit 8, EXTD bit 10, EN bit 11, the page
 // base in bits MAXPHYADDR-1:12): the register's new value, or why the write is a #GP. The
 // transitions follow SDM 11.12.5, Figure 11-26 (EN=0 EXTD=1 is invalid; x2APIC -> xAPIC and
-// disabled -> x2APIC are invalid); BSP is read-only here; the page cannot move (kUnsupported).
-// The caller resets its vlapic when EN goes to 0 (SDM 11.4.3) and sets its register view from
-// EXTD. Portable.
+// disabled -> x2APIC are invalid); BSP is read-only here; the page base may move (11.4.5). The
+// caller resets its vlapic when EN goes to 0 (SDM 11.4.3), sets its register view from EXTD,
+// and decides whether its guest can have the page where it moves (msr_emulation.h). Portable.
 inline constexpr uint64_t kApicBaseBsp = 1u << 8;
 inline constexpr uint64_t kApicBaseExtd = 1u << 10;
 inline constexpr uint64_t kApicBaseEnable = 1u << 11;

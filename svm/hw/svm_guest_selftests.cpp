@@ -542,6 +542,14 @@ Result<void> vlapic_on_this_core(uint64_t) {
   SELFTEST_EXPECT(h.args[2] == guest::VirtualLapic::kVersion && h.args[3] == (kVlVcpuId << 24));
   SELFTEST_EXPECT(vcpu.exit_count(kVmexitNpf) == 6);
 
+  // 1b. The APIC page moves to 0xfed40000 (neither RAM nor a device here) and back: the
+  //     registers answer at each base in turn (SDM Vol. 3A 11.4.5).
+  h = TRY(guest.next_hypercall());
+  SELFTEST_EXPECT(h.nr == 0x66);
+  SELFTEST_EXPECT(h.args[0] == (0xfed40000u | (1u << 11)));
+  SELFTEST_EXPECT(h.args[1] == guest::VirtualLapic::kVersion && h.args[2] == guest::VirtualLapic::kVersion);
+  SELFTEST_EXPECT(vcpu.exit_count(kVmexitNpf) == 9);  // TPR cleared, then a read at each base
+
   // 2. x2APIC mode: IA32_APIC_BASE shows EN and EXTD at the default base (not BSP: vCPU 2); the
   //    ID MSR is the full x2APIC ID; the SVR written through the page survived the switch.
   h = TRY(guest.next_hypercall());

@@ -3,6 +3,8 @@
 // vlapic's IPIs, the xAPIC page and MMIO devices reached through NPF, and string port I/O.
 // Kernel-only.
 #include "guest/guest_page_walk.h"
+#include "guest/hw/kernel_services.h"
+#include "guest/nested_paging.h"
 #include "guest/platform_msrs.h"
 #include "guest/string_io.h"
 #include "kernel/arch/x86_64/apic.h"
@@ -401,6 +403,16 @@ constexpr uint32_t kMsrAmdLegacyPerfLast = 0xc0010007;
 constexpr uint32_t kMsrAmdInterruptPending = 0xc0010055;
 
 bool SvmVcpu::MsrSeam::tsc_aux_offered() { return cpu_has_tsc_aux(); }
+
+// No NPT mapping (guest RAM) and no device window on the page: its accesses are NPFs, which
+// on_npf() answers at the vCPU's APIC base. nCR3 holds the PML4's address in bits 51:12 (APM
+// 15.25.4).
+bool SvmVcpu::MsrSeam::apic_page_can_move_to(uint64_t page) {
+  if (vcpu.vm_.mmio.claims_any_of(page, paging::kPageSize)) return false;
+  const guest::NestedPageTableBuilder npt = guest::NestedPageTableBuilder::attach(
+      guest::kernel_page_allocator(), guest::PageTableFormat::kNpt, vcpu.vmcb_->control.n_cr3 & ~uint64_t{0xfff});
+  return !npt.translate(page).has_value();
+}
 
 void SvmVcpu::MsrSeam::load_tsc_aux() { cpu::wrmsr(kMsrIa32TscAux, vcpu.tsc_aux_); }  // this core runs only this vCPU's guest
 

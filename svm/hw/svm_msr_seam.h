@@ -22,6 +22,7 @@ struct SvmVcpu::MsrSeam {
   uint64_t& apic_base() { return vcpu.apic_base_; }
   // CPUID.80000008H:EAX[7:0] = physical-address width (APM Vol. 3, CPUID Fn8000_0008).
   uint8_t physical_address_bits() { return static_cast<uint8_t>(cpu::cpuid(0x80000008).eax & 0xff); }
+  bool apic_page_can_move_to(uint64_t page);  // svm_guest_vcpu_state.cpp
   uint64_t host_tsc() { return cpu::rdtsc(); }
   bool tsc_offsetting() { return true; }
   guest::GuestTsc tsc() { return guest::GuestTsc{vcpu.vmcb_->control.tsc_offset, vcpu.tsc_adjust_}; }

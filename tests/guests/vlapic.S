@@ -3,6 +3,8 @@
  * error code) and do not EOI: the main line does. Each step ends with a VMCALL 0x6N whose
  * arguments the host checks:
  *   0x60 xAPIC MMIO: TPR after MOV m32,imm32; TPR after MOV m32,r32; version; ID
+ *   0x66 the APIC page moved and back: IA32_APIC_BASE at the new base; version read there;
+ *        version read at the power-up base again
  *   0x61 x2APIC: IA32_APIC_BASE, ID, version, SVR (kept across the switch)
  *   (a WRMSR to the read-only x2APIC ID: #GP(0), reported by the handler)
  *   0x62 one-shot timer woke HLT: handled count, TSC ticks slept
@@ -41,6 +43,8 @@ GUEST_HEADER("vlapic")
 #define X2_DIVIDE 0x83e
 #define X2_SELF_IPI 0x83f
 #define XAPIC 0xfee00000
+/* Where kvm-unit-tests' apic test moves the page: neither RAM nor a device in the test VMs. */
+#define ALT_XAPIC 0xfed40000
 
 pm32_main:
   /* 1. xAPIC page (enabled, xAPIC mode after power-up). */
@@ -55,6 +59,27 @@ pm32_main:
   mov $0x60, %eax
   HYPERCALL
   movl $0, XAPIC + 0x80
+
+  /* 1b. The APIC page moves (SDM 11.4.5): disable (EN = EXTD = 0), enable at ALT_XAPIC, read the
+   *     version there, then back to the power-up base with EN kept (a move while enabled). */
+  mov $MSR_APIC_BASE, %ecx
+  rdmsr
+  mov %eax, %ebp
+  and $~0xc00, %eax
+  wrmsr
+  mov %ebp, %eax
+  and $0xfff, %eax
+  or $ALT_XAPIC, %eax
+  wrmsr
+  rdmsr
+  mov %eax, %edi
+  mov ALT_XAPIC + 0x30, %esi
+  mov %ebp, %eax
+  wrmsr
+  mov XAPIC + 0x30, %edx
+  mov $0x66, %eax
+  HYPERCALL
+
   movl $0x1ff, XAPIC + 0xf0         /* SVR: software enable, spurious vector 0xff */
 
   /* 2. x2APIC: set EXTD with EN kept (SDM 11.12.5). */

@@ -142,5 +142,16 @@ TEST(GuestMmioBus, DispatchesByWindowWithOffsetsAndCountsUnclaimed) {
             ErrorCode::kInvalidArgument);
 }
 
+TEST(GuestMmioBus, ClaimsAnyOfARangeThatMeetsAWindow) {
+  MmioBus bus;
+  RecordingMmio device;
+  ASSERT_TRUE(bus.register_window(0xfec00100, 0x20, &device).has_value());  // inside one page
+  EXPECT_TRUE(bus.claims_any_of(0xfec00000, 0x1000));
+  EXPECT_TRUE(bus.claims_any_of(0xfec0011f, 1));
+  EXPECT_FALSE(bus.claims_any_of(0xfec00120, 0x1000));
+  EXPECT_FALSE(bus.claims_any_of(0xfec00000, 0x100));
+  EXPECT_FALSE(bus.claims_any_of(0xfed40000, 0x1000));
+}
+
 }  // namespace
 }  // namespace lantern::guest

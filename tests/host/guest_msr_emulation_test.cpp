@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <set>
 #include <vector>
 
 #include "guest/msr_emulation.h"
@@ -39,10 +40,12 @@ struct FakeMsrSeam {
   int logical_id_publishes = 0;
   std::vector<IpiRequest> ipis;
   std::vector<uint8_t> level_eois;
+  std::set<uint64_t> ram_or_device_pages;
 
   VirtualLapic& vlapic() { return lapic; }
   uint64_t& apic_base() { return apic_base_value; }
   uint8_t physical_address_bits() { return 36; }
+  bool apic_page_can_move_to(uint64_t page) { return ram_or_device_pages.count(page) == 0; }
   uint64_t host_tsc() { return host_tsc_now; }
   bool tsc_offsetting() { return offsetting; }
   GuestTsc tsc() { return tsc_state; }
@@ -115,6 +118,37 @@ TEST(GuestMsrEmulation, ApicBaseReadsWhatWasAccepted) {
   EXPECT_TRUE(seam.lapic.x2apic_mode());
   EXPECT_GE(seam.logical_id_publishes, 1);
   EXPECT_EQ(seam.vlapic_writes, 1);
+}
+
+TEST(GuestMsrEmulation, TheApicPageMovesWhereNoRamOrDeviceIs) {
+  // kvm-unit-tests' apic test_apicbase: disable, then enable at another base (SDM Vol. 3A 11.4.5).
+  constexpr uint64_t kAlternate = 0xfed40000;
+  Seam seam;
+  seam.ram_or_device_pages = {0x100000, 0xfec00000};
+  ASSERT_EQ(write(seam, kMsrIa32ApicBase, kApicBaseDefault | kApicBaseBsp).action, MsrAction::kDone);
+  ASSERT_EQ(write(seam, kMsrIa32ApicBase, kAlternate | kApicBaseBsp | kApicBaseEnable).action, MsrAction::kDone);
+  expect_done(read(seam, kMsrIa32ApicBase), kAlternate | kApicBaseBsp | kApicBaseEnable);
+  // The registers answer at the new page, and nothing at the old one.
+  EXPECT_EQ(apic_page_access(seam.apic_base_value, kAlternate + 0x30), ApicPageAccess::kXapicRegisters);
+  EXPECT_EQ(apic_page_access(seam.apic_base_value, kApicBaseDefault + 0x30), ApicPageAccess::kNotApicPage);
+  // And back to the power-up base, which every platform keeps free.
+  ASSERT_EQ(write(seam, kMsrIa32ApicBase, kApicEnabledXapic).action, MsrAction::kDone);
+  expect_done(read(seam, kMsrIa32ApicBase), kApicEnabledXapic);
+}
+
+TEST(GuestMsrEmulation, TheApicPageDoesNotMoveOntoRamOrADevice) {
+  Seam seam;
+  seam.ram_or_device_pages = {0x100000, 0xfec00000};
+  for (uint64_t page : {uint64_t{0x100000}, uint64_t{0xfec00000}}) {
+    const MsrOutcome o = write(seam, kMsrIa32ApicBase, page | kApicBaseBsp | kApicBaseEnable);
+    EXPECT_EQ(o.action, MsrAction::kGp) << page;
+    ASSERT_NE(o.gp_reason, nullptr);
+    expect_done(read(seam, kMsrIa32ApicBase), kApicEnabledXapic);
+  }
+  // A disabled APIC may take the base; enabling it there is what is refused.
+  ASSERT_EQ(write(seam, kMsrIa32ApicBase, 0x100000 | kApicBaseBsp).action, MsrAction::kDone);
+  EXPECT_EQ(write(seam, kMsrIa32ApicBase, 0x100000 | kApicBaseBsp | kApicBaseEnable).action, MsrAction::kGp);
+  expect_done(read(seam, kMsrIa32ApicBase), 0x100000 | kApicBaseBsp);
 }
 
 TEST(GuestMsrEmulation, X2apicRegistersFollowApicBaseMode) {

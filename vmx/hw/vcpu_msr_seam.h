@@ -20,6 +20,7 @@ struct VmxVcpu::MsrSeam {
   guest::VirtualLapic& vlapic() { return vcpu.vlapic_; }
   uint64_t& apic_base() { return vcpu.apic_base_; }
   uint8_t physical_address_bits();  // vcpu_vlapic.cpp
+  bool apic_page_can_move_to(uint64_t page);  // vcpu_vlapic.cpp
   uint64_t host_tsc() { return cpu::rdtsc(); }
   bool tsc_offsetting() { return vcpu.tsc_offsetting_; }
   guest::GuestTsc tsc() { return guest::GuestTsc{vcpu.tsc_offset_, vcpu.tsc_adjust_}; }

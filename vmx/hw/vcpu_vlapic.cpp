@@ -241,6 +241,13 @@ Result<std::optional<VmExit>> VmxVcpu::vlapic_on_hlt() {
 
 uint8_t VmxVcpu::MsrSeam::physical_address_bits() { return guest_max_phys_bits(); }
 
+// No EPT mapping (guest RAM) and no device window on the page: its accesses are EPT violations,
+// which vlapic_mmio() answers at the vCPU's APIC base.
+bool VmxVcpu::MsrSeam::apic_page_can_move_to(uint64_t page) {
+  if (vcpu.vm_core_ != nullptr && vcpu.vm_core_->mmio.claims_any_of(page, paging::kPageSize)) return false;
+  return !vcpu.ept_host_address(page).has_value();
+}
+
 void VmxVcpu::route_vlapic_side_effects() {
   MsrSeam seam{*this};
   guest::route_vlapic_side_effects(seam);
