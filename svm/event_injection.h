@@ -81,6 +81,7 @@ bool interrupt_window_open_requested(uint64_t v_intr_control);
 inline constexpr uint8_t kVectorDebug = 1;              // #DB
 inline constexpr uint64_t kRflagsTf = 1u << 8;          // SDM Vol. 1 3.4.3.3, RFLAGS.TF
 inline constexpr uint32_t kInterceptDebug = 1u << kVectorDebug;
+inline constexpr uint64_t kDr6SingleStep = 1u << 14;  // DR6.BS (SDM Vol. 3A 18.2.3)
 constexpr uint64_t rflags_for_iret_single_step(uint64_t rflags) { return rflags | kRflagsTf | guest::kRflagsRf; }
 // Whether the #DB that ended the single step is also the guest's own: it had TF set itself
 // before the IRET (its single step of the NMI handler), so it expects that #DB too.

@@ -17,6 +17,10 @@ Result<void> enable_on_this_cpu();
 
 // Cores with EFER.SVME set and a host save area.
 uint32_t cores_in_svm_operation();
+
+// Logs, once, that a guest's single-step trap reached the host after #VMEXIT and was dropped
+// (Bochs 2.7; svm_operation.cpp). For normal context: run() calls it when it returns.
+void log_dropped_host_debug_traps();
 bool this_cpu_in_svm_operation();
 // The features of the first core that enabled SVM; nullptr when none did.
 const SvmFeatures* features();

@@ -412,8 +412,15 @@ Result<void> event_injection_on_this_core(uint64_t) {
   const exits::Hypercall both = TRY(next_hypercall(*vm, vcpu));
   SELFTEST_EXPECT(both.nr == kEvWindow && both.args[0] == 2);  // both NMIs within the loop
   SELFTEST_EXPECT(vcpu.exit_count(static_cast<uint32_t>(ExitReason::NMI_WINDOW)) == nmi_windows_before + 1);
+
+  // 8: with TF set, the CPUID the vCPU emulates is followed by a single-step #DB like the three
+  // instructions the processor runs after it.
+  SELFTEST_EXPECT(TRY(expect_ready(8)));
+  for (int i = 0; i < 4; ++i) SELFTEST_EXPECT(TRY(expect_report(1, kNoErrorCode)));
+  const exits::Hypercall steps = TRY(next_hypercall(*vm, vcpu));
+  SELFTEST_EXPECT(steps.nr == kEvWindow && steps.args[0] == 4);
   const exits::Hypercall done = TRY(next_hypercall(*vm, vcpu));
-  SELFTEST_EXPECT(done.nr == kEvDone && done.args[0] == 10);
+  SELFTEST_EXPECT(done.nr == kEvDone && done.args[0] == 14);
   SELFTEST_EXPECT(vcpu.pending_event_count() == 0);
 
   // 7. From another core: an AP queues an interrupt while this core's guest sleeps in HLT; the
