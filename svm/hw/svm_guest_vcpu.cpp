@@ -599,14 +599,18 @@ struct SvmVcpu::RipSeam {
 Result<void> SvmVcpu::complete_emulated_instruction(uint64_t next) {
   RipSeam seam{*this};
   TRY(guest::complete_emulated_instruction(seam, next));
-  // The instruction ends as if the processor had run it: with RFLAGS.TF set at its start, a
-  // single-step #DB trap follows it, DR6.BS set (SDM Vol. 3A 18.3.1.4, 18.2.3; APM Vol. 2
-  // 13.1.4). Not while the vCPU single-steps an IRET itself (IRET is never emulated).
-  if ((vmcb_->save.rflags & kRflagsTf) != 0 && !iret_single_step_) {
-    vmcb_->save.dr6 |= kDr6SingleStep;
-    TRY(inject_exception(kVectorDebug, std::nullopt));
-  }
+  if ((vmcb_->save.rflags & kRflagsTf) != 0) [[unlikely]] return raise_single_step_trap();
   return ok();
+}
+
+// The emulated instruction ends as if the processor had run it: with RFLAGS.TF set at its
+// start, a single-step #DB trap follows it, DR6.BS set (SDM Vol. 3A 18.3.1.4, 18.2.3; APM Vol. 2
+// 13.1.4). Not while the vCPU single-steps an IRET itself (IRET is never emulated). Out of line:
+// the exit path of every emulated instruction pays only for the TF test.
+Result<void> SvmVcpu::raise_single_step_trap() {
+  if (iret_single_step_) return ok();
+  vmcb_->save.dr6 |= kDr6SingleStep;
+  return inject_exception(kVectorDebug, std::nullopt);
 }
 
 // CPUID as the guest sees it: the host's leaves under this vCPU's policy, and the hypervisor leaves.

@@ -200,6 +200,7 @@ class SvmVcpu {
   // RIP = `next` (in the code segment's width) and the interrupt shadow ended: what completing
   // an emulated instruction leaves (skip_instruction(), MMIO moves).
   Result<void> complete_emulated_instruction(uint64_t next);
+  [[gnu::noinline, gnu::cold]] Result<void> raise_single_step_trap();
   struct RipSeam;    // guest::complete_emulated_instruction() onto the VMCB (svm_guest_vcpu.cpp)
   struct CpuidSeam;  // guest::emulate_cpuid() onto this vCPU (svm_guest_vcpu.cpp)
   Result<void> inject_exception(uint8_t vector, std::optional<uint32_t> error_code);
