@@ -55,11 +55,8 @@ void PortBus::write(uint16_t port, uint8_t width, uint32_t value) {
 Result<void> MmioBus::register_window(uint64_t base, uint64_t size, MmioDevice* device) {
   if (device == nullptr || size == 0 || base + size < base)
     return make_error(ErrorCode::kInvalidArgument, "MMIO window empty or wraps", base);
-  for (size_t i = 0; i < window_count_; ++i) {
-    const Window& w = windows_[i];
-    if (base < w.base + w.size && w.base < base + size)
-      return make_error(ErrorCode::kAlreadyExists, "MMIO window overlaps a device", w.base);
-  }
+  if (const Window* w = window_meeting(base, size); w != nullptr)
+    return make_error(ErrorCode::kAlreadyExists, "MMIO window overlaps a device", w->base);
   if (window_count_ == kMaxWindows)
     return make_error(ErrorCode::kFull, "MMIO bus window table full", kMaxWindows);
   windows_[window_count_++] = Window{base, size, device};
@@ -77,13 +74,15 @@ MmioDevice* MmioBus::device_at(uint64_t gpa, uint64_t* offset) const {
   return nullptr;
 }
 
-bool MmioBus::claims_any_of(uint64_t base, uint64_t size) const {
+const MmioBus::Window* MmioBus::window_meeting(uint64_t base, uint64_t size) const {
   for (size_t i = 0; i < window_count_; ++i) {
     const Window& w = windows_[i];
-    if (base < w.base + w.size && w.base < base + size) return true;
+    if (base < w.base + w.size && w.base < base + size) return &w;
   }
-  return false;
+  return nullptr;
 }
+
+bool MmioBus::claims_any_of(uint64_t base, uint64_t size) const { return window_meeting(base, size) != nullptr; }
 
 uint64_t MmioBus::read(uint64_t gpa, uint8_t width) {
   uint64_t offset = 0;

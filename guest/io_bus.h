@@ -149,6 +149,8 @@ class MmioBus {
     uint64_t size = 0;
     MmioDevice* device = nullptr;
   };
+  // The first window that meets [base, base + size), or nullptr.
+  const Window* window_meeting(uint64_t base, uint64_t size) const;
   Window windows_[kMaxWindows];
   size_t window_count_ = 0;
   UnclaimedCounters unclaimed_;

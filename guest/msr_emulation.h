@@ -99,10 +99,9 @@ constexpr MsrAction unknown_msr_action(UnknownMsrPolicy policy, bool returns_to_
   return MsrAction::kDone;
 }
 
-// Whether an accepted IA32_APIC_BASE value has the enabled APIC's page (bits MAXPHYADDR-1:12,
-// SDM Vol. 3A 11.4.4) away from its power-up base, which every guest platform keeps free of RAM
-// and devices. A disabled APIC has no page.
-inline constexpr uint64_t kApicBasePageMask = ~uint64_t{0xfff};
+// Whether an accepted IA32_APIC_BASE value has the enabled APIC's page (SDM Vol. 3A 11.4.4) away
+// from its power-up base, which every guest platform keeps free of RAM and devices. A disabled
+// APIC has no page.
 constexpr bool apic_page_relocated(uint64_t apic_base) {
   return (apic_base & kApicBaseEnable) != 0 && (apic_base & kApicBasePageMask) != kApicBaseDefault;
 }

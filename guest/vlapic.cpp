@@ -424,7 +424,6 @@ void VirtualLapic::follow_apic_base(uint64_t apic_base) {
 
 Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_phys_bits) {
   constexpr uint64_t kReservedLow = 0x2ffu;  // bits 7:0 and 9
-  constexpr uint64_t kPageMask = ~uint64_t{0xfff};
   const uint64_t reserved = kReservedLow | ~((uint64_t{1} << max_phys_bits) - 1);
   if ((value & reserved) != 0) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: reserved bits");
   const bool enable = (value & kApicBaseEnable) != 0;
@@ -436,7 +435,7 @@ Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_ph
     return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: x2APIC to xAPIC without disabling first");
   }
   if (!was_enabled && extd) return make_error(ErrorCode::kInvalidArgument, "IA32_APIC_BASE: disabled to x2APIC");
-  return (value & (kPageMask | kApicBaseEnable | kApicBaseExtd)) | (current & kApicBaseBsp);
+  return (value & (kApicBasePageMask | kApicBaseEnable | kApicBaseExtd)) | (current & kApicBaseBsp);
 }
 
 uint64_t ApicPageDevice::mmio_read(uint64_t offset, uint8_t width) {

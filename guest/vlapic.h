@@ -283,6 +283,7 @@ inline constexpr uint64_t kApicBaseBsp = 1u << 8;
 inline constexpr uint64_t kApicBaseExtd = 1u << 10;
 inline constexpr uint64_t kApicBaseEnable = 1u << 11;
 inline constexpr uint64_t kApicBaseDefault = 0xfee00000;  // SDM 11.4.1: the power-up base
+inline constexpr uint64_t kApicBasePageMask = ~uint64_t{0xfff};  // the base field, bits MAXPHYADDR-1:12
 Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_phys_bits);
 
 // What a guest access to `gpa` meets at the APIC page of a vCPU whose IA32_APIC_BASE is
@@ -293,9 +294,8 @@ Result<uint64_t> next_apic_base(uint64_t current, uint64_t value, uint8_t max_ph
 // nothing answers it.
 enum class ApicPageAccess : uint8_t { kNotApicPage, kXapicRegisters, kNoDevice };
 constexpr ApicPageAccess apic_page_access(uint64_t apic_base, uint64_t gpa) {
-  constexpr uint64_t kPageMask = ~uint64_t{0xfff};
   // The base field is bits MAXPHYADDR-1:12; bits 11:0 hold BSP, EXTD and EN (11.4.4).
-  if ((gpa & kPageMask) != (apic_base & kPageMask)) return ApicPageAccess::kNotApicPage;
+  if ((gpa & kApicBasePageMask) != (apic_base & kApicBasePageMask)) return ApicPageAccess::kNotApicPage;
   const bool xapic = (apic_base & (kApicBaseEnable | kApicBaseExtd)) == kApicBaseEnable;
   return xapic ? ApicPageAccess::kXapicRegisters : ApicPageAccess::kNoDevice;
 }

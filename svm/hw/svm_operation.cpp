@@ -11,6 +11,7 @@
 #include "kernel/core/spinlock.h"
 #include "guest/hw/core_backend.h"
 #include "kernel/lib/string.h"
+#include "svm/event_injection.h"  // kVectorDebug
 
 namespace lantern::svm {
 namespace {
@@ -45,7 +46,6 @@ Result<void> unavailable(const char* reason) {
 // reports it later. The handler runs before VMLOAD gives the host its GS base back: no per-CPU
 // data, no log. The guest's own single-step #DB comes from its vCPU
 // (SvmVcpu::complete_emulated_instruction()).
-constexpr uint8_t kVectorDebug = 1;
 std::atomic<uint64_t> g_host_debug_traps{0};
 std::atomic<bool> g_host_debug_traps_logged{false};
 
